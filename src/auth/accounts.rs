@@ -1,0 +1,410 @@
+//! Accounts: registration, creation from the shell, password change, roles.
+
+use diesel::Connection;
+use serde_json::json;
+
+use super::InternalError;
+use super::audit::{AuditCtx, record};
+use super::password::{Hasher, Verified};
+use crate::clock::Clock;
+use crate::db::repo::{roles, users, users::User};
+use crate::db::{Db, DbError};
+use crate::domain::audit::{AuditAction, Outcome};
+use crate::domain::email::EmailAddress;
+use crate::domain::password;
+
+pub const MAX_NAME_LEN: usize = 100;
+
+/// Problems the user can fix; each carries the message shown next to the form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Email(String),
+    #[error("{0}")]
+    Password(String),
+    #[error("{0}")]
+    Name(String),
+    #[error("Registration is closed.")]
+    RegistrationClosed,
+    #[error("Registration is limited to addresses at {0}.")]
+    DomainNotAllowed(String),
+    #[error("An account with that email already exists.")]
+    Exists,
+    #[error("There is no role named {0}.")]
+    NoSuchRole(String),
+    #[error("No account has that email address.")]
+    NoSuchUser,
+    #[error("The current password is not correct.")]
+    WrongPassword,
+    #[error("{0} is the last administrator; assign the role to someone else first.")]
+    LastAdmin(String),
+}
+
+pub struct RegistrationPolicy<'a> {
+    pub enabled: bool,
+    pub allowed_domains: &'a [String],
+    pub min_password_len: usize,
+}
+
+pub struct NewAccount {
+    pub email: String,
+    pub password: String,
+    pub display_name: Option<String>,
+}
+
+pub enum Registered {
+    /// A new account.
+    Created(User),
+    /// The address already has an account: the caller answers exactly as for a new one
+    /// (no enumeration) and tells the owner by email instead.
+    AlreadyExists(User),
+}
+
+fn clean_name(name: Option<String>) -> Result<Option<String>, AccountError> {
+    let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    if let Some(n) = &name {
+        if n.chars().count() > MAX_NAME_LEN {
+            return Err(AccountError::Name(format!(
+                "Use at most {MAX_NAME_LEN} characters for the name."
+            )));
+        }
+        if n.chars().any(char::is_control) {
+            return Err(AccountError::Name(
+                "The name cannot contain control characters.".into(),
+            ));
+        }
+    }
+    Ok(name)
+}
+
+/// Checks the policy off the executor (zxcvbn takes milliseconds on long inputs).
+pub async fn check_password_policy(
+    pw: &str,
+    min_len: usize,
+    inputs: Vec<String>,
+) -> Result<(), AccountError> {
+    let pw = pw.to_string();
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        password::check(&pw, min_len, &refs)
+    })
+    .await
+    .unwrap_or_else(|_| Err("The password could not be checked.".into()))
+    .map_err(AccountError::Password)
+}
+
+fn email_inputs(email: &EmailAddress, name: Option<&str>) -> Vec<String> {
+    let mut v = vec![email.normalized().to_string()];
+    if let Some((local, _)) = email.normalized().split_once('@') {
+        v.push(local.to_string());
+    }
+    if let Some(n) = name {
+        v.push(n.to_lowercase());
+    }
+    v
+}
+
+pub fn new_user(
+    email: &EmailAddress,
+    name: Option<String>,
+    hash: String,
+    verified: bool,
+    now: i64,
+) -> User {
+    User {
+        id: uuid::Uuid::new_v4().to_string(),
+        email: email.to_string(),
+        email_normalized: email.normalized().to_string(),
+        display_name: name,
+        password_hash: Some(hash),
+        email_verified: verified,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub async fn register(
+    db: &Db,
+    hasher: &Hasher,
+    clock: &Clock,
+    policy: &RegistrationPolicy<'_>,
+    input: NewAccount,
+    ctx: &AuditCtx,
+) -> Result<Result<Registered, AccountError>, InternalError> {
+    if !policy.enabled {
+        return Ok(Err(AccountError::RegistrationClosed));
+    }
+    let email = match EmailAddress::parse(&input.email) {
+        Ok(e) => e,
+        Err(m) => return Ok(Err(AccountError::Email(m.into()))),
+    };
+    if !policy.allowed_domains.is_empty()
+        && !policy.allowed_domains.iter().any(|d| d == email.domain())
+    {
+        return Ok(Err(AccountError::DomainNotAllowed(
+            policy.allowed_domains.join(", "),
+        )));
+    }
+    let name = match clean_name(input.display_name) {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Err(e) = check_password_policy(
+        &input.password,
+        policy.min_password_len,
+        email_inputs(&email, name.as_deref()),
+    )
+    .await
+    {
+        return Ok(Err(e));
+    }
+    // Hash before looking the address up, so both answers cost the same.
+    let hash = hasher.hash(input.password).await?;
+    let now = clock.now();
+    let user = new_user(&email, name, hash, false, now);
+    let ctx = ctx.clone();
+    let result = db
+        .run(move |c| {
+            c.transaction(|c| {
+                if let Some(existing) = users::find_by_email(c, &user.email_normalized)? {
+                    record(
+                        c,
+                        &ctx,
+                        now,
+                        AuditAction::UserRegistered,
+                        Outcome::Denied,
+                        Some(&existing.id),
+                        json!({"reason": "email already registered"}),
+                    )?;
+                    return Ok(Registered::AlreadyExists(existing));
+                }
+                users::insert(c, &user)?;
+                record(
+                    c,
+                    &ctx.with_actor(&user.id),
+                    now,
+                    AuditAction::UserRegistered,
+                    Outcome::Success,
+                    Some(&user.id),
+                    json!({}),
+                )?;
+                Ok(Registered::Created(user))
+            })
+            .map_err(|e: diesel::result::Error| DbError::from(e))
+        })
+        .await;
+    match result {
+        Ok(r) => Ok(Ok(r)),
+        // Two registrations of one address racing: the loser answers like the winner.
+        Err(e) if e.is_unique_violation() => {
+            let norm = email.normalized().to_string();
+            let existing = db
+                .run(move |c| users::find_by_email(c, &norm).map_err(DbError::from))
+                .await?;
+            existing
+                .map(|u| Ok(Registered::AlreadyExists(u)))
+                .ok_or_else(|| InternalError::Other("unique violation without a row".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `portcullis user create`: an operator creating an account (no registration policy).
+pub async fn create_user(
+    db: &Db,
+    hasher: &Hasher,
+    clock: &Clock,
+    min_password_len: usize,
+    input: NewAccount,
+    role_names: &[String],
+    verified: bool,
+    ctx: &AuditCtx,
+) -> Result<Result<User, AccountError>, InternalError> {
+    let email = match EmailAddress::parse(&input.email) {
+        Ok(e) => e,
+        Err(m) => return Ok(Err(AccountError::Email(m.into()))),
+    };
+    let name = match clean_name(input.display_name) {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Err(e) = check_password_policy(
+        &input.password,
+        min_password_len,
+        email_inputs(&email, name.as_deref()),
+    )
+    .await
+    {
+        return Ok(Err(e));
+    }
+    let hash = hasher.hash(input.password).await?;
+    let now = clock.now();
+    let user = new_user(&email, name, hash, verified, now);
+    let role_names = role_names.to_vec();
+    let ctx = ctx.clone();
+    db.run(move |c| {
+        c.transaction(|c| {
+            for r in &role_names {
+                if !roles::exists(c, r)? {
+                    return Ok(Err(AccountError::NoSuchRole(r.clone())));
+                }
+            }
+            if users::find_by_email(c, &user.email_normalized)?.is_some() {
+                return Ok(Err(AccountError::Exists));
+            }
+            users::insert(c, &user)?;
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::UserCreated,
+                Outcome::Success,
+                Some(&user.id),
+                json!({"email": user.email}),
+            )?;
+            for r in &role_names {
+                roles::assign(c, &user.id, r, now)?;
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::RoleAssigned,
+                    Outcome::Success,
+                    Some(&user.id),
+                    json!({"role": r}),
+                )?;
+            }
+            Ok(Ok(user))
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await
+}
+
+/// Assigns (`assign = true`) or removes a role, by email. The last holder of `admin`
+/// keeps it: nobody can lock everyone out of administration.
+pub async fn set_role(
+    db: &Db,
+    clock: &Clock,
+    email: &str,
+    role: &str,
+    assign: bool,
+    ctx: &AuditCtx,
+) -> Result<Result<bool, AccountError>, InternalError> {
+    let email = match EmailAddress::parse(email) {
+        Ok(e) => e,
+        Err(m) => return Ok(Err(AccountError::Email(m.into()))),
+    };
+    let (norm, role, ctx, now) = (
+        email.normalized().to_string(),
+        role.to_string(),
+        ctx.clone(),
+        clock.now(),
+    );
+    db.run(move |c| {
+        c.transaction(|c| {
+            let Some(user) = users::find_by_email(c, &norm)? else {
+                return Ok(Err(AccountError::NoSuchUser));
+            };
+            if !roles::exists(c, &role)? {
+                return Ok(Err(AccountError::NoSuchRole(role.clone())));
+            }
+            let changed = if assign {
+                roles::assign(c, &user.id, &role, now)?
+            } else {
+                if role == "admin"
+                    && roles::of_user(c, &user.id)?.iter().any(|r| r == "admin")
+                    && roles::holders_count(c, "admin")? <= 1
+                {
+                    return Ok(Err(AccountError::LastAdmin(user.email.clone())));
+                }
+                roles::unassign(c, &user.id, &role)?
+            };
+            if changed {
+                let action = if assign {
+                    AuditAction::RoleAssigned
+                } else {
+                    AuditAction::RoleRemoved
+                };
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    action,
+                    Outcome::Success,
+                    Some(&user.id),
+                    json!({"role": role}),
+                )?;
+            }
+            Ok(Ok(changed))
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await
+}
+
+/// Changes the password after checking the current one. The caller then ends the
+/// user's other sessions.
+pub async fn change_password(
+    db: &Db,
+    hasher: &Hasher,
+    clock: &Clock,
+    min_len: usize,
+    user_id: &str,
+    current: String,
+    new: String,
+    ctx: &AuditCtx,
+) -> Result<Result<(), AccountError>, InternalError> {
+    let uid = user_id.to_string();
+    let user = db
+        .run(move |c| users::find(c, &uid).map_err(InternalError::from))
+        .await?
+        .ok_or(InternalError::Other("signed-in user vanished".into()))?;
+    if let Verified::No = hasher.verify(user.password_hash.clone(), current).await? {
+        let (ctx, uid, now) = (ctx.clone(), user.id.clone(), clock.now());
+        db.run(move |c| {
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::PasswordChanged,
+                Outcome::Failure,
+                Some(&uid),
+                json!({"reason": "wrong current password"}),
+            )
+            .map_err(InternalError::from)
+        })
+        .await?;
+        return Ok(Err(AccountError::WrongPassword));
+    }
+    let email = EmailAddress::parse(&user.email).map_err(|e| InternalError::Other(e.into()))?;
+    if let Err(e) = check_password_policy(
+        &new,
+        min_len,
+        email_inputs(&email, user.display_name.as_deref()),
+    )
+    .await
+    {
+        return Ok(Err(e));
+    }
+    let hash = hasher.hash(new).await?;
+    let (ctx, uid, now) = (ctx.clone(), user.id.clone(), clock.now());
+    db.run(move |c| {
+        c.transaction(|c| {
+            users::set_password_hash(c, &uid, &hash, now)?;
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::PasswordChanged,
+                Outcome::Success,
+                Some(&uid),
+                json!({}),
+            )
+        })
+        .map_err(InternalError::from)
+    })
+    .await?;
+    Ok(Ok(()))
+}

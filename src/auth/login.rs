@@ -1,0 +1,147 @@
+//! The password step of signing in.
+
+use std::net::IpAddr;
+
+use serde_json::json;
+
+use super::InternalError;
+use super::audit::{AuditCtx, record};
+use super::password::{Hasher, Verified};
+use super::throttle::{RetryAfter, Throttle};
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::db::repo::{roles, users, users::User};
+use crate::domain::audit::{AuditAction, Outcome};
+use crate::domain::email::EmailAddress;
+
+pub enum LoginOutcome {
+    Success {
+        user: User,
+        roles: Vec<String>,
+    },
+    /// Unknown email or wrong password: one answer for both.
+    Invalid,
+    /// The password was right but the account is disabled.
+    Disabled,
+    Throttled(RetryAfter),
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn authenticate(
+    db: &Db,
+    hasher: &Hasher,
+    throttle: &Throttle,
+    clock: &Clock,
+    ip: IpAddr,
+    email: &str,
+    password: String,
+    ctx: &AuditCtx,
+) -> Result<LoginOutcome, InternalError> {
+    let account_key = EmailAddress::parse(email)
+        .map(|e| e.normalized().to_string())
+        .unwrap_or_else(|_| email.trim().to_lowercase());
+    let limited = throttle
+        .login_attempt(ip)
+        .and_then(|_| throttle.account_allowed(&account_key));
+    if let Err(retry) = limited {
+        let (ctx, now, key) = (ctx.clone(), clock.now(), account_key.clone());
+        db.run(move |c| {
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::RateLimitExceeded,
+                Outcome::Denied,
+                None,
+                json!({"limit": "login", "account": key}),
+            )
+            .map_err(InternalError::from)
+        })
+        .await?;
+        return Ok(LoginOutcome::Throttled(retry));
+    }
+
+    let key = account_key.clone();
+    let found = db
+        .run(move |c| {
+            let Some(u) = users::find_by_email(c, &key)? else {
+                return Ok::<_, InternalError>(None);
+            };
+            let r = roles::of_user(c, &u.id)?;
+            Ok(Some((u, r)))
+        })
+        .await?;
+    let stored = found.as_ref().and_then(|(u, _)| u.password_hash.clone());
+    let verified = hasher.verify(stored, password).await?;
+    let now = clock.now();
+
+    match (verified, found) {
+        (Verified::Yes { rehash }, Some((user, roles))) => {
+            let (ctx2, uid) = (ctx.with_actor(&user.id), user.id.clone());
+            if user.disabled {
+                db.run(move |c| {
+                    record(
+                        c,
+                        &ctx2,
+                        now,
+                        AuditAction::LoginFailed,
+                        Outcome::Denied,
+                        Some(&uid),
+                        json!({"reason": "account disabled"}),
+                    )
+                    .map_err(InternalError::from)
+                })
+                .await?;
+                return Ok(LoginOutcome::Disabled);
+            }
+            throttle.account_succeeded(&account_key);
+            db.run(move |c| {
+                if let Some(h) = rehash {
+                    users::set_password_hash(c, &uid, &h, now)?;
+                }
+                record(
+                    c,
+                    &ctx2,
+                    now,
+                    AuditAction::LoginSucceeded,
+                    Outcome::Success,
+                    Some(&uid),
+                    json!({"method": "password"}),
+                )
+                .map_err(InternalError::from)
+            })
+            .await?;
+            Ok(LoginOutcome::Success { user, roles })
+        }
+        (_, found) => {
+            let backoff = throttle.account_failed(&account_key);
+            let ctx = ctx.clone();
+            let target = found.map(|(u, _)| u.id);
+            db.run(move |c| {
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::LoginFailed,
+                    Outcome::Failure,
+                    target.as_deref(),
+                    json!({"account": account_key}),
+                )?;
+                if let Some(RetryAfter(secs)) = backoff {
+                    record(
+                        c,
+                        &ctx,
+                        now,
+                        AuditAction::RateLimitExceeded,
+                        Outcome::Denied,
+                        target.as_deref(),
+                        json!({"limit": "account_backoff", "seconds": secs}),
+                    )?;
+                }
+                Ok::<_, InternalError>(())
+            })
+            .await?;
+            Ok(LoginOutcome::Invalid)
+        }
+    }
+}

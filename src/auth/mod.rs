@@ -1,0 +1,30 @@
+//! Application logic for end users: accounts, sign-in, sessions, throttling, audit.
+//! Async functions that use `db` and `domain`; nothing here knows about actix or HTML.
+
+pub mod accounts;
+pub mod audit;
+pub mod login;
+pub mod password;
+pub mod session_state;
+pub mod sessions;
+pub mod setup;
+pub mod throttle;
+
+use crate::db::DbError;
+
+/// Errors that are not the user's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Hash(#[from] password::HashError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<diesel::result::Error> for InternalError {
+    fn from(e: diesel::result::Error) -> Self {
+        InternalError::Db(DbError::Query(e))
+    }
+}

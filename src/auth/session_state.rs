@@ -1,0 +1,334 @@
+//! Where session state lives: Redis when `REDIS_URL` is set (shared by every instance),
+//! otherwise the database. Keys are SHA-256 hashes of the cookie's session key, so a
+//! leaked store does not hand out cookies.
+//!
+//! A signed-in request must not touch the database: with Redis, a load is one round trip
+//! (GET and the idle-timeout extension pipelined); on SQLite the states are cached in
+//! memory (one process owns the file) and expiry extensions are written behind.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use diesel::Connection;
+use redis::aio::ConnectionManager;
+
+use super::InternalError;
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::db::repo::session_state as repo;
+
+pub struct Cached {
+    state: String,
+    expires_at: i64,
+    /// The expiry moved in memory and is not yet written.
+    dirty: bool,
+}
+
+#[derive(Clone)]
+pub enum StateBackend {
+    Db {
+        db: Db,
+        clock: Clock,
+        /// Present on SQLite only: with PostgreSQL several instances may share the
+        /// database, and a per-process cache would miss another instance's revocation.
+        cache: Option<Arc<DashMap<String, Cached>>>,
+    },
+    Redis {
+        conn: ConnectionManager,
+        prefix: String,
+    },
+}
+
+pub type StateMap = HashMap<String, String>;
+
+fn redis_err(e: redis::RedisError) -> InternalError {
+    InternalError::Other(format!("redis: {e}"))
+}
+
+impl StateBackend {
+    pub fn database(db: Db, clock: Clock) -> Self {
+        let cache =
+            (db.backend() == crate::config::DbBackend::Sqlite).then(|| Arc::new(DashMap::new()));
+        StateBackend::Db { db, clock, cache }
+    }
+
+    pub async fn redis(url: &str, prefix: &str) -> Result<Self, InternalError> {
+        let client = redis::Client::open(url).map_err(redis_err)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(std::time::Duration::from_secs(2))
+            .set_response_timeout(std::time::Duration::from_secs(2))
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(redis_err)?;
+        Ok(StateBackend::Redis {
+            conn,
+            prefix: format!("{prefix}:session:"),
+        })
+    }
+
+    pub fn is_redis(&self) -> bool {
+        matches!(self, StateBackend::Redis { .. })
+    }
+
+    pub async fn ping(&self) -> bool {
+        match self {
+            StateBackend::Redis { conn, .. } => {
+                let mut c = conn.clone();
+                redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok()
+            }
+            StateBackend::Db { .. } => true,
+        }
+    }
+
+    /// Loads a state and extends its idle timeout.
+    pub async fn load(
+        &self,
+        key_hash: &str,
+        idle_secs: i64,
+    ) -> Result<Option<StateMap>, InternalError> {
+        let raw = match self {
+            StateBackend::Redis { conn, prefix } => {
+                let key = format!("{prefix}{key_hash}");
+                let mut c = conn.clone();
+                let (v,): (Option<String>,) = redis::pipe()
+                    .get(&key)
+                    .pexpire(&key, idle_secs * 1000)
+                    .ignore()
+                    .query_async(&mut c)
+                    .await
+                    .map_err(redis_err)?;
+                v
+            }
+            StateBackend::Db { db, clock, cache } => {
+                let now = clock.now();
+                if let Some(cache) = cache {
+                    if let Some(mut hit) = cache.get_mut(key_hash) {
+                        if hit.expires_at > now {
+                            hit.expires_at = now + idle_secs;
+                            hit.dirty = true;
+                            return Ok(serde_json::from_str(&hit.state).ok());
+                        }
+                    }
+                }
+                let kh = key_hash.to_string();
+                let row = db
+                    .run(move |c| repo::load(c, &kh, now).map_err(InternalError::from))
+                    .await?;
+                let Some((state, expires_at)) = row else {
+                    return Ok(None);
+                };
+                match cache {
+                    Some(cache) => {
+                        cache.insert(
+                            key_hash.to_string(),
+                            Cached {
+                                state: state.clone(),
+                                expires_at: now + idle_secs,
+                                dirty: true,
+                            },
+                        );
+                    }
+                    // Without a cache, write the extension at most once a minute.
+                    None if expires_at < now + idle_secs - 60 => {
+                        let kh = key_hash.to_string();
+                        db.run(move |c| {
+                            repo::set_expiry(c, &kh, now + idle_secs).map_err(InternalError::from)
+                        })
+                        .await?;
+                    }
+                    None => {}
+                }
+                Some(state)
+            }
+        };
+        Ok(raw.and_then(|s| serde_json::from_str(&s).ok()))
+    }
+
+    pub async fn insert(
+        &self,
+        key_hash: &str,
+        state: &StateMap,
+        ttl_secs: i64,
+    ) -> Result<(), InternalError> {
+        let json = serde_json::to_string(state).map_err(|e| InternalError::Other(e.to_string()))?;
+        match self {
+            StateBackend::Redis { conn, prefix } => {
+                let mut c = conn.clone();
+                redis::cmd("SET")
+                    .arg(format!("{prefix}{key_hash}"))
+                    .arg(json)
+                    .arg("PX")
+                    .arg(ttl_secs * 1000)
+                    .query_async::<()>(&mut c)
+                    .await
+                    .map_err(redis_err)
+            }
+            StateBackend::Db { db, clock, cache } => {
+                let expires = clock.now() + ttl_secs;
+                let (kh, j) = (key_hash.to_string(), json.clone());
+                db.run(move |c| repo::insert(c, &kh, &j, expires).map_err(InternalError::from))
+                    .await?;
+                if let Some(cache) = cache {
+                    cache.insert(
+                        key_hash.to_string(),
+                        Cached {
+                            state: json,
+                            expires_at: expires,
+                            dirty: false,
+                        },
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces an existing state; false when it no longer exists (revoked or expired),
+    /// in which case nothing is written.
+    pub async fn update(
+        &self,
+        key_hash: &str,
+        state: &StateMap,
+        ttl_secs: i64,
+    ) -> Result<bool, InternalError> {
+        let json = serde_json::to_string(state).map_err(|e| InternalError::Other(e.to_string()))?;
+        match self {
+            StateBackend::Redis { conn, prefix } => {
+                let mut c = conn.clone();
+                // XX: only if it still exists, so a revocation cannot be undone.
+                let r: Option<String> = redis::cmd("SET")
+                    .arg(format!("{prefix}{key_hash}"))
+                    .arg(json)
+                    .arg("XX")
+                    .arg("PX")
+                    .arg(ttl_secs * 1000)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(redis_err)?;
+                Ok(r.is_some())
+            }
+            StateBackend::Db { db, clock, cache } => {
+                let expires = clock.now() + ttl_secs;
+                let (kh, j) = (key_hash.to_string(), json.clone());
+                let updated = db
+                    .run(move |c| repo::update(c, &kh, &j, expires).map_err(InternalError::from))
+                    .await?;
+                if let Some(cache) = cache {
+                    if updated {
+                        cache.insert(
+                            key_hash.to_string(),
+                            Cached {
+                                state: json,
+                                expires_at: expires,
+                                dirty: false,
+                            },
+                        );
+                    } else {
+                        cache.remove(key_hash);
+                    }
+                }
+                Ok(updated)
+            }
+        }
+    }
+
+    pub async fn touch(&self, key_hash: &str, ttl_secs: i64) -> Result<(), InternalError> {
+        match self {
+            StateBackend::Redis { conn, prefix } => {
+                let mut c = conn.clone();
+                redis::cmd("PEXPIRE")
+                    .arg(format!("{prefix}{key_hash}"))
+                    .arg(ttl_secs * 1000)
+                    .query_async::<i64>(&mut c)
+                    .await
+                    .map(|_| ())
+                    .map_err(redis_err)
+            }
+            StateBackend::Db { db, clock, cache } => {
+                let expires = clock.now() + ttl_secs;
+                if let Some(cache) = cache {
+                    if let Some(mut hit) = cache.get_mut(key_hash) {
+                        hit.expires_at = expires;
+                        hit.dirty = true;
+                        return Ok(());
+                    }
+                }
+                let kh = key_hash.to_string();
+                db.run(move |c| {
+                    repo::set_expiry(c, &kh, expires)
+                        .map(|_| ())
+                        .map_err(InternalError::from)
+                })
+                .await
+            }
+        }
+    }
+
+    pub async fn remove(&self, key_hash: &str) -> Result<(), InternalError> {
+        match self {
+            StateBackend::Redis { conn, prefix } => {
+                let mut c = conn.clone();
+                redis::cmd("DEL")
+                    .arg(format!("{prefix}{key_hash}"))
+                    .query_async::<i64>(&mut c)
+                    .await
+                    .map(|_| ())
+                    .map_err(redis_err)
+            }
+            StateBackend::Db { db, cache, .. } => {
+                // Evict first: from here on this process refuses the session.
+                if let Some(cache) = cache {
+                    cache.remove(key_hash);
+                }
+                let kh = key_hash.to_string();
+                db.run(move |c| {
+                    repo::delete(c, &kh)
+                        .map(|_| ())
+                        .map_err(InternalError::from)
+                })
+                .await
+            }
+        }
+    }
+
+    /// Writes expiry extensions behind and forgets expired states.
+    pub async fn flush(&self) -> Result<(), InternalError> {
+        let StateBackend::Db { db, clock, cache } = self else {
+            return Ok(());
+        };
+        let now = clock.now();
+        if let Some(cache) = cache {
+            let mut dirty = Vec::new();
+            cache.retain(|k, v| {
+                if v.dirty {
+                    dirty.push((k.clone(), v.expires_at));
+                    v.dirty = false;
+                }
+                v.expires_at > now
+            });
+            if !dirty.is_empty() {
+                db.run(move |c| {
+                    c.transaction(|c| {
+                        for (k, e) in &dirty {
+                            repo::set_expiry(c, k, *e)?;
+                        }
+                        Ok::<_, diesel::result::Error>(())
+                    })
+                    .map_err(InternalError::from)
+                })
+                .await?;
+            }
+        }
+        db.run(move |c| {
+            repo::purge_expired(c, now)
+                .map(|_| ())
+                .map_err(InternalError::from)
+        })
+        .await
+    }
+}

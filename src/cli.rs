@@ -1,0 +1,138 @@
+//! The command line (CONTRACT.md): `serve`, `migrate`, `user create|set-role|unset-role`.
+//! Passwords come from standard input, never from argv (argv is visible to every user
+//! of the machine through `ps`).
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::accounts::{NewAccount, create_user, set_role};
+use crate::auth::audit::AuditCtx;
+use crate::clock::Clock;
+use crate::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A small, fast, safe-by-default authentication service"
+)]
+pub struct Cli {
+    /// Configuration file (default: $PORTCULLIS_CONFIG, else none).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Apply migrations, then serve HTTP until SIGINT/SIGTERM (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input (one line).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Mark the email address as already verified.
+        #[arg(long)]
+        verified: bool,
+    },
+    /// Give a user a role.
+    SetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Take a role from a user.
+    UnsetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    let n = std::io::stdin().lock().read_line(&mut line)?;
+    if n == 0 {
+        anyhow::bail!(
+            "no password on standard input (pipe one line, e.g. `printf '%s\\n' \"$PW\" | portcullis user create …`)"
+        );
+    }
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// Runs a user command; `Ok(message)` goes to stdout.
+pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<String> {
+    let db = crate::startup::open_database(config)?;
+    let clock = Clock::system();
+    let ctx = AuditCtx::cli();
+    match cmd {
+        UserCommand::Create {
+            email,
+            name,
+            roles,
+            verified,
+        } => {
+            let password = read_password_line()?;
+            let hasher = crate::startup::hasher(config)?;
+            let input = NewAccount {
+                email,
+                password,
+                display_name: name,
+            };
+            let user = create_user(
+                &db,
+                &hasher,
+                &clock,
+                config.password_min_length,
+                input,
+                &roles,
+                verified,
+                &ctx,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(format!("created user {} ({})", user.email, user.id))
+        }
+        UserCommand::SetRole { email, role } => {
+            let changed = set_role(&db, &clock, &email, &role, true, &ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(if changed {
+                format!("{email} now has the role {role}")
+            } else {
+                format!("{email} already had the role {role}")
+            })
+        }
+        UserCommand::UnsetRole { email, role } => {
+            let changed = set_role(&db, &clock, &email, &role, false, &ctx)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(if changed {
+                format!("{email} no longer has the role {role}")
+            } else {
+                format!("{email} did not have the role {role}")
+            })
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Configuration: an optional TOML file, then environment variables on top.
+//!
+//! Every key has a default that serves a single machine, so nothing is required to start.
+//! Unknown keys are an error at start-up, named, in the file and among `PORTCULLIS_*`
+//! variables alike: a typo must not silently fall back to a default.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+/// The file as written by the operator. Every field is optional; `validate` fills defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub public_url: Option<String>,
+    pub data_dir: Option<String>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: Option<String>,
+    pub smtp_url: Option<String>,
+    pub mail_from: Option<String>,
+    pub secret_key_file: Option<String>,
+    pub registration_enabled: Option<bool>,
+    pub registration_allowed_domains: Option<Vec<String>>,
+    pub password_min_length: Option<usize>,
+    pub argon2_memory_kib: Option<u32>,
+    pub argon2_iterations: Option<u32>,
+    pub argon2_parallelism: Option<u32>,
+    pub hash_concurrency: Option<usize>,
+    pub session_idle_timeout_secs: Option<i64>,
+    pub session_lifetime_secs: Option<i64>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub login_attempts_per_ip_per_minute: Option<u32>,
+    pub login_failures_before_backoff: Option<u32>,
+    pub registrations_per_ip_per_hour: Option<u32>,
+    pub setup_link_ttl_secs: Option<i64>,
+}
+
+/// Environment variables and the file key each one overrides.
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("PORTCULLIS_LISTEN", "listen"),
+    ("PORTCULLIS_PUBLIC_URL", "public_url"),
+    ("PORTCULLIS_DATA_DIR", "data_dir"),
+    ("DATABASE_URL", "database_url"),
+    ("REDIS_URL", "redis_url"),
+    ("PORTCULLIS_REDIS_PREFIX", "redis_prefix"),
+    ("SMTP_URL", "smtp_url"),
+    ("PORTCULLIS_MAIL_FROM", "mail_from"),
+    ("PORTCULLIS_SECRET_KEY_FILE", "secret_key_file"),
+    ("PORTCULLIS_REGISTRATION_ENABLED", "registration_enabled"),
+    (
+        "PORTCULLIS_REGISTRATION_ALLOWED_DOMAINS",
+        "registration_allowed_domains",
+    ),
+    ("PORTCULLIS_PASSWORD_MIN_LENGTH", "password_min_length"),
+    ("PORTCULLIS_ARGON2_MEMORY_KIB", "argon2_memory_kib"),
+    ("PORTCULLIS_ARGON2_ITERATIONS", "argon2_iterations"),
+    ("PORTCULLIS_ARGON2_PARALLELISM", "argon2_parallelism"),
+    ("PORTCULLIS_HASH_CONCURRENCY", "hash_concurrency"),
+    (
+        "PORTCULLIS_SESSION_IDLE_TIMEOUT_SECS",
+        "session_idle_timeout_secs",
+    ),
+    ("PORTCULLIS_SESSION_LIFETIME_SECS", "session_lifetime_secs"),
+    ("PORTCULLIS_TRUSTED_PROXIES", "trusted_proxies"),
+    (
+        "PORTCULLIS_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE",
+        "login_attempts_per_ip_per_minute",
+    ),
+    (
+        "PORTCULLIS_LOGIN_FAILURES_BEFORE_BACKOFF",
+        "login_failures_before_backoff",
+    ),
+    (
+        "PORTCULLIS_REGISTRATIONS_PER_IP_PER_HOUR",
+        "registrations_per_ip_per_hour",
+    ),
+    ("PORTCULLIS_SETUP_LINK_TTL_SECS", "setup_link_ttl_secs"),
+];
+
+/// Variables with the prefix that are not configuration keys but are still legitimate.
+const ENV_ALLOWED_EXTRA: &[&str] = &["PORTCULLIS_CONFIG"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("unknown configuration variable {0}")]
+    UnknownEnv(String),
+    #[error("invalid value for {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbBackend {
+    Sqlite,
+    Postgres,
+}
+
+/// The validated runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub public_url: Url,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub redis_prefix: String,
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    pub secret_key_file: PathBuf,
+    pub registration_enabled: bool,
+    pub registration_allowed_domains: Vec<String>,
+    pub password_min_length: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub hash_concurrency: usize,
+    pub session_idle_timeout_secs: i64,
+    pub session_lifetime_secs: i64,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub login_attempts_per_ip_per_minute: u32,
+    pub login_failures_before_backoff: u32,
+    pub registrations_per_ip_per_hour: u32,
+    pub setup_link_ttl_secs: i64,
+}
+
+impl Config {
+    /// Loads the file (if any) and the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(path, &env)
+    }
+
+    /// Same as `load`, with the environment passed in (tests build configs without
+    /// touching the process environment).
+    pub fn load_from(path: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
+        let path = path.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "PORTCULLIS_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        let mut file = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        apply_env(&mut file, env)?;
+        file.validate()
+    }
+}
+
+fn apply_env(file: &mut FileConfig, env: &[(String, String)]) -> Result<(), ConfigError> {
+    for (name, value) in env {
+        let Some((_, key)) = ENV_KEYS.iter().find(|(e, _)| e == name) else {
+            if name.starts_with("PORTCULLIS_") && !ENV_ALLOWED_EXTRA.contains(&name.as_str()) {
+                return Err(ConfigError::UnknownEnv(name.clone()));
+            }
+            continue;
+        };
+        let v = value.trim().to_string();
+        let list = || -> Vec<String> {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let num = |name: &str| -> Result<u64, ConfigError> {
+            v.parse::<u64>()
+                .map_err(|_| invalid(name, "expected a whole number"))
+        };
+        match *key {
+            "listen" => file.listen = Some(v.clone()),
+            "public_url" => file.public_url = Some(v.clone()),
+            "data_dir" => file.data_dir = Some(v.clone()),
+            "database_url" => file.database_url = Some(v.clone()),
+            "redis_url" => file.redis_url = Some(v.clone()).filter(|s| !s.is_empty()),
+            "redis_prefix" => file.redis_prefix = Some(v.clone()),
+            "smtp_url" => file.smtp_url = Some(v.clone()).filter(|s| !s.is_empty()),
+            "mail_from" => file.mail_from = Some(v.clone()),
+            "secret_key_file" => file.secret_key_file = Some(v.clone()),
+            "registration_enabled" => {
+                file.registration_enabled = Some(parse_bool(name, &v)?);
+            }
+            "registration_allowed_domains" => file.registration_allowed_domains = Some(list()),
+            "trusted_proxies" => file.trusted_proxies = Some(list()),
+            "password_min_length" => file.password_min_length = Some(num(name)? as usize),
+            "argon2_memory_kib" => file.argon2_memory_kib = Some(num(name)? as u32),
+            "argon2_iterations" => file.argon2_iterations = Some(num(name)? as u32),
+            "argon2_parallelism" => file.argon2_parallelism = Some(num(name)? as u32),
+            "hash_concurrency" => file.hash_concurrency = Some(num(name)? as usize),
+            "session_idle_timeout_secs" => file.session_idle_timeout_secs = Some(num(name)? as i64),
+            "session_lifetime_secs" => file.session_lifetime_secs = Some(num(name)? as i64),
+            "login_attempts_per_ip_per_minute" => {
+                file.login_attempts_per_ip_per_minute = Some(num(name)? as u32)
+            }
+            "login_failures_before_backoff" => {
+                file.login_failures_before_backoff = Some(num(name)? as u32)
+            }
+            "registrations_per_ip_per_hour" => {
+                file.registrations_per_ip_per_hour = Some(num(name)? as u32)
+            }
+            "setup_link_ttl_secs" => file.setup_link_ttl_secs = Some(num(name)? as i64),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(key, "expected true or false")),
+    }
+}
+
+impl FileConfig {
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let listen = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        if listen.parse::<SocketAddr>().is_err() && !listen.contains(':') {
+            return Err(invalid("listen", "expected host:port"));
+        }
+        let public_url_raw = self
+            .public_url
+            .unwrap_or_else(|| "http://localhost:8080".into());
+        let public_url =
+            Url::parse(&public_url_raw).map_err(|e| invalid("public_url", e.to_string()))?;
+        if !matches!(public_url.scheme(), "http" | "https") || public_url.host_str().is_none() {
+            return Err(invalid("public_url", "expected an http(s) URL with a host"));
+        }
+        let data_dir = PathBuf::from(self.data_dir.unwrap_or_else(|| "./data".into()));
+        let database_url = self
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("portcullis.db").display()));
+        crate::db::backend_of(&database_url).map_err(|m| invalid("database_url", m))?;
+        let secret_key_file = self
+            .secret_key_file
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("secret.key"));
+        let domains = self
+            .registration_allowed_domains
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect();
+        let mut trusted_proxies = Vec::new();
+        for p in self.trusted_proxies.unwrap_or_default() {
+            trusted_proxies
+                .push(p.parse::<IpAddr>().map_err(|_| {
+                    invalid("trusted_proxies", format!("{p} is not an IP address"))
+                })?);
+        }
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let positive = |key: &str, v: i64| -> Result<i64, ConfigError> {
+            if v <= 0 {
+                Err(invalid(key, "must be positive"))
+            } else {
+                Ok(v)
+            }
+        };
+        let min_len = self.password_min_length.unwrap_or(10);
+        if !(8..=256).contains(&min_len) {
+            return Err(invalid("password_min_length", "must be between 8 and 256"));
+        }
+        Ok(Config {
+            listen,
+            public_url,
+            data_dir,
+            database_url,
+            redis_url: self.redis_url.filter(|s| !s.is_empty()),
+            redis_prefix: self.redis_prefix.unwrap_or_else(|| "portcullis".into()),
+            smtp_url: self.smtp_url.filter(|s| !s.is_empty()),
+            mail_from: self
+                .mail_from
+                .unwrap_or_else(|| "portcullis@localhost".into()),
+            secret_key_file,
+            registration_enabled: self.registration_enabled.unwrap_or(true),
+            registration_allowed_domains: domains,
+            password_min_length: min_len,
+            argon2_memory_kib: self.argon2_memory_kib.unwrap_or(19456),
+            argon2_iterations: self.argon2_iterations.unwrap_or(2),
+            argon2_parallelism: self.argon2_parallelism.unwrap_or(1),
+            hash_concurrency: self.hash_concurrency.unwrap_or(cores).max(1),
+            session_idle_timeout_secs: positive(
+                "session_idle_timeout_secs",
+                self.session_idle_timeout_secs.unwrap_or(30 * 60),
+            )?,
+            session_lifetime_secs: positive(
+                "session_lifetime_secs",
+                self.session_lifetime_secs.unwrap_or(12 * 3600),
+            )?,
+            trusted_proxies,
+            login_attempts_per_ip_per_minute: self
+                .login_attempts_per_ip_per_minute
+                .unwrap_or(30)
+                .max(1),
+            login_failures_before_backoff: self.login_failures_before_backoff.unwrap_or(5).max(1),
+            registrations_per_ip_per_hour: self.registrations_per_ip_per_hour.unwrap_or(20).max(1),
+            setup_link_ttl_secs: positive(
+                "setup_link_ttl_secs",
+                self.setup_link_ttl_secs.unwrap_or(3600),
+            )?,
+        })
+    }
+}
+
+impl Config {
+    pub fn backend(&self) -> DbBackend {
+        crate::db::backend_of(&self.database_url).unwrap_or(DbBackend::Sqlite)
+    }
+
+    /// Cookies are `Secure` (and `__Host-` prefixed) exactly when users reach us over https.
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// The public URL without a trailing slash, for building absolute links.
+    pub fn base_url(&self) -> String {
+        self.public_url.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// The origin (`scheme://host[:port]`) that browsers send in `Origin`.
+    pub fn origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_serve_one_machine() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.public_url.as_str(), "http://localhost:8080/");
+        assert!(c.database_url.starts_with("sqlite://"));
+        assert_eq!(c.password_min_length, 10);
+        assert_eq!(c.argon2_memory_kib, 19456);
+        assert!(!c.is_https());
+    }
+
+    #[test]
+    fn unknown_env_key_is_named() {
+        let err = Config::load_from(None, &env(&[("PORTCULLIS_LISTN", "x")])).unwrap_err();
+        assert!(err.to_string().contains("PORTCULLIS_LISTN"));
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.toml");
+        std::fs::write(&p, "listen = \"127.0.0.1:1\"\nlistn = 3\n").unwrap();
+        let err = Config::load_from(Some(&p), &[]).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.toml");
+        std::fs::write(&p, "registration_enabled = true\n").unwrap();
+        let c = Config::load_from(
+            Some(&p),
+            &env(&[
+                ("PORTCULLIS_REGISTRATION_ENABLED", "false"),
+                (
+                    "PORTCULLIS_REGISTRATION_ALLOWED_DOMAINS",
+                    "Example.com, @corp.org",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert!(!c.registration_enabled);
+        assert_eq!(
+            c.registration_allowed_domains,
+            vec!["example.com", "corp.org"]
+        );
+    }
+
+    #[test]
+    fn bad_database_scheme_is_refused() {
+        let err = Config::load_from(None, &env(&[("DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().contains("database_url"));
+    }
+}

@@ -1,0 +1,193 @@
+//! Connections and the pool: a scheme-dispatching r2d2 manager (so the backend's own
+//! connection error reaches the operator), SQLite pragmas per connection, and `Db::run`.
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, CustomizeConnection, ManageConnection, Pool};
+use diesel::{Connection, PgConnection, SqliteConnection};
+
+use crate::config::DbBackend;
+
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub struct Manager {
+    url: String,
+    backend: DbBackend,
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::ConnectionError;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        match self.backend {
+            DbBackend::Postgres => {
+                PgConnection::establish(&self.url).map(AnyConnection::Postgresql)
+            }
+            DbBackend::Sqlite => SqliteConnection::establish(super::sqlite_path(&self.url))
+                .map(AnyConnection::Sqlite),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        match conn {
+            AnyConnection::Postgresql(c) => r2d2::R2D2Connection::is_broken(c),
+            AnyConnection::Sqlite(c) => r2d2::R2D2Connection::is_broken(c),
+        }
+    }
+}
+
+/// Per-connection SQLite settings: SQLite turns foreign keys off on every new connection.
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<AnyConnection, diesel::ConnectionError> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::ConnectionError> {
+        if let AnyConnection::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+            )
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Pool(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error("database task failed: {0}")]
+    Blocking(String),
+}
+
+impl DbError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, DbError::Query(diesel::result::Error::NotFound))
+    }
+
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+    backend: DbBackend,
+}
+
+impl Db {
+    /// Opens the pool and checks one connection, so a wrong URL or a stopped server is
+    /// reported at start with the backend's own message.
+    pub fn connect(url: &str) -> Result<Self, DbError> {
+        let backend = super::backend_of(url).map_err(DbError::Pool)?;
+        if backend == DbBackend::Sqlite {
+            let path = std::path::Path::new(super::sqlite_path(url));
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    DbError::Pool(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            // WAL persists in the file; readers then never block the writer.
+            let mut c = SqliteConnection::establish(super::sqlite_path(url))
+                .map_err(|e| DbError::Pool(e.to_string()))?;
+            c.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")?;
+        }
+        let max = match backend {
+            DbBackend::Sqlite => 8,
+            DbBackend::Postgres => 16,
+        };
+        let pool = Pool::builder()
+            .max_size(max)
+            .min_idle(Some(1))
+            .connection_timeout(std::time::Duration::from_secs(5))
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(Manager {
+                url: url.to_string(),
+                backend,
+            })
+            .map_err(|e| DbError::Pool(e.to_string()))?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.backend
+    }
+
+    /// Synchronous access, for the CLI and start-up.
+    pub fn run_sync<T, E>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
+        f(&mut conn)
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    pub async fn run<T, E>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        match tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
+            f(&mut conn)
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => Err(E::from(DbError::Blocking(e.to_string()))),
+        }
+    }
+
+    /// Used by `/readyz`.
+    pub async fn ping(&self) -> bool {
+        self.run(|c| c.batch_execute("SELECT 1").map_err(DbError::from))
+            .await
+            .is_ok()
+    }
+}
+
+/// Serialises transactions that must see each other's writes (one winner across
+/// instances). On PostgreSQL a transaction-scoped advisory lock; SQLite already allows
+/// a single writer at a time, and every caller writes before it reads.
+pub fn serialize(conn: &mut AnyConnection, key: i64) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    if let AnyConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(key)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Advisory-lock keys, one per serialised operation.
+pub mod locks {
+    pub const FIRST_ADMIN: i64 = 0x706f_7274_0001;
+}

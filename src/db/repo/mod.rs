@@ -1,0 +1,9 @@
+//! Synchronous query functions, one module per aggregate. They take a connection and
+//! know nothing of HTTP; transactions are opened by the caller when several must agree.
+
+pub mod audit;
+pub mod roles;
+pub mod session_state;
+pub mod sessions;
+pub mod tokens;
+pub mod users;

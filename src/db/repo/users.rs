@@ -1,0 +1,56 @@
+use diesel::prelude::*;
+
+use crate::db::AnyConnection;
+use crate::db::schema::users;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub email_normalized: String,
+    pub display_name: Option<String>,
+    pub password_hash: Option<String>,
+    pub email_verified: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub fn insert(conn: &mut AnyConnection, user: &User) -> QueryResult<()> {
+    diesel::insert_into(users::table)
+        .values(user)
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn find_by_email(conn: &mut AnyConnection, normalized: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::email_normalized.eq(normalized))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn set_password_hash(
+    conn: &mut AnyConnection,
+    id: &str,
+    hash: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(hash), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
+    users::table.count().get_result(conn)
+}

@@ -1,0 +1,102 @@
+//! The one schema for both backends, in the portable type subset
+//! (Text, BigInt, Bool): times are unix seconds.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        email_normalized -> Text,
+        display_name -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        email_verified -> Bool,
+        disabled -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    roles (name) {
+        name -> Text,
+        description -> Text,
+        builtin -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    role_permissions (role, permission) {
+        role -> Text,
+        permission -> Text,
+    }
+}
+
+diesel::table! {
+    user_roles (user_id, role) {
+        user_id -> Text,
+        role -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (sid) {
+        sid -> Text,
+        user_id -> Text,
+        key_hash -> Nullable<Text>,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        expires_at -> BigInt,
+        ip -> Text,
+        user_agent -> Text,
+    }
+}
+
+diesel::table! {
+    session_state (key_hash) {
+        key_hash -> Text,
+        state -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    one_time_tokens (token_hash) {
+        token_hash -> Text,
+        purpose -> Text,
+        user_id -> Nullable<Text>,
+        data -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        created_at -> BigInt,
+        event -> Text,
+        outcome -> Text,
+        actor_id -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        details -> Text,
+    }
+}
+
+diesel::joinable!(user_roles -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    roles,
+    role_permissions,
+    user_roles,
+    sessions,
+    session_state,
+    one_time_tokens,
+    audit_events,
+);

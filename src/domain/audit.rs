@@ -1,0 +1,51 @@
+//! Audit event names (CONTRACT.md): dotted, lower case, past tense.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    UserRegistered,
+    UserCreated,
+    LoginSucceeded,
+    LoginFailed,
+    Logout,
+    PasswordChanged,
+    SessionRevoked,
+    RoleAssigned,
+    RoleRemoved,
+    RateLimitExceeded,
+    SetupCompleted,
+}
+
+impl AuditAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UserRegistered => "user.registered",
+            Self::UserCreated => "user.created",
+            Self::LoginSucceeded => "login.succeeded",
+            Self::LoginFailed => "login.failed",
+            Self::Logout => "logout",
+            Self::PasswordChanged => "password.changed",
+            Self::SessionRevoked => "session.revoked",
+            Self::RoleAssigned => "role.assigned",
+            Self::RoleRemoved => "role.removed",
+            Self::RateLimitExceeded => "rate_limit.exceeded",
+            Self::SetupCompleted => "setup.completed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Denied => "denied",
+        }
+    }
+}

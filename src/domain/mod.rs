@@ -1,0 +1,7 @@
+//! Pure types and rules: no I/O, no actix, no diesel.
+
+pub mod audit;
+pub mod email;
+pub mod password;
+pub mod redirect;
+pub mod tokens;

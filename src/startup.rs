@@ -1,0 +1,183 @@
+//! Builds the application: storage, keys, session store, mailer, background tasks, and
+//! the HTTP server with its middleware. Binds its own listener so tests can use port 0.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use crate::auth::password::Hasher;
+use crate::auth::session_state::StateBackend;
+use crate::auth::sessions::Sessions;
+use crate::auth::throttle::Throttle;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::{Db, migrate};
+use crate::keys::MasterKey;
+use crate::mail::Mailer;
+use crate::web::session_store::Store;
+use crate::web::state::AppState;
+use crate::web::{csrf, error, headers, request_id, routes};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub state: web::Data<AppState>,
+    pub setup_link: Option<String>,
+}
+
+/// Opens the database and applies migrations (shared by `serve`, `migrate` and the CLI).
+pub fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url).map_err(|e| anyhow::anyhow!("database: {e}"))?;
+    let n = migrate::run(&db).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if n > 0 {
+        tracing::info!(applied = n, "database migrations applied");
+    }
+    Ok(db)
+}
+
+pub fn hasher(config: &Config) -> anyhow::Result<Hasher> {
+    Hasher::new(
+        config.argon2_memory_kib,
+        config.argon2_iterations,
+        config.argon2_parallelism,
+        config.hash_concurrency,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        let db = open_database(&config)?;
+        let master = MasterKey::load_or_create(&config.secret_key_file)?;
+        let hasher = hasher(&config)?;
+        let state_backend = match &config.redis_url {
+            Some(url) => StateBackend::redis(url, &config.redis_prefix)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            None => StateBackend::database(db.clone(), clock.clone()),
+        };
+        let sessions = Sessions::new(
+            db.clone(),
+            clock.clone(),
+            state_backend,
+            config.session_idle_timeout_secs,
+            config.session_lifetime_secs,
+        );
+        let throttle = Throttle::new(
+            config.login_attempts_per_ip_per_minute,
+            config.registrations_per_ip_per_hour,
+            config.login_failures_before_backoff,
+            clock.clone(),
+        );
+        let mailer = Mailer::from_config(&config)?;
+
+        let setup_link = crate::auth::setup::issue_link_if_needed(
+            &db,
+            &clock,
+            &config.base_url(),
+            config.setup_link_ttl_secs,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(link) = &setup_link {
+            tracing::warn!("no administrator yet: open this one-time link to create one: {link}");
+        }
+
+        let listener = TcpListener::bind(&config.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let port = listener.local_addr()?.port();
+
+        let state = web::Data::new(AppState {
+            csrf_key: master.derive::<32>("csrf"),
+            config,
+            db,
+            hasher,
+            sessions,
+            throttle,
+            mailer,
+            clock,
+        });
+        spawn_background(state.clone());
+
+        let cookie_key = Key::try_from(&master.derive::<64>("session-cookie")[..])
+            .map_err(|e| anyhow::anyhow!("cookie key: {e}"))?;
+        let https = state.config.is_https();
+        let idle = state.config.session_idle_timeout_secs;
+        let store = Store::new(state.sessions.clone());
+        let data = state.clone();
+        let server = HttpServer::new(move || {
+            let sessions_mw = SessionMiddleware::builder(store.clone(), cookie_key.clone())
+                .cookie_name(if https {
+                    "__Host-portcullis".into()
+                } else {
+                    "portcullis".into()
+                })
+                .cookie_secure(https)
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_path("/".into())
+                .cookie_content_security(CookieContentSecurity::Signed)
+                .session_lifecycle(
+                    BrowserSession::default()
+                        .state_ttl(actix_web::cookie::time::Duration::seconds(idle)),
+                )
+                .build();
+            App::new()
+                .app_data(data.clone())
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(16 * 1024)
+                        .error_handler(error::form_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PayloadConfig::default().limit(64 * 1024))
+                .configure(routes::configure)
+                .wrap(from_fn(csrf::middleware))
+                .wrap(sessions_mw)
+                .wrap(from_fn(headers::middleware))
+                .wrap(from_fn(request_id::middleware))
+        })
+        .shutdown_timeout(30)
+        .listen(listener)?
+        .run();
+        Ok(Self {
+            port,
+            server,
+            state,
+            setup_link,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM; in-flight requests finish first.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Write-behind and pruning, off the request path.
+fn spawn_background(state: web::Data<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.sessions.flush().await {
+                tracing::warn!(error = %e, "session write-behind failed; will retry");
+            }
+            state.throttle.prune();
+        }
+    });
+}

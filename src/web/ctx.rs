@@ -1,0 +1,130 @@
+//! `Ctx`: what every page handler extracts once — state, session, who is signed in,
+//! client IP and agent, request id, CSRF seed. A handler states its requirement on its
+//! first line (`ctx.require_user()?`).
+
+use std::future::{Ready, ready};
+use std::net::IpAddr;
+
+use actix_session::{Session, SessionExt};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+
+use super::csrf::{self, Seed};
+use super::error::AppError;
+use super::request_id::RequestId;
+use super::session::{self, SignedIn};
+use super::state::AppState;
+use super::views::Chrome;
+use crate::auth::audit::AuditCtx;
+
+pub struct Ctx {
+    pub state: web::Data<AppState>,
+    pub session: Session,
+    pub user: Option<SignedIn>,
+    pub ip: IpAddr,
+    pub user_agent: String,
+    pub request_id: String,
+    /// Path and query of this request, to come back to after signing in.
+    pub path: String,
+    seed: String,
+}
+
+impl FromRequest for Ctx {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ctx::build(req))
+    }
+}
+
+impl Ctx {
+    fn build(req: &HttpRequest) -> Result<Self, actix_web::Error> {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .cloned()
+            .ok_or_else(|| actix_web::error::ErrorInternalServerError("state missing"))?;
+        let session = req.get_session();
+        let now = state.clock.now();
+        let mut user = session::signed_in(&session);
+        // The absolute lifetime holds however active the session is.
+        if user
+            .as_ref()
+            .is_some_and(|u| u.auth_at + state.sessions.lifetime_secs <= now)
+        {
+            session::sign_out(&session);
+            user = None;
+        }
+        if let Some(u) = &user {
+            state.sessions.touch(&u.sid, u.auth_at);
+        }
+        let ext = req.extensions();
+        let request_id = ext
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        let seed = ext.get::<Seed>().map(|s| s.0.clone()).unwrap_or_default();
+        drop(ext);
+        let path = match req.uri().path_and_query() {
+            Some(pq) => pq.as_str().to_string(),
+            None => req.path().to_string(),
+        };
+        Ok(Ctx {
+            ip: super::client::client_ip(req, &state.config),
+            user_agent: super::client::user_agent(req),
+            state,
+            session,
+            user,
+            request_id,
+            path,
+            seed,
+        })
+    }
+
+    /// The signed-in user, or a redirect to sign in and come back here.
+    pub fn require_user(&self) -> Result<&SignedIn, AppError> {
+        self.user.as_ref().ok_or_else(|| AppError::SignInRequired {
+            next: if self.path.len() <= 1024 {
+                self.path.clone()
+            } else {
+                "/account".into()
+            },
+        })
+    }
+
+    pub fn sid(&self) -> Option<&str> {
+        self.user.as_ref().map(|u| u.sid.as_str())
+    }
+
+    pub fn csrf_token(&self) -> String {
+        csrf::token(&self.state.csrf_key, &self.seed, self.sid())
+    }
+
+    /// Refuses a form whose token does not belong to this browser and session.
+    pub fn check_csrf(&self, submitted: &str) -> Result<(), AppError> {
+        if self.seed.is_empty()
+            || !csrf::verify(&self.state.csrf_key, &self.seed, self.sid(), submitted)
+        {
+            return Err(AppError::Forbidden(
+                "This form has expired or was not sent from this site. Go back, reload the page and try again.".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn audit(&self) -> AuditCtx {
+        AuditCtx {
+            actor_id: self.user.as_ref().map(|u| u.uid.clone()),
+            ip: Some(self.ip.to_string()),
+            user_agent: Some(self.user_agent.clone()),
+            request_id: Some(self.request_id.clone()),
+        }
+    }
+
+    pub fn chrome(&self) -> Chrome {
+        Chrome {
+            csrf: self.csrf_token(),
+            user: self.user.as_ref().map(|u| u.email.clone()),
+        }
+    }
+}

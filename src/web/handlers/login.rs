@@ -1,0 +1,136 @@
+//! `/login`: the password step.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::see_other;
+use crate::auth::login::{LoginOutcome, authenticate};
+use crate::domain::redirect::safe_next;
+use crate::web::ctx::Ctx;
+use crate::web::error::{AppError, human_secs};
+use crate::web::session::{SignedIn, sign_in};
+use crate::web::views::{LoginPage, render};
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    #[serde(default)]
+    registered: Option<String>,
+    #[serde(default)]
+    signed_out: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    csrf_token: String,
+    email: String,
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+fn page(
+    ctx: &Ctx,
+    email: &str,
+    next: &str,
+    error: Option<String>,
+    notice: Option<String>,
+) -> LoginPage {
+    LoginPage {
+        chrome: ctx.chrome(),
+        email: email.to_string(),
+        next: next.to_string(),
+        error,
+        notice,
+        registration_open: ctx.state.config.registration_enabled,
+    }
+}
+
+pub async fn form(ctx: Ctx, q: web::Query<LoginQuery>) -> HttpResponse {
+    let next = safe_next(q.next.as_deref());
+    if ctx.user.is_some() {
+        return see_other(&next);
+    }
+    let notice = if q.registered.is_some() {
+        Some("Your account is ready. Sign in below.".to_string())
+    } else if q.signed_out.is_some() {
+        Some("You have signed out.".to_string())
+    } else {
+        None
+    };
+    render(StatusCode::OK, &page(&ctx, "", &next, None, notice))
+}
+
+pub async fn submit(ctx: Ctx, form: web::Form<LoginForm>) -> Result<HttpResponse, AppError> {
+    ctx.check_csrf(&form.csrf_token)?;
+    let form = form.into_inner();
+    let next = safe_next(form.next.as_deref());
+    let st = &ctx.state;
+    let outcome = authenticate(
+        &st.db,
+        &st.hasher,
+        &st.throttle,
+        &st.clock,
+        ctx.ip,
+        &form.email,
+        form.password,
+        &ctx.audit(),
+    )
+    .await?;
+    match outcome {
+        LoginOutcome::Success { user, roles } => {
+            let sid = st
+                .sessions
+                .establish(&user.id, &ctx.ip.to_string(), &ctx.user_agent)
+                .await?;
+            let who = SignedIn {
+                uid: user.id,
+                sid,
+                auth_at: st.clock.now(),
+                amr: vec!["pwd".into()],
+                email: user.email,
+                name: user.display_name,
+                roles,
+            };
+            sign_in(&ctx.session, &who)
+                .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+            Ok(see_other(&next))
+        }
+        LoginOutcome::Invalid => Ok(render(
+            StatusCode::UNAUTHORIZED,
+            &page(
+                &ctx,
+                &form.email,
+                &next,
+                Some("Incorrect email or password.".into()),
+                None,
+            ),
+        )),
+        LoginOutcome::Disabled => Ok(render(
+            StatusCode::FORBIDDEN,
+            &page(
+                &ctx,
+                &form.email,
+                &next,
+                Some("This account is disabled. Contact your administrator.".into()),
+                None,
+            ),
+        )),
+        LoginOutcome::Throttled(retry) => {
+            let msg = format!(
+                "Too many sign-in attempts. Please wait {} and try again.",
+                human_secs(retry.0)
+            );
+            let mut res = render(
+                StatusCode::TOO_MANY_REQUESTS,
+                &page(&ctx, &form.email, &next, Some(msg), None),
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry.0.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Ok(res)
+        }
+    }
+}

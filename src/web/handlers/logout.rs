@@ -1,0 +1,46 @@
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::see_other;
+use crate::auth::InternalError;
+use crate::auth::audit::record;
+use crate::domain::audit::{AuditAction, Outcome};
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+use crate::web::session::sign_out;
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    csrf_token: String,
+}
+
+pub async fn submit(ctx: Ctx, form: web::Form<LogoutForm>) -> Result<HttpResponse, AppError> {
+    ctx.check_csrf(&form.csrf_token)?;
+    if let Some(u) = &ctx.user {
+        ctx.state.sessions.revoke(&u.uid, &u.sid).await?;
+        let (audit, now, uid, sid) = (
+            ctx.audit(),
+            ctx.state.clock.now(),
+            u.uid.clone(),
+            u.sid.clone(),
+        );
+        ctx.state
+            .db
+            .run(move |c| {
+                record(
+                    c,
+                    &audit,
+                    now,
+                    AuditAction::Logout,
+                    Outcome::Success,
+                    Some(&uid),
+                    json!({"sid_prefix": &sid[..8]}),
+                )
+                .map_err(InternalError::from)
+            })
+            .await?;
+    }
+    sign_out(&ctx.session);
+    Ok(see_other("/login?signed_out=1"))
+}

@@ -1,0 +1,19 @@
+//! Handlers by URL. Each one extracts, calls one `auth` function, and renders.
+
+pub mod account;
+pub mod health;
+pub mod home;
+pub mod login;
+pub mod logout;
+pub mod register;
+pub mod sessions;
+pub mod setup;
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}

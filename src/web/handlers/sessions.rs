@@ -1,0 +1,106 @@
+//! `/account/sessions`: the signed-in devices; revoke one, or all others.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::see_other;
+use crate::auth::InternalError;
+use crate::auth::audit::record;
+use crate::domain::audit::{AuditAction, Outcome};
+use crate::web::client::describe_browser;
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+use crate::web::views::{SessionView, SessionsPage, render, when};
+
+#[derive(Deserialize)]
+pub struct SessionsQuery {
+    done: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    csrf_token: String,
+    sid: String,
+}
+
+#[derive(Deserialize)]
+pub struct RevokeOthersForm {
+    csrf_token: String,
+}
+
+pub async fn list(ctx: Ctx, q: web::Query<SessionsQuery>) -> Result<HttpResponse, AppError> {
+    let user = ctx.require_user()?;
+    let rows = ctx.state.sessions.list(&user.uid).await?;
+    let sessions = rows
+        .into_iter()
+        .map(|r| SessionView {
+            current: r.sid == user.sid,
+            browser: describe_browser(&r.user_agent),
+            ip: r.ip,
+            created: when(r.created_at),
+            last_seen: when(r.last_seen_at),
+            sid: r.sid,
+        })
+        .collect();
+    let notice = match q.done.as_deref() {
+        Some("revoked") => Some("The session was signed out.".to_string()),
+        Some("others") => Some("Every other device was signed out.".to_string()),
+        _ => None,
+    };
+    Ok(render(
+        StatusCode::OK,
+        &SessionsPage {
+            chrome: ctx.chrome(),
+            sessions,
+            notice,
+        },
+    ))
+}
+
+async fn audit_revoked(ctx: &Ctx, uid: &str, details: serde_json::Value) -> Result<(), AppError> {
+    let (audit, now, uid) = (ctx.audit(), ctx.state.clock.now(), uid.to_string());
+    ctx.state
+        .db
+        .run(move |c| {
+            record(
+                c,
+                &audit,
+                now,
+                AuditAction::SessionRevoked,
+                Outcome::Success,
+                Some(&uid),
+                details,
+            )
+            .map_err(InternalError::from)
+        })
+        .await?;
+    Ok(())
+}
+
+pub async fn revoke(ctx: Ctx, form: web::Form<RevokeForm>) -> Result<HttpResponse, AppError> {
+    let user = ctx.require_user()?.clone();
+    ctx.check_csrf(&form.csrf_token)?;
+    // Only the user's own sessions: another user's sid is simply not found.
+    if !ctx.state.sessions.revoke(&user.uid, &form.sid).await? {
+        return Err(AppError::NotFound);
+    }
+    audit_revoked(&ctx, &user.uid, json!({"count": 1})).await?;
+    Ok(see_other("/account/sessions?done=revoked"))
+}
+
+pub async fn revoke_others(
+    ctx: Ctx,
+    form: web::Form<RevokeOthersForm>,
+) -> Result<HttpResponse, AppError> {
+    let user = ctx.require_user()?.clone();
+    ctx.check_csrf(&form.csrf_token)?;
+    let n = ctx
+        .state
+        .sessions
+        .revoke_all(&user.uid, Some(&user.sid))
+        .await?;
+    audit_revoked(&ctx, &user.uid, json!({"count": n, "scope": "all_others"})).await?;
+    Ok(see_other("/account/sessions?done=others"))
+}

@@ -1,0 +1,52 @@
+//! The one place that lists every route.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+
+use super::error::AppError;
+use super::handlers::{account, health, home, login, logout, register, sessions, setup};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home::get))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/login", web::get().to(login::form))
+        .route("/login", web::post().to(login::submit))
+        .route("/logout", web::post().to(logout::submit))
+        .route("/register", web::get().to(register::form))
+        .route("/register", web::post().to(register::submit))
+        .route("/setup", web::get().to(setup::form))
+        .route("/setup", web::post().to(setup::submit))
+        .route("/account", web::get().to(account::show))
+        .route("/account/password", web::post().to(account::change_pw))
+        .route("/account/sessions", web::get().to(sessions::list))
+        .route("/account/sessions/revoke", web::post().to(sessions::revoke))
+        .route(
+            "/account/sessions/revoke-others",
+            web::post().to(sessions::revoke_others),
+        )
+        .route("/static/{file:.*}", web::get().to(static_file))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}
+
+/// Static files are compiled in: one binary to deploy, nothing to find on disk.
+const STATIC: &[(&str, &str, &str)] = &[(
+    "css/portcullis.css",
+    "text/css; charset=utf-8",
+    include_str!("../../static/css/portcullis.css"),
+)];
+
+async fn static_file(path: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let p = path.into_inner();
+    let (_, mime, body) = STATIC
+        .iter()
+        .find(|(name, _, _)| *name == p)
+        .ok_or(AppError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, *mime))
+        .body(*body))
+}

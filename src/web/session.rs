@@ -1,0 +1,39 @@
+//! The signed-in state inside the actix session, as one typed value.
+//!
+//! The state carries what signed-in pages show (email, name), so the hot path of a
+//! signed-in request needs nothing but the session load. Authorization decisions that
+//! must be fresh (roles on admin pages) read the database instead.
+
+use actix_session::Session;
+use serde::{Deserialize, Serialize};
+
+pub const AUTH_KEY: &str = "auth";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub uid: String,
+    /// Public id of the registry row (revocation, OIDC `sid`).
+    pub sid: String,
+    /// When the user authenticated: drives the absolute lifetime and, later, `auth_time`.
+    pub auth_at: i64,
+    /// Methods used (`pwd`, later `otp`, `hwk`, `mfa`): the OIDC `amr`.
+    pub amr: Vec<String>,
+    pub email: String,
+    pub name: Option<String>,
+    /// Shown on the account page only; never used to authorize.
+    pub roles: Vec<String>,
+}
+
+pub fn signed_in(session: &Session) -> Option<SignedIn> {
+    session.get::<SignedIn>(AUTH_KEY).ok().flatten()
+}
+
+/// Starts a signed-in session: a new session id (no fixation), then the state.
+pub fn sign_in(session: &Session, who: &SignedIn) -> Result<(), actix_session::SessionInsertError> {
+    session.renew();
+    session.insert(AUTH_KEY, who)
+}
+
+pub fn sign_out(session: &Session) {
+    session.purge();
+}

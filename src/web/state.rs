@@ -1,0 +1,19 @@
+use crate::auth::password::Hasher;
+use crate::auth::sessions::Sessions;
+use crate::auth::throttle::Throttle;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::mail::Mailer;
+
+/// Everything a handler may need, shared by all workers.
+pub struct AppState {
+    pub config: Config,
+    pub db: Db,
+    pub hasher: Hasher,
+    pub sessions: Sessions,
+    pub throttle: Throttle,
+    pub mailer: Mailer,
+    pub clock: Clock,
+    pub csrf_key: [u8; 32],
+}

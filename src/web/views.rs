@@ -1,0 +1,133 @@
+//! Page structs, one per template. Rendering goes through `render`, which sets the
+//! status and the HTML content type.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use askama::Template;
+
+/// What the layout needs on every page.
+pub struct Chrome {
+    pub csrf: String,
+    /// The signed-in user's email, when there is one.
+    pub user: Option<String>,
+}
+
+pub fn render<T: Template>(status: StatusCode, page: &T) -> HttpResponse {
+    match page.render() {
+        Ok(body) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed to render");
+            HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body("Something went wrong on our side.")
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "errors/error.html")]
+pub struct ErrorPage {
+    pub chrome: Chrome,
+    pub heading: String,
+    pub message: String,
+    pub link: Option<(String, String)>,
+    pub request_id: String,
+}
+
+impl ErrorPage {
+    pub fn new(
+        heading: &str,
+        message: &str,
+        link: Option<(String, String)>,
+        request_id: &str,
+    ) -> Self {
+        Self {
+            chrome: Chrome {
+                csrf: String::new(),
+                user: None,
+            },
+            heading: heading.into(),
+            message: message.into(),
+            link,
+            request_id: request_id.into(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    pub chrome: Chrome,
+    pub registration_open: bool,
+}
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+pub struct LoginPage {
+    pub chrome: Chrome,
+    pub email: String,
+    pub next: String,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+    pub registration_open: bool,
+}
+
+#[derive(Template)]
+#[template(path = "auth/register.html")]
+pub struct RegisterPage {
+    pub chrome: Chrome,
+    pub open: bool,
+    pub email: String,
+    pub display_name: String,
+    pub min_len: usize,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/setup.html")]
+pub struct SetupPage {
+    pub chrome: Chrome,
+    pub usable: bool,
+    pub token: String,
+    pub email: String,
+    pub min_len: usize,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account/index.html")]
+pub struct AccountPage {
+    pub chrome: Chrome,
+    pub email: String,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+    pub min_len: usize,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+pub struct SessionView {
+    pub sid: String,
+    pub browser: String,
+    pub ip: String,
+    pub created: String,
+    pub last_seen: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account/sessions.html")]
+pub struct SessionsPage {
+    pub chrome: Chrome,
+    pub sessions: Vec<SessionView>,
+    pub notice: Option<String>,
+}
+
+/// "2026-11-24 19:40 UTC" for a unix time.
+pub fn when(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
