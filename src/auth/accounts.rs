@@ -211,6 +211,7 @@ pub async fn register(
 }
 
 /// `portcullis user create`: an operator creating an account (no registration policy).
+#[expect(clippy::too_many_arguments)]
 pub async fn create_user(
     db: &Db,
     hasher: &Hasher,
@@ -346,6 +347,7 @@ pub async fn set_role(
 
 /// Changes the password after checking the current one. The caller then ends the
 /// user's other sessions.
+#[expect(clippy::too_many_arguments)]
 pub async fn change_password(
     db: &Db,
     hasher: &Hasher,

@@ -26,7 +26,7 @@ pub enum LoginOutcome {
     Throttled(RetryAfter),
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments)]
 pub async fn authenticate(
     db: &Db,
     hasher: &Hasher,

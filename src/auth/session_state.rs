@@ -106,14 +106,13 @@ impl StateBackend {
             }
             StateBackend::Db { db, clock, cache } => {
                 let now = clock.now();
-                if let Some(cache) = cache {
-                    if let Some(mut hit) = cache.get_mut(key_hash) {
-                        if hit.expires_at > now {
-                            hit.expires_at = now + idle_secs;
-                            hit.dirty = true;
-                            return Ok(serde_json::from_str(&hit.state).ok());
-                        }
-                    }
+                if let Some(cache) = cache
+                    && let Some(mut hit) = cache.get_mut(key_hash)
+                    && hit.expires_at > now
+                {
+                    hit.expires_at = now + idle_secs;
+                    hit.dirty = true;
+                    return Ok(serde_json::from_str(&hit.state).ok());
                 }
                 let kh = key_hash.to_string();
                 let row = db
@@ -251,12 +250,12 @@ impl StateBackend {
             }
             StateBackend::Db { db, clock, cache } => {
                 let expires = clock.now() + ttl_secs;
-                if let Some(cache) = cache {
-                    if let Some(mut hit) = cache.get_mut(key_hash) {
-                        hit.expires_at = expires;
-                        hit.dirty = true;
-                        return Ok(());
-                    }
+                if let Some(cache) = cache
+                    && let Some(mut hit) = cache.get_mut(key_hash)
+                {
+                    hit.expires_at = expires;
+                    hit.dirty = true;
+                    return Ok(());
                 }
                 let kh = key_hash.to_string();
                 db.run(move |c| {

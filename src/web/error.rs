@@ -120,12 +120,12 @@ impl ResponseError for AppError {
         let page = ErrorPage::new(heading, &message, link, &request_id);
         let mut res = HttpResponse::build(self.status_code());
         res.content_type("text/html; charset=utf-8");
-        if let AppError::TooManyRequests { retry_after } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                res.insert_header((header::RETRY_AFTER, v));
-            }
+        if let AppError::TooManyRequests { retry_after } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after.to_string())
+        {
+            res.insert_header((header::RETRY_AFTER, v));
         }
-        res.body(page.render().unwrap_or_else(|_| message))
+        res.body(page.render().unwrap_or(message))
     }
 }
 

@@ -1,1 +1,13 @@
+//! One integration-test binary: every extra binary costs a link.
+//! The same suite runs on SQLite (default) and on PostgreSQL + Redis when
+//! `TEST_DATABASE_URL` / `TEST_REDIS_URL` are set (a run asked for them that cannot
+//! reach them fails; it does not skip).
 
+mod account;
+mod cli;
+mod helpers;
+mod login;
+mod register;
+mod security;
+mod sessions;
+mod setup;

@@ -17,6 +17,7 @@ pub struct AccountQuery {
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
+    #[serde(default)]
     csrf_token: String,
     current_password: String,
     new_password: String,

@@ -24,6 +24,7 @@ pub struct LoginQuery {
 
 #[derive(Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
     csrf_token: String,
     email: String,
     password: String,

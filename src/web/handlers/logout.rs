@@ -12,6 +12,7 @@ use crate::web::session::sign_out;
 
 #[derive(Deserialize)]
 pub struct LogoutForm {
+    #[serde(default)]
     csrf_token: String,
 }
 

@@ -14,6 +14,7 @@ use crate::web::views::{RegisterPage, render};
 
 #[derive(Deserialize)]
 pub struct RegisterForm {
+    #[serde(default)]
     csrf_token: String,
     email: String,
     password: String,

@@ -21,12 +21,14 @@ pub struct SessionsQuery {
 
 #[derive(Deserialize)]
 pub struct RevokeForm {
+    #[serde(default)]
     csrf_token: String,
     sid: String,
 }
 
 #[derive(Deserialize)]
 pub struct RevokeOthersForm {
+    #[serde(default)]
     csrf_token: String,
 }
 

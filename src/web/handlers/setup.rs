@@ -20,6 +20,7 @@ pub struct SetupQuery {
 
 #[derive(Deserialize)]
 pub struct SetupForm {
+    #[serde(default)]
     csrf_token: String,
     token: String,
     email: String,

@@ -1,0 +1,234 @@
+//! The binary's commands, run as an operator would.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+
+fn portcullis(
+    dir: &std::path::Path,
+    db: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORTCULLIS_DATA_DIR", dir)
+        .env("DATABASE_URL", db)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run portcullis");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn operator_creates_an_admin_from_the_shell_and_it_can_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    let (ok, out, err) = portcullis(dir.path(), &db, &["migrate"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("migrations applied"));
+
+    let (ok, out, err) = portcullis(
+        dir.path(),
+        &db,
+        &[
+            "user",
+            "create",
+            "--email",
+            "Ops@Example.com",
+            "--name",
+            "Ops",
+            "--role",
+            "admin",
+            "--verified",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("created user Ops@Example.com"));
+
+    // Same address again: refused with a one-line error.
+    let (ok, _, err) = portcullis(
+        dir.path(),
+        &db,
+        &["user", "create", "--email", "ops@example.com"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(!ok);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // Weak password, no password, unknown role.
+    let (ok, _, err) = portcullis(
+        dir.path(),
+        &db,
+        &["user", "create", "--email", "w@example.com"],
+        Some("password1\n"),
+    );
+    assert!(
+        !ok && (err.contains("Use at least") || err.contains("too easy")),
+        "{err}"
+    );
+    let (ok, _, err) = portcullis(
+        dir.path(),
+        &db,
+        &["user", "create", "--email", "n@example.com"],
+        None,
+    );
+    assert!(!ok && err.contains("standard input"), "{err}");
+    let (ok, _, err) = portcullis(
+        dir.path(),
+        &db,
+        &[
+            "user",
+            "set-role",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "wizard",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("no role named wizard"), "{err}");
+
+    // The last administrator keeps the role.
+    let (ok, _, err) = portcullis(
+        dir.path(),
+        &db,
+        &[
+            "user",
+            "unset-role",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "admin",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("last administrator"), "{err}");
+
+    // The server started on the same database signs the user in; no setup link is printed.
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            database_url: Some(db.clone()),
+            ..Default::default()
+        },
+    })
+    .await;
+    assert!(
+        app.setup_link.is_none(),
+        "an admin exists, so no setup link"
+    );
+    let b = app.browser();
+    b.login_ok("ops@example.com").await;
+    let p = b.get("/account").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("admin"));
+    let names = app.audit_names().await;
+    assert!(names.contains(&"role.assigned".to_string()));
+}
+
+#[tokio::test]
+async fn set_role_and_unset_role_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    let pw = format!("{PASSWORD}\n");
+    assert!(
+        portcullis(
+            dir.path(),
+            &db,
+            &[
+                "user",
+                "create",
+                "--email",
+                "a@example.com",
+                "--role",
+                "admin"
+            ],
+            Some(&pw)
+        )
+        .0
+    );
+    assert!(
+        portcullis(
+            dir.path(),
+            &db,
+            &["user", "create", "--email", "b@example.com"],
+            Some(&pw)
+        )
+        .0
+    );
+    let (ok, out, _) = portcullis(
+        dir.path(),
+        &db,
+        &[
+            "user",
+            "set-role",
+            "--email",
+            "b@example.com",
+            "--role",
+            "admin",
+        ],
+        None,
+    );
+    assert!(ok && out.contains("now has the role admin"));
+    let (ok, out, _) = portcullis(
+        dir.path(),
+        &db,
+        &[
+            "user",
+            "unset-role",
+            "--email",
+            "a@example.com",
+            "--role",
+            "admin",
+        ],
+        None,
+    );
+    assert!(ok && out.contains("no longer has the role admin"), "{out}");
+    let (ok, _, err) = portcullis(
+        dir.path(),
+        &db,
+        &[
+            "user",
+            "set-role",
+            "--email",
+            "ghost@example.com",
+            "--role",
+            "admin",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("No account"), "{err}");
+}
+
+#[test]
+fn unknown_configuration_is_an_error_naming_the_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("migrate")
+        .env("PORTCULLIS_LISTN", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PORTCULLIS_LISTN"));
+}

@@ -1,0 +1,153 @@
+use crate::helpers::*;
+use portcullis::config::FileConfig;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn sessions_page_lists_devices_and_signs_out_the_others() {
+    let app = spawn_app().await;
+    app.create_user("multi@example.com", &[]).await;
+    let a = app.browser();
+    let b = app.browser();
+    a.login_ok("multi@example.com").await;
+    b.login_ok("multi@example.com").await;
+    let p = a.get("/account/sessions").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.count("table.sessions tbody tr"), 2);
+    assert_eq!(p.count("tr.current"), 1);
+    assert!(p.body.contains("127.0.0.1"));
+
+    let p = a
+        .submit("/account/sessions", "/account/sessions/revoke-others", &[])
+        .await;
+    assert_redirect(&p, "/account/sessions?done=others");
+    assert_eq!(
+        b.get("/account").await.status,
+        StatusCode::SEE_OTHER,
+        "B is refused at once"
+    );
+    let p = a.get("/account/sessions").await;
+    assert_eq!(p.count("table.sessions tbody tr"), 1);
+    assert!(
+        app.audit_names()
+            .await
+            .contains(&"session.revoked".to_string())
+    );
+}
+
+#[tokio::test]
+async fn revoking_one_session_and_not_someone_elses() {
+    let app = spawn_app().await;
+    app.create_user("one@example.com", &[]).await;
+    app.create_user("two@example.com", &[]).await;
+    let a = app.browser();
+    let b = app.browser();
+    let other = app.browser();
+    a.login_ok("one@example.com").await;
+    b.login_ok("one@example.com").await;
+    other.login_ok("two@example.com").await;
+
+    let page = other.get("/account/sessions").await;
+    let other_sid = page
+        .doc()
+        .select(&scraper::Selector::parse("table.sessions tr.current").unwrap())
+        .next()
+        .is_some();
+    assert!(other_sid);
+    // A's listing shows B's sid in the revoke form.
+    let p = a.get("/account/sessions").await;
+    let sel = scraper::Selector::parse("input[name=sid]").unwrap();
+    let b_sid = p
+        .doc()
+        .select(&sel)
+        .next()
+        .unwrap()
+        .value()
+        .attr("value")
+        .unwrap()
+        .to_string();
+    let token = p.csrf();
+
+    // Someone else cannot revoke it: not found, and B stays signed in.
+    let ot = other.get("/account/sessions").await.csrf();
+    let r = other
+        .post(
+            "/account/sessions/revoke",
+            &[("csrf_token", &ot), ("sid", &b_sid)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(b.get("/account").await.status, StatusCode::OK);
+
+    let r = a
+        .post(
+            "/account/sessions/revoke",
+            &[("csrf_token", &token), ("sid", &b_sid)],
+        )
+        .await;
+    assert_redirect(&r, "/account/sessions?done=revoked");
+    assert_eq!(b.get("/account").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.get("/account").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn session_id_is_renewed_at_sign_in() {
+    let app = spawn_app().await;
+    app.create_user("fix@example.com", &[]).await;
+    let attacker = app.browser();
+    attacker.login_ok("fix@example.com").await;
+    let planted = attacker.cookie("portcullis").expect("session cookie");
+    attacker.logout().await;
+
+    // The victim's browser carries a session id chosen by the attacker.
+    let victim = app.browser();
+    victim.set_cookie("portcullis", &planted);
+    victim.login_ok("fix@example.com").await;
+    let after = victim.cookie("portcullis").expect("session cookie");
+    assert_ne!(after, planted, "a new session id is issued at sign-in");
+    let spy = app.browser();
+    spy.set_cookie("portcullis", &planted);
+    assert_eq!(
+        spy.get("/account").await.status,
+        StatusCode::SEE_OTHER,
+        "the planted id grants nothing"
+    );
+}
+
+#[tokio::test]
+async fn sessions_end_after_the_absolute_lifetime() {
+    let app = spawn_app_with(Options {
+        file: FileConfig {
+            session_lifetime_secs: Some(600),
+            ..Default::default()
+        },
+    })
+    .await;
+    app.create_user("life@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("life@example.com").await;
+    assert_eq!(b.get("/account").await.status, StatusCode::OK);
+    app.clock.advance(601);
+    assert_eq!(b.get("/account").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn sessions_end_after_the_idle_timeout() {
+    let app = spawn_app_with(Options {
+        file: FileConfig {
+            session_idle_timeout_secs: Some(2),
+            ..Default::default()
+        },
+    })
+    .await;
+    app.create_user("idle@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("idle@example.com").await;
+    // Activity keeps it alive...
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        assert_eq!(b.get("/account").await.status, StatusCode::OK);
+    }
+    // ...and silence ends it (Redis TTLs run on real time, so this waits for real).
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    assert_eq!(b.get("/account").await.status, StatusCode::SEE_OTHER);
+}
