@@ -97,7 +97,7 @@ impl Sessions {
                 r.last_seen_at = r.last_seen_at.max(seen.0);
             }
         }
-        rows.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.last_seen_at));
         Ok(rows)
     }
 
