@@ -37,6 +37,15 @@ pub struct FileConfig {
     pub login_failures_before_backoff: Option<u32>,
     pub registrations_per_ip_per_hour: Option<u32>,
     pub setup_link_ttl_secs: Option<i64>,
+    pub require_verified_email: Option<bool>,
+    pub email_verification_ttl_secs: Option<i64>,
+    pub password_reset_ttl_secs: Option<i64>,
+    pub mail_retry_base_secs: Option<i64>,
+    pub mail_retry_max_secs: Option<i64>,
+    pub mail_give_up_after_secs: Option<i64>,
+    pub password_resets_per_ip_per_hour: Option<u32>,
+    pub password_resets_per_address_per_hour: Option<u32>,
+    pub verification_resends_per_account_per_hour: Option<u32>,
 }
 
 /// Environment variables and the file key each one overrides.
@@ -79,6 +88,36 @@ const ENV_KEYS: &[(&str, &str)] = &[
         "registrations_per_ip_per_hour",
     ),
     ("PORTCULLIS_SETUP_LINK_TTL_SECS", "setup_link_ttl_secs"),
+    (
+        "PORTCULLIS_REQUIRE_VERIFIED_EMAIL",
+        "require_verified_email",
+    ),
+    (
+        "PORTCULLIS_EMAIL_VERIFICATION_TTL_SECS",
+        "email_verification_ttl_secs",
+    ),
+    (
+        "PORTCULLIS_PASSWORD_RESET_TTL_SECS",
+        "password_reset_ttl_secs",
+    ),
+    ("PORTCULLIS_MAIL_RETRY_BASE_SECS", "mail_retry_base_secs"),
+    ("PORTCULLIS_MAIL_RETRY_MAX_SECS", "mail_retry_max_secs"),
+    (
+        "PORTCULLIS_MAIL_GIVE_UP_AFTER_SECS",
+        "mail_give_up_after_secs",
+    ),
+    (
+        "PORTCULLIS_PASSWORD_RESETS_PER_IP_PER_HOUR",
+        "password_resets_per_ip_per_hour",
+    ),
+    (
+        "PORTCULLIS_PASSWORD_RESETS_PER_ADDRESS_PER_HOUR",
+        "password_resets_per_address_per_hour",
+    ),
+    (
+        "PORTCULLIS_VERIFICATION_RESENDS_PER_ACCOUNT_PER_HOUR",
+        "verification_resends_per_account_per_hour",
+    ),
 ];
 
 /// Variables with the prefix that are not configuration keys but are still legitimate.
@@ -138,6 +177,15 @@ pub struct Config {
     pub login_failures_before_backoff: u32,
     pub registrations_per_ip_per_hour: u32,
     pub setup_link_ttl_secs: i64,
+    pub require_verified_email: bool,
+    pub email_verification_ttl_secs: i64,
+    pub password_reset_ttl_secs: i64,
+    pub mail_retry_base_secs: i64,
+    pub mail_retry_max_secs: i64,
+    pub mail_give_up_after_secs: i64,
+    pub password_resets_per_ip_per_hour: u32,
+    pub password_resets_per_address_per_hour: u32,
+    pub verification_resends_per_account_per_hour: u32,
 }
 
 impl Config {
@@ -224,6 +272,23 @@ fn apply_env(file: &mut FileConfig, env: &[(String, String)]) -> Result<(), Conf
                 file.registrations_per_ip_per_hour = Some(num(name)? as u32)
             }
             "setup_link_ttl_secs" => file.setup_link_ttl_secs = Some(num(name)? as i64),
+            "require_verified_email" => file.require_verified_email = Some(parse_bool(name, &v)?),
+            "email_verification_ttl_secs" => {
+                file.email_verification_ttl_secs = Some(num(name)? as i64)
+            }
+            "password_reset_ttl_secs" => file.password_reset_ttl_secs = Some(num(name)? as i64),
+            "mail_retry_base_secs" => file.mail_retry_base_secs = Some(num(name)? as i64),
+            "mail_retry_max_secs" => file.mail_retry_max_secs = Some(num(name)? as i64),
+            "mail_give_up_after_secs" => file.mail_give_up_after_secs = Some(num(name)? as i64),
+            "password_resets_per_ip_per_hour" => {
+                file.password_resets_per_ip_per_hour = Some(num(name)? as u32)
+            }
+            "password_resets_per_address_per_hour" => {
+                file.password_resets_per_address_per_hour = Some(num(name)? as u32)
+            }
+            "verification_resends_per_account_per_hour" => {
+                file.verification_resends_per_account_per_hour = Some(num(name)? as u32)
+            }
             _ => {}
         }
     }
@@ -327,6 +392,39 @@ impl FileConfig {
                 "setup_link_ttl_secs",
                 self.setup_link_ttl_secs.unwrap_or(3600),
             )?,
+            require_verified_email: self.require_verified_email.unwrap_or(true),
+            email_verification_ttl_secs: positive(
+                "email_verification_ttl_secs",
+                self.email_verification_ttl_secs.unwrap_or(24 * 3600),
+            )?,
+            password_reset_ttl_secs: positive(
+                "password_reset_ttl_secs",
+                self.password_reset_ttl_secs.unwrap_or(30 * 60),
+            )?,
+            mail_retry_base_secs: positive(
+                "mail_retry_base_secs",
+                self.mail_retry_base_secs.unwrap_or(5),
+            )?,
+            mail_retry_max_secs: positive(
+                "mail_retry_max_secs",
+                self.mail_retry_max_secs.unwrap_or(300),
+            )?,
+            mail_give_up_after_secs: positive(
+                "mail_give_up_after_secs",
+                self.mail_give_up_after_secs.unwrap_or(3 * 24 * 3600),
+            )?,
+            password_resets_per_ip_per_hour: self
+                .password_resets_per_ip_per_hour
+                .unwrap_or(20)
+                .max(1),
+            password_resets_per_address_per_hour: self
+                .password_resets_per_address_per_hour
+                .unwrap_or(5)
+                .max(1),
+            verification_resends_per_account_per_hour: self
+                .verification_resends_per_account_per_hour
+                .unwrap_or(5)
+                .max(1),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! the HTTP server with its middleware. Binds its own listener so tests can use port 0.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_session::SessionMiddleware;
@@ -12,9 +13,10 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::auth::password::Hasher;
+use crate::auth::recovery::MailCtx;
 use crate::auth::session_state::StateBackend;
 use crate::auth::sessions::Sessions;
-use crate::auth::throttle::Throttle;
+use crate::auth::throttle::{Limits, Throttle};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, migrate};
@@ -23,12 +25,27 @@ use crate::mail::Mailer;
 use crate::web::session_store::Store;
 use crate::web::state::AppState;
 use crate::web::{csrf, error, headers, request_id, routes};
+use tokio::sync::{Notify, watch};
 
 pub struct Application {
     port: u16,
     server: Server,
     pub state: web::Data<AppState>,
     pub setup_link: Option<String>,
+    shutdown: watch::Sender<bool>,
+}
+
+#[derive(Clone)]
+pub struct AppHandle {
+    server: actix_web::dev::ServerHandle,
+    shutdown: watch::Sender<bool>,
+}
+
+impl AppHandle {
+    pub async fn stop(&self) {
+        self.server.stop(true).await;
+        let _ = self.shutdown.send(true);
+    }
 }
 
 /// Opens the database and applies migrations (shared by `serve`, `migrate` and the CLI).
@@ -73,13 +90,23 @@ impl Application {
             config.session_idle_timeout_secs,
             config.session_lifetime_secs,
         );
-        let throttle = Throttle::new(
-            config.login_attempts_per_ip_per_minute,
-            config.registrations_per_ip_per_hour,
-            config.login_failures_before_backoff,
-            clock.clone(),
-        );
+        let throttle = Throttle::new(Limits::from_config(&config), clock.clone());
         let mailer = Mailer::from_config(&config)?;
+        let mail_wake = Arc::new(Notify::new());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        crate::mail::worker::spawn(
+            db.clone(),
+            mailer.clone(),
+            clock.clone(),
+            crate::mail::worker::Settings {
+                from: config.mail_from.clone(),
+                retry_base_secs: config.mail_retry_base_secs,
+                retry_max_secs: config.mail_retry_max_secs,
+                give_up_after_secs: config.mail_give_up_after_secs,
+            },
+            mail_wake.clone(),
+            shutdown_rx.clone(),
+        );
 
         let setup_link = crate::auth::setup::issue_link_if_needed(
             &db,
@@ -99,6 +126,12 @@ impl Application {
 
         let state = web::Data::new(AppState {
             csrf_key: master.derive::<32>("csrf"),
+            mail: MailCtx {
+                base: config.base_url(),
+                verify_ttl: config.email_verification_ttl_secs,
+                reset_ttl: config.password_reset_ttl_secs,
+            },
+            mail_wake,
             config,
             db,
             hasher,
@@ -107,7 +140,7 @@ impl Application {
             mailer,
             clock,
         });
-        spawn_background(state.clone());
+        spawn_background(state.clone(), shutdown_rx);
 
         let cookie_key = Key::try_from(&master.derive::<64>("session-cookie")[..])
             .map_err(|e| anyhow::anyhow!("cookie key: {e}"))?;
@@ -155,7 +188,17 @@ impl Application {
             server,
             state,
             setup_link,
+            shutdown,
         })
+    }
+
+    /// Stops this instance from outside (tests, embedding): HTTP first, gracefully,
+    /// then the background workers.
+    pub fn handle(&self) -> AppHandle {
+        AppHandle {
+            server: self.server.handle(),
+            shutdown: self.shutdown.clone(),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -169,11 +212,18 @@ impl Application {
 }
 
 /// Write-behind and pruning, off the request path.
-fn spawn_background(state: web::Data<AppState>) {
+fn spawn_background(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(15));
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => {
+                    // Last write-behind before the process goes.
+                    let _ = state.sessions.flush().await;
+                    break;
+                }
+            }
             if let Err(e) = state.sessions.flush().await {
                 tracing::warn!(error = %e, "session write-behind failed; will retry");
             }

@@ -1,11 +1,13 @@
 //! Accounts: registration, creation from the shell, password change, roles.
 
-use diesel::Connection;
 use serde_json::json;
 
 use super::InternalError;
 use super::audit::{AuditCtx, record};
 use super::password::{Hasher, Verified};
+use super::recovery::{
+    MailCtx, issue_verification, notify_password_changed, notify_registration_attempt,
+};
 use crate::clock::Clock;
 use crate::db::repo::{roles, users, users::User};
 use crate::db::{Db, DbError};
@@ -124,11 +126,14 @@ pub fn new_user(
     }
 }
 
+/// Registers an account and, in the same transaction, queues its verification link (or,
+/// for a taken address, the notice to its owner).
 pub async fn register(
     db: &Db,
     hasher: &Hasher,
     clock: &Clock,
     policy: &RegistrationPolicy<'_>,
+    mail: &MailCtx,
     input: NewAccount,
     ctx: &AuditCtx,
 ) -> Result<Result<Registered, AccountError>, InternalError> {
@@ -163,10 +168,10 @@ pub async fn register(
     let hash = hasher.hash(input.password).await?;
     let now = clock.now();
     let user = new_user(&email, name, hash, false, now);
-    let ctx = ctx.clone();
+    let (ctx, mail) = (ctx.clone(), mail.clone());
     let result = db
         .run(move |c| {
-            c.transaction(|c| {
+            crate::db::conn::write_transaction(c, |c| {
                 if let Some(existing) = users::find_by_email(c, &user.email_normalized)? {
                     record(
                         c,
@@ -177,6 +182,7 @@ pub async fn register(
                         Some(&existing.id),
                         json!({"reason": "email already registered"}),
                     )?;
+                    notify_registration_attempt(c, &mail, &existing, now)?;
                     return Ok(Registered::AlreadyExists(existing));
                 }
                 users::insert(c, &user)?;
@@ -189,6 +195,7 @@ pub async fn register(
                     Some(&user.id),
                     json!({}),
                 )?;
+                issue_verification(c, &mail, &user, now)?;
                 Ok(Registered::Created(user))
             })
             .map_err(|e: diesel::result::Error| DbError::from(e))
@@ -245,7 +252,7 @@ pub async fn create_user(
     let role_names = role_names.to_vec();
     let ctx = ctx.clone();
     db.run(move |c| {
-        c.transaction(|c| {
+        crate::db::conn::write_transaction(c, |c| {
             for r in &role_names {
                 if !roles::exists(c, r)? {
                     return Ok(Err(AccountError::NoSuchRole(r.clone())));
@@ -304,7 +311,7 @@ pub async fn set_role(
         clock.now(),
     );
     db.run(move |c| {
-        c.transaction(|c| {
+        crate::db::conn::write_transaction(c, |c| {
             let Some(user) = users::find_by_email(c, &norm)? else {
                 return Ok(Err(AccountError::NoSuchUser));
             };
@@ -352,6 +359,7 @@ pub async fn change_password(
     db: &Db,
     hasher: &Hasher,
     clock: &Clock,
+    mail: &MailCtx,
     min_len: usize,
     user_id: &str,
     current: String,
@@ -391,19 +399,20 @@ pub async fn change_password(
         return Ok(Err(e));
     }
     let hash = hasher.hash(new).await?;
-    let (ctx, uid, now) = (ctx.clone(), user.id.clone(), clock.now());
+    let (ctx, now, mail) = (ctx.clone(), clock.now(), mail.clone());
     db.run(move |c| {
-        c.transaction(|c| {
-            users::set_password_hash(c, &uid, &hash, now)?;
+        crate::db::conn::write_transaction(c, |c| {
+            users::set_password_hash(c, &user.id, &hash, now)?;
             record(
                 c,
                 &ctx,
                 now,
                 AuditAction::PasswordChanged,
                 Outcome::Success,
-                Some(&uid),
+                Some(&user.id),
                 json!({}),
-            )
+            )?;
+            notify_password_changed(c, &mail, &user, false, now)
         })
         .map_err(InternalError::from)
     })

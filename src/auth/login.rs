@@ -23,6 +23,10 @@ pub enum LoginOutcome {
     Invalid,
     /// The password was right but the account is disabled.
     Disabled,
+    /// The password was right but the address is not confirmed yet (and must be).
+    Unverified {
+        email: String,
+    },
     Throttled(RetryAfter),
 }
 
@@ -35,14 +39,21 @@ pub async fn authenticate(
     ip: IpAddr,
     email: &str,
     password: String,
+    require_verified: bool,
     ctx: &AuditCtx,
 ) -> Result<LoginOutcome, InternalError> {
+    // Input that is not an address cannot name an account: it gets the per-IP limit
+    // only, and is never stored as a key (it could be a password typed in the wrong box).
     let account_key = EmailAddress::parse(email)
         .map(|e| e.normalized().to_string())
-        .unwrap_or_else(|_| email.trim().to_lowercase());
-    let limited = throttle
-        .login_attempt(ip)
-        .and_then(|_| throttle.account_allowed(&account_key));
+        .unwrap_or_default();
+    let limited = throttle.login_attempt(ip).and_then(|_| {
+        if account_key.is_empty() {
+            Ok(())
+        } else {
+            throttle.account_allowed(&account_key)
+        }
+    });
     if let Err(retry) = limited {
         let (ctx, now, key) = (ctx.clone(), clock.now(), account_key.clone());
         db.run(move |c| {
@@ -95,6 +106,22 @@ pub async fn authenticate(
                 return Ok(LoginOutcome::Disabled);
             }
             throttle.account_succeeded(&account_key);
+            if require_verified && !user.email_verified {
+                db.run(move |c| {
+                    record(
+                        c,
+                        &ctx2,
+                        now,
+                        AuditAction::LoginFailed,
+                        Outcome::Denied,
+                        Some(&uid),
+                        json!({"reason": "email not verified"}),
+                    )
+                    .map_err(InternalError::from)
+                })
+                .await?;
+                return Ok(LoginOutcome::Unverified { email: user.email });
+            }
             db.run(move |c| {
                 if let Some(h) = rehash {
                     users::set_password_hash(c, &uid, &h, now)?;
@@ -114,7 +141,14 @@ pub async fn authenticate(
             Ok(LoginOutcome::Success { user, roles })
         }
         (_, found) => {
-            let backoff = throttle.account_failed(&account_key);
+            let backoff = (!account_key.is_empty())
+                .then(|| throttle.account_failed(&account_key))
+                .flatten();
+            let account_key = if account_key.is_empty() {
+                "<not an address>".to_string()
+            } else {
+                account_key
+            };
             let ctx = ctx.clone();
             let target = found.map(|(u, _)| u.id);
             db.run(move |c| {

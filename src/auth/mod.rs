@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod login;
 pub mod password;
+pub mod recovery;
 pub mod session_state;
 pub mod sessions;
 pub mod setup;

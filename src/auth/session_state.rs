@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use diesel::Connection;
 use redis::aio::ConnectionManager;
 
 use super::InternalError;
@@ -23,6 +22,32 @@ pub struct Cached {
     expires_at: i64,
     /// The expiry moved in memory and is not yet written.
     dirty: bool,
+    /// A tombstone: the state was removed. Kept for an idle period so that a load or
+    /// update racing the removal cannot put the state back into the cache.
+    revoked: bool,
+}
+
+/// How long a removed state stays remembered as removed: longer than any request.
+const TOMBSTONE_SECS: i64 = 3600;
+
+impl Cached {
+    fn live(state: String, expires_at: i64, dirty: bool) -> Self {
+        Self {
+            state,
+            expires_at,
+            dirty,
+            revoked: false,
+        }
+    }
+
+    fn tombstone(expires_at: i64) -> Self {
+        Self {
+            state: String::new(),
+            expires_at,
+            dirty: false,
+            revoked: true,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -108,8 +133,11 @@ impl StateBackend {
                 let now = clock.now();
                 if let Some(cache) = cache
                     && let Some(mut hit) = cache.get_mut(key_hash)
-                    && hit.expires_at > now
+                    && (hit.revoked || hit.expires_at > now)
                 {
+                    if hit.revoked {
+                        return Ok(None);
+                    }
                     hit.expires_at = now + idle_secs;
                     hit.dirty = true;
                     return Ok(serde_json::from_str(&hit.state).ok());
@@ -123,14 +151,13 @@ impl StateBackend {
                 };
                 match cache {
                     Some(cache) => {
-                        cache.insert(
-                            key_hash.to_string(),
-                            Cached {
-                                state: state.clone(),
-                                expires_at: now + idle_secs,
-                                dirty: true,
-                            },
-                        );
+                        // A tombstone written meanwhile wins: the state was just removed.
+                        let entry = cache
+                            .entry(key_hash.to_string())
+                            .or_insert_with(|| Cached::live(state.clone(), now + idle_secs, true));
+                        if entry.revoked {
+                            return Ok(None);
+                        }
                     }
                     // Without a cache, write the extension at most once a minute.
                     None if expires_at < now + idle_secs - 60 => {
@@ -173,14 +200,7 @@ impl StateBackend {
                 db.run(move |c| repo::insert(c, &kh, &j, expires).map_err(InternalError::from))
                     .await?;
                 if let Some(cache) = cache {
-                    cache.insert(
-                        key_hash.to_string(),
-                        Cached {
-                            state: json,
-                            expires_at: expires,
-                            dirty: false,
-                        },
-                    );
+                    cache.insert(key_hash.to_string(), Cached::live(json, expires, false));
                 }
                 Ok(())
             }
@@ -219,16 +239,15 @@ impl StateBackend {
                     .await?;
                 if let Some(cache) = cache {
                     if updated {
-                        cache.insert(
-                            key_hash.to_string(),
-                            Cached {
-                                state: json,
-                                expires_at: expires,
-                                dirty: false,
-                            },
-                        );
+                        let mut entry = cache
+                            .entry(key_hash.to_string())
+                            .or_insert_with(|| Cached::live(String::new(), expires, false));
+                        if entry.revoked {
+                            return Ok(false);
+                        }
+                        *entry = Cached::live(json, expires, false);
                     } else {
-                        cache.remove(key_hash);
+                        cache.insert(key_hash.to_string(), Cached::tombstone(expires));
                     }
                 }
                 Ok(updated)
@@ -253,6 +272,9 @@ impl StateBackend {
                 if let Some(cache) = cache
                     && let Some(mut hit) = cache.get_mut(key_hash)
                 {
+                    if hit.revoked {
+                        return Ok(());
+                    }
                     hit.expires_at = expires;
                     hit.dirty = true;
                     return Ok(());
@@ -279,10 +301,14 @@ impl StateBackend {
                     .map(|_| ())
                     .map_err(redis_err)
             }
-            StateBackend::Db { db, cache, .. } => {
-                // Evict first: from here on this process refuses the session.
+            StateBackend::Db { db, cache, clock } => {
+                // Tombstone first: from here on this process refuses the session, even
+                // if a load that read the row a moment ago finishes after us.
                 if let Some(cache) = cache {
-                    cache.remove(key_hash);
+                    cache.insert(
+                        key_hash.to_string(),
+                        Cached::tombstone(clock.now() + TOMBSTONE_SECS),
+                    );
                 }
                 let kh = key_hash.to_string();
                 db.run(move |c| {
@@ -304,7 +330,7 @@ impl StateBackend {
         if let Some(cache) = cache {
             let mut dirty = Vec::new();
             cache.retain(|k, v| {
-                if v.dirty {
+                if v.dirty && !v.revoked {
                     dirty.push((k.clone(), v.expires_at));
                     v.dirty = false;
                 }
@@ -312,7 +338,7 @@ impl StateBackend {
             });
             if !dirty.is_empty() {
                 db.run(move |c| {
-                    c.transaction(|c| {
+                    crate::db::conn::write_transaction(c, |c| {
                         for (k, e) in &dirty {
                             repo::set_expiry(c, k, *e)?;
                         }

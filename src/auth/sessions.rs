@@ -1,7 +1,8 @@
 //! The session registry: "list my sessions", "revoke this one" and "sign out everywhere"
-//! work the same whichever store holds the state. Revoking deletes the registry row and
-//! the state itself, so the revoked cookie is refused on its very next request, on every
-//! instance (the state is gone from Redis or the database; a DB-cached state is evicted).
+//! work the same whichever store holds the state. Revoking deletes the state first and
+//! the registry row after it, so a failure half-way leaves the session still listed
+//! (and revocable again), never alive but unlisted. The revoked cookie is refused on
+//! its very next request, on every instance.
 
 use std::sync::Arc;
 
@@ -13,6 +14,14 @@ use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::sessions::{self as repo, SessionRow};
 
+/// What the hot path records, written behind.
+#[derive(Clone, Copy)]
+struct Seen {
+    at: i64,
+    created: i64,
+    dirty: bool,
+}
+
 #[derive(Clone)]
 pub struct Sessions {
     db: Db,
@@ -20,8 +29,7 @@ pub struct Sessions {
     pub idle_secs: i64,
     pub lifetime_secs: i64,
     pub state: StateBackend,
-    /// sid -> last seen, written behind (never on the request path).
-    seen: Arc<DashMap<String, (i64, i64)>>,
+    seen: Arc<DashMap<String, Seen>>,
 }
 
 impl Sessions {
@@ -68,12 +76,13 @@ impl Sessions {
     }
 
     /// Ties the registry row to the store entry once the store has minted the key.
-    pub async fn link(&self, sid: &str, key_hash: &str) -> Result<(), InternalError> {
+    /// False when the row is gone (revoked meanwhile): the caller must drop the state.
+    pub async fn link(&self, sid: &str, key_hash: &str) -> Result<bool, InternalError> {
         let (s, k) = (sid.to_string(), key_hash.to_string());
         self.db
             .run(move |c| {
                 repo::set_key_hash(c, &s, &k)
-                    .map(|_| ())
+                    .map(|n| n == 1)
                     .map_err(InternalError::from)
             })
             .await
@@ -81,8 +90,15 @@ impl Sessions {
 
     /// Hot path: memory only.
     pub fn touch(&self, sid: &str, created_at: i64) {
-        self.seen
-            .insert(sid.to_string(), (self.clock.now(), created_at));
+        let at = self.clock.now();
+        self.seen.insert(
+            sid.to_string(),
+            Seen {
+                at,
+                created: created_at,
+                dirty: true,
+            },
+        );
     }
 
     pub async fn list(&self, user_id: &str) -> Result<Vec<SessionRow>, InternalError> {
@@ -94,7 +110,7 @@ impl Sessions {
             .await?;
         for r in &mut rows {
             if let Some(seen) = self.seen.get(&r.sid) {
-                r.last_seen_at = r.last_seen_at.max(seen.0);
+                r.last_seen_at = r.last_seen_at.max(seen.at);
             }
         }
         rows.sort_by_key(|r| std::cmp::Reverse(r.last_seen_at));
@@ -111,20 +127,28 @@ impl Sessions {
         Ok(())
     }
 
+    async fn delete_rows(&self, rows: Vec<SessionRow>) -> Result<(), InternalError> {
+        let sids: Vec<String> = rows.into_iter().map(|r| r.sid).collect();
+        self.db
+            .run(move |c| {
+                repo::delete_many(c, &sids)
+                    .map(|_| ())
+                    .map_err(InternalError::from)
+            })
+            .await
+    }
+
     /// Revokes one session of `user_id`; false when there is no such session of theirs.
     pub async fn revoke(&self, user_id: &str, sid: &str) -> Result<bool, InternalError> {
         let (u, s) = (user_id.to_string(), sid.to_string());
         let row = self
             .db
-            .run(move |c| repo::delete_for_user(c, &u, &s).map_err(InternalError::from))
+            .run(move |c| repo::find_for_user(c, &u, &s).map_err(InternalError::from))
             .await?;
-        match row {
-            Some(r) => {
-                self.drop_states(std::slice::from_ref(&r)).await?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        let Some(row) = row else { return Ok(false) };
+        self.drop_states(std::slice::from_ref(&row)).await?;
+        self.delete_rows(vec![row]).await?;
+        Ok(true)
     }
 
     /// Revokes every session of the user except `keep`; returns how many ended.
@@ -136,30 +160,35 @@ impl Sessions {
         let (u, k) = (user_id.to_string(), keep.map(str::to_string));
         let rows = self
             .db
-            .run(move |c| repo::delete_where_user(c, &u, k.as_deref()).map_err(InternalError::from))
+            .run(move |c| repo::list_all_for_user(c, &u, k.as_deref()).map_err(InternalError::from))
             .await?;
+        let n = rows.len();
         self.drop_states(&rows).await?;
-        Ok(rows.len())
+        self.delete_rows(rows).await?;
+        Ok(n)
     }
 
-    /// Write-behind: last-seen times and expiry extensions; purge expired rows.
+    /// Write-behind: last-seen times and expiry extensions (only forward, only what
+    /// changed); then expired sessions go, their states first.
     pub async fn flush(&self) -> Result<(), InternalError> {
         let now = self.clock.now();
         let mut batch = Vec::new();
-        self.seen.retain(|sid, (seen, created)| {
-            batch.push((
-                sid.clone(),
-                *seen,
-                (*seen + self.idle_secs).min(*created + self.lifetime_secs),
-            ));
+        self.seen.retain(|sid, s| {
+            if s.dirty {
+                batch.push((
+                    sid.clone(),
+                    s.at,
+                    (s.at + self.idle_secs).min(s.created + self.lifetime_secs),
+                ));
+                s.dirty = false;
+            }
             // Keep recent entries so the sessions page shows the freshest time.
-            *seen + self.idle_secs > now
+            s.at + self.idle_secs > now
         });
         if !batch.is_empty() {
             self.db
                 .run(move |c| {
-                    use diesel::Connection;
-                    c.transaction(|c| {
+                    crate::db::conn::write_transaction(c, |c| {
                         for (sid, seen, exp) in &batch {
                             repo::touch(c, sid, *seen, *exp)?;
                         }
@@ -169,13 +198,14 @@ impl Sessions {
                 })
                 .await?;
         }
-        self.db
-            .run(move |c| {
-                repo::purge_expired(c, now)
-                    .map(|_| ())
-                    .map_err(InternalError::from)
-            })
+        let expired = self
+            .db
+            .run(move |c| repo::list_expired(c, now, 500).map_err(InternalError::from))
             .await?;
+        if !expired.is_empty() {
+            self.drop_states(&expired).await?;
+            self.delete_rows(expired).await?;
+        }
         self.state.flush().await
     }
 }

@@ -2,7 +2,6 @@
 //! the first one. The link works once, expires, and several instances racing on setup
 //! still produce a single administrator (the check runs inside the transaction).
 
-use diesel::Connection;
 use serde_json::json;
 
 use super::InternalError;
@@ -101,16 +100,18 @@ pub async fn complete(
     let token_hash = crate::domain::tokens::hash(token);
     let ctx = ctx.clone();
     db.run(move |c| {
-        c.transaction(|c| {
+        crate::db::conn::write_transaction(c, |c| {
             // Both checks inside one serialised transaction: one winner, even across instances.
             crate::db::conn::serialize(c, crate::db::conn::locks::FIRST_ADMIN)?;
+            // Checked before the token is used up, so the operator can pick another
+            // address with the same link.
+            if users::find_by_email(c, &user.email_normalized)?.is_some() {
+                return Ok(Err(SetupError::Account(AccountError::Exists)));
+            }
             if !tokens::consume(c, &token_hash, PURPOSE, now)?
                 || roles::holders_count(c, "admin")? > 0
             {
                 return Ok(Err(SetupError::LinkInvalid));
-            }
-            if users::find_by_email(c, &user.email_normalized)?.is_some() {
-                return Ok(Err(SetupError::Account(AccountError::Exists)));
             }
             users::insert(c, &user)?;
             roles::assign(c, &user.id, "admin", now)?;

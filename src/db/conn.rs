@@ -191,3 +191,38 @@ pub fn serialize(conn: &mut AnyConnection, key: i64) -> diesel::QueryResult<()> 
 pub mod locks {
     pub const FIRST_ADMIN: i64 = 0x706f_7274_0001;
 }
+
+/// A transaction that will write. On SQLite it starts with `BEGIN IMMEDIATE`, taking
+/// the write lock up front: a deferred transaction that reads and then writes fails at
+/// once with SQLITE_BUSY when another connection wrote meanwhile (the busy timeout does
+/// not apply to that upgrade). PostgreSQL uses an ordinary transaction.
+pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    if !matches!(conn, AnyConnection::Sqlite(_)) {
+        return conn.transaction(f);
+    }
+    fn inner(conn: &mut AnyConnection) -> &mut SqliteConnection {
+        match conn {
+            AnyConnection::Sqlite(c) => c,
+            AnyConnection::Postgresql(_) => unreachable!("checked above"),
+        }
+    }
+    AnsiTransactionManager::begin_transaction_sql(inner(conn), "BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(v) => {
+            if let Err(e) = AnsiTransactionManager::commit_transaction(inner(conn)) {
+                let _ = AnsiTransactionManager::rollback_transaction(inner(conn));
+                return Err(e.into());
+            }
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = AnsiTransactionManager::rollback_transaction(inner(conn));
+            Err(e)
+        }
+    }
+}

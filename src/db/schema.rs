@@ -99,4 +99,23 @@ diesel::allow_tables_to_appear_in_same_query!(
     session_state,
     one_time_tokens,
     audit_events,
+    mail_outbox,
 );
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        created_at -> BigInt,
+        to_addr -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        claimed_by -> Nullable<Text>,
+        claimed_until -> Nullable<BigInt>,
+        sent_at -> Nullable<BigInt>,
+        failed_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}

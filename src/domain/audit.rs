@@ -13,6 +13,12 @@ pub enum AuditAction {
     RoleRemoved,
     RateLimitExceeded,
     SetupCompleted,
+    EmailVerified,
+    PasswordResetRequested,
+    PasswordReset,
+    EmailChangeRequested,
+    EmailChanged,
+    MailFailed,
 }
 
 impl AuditAction {
@@ -29,6 +35,12 @@ impl AuditAction {
             Self::RoleRemoved => "role.removed",
             Self::RateLimitExceeded => "rate_limit.exceeded",
             Self::SetupCompleted => "setup.completed",
+            Self::EmailVerified => "user.email_verified",
+            Self::PasswordResetRequested => "password.reset_requested",
+            Self::PasswordReset => "password.reset",
+            Self::EmailChangeRequested => "email.change_requested",
+            Self::EmailChanged => "email.changed",
+            Self::MailFailed => "mail.failed",
         }
     }
 }

@@ -1,6 +1,10 @@
 //! Outgoing mail over lettre: SMTP when `SMTP_URL` is set, otherwise `.eml` files in
-//! `<data dir>/outbox/` plus a log line. Sending happens in the background, never
-//! inside the request that caused it.
+//! `<data dir>/outbox/` plus a log line. Requests only write to the outbox table
+//! (`outbox::enqueue`); the `worker` delivers, with retries.
+
+pub mod messages;
+pub mod outbox;
+pub mod worker;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -51,16 +55,5 @@ impl Mailer {
             }
         }
         Ok(())
-    }
-
-    /// Fire and forget, logging failures (replaced by the durable outbox later).
-    pub fn send_in_background(&self, from: String, email: Email) {
-        let m = self.clone();
-        tokio::spawn(async move {
-            let to = email.to.clone();
-            if let Err(e) = m.send(&from, email).await {
-                tracing::warn!(to = %to, error = %e, "mail could not be sent");
-            }
-        });
     }
 }

@@ -52,7 +52,7 @@ impl Ctx {
             .as_ref()
             .is_some_and(|u| u.auth_at + state.sessions.lifetime_secs <= now)
         {
-            session::sign_out(&session);
+            session.remove(session::AUTH_KEY);
             user = None;
         }
         if let Some(u) = &user {

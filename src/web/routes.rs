@@ -4,7 +4,9 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
 use super::error::AppError;
-use super::handlers::{account, health, home, login, logout, register, sessions, setup};
+use super::handlers::{
+    account, health, home, login, logout, password, register, sessions, setup, verify,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::get))
@@ -19,6 +21,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::post().to(setup::submit))
         .route("/account", web::get().to(account::show))
         .route("/account/password", web::post().to(account::change_pw))
+        .route("/account/email", web::post().to(account::change_email))
+        .route("/verify-email", web::get().to(verify::show))
+        .route("/verify-email", web::post().to(verify::confirm))
+        .route("/verify-email/resend", web::get().to(verify::resend_form))
+        .route("/verify-email/resend", web::post().to(verify::resend))
+        .route("/password/forgot", web::get().to(password::forgot_form))
+        .route("/password/forgot", web::post().to(password::forgot))
+        .route("/password/reset", web::get().to(password::reset_form))
+        .route("/password/reset", web::post().to(password::reset))
         .route("/account/sessions", web::get().to(sessions::list))
         .route("/account/sessions/revoke", web::post().to(sessions::revoke))
         .route(

@@ -17,10 +17,15 @@ pub struct SignedIn {
     /// When the user authenticated: drives the absolute lifetime and, later, `auth_time`.
     pub auth_at: i64,
     /// Methods used (`pwd`, later `otp`, `hwk`, `mfa`): the OIDC `amr`.
+    /// New fields carry `serde(default)`: a state written by an older version must
+    /// still decode, or a rolling upgrade would sign everyone out.
+    #[serde(default)]
     pub amr: Vec<String>,
     pub email: String,
+    #[serde(default)]
     pub name: Option<String>,
     /// Shown on the account page only; never used to authorize.
+    #[serde(default)]
     pub roles: Vec<String>,
 }
 
@@ -36,4 +41,9 @@ pub fn sign_in(session: &Session, who: &SignedIn) -> Result<(), actix_session::S
 
 pub fn sign_out(session: &Session) {
     session.purge();
+}
+
+/// Rewrites the signed-in state of this session (same key, same sid).
+pub fn update(session: &Session, who: &SignedIn) {
+    let _ = session.insert(AUTH_KEY, who);
 }

@@ -41,9 +41,12 @@ impl SessionStore for Store {
 
     async fn save(
         &self,
-        session_state: HashMap<String, String>,
+        mut session_state: HashMap<String, String>,
         ttl: &Duration,
     ) -> Result<SessionKey, SaveError> {
+        let who = session_state
+            .get(AUTH_KEY)
+            .and_then(|v| serde_json::from_str::<SignedIn>(v).ok());
         let key = generate_session_key();
         let kh = hash(key.as_ref());
         self.sessions
@@ -51,14 +54,22 @@ impl SessionStore for Store {
             .insert(&kh, &session_state, ttl.whole_seconds())
             .await
             .map_err(|e| SaveError::Other(any(e)))?;
-        if let Some(who) = session_state
-            .get(AUTH_KEY)
-            .and_then(|v| serde_json::from_str::<SignedIn>(v).ok())
-        {
-            self.sessions
+        if let Some(who) = who {
+            let linked = self
+                .sessions
                 .link(&who.sid, &kh)
                 .await
                 .map_err(|e| SaveError::Other(any(e)))?;
+            if !linked {
+                // Revoked between sign-in and now ("sign out everywhere" raced it): the
+                // session must not live unregistered, so it is stored signed out.
+                session_state.remove(AUTH_KEY);
+                self.sessions
+                    .state
+                    .update(&kh, &session_state, ttl.whole_seconds())
+                    .await
+                    .map_err(|e| SaveError::Other(any(e)))?;
+            }
         }
         Ok(key)
     }

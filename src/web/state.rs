@@ -1,4 +1,9 @@
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
 use crate::auth::password::Hasher;
+use crate::auth::recovery::MailCtx;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
@@ -16,4 +21,7 @@ pub struct AppState {
     pub mailer: Mailer,
     pub clock: Clock,
     pub csrf_key: [u8; 32],
+    pub mail: MailCtx,
+    /// Wakes the mail worker after a request queued a message.
+    pub mail_wake: Arc<Notify>,
 }

@@ -72,6 +72,8 @@ pub struct LoginPage {
     pub error: Option<String>,
     pub notice: Option<String>,
     pub registration_open: bool,
+    /// Set when the password was right but the address still needs confirming.
+    pub unverified: Option<String>,
 }
 
 #[derive(Template)]
@@ -105,6 +107,7 @@ pub struct AccountPage {
     pub roles: Vec<String>,
     pub min_len: usize,
     pub error: Option<String>,
+    pub email_error: Option<String>,
     pub notice: Option<String>,
 }
 
@@ -130,4 +133,43 @@ pub fn when(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "auth/verify_email.html")]
+pub struct VerifyEmailPage {
+    pub chrome: Chrome,
+    /// Present when the link can be used.
+    pub email: Option<String>,
+    pub token: String,
+    pub change: bool,
+    pub problem: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/resend.html")]
+pub struct ResendPage {
+    pub chrome: Chrome,
+    pub email: String,
+    pub sent: bool,
+}
+
+#[derive(Template)]
+#[template(path = "auth/forgot.html")]
+pub struct ForgotPage {
+    pub chrome: Chrome,
+    pub email: String,
+    pub sent: bool,
+    pub valid_for: String,
+}
+
+#[derive(Template)]
+#[template(path = "auth/reset.html")]
+pub struct ResetPage {
+    pub chrome: Chrome,
+    pub token: String,
+    pub usable: bool,
+    pub problem: Option<String>,
+    pub error: Option<String>,
+    pub min_len: usize,
 }

@@ -59,7 +59,13 @@ async fn password_change_needs_the_current_one_and_signs_out_other_devices() {
 
 #[tokio::test]
 async fn html_in_any_field_is_escaped() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            require_verified_email: Some(false),
+            ..Default::default()
+        },
+    })
+    .await;
     let b = app.browser();
     let evil = "<script>alert(1)</script>";
     let p = b.register("xss@example.com", PASSWORD, evil).await;

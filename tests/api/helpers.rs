@@ -24,6 +24,7 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 });
 
 pub struct TestApp {
+    pub handle: portcullis::startup::AppHandle,
     pub base: String,
     pub state: actix_web::web::Data<AppState>,
     pub clock: Clock,
@@ -36,6 +37,16 @@ pub struct TestApp {
 #[derive(Default)]
 pub struct Options {
     pub file: FileConfig,
+}
+
+/// Settings for an app that delivers mail to `smtp_url`, retrying every second.
+pub fn with_smtp(smtp_url: &str) -> FileConfig {
+    FileConfig {
+        smtp_url: Some(smtp_url.to_string()),
+        mail_retry_base_secs: Some(1),
+        mail_retry_max_secs: Some(1),
+        ..Default::default()
+    }
 }
 
 /// A fresh PostgreSQL database when asked for one, else a SQLite file in `dir`.
@@ -51,6 +62,11 @@ pub fn database_url(dir: &std::path::Path) -> String {
                 .expect("create test database");
             let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL is a URL");
             url.set_path(&name);
+            // libpq over TLS can crash at process exit while pool threads still close
+            // connections (diesel-rs/diesel#3441); the test server is on loopback.
+            if !url.query_pairs().any(|(k, _)| k == "sslmode") {
+                url.query_pairs_mut().append_pair("sslmode", "disable");
+            }
             url.to_string()
         }
         _ => format!("sqlite://{}", dir.join("portcullis.db").display()),
@@ -88,8 +104,10 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let port = app.port();
     let state = app.state.clone();
     let setup_link = app.setup_link.clone();
+    let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
+        handle,
         base: format!("http://127.0.0.1:{port}"),
         state,
         clock,

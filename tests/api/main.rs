@@ -5,9 +5,11 @@
 
 mod account;
 mod cli;
+mod email;
 mod helpers;
 mod login;
 mod register;
 mod security;
 mod sessions;
 mod setup;
+mod smtp_sink;

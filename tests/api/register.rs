@@ -17,6 +17,19 @@ async fn register_then_sign_in_and_see_the_account() {
             .contains("Your account is ready")
     );
 
+    // Without SMTP the verification mail lands in the outbox folder; follow its link.
+    let mails = app.wait_for_outbox(1).await;
+    assert_eq!(mails.len(), 1);
+    let link =
+        crate::smtp_sink::extract_link(&mails[0], "/verify-email?token=").expect("link in mail");
+    let token = link.split("token=").nth(1).unwrap();
+    let page = b.get(&format!("/verify-email?token={token}")).await;
+    b.post(
+        "/verify-email",
+        &[("csrf_token", &page.csrf()), ("token", token)],
+    )
+    .await;
+
     // Case-insensitive: the address is found however it is typed.
     let p = b.login("alice@EXAMPLE.com", PASSWORD).await;
     assert_redirect(&p, "/account");
@@ -40,10 +53,18 @@ async fn registering_a_taken_address_answers_the_same_and_mails_the_owner() {
         .await;
     assert_eq!(fresh.status, taken.status);
     assert_eq!(fresh.location(), taken.location());
-    let mails = app.wait_for_outbox(1).await;
-    assert_eq!(mails.len(), 1, "exactly the owner is told");
-    assert!(mails[0].contains("owner@example.com"));
-    assert!(mails[0].contains("Someone tried to create an account"));
+    let mails = app.wait_for_outbox(2).await;
+    assert_eq!(
+        mails.len(),
+        2,
+        "a verification link for the newcomer, a notice for the owner"
+    );
+    let to_owner: Vec<_> = mails
+        .iter()
+        .filter(|m| m.contains("To: owner@example.com"))
+        .collect();
+    assert_eq!(to_owner.len(), 1);
+    assert!(to_owner[0].contains("Someone tried to create an account"));
     // The attacker's password does not open the owner's account.
     let p = b
         .login("owner@example.com", "another strong passphrase 7")

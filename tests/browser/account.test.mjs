@@ -69,6 +69,20 @@ test('register, sign in, see the account, sign out', { timeout: TEST_TIMEOUT_MS 
     await notice.waitFor();
     assert.match(await notice.innerText(), /Your account is ready/);
 
+    // Not confirmed yet: signing in explains what to do.
+    await page.getByLabel('Email', { exact: true }).fill(email);
+    await page.getByLabel('Password', { exact: true }).fill(STRONG_PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /Confirm your email address/);
+
+    // Open the emailed link and confirm.
+    const link = await server.mailLink(email, '/verify-email?token=');
+    await page.goto(link);
+    await page.getByRole('button', { name: 'Confirm email' }).click();
+    await page.waitForURL((u) => u.pathname === '/login' && u.searchParams.get('verified') === '1');
+
     // Sign in.
     await page.getByLabel('Email', { exact: true }).fill(email);
     await page.getByLabel('Password', { exact: true }).fill(STRONG_PASSWORD);

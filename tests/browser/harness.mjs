@@ -4,7 +4,7 @@
 
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -226,8 +226,38 @@ export async function startPortcullis({ extraEnv = {} } = {}) {
     logs: () => output,
     stop,
     createUser: (user) => createUser(server, user),
+    outboxDir: path.join(dir, 'data', 'outbox'),
+    mailLink: (to, prefix) => mailLink(server, to, prefix),
   };
   return server;
+}
+
+/**
+ * Waits (up to 10 s) for a message to `to` in the server's outbox folder (no SMTP is
+ * configured, so mail is written there as .eml files) and returns the first absolute
+ * link in it whose path starts with `prefix`, e.g. '/verify-email?token='.
+ */
+export async function mailLink(server, to, prefix) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    let files = [];
+    try {
+      files = readdirSync(server.outboxDir).filter((f) => f.endsWith('.eml'));
+    } catch {
+      // the folder appears with the first message
+    }
+    for (const f of files) {
+      const raw = readFileSync(path.join(server.outboxDir, f), 'utf8');
+      if (!raw.toLowerCase().includes(`to: ${to.toLowerCase()}`)) continue;
+      // Undo quoted-printable: soft line breaks and =XX escapes.
+      const text = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+      const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const m = text.match(new RegExp(`https?://[^\\s"<>]*${escaped}[A-Za-z0-9_-]+`));
+      if (m) return m[0];
+    }
+    if (Date.now() > deadline) throw new Error(`no mail to ${to} with ${prefix} in ${server.outboxDir}`);
+    await sleep(100);
+  }
 }
 
 /**

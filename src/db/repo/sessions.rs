@@ -54,62 +54,67 @@ pub fn list_for_user(
         .load(conn)
 }
 
-/// Deletes the rows and returns them, so the caller can drop their store entries.
-pub fn delete_where_user(
+/// Every session of the user except `except_sid` (for "sign out everywhere").
+pub fn list_all_for_user(
     conn: &mut AnyConnection,
     user_id: &str,
     except_sid: Option<&str>,
 ) -> QueryResult<Vec<SessionRow>> {
-    conn.transaction(|conn| {
-        let mut q = sessions::table
-            .filter(sessions::user_id.eq(user_id))
-            .into_boxed();
-        if let Some(keep) = except_sid {
-            q = q.filter(sessions::sid.ne(keep));
-        }
-        let rows: Vec<SessionRow> = q.select(SessionRow::as_select()).load(conn)?;
-        for r in &rows {
-            diesel::delete(sessions::table.find(&r.sid)).execute(conn)?;
-        }
-        Ok(rows)
-    })
+    let mut q = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .into_boxed();
+    if let Some(keep) = except_sid {
+        q = q.filter(sessions::sid.ne(keep));
+    }
+    q.select(SessionRow::as_select()).load(conn)
 }
 
-/// Deletes one session of one user; returns the deleted row.
-pub fn delete_for_user(
+/// One session, only if it belongs to `user_id`.
+pub fn find_for_user(
     conn: &mut AnyConnection,
     user_id: &str,
     sid: &str,
 ) -> QueryResult<Option<SessionRow>> {
-    conn.transaction(|conn| {
-        let row = sessions::table
-            .filter(sessions::sid.eq(sid))
-            .filter(sessions::user_id.eq(user_id))
-            .select(SessionRow::as_select())
-            .first(conn)
-            .optional()?;
-        if row.is_some() {
-            diesel::delete(sessions::table.find(sid)).execute(conn)?;
-        }
-        Ok(row)
-    })
+    sessions::table
+        .filter(sessions::sid.eq(sid))
+        .filter(sessions::user_id.eq(user_id))
+        .select(SessionRow::as_select())
+        .first(conn)
+        .optional()
 }
 
-/// Written behind the hot path, in batches.
+pub fn delete_many(conn: &mut AnyConnection, sids: &[String]) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::sid.eq_any(sids))).execute(conn)
+}
+
+pub fn list_expired(
+    conn: &mut AnyConnection,
+    now: i64,
+    limit: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    sessions::table
+        .filter(sessions::expires_at.le(now))
+        .limit(limit)
+        .select(SessionRow::as_select())
+        .load(conn)
+}
+
+/// Written behind the hot path, in batches. Moves only forward: another instance may
+/// have seen the session more recently.
 pub fn touch(
     conn: &mut AnyConnection,
     sid: &str,
     last_seen: i64,
     expires: i64,
 ) -> QueryResult<usize> {
-    diesel::update(sessions::table.find(sid))
-        .set((
-            sessions::last_seen_at.eq(last_seen),
-            sessions::expires_at.eq(expires),
-        ))
-        .execute(conn)
-}
-
-pub fn purge_expired(conn: &mut AnyConnection, now: i64) -> QueryResult<usize> {
-    diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)
+    diesel::update(
+        sessions::table
+            .find(sid)
+            .filter(sessions::last_seen_at.lt(last_seen)),
+    )
+    .set((
+        sessions::last_seen_at.eq(last_seen),
+        sessions::expires_at.eq(expires),
+    ))
+    .execute(conn)
 }

@@ -73,3 +73,20 @@ pub fn consume(
     .execute(conn)
     .map(|n| n == 1)
 }
+
+/// Voids every unused token of one purpose for one user (a newer link replaces them).
+pub fn invalidate(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    purpose: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        t::table
+            .filter(t::user_id.eq(user_id))
+            .filter(t::purpose.eq(purpose))
+            .filter(t::used_at.is_null()),
+    )
+    .set(t::used_at.eq(now))
+    .execute(conn)
+}

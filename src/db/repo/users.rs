@@ -54,3 +54,27 @@ pub fn set_password_hash(
 pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
     users::table.count().get_result(conn)
 }
+
+pub fn set_email_verified(conn: &mut AnyConnection, id: &str, now: i64) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((users::email_verified.eq(true), users::updated_at.eq(now)))
+        .execute(conn)
+}
+
+/// Changes the address (already confirmed by its owner).
+pub fn set_email(
+    conn: &mut AnyConnection,
+    id: &str,
+    email: &str,
+    normalized: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::email.eq(email),
+            users::email_normalized.eq(normalized),
+            users::email_verified.eq(true),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)
+}

@@ -1,4 +1,4 @@
-//! `/account`: who you are, and the password change.
+//! `/account`: who you are, change of email, and the password change.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::see_other;
 use crate::auth::accounts::change_password;
+use crate::auth::recovery::request_email_change;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::views::{AccountPage, render};
@@ -23,7 +24,22 @@ pub struct PasswordForm {
     new_password: String,
 }
 
-fn page(ctx: &Ctx, error: Option<String>, notice: Option<String>) -> Result<AccountPage, AppError> {
+#[derive(Deserialize)]
+pub struct EmailForm {
+    #[serde(default)]
+    csrf_token: String,
+    current_password: String,
+    new_email: String,
+}
+
+#[derive(Default)]
+struct Messages {
+    error: Option<String>,
+    email_error: Option<String>,
+    notice: Option<String>,
+}
+
+fn page(ctx: &Ctx, m: Messages) -> Result<AccountPage, AppError> {
     let u = ctx.require_user()?;
     Ok(AccountPage {
         chrome: ctx.chrome(),
@@ -31,8 +47,9 @@ fn page(ctx: &Ctx, error: Option<String>, notice: Option<String>) -> Result<Acco
         name: u.name.clone(),
         roles: u.roles.clone(),
         min_len: ctx.state.config.password_min_length,
-        error,
-        notice,
+        error: m.error,
+        email_error: m.email_error,
+        notice: m.notice,
     })
 }
 
@@ -41,22 +58,41 @@ pub async fn show(ctx: Ctx, q: web::Query<AccountQuery>) -> Result<HttpResponse,
     ctx.require_user()?;
     let notice = match q.done.as_deref() {
         Some("password") => {
-            Some("Your password was changed. Your other devices have been signed out.".to_string())
+            Some("Your password was changed. Your other devices have been signed out.")
         }
+        Some("email") => Some(
+            "Check the inbox of the new address: the change happens when you open the link we sent there.",
+        ),
+        Some("email-changed") => Some("Your email address was changed."),
         _ => None,
     };
-    Ok(render(StatusCode::OK, &page(&ctx, None, notice)?))
+    let m = Messages {
+        notice: notice.map(str::to_string),
+        ..Default::default()
+    };
+    Ok(render(StatusCode::OK, &page(&ctx, m)?))
+}
+
+/// Guessing the current password from a stolen session costs as much as guessing it
+/// at the sign-in form.
+fn throttle(ctx: &Ctx, email: &str) -> Result<(), AppError> {
+    let t = &ctx.state.throttle;
+    t.login_attempt(ctx.ip)
+        .and_then(|_| t.account_allowed(&email.to_lowercase()))
+        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })
 }
 
 pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
+    throttle(&ctx, &user.email)?;
     let form = form.into_inner();
     let st = &ctx.state;
     match change_password(
         &st.db,
         &st.hasher,
         &st.clock,
+        &st.mail,
         st.config.password_min_length,
         &user.uid,
         form.current_password,
@@ -66,12 +102,56 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
     .await?
     {
         Ok(()) => {
+            st.mail_wake.notify_one();
             st.sessions.revoke_all(&user.uid, Some(&user.sid)).await?;
+            // A privilege change: this session continues under a new key.
+            ctx.session.renew();
             Ok(see_other("/account?done=password"))
         }
-        Err(e) => Ok(render(
-            StatusCode::BAD_REQUEST,
-            &page(&ctx, Some(e.to_string()), None)?,
-        )),
+        Err(e) => {
+            if e == crate::auth::accounts::AccountError::WrongPassword {
+                st.throttle.account_failed(&user.email.to_lowercase());
+            }
+            let m = Messages {
+                error: Some(e.to_string()),
+                ..Default::default()
+            };
+            Ok(render(StatusCode::BAD_REQUEST, &page(&ctx, m)?))
+        }
+    }
+}
+
+pub async fn change_email(ctx: Ctx, form: web::Form<EmailForm>) -> Result<HttpResponse, AppError> {
+    let user = ctx.require_user()?.clone();
+    ctx.check_csrf(&form.csrf_token)?;
+    throttle(&ctx, &user.email)?;
+    let form = form.into_inner();
+    let st = &ctx.state;
+    match request_email_change(
+        &st.db,
+        &st.hasher,
+        &st.clock,
+        &st.mail,
+        &user.uid,
+        form.current_password,
+        &form.new_email,
+        &ctx.audit(),
+    )
+    .await?
+    {
+        Ok(()) => {
+            st.mail_wake.notify_one();
+            Ok(see_other("/account?done=email"))
+        }
+        Err(e) => {
+            if e == crate::auth::accounts::AccountError::WrongPassword {
+                st.throttle.account_failed(&user.email.to_lowercase());
+            }
+            let m = Messages {
+                email_error: Some(e.to_string()),
+                ..Default::default()
+            };
+            Ok(render(StatusCode::BAD_REQUEST, &page(&ctx, m)?))
+        }
     }
 }

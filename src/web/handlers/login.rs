@@ -20,6 +20,10 @@ pub struct LoginQuery {
     registered: Option<String>,
     #[serde(default)]
     signed_out: Option<String>,
+    #[serde(default)]
+    verified: Option<String>,
+    #[serde(default)]
+    reset: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +50,7 @@ fn page(
         error,
         notice,
         registration_open: ctx.state.config.registration_enabled,
+        unverified: None,
     }
 }
 
@@ -58,6 +63,10 @@ pub async fn form(ctx: Ctx, q: web::Query<LoginQuery>) -> HttpResponse {
         Some("Your account is ready. Sign in below.".to_string())
     } else if q.signed_out.is_some() {
         Some("You have signed out.".to_string())
+    } else if q.verified.is_some() {
+        Some("Your email address is confirmed. Sign in below.".to_string())
+    } else if q.reset.is_some() {
+        Some("Your password was changed. Sign in with the new one.".to_string())
     } else {
         None
     };
@@ -77,6 +86,7 @@ pub async fn submit(ctx: Ctx, form: web::Form<LoginForm>) -> Result<HttpResponse
         ctx.ip,
         &form.email,
         form.password,
+        st.config.require_verified_email,
         &ctx.audit(),
     )
     .await?;
@@ -109,6 +119,17 @@ pub async fn submit(ctx: Ctx, form: web::Form<LoginForm>) -> Result<HttpResponse
                 None,
             ),
         )),
+        LoginOutcome::Unverified { email } => {
+            let mut p = page(
+                &ctx,
+                &form.email,
+                &next,
+                Some("Confirm your email address first: open the link we sent you.".into()),
+                None,
+            );
+            p.unverified = Some(email);
+            Ok(render(StatusCode::FORBIDDEN, &p))
+        }
         LoginOutcome::Disabled => Ok(render(
             StatusCode::FORBIDDEN,
             &page(

@@ -17,6 +17,10 @@ pub struct LogoutForm {
 }
 
 pub async fn submit(ctx: Ctx, form: web::Form<LogoutForm>) -> Result<HttpResponse, AppError> {
+    // Already signed out (expired meanwhile): nothing to change, so nothing to forge.
+    if ctx.user.is_none() {
+        return Ok(see_other("/login?signed_out=1"));
+    }
     ctx.check_csrf(&form.csrf_token)?;
     if let Some(u) = &ctx.user {
         ctx.state.sessions.revoke(&u.uid, &u.sid).await?;
@@ -36,7 +40,7 @@ pub async fn submit(ctx: Ctx, form: web::Form<LogoutForm>) -> Result<HttpRespons
                     AuditAction::Logout,
                     Outcome::Success,
                     Some(&uid),
-                    json!({"sid_prefix": &sid[..8]}),
+                    json!({"sid_prefix": sid.get(..8).unwrap_or("")}),
                 )
                 .map_err(InternalError::from)
             })

@@ -5,9 +5,11 @@ pub mod health;
 pub mod home;
 pub mod login;
 pub mod logout;
+pub mod password;
 pub mod register;
 pub mod sessions;
 pub mod setup;
+pub mod verify;
 
 use actix_web::HttpResponse;
 use actix_web::http::header;

@@ -7,7 +7,6 @@ use serde::Deserialize;
 
 use super::see_other;
 use crate::auth::accounts::{AccountError, NewAccount, Registered, RegistrationPolicy, register};
-use crate::mail::Email;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::views::{RegisterPage, render};
@@ -74,23 +73,20 @@ pub async fn submit(ctx: Ctx, form: web::Form<RegisterForm>) -> Result<HttpRespo
         password: form.password,
         display_name: form.display_name,
     };
-    match register(&st.db, &st.hasher, &st.clock, &policy, input, &ctx.audit()).await? {
-        Ok(Registered::Created(_)) => Ok(see_other("/login?registered=1")),
-        Ok(Registered::AlreadyExists(owner)) => {
-            let base = st.config.base_url();
-            st.mailer.send_in_background(
-                st.config.mail_from.clone(),
-                Email {
-                    to: owner.email.clone(),
-                    subject: "Someone tried to create an account with your address".into(),
-                    text: format!(
-                        "Hello,\n\nSomebody tried to create a new account at {base} with this email address, which already has an account.\n\nIf it was you, sign in at {base}/login — if you forgot your password, reset it at {base}/password/forgot.\nIf it was not you, you can ignore this message: nothing has changed.\n"
-                    ),
-                    html: format!(
-                        "<p>Hello,</p><p>Somebody tried to create a new account at {base} with this email address, which already has an account.</p><p>If it was you, <a href=\"{base}/login\">sign in</a> — or <a href=\"{base}/password/forgot\">reset your password</a> if you forgot it.</p><p>If it was not you, you can ignore this message: nothing has changed.</p>"
-                    ),
-                },
-            );
+    match register(
+        &st.db,
+        &st.hasher,
+        &st.clock,
+        &policy,
+        &st.mail,
+        input,
+        &ctx.audit(),
+    )
+    .await?
+    {
+        // A taken address answers exactly like a new one; its owner was mailed instead.
+        Ok(Registered::Created(_) | Registered::AlreadyExists(_)) => {
+            st.mail_wake.notify_one();
             Ok(see_other("/login?registered=1"))
         }
         Err(e @ AccountError::RegistrationClosed) => Ok(render(

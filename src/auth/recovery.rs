@@ -1,0 +1,477 @@
+//! Links sent by email: address verification, password reset, change of address.
+//!
+//! Tokens are 32 random bytes; only their SHA-256 is stored, each is bound to one
+//! purpose and one user, works once, and expires. Every message is written to the
+//! outbox in the same transaction as the token or change it belongs to.
+
+use serde_json::json;
+
+use super::InternalError;
+use super::accounts::{AccountError, check_password_policy};
+use super::audit::{AuditCtx, record};
+use super::password::{Hasher, Verified};
+use crate::clock::Clock;
+use crate::db::repo::{tokens, users, users::User};
+use crate::db::{AnyConnection, Db};
+use crate::domain::audit::{AuditAction, Outcome};
+use crate::domain::email::EmailAddress;
+use crate::domain::tokens::{generate, hash};
+use crate::mail::messages::{
+    EmailChangeConfirm, EmailChangeRequested, EmailChanged, PasswordChanged, PasswordReset,
+    RegistrationAttempt, VerifyEmail, valid_for,
+};
+use crate::mail::outbox::enqueue;
+
+pub const VERIFY: &str = "verify_email";
+pub const RESET: &str = "reset_password";
+pub const CHANGE_EMAIL: &str = "change_email";
+
+/// What the mail-writing functions need from the configuration.
+#[derive(Clone)]
+pub struct MailCtx {
+    pub base: String,
+    pub verify_ttl: i64,
+    pub reset_ttl: i64,
+}
+
+fn render_err(e: askama::Error) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(Box::new(e))
+}
+
+/// Inside a transaction: a fresh verification link for `user`, older ones voided.
+pub fn issue_verification(
+    c: &mut AnyConnection,
+    m: &MailCtx,
+    user: &User,
+    now: i64,
+) -> diesel::QueryResult<()> {
+    tokens::invalidate(c, &user.id, VERIFY, now)?;
+    let token = generate();
+    tokens::insert(
+        c,
+        &hash(&token),
+        VERIFY,
+        Some(&user.id),
+        "",
+        now,
+        now + m.verify_ttl,
+    )?;
+    let msg = VerifyEmail {
+        base: m.base.clone(),
+        email: user.email.clone(),
+        link: format!("{}/verify-email?token={token}", m.base),
+        valid_for: valid_for(m.verify_ttl),
+    };
+    enqueue(c, &user.email, msg.render_all().map_err(render_err)?, now)
+}
+
+pub fn notify_registration_attempt(
+    c: &mut AnyConnection,
+    m: &MailCtx,
+    user: &User,
+    now: i64,
+) -> diesel::QueryResult<()> {
+    let msg = RegistrationAttempt {
+        base: m.base.clone(),
+        email: user.email.clone(),
+    };
+    enqueue(c, &user.email, msg.render_all().map_err(render_err)?, now)
+}
+
+pub fn notify_password_changed(
+    c: &mut AnyConnection,
+    m: &MailCtx,
+    user: &User,
+    reset: bool,
+    now: i64,
+) -> diesel::QueryResult<()> {
+    let msg = PasswordChanged {
+        base: m.base.clone(),
+        email: user.email.clone(),
+        reset,
+    };
+    enqueue(c, &user.email, msg.render_all().map_err(render_err)?, now)
+}
+
+/// Why a link does not work; each gets its own clear page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkProblem {
+    /// Unknown, already used, or for another purpose.
+    Invalid,
+    Expired,
+}
+
+/// A usable link, for the GET page that asks to confirm.
+pub struct LinkInfo {
+    pub purpose: String,
+    /// The address this link confirms (verification: the account's; change: the new one).
+    pub email: String,
+}
+
+async fn lookup(
+    db: &Db,
+    clock: &Clock,
+    token: &str,
+    purposes: &'static [&'static str],
+) -> Result<Result<(tokens::OneTimeToken, User), LinkProblem>, InternalError> {
+    let h = hash(token);
+    let now = clock.now();
+    db.run(move |c| {
+        for p in purposes {
+            if let Some(t) = tokens::find(c, &h, p)? {
+                if t.used_at.is_some() {
+                    return Ok(Err(LinkProblem::Invalid));
+                }
+                if t.expires_at <= now {
+                    return Ok(Err(LinkProblem::Expired));
+                }
+                let Some(uid) = t.user_id.clone() else {
+                    return Ok(Err(LinkProblem::Invalid));
+                };
+                return Ok(match users::find(c, &uid)? {
+                    Some(u) => Ok((t, u)),
+                    None => Err(LinkProblem::Invalid),
+                });
+            }
+        }
+        Ok(Err(LinkProblem::Invalid))
+    })
+    .await
+}
+
+/// GET `/verify-email`: looks, never consumes (mail scanners prefetch links).
+pub async fn email_link_info(
+    db: &Db,
+    clock: &Clock,
+    token: &str,
+) -> Result<Result<LinkInfo, LinkProblem>, InternalError> {
+    Ok(lookup(db, clock, token, &[VERIFY, CHANGE_EMAIL])
+        .await?
+        .map(|(t, u)| LinkInfo {
+            email: if t.purpose == CHANGE_EMAIL {
+                t.data.clone()
+            } else {
+                u.email.clone()
+            },
+            purpose: t.purpose,
+        }))
+}
+
+pub enum Confirmed {
+    Verified { user_id: String },
+    Changed { user_id: String, new_email: String },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfirmError {
+    Link(LinkProblem),
+    /// The new address was taken by another account in the meantime.
+    AddressTaken,
+}
+
+/// POST `/verify-email`: consumes the token and verifies or changes the address.
+pub async fn confirm_email(
+    db: &Db,
+    clock: &Clock,
+    m: &MailCtx,
+    token: &str,
+    ctx: &AuditCtx,
+) -> Result<Result<Confirmed, ConfirmError>, InternalError> {
+    let (t, user) = match lookup(db, clock, token, &[VERIFY, CHANGE_EMAIL]).await? {
+        Ok(found) => found,
+        Err(p) => return Ok(Err(ConfirmError::Link(p))),
+    };
+    let now = clock.now();
+    let (ctx, m) = (ctx.clone(), m.clone());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            if !tokens::consume(c, &t.token_hash, &t.purpose, now)? {
+                return Ok(Err(ConfirmError::Link(LinkProblem::Invalid)));
+            }
+            if t.purpose == VERIFY {
+                users::set_email_verified(c, &user.id, now)?;
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::EmailVerified,
+                    Outcome::Success,
+                    Some(&user.id),
+                    json!({}),
+                )?;
+                return Ok(Ok(Confirmed::Verified {
+                    user_id: user.id.clone(),
+                }));
+            }
+            let Ok(new) = EmailAddress::parse(&t.data) else {
+                return Ok(Err(ConfirmError::Link(LinkProblem::Invalid)));
+            };
+            if users::find_by_email(c, new.normalized())?.is_some_and(|other| other.id != user.id) {
+                return Ok(Err(ConfirmError::AddressTaken));
+            }
+            users::set_email(c, &user.id, new.as_ref(), new.normalized(), now)?;
+            tokens::invalidate(c, &user.id, CHANGE_EMAIL, now)?;
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::EmailChanged,
+                Outcome::Success,
+                Some(&user.id),
+                json!({"from": user.email, "to": new.as_ref()}),
+            )?;
+            let notice = EmailChanged {
+                base: m.base.clone(),
+                email: user.email.clone(),
+                new_email: new.to_string(),
+            };
+            enqueue(
+                c,
+                &user.email,
+                notice.render_all().map_err(render_err)?,
+                now,
+            )?;
+            Ok(Ok(Confirmed::Changed {
+                user_id: user.id.clone(),
+                new_email: new.to_string(),
+            }))
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await
+}
+
+/// A new verification link for an unverified account, if there is one. The caller
+/// answers the same whatever happens here.
+pub async fn resend_verification(
+    db: &Db,
+    clock: &Clock,
+    m: &MailCtx,
+    email: &str,
+) -> Result<bool, InternalError> {
+    let Ok(addr) = EmailAddress::parse(email) else {
+        return Ok(false);
+    };
+    let (norm, m, now) = (addr.normalized().to_string(), m.clone(), clock.now());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| match users::find_by_email(c, &norm)? {
+            Some(u) if !u.email_verified && !u.disabled => {
+                issue_verification(c, &m, &u, now)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await
+}
+
+/// `/password/forgot`: a reset link for the address, voiding the earlier ones. Returns
+/// nothing the caller could leak: the page answers the same either way.
+pub async fn request_reset(
+    db: &Db,
+    clock: &Clock,
+    m: &MailCtx,
+    email: &str,
+    ctx: &AuditCtx,
+) -> Result<(), InternalError> {
+    let norm = EmailAddress::parse(email)
+        .map(|e| e.normalized().to_string())
+        .unwrap_or_else(|_| email.trim().to_lowercase());
+    let (m, now, ctx) = (m.clone(), clock.now(), ctx.clone());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            match users::find_by_email(c, &norm)? {
+                Some(u) if !u.disabled => {
+                    tokens::invalidate(c, &u.id, RESET, now)?;
+                    let token = generate();
+                    tokens::insert(c, &hash(&token), RESET, Some(&u.id), "", now, now + m.reset_ttl)?;
+                    let msg = PasswordReset {
+                        base: m.base.clone(),
+                        email: u.email.clone(),
+                        link: format!("{}/password/reset?token={token}", m.base),
+                        valid_for: valid_for(m.reset_ttl),
+                    };
+                    enqueue(c, &u.email, msg.render_all().map_err(render_err)?, now)?;
+                    record(c, &ctx, now, AuditAction::PasswordResetRequested, Outcome::Success, Some(&u.id), json!({}))
+                }
+                found => record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::PasswordResetRequested,
+                    Outcome::Failure,
+                    found.as_ref().map(|u| u.id.as_str()),
+                    json!({"account": norm, "reason": if found.is_some() { "disabled" } else { "unknown address" }}),
+                ),
+            }
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await
+}
+
+pub async fn reset_link_status(
+    db: &Db,
+    clock: &Clock,
+    token: &str,
+) -> Result<Result<(), LinkProblem>, InternalError> {
+    Ok(lookup(db, clock, token, &[RESET]).await?.map(|_| ()))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ResetError {
+    Link(LinkProblem),
+    Password(String),
+}
+
+/// Sets the new password from a reset link. The caller then revokes every session of
+/// the returned user; nobody is signed in by this (a second factor is still asked).
+#[expect(clippy::too_many_arguments)]
+pub async fn reset_password(
+    db: &Db,
+    hasher: &Hasher,
+    clock: &Clock,
+    m: &MailCtx,
+    min_len: usize,
+    token: &str,
+    new_password: String,
+    ctx: &AuditCtx,
+) -> Result<Result<String, ResetError>, InternalError> {
+    let (t, user) = match lookup(db, clock, token, &[RESET]).await? {
+        Ok(found) => found,
+        Err(p) => return Ok(Err(ResetError::Link(p))),
+    };
+    let mut inputs = vec![user.email_normalized.clone()];
+    if let Some(n) = &user.display_name {
+        inputs.push(n.to_lowercase());
+    }
+    if let Err(e) = check_password_policy(&new_password, min_len, inputs).await {
+        return Ok(Err(ResetError::Password(e.to_string())));
+    }
+    let new_hash = hasher.hash(new_password).await?;
+    let (now, m, ctx) = (clock.now(), m.clone(), ctx.clone());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            if !tokens::consume(c, &t.token_hash, RESET, now)? {
+                return Ok(Err(ResetError::Link(LinkProblem::Invalid)));
+            }
+            users::set_password_hash(c, &user.id, &new_hash, now)?;
+            tokens::invalidate(c, &user.id, RESET, now)?;
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::PasswordReset,
+                Outcome::Success,
+                Some(&user.id),
+                json!({}),
+            )?;
+            notify_password_changed(c, &m, &user, true, now)?;
+            Ok(Ok(user.id.clone()))
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await
+}
+
+/// `/account`: asks to move the account to `new_email`. The address changes only when
+/// the new one confirms; the old one is told now.
+#[expect(clippy::too_many_arguments)]
+pub async fn request_email_change(
+    db: &Db,
+    hasher: &Hasher,
+    clock: &Clock,
+    m: &MailCtx,
+    user_id: &str,
+    current_password: String,
+    new_email: &str,
+    ctx: &AuditCtx,
+) -> Result<Result<(), AccountError>, InternalError> {
+    let new = match EmailAddress::parse(new_email) {
+        Ok(e) => e,
+        Err(msg) => return Ok(Err(AccountError::Email(msg.into()))),
+    };
+    let uid = user_id.to_string();
+    let user = db
+        .run(move |c| users::find(c, &uid).map_err(InternalError::from))
+        .await?
+        .ok_or(InternalError::Other("signed-in user vanished".into()))?;
+    if let Verified::No = hasher
+        .verify(user.password_hash.clone(), current_password)
+        .await?
+    {
+        return Ok(Err(AccountError::WrongPassword));
+    }
+    if new.normalized() == user.email_normalized {
+        return Ok(Err(AccountError::Email(
+            "That is already your address.".into(),
+        )));
+    }
+    let (now, m, ctx) = (clock.now(), m.clone(), ctx.clone());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            // A taken address gets the same answer and no message: the link would fail
+            // anyway, and the answer must not reveal who has an account.
+            if users::find_by_email(c, new.normalized())?.is_some() {
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::EmailChangeRequested,
+                    Outcome::Denied,
+                    Some(&user.id),
+                    json!({"reason": "address taken"}),
+                )?;
+                return Ok(());
+            }
+            tokens::invalidate(c, &user.id, CHANGE_EMAIL, now)?;
+            let token = generate();
+            tokens::insert(
+                c,
+                &hash(&token),
+                CHANGE_EMAIL,
+                Some(&user.id),
+                new.as_ref(),
+                now,
+                now + m.verify_ttl,
+            )?;
+            let confirm = EmailChangeConfirm {
+                base: m.base.clone(),
+                email: user.email.clone(),
+                new_email: new.to_string(),
+                link: format!("{}/verify-email?token={token}", m.base),
+                valid_for: valid_for(m.verify_ttl),
+            };
+            enqueue(
+                c,
+                new.as_ref(),
+                confirm.render_all().map_err(render_err)?,
+                now,
+            )?;
+            let notice = EmailChangeRequested {
+                base: m.base.clone(),
+                email: user.email.clone(),
+                new_email: new.to_string(),
+            };
+            enqueue(
+                c,
+                &user.email,
+                notice.render_all().map_err(render_err)?,
+                now,
+            )?;
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::EmailChangeRequested,
+                Outcome::Success,
+                Some(&user.id),
+                json!({"to": new.as_ref()}),
+            )
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await?;
+    Ok(Ok(()))
+}

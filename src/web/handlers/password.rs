@@ -1,0 +1,135 @@
+//! `/password/forgot` and `/password/reset`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::see_other;
+use super::verify::problem_text;
+use crate::auth::recovery::{ResetError, request_reset, reset_link_status, reset_password};
+use crate::domain::email::EmailAddress;
+use crate::mail::messages::valid_for;
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+use crate::web::views::{ForgotPage, ResetPage, render};
+
+#[derive(Deserialize)]
+pub struct ForgotForm {
+    #[serde(default)]
+    csrf_token: String,
+    email: String,
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    token: String,
+    new_password: String,
+}
+
+fn forgot_page(ctx: &Ctx, email: &str, sent: bool) -> ForgotPage {
+    ForgotPage {
+        chrome: ctx.chrome(),
+        email: email.into(),
+        sent,
+        valid_for: valid_for(ctx.state.config.password_reset_ttl_secs),
+    }
+}
+
+pub async fn forgot_form(ctx: Ctx) -> HttpResponse {
+    render(StatusCode::OK, &forgot_page(&ctx, "", false))
+}
+
+/// The same answer in about the same time whether or not the address has an account:
+/// both paths do one lookup and one transaction.
+pub async fn forgot(ctx: Ctx, form: web::Form<ForgotForm>) -> Result<HttpResponse, AppError> {
+    ctx.check_csrf(&form.csrf_token)?;
+    let st = &ctx.state;
+    st.throttle
+        .reset_from_ip(ctx.ip)
+        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+    let key = EmailAddress::parse(&form.email)
+        .map(|e| e.normalized().to_string())
+        .unwrap_or_else(|_| form.email.trim().to_lowercase());
+    if st.throttle.reset_to_address(&key) {
+        request_reset(&st.db, &st.clock, &st.mail, &form.email, &ctx.audit()).await?;
+        st.mail_wake.notify_one();
+    }
+    Ok(render(
+        StatusCode::OK,
+        &forgot_page(&ctx, &form.email, true),
+    ))
+}
+
+fn reset_page(
+    ctx: &Ctx,
+    token: &str,
+    usable: bool,
+    problem: Option<&str>,
+    error: Option<String>,
+) -> ResetPage {
+    ResetPage {
+        chrome: ctx.chrome(),
+        token: token.into(),
+        usable,
+        problem: problem.map(str::to_string),
+        error,
+        min_len: ctx.state.config.password_min_length,
+    }
+}
+
+pub async fn reset_form(ctx: Ctx, q: web::Query<TokenQuery>) -> Result<HttpResponse, AppError> {
+    match reset_link_status(&ctx.state.db, &ctx.state.clock, &q.token).await? {
+        Ok(()) => Ok(render(
+            StatusCode::OK,
+            &reset_page(&ctx, &q.token, true, None, None),
+        )),
+        Err(p) => Ok(render(
+            StatusCode::GONE,
+            &reset_page(&ctx, "", false, Some(problem_text(p)), None),
+        )),
+    }
+}
+
+pub async fn reset(ctx: Ctx, form: web::Form<ResetForm>) -> Result<HttpResponse, AppError> {
+    ctx.check_csrf(&form.csrf_token)?;
+    let form = form.into_inner();
+    let st = &ctx.state;
+    let result = reset_password(
+        &st.db,
+        &st.hasher,
+        &st.clock,
+        &st.mail,
+        st.config.password_min_length,
+        &form.token,
+        form.new_password,
+        &ctx.audit(),
+    )
+    .await?;
+    match result {
+        Ok(user_id) => {
+            st.mail_wake.notify_one();
+            // Every session ends, this browser's too: the next sign-in starts from scratch
+            // (and asks for the second factor when there is one).
+            st.sessions.revoke_all(&user_id, None).await?;
+            crate::web::session::sign_out(&ctx.session);
+            Ok(see_other("/login?reset=1"))
+        }
+        Err(ResetError::Link(p)) => Ok(render(
+            StatusCode::GONE,
+            &reset_page(&ctx, "", false, Some(problem_text(p)), None),
+        )),
+        Err(ResetError::Password(msg)) => Ok(render(
+            StatusCode::BAD_REQUEST,
+            &reset_page(&ctx, &form.token, true, None, Some(msg)),
+        )),
+    }
+}
