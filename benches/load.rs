@@ -47,6 +47,8 @@ const SIGNIN_CLIENTS_PER_CORE: usize = 4;
 /// The latency probe sends one request this often (about 3 per 10 ms).
 const PROBE_EVERY: Duration = Duration::from_millis(3);
 const PROBE_MAX_REQUESTS: usize = 5_000;
+/// Above this share of the CPU used by other processes in a phase, the report warns.
+const OTHERS_WARN: f64 = 0.05;
 const RSS_SAMPLE_EVERY: Duration = Duration::from_millis(100);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upper bound on iterations of any load loop, on top of its deadline.
@@ -491,6 +493,79 @@ fn read_rss_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|n| n.parse().ok())
+}
+
+/// CPU time counters (clock ticks): the whole machine, and this process plus the server.
+#[derive(Clone, Copy)]
+struct CpuMark {
+    busy: u64,
+    total: u64,
+    ours: u64,
+}
+
+fn cpu_mark(server_pid: u32) -> Option<CpuMark> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    if v.len() < 8 {
+        return None;
+    }
+    let busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    let total = busy + v[3] + v[4];
+    let ours = process_cpu("self")? + process_cpu(&server_pid.to_string())?;
+    Some(CpuMark { busy, total, ours })
+}
+
+/// utime + stime of a process, all its threads included.
+fn process_cpu(pid: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = s[s.rfind(')')? + 1..].split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// How busy the machine was in a phase, and how much of it was neither the bench nor
+/// the server (another build, say): the figures are only as good as this is small.
+struct CpuUse {
+    phase: &'static str,
+    busy: f64,
+    others: f64,
+}
+
+struct CpuWatch {
+    pid: u32,
+    phase: &'static str,
+    start: Option<CpuMark>,
+}
+
+impl CpuWatch {
+    fn start(pid: u32, phase: &'static str) -> Self {
+        Self {
+            pid,
+            phase,
+            start: cpu_mark(pid),
+        }
+    }
+
+    fn finish(self, into: &mut Vec<CpuUse>) {
+        if let (Some(a), Some(b)) = (self.start, cpu_mark(self.pid)) {
+            let total = b.total.saturating_sub(a.total) as f64;
+            if total > 0.0 {
+                let busy = b.busy.saturating_sub(a.busy) as f64;
+                let ours = b.ours.saturating_sub(a.ours) as f64;
+                into.push(CpuUse {
+                    phase: self.phase,
+                    busy: busy / total,
+                    others: (busy - ours) / total,
+                });
+            }
+        }
+    }
 }
 
 /// Samples the server's RSS every 100 ms on its own thread, keeping the peak.
@@ -1006,6 +1081,7 @@ struct Results {
     sign_ins_clients: usize,
     probe: Probe,
     probe_load: Tally,
+    rss_start_kib: Option<u64>,
     rss_idle_kib: Option<u64>,
     rss_peak_kib: u64,
     rss_peaks: Vec<(&'static str, u64)>,
@@ -1013,6 +1089,7 @@ struct Results {
     startup: Duration,
     stop: Result<Duration, String>,
     logged: Vec<String>,
+    cpu: Vec<CpuUse>,
 }
 
 async fn measure(
@@ -1028,6 +1105,7 @@ async fn measure(
         "[{label}] up on {} after {startup:.2?}; creating the user",
         server.base
     );
+    let rss_start_kib = server.rss_kib();
 
     let mut cli = Command::new(bin);
     cli.args(["user", "create", "--email", EMAIL, "--verified"])
@@ -1050,28 +1128,38 @@ async fn measure(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle_kib = server.rss_kib();
     let mut rss_peaks = Vec::new();
+    let mut cpu = Vec::new();
 
     eprintln!("[{label}] GET /healthz, {HTTP_CONCURRENCY} concurrent");
     let sampler = RssSampler::start(server.pid);
+    let watch = CpuWatch::start(server.pid, "GET /healthz");
     let healthz = throughput(server.url("/healthz"), None).await?;
+    watch.finish(&mut cpu);
     eprintln!("[{label}] GET /account (signed in), {HTTP_CONCURRENCY} concurrent");
+    let watch = CpuWatch::start(server.pid, "GET /account");
     let account = throughput(server.url("/account"), Some(cookie.clone())).await?;
+    watch.finish(&mut cpu);
     rss_peaks.push(("GET load", sampler.finish()));
 
     eprintln!("[{label}] raw argon2id verifications, {cores} threads, server idle");
+    let watch = CpuWatch::start(server.pid, "raw argon2id");
     let raw = tokio::task::spawn_blocking(move || raw_argon2(cores))
         .await
         .map_err(|e| format!("raw argon2: {e}"))??;
+    watch.finish(&mut cpu);
 
     let clients = SIGNIN_CLIENTS_PER_CORE * cores;
     eprintln!("[{label}] sign-ins, {clients} concurrent clients");
     let sampler = RssSampler::start(server.pid);
+    let watch = CpuWatch::start(server.pid, "sign-ins");
     let w = Window::new(WARMUP, MEASURE);
     let sign_ins = join_tallies(sign_in_load(&server.base, clients, w), w).await?;
+    watch.finish(&mut cpu);
     rss_peaks.push(("sign-ins", sampler.finish()));
 
     eprintln!("[{label}] GET /account latency during sign-ins");
     let sampler = RssSampler::start(server.pid);
+    let watch = CpuWatch::start(server.pid, "sign-ins + probe");
     let w = Window::new(WARMUP, MEASURE);
     let load = sign_in_load(&server.base, clients, w);
     let probe = spawn_probe(server.url("/account"), cookie, w);
@@ -1080,6 +1168,7 @@ async fn measure(
         .await
         .map_err(|e| format!("probe: {e}"))?
         .map_err(|_| "probe thread panicked".to_string())??;
+    watch.finish(&mut cpu);
     rss_peaks.push(("sign-ins + probe", sampler.finish()));
 
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -1094,6 +1183,7 @@ async fn measure(
         sign_ins_clients: clients,
         probe,
         probe_load,
+        rss_start_kib,
         rss_idle_kib,
         rss_peak_kib: rss_peaks.iter().map(|(_, k)| *k).max().unwrap_or(0),
         rss_peaks,
@@ -1101,6 +1191,7 @@ async fn measure(
         startup,
         stop,
         logged,
+        cpu,
     })
 }
 
@@ -1289,7 +1380,9 @@ fn details(r: &Results) -> String {
         .collect();
     let _ = writeln!(
         s,
-        "    RSS peaks by phase: {}; 1 s after the load: {}",
+        "    RSS at start (before any sign-in): {}; peaks by phase: {}; 1 s after the load: {}",
+        r.rss_start_kib
+            .map_or("unreadable".into(), |k| format!("{:.1} MiB", mib(k))),
         peaks.join(", "),
         r.rss_after_kib
             .map_or("unreadable".into(), |k| format!("{:.1} MiB", mib(k)))
@@ -1311,6 +1404,33 @@ fn details(r: &Results) -> String {
             r.probe.unexpected,
             r.probe.errors,
             r.probe.first_problem.as_deref().unwrap_or("?")
+        );
+    }
+    let cpu: Vec<String> = r
+        .cpu
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {:.0}% ({:.0}%)",
+                c.phase,
+                c.busy * 100.0,
+                c.others * 100.0
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "    machine CPU busy by phase (of which other processes): {}",
+        cpu.join(", ")
+    );
+    if let Some(worst) = r.cpu.iter().max_by(|a, b| a.others.total_cmp(&b.others))
+        && worst.others > OTHERS_WARN
+    {
+        let _ = writeln!(
+            s,
+            "    WARNING: other processes used {:.0}% of the CPU during \"{}\": these figures are disturbed; rerun on a quiet machine",
+            worst.others * 100.0,
+            worst.phase
         );
     }
     if r.logged.is_empty() {

@@ -46,6 +46,7 @@ pub struct FileConfig {
     pub password_resets_per_ip_per_hour: Option<u32>,
     pub password_resets_per_address_per_hour: Option<u32>,
     pub verification_resends_per_account_per_hour: Option<u32>,
+    pub step_up_window_secs: Option<i64>,
 }
 
 /// Environment variables and the file key each one overrides.
@@ -118,6 +119,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
         "PORTCULLIS_VERIFICATION_RESENDS_PER_ACCOUNT_PER_HOUR",
         "verification_resends_per_account_per_hour",
     ),
+    ("PORTCULLIS_STEP_UP_WINDOW_SECS", "step_up_window_secs"),
 ];
 
 /// Variables with the prefix that are not configuration keys but are still legitimate.
@@ -186,6 +188,7 @@ pub struct Config {
     pub password_resets_per_ip_per_hour: u32,
     pub password_resets_per_address_per_hour: u32,
     pub verification_resends_per_account_per_hour: u32,
+    pub step_up_window_secs: i64,
 }
 
 impl Config {
@@ -289,6 +292,7 @@ fn apply_env(file: &mut FileConfig, env: &[(String, String)]) -> Result<(), Conf
             "verification_resends_per_account_per_hour" => {
                 file.verification_resends_per_account_per_hour = Some(num(name)? as u32)
             }
+            "step_up_window_secs" => file.step_up_window_secs = Some(num(name)? as i64),
             _ => {}
         }
     }
@@ -425,6 +429,10 @@ impl FileConfig {
                 .verification_resends_per_account_per_hour
                 .unwrap_or(5)
                 .max(1),
+            step_up_window_secs: positive(
+                "step_up_window_secs",
+                self.step_up_window_secs.unwrap_or(600),
+            )?,
         })
     }
 }

@@ -132,6 +132,10 @@ impl Application {
                 reset_ttl: config.password_reset_ttl_secs,
             },
             mail_wake,
+            mfa_keys: crate::auth::mfa::MfaKeys {
+                sealer: crate::keys::Sealer::new(&master, "totp-secrets"),
+                pepper: master.derive::<32>("recovery-codes"),
+            },
             config,
             db,
             hasher,

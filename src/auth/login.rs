@@ -15,9 +15,11 @@ use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::email::EmailAddress;
 
 pub enum LoginOutcome {
+    /// The password is right; `mfa` says a second factor must follow.
     Success {
         user: User,
         roles: Vec<String>,
+        mfa: bool,
     },
     /// Unknown email or wrong password: one answer for both.
     Invalid,
@@ -79,7 +81,8 @@ pub async fn authenticate(
                 return Ok::<_, InternalError>(None);
             };
             let r = roles::of_user(c, &u.id)?;
-            Ok(Some((u, r)))
+            let m = super::mfa::required(c, &u.id)?;
+            Ok(Some((u, (r, m))))
         })
         .await?;
     let stored = found.as_ref().and_then(|(u, _)| u.password_hash.clone());
@@ -87,7 +90,7 @@ pub async fn authenticate(
     let now = clock.now();
 
     match (verified, found) {
-        (Verified::Yes { rehash }, Some((user, roles))) => {
+        (Verified::Yes { rehash }, Some((user, (roles, mfa)))) => {
             let (ctx2, uid) = (ctx.with_actor(&user.id), user.id.clone());
             if user.disabled {
                 db.run(move |c| {
@@ -133,12 +136,12 @@ pub async fn authenticate(
                     AuditAction::LoginSucceeded,
                     Outcome::Success,
                     Some(&uid),
-                    json!({"method": "password"}),
+                    json!({"method": "password", "second_factor_next": mfa}),
                 )
                 .map_err(InternalError::from)
             })
             .await?;
-            Ok(LoginOutcome::Success { user, roles })
+            Ok(LoginOutcome::Success { user, roles, mfa })
         }
         (_, found) => {
             let backoff = (!account_key.is_empty())

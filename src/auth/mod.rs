@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod login;
+pub mod mfa;
 pub mod password;
 pub mod recovery;
 pub mod session_state;

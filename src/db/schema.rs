@@ -100,6 +100,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     one_time_tokens,
     audit_events,
     mail_outbox,
+    totp_credentials,
+    recovery_codes,
 );
 
 diesel::table! {
@@ -117,5 +119,23 @@ diesel::table! {
         sent_at -> Nullable<BigInt>,
         failed_at -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    totp_credentials (user_id) {
+        user_id -> Text,
+        secret_enc -> Text,
+        last_used_step -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    recovery_codes (code_hash) {
+        code_hash -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
     }
 }

@@ -19,6 +19,14 @@ pub enum AuditAction {
     EmailChangeRequested,
     EmailChanged,
     MailFailed,
+    MfaSucceeded,
+    MfaFailed,
+    TotpEnabled,
+    TotpDisabled,
+    RecoveryCodesGenerated,
+    RecoveryCodeUsed,
+    StepUpSucceeded,
+    StepUpFailed,
 }
 
 impl AuditAction {
@@ -41,6 +49,14 @@ impl AuditAction {
             Self::EmailChangeRequested => "email.change_requested",
             Self::EmailChanged => "email.changed",
             Self::MailFailed => "mail.failed",
+            Self::MfaSucceeded => "mfa.succeeded",
+            Self::MfaFailed => "mfa.failed",
+            Self::TotpEnabled => "totp.enabled",
+            Self::TotpDisabled => "totp.disabled",
+            Self::RecoveryCodesGenerated => "recovery_codes.generated",
+            Self::RecoveryCodeUsed => "recovery_code.used",
+            Self::StepUpSucceeded => "reauth.succeeded",
+            Self::StepUpFailed => "reauth.failed",
         }
     }
 }

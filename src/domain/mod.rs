@@ -3,5 +3,7 @@
 pub mod audit;
 pub mod email;
 pub mod password;
+pub mod recovery_codes;
 pub mod redirect;
 pub mod tokens;
+pub mod totp;

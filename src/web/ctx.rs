@@ -92,6 +92,18 @@ impl Ctx {
         })
     }
 
+    /// The signed-in user, who must also have authenticated within the step-up window
+    /// (sensitive changes). `back_to` is where to return after confirming.
+    pub fn require_recent_auth(&self, back_to: &str) -> Result<&SignedIn, AppError> {
+        let u = self.require_user()?;
+        if self.state.clock.now() - u.auth_at > self.state.config.step_up_window_secs {
+            return Err(AppError::StepUpRequired {
+                next: back_to.to_string(),
+            });
+        }
+        Ok(u)
+    }
+
     pub fn sid(&self) -> Option<&str> {
         self.user.as_ref().map(|u| u.sid.as_str())
     }

@@ -24,6 +24,9 @@ pub enum AppError {
     /// Not signed in: go to the login page and come back to `next`.
     #[error("sign-in required")]
     SignInRequired { next: String },
+    /// Signed in, but not recently enough for this action: confirm it is you.
+    #[error("recent authentication required")]
+    StepUpRequired { next: String },
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -58,7 +61,7 @@ impl AppError {
                 ),
                 None,
             ),
-            AppError::SignInRequired { .. } => (
+            AppError::SignInRequired { .. } | AppError::StepUpRequired { .. } => (
                 "Sign in",
                 "Please sign in.".into(),
                 Some(("/login".into(), "Sign in".into())),
@@ -93,7 +96,9 @@ impl ResponseError for AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            AppError::SignInRequired { .. } => StatusCode::SEE_OTHER,
+            AppError::SignInRequired { .. } | AppError::StepUpRequired { .. } => {
+                StatusCode::SEE_OTHER
+            }
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(InternalError::Db(DbError::Pool(_))) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -104,9 +109,13 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let request_id = request_id::current();
-        if let AppError::SignInRequired { next } = self {
+        if let AppError::SignInRequired { next } | AppError::StepUpRequired { next } = self {
+            let page = match self {
+                AppError::StepUpRequired { .. } => "/login/reauth",
+                _ => "/login",
+            };
             let loc = format!(
-                "/login?next={}",
+                "{page}?next={}",
                 percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
             );
             return HttpResponse::SeeOther()

@@ -5,7 +5,8 @@ use actix_web::{HttpResponse, web};
 
 use super::error::AppError;
 use super::handlers::{
-    account, health, home, login, logout, password, register, sessions, setup, verify,
+    account, health, home, login, logout, mfa, password, reauth, register, sessions, setup, totp,
+    verify,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -15,6 +16,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(login::form))
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(logout::submit))
+        .route("/login/mfa", web::get().to(mfa::form))
+        .route("/login/mfa", web::post().to(mfa::submit))
+        .route("/login/reauth", web::get().to(reauth::form))
+        .route("/login/reauth", web::post().to(reauth::submit))
+        .route("/account/totp", web::get().to(totp::show))
+        .route("/account/totp", web::post().to(totp::enable))
+        .route("/account/totp/disable", web::post().to(totp::disable))
+        .route(
+            "/account/recovery-codes",
+            web::get().to(totp::recovery_codes),
+        )
+        .route("/account/recovery-codes", web::post().to(totp::regenerate))
         .route("/register", web::get().to(register::form))
         .route("/register", web::post().to(register::submit))
         .route("/setup", web::get().to(setup::form))

@@ -8,6 +8,33 @@ use actix_session::Session;
 use serde::{Deserialize, Serialize};
 
 pub const AUTH_KEY: &str = "auth";
+/// Password accepted, second factor still to come: not signed in.
+pub const PENDING_KEY: &str = "mfa_pending";
+/// An authenticator-app secret being set up, not yet confirmed by a code.
+pub const TOTP_SETUP_KEY: &str = "totp_setup";
+
+/// How long the second step may take after the password.
+pub const PENDING_SECS: i64 = 300;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MfaPending {
+    pub uid: String,
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub next: String,
+    /// When the password was accepted.
+    pub at: i64,
+    /// Wrong codes so far in this pending sign-in.
+    #[serde(default)]
+    pub failures: u32,
+}
+
+pub fn pending(session: &Session) -> Option<MfaPending> {
+    session.get::<MfaPending>(PENDING_KEY).ok().flatten()
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignedIn {

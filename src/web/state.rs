@@ -24,4 +24,5 @@ pub struct AppState {
     pub mail: MailCtx,
     /// Wakes the mail worker after a request queued a message.
     pub mail_wake: Arc<Notify>,
+    pub mfa_keys: crate::auth::mfa::MfaKeys,
 }

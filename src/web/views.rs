@@ -173,3 +173,43 @@ pub struct ResetPage {
     pub error: Option<String>,
     pub min_len: usize,
 }
+
+#[derive(Template)]
+#[template(path = "auth/mfa.html")]
+pub struct MfaPage {
+    pub chrome: Chrome,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/reauth.html")]
+pub struct ReauthPage {
+    pub chrome: Chrome,
+    pub next: String,
+    /// The account has an authenticator app: ask for a code too.
+    pub code: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account/totp.html")]
+pub struct TotpPage {
+    pub chrome: Chrome,
+    pub enabled: bool,
+    /// Inline SVG rendered by the server from our own data.
+    pub qr_svg: String,
+    pub manual_key: String,
+    pub recovery_left: i64,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account/recovery_codes.html")]
+pub struct RecoveryCodesPage {
+    pub chrome: Chrome,
+    /// Freshly generated codes, shown this once; empty otherwise.
+    pub codes: Vec<String>,
+    pub left: i64,
+    pub enabled: bool,
+}

@@ -8,6 +8,7 @@ mod cli;
 mod email;
 mod helpers;
 mod login;
+mod mfa;
 mod register;
 mod security;
 mod sessions;

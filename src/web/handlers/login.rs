@@ -10,7 +10,7 @@ use crate::auth::login::{LoginOutcome, authenticate};
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::{AppError, human_secs};
-use crate::web::session::{SignedIn, sign_in};
+use crate::web::session::{AUTH_KEY, MfaPending, PENDING_KEY, SignedIn, sign_in};
 use crate::web::views::{LoginPage, render};
 
 #[derive(Deserialize)]
@@ -91,7 +91,33 @@ pub async fn submit(ctx: Ctx, form: web::Form<LoginForm>) -> Result<HttpResponse
     )
     .await?;
     match outcome {
-        LoginOutcome::Success { user, roles } => {
+        LoginOutcome::Success {
+            user,
+            roles,
+            mfa: true,
+        } => {
+            // Not signed in yet: a short-lived pending state, under a new session id.
+            let pending = MfaPending {
+                uid: user.id,
+                email: user.email,
+                name: user.display_name,
+                roles,
+                next,
+                at: st.clock.now(),
+                failures: 0,
+            };
+            ctx.session.remove(AUTH_KEY);
+            ctx.session.renew();
+            ctx.session
+                .insert(PENDING_KEY, &pending)
+                .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+            Ok(see_other("/login/mfa"))
+        }
+        LoginOutcome::Success {
+            user,
+            roles,
+            mfa: false,
+        } => {
             let sid = st
                 .sessions
                 .establish(&user.id, &ctx.ip.to_string(), &ctx.user_agent)

@@ -5,10 +5,13 @@ pub mod health;
 pub mod home;
 pub mod login;
 pub mod logout;
+pub mod mfa;
 pub mod password;
+pub mod reauth;
 pub mod register;
 pub mod sessions;
 pub mod setup;
+pub mod totp;
 pub mod verify;
 
 use actix_web::HttpResponse;

@@ -1,0 +1,251 @@
+//! Second factors: enrolment of an authenticator app (TOTP), recovery codes, and the
+//! second step of signing in. Every code works once: TOTP steps through the
+//! `last_used_step` guard, recovery codes through `used_at`.
+
+use serde_json::json;
+
+use super::InternalError;
+use super::audit::{AuditCtx, record};
+use super::recovery::MailCtx;
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::db::repo::{mfa, users};
+use crate::domain::audit::{AuditAction, Outcome};
+use crate::domain::{recovery_codes, totp};
+use crate::keys::Sealer;
+use crate::mail::messages::MethodAdded;
+use crate::mail::outbox::enqueue;
+
+/// What the second-factor code needs besides the database.
+#[derive(Clone)]
+pub struct MfaKeys {
+    /// Encrypts TOTP secrets at rest.
+    pub sealer: Sealer,
+    /// Keys the recovery-code hashes.
+    pub pepper: [u8; 32],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Totp,
+    RecoveryCode,
+}
+
+impl Method {
+    /// The OIDC `amr` value for this method.
+    pub fn amr(self) -> &'static str {
+        match self {
+            Method::Totp => "otp",
+            Method::RecoveryCode => "kba",
+        }
+    }
+}
+
+pub struct Status {
+    pub totp: bool,
+    pub recovery_codes_left: i64,
+}
+
+pub async fn status(db: &Db, user_id: &str) -> Result<Status, InternalError> {
+    let uid = user_id.to_string();
+    db.run(move |c| {
+        Ok(Status {
+            totp: mfa::has_totp(c, &uid)?,
+            recovery_codes_left: mfa::unused_recovery_codes(c, &uid)?,
+        })
+    })
+    .await
+}
+
+/// Whether signing in needs a second step.
+pub fn required(c: &mut crate::db::AnyConnection, user_id: &str) -> diesel::QueryResult<bool> {
+    mfa::has_totp(c, user_id)
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MfaError {
+    #[error("That code did not work. Check the time on your phone and try the newest code.")]
+    WrongCode,
+    #[error("The setup expired. Scan the new QR code and try again.")]
+    SetupExpired,
+}
+
+/// Turns the app on once the user proved it works with a correct code.
+#[expect(clippy::too_many_arguments)]
+pub async fn enable_totp(
+    db: &Db,
+    clock: &Clock,
+    keys: &MfaKeys,
+    mail: &MailCtx,
+    user_id: &str,
+    secret: Vec<u8>,
+    code: &str,
+    ctx: &AuditCtx,
+) -> Result<Result<(), MfaError>, InternalError> {
+    let now = clock.now();
+    let Some(step) = totp::matching_step(&secret, code, now as u64) else {
+        return Ok(Err(MfaError::WrongCode));
+    };
+    let sealed = keys.sealer.seal(&secret, user_id.as_bytes());
+    let (uid, ctx, mail) = (user_id.to_string(), ctx.clone(), mail.clone());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            let user = users::find(c, &uid)?.ok_or(diesel::result::Error::NotFound)?;
+            mfa::insert_totp(c, &uid, &sealed, now)?;
+            // The code used to enable cannot be used again to sign in.
+            mfa::accept_step(c, &uid, step as i64)?;
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::TotpEnabled,
+                Outcome::Success,
+                Some(&uid),
+                json!({}),
+            )?;
+            let notice = MethodAdded {
+                base: mail.base.clone(),
+                email: user.email.clone(),
+                method: "an authenticator app".into(),
+            };
+            let rendered = notice
+                .render_all()
+                .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+            enqueue(c, &user.email, rendered, now)?;
+            Ok::<_, diesel::result::Error>(())
+        })
+        .map_err(InternalError::from)
+    })
+    .await?;
+    Ok(Ok(()))
+}
+
+pub async fn disable_totp(
+    db: &Db,
+    clock: &Clock,
+    user_id: &str,
+    ctx: &AuditCtx,
+) -> Result<bool, InternalError> {
+    let (uid, ctx, now) = (user_id.to_string(), ctx.clone(), clock.now());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            let removed = mfa::delete_totp(c, &uid)? > 0;
+            if removed {
+                // Recovery codes back up the app; without it they would be a password.
+                mfa::delete_recovery_codes(c, &uid)?;
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::TotpDisabled,
+                    Outcome::Success,
+                    Some(&uid),
+                    json!({}),
+                )?;
+            }
+            Ok::<_, diesel::result::Error>(removed)
+        })
+        .map_err(InternalError::from)
+    })
+    .await
+}
+
+/// Ten new codes; the old ones stop working. Returned once, never stored in clear.
+pub async fn generate_recovery_codes(
+    db: &Db,
+    clock: &Clock,
+    keys: &MfaKeys,
+    user_id: &str,
+    ctx: &AuditCtx,
+) -> Result<Vec<String>, InternalError> {
+    let codes: Vec<String> = (0..recovery_codes::COUNT)
+        .map(|_| recovery_codes::generate())
+        .collect();
+    let hashes: Vec<String> = codes
+        .iter()
+        .filter_map(|c| recovery_codes::normalize(c))
+        .map(|n| recovery_codes::hash(&keys.pepper, &n))
+        .collect();
+    let (uid, ctx, now) = (user_id.to_string(), ctx.clone(), clock.now());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            mfa::replace_recovery_codes(c, &uid, &hashes, now)?;
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::RecoveryCodesGenerated,
+                Outcome::Success,
+                Some(&uid),
+                json!({"count": hashes.len()}),
+            )?;
+            Ok::<_, diesel::result::Error>(())
+        })
+        .map_err(InternalError::from)
+    })
+    .await?;
+    Ok(codes)
+}
+
+/// Checks a TOTP code or a recovery code for `user_id` and uses it up.
+pub async fn verify(
+    db: &Db,
+    clock: &Clock,
+    keys: &MfaKeys,
+    user_id: &str,
+    code: &str,
+    ctx: &AuditCtx,
+) -> Result<Option<Method>, InternalError> {
+    let now = clock.now();
+    let (uid, keys2, code2, ctx2) = (
+        user_id.to_string(),
+        keys.clone(),
+        code.to_string(),
+        ctx.clone(),
+    );
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            let mut method = None;
+            if let Some(sealed) = mfa::totp_secret(c, &uid)? {
+                let secret = keys2.sealer.open(&sealed, uid.as_bytes());
+                if let Some(step) = secret.and_then(|s| totp::matching_step(&s, &code2, now as u64))
+                    && mfa::accept_step(c, &uid, step as i64)?
+                {
+                    method = Some(Method::Totp);
+                }
+            }
+            if method.is_none()
+                && let Some(n) = recovery_codes::normalize(&code2)
+                && mfa::use_recovery_code(c, &uid, &recovery_codes::hash(&keys2.pepper, &n), now)?
+            {
+                method = Some(Method::RecoveryCode);
+                let left = mfa::unused_recovery_codes(c, &uid)?;
+                record(
+                    c,
+                    &ctx2,
+                    now,
+                    AuditAction::RecoveryCodeUsed,
+                    Outcome::Success,
+                    Some(&uid),
+                    json!({"left": left}),
+                )?;
+            }
+            let (action, outcome) = match method {
+                Some(_) => (AuditAction::MfaSucceeded, Outcome::Success),
+                None => (AuditAction::MfaFailed, Outcome::Failure),
+            };
+            record(
+                c,
+                &ctx2,
+                now,
+                action,
+                outcome,
+                Some(&uid),
+                json!({"method": method.map(|m| m.amr())}),
+            )?;
+            Ok::<_, diesel::result::Error>(method)
+        })
+        .map_err(InternalError::from)
+    })
+    .await
+}

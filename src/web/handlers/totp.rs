@@ -1,0 +1,182 @@
+//! `/account/totp` (authenticator app) and `/account/recovery-codes`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::see_other;
+use crate::auth::mfa::{disable_totp, enable_totp, generate_recovery_codes, status};
+use crate::domain::totp;
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+use crate::web::session::TOTP_SETUP_KEY;
+use crate::web::views::{RecoveryCodesPage, TotpPage, render};
+
+#[derive(Deserialize)]
+pub struct EnableForm {
+    #[serde(default)]
+    csrf_token: String,
+    code: String,
+}
+
+#[derive(Deserialize)]
+pub struct PlainForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+/// The secret being set up lives in the server-side session until it is confirmed.
+fn setup_secret(ctx: &Ctx) -> Vec<u8> {
+    if let Some(b32) = ctx.session.get::<String>(TOTP_SETUP_KEY).ok().flatten()
+        && let Some(s) = totp::from_base32(&b32)
+    {
+        return s;
+    }
+    let s = totp::new_secret();
+    let _ = ctx.session.insert(TOTP_SETUP_KEY, totp::to_base32(&s));
+    s
+}
+
+async fn page(
+    ctx: &Ctx,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let u = ctx.require_user()?;
+    let st = status(&ctx.state.db, &u.uid).await?;
+    let (qr, key) = if st.totp {
+        (String::new(), String::new())
+    } else {
+        let secret = setup_secret(ctx);
+        let url = totp::provisioning_url(&secret, &u.email);
+        (totp::qr_svg(&url), totp::grouped(&totp::to_base32(&secret)))
+    };
+    let status_code = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(render(
+        status_code,
+        &TotpPage {
+            chrome: ctx.chrome(),
+            enabled: st.totp,
+            qr_svg: qr,
+            manual_key: key,
+            recovery_left: st.recovery_codes_left,
+            error,
+            notice,
+        },
+    ))
+}
+
+pub async fn show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {
+    ctx.require_user()?;
+    let notice = match q.done.as_deref() {
+        Some("enabled") => Some(
+            "Your authenticator app is on. Keep your recovery codes somewhere safe.".to_string(),
+        ),
+        Some("disabled") => Some("Your authenticator app is off.".to_string()),
+        _ => None,
+    };
+    page(&ctx, None, notice).await
+}
+
+pub async fn enable(ctx: Ctx, form: web::Form<EnableForm>) -> Result<HttpResponse, AppError> {
+    let u = ctx.require_recent_auth("/account/totp")?.clone();
+    ctx.check_csrf(&form.csrf_token)?;
+    let st = &ctx.state;
+    let Some(secret) = ctx
+        .session
+        .get::<String>(TOTP_SETUP_KEY)
+        .ok()
+        .flatten()
+        .and_then(|b| totp::from_base32(&b))
+    else {
+        return page(
+            &ctx,
+            Some("The setup expired. Scan the new QR code and try again.".into()),
+            None,
+        )
+        .await;
+    };
+    match enable_totp(
+        &st.db,
+        &st.clock,
+        &st.mfa_keys,
+        &st.mail,
+        &u.uid,
+        secret,
+        &form.code,
+        &ctx.audit(),
+    )
+    .await?
+    {
+        Ok(()) => {
+            ctx.session.remove(TOTP_SETUP_KEY);
+            st.mail_wake.notify_one();
+            // Fresh recovery codes come with the app, shown once.
+            let codes =
+                generate_recovery_codes(&st.db, &st.clock, &st.mfa_keys, &u.uid, &ctx.audit())
+                    .await?;
+            Ok(render(
+                StatusCode::OK,
+                &RecoveryCodesPage {
+                    chrome: ctx.chrome(),
+                    codes,
+                    left: 0,
+                    enabled: true,
+                },
+            ))
+        }
+        Err(e) => page(&ctx, Some(e.to_string()), None).await,
+    }
+}
+
+pub async fn disable(ctx: Ctx, form: web::Form<PlainForm>) -> Result<HttpResponse, AppError> {
+    let u = ctx.require_recent_auth("/account/totp")?.clone();
+    ctx.check_csrf(&form.csrf_token)?;
+    disable_totp(&ctx.state.db, &ctx.state.clock, &u.uid, &ctx.audit()).await?;
+    Ok(see_other("/account/totp?done=disabled"))
+}
+
+pub async fn recovery_codes(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let u = ctx.require_user()?;
+    let st = status(&ctx.state.db, &u.uid).await?;
+    Ok(render(
+        StatusCode::OK,
+        &RecoveryCodesPage {
+            chrome: ctx.chrome(),
+            codes: Vec::new(),
+            left: st.recovery_codes_left,
+            enabled: st.totp,
+        },
+    ))
+}
+
+pub async fn regenerate(ctx: Ctx, form: web::Form<PlainForm>) -> Result<HttpResponse, AppError> {
+    let u = ctx.require_recent_auth("/account/recovery-codes")?.clone();
+    ctx.check_csrf(&form.csrf_token)?;
+    let st = &ctx.state;
+    if !status(&st.db, &u.uid).await?.totp {
+        return Err(AppError::BadRequest(
+            "Turn on an authenticator app first: recovery codes back it up.".into(),
+        ));
+    }
+    let codes =
+        generate_recovery_codes(&st.db, &st.clock, &st.mfa_keys, &u.uid, &ctx.audit()).await?;
+    Ok(render(
+        StatusCode::OK,
+        &RecoveryCodesPage {
+            chrome: ctx.chrome(),
+            codes,
+            left: 0,
+            enabled: true,
+        },
+    ))
+}
