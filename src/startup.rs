@@ -124,7 +124,9 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
 
+        let webauthn = crate::auth::webauthn::relying_party(&config.public_url)?;
         let state = web::Data::new(AppState {
+            webauthn,
             csrf_key: master.derive::<32>("csrf"),
             mail: MailCtx {
                 base: config.base_url(),

@@ -13,7 +13,7 @@ use crate::db::repo::{mfa, users};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::{recovery_codes, totp};
 use crate::keys::Sealer;
-use crate::mail::messages::MethodAdded;
+use crate::mail::messages::{MethodAdded, MethodRemoved};
 use crate::mail::outbox::enqueue;
 
 /// What the second-factor code needs besides the database.
@@ -43,7 +43,16 @@ impl Method {
 
 pub struct Status {
     pub totp: bool,
+    /// At least one security key or passkey.
+    pub webauthn: bool,
     pub recovery_codes_left: i64,
+}
+
+impl Status {
+    /// Any second factor at all (what recovery codes back up).
+    pub fn any(&self) -> bool {
+        self.totp || self.webauthn
+    }
 }
 
 pub async fn status(db: &Db, user_id: &str) -> Result<Status, InternalError> {
@@ -51,6 +60,7 @@ pub async fn status(db: &Db, user_id: &str) -> Result<Status, InternalError> {
     db.run(move |c| {
         Ok(Status {
             totp: mfa::has_totp(c, &uid)?,
+            webauthn: crate::db::repo::webauthn::exists_for_user(c, &uid)?,
             recovery_codes_left: mfa::unused_recovery_codes(c, &uid)?,
         })
     })
@@ -59,7 +69,7 @@ pub async fn status(db: &Db, user_id: &str) -> Result<Status, InternalError> {
 
 /// Whether signing in needs a second step.
 pub fn required(c: &mut crate::db::AnyConnection, user_id: &str) -> diesel::QueryResult<bool> {
-    mfa::has_totp(c, user_id)
+    Ok(mfa::has_totp(c, user_id)? || crate::db::repo::webauthn::exists_for_user(c, user_id)?)
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -123,16 +133,16 @@ pub async fn enable_totp(
 pub async fn disable_totp(
     db: &Db,
     clock: &Clock,
+    mail: &MailCtx,
     user_id: &str,
     ctx: &AuditCtx,
 ) -> Result<bool, InternalError> {
-    let (uid, ctx, now) = (user_id.to_string(), ctx.clone(), clock.now());
+    let (uid, ctx, now, mail) = (user_id.to_string(), ctx.clone(), clock.now(), mail.clone());
     db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| {
             let removed = mfa::delete_totp(c, &uid)? > 0;
             if removed {
-                // Recovery codes back up the app; without it they would be a password.
-                mfa::delete_recovery_codes(c, &uid)?;
+                factor_removed(c, &mail, &uid, "an authenticator app", now)?;
                 record(
                     c,
                     &ctx,
@@ -148,6 +158,31 @@ pub async fn disable_totp(
         .map_err(InternalError::from)
     })
     .await
+}
+
+/// Inside the transaction that removed a factor: the notice to the owner, and the
+/// recovery codes dropped once no factor is left (alone they would be a second password).
+pub(crate) fn factor_removed(
+    c: &mut crate::db::AnyConnection,
+    mail: &MailCtx,
+    user_id: &str,
+    method: &str,
+    now: i64,
+) -> diesel::QueryResult<()> {
+    if !required(c, user_id)? {
+        mfa::delete_recovery_codes(c, user_id)?;
+    }
+    let user = users::find(c, user_id)?.ok_or(diesel::result::Error::NotFound)?;
+    let notice = MethodRemoved {
+        base: mail.base.clone(),
+        email: user.email.clone(),
+        method: method.to_string(),
+    };
+    let rendered = notice
+        .render_all()
+        .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+    enqueue(c, &user.email, rendered, now)?;
+    Ok(())
 }
 
 /// Ten new codes; the old ones stop working. Returned once, never stored in clear.

@@ -11,6 +11,7 @@ pub mod session_state;
 pub mod sessions;
 pub mod setup;
 pub mod throttle;
+pub mod webauthn;
 
 use crate::db::DbError;
 

@@ -102,6 +102,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_outbox,
     totp_credentials,
     recovery_codes,
+    webauthn_credentials,
 );
 
 diesel::table! {
@@ -137,5 +138,17 @@ diesel::table! {
         user_id -> Text,
         created_at -> BigInt,
         used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webauthn_credentials (id) {
+        id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        name -> Text,
+        credential -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
     }
 }

@@ -27,6 +27,8 @@ pub enum AuditAction {
     RecoveryCodeUsed,
     StepUpSucceeded,
     StepUpFailed,
+    WebauthnAdded,
+    WebauthnRemoved,
 }
 
 impl AuditAction {
@@ -57,6 +59,8 @@ impl AuditAction {
             Self::RecoveryCodeUsed => "recovery_code.used",
             Self::StepUpSucceeded => "reauth.succeeded",
             Self::StepUpFailed => "reauth.failed",
+            Self::WebauthnAdded => "webauthn.added",
+            Self::WebauthnRemoved => "webauthn.removed",
         }
     }
 }

@@ -115,6 +115,12 @@ message!(
     "email/method_added/body.txt",
     "email/method_added/body.html"
 );
+message!(
+    MethodRemoved { method: String },
+    "email/method_removed/subject.txt",
+    "email/method_removed/body.txt",
+    "email/method_removed/body.html"
+);
 
 /// "30 minutes", "24 hours" for a lifetime in seconds.
 pub fn valid_for(secs: i64) -> String {

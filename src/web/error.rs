@@ -80,6 +80,40 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// The same error for a script (the WebAuthn endpoints): a status and a JSON body
+    /// `{"error": …, "redirect": …}` the page can show or follow.
+    pub fn json_response(&self) -> HttpResponse {
+        let redirect = match self {
+            AppError::SignInRequired { next } | AppError::StepUpRequired { next } => {
+                let page = match self {
+                    AppError::StepUpRequired { .. } => "/login/reauth",
+                    _ => "/login",
+                };
+                Some(format!(
+                    "{page}?next={}",
+                    percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+                ))
+            }
+            _ => None,
+        };
+        if let AppError::Internal(e) = self {
+            tracing::error!(request_id = %request_id::current(), error = %e, "internal error");
+        }
+        let status = match self {
+            AppError::SignInRequired { .. } | AppError::StepUpRequired { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
+            other => other.status_code(),
+        };
+        let (_, message, _) = self.page();
+        HttpResponse::build(status).json(serde_json::json!({
+            "error": message,
+            "redirect": redirect,
+        }))
+    }
+}
+
 pub fn human_secs(secs: u64) -> String {
     match secs {
         0..=1 => "a second".into(),

@@ -5,8 +5,8 @@ use actix_web::{HttpResponse, web};
 
 use super::error::AppError;
 use super::handlers::{
-    account, health, home, login, logout, mfa, password, reauth, register, sessions, setup, totp,
-    verify,
+    account, health, home, login, logout, mfa, password, reauth, register, security_keys, sessions,
+    setup, totp, verify, webauthn_login,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -18,6 +18,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(logout::submit))
         .route("/login/mfa", web::get().to(mfa::form))
         .route("/login/mfa", web::post().to(mfa::submit))
+        .route(
+            "/login/webauthn/start",
+            web::post().to(webauthn_login::mfa_start),
+        )
+        .route(
+            "/login/webauthn/finish",
+            web::post().to(webauthn_login::mfa_finish),
+        )
+        .route(
+            "/login/passkey/start",
+            web::post().to(webauthn_login::passkey_start),
+        )
+        .route(
+            "/login/passkey/finish",
+            web::post().to(webauthn_login::passkey_finish),
+        )
         .route("/login/reauth", web::get().to(reauth::form))
         .route("/login/reauth", web::post().to(reauth::submit))
         .route("/account/totp", web::get().to(totp::show))
@@ -28,6 +44,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(totp::recovery_codes),
         )
         .route("/account/recovery-codes", web::post().to(totp::regenerate))
+        .route("/account/security-keys", web::get().to(security_keys::show))
+        .route(
+            "/account/security-keys",
+            web::post().to(security_keys::no_script),
+        )
+        .route(
+            "/account/security-keys/register/start",
+            web::post().to(security_keys::register_start),
+        )
+        .route(
+            "/account/security-keys/register/finish",
+            web::post().to(security_keys::register_finish),
+        )
+        .route(
+            "/account/security-keys/rename",
+            web::post().to(security_keys::rename),
+        )
+        .route(
+            "/account/security-keys/remove",
+            web::post().to(security_keys::remove),
+        )
         .route("/register", web::get().to(register::form))
         .route("/register", web::post().to(register::submit))
         .route("/setup", web::get().to(setup::form))
@@ -58,11 +95,18 @@ async fn not_found() -> Result<HttpResponse, AppError> {
 }
 
 /// Static files are compiled in: one binary to deploy, nothing to find on disk.
-const STATIC: &[(&str, &str, &str)] = &[(
-    "css/portcullis.css",
-    "text/css; charset=utf-8",
-    include_str!("../../static/css/portcullis.css"),
-)];
+const STATIC: &[(&str, &str, &str)] = &[
+    (
+        "css/portcullis.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/css/portcullis.css"),
+    ),
+    (
+        "js/webauthn.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/js/webauthn.js"),
+    ),
+];
 
 async fn static_file(path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let p = path.into_inner();

@@ -74,3 +74,31 @@ pub fn sign_out(session: &Session) {
 pub fn update(session: &Session, who: &SignedIn) {
     let _ = session.insert(AUTH_KEY, who);
 }
+
+/// A WebAuthn ceremony in progress: webauthn-rs's state (challenge included) stays on
+/// the server, never in the browser. Taken out of the session once, so it cannot be
+/// replayed, and refused when older than `CEREMONY_SECS`.
+pub const WEBAUTHN_REG_KEY: &str = "webauthn_reg";
+pub const WEBAUTHN_MFA_KEY: &str = "webauthn_mfa";
+pub const PASSKEY_LOGIN_KEY: &str = "passkey_login";
+pub const CEREMONY_SECS: i64 = 300;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ceremony<T> {
+    pub state: T,
+    pub at: i64,
+    /// Registration only: what is being added, and its name.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+pub fn take_ceremony<T: serde::de::DeserializeOwned>(
+    session: &Session,
+    key: &str,
+    now: i64,
+) -> Option<Ceremony<T>> {
+    let c = session.remove_as::<Ceremony<T>>(key)?.ok()?;
+    (now - c.at < CEREMONY_SECS).then_some(c)
+}

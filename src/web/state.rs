@@ -25,4 +25,6 @@ pub struct AppState {
     /// Wakes the mail worker after a request queued a message.
     pub mail_wake: Arc<Notify>,
     pub mfa_keys: crate::auth::mfa::MfaKeys,
+    /// The WebAuthn relying party (id and origin from the public URL).
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
 }

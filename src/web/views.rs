@@ -179,6 +179,26 @@ pub struct ResetPage {
 pub struct MfaPage {
     pub chrome: Chrome,
     pub error: Option<String>,
+    /// The account has a security key or passkey: offer it.
+    pub webauthn: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account/security_keys.html")]
+pub struct SecurityKeysPage {
+    pub chrome: Chrome,
+    pub keys: Vec<KeyView>,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+}
+
+pub struct KeyView {
+    /// base64url credential id: what rename and remove name.
+    pub id: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub created: String,
+    pub last_used: String,
 }
 
 #[derive(Template)]

@@ -14,3 +14,4 @@ mod security;
 mod sessions;
 mod setup;
 mod smtp_sink;
+mod webauthn;

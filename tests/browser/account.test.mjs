@@ -72,7 +72,7 @@ test('register, sign in, see the account, sign out', { timeout: TEST_TIMEOUT_MS 
     // Not confirmed yet: signing in explains what to do.
     await page.getByLabel('Email', { exact: true }).fill(email);
     await page.getByLabel('Password', { exact: true }).fill(STRONG_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     const alert = page.getByRole('alert');
     await alert.waitFor();
     assert.match(await alert.innerText(), /Confirm your email address/);
@@ -86,7 +86,7 @@ test('register, sign in, see the account, sign out', { timeout: TEST_TIMEOUT_MS 
     // Sign in.
     await page.getByLabel('Email', { exact: true }).fill(email);
     await page.getByLabel('Password', { exact: true }).fill(STRONG_PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL((u) => u.pathname === '/account');
     const shownEmail = page.locator('#account-email');
     await shownEmail.waitFor();
@@ -156,7 +156,7 @@ test('a wrong password is refused with 401 and an error message', { timeout: TES
     const posted = page.waitForResponse(
       (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/login',
     );
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     const response = await posted;
     assert.equal(response.status(), 401);
 

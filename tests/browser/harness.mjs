@@ -322,7 +322,7 @@ export async function signIn(page, baseUrl, email, password = STRONG_PASSWORD) {
   await page.goto(`${baseUrl}/login`);
   await page.getByLabel('Email', { exact: true }).fill(email);
   await page.getByLabel('Password', { exact: true }).fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.waitForURL((u) => u.pathname === '/account');
 }
 

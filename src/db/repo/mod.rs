@@ -9,3 +9,4 @@ pub mod session_state;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod webauthn;

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::see_other;
-use crate::auth::mfa::verify;
+use crate::auth::mfa::{status, verify};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::session::{MfaPending, PENDING_KEY, PENDING_SECS, SignedIn, pending, sign_in};
@@ -21,21 +21,73 @@ pub struct CodeForm {
     code: String,
 }
 
-fn current(ctx: &Ctx) -> Option<MfaPending> {
+/// Throttles a second-factor attempt: per account (wherever the guesses come from)
+/// and per client.
+pub(super) fn throttle(ctx: &Ctx, p: &MfaPending) -> Result<(), AppError> {
+    let st = &ctx.state;
+    st.throttle
+        .login_attempt(ctx.ip)
+        .and_then(|_| st.throttle.account_allowed(&format!("mfa:{}", p.uid)))
+        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })
+}
+
+/// The second factor checked out: the pending state becomes a signed-in session under
+/// a new id. Returns where to go next.
+pub(super) async fn complete(ctx: &Ctx, p: MfaPending, method: &str) -> Result<String, AppError> {
+    let st = &ctx.state;
+    st.throttle.account_succeeded(&format!("mfa:{}", p.uid));
+    ctx.session.remove(PENDING_KEY);
+    let sid = st
+        .sessions
+        .establish(&p.uid, &ctx.ip.to_string(), &ctx.user_agent)
+        .await?;
+    let who = SignedIn {
+        uid: p.uid,
+        sid,
+        auth_at: st.clock.now(),
+        amr: vec!["pwd".into(), method.into(), "mfa".into()],
+        email: p.email,
+        name: p.name,
+        roles: p.roles,
+    };
+    sign_in(&ctx.session, &who).map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+    Ok(p.next)
+}
+
+/// A wrong second factor. `Ok(false)` when this pending sign-in has used up its tries
+/// and must start over from the password.
+pub(super) fn count_failure(ctx: &Ctx, p: &mut MfaPending) -> Result<bool, AppError> {
+    if let Some(retry) = ctx.state.throttle.account_failed(&format!("mfa:{}", p.uid)) {
+        return Err(AppError::TooManyRequests {
+            retry_after: retry.0,
+        });
+    }
+    p.failures += 1;
+    if p.failures >= MAX_FAILURES {
+        ctx.session.remove(PENDING_KEY);
+        return Ok(false);
+    }
+    let _ = ctx.session.insert(PENDING_KEY, p);
+    Ok(true)
+}
+
+pub(super) fn current(ctx: &Ctx) -> Option<MfaPending> {
     pending(&ctx.session).filter(|p| ctx.state.clock.now() - p.at < PENDING_SECS)
 }
 
-pub async fn form(ctx: Ctx) -> HttpResponse {
-    if current(&ctx).is_none() {
-        return see_other("/login");
-    }
-    render(
+pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    let Some(p) = current(&ctx) else {
+        return Ok(see_other("/login"));
+    };
+    let factors = status(&ctx.state.db, &p.uid).await?;
+    Ok(render(
         StatusCode::OK,
         &MfaPage {
             chrome: ctx.chrome(),
             error: None,
+            webauthn: factors.webauthn,
         },
-    )
+    ))
 }
 
 pub async fn submit(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpResponse, AppError> {
@@ -45,51 +97,21 @@ pub async fn submit(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpResponse,
         return Ok(see_other("/login"));
     };
     let st = &ctx.state;
-    // Per account (wherever the guesses come from) and per client.
-    let account = format!("mfa:{}", p.uid);
-    st.throttle
-        .login_attempt(ctx.ip)
-        .and_then(|_| st.throttle.account_allowed(&account))
-        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+    throttle(&ctx, &p)?;
     let mut audit = ctx.audit();
     audit.actor_id = Some(p.uid.clone());
     match verify(&st.db, &st.clock, &st.mfa_keys, &p.uid, &form.code, &audit).await? {
-        Some(method) => {
-            st.throttle.account_succeeded(&account);
-            ctx.session.remove(PENDING_KEY);
-            let sid = st
-                .sessions
-                .establish(&p.uid, &ctx.ip.to_string(), &ctx.user_agent)
-                .await?;
-            let who = SignedIn {
-                uid: p.uid,
-                sid,
-                auth_at: st.clock.now(),
-                amr: vec!["pwd".into(), method.amr().into(), "mfa".into()],
-                email: p.email,
-                name: p.name,
-                roles: p.roles,
-            };
-            sign_in(&ctx.session, &who)
-                .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
-            Ok(see_other(&p.next))
-        }
+        Some(method) => Ok(see_other(&complete(&ctx, p, method.amr()).await?)),
         None => {
-            if let Some(retry) = st.throttle.account_failed(&account) {
-                return Err(AppError::TooManyRequests {
-                    retry_after: retry.0,
-                });
-            }
-            p.failures += 1;
-            if p.failures >= MAX_FAILURES {
-                ctx.session.remove(PENDING_KEY);
+            if !count_failure(&ctx, &mut p)? {
                 return Ok(see_other("/login"));
             }
-            let _ = ctx.session.insert(PENDING_KEY, &p);
+            let factors = status(&st.db, &p.uid).await?;
             Ok(render(
                 StatusCode::UNAUTHORIZED,
                 &MfaPage {
                     chrome: ctx.chrome(),
+                    webauthn: factors.webauthn,
                     error: Some("That code did not work. Try the newest code from your app, or a recovery code.".into()),
                 },
             ))

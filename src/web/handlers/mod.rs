@@ -9,10 +9,12 @@ pub mod mfa;
 pub mod password;
 pub mod reauth;
 pub mod register;
+pub mod security_keys;
 pub mod sessions;
 pub mod setup;
 pub mod totp;
 pub mod verify;
+pub mod webauthn_login;
 
 use actix_web::HttpResponse;
 use actix_web::http::header;

@@ -141,7 +141,10 @@ pub async fn enable(ctx: Ctx, form: web::Form<EnableForm>) -> Result<HttpRespons
 pub async fn disable(ctx: Ctx, form: web::Form<PlainForm>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_recent_auth("/account/totp")?.clone();
     ctx.check_csrf(&form.csrf_token)?;
-    disable_totp(&ctx.state.db, &ctx.state.clock, &u.uid, &ctx.audit()).await?;
+    let st = &ctx.state;
+    if disable_totp(&st.db, &st.clock, &st.mail, &u.uid, &ctx.audit()).await? {
+        st.mail_wake.notify_one();
+    }
     Ok(see_other("/account/totp?done=disabled"))
 }
 
@@ -154,7 +157,7 @@ pub async fn recovery_codes(ctx: Ctx) -> Result<HttpResponse, AppError> {
             chrome: ctx.chrome(),
             codes: Vec::new(),
             left: st.recovery_codes_left,
-            enabled: st.totp,
+            enabled: st.any(),
         },
     ))
 }
@@ -163,9 +166,9 @@ pub async fn regenerate(ctx: Ctx, form: web::Form<PlainForm>) -> Result<HttpResp
     let u = ctx.require_recent_auth("/account/recovery-codes")?.clone();
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
-    if !status(&st.db, &u.uid).await?.totp {
+    if !status(&st.db, &u.uid).await?.any() {
         return Err(AppError::BadRequest(
-            "Turn on an authenticator app first: recovery codes back it up.".into(),
+            "Add an authenticator app or a security key first: recovery codes back it up.".into(),
         ));
     }
     let codes =

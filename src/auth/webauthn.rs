@@ -1,0 +1,440 @@
+//! Security keys and passkeys (WebAuthn, webauthn-rs).
+//!
+//! Both are stored as webauthn-rs `Passkey`s with user verification required. A
+//! *passkey* is also made discoverable (resident), so it can sign in from `/login`
+//! without a password; a *security key* is a second factor after the password.
+//! Ceremony states live in the server-side session, never in the browser.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+use url::Url;
+use webauthn_rs::prelude::*;
+
+use super::InternalError;
+use super::audit::{AuditCtx, record};
+use super::recovery::MailCtx;
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::db::repo::{users, users::User, webauthn as repo};
+use crate::domain::audit::{AuditAction, Outcome};
+use crate::mail::messages::MethodAdded;
+use crate::mail::outbox::enqueue;
+
+pub const KIND_PASSKEY: &str = "passkey";
+pub const KIND_SECURITY_KEY: &str = "security_key";
+
+/// The relying party: its id is the host of the public URL and can never change
+/// without invalidating every credential.
+pub fn relying_party(public_url: &Url) -> anyhow::Result<Arc<Webauthn>> {
+    let host = public_url
+        .host_str()
+        .ok_or_else(|| anyhow::anyhow!("public_url has no host"))?;
+    let local = matches!(host, "localhost" | "127.0.0.1");
+    let w = WebauthnBuilder::new(host, public_url)
+        .map_err(|e| anyhow::anyhow!("webauthn: {e}"))?
+        .rp_name("portcullis")
+        // Development and tests run on random localhost ports.
+        .allow_any_port(local)
+        .build()
+        .map_err(|e| anyhow::anyhow!("webauthn: {e}"))?;
+    Ok(Arc::new(w))
+}
+
+fn user_handle(user_id: &str) -> Result<Uuid, InternalError> {
+    Uuid::parse_str(user_id)
+        .map_err(|e| InternalError::Other(format!("user id is not a uuid: {e}")))
+}
+
+fn cred_key(id: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(id)
+}
+
+fn load_passkeys(rows: &[repo::StoredCredential]) -> Vec<(String, Passkey)> {
+    rows.iter()
+        .filter_map(|r| {
+            serde_json::from_str::<Passkey>(&r.credential)
+                .ok()
+                .map(|p| (r.id.clone(), p))
+        })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WebauthnFailure {
+    #[error("The security key could not be verified. Try again.")]
+    Rejected,
+    #[error("This security key is already registered.")]
+    AlreadyRegistered,
+    #[error("Give the key a name (up to 60 characters).")]
+    BadName,
+}
+
+/// A name the user gives a key: shown on the page and in emails.
+pub fn valid_name(name: &str) -> bool {
+    let name = name.trim();
+    !name.is_empty() && name.chars().count() <= 60 && !name.chars().any(char::is_control)
+}
+
+/// Starts adding a credential: the browser gets the options, the session keeps the state.
+pub async fn start_registration(
+    db: &Db,
+    wa: &Webauthn,
+    user: &crate::web::session::SignedIn,
+    kind: &str,
+) -> Result<(serde_json::Value, PasskeyRegistration), InternalError> {
+    let uid = user.uid.clone();
+    let rows = db
+        .run(move |c| repo::for_user(c, &uid).map_err(InternalError::from))
+        .await?;
+    let exclude: Vec<CredentialID> = load_passkeys(&rows)
+        .iter()
+        .map(|(_, p)| p.cred_id().clone())
+        .collect();
+    let display = user.name.clone().unwrap_or_else(|| user.email.clone());
+    let (ccr, state) = wa
+        .start_passkey_registration(
+            user_handle(&user.uid)?,
+            &user.email,
+            &display,
+            Some(exclude),
+        )
+        .map_err(|e| InternalError::Other(format!("webauthn: {e}")))?;
+    let mut options =
+        serde_json::to_value(&ccr).map_err(|e| InternalError::Other(e.to_string()))?;
+    if kind == KIND_PASSKEY {
+        // Discoverable, so that it can sign in without a username (and via autofill).
+        if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection") {
+            sel["residentKey"] = json!("required");
+            sel["requireResidentKey"] = json!(true);
+        }
+    }
+    Ok((options, state))
+}
+
+#[expect(clippy::too_many_arguments)]
+pub async fn finish_registration(
+    db: &Db,
+    clock: &Clock,
+    wa: &Webauthn,
+    mail: &MailCtx,
+    user_id: &str,
+    kind: &str,
+    name: &str,
+    credential: &RegisterPublicKeyCredential,
+    state: &PasskeyRegistration,
+    ctx: &AuditCtx,
+) -> Result<Result<(), WebauthnFailure>, InternalError> {
+    if !valid_name(name) {
+        return Ok(Err(WebauthnFailure::BadName));
+    }
+    let name = name.trim();
+    let passkey = match wa.finish_passkey_registration(credential, state) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(error = %e, "webauthn registration rejected");
+            return Ok(Err(WebauthnFailure::Rejected));
+        }
+    };
+    let now = clock.now();
+    let row = repo::StoredCredential {
+        id: cred_key(passkey.cred_id().as_ref()),
+        user_id: user_id.to_string(),
+        kind: if kind == KIND_PASSKEY {
+            KIND_PASSKEY
+        } else {
+            KIND_SECURITY_KEY
+        }
+        .to_string(),
+        name: name.to_string(),
+        credential: serde_json::to_string(&passkey)
+            .map_err(|e| InternalError::Other(e.to_string()))?,
+        created_at: now,
+        last_used_at: None,
+    };
+    let (ctx, mail) = (ctx.clone(), mail.clone());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            // Credential ids are unique across all users: one registered elsewhere is refused.
+            if repo::find(c, &row.id)?.is_some() {
+                return Ok(Err(WebauthnFailure::AlreadyRegistered));
+            }
+            let user = users::find(c, &row.user_id)?.ok_or(diesel::result::Error::NotFound)?;
+            repo::insert(c, &row)?;
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::WebauthnAdded,
+                Outcome::Success,
+                Some(&row.user_id),
+                json!({"kind": row.kind, "name": row.name}),
+            )?;
+            let what = if row.kind == KIND_PASSKEY {
+                "a passkey"
+            } else {
+                "a security key"
+            };
+            let notice = MethodAdded {
+                base: mail.base.clone(),
+                email: user.email.clone(),
+                method: format!("{what} named \"{}\"", row.name),
+            };
+            let rendered = notice
+                .render_all()
+                .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+            enqueue(c, &user.email, rendered, now)?;
+            Ok::<_, diesel::result::Error>(Ok(()))
+        })
+        .map_err(InternalError::from)
+    })
+    .await
+}
+
+/// Second factor: a challenge for the user's own credentials (None when they have none).
+pub async fn start_authentication(
+    db: &Db,
+    wa: &Webauthn,
+    user_id: &str,
+) -> Result<Option<(RequestChallengeResponse, PasskeyAuthentication)>, InternalError> {
+    let uid = user_id.to_string();
+    let rows = db
+        .run(move |c| repo::for_user(c, &uid).map_err(InternalError::from))
+        .await?;
+    let keys: Vec<Passkey> = load_passkeys(&rows).into_iter().map(|(_, p)| p).collect();
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    wa.start_passkey_authentication(&keys)
+        .map(Some)
+        .map_err(|e| InternalError::Other(format!("webauthn: {e}")))
+}
+
+/// Checks an assertion against `user_id`'s credentials; a credential of another user,
+/// a bad signature or a counter that went backwards is refused.
+pub async fn finish_authentication(
+    db: &Db,
+    clock: &Clock,
+    wa: &Webauthn,
+    user_id: &str,
+    credential: &PublicKeyCredential,
+    state: &PasskeyAuthentication,
+    ctx: &AuditCtx,
+) -> Result<bool, InternalError> {
+    let id = cred_key(credential.raw_id.as_ref());
+    let (i, uid) = (id.clone(), user_id.to_string());
+    let row = db
+        .run(move |c| repo::find(c, &i).map_err(InternalError::from))
+        .await?;
+    let now = clock.now();
+    let verdict = match row.filter(|r| r.user_id == uid) {
+        None => Err("credential not registered to this user".to_string()),
+        Some(r) => match serde_json::from_str::<Passkey>(&r.credential) {
+            Err(e) => Err(e.to_string()),
+            Ok(mut pk) => match wa.finish_passkey_authentication(credential, state) {
+                Err(e) => Err(e.to_string()),
+                Ok(result) => {
+                    let changed = pk.update_credential(&result) == Some(true);
+                    Ok(changed.then(|| serde_json::to_string(&pk).unwrap_or_default()))
+                }
+            },
+        },
+    };
+    let (ctx, uid) = (ctx.clone(), user_id.to_string());
+    let ok = verdict.is_ok();
+    db.run(move |c| {
+        match &verdict {
+            Ok(updated) => {
+                repo::record_use(c, &id, updated.as_deref(), now)?;
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::MfaSucceeded,
+                    Outcome::Success,
+                    Some(&uid),
+                    json!({"method": "hwk"}),
+                )?;
+            }
+            Err(why) => {
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::MfaFailed,
+                    Outcome::Failure,
+                    Some(&uid),
+                    json!({"method": "hwk", "reason": why}),
+                )?;
+            }
+        }
+        Ok::<_, InternalError>(())
+    })
+    .await?;
+    Ok(ok)
+}
+
+pub fn start_discoverable(
+    wa: &Webauthn,
+) -> Result<(RequestChallengeResponse, DiscoverableAuthentication), InternalError> {
+    wa.start_discoverable_authentication()
+        .map_err(|e| InternalError::Other(format!("webauthn: {e}")))
+}
+
+/// Passwordless sign-in with a passkey: finds the user from the credential's user handle.
+pub async fn finish_discoverable(
+    db: &Db,
+    clock: &Clock,
+    wa: &Webauthn,
+    credential: &PublicKeyCredential,
+    state: DiscoverableAuthentication,
+    require_verified: bool,
+    ctx: &AuditCtx,
+) -> Result<Option<(User, Vec<String>)>, InternalError> {
+    let Ok((handle, _)) = wa.identify_discoverable_authentication(credential) else {
+        return Ok(None);
+    };
+    let uid = handle.to_string();
+    let id = cred_key(credential.raw_id.as_ref());
+    let (u2, i2) = (uid.clone(), id.clone());
+    let (user, rows) = db
+        .run(move |c| {
+            Ok::<_, InternalError>((
+                users::find(c, &u2)?,
+                repo::find(c, &i2)?.into_iter().collect::<Vec<_>>(),
+            ))
+        })
+        .await?;
+    let Some(user) = user else { return Ok(None) };
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| r.user_id == user.id && r.kind == KIND_PASSKEY)
+        .collect();
+    let mut keys = load_passkeys(&rows);
+    let now = clock.now();
+    let verdict = match keys.first_mut() {
+        None => Err("not a passkey of this user".to_string()),
+        Some((_, pk)) => match wa.finish_discoverable_authentication_v2(credential, state, &*pk) {
+            Err(e) => Err(e.to_string()),
+            Ok(result) => Ok((pk.update_credential(&result) == Some(true))
+                .then(|| serde_json::to_string(&*pk).unwrap_or_default())),
+        },
+    };
+    // The same rules as a password sign-in: a disabled or unconfirmed account stays out.
+    let verdict = verdict.and_then(|v| {
+        if user.disabled {
+            Err("account disabled".to_string())
+        } else if require_verified && !user.email_verified {
+            Err("email not verified".to_string())
+        } else {
+            Ok(v)
+        }
+    });
+    let (ctx, u3) = (ctx.with_actor(&user.id), user.id.clone());
+    let ok = verdict.is_ok();
+    let roles = db
+        .run(move |c| {
+            match &verdict {
+                Ok(updated) => {
+                    repo::record_use(c, &id, updated.as_deref(), now)?;
+                    record(
+                        c,
+                        &ctx,
+                        now,
+                        AuditAction::LoginSucceeded,
+                        Outcome::Success,
+                        Some(&u3),
+                        json!({"method": "passkey"}),
+                    )?;
+                }
+                Err(why) => {
+                    record(
+                        c,
+                        &ctx,
+                        now,
+                        AuditAction::LoginFailed,
+                        Outcome::Failure,
+                        Some(&u3),
+                        json!({"method": "passkey", "reason": why}),
+                    )?;
+                }
+            }
+            Ok::<_, InternalError>(crate::db::repo::roles::of_user(c, &u3)?)
+        })
+        .await?;
+    Ok(ok.then_some((user, roles)))
+}
+
+pub async fn list(db: &Db, user_id: &str) -> Result<Vec<repo::StoredCredential>, InternalError> {
+    let uid = user_id.to_string();
+    db.run(move |c| repo::for_user(c, &uid).map_err(InternalError::from))
+        .await
+}
+
+pub async fn rename(db: &Db, user_id: &str, id: &str, name: &str) -> Result<bool, InternalError> {
+    if !valid_name(name) {
+        return Ok(false);
+    }
+    let name = name.trim().to_string();
+    let (u, i) = (user_id.to_string(), id.to_string());
+    db.run(move |c| {
+        repo::rename(c, &u, &i, &name)
+            .map(|n| n == 1)
+            .map_err(InternalError::from)
+    })
+    .await
+}
+
+/// Removes one of the user's own credentials (another user's id removes nothing).
+pub async fn remove(
+    db: &Db,
+    clock: &Clock,
+    mail: &MailCtx,
+    user_id: &str,
+    id: &str,
+    ctx: &AuditCtx,
+) -> Result<bool, InternalError> {
+    let (u, i, ctx, now, mail) = (
+        user_id.to_string(),
+        id.to_string(),
+        ctx.clone(),
+        clock.now(),
+        mail.clone(),
+    );
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            let Some(row) = repo::find(c, &i)?.filter(|r| r.user_id == u) else {
+                return Ok(false);
+            };
+            let removed = repo::delete(c, &u, &i)? == 1;
+            if removed {
+                let what = if row.kind == KIND_PASSKEY {
+                    "a passkey"
+                } else {
+                    "a security key"
+                };
+                super::mfa::factor_removed(
+                    c,
+                    &mail,
+                    &u,
+                    &format!("{what} named \"{}\"", row.name),
+                    now,
+                )?;
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::WebauthnRemoved,
+                    Outcome::Success,
+                    Some(&u),
+                    json!({"kind": row.kind, "name": row.name}),
+                )?;
+            }
+            Ok::<_, diesel::result::Error>(removed)
+        })
+        .map_err(InternalError::from)
+    })
+    .await
+}

@@ -1,0 +1,221 @@
+//! `/account/security-keys`: add, list, rename and remove security keys and passkeys.
+//!
+//! Adding is a WebAuthn ceremony driven by `static/js/webauthn.js`: `…/register/start`
+//! returns the options and keeps webauthn-rs's state in the session, `…/register/finish`
+//! checks the browser's answer against it. Both are JSON, with the CSRF token in the
+//! `x-csrf-token` header. Rename and remove are plain forms.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential};
+
+use super::see_other;
+use crate::auth::webauthn::{
+    self as wa, KIND_PASSKEY, KIND_SECURITY_KEY, finish_registration, start_registration,
+};
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+use crate::web::session::{Ceremony, WEBAUTHN_REG_KEY, take_ceremony};
+use crate::web::views::{KeyView, SecurityKeysPage, render, when};
+
+const PAGE: &str = "/account/security-keys";
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct StartBody {
+    kind: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+pub struct FinishBody {
+    credential: RegisterPublicKeyCredential,
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    csrf_token: String,
+    id: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    #[serde(default)]
+    csrf_token: String,
+    id: String,
+}
+
+/// The CSRF token of a script's request travels in a header (the body is JSON).
+pub fn header_token(req: &HttpRequest) -> String {
+    req.headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn page(
+    ctx: &Ctx,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let u = ctx.require_user()?;
+    let keys = wa::list(&ctx.state.db, &u.uid)
+        .await?
+        .into_iter()
+        .map(|k| KeyView {
+            kind: if k.kind == KIND_PASSKEY {
+                "Passkey"
+            } else {
+                "Security key"
+            },
+            created: when(k.created_at),
+            last_used: k.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+            id: k.id,
+            name: k.name,
+        })
+        .collect();
+    Ok(render(
+        status,
+        &SecurityKeysPage {
+            chrome: ctx.chrome(),
+            keys,
+            error,
+            notice,
+        },
+    ))
+}
+
+pub async fn show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {
+    ctx.require_user()?;
+    let notice = match q.done.as_deref() {
+        Some("added") => Some("Added. You can use it the next time you sign in.".to_string()),
+        Some("removed") => Some("Removed. It no longer signs you in.".to_string()),
+        Some("renamed") => Some("Renamed.".to_string()),
+        _ => None,
+    };
+    page(&ctx, StatusCode::OK, None, notice).await
+}
+
+/// The form posts here only when the script did not run.
+pub async fn no_script(ctx: Ctx) -> Result<HttpResponse, AppError> {
+    ctx.require_user()?;
+    page(
+        &ctx,
+        StatusCode::BAD_REQUEST,
+        Some("Adding a security key or passkey needs JavaScript. Turn it on for this site and try again.".into()),
+        None,
+    )
+    .await
+}
+
+pub async fn register_start(
+    ctx: Ctx,
+    req: HttpRequest,
+    body: web::Json<StartBody>,
+) -> HttpResponse {
+    let run = async {
+        // A stolen session must not be able to plant a lasting way in.
+        let u = ctx.require_recent_auth(PAGE)?.clone();
+        ctx.check_csrf(&header_token(&req))?;
+        let kind = match body.kind.as_str() {
+            KIND_PASSKEY => KIND_PASSKEY,
+            KIND_SECURITY_KEY => KIND_SECURITY_KEY,
+            _ => return Err(AppError::BadRequest("Unknown kind of key.".into())),
+        };
+        if !wa::valid_name(&body.name) {
+            return Err(AppError::BadRequest(
+                wa::WebauthnFailure::BadName.to_string(),
+            ));
+        }
+        let st = &ctx.state;
+        let (options, state) = start_registration(&st.db, &st.webauthn, &u, kind).await?;
+        let ceremony = Ceremony::<PasskeyRegistration> {
+            state,
+            at: st.clock.now(),
+            kind: kind.to_string(),
+            name: body.name.trim().to_string(),
+        };
+        ctx.session
+            .insert(WEBAUTHN_REG_KEY, &ceremony)
+            .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+        Ok(HttpResponse::Ok().json(options))
+    };
+    run.await.unwrap_or_else(|e: AppError| e.json_response())
+}
+
+pub async fn register_finish(
+    ctx: Ctx,
+    req: HttpRequest,
+    body: web::Json<FinishBody>,
+) -> HttpResponse {
+    let run = async {
+        let u = ctx.require_recent_auth(PAGE)?.clone();
+        ctx.check_csrf(&header_token(&req))?;
+        let st = &ctx.state;
+        let Some(c) =
+            take_ceremony::<PasskeyRegistration>(&ctx.session, WEBAUTHN_REG_KEY, st.clock.now())
+        else {
+            return Err(AppError::BadRequest(
+                "That took too long or was already used. Try again.".into(),
+            ));
+        };
+        match finish_registration(
+            &st.db,
+            &st.clock,
+            &st.webauthn,
+            &st.mail,
+            &u.uid,
+            &c.kind,
+            &c.name,
+            &body.credential,
+            &c.state,
+            &ctx.audit(),
+        )
+        .await?
+        {
+            Ok(()) => {
+                st.mail_wake.notify_one();
+                Ok(HttpResponse::Ok().json(serde_json::json!({
+                    "redirect": format!("{PAGE}?done=added"),
+                })))
+            }
+            Err(why) => Err(AppError::BadRequest(why.to_string())),
+        }
+    };
+    run.await.unwrap_or_else(|e: AppError| e.json_response())
+}
+
+pub async fn rename(ctx: Ctx, form: web::Form<RenameForm>) -> Result<HttpResponse, AppError> {
+    let u = ctx.require_user()?.clone();
+    ctx.check_csrf(&form.csrf_token)?;
+    if !wa::rename(&ctx.state.db, &u.uid, &form.id, &form.name).await? {
+        return page(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            Some(wa::WebauthnFailure::BadName.to_string()),
+            None,
+        )
+        .await;
+    }
+    Ok(see_other(&format!("{PAGE}?done=renamed")))
+}
+
+pub async fn remove(ctx: Ctx, form: web::Form<RemoveForm>) -> Result<HttpResponse, AppError> {
+    let u = ctx.require_recent_auth(PAGE)?.clone();
+    ctx.check_csrf(&form.csrf_token)?;
+    let st = &ctx.state;
+    if !wa::remove(&st.db, &st.clock, &st.mail, &u.uid, &form.id, &ctx.audit()).await? {
+        return Err(AppError::NotFound);
+    }
+    st.mail_wake.notify_one();
+    Ok(see_other(&format!("{PAGE}?done=removed")))
+}

@@ -1,0 +1,181 @@
+//! Signing in with WebAuthn, driven by `static/js/webauthn.js` (JSON in and out, CSRF
+//! token in the `x-csrf-token` header):
+//!
+//! - `/login/webauthn/{start,finish}`: a security key or passkey as the second step
+//!   after a password (the "second factor pending" state must exist);
+//! - `/login/passkey/{start,finish}`: a passkey alone, from `/login` (button or
+//!   browser autofill). The passkey checks user verification, so it counts as
+//!   multi-factor by itself.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, PasskeyAuthentication, PublicKeyCredential,
+};
+
+use super::mfa::{complete, count_failure, current, throttle};
+use super::security_keys::header_token;
+use crate::auth::webauthn as wa;
+use crate::domain::redirect::safe_next;
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+use crate::web::session::{
+    AUTH_KEY, Ceremony, PASSKEY_LOGIN_KEY, PENDING_KEY, SignedIn, WEBAUTHN_MFA_KEY, sign_in,
+    take_ceremony,
+};
+
+#[derive(Deserialize)]
+pub struct FinishBody {
+    credential: PublicKeyCredential,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+fn store<T: serde::Serialize>(ctx: &Ctx, key: &str, state: T) -> Result<(), AppError> {
+    let c = Ceremony {
+        state,
+        at: ctx.state.clock.now(),
+        kind: String::new(),
+        name: String::new(),
+    };
+    ctx.session
+        .insert(key, &c)
+        .map_err(|e| AppError::Internal(crate::auth::InternalError::Other(e.to_string())))
+}
+
+fn expired() -> AppError {
+    AppError::BadRequest("That took too long. Start signing in again.".into())
+}
+
+pub async fn mfa_start(ctx: Ctx, req: HttpRequest) -> HttpResponse {
+    let run = async {
+        ctx.check_csrf(&header_token(&req))?;
+        let Some(p) = current(&ctx) else {
+            return Err(expired());
+        };
+        throttle(&ctx, &p)?;
+        let st = &ctx.state;
+        let Some((options, state)) = wa::start_authentication(&st.db, &st.webauthn, &p.uid).await?
+        else {
+            return Err(AppError::BadRequest(
+                "There is no security key on this account. Enter a code instead.".into(),
+            ));
+        };
+        store::<PasskeyAuthentication>(&ctx, WEBAUTHN_MFA_KEY, state)?;
+        Ok(HttpResponse::Ok().json(options))
+    };
+    run.await.unwrap_or_else(|e: AppError| e.json_response())
+}
+
+pub async fn mfa_finish(ctx: Ctx, req: HttpRequest, body: web::Json<FinishBody>) -> HttpResponse {
+    let run = async {
+        ctx.check_csrf(&header_token(&req))?;
+        let (Some(mut p), Some(c)) = (
+            current(&ctx),
+            take_ceremony::<PasskeyAuthentication>(
+                &ctx.session,
+                WEBAUTHN_MFA_KEY,
+                ctx.state.clock.now(),
+            ),
+        ) else {
+            return Err(expired());
+        };
+        throttle(&ctx, &p)?;
+        let st = &ctx.state;
+        let audit = ctx.audit().with_actor(&p.uid);
+        let ok = wa::finish_authentication(
+            &st.db,
+            &st.clock,
+            &st.webauthn,
+            &p.uid,
+            &body.credential,
+            &c.state,
+            &audit,
+        )
+        .await?;
+        if ok {
+            let next = complete(&ctx, p, "hwk").await?;
+            return Ok(HttpResponse::Ok().json(json!({ "redirect": next })));
+        }
+        if !count_failure(&ctx, &mut p)? {
+            return Ok(HttpResponse::Unauthorized().json(json!({
+                "error": "Too many failed attempts. Start signing in again.",
+                "redirect": "/login",
+            })));
+        }
+        Err(AppError::Forbidden(
+            "That security key is not registered to this account, or it could not be verified."
+                .into(),
+        ))
+    };
+    run.await.unwrap_or_else(|e: AppError| e.json_response())
+}
+
+pub async fn passkey_start(ctx: Ctx, req: HttpRequest) -> HttpResponse {
+    let run = async {
+        // Not throttled: the login page asks for a challenge on every load (autofill);
+        // the answer is what counts as an attempt.
+        ctx.check_csrf(&header_token(&req))?;
+        let (options, state) = wa::start_discoverable(&ctx.state.webauthn)?;
+        store::<DiscoverableAuthentication>(&ctx, PASSKEY_LOGIN_KEY, state)?;
+        Ok(HttpResponse::Ok().json(options))
+    };
+    run.await.unwrap_or_else(|e: AppError| e.json_response())
+}
+
+pub async fn passkey_finish(
+    ctx: Ctx,
+    req: HttpRequest,
+    body: web::Json<FinishBody>,
+) -> HttpResponse {
+    let run = async {
+        ctx.check_csrf(&header_token(&req))?;
+        let st = &ctx.state;
+        st.throttle
+            .login_attempt(ctx.ip)
+            .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+        let Some(c) = take_ceremony::<DiscoverableAuthentication>(
+            &ctx.session,
+            PASSKEY_LOGIN_KEY,
+            st.clock.now(),
+        ) else {
+            return Err(expired());
+        };
+        let Some((user, roles)) = wa::finish_discoverable(
+            &st.db,
+            &st.clock,
+            &st.webauthn,
+            &body.credential,
+            c.state,
+            st.config.require_verified_email,
+            &ctx.audit(),
+        )
+        .await?
+        else {
+            return Err(AppError::Forbidden(
+                "This passkey could not sign you in. Use your email and password instead.".into(),
+            ));
+        };
+        let sid = st
+            .sessions
+            .establish(&user.id, &ctx.ip.to_string(), &ctx.user_agent)
+            .await?;
+        ctx.session.remove(PENDING_KEY);
+        ctx.session.remove(AUTH_KEY);
+        let who = SignedIn {
+            uid: user.id,
+            sid,
+            auth_at: st.clock.now(),
+            amr: vec!["hwk".into(), "user".into(), "mfa".into()],
+            email: user.email,
+            name: user.display_name,
+            roles,
+        };
+        sign_in(&ctx.session, &who)
+            .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+        let next = safe_next(body.next.as_deref());
+        Ok(HttpResponse::Ok().json(json!({ "redirect": next })))
+    };
+    run.await.unwrap_or_else(|e: AppError| e.json_response())
+}
