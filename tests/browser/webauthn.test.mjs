@@ -51,7 +51,7 @@ test('add a passkey, sign in with it alone, and use it as the second step', { ti
 
     await signIn(page, baseUrl, email);
     await page.goto(`${baseUrl}/account/security-keys`);
-    await page.getByLabel('Name').fill('Laptop');
+    await page.getByLabel('Name', { exact: true }).fill('Laptop');
     await page.getByRole('button', { name: 'Add passkey' }).click();
     await page.waitForURL((u) => u.pathname === '/account/security-keys' && u.searchParams.get('done') === 'added');
     assert.equal((await page.locator('.key-name').innerText()).trim(), 'Laptop');
@@ -60,7 +60,16 @@ test('add a passkey, sign in with it alone, and use it as the second step', { ti
     assert.equal(credentials.length, 1);
     assert.equal(credentials[0].isResidentCredential, true, 'a passkey is discoverable');
 
-    // Passwordless: the passkey button on /login.
+    // Passwordless through autofill (conditional UI): the virtual authenticator answers
+    // the login page's pending request on its own, as a user picking the passkey would.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL((u) => u.pathname === '/account');
+    assert.equal((await page.locator('#account-email').innerText()).trim(), email);
+
+    // Passwordless through the button, in a browser without autofill for passkeys.
+    await page.context().addInitScript(() => {
+      PublicKeyCredential.isConditionalMediationAvailable = async () => false;
+    });
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL((u) => u.pathname === '/login');
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
@@ -80,7 +89,7 @@ test('add a passkey, sign in with it alone, and use it as the second step', { ti
     // Without an authenticator the page says so instead of failing silently.
     await v.cdp.send('WebAuthn.setUserVerified', { authenticatorId: v.authenticatorId, isUserVerified: false });
     await page.goto(`${baseUrl}/account/security-keys`);
-    await page.getByLabel('Name').fill('Second');
+    await page.getByLabel('Name', { exact: true }).fill('Second');
     await page.getByRole('button', { name: 'Add security key' }).click();
     const alert = page.locator('.webauthn-error');
     await alert.waitFor({ state: 'visible' });
