@@ -68,3 +68,21 @@ pub fn record(
         },
     )
 }
+
+/// An event with no data change to go with it (a lock-out, a refusal).
+pub async fn record_alone(
+    db: &crate::db::Db,
+    now: i64,
+    ctx: &AuditCtx,
+    action: AuditAction,
+    outcome: Outcome,
+    target: Option<String>,
+    details: Value,
+) -> Result<(), super::InternalError> {
+    let ctx = ctx.clone();
+    db.run(move |c| {
+        record(c, &ctx, now, action, outcome, target.as_deref(), details)
+            .map_err(super::InternalError::from)
+    })
+    .await
+}

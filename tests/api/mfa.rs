@@ -326,6 +326,17 @@ async fn guessing_codes_is_throttled_per_account() {
         .post("/login/mfa", &[("csrf_token", &token), ("code", "333333")])
         .await;
     assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
+    let lockout = app
+        .audit()
+        .await
+        .into_iter()
+        .find(|e| e.event == "rate_limit.exceeded")
+        .expect("the lock-out is audited");
+    assert!(
+        lockout.details.contains("mfa_account"),
+        "{}",
+        lockout.details
+    );
     // The lock-out holds for a new pending sign-in too (it is per account).
     let h = app.browser();
     let page = password_step(&h, "guess@example.com").await;

@@ -5,7 +5,11 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::see_other;
+use serde_json::json;
+
+use crate::auth::audit::record_alone;
 use crate::auth::mfa::{status, verify};
+use crate::domain::audit::{AuditAction, Outcome};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::session::{MfaPending, PENDING_KEY, PENDING_SECS, SignedIn, pending, sign_in};
@@ -56,14 +60,29 @@ pub(super) async fn complete(ctx: &Ctx, p: MfaPending, method: &str) -> Result<S
 
 /// A wrong second factor. `Ok(false)` when this pending sign-in has used up its tries
 /// and must start over from the password.
-pub(super) fn count_failure(ctx: &Ctx, p: &mut MfaPending) -> Result<bool, AppError> {
-    if let Some(retry) = ctx.state.throttle.account_failed(&format!("mfa:{}", p.uid)) {
+pub(super) async fn count_failure(ctx: &Ctx, p: &mut MfaPending) -> Result<bool, AppError> {
+    let st = &ctx.state;
+    let audit = ctx.audit();
+    let lockout = |limit: &str, secs: u64| {
+        record_alone(
+            &st.db,
+            st.clock.now(),
+            &audit,
+            AuditAction::RateLimitExceeded,
+            Outcome::Denied,
+            Some(p.uid.clone()),
+            json!({"limit": limit, "seconds": secs}),
+        )
+    };
+    if let Some(retry) = st.throttle.account_failed(&format!("mfa:{}", p.uid)) {
+        lockout("mfa_account", retry.0).await?;
         return Err(AppError::TooManyRequests {
             retry_after: retry.0,
         });
     }
     p.failures += 1;
     if p.failures >= MAX_FAILURES {
+        lockout("mfa_pending", 0).await?;
         ctx.session.remove(PENDING_KEY);
         return Ok(false);
     }
@@ -103,7 +122,7 @@ pub async fn submit(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpResponse,
     match verify(&st.db, &st.clock, &st.mfa_keys, &p.uid, &form.code, &audit).await? {
         Some(method) => Ok(see_other(&complete(&ctx, p, method.amr()).await?)),
         None => {
-            if !count_failure(&ctx, &mut p)? {
+            if !count_failure(&ctx, &mut p).await? {
                 return Ok(see_other("/login"));
             }
             let factors = status(&st.db, &p.uid).await?;

@@ -98,7 +98,7 @@ pub async fn mfa_finish(ctx: Ctx, req: HttpRequest, body: web::Json<FinishBody>)
             let next = complete(&ctx, p, "hwk").await?;
             return Ok(HttpResponse::Ok().json(json!({ "redirect": next })));
         }
-        if !count_failure(&ctx, &mut p)? {
+        if !count_failure(&ctx, &mut p).await? {
             return Ok(HttpResponse::Unauthorized().json(json!({
                 "error": "Too many failed attempts. Start signing in again.",
                 "redirect": "/login",
