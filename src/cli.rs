@@ -35,6 +35,35 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain; exits non-zero naming the first bad event.
+    Verify,
+}
+
+/// `Ok` with a report when the chain is intact, `Err` naming the first bad event.
+pub async fn run_audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<String> {
+    let db = crate::startup::open_database(config)?;
+    match cmd {
+        AuditCommand::Verify => {
+            let verdict = db
+                .run(|c| crate::auth::audit::verify_chain(c).map_err(crate::db::DbError::from))
+                .await?;
+            match verdict {
+                crate::auth::audit::ChainVerdict::Intact { events } => {
+                    Ok(format!("audit log intact: {events} events verified"))
+                }
+                crate::auth::audit::ChainVerdict::Broken { id, problem } => {
+                    anyhow::bail!("audit log altered at event {id}: {problem}")
+                }
+            }
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

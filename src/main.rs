@@ -32,5 +32,9 @@ async fn main() {
             Ok(msg) => println!("{msg}"),
             Err(e) => fail(e),
         },
+        Command::Audit(cmd) => match portcullis::cli::run_audit(&config, cmd).await {
+            Ok(msg) => println!("{msg}"),
+            Err(e) => fail(e),
+        },
     }
 }

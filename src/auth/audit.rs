@@ -86,3 +86,58 @@ pub async fn record_alone(
     })
     .await
 }
+
+/// The result of checking the audit hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainVerdict {
+    Intact {
+        events: u64,
+    },
+    /// The first event that does not verify, and why.
+    Broken {
+        id: i64,
+        problem: &'static str,
+    },
+}
+
+/// Reads the whole log in id order, in batches (constant memory), and checks each
+/// event's hash and its link to the one before.
+pub fn verify_chain(conn: &mut AnyConnection) -> diesel::QueryResult<ChainVerdict> {
+    use crate::db::repo::audit::batch_after;
+    use crate::domain::audit::chain_hash;
+    let (mut prev, mut last_id, mut events, mut started) = (String::new(), 0i64, 0u64, false);
+    loop {
+        let batch = batch_after(conn, last_id, 1000)?;
+        if batch.is_empty() {
+            return Ok(ChainVerdict::Intact { events });
+        }
+        for row in batch {
+            last_id = row.id;
+            events += 1;
+            if row.hash.is_empty() {
+                // Events from before the chain existed may only come first.
+                if started {
+                    return Ok(ChainVerdict::Broken {
+                        id: row.id,
+                        problem: "its hash was removed",
+                    });
+                }
+                continue;
+            }
+            started = true;
+            if row.prev_hash != prev {
+                return Ok(ChainVerdict::Broken {
+                    id: row.id,
+                    problem: "it does not follow the event before it: an event was deleted, changed or reordered",
+                });
+            }
+            if chain_hash(&row.prev_hash, &row.chain_fields()) != row.hash {
+                return Ok(ChainVerdict::Broken {
+                    id: row.id,
+                    problem: "its content was changed",
+                });
+            }
+            prev = row.hash;
+        }
+    }
+}

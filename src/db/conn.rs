@@ -190,6 +190,30 @@ pub fn serialize(conn: &mut AnyConnection, key: i64) -> diesel::QueryResult<()> 
 /// Advisory-lock keys, one per serialised operation.
 pub mod locks {
     pub const FIRST_ADMIN: i64 = 0x706f_7274_0001;
+    /// Appends to the audit hash chain: one writer at a time across instances.
+    pub const AUDIT_CHAIN: i64 = 0x706f_7274_0002;
+}
+
+/// Runs `f` in a write transaction, or directly when the caller already opened one.
+pub fn ensure_write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match conn {
+        // PostgreSQL: nested calls become savepoints.
+        AnyConnection::Postgresql(_) => conn.transaction(f),
+        AnyConnection::Sqlite(inner) => {
+            let depth = AnsiTransactionManager::transaction_manager_status_mut(inner)
+                .transaction_depth()?;
+            if depth.is_some() {
+                f(conn)
+            } else {
+                write_transaction(conn, f)
+            }
+        }
+    }
 }
 
 /// A transaction that will write. On SQLite it starts with `BEGIN IMMEDIATE`, taking

@@ -84,6 +84,8 @@ diesel::table! {
         user_agent -> Nullable<Text>,
         request_id -> Nullable<Text>,
         details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
     }
 }
 

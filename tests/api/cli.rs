@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use crate::helpers::*;
 use reqwest::StatusCode;
 
-fn portcullis(
+pub fn portcullis(
     dir: &std::path::Path,
     db: &str,
     args: &[&str],

@@ -2,9 +2,9 @@ use diesel::prelude::*;
 
 use crate::db::AnyConnection;
 use crate::db::schema::audit_events as a;
+use crate::domain::audit::{ChainFields, chain_hash};
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = a)]
+#[derive(Debug, Clone)]
 pub struct NewAuditEvent {
     pub created_at: i64,
     pub event: String,
@@ -30,13 +30,131 @@ pub struct AuditEvent {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
 }
 
+impl AuditEvent {
+    pub fn chain_fields(&self) -> ChainFields<'_> {
+        ChainFields {
+            created_at: self.created_at,
+            event: &self.event,
+            outcome: &self.outcome,
+            actor_id: self.actor_id.as_deref(),
+            target_id: self.target_id.as_deref(),
+            ip: self.ip.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            request_id: self.request_id.as_deref(),
+            details: &self.details,
+        }
+    }
+}
+
+/// Appends an event to the hash chain. Appends are serialised (an advisory lock held
+/// to the end of the transaction on PostgreSQL, the single writer on SQLite), so ids
+/// follow the chain's order even with several instances writing.
 pub fn insert(conn: &mut AnyConnection, ev: &NewAuditEvent) -> QueryResult<()> {
-    diesel::insert_into(a::table)
-        .values(ev)
-        .execute(conn)
-        .map(|_| ())
+    crate::db::conn::ensure_write_transaction(conn, |c| {
+        crate::db::conn::serialize(c, crate::db::conn::locks::AUDIT_CHAIN)?;
+        let prev: String = a::table
+            .order(a::id.desc())
+            .select(a::hash)
+            .first(c)
+            .optional()?
+            .unwrap_or_default();
+        let hash = chain_hash(
+            &prev,
+            &ChainFields {
+                created_at: ev.created_at,
+                event: &ev.event,
+                outcome: &ev.outcome,
+                actor_id: ev.actor_id.as_deref(),
+                target_id: ev.target_id.as_deref(),
+                ip: ev.ip.as_deref(),
+                user_agent: ev.user_agent.as_deref(),
+                request_id: ev.request_id.as_deref(),
+                details: &ev.details,
+            },
+        );
+        diesel::insert_into(a::table)
+            .values((
+                a::created_at.eq(ev.created_at),
+                a::event.eq(&ev.event),
+                a::outcome.eq(&ev.outcome),
+                a::actor_id.eq(&ev.actor_id),
+                a::target_id.eq(&ev.target_id),
+                a::ip.eq(&ev.ip),
+                a::user_agent.eq(&ev.user_agent),
+                a::request_id.eq(&ev.request_id),
+                a::details.eq(&ev.details),
+                a::prev_hash.eq(&prev),
+                a::hash.eq(&hash),
+            ))
+            .execute(c)
+            .map(|_| ())
+    })
+}
+
+/// Events in id order after `after_id`: the chain check reads the log in batches.
+pub fn batch_after(
+    conn: &mut AnyConnection,
+    after_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<AuditEvent>> {
+    a::table
+        .filter(a::id.gt(after_id))
+        .order(a::id.asc())
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .load(conn)
+}
+
+/// What the admin viewer and the exports filter on; every field optional.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Events where this user is the actor or the target.
+    pub user_id: Option<String>,
+    pub event: Option<String>,
+    pub outcome: Option<String>,
+    pub ip: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+/// Newest first, keyset-paginated: events with an id below `before` (the last id of the
+/// previous page), so page 1000 costs what page 1 costs.
+pub fn page(
+    conn: &mut AnyConnection,
+    f: &Filter,
+    before: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<AuditEvent>> {
+    let mut q = a::table.into_boxed();
+    if let Some(u) = &f.user_id {
+        q = q.filter(a::actor_id.eq(u.clone()).or(a::target_id.eq(u.clone())));
+    }
+    if let Some(e) = &f.event {
+        q = q.filter(a::event.eq(e.clone()));
+    }
+    if let Some(o) = &f.outcome {
+        q = q.filter(a::outcome.eq(o.clone()));
+    }
+    if let Some(ip) = &f.ip {
+        q = q.filter(a::ip.eq(ip.clone()));
+    }
+    if let Some(t) = f.from {
+        q = q.filter(a::created_at.ge(t));
+    }
+    if let Some(t) = f.to {
+        q = q.filter(a::created_at.lt(t));
+    }
+    if let Some(b) = before {
+        q = q.filter(a::id.lt(b));
+    }
+    q.order(a::id.desc())
+        .limit(limit)
+        .select(AuditEvent::as_select())
+        .load(conn)
 }
 
 /// Newest first; used by tests and the activity page.
