@@ -38,6 +38,7 @@ pub struct FileConfig {
     pub registrations_per_ip_per_hour: Option<u32>,
     pub setup_link_ttl_secs: Option<i64>,
     pub require_verified_email: Option<bool>,
+    pub admin_requires_second_factor: Option<bool>,
     pub email_verification_ttl_secs: Option<i64>,
     pub password_reset_ttl_secs: Option<i64>,
     pub mail_retry_base_secs: Option<i64>,
@@ -92,6 +93,10 @@ const ENV_KEYS: &[(&str, &str)] = &[
     (
         "PORTCULLIS_REQUIRE_VERIFIED_EMAIL",
         "require_verified_email",
+    ),
+    (
+        "PORTCULLIS_ADMIN_REQUIRES_SECOND_FACTOR",
+        "admin_requires_second_factor",
     ),
     (
         "PORTCULLIS_EMAIL_VERIFICATION_TTL_SECS",
@@ -180,6 +185,8 @@ pub struct Config {
     pub registrations_per_ip_per_hour: u32,
     pub setup_link_ttl_secs: i64,
     pub require_verified_email: bool,
+    /// Anyone holding an admin permission must have a second factor to use /admin.
+    pub admin_requires_second_factor: bool,
     pub email_verification_ttl_secs: i64,
     pub password_reset_ttl_secs: i64,
     pub mail_retry_base_secs: i64,
@@ -276,6 +283,9 @@ fn apply_env(file: &mut FileConfig, env: &[(String, String)]) -> Result<(), Conf
             }
             "setup_link_ttl_secs" => file.setup_link_ttl_secs = Some(num(name)? as i64),
             "require_verified_email" => file.require_verified_email = Some(parse_bool(name, &v)?),
+            "admin_requires_second_factor" => {
+                file.admin_requires_second_factor = Some(parse_bool(name, &v)?)
+            }
             "email_verification_ttl_secs" => {
                 file.email_verification_ttl_secs = Some(num(name)? as i64)
             }
@@ -397,6 +407,7 @@ impl FileConfig {
                 self.setup_link_ttl_secs.unwrap_or(3600),
             )?,
             require_verified_email: self.require_verified_email.unwrap_or(true),
+            admin_requires_second_factor: self.admin_requires_second_factor.unwrap_or(true),
             email_verification_ttl_secs: positive(
                 "email_verification_ttl_secs",
                 self.email_verification_ttl_secs.unwrap_or(24 * 3600),

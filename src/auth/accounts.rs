@@ -117,6 +117,7 @@ pub fn new_user(
         id: uuid::Uuid::new_v4().to_string(),
         email: email.to_string(),
         email_normalized: email.normalized().to_string(),
+        name_search: name.as_deref().unwrap_or_default().trim().to_lowercase(),
         display_name: name,
         password_hash: Some(hash),
         email_verified: verified,

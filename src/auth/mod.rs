@@ -2,10 +2,12 @@
 //! Async functions that use `db` and `domain`; nothing here knows about actix or HTML.
 
 pub mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod login;
 pub mod mfa;
 pub mod password;
+pub mod rbac;
 pub mod recovery;
 pub mod session_state;
 pub mod sessions;

@@ -12,6 +12,15 @@ diesel::table! {
         disabled -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        name_search -> Text,
+    }
+}
+
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        value -> Text,
+        updated_at -> BigInt,
     }
 }
 
@@ -105,6 +114,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     totp_credentials,
     recovery_codes,
     webauthn_credentials,
+    settings,
 );
 
 diesel::table! {

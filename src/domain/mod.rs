@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod email;
+pub mod export;
 pub mod password;
 pub mod recovery_codes;
 pub mod redirect;

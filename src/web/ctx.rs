@@ -16,6 +16,13 @@ use super::session::{self, SignedIn};
 use super::state::AppState;
 use super::views::Chrome;
 use crate::auth::audit::AuditCtx;
+use crate::auth::rbac::{Permission, permissions_of};
+
+/// A user allowed into an admin page, with every permission they hold.
+pub struct Admin {
+    pub user: SignedIn,
+    pub perms: std::collections::BTreeSet<Permission>,
+}
 
 pub struct Ctx {
     pub state: web::Data<AppState>,
@@ -104,6 +111,44 @@ impl Ctx {
         Ok(u)
     }
 
+    /// The signed-in user holding permission `p`, read fresh from the database. Deny by
+    /// default: anonymous → sign in; without `p` → 403; an administrator without a
+    /// second factor (when the config asks for one) → the enrolment page first.
+    pub async fn require_permission(&self, p: Permission) -> Result<Admin, AppError> {
+        let user = self.require_user()?.clone();
+        let uid = user.uid.clone();
+        let (perms, has_factor) = self
+            .state
+            .db
+            .run(move |c| {
+                Ok::<_, crate::auth::InternalError>((
+                    permissions_of(c, &uid)?,
+                    crate::auth::mfa::required(c, &uid)?,
+                ))
+            })
+            .await?;
+        if !perms.contains(&p) {
+            return Err(AppError::Forbidden(
+                "You do not have access to this page.".into(),
+            ));
+        }
+        if self.state.config.admin_requires_second_factor && !has_factor {
+            return Err(AppError::Redirect("/account/totp?admin=1".into()));
+        }
+        Ok(Admin { user, perms })
+    }
+
+    /// `require_permission`, for a change: also a sign-in within the step-up window.
+    pub async fn require_permission_recent(
+        &self,
+        p: Permission,
+        back_to: &str,
+    ) -> Result<Admin, AppError> {
+        let admin = self.require_permission(p).await?;
+        self.require_recent_auth(back_to)?;
+        Ok(admin)
+    }
+
     pub fn sid(&self) -> Option<&str> {
         self.user.as_ref().map(|u| u.sid.as_str())
     }
@@ -137,6 +182,10 @@ impl Ctx {
         Chrome {
             csrf: self.csrf_token(),
             user: self.user.as_ref().map(|u| u.email.clone()),
+            admin_link: self
+                .user
+                .as_ref()
+                .is_some_and(|u| u.roles.iter().any(|r| r != "user")),
         }
     }
 }

@@ -29,8 +29,18 @@ pub enum AppError {
     StepUpRequired { next: String },
     #[error("{0}")]
     Unavailable(String),
+    /// Somewhere the user must go first (e.g. enrol a second factor before /admin).
+    #[error("redirect to {0}")]
+    Redirect(String),
     #[error(transparent)]
     Internal(#[from] InternalError),
+}
+
+impl AppError {
+    /// For `db.run` closures that return diesel's error.
+    pub fn from_db(e: diesel::result::Error) -> Self {
+        AppError::Internal(InternalError::Db(DbError::Query(e)))
+    }
 }
 
 impl From<DbError> for AppError {
@@ -66,6 +76,11 @@ impl AppError {
                 "Please sign in.".into(),
                 Some(("/login".into(), "Sign in".into())),
             ),
+            AppError::Redirect(_) => (
+                "One more step",
+                "Please continue on the next page.".into(),
+                None,
+            ),
             AppError::Unavailable(_) => (
                 "Temporarily unavailable",
                 "The service is temporarily unavailable. Please try again in a moment.".into(),
@@ -95,15 +110,16 @@ impl AppError {
                     percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
                 ))
             }
+            AppError::Redirect(to) => Some(to.clone()),
             _ => None,
         };
         if let AppError::Internal(e) = self {
             tracing::error!(request_id = %request_id::current(), error = %e, "internal error");
         }
         let status = match self {
-            AppError::SignInRequired { .. } | AppError::StepUpRequired { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
+            AppError::SignInRequired { .. }
+            | AppError::StepUpRequired { .. }
+            | AppError::Redirect(_) => StatusCode::UNAUTHORIZED,
             other => other.status_code(),
         };
         let (_, message, _) = self.page();
@@ -134,6 +150,7 @@ impl ResponseError for AppError {
                 StatusCode::SEE_OTHER
             }
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Redirect(_) => StatusCode::SEE_OTHER,
             AppError::Internal(InternalError::Db(DbError::Pool(_))) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -143,6 +160,11 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let request_id = request_id::current();
+        if let AppError::Redirect(to) = self {
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, to.as_str()))
+                .finish();
+        }
         if let AppError::SignInRequired { next } | AppError::StepUpRequired { next } = self {
             let page = match self {
                 AppError::StepUpRequired { .. } => "/login/reauth",

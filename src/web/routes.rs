@@ -5,8 +5,8 @@ use actix_web::{HttpResponse, web};
 
 use super::error::AppError;
 use super::handlers::{
-    account, health, home, login, logout, mfa, password, reauth, register, security_keys, sessions,
-    setup, totp, verify, webauthn_login,
+    account, admin, admin_audit, health, home, login, logout, mfa, password, reauth, register,
+    security_keys, sessions, setup, totp, verify, webauthn_login,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -86,6 +86,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/account/sessions/revoke-others",
             web::post().to(sessions::revoke_others),
         )
+        .route("/account/activity", web::get().to(admin_audit::activity))
+        .route("/admin", web::get().to(admin::home))
+        .route("/admin/users", web::get().to(admin::users))
+        .route("/admin/users/{id}", web::get().to(admin::user))
+        .route("/admin/users/{id}/{action}", web::post().to(admin::action))
+        .route("/admin/audit", web::get().to(admin_audit::show))
+        .route("/admin/audit/verify", web::get().to(admin_audit::verify))
+        .route("/admin/audit/export", web::get().to(admin_audit::export))
         .route("/static/{file:.*}", web::get().to(static_file))
         .default_service(web::to(not_found));
 }

@@ -10,6 +10,8 @@ pub struct Chrome {
     pub csrf: String,
     /// The signed-in user's email, when there is one.
     pub user: Option<String>,
+    /// Show the link to /admin (a hint only: every admin route checks permissions).
+    pub admin_link: bool,
 }
 
 pub fn render<T: Template>(status: StatusCode, page: &T) -> HttpResponse {
@@ -47,6 +49,7 @@ impl ErrorPage {
             chrome: Chrome {
                 csrf: String::new(),
                 user: None,
+                admin_link: false,
             },
             heading: heading.into(),
             message: message.into(),
@@ -232,4 +235,101 @@ pub struct RecoveryCodesPage {
     pub codes: Vec<String>,
     pub left: i64,
     pub enabled: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/index.html")]
+pub struct AdminHomePage {
+    pub chrome: Chrome,
+    /// Names of the permissions held, for which sections to show.
+    pub perms: Vec<&'static str>,
+}
+
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub status: &'static str,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+pub struct AdminUsersPage {
+    pub chrome: Chrome,
+    pub q: String,
+    pub role: String,
+    pub status: String,
+    pub mfa: String,
+    pub roles: Vec<String>,
+    pub users: Vec<UserRow>,
+    /// The query string of the next page, when there is one.
+    pub next: Option<String>,
+}
+
+pub struct EventRow {
+    pub id: i64,
+    pub time: String,
+    pub event: String,
+    pub outcome: String,
+    pub actor: String,
+    pub target: String,
+    pub ip: String,
+    pub details: String,
+}
+
+pub struct KeyRow {
+    pub name: String,
+    pub kind: &'static str,
+    pub last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+pub struct AdminUserPage {
+    pub chrome: Chrome,
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub verified: bool,
+    pub disabled: bool,
+    pub created: String,
+    pub roles: Vec<String>,
+    /// Roles that can still be assigned.
+    pub other_roles: Vec<String>,
+    pub totp: bool,
+    pub keys: Vec<KeyRow>,
+    pub recovery_codes_left: i64,
+    pub sessions: Vec<SessionView>,
+    pub events: Vec<EventRow>,
+    pub can_write: bool,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+pub struct AdminAuditPage {
+    pub chrome: Chrome,
+    pub user: String,
+    pub event: String,
+    pub outcome: String,
+    pub ip: String,
+    pub from: String,
+    pub to: String,
+    pub events: Vec<EventRow>,
+    pub event_names: Vec<&'static str>,
+    /// Query string of the current filters (for export links and paging).
+    pub filters: String,
+    pub next: Option<String>,
+    pub verdict: Option<String>,
+    pub verdict_ok: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account/activity.html")]
+pub struct ActivityPage {
+    pub chrome: Chrome,
+    pub events: Vec<EventRow>,
+    pub next: Option<String>,
 }

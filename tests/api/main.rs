@@ -4,6 +4,7 @@
 //! reach them fails; it does not skip).
 
 mod account;
+mod admin;
 mod audit;
 mod cli;
 mod email;

@@ -2,6 +2,7 @@
 //! know nothing of HTTP; transactions are opened by the caller when several must agree.
 
 pub mod audit;
+pub mod directory;
 pub mod mfa;
 pub mod outbox;
 pub mod roles;

@@ -46,3 +46,11 @@ pub fn holders_count(conn: &mut AnyConnection, role: &str) -> QueryResult<i64> {
         .count()
         .get_result(conn)
 }
+
+/// Every role name, builtin first then alphabetical.
+pub fn all_names(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    roles::table
+        .order((roles::builtin.desc(), roles::name.asc()))
+        .select(roles::name)
+        .load(conn)
+}

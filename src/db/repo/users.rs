@@ -15,6 +15,8 @@ pub struct User {
     pub disabled: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Lower-cased display name, for prefix search.
+    pub name_search: String,
 }
 
 pub fn insert(conn: &mut AnyConnection, user: &User) -> QueryResult<()> {
@@ -77,4 +79,16 @@ pub fn set_email(
             users::updated_at.eq(now),
         ))
         .execute(conn)
+}
+
+/// id → email for the ids that still exist (to show names in the audit viewer).
+pub fn emails_of(
+    conn: &mut AnyConnection,
+    ids: &[String],
+) -> QueryResult<std::collections::HashMap<String, String>> {
+    let rows: Vec<(String, String)> = users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::email))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
 }

@@ -1,6 +1,8 @@
 //! Handlers by URL. Each one extracts, calls one `auth` function, and renders.
 
 pub mod account;
+pub mod admin;
+pub mod admin_audit;
 pub mod health;
 pub mod home;
 pub mod login;

@@ -28,6 +28,8 @@ pub struct PlainForm {
 #[derive(Deserialize)]
 pub struct DoneQuery {
     done: Option<String>,
+    /// Sent here from /admin: administrators need a second factor first.
+    admin: Option<String>,
 }
 
 /// The secret being set up lives in the server-side session until it is confirmed.
@@ -82,6 +84,10 @@ pub async fn show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, Ap
             "Your authenticator app is on. Keep your recovery codes somewhere safe.".to_string(),
         ),
         Some("disabled") => Some("Your authenticator app is off.".to_string()),
+        _ if q.admin.is_some() => Some(
+            "Administration needs a second factor. Set up an authenticator app here, or add a security key or passkey."
+                .to_string(),
+        ),
         _ => None,
     };
     page(&ctx, None, notice).await

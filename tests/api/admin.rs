@@ -1,0 +1,509 @@
+//! The admin area: deny by default on every route, no escalation, last-admin rules,
+//! user management with its audit trail, the audit viewer and its exports.
+
+use diesel::RunQueryDsl;
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+/// An app where admins need no second factor (the enrolment rule has its own test).
+async fn admin_app() -> TestApp {
+    spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            admin_requires_second_factor: Some(false),
+            ..Default::default()
+        },
+    })
+    .await
+}
+
+async fn sql(app: &TestApp, q: String) {
+    app.state
+        .db
+        .run(move |c| {
+            diesel::sql_query(q)
+                .execute(c)
+                .map_err(portcullis::db::DbError::from)
+        })
+        .await
+        .unwrap();
+}
+
+/// A custom role holding exactly `perms`.
+async fn role_with(app: &TestApp, role: &str, perms: &[&str]) {
+    sql(
+        app,
+        format!("INSERT INTO roles (name, description, builtin, created_at) VALUES ('{role}', '', FALSE, 0)"),
+    )
+    .await;
+    for p in perms {
+        sql(
+            app,
+            format!("INSERT INTO role_permissions (role, permission) VALUES ('{role}', '{p}')"),
+        )
+        .await;
+    }
+}
+
+const ACTIONS: [&str; 8] = [
+    "assign-role",
+    "remove-role",
+    "disable",
+    "enable",
+    "revoke-sessions",
+    "reset-second-factors",
+    "send-password-reset",
+    "delete",
+];
+
+fn reads(target: &str) -> Vec<String> {
+    vec![
+        "/admin".into(),
+        "/admin/users".into(),
+        format!("/admin/users/{target}"),
+        "/admin/audit".into(),
+        "/admin/audit/verify".into(),
+        "/admin/audit/export?format=csv".into(),
+    ]
+}
+
+async fn post_action(b: &Browser, target: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+    // A token from any page of this session works for every form of it.
+    let token = b.get("/account").await.csrf();
+    let mut all = vec![("csrf_token", token.as_str())];
+    all.extend_from_slice(fields);
+    b.post(&format!("/admin/users/{target}/{action}"), &all)
+        .await
+}
+
+#[tokio::test]
+async fn every_admin_route_is_denied_by_default() {
+    let app = admin_app().await;
+    role_with(&app, "auditor", &["audit.read"]).await;
+    let target = app.create_user("target@example.com", &[]).await;
+    app.create_user("plain@example.com", &[]).await;
+    app.create_user("auditor@example.com", &["auditor"]).await;
+
+    // Anonymous: sent to sign in, nothing done.
+    let anon = app.browser();
+    for path in reads(&target) {
+        let p = anon.get(&path).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(p.location().unwrap().starts_with("/login?next="), "{path}");
+    }
+    for action in ACTIONS {
+        let p = anon
+            .post(
+                &format!("/admin/users/{target}/{action}"),
+                &[("role", "admin")],
+            )
+            .await;
+        assert_ne!(p.status, StatusCode::OK, "{action}");
+        assert!(!p.status.is_success(), "{action}: {}", p.status);
+    }
+
+    // A signed-in user without permissions: 403 everywhere.
+    let plain = app.browser();
+    plain.login_ok("plain@example.com").await;
+    for path in reads(&target) {
+        assert_eq!(
+            plain.get(&path).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    for action in ACTIONS {
+        let p = post_action(
+            &plain,
+            &target,
+            action,
+            &[("role", "admin"), ("confirm", "target@example.com")],
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{action}");
+    }
+
+    // audit.read opens the audit log and nothing else.
+    let auditor = app.browser();
+    auditor.login_ok("auditor@example.com").await;
+    assert_eq!(auditor.get("/admin").await.status, StatusCode::OK);
+    assert_eq!(auditor.get("/admin/audit").await.status, StatusCode::OK);
+    assert_eq!(
+        auditor.get("/admin/audit/export?format=jsonl").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        auditor.get("/admin/users").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        auditor.get(&format!("/admin/users/{target}")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    for action in ACTIONS {
+        let p = post_action(
+            &auditor,
+            &target,
+            action,
+            &[("role", "admin"), ("confirm", "target@example.com")],
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{action}");
+    }
+    // None of it changed anything.
+    for e in app.audit().await {
+        if e.target_id.as_deref() == Some(target.as_str()) {
+            assert!(
+                ![
+                    "role.assigned",
+                    "user.disabled",
+                    "user.deleted",
+                    "mfa.reset",
+                    "session.revoked"
+                ]
+                .contains(&e.event.as_str()),
+                "{} happened",
+                e.event
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_admin_without_a_second_factor_is_sent_to_enrol() {
+    let app = spawn_app().await;
+    app.create_user("boss@example.com", &["admin"]).await;
+    let b = app.browser();
+    b.login_ok("boss@example.com").await;
+    let p = b.get("/admin/users").await;
+    assert_redirect(&p, "/account/totp?admin=1");
+    let page = b.get("/account/totp?admin=1").await;
+    assert!(page.body.contains("Administration needs a second factor"));
+}
+
+#[tokio::test]
+async fn users_are_found_by_prefix_filtered_and_paged() {
+    let app = admin_app().await;
+    app.create_user("admin@example.com", &["admin"]).await;
+    for i in 0..55 {
+        app.create_user(&format!("member{i:02}@example.com"), &[])
+            .await;
+    }
+    app.create_user("zed@other.org", &[]).await;
+    let b = app.browser();
+    b.login_ok("admin@example.com").await;
+
+    let p = b.get("/admin/users?q=MEMBER").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.count("tr.user"), 50);
+    let next = p
+        .doc()
+        .select(&scraper::Selector::parse("a[rel=next]").unwrap())
+        .next()
+        .and_then(|a| a.value().attr("href"))
+        .map(str::to_string)
+        .expect("a next page");
+    let p2 = b.get(&next).await;
+    assert_eq!(p2.count("tr.user"), 5);
+    assert!(p2.body.contains("member54@example.com"));
+    assert!(!p2.body.contains("member00@example.com"));
+
+    // Name prefix (every test user is "Test User"), role and status filters.
+    assert!(b.get("/admin/users?q=test").await.count("tr.user") >= 50);
+    let admins = b.get("/admin/users?role=admin").await;
+    assert_eq!(admins.count("tr.user"), 1);
+    assert!(admins.body.contains("admin@example.com"));
+    assert_eq!(b.get("/admin/users?q=zed").await.count("tr.user"), 1);
+    assert_eq!(b.get("/admin/users?q=nobody").await.count("tr.user"), 0);
+    assert_eq!(
+        b.get("/admin/users?status=disabled").await.count("tr.user"),
+        0
+    );
+    assert_eq!(b.get("/admin/users?mfa=yes").await.count("tr.user"), 0);
+}
+
+#[tokio::test]
+async fn admin_actions_work_take_effect_at_once_and_are_audited() {
+    let app = admin_app().await;
+    let admin_id = app.create_user("admin@example.com", &["admin"]).await;
+    let uid = app.create_user("sam@example.com", &[]).await;
+    let sam = app.browser();
+    sam.login_ok("sam@example.com").await;
+    let b = app.browser();
+    b.login_ok("admin@example.com").await;
+    let page = b.get(&format!("/admin/users/{uid}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.count("tr.session"), 1, "Sam's session is listed");
+
+    let last_event = |events: Vec<portcullis::db::repo::audit::AuditEvent>, name: &str| {
+        events
+            .into_iter()
+            .find(|e| e.event == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+
+    let p = post_action(&b, &uid, "assign-role", &[("role", "admin")]).await;
+    assert_redirect(&p, &format!("/admin/users/{uid}?done=assign-role"));
+    let e = last_event(app.audit().await, "role.assigned");
+    assert_eq!(e.actor_id.as_deref(), Some(admin_id.as_str()));
+    assert_eq!(e.target_id.as_deref(), Some(uid.as_str()));
+    let p = post_action(&b, &uid, "remove-role", &[("role", "admin")]).await;
+    assert_redirect(&p, &format!("/admin/users/{uid}?done=remove-role"));
+    assert_eq!(
+        last_event(app.audit().await, "role.removed")
+            .target_id
+            .as_deref(),
+        Some(uid.as_str())
+    );
+
+    // Disable: Sam's open session is refused on its next request, and sign-in too.
+    let p = post_action(&b, &uid, "disable", &[]).await;
+    assert_redirect(&p, &format!("/admin/users/{uid}?done=disable"));
+    assert_redirect(&sam.get("/account").await, "/login?next=%2Faccount");
+    assert_ne!(
+        sam.login("sam@example.com", PASSWORD)
+            .await
+            .location()
+            .as_deref(),
+        Some("/account")
+    );
+    assert_eq!(
+        last_event(app.audit().await, "user.disabled")
+            .actor_id
+            .as_deref(),
+        Some(admin_id.as_str())
+    );
+    let p = post_action(&b, &uid, "enable", &[]).await;
+    assert_redirect(&p, &format!("/admin/users/{uid}?done=enable"));
+    sam.login_ok("sam@example.com").await;
+
+    let p = post_action(&b, &uid, "revoke-sessions", &[]).await;
+    assert_redirect(&p, &format!("/admin/users/{uid}?done=revoke-sessions"));
+    assert_redirect(&sam.get("/account").await, "/login?next=%2Faccount");
+    assert!(
+        last_event(app.audit().await, "session.revoked")
+            .details
+            .contains("\"all\":true")
+    );
+
+    let p = post_action(&b, &uid, "reset-second-factors", &[]).await;
+    assert_redirect(&p, &format!("/admin/users/{uid}?done=reset-second-factors"));
+    assert_eq!(
+        last_event(app.audit().await, "mfa.reset")
+            .target_id
+            .as_deref(),
+        Some(uid.as_str())
+    );
+
+    let p = post_action(&b, &uid, "send-password-reset", &[]).await;
+    assert_redirect(&p, &format!("/admin/users/{uid}?done=send-password-reset"));
+    let mail = app.wait_for_outbox(1).await;
+    assert!(mail.iter().any(|m| m.contains("/password/reset?token=")));
+
+    // Step-up: eleven minutes later the next change asks to confirm it is the admin.
+    app.clock.advance(660);
+    let p = post_action(&b, &uid, "disable", &[]).await;
+    assert_eq!(
+        p.location().as_deref(),
+        Some(
+            format!(
+                "/login/reauth?next=%2Fadmin%2Fusers%2F{}",
+                uid.replace('-', "%2D")
+            )
+            .as_str()
+        )
+    );
+    let p = b
+        .submit(
+            "/login/reauth",
+            "/login/reauth",
+            &[("password", PASSWORD), ("next", "/admin/users")],
+        )
+        .await;
+    assert_redirect(&p, "/admin/users");
+
+    // Delete needs the address typed.
+    let p = post_action(&b, &uid, "delete", &[("confirm", "someone@else.com")]).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.error().unwrap().contains("Type the user's email"));
+    let p = post_action(&b, &uid, "delete", &[("confirm", "sam@example.com")]).await;
+    assert_redirect(&p, "/admin/users?deleted=1");
+    assert_eq!(
+        b.get(&format!("/admin/users/{uid}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        last_event(app.audit().await, "user.deleted")
+            .target_id
+            .as_deref(),
+        Some(uid.as_str())
+    );
+    assert_ne!(
+        sam.login("sam@example.com", PASSWORD)
+            .await
+            .location()
+            .as_deref(),
+        Some("/account")
+    );
+}
+
+#[tokio::test]
+async fn nobody_grants_what_they_do_not_hold_and_the_last_admin_stays() {
+    let app = admin_app().await;
+    role_with(&app, "helpdesk", &["users.read", "users.write"]).await;
+    let admin_id = app.create_user("admin@example.com", &["admin"]).await;
+    app.create_user("help@example.com", &["helpdesk"]).await;
+    let victim = app.create_user("vic@example.com", &[]).await;
+
+    let help = app.browser();
+    help.login_ok("help@example.com").await;
+    let p = post_action(&help, &victim, "assign-role", &[("role", "admin")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.error().unwrap().contains("permissions you do not hold"));
+    // Nor take admin away from someone.
+    let p = post_action(&help, &admin_id, "remove-role", &[("role", "admin")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    // A role within their own permissions is fine.
+    let p = post_action(&help, &victim, "assign-role", &[("role", "helpdesk")]).await;
+    assert!(p.status.is_redirection(), "{}", p.body);
+
+    // The only admin cannot demote, disable or delete themselves.
+    let a = app.browser();
+    a.login_ok("admin@example.com").await;
+    let p = post_action(&a, &admin_id, "remove-role", &[("role", "admin")]).await;
+    assert_eq!(p.status, StatusCode::CONFLICT);
+    assert!(p.error().unwrap().contains("last active administrator"));
+    assert_eq!(
+        post_action(&a, &admin_id, "disable", &[]).await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post_action(&a, &admin_id, "delete", &[("confirm", "admin@example.com")])
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    // With a second admin, the first may step down.
+    let p = post_action(&a, &victim, "assign-role", &[("role", "admin")]).await;
+    assert!(p.status.is_redirection());
+    let p = post_action(&a, &admin_id, "remove-role", &[("role", "admin")]).await;
+    assert!(p.status.is_redirection(), "{}", p.body);
+    assert_eq!(a.get("/admin/users").await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_audit_viewer_filters_and_exports_what_it_shows() {
+    let app = admin_app().await;
+    app.create_user("admin@example.com", &["admin"]).await;
+    let uid = app.create_user("ivy@example.com", &[]).await;
+    // A hostile client: its user agent is a spreadsheet formula.
+    let evil = reqwest::Client::builder()
+        .user_agent("=HYPERLINK(\"http://evil.example\",\"x\")")
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = evil
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = scraper::Html::parse_document(&login)
+        .select(&scraper::Selector::parse("input[name=csrf_token]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("value")
+        .unwrap()
+        .to_string();
+    for _ in 0..2 {
+        evil.post(format!("{}/login", app.base))
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("email", "ivy@example.com"),
+                ("password", "wrong password, clearly"),
+            ])
+            .send()
+            .await
+            .unwrap();
+    }
+    let b = app.browser();
+    b.login_ok("admin@example.com").await;
+
+    let p = b
+        .get("/admin/audit?event=login.failed&user=ivy%40example.com")
+        .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.count("tr.event"), 2);
+    assert_eq!(
+        b.get("/admin/audit?event=login.failed&outcome=success")
+            .await
+            .count("tr.event"),
+        0
+    );
+
+    let csv = b
+        .get("/admin/audit/export?format=csv&event=login.failed&user=ivy%40example.com")
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let lines: Vec<&str> = csv.body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "a header and the two filtered rows: {}",
+        csv.body
+    );
+    assert!(lines[0].starts_with("id,time,event"));
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("login.failed") && l.contains(&uid))
+    );
+    assert!(
+        csv.body.contains("\"'=HYPERLINK("),
+        "formula neutralised: {}",
+        csv.body
+    );
+    assert!(!csv.body.contains(",=HYPERLINK"));
+
+    let jsonl = b
+        .get("/admin/audit/export?format=jsonl&event=login.failed&user=ivy%40example.com")
+        .await;
+    let rows: Vec<serde_json::Value> = jsonl
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r["event"] == "login.failed" && r["target_id"] == uid.as_str())
+    );
+    assert_eq!(
+        b.get("/admin/audit/export?format=xls").await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let v = b.get("/admin/audit/verify").await;
+    assert!(
+        v.text_of("#verdict").unwrap().contains("intact"),
+        "{}",
+        v.body
+    );
+
+    // Ivy sees her own events, and not the admin's.
+    let ivy = app.browser();
+    ivy.login_ok("ivy@example.com").await;
+    let mine = ivy.get("/account/activity").await;
+    assert!(mine.body.contains("login.failed"));
+    assert!(mine.body.contains("login.succeeded"));
+    assert!(!mine.body.contains("admin@example.com"));
+}
