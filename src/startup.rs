@@ -124,7 +124,15 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
 
-        let webauthn = crate::auth::webauthn::relying_party(&config.public_url)?;
+        // Browsers accept only domain names as relying-party ids: on an IP address
+        // everything but WebAuthn still works.
+        let webauthn = match crate::auth::webauthn::relying_party(&config.public_url) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(public_url = %config.public_url, error = %e, "security keys and passkeys are off: the public URL's host must be a domain name");
+                None
+            }
+        };
         let state = web::Data::new(AppState {
             webauthn,
             csrf_key: master.derive::<32>("csrf"),

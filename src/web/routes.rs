@@ -5,8 +5,8 @@ use actix_web::{HttpResponse, web};
 
 use super::error::AppError;
 use super::handlers::{
-    account, admin, admin_audit, health, home, login, logout, mfa, password, reauth, register,
-    security_keys, sessions, setup, totp, verify, webauthn_login,
+    account, admin, admin_audit, admin_roles, health, home, login, logout, mfa, password, reauth,
+    register, security_keys, sessions, setup, totp, verify, webauthn_login,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -91,6 +91,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/users", web::get().to(admin::users))
         .route("/admin/users/{id}", web::get().to(admin::user))
         .route("/admin/users/{id}/{action}", web::post().to(admin::action))
+        .route("/admin/roles", web::get().to(admin_roles::show))
+        .route("/admin/roles", web::post().to(admin_roles::create))
+        .route("/admin/roles/{name}", web::post().to(admin_roles::update))
+        .route(
+            "/admin/roles/{name}/delete",
+            web::post().to(admin_roles::delete),
+        )
+        .route("/admin/settings", web::get().to(admin_roles::settings_show))
+        .route(
+            "/admin/settings",
+            web::post().to(admin_roles::settings_save),
+        )
         .route("/admin/audit", web::get().to(admin_audit::show))
         .route("/admin/audit/verify", web::get().to(admin_audit::verify))
         .route("/admin/audit/export", web::get().to(admin_audit::export))

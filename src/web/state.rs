@@ -25,6 +25,17 @@ pub struct AppState {
     /// Wakes the mail worker after a request queued a message.
     pub mail_wake: Arc<Notify>,
     pub mfa_keys: crate::auth::mfa::MfaKeys,
-    /// The WebAuthn relying party (id and origin from the public URL).
-    pub webauthn: Arc<webauthn_rs::Webauthn>,
+    /// The WebAuthn relying party (id and origin from the public URL); None when the
+    /// public URL's host cannot be one (an IP address).
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+}
+
+impl AppState {
+    pub fn webauthn(&self) -> Result<&webauthn_rs::Webauthn, super::error::AppError> {
+        self.webauthn.as_deref().ok_or_else(|| {
+            super::error::AppError::BadRequest(
+                "Security keys and passkeys need portcullis to be reached by a domain name: set PORTCULLIS_PUBLIC_URL to one.".into(),
+            )
+        })
+    }
 }

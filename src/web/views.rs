@@ -333,3 +333,38 @@ pub struct ActivityPage {
     pub events: Vec<EventRow>,
     pub next: Option<String>,
 }
+
+pub struct PermissionView {
+    pub name: &'static str,
+    pub describe: &'static str,
+    pub held: bool,
+}
+
+pub struct RoleView {
+    pub name: String,
+    pub description: String,
+    pub builtin: bool,
+    pub holders: i64,
+    pub permissions: Vec<PermissionView>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/roles.html")]
+pub struct AdminRolesPage {
+    pub chrome: Chrome,
+    pub roles: Vec<RoleView>,
+    /// Every permission, for the "new role" form.
+    pub all: Vec<PermissionView>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/settings.html")]
+pub struct AdminSettingsPage {
+    pub chrome: Chrome,
+    pub registration_enabled: bool,
+    pub domains: String,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}

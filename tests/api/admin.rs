@@ -64,6 +64,8 @@ fn reads(target: &str) -> Vec<String> {
         "/admin/audit".into(),
         "/admin/audit/verify".into(),
         "/admin/audit/export?format=csv".into(),
+        "/admin/roles".into(),
+        "/admin/settings".into(),
     ]
 }
 
@@ -121,6 +123,25 @@ async fn every_admin_route_is_denied_by_default() {
         )
         .await;
         assert_eq!(p.status, StatusCode::FORBIDDEN, "{action}");
+    }
+
+    for (path, fields) in [
+        (
+            "/admin/roles",
+            vec![("name", "sneaky"), ("permission", "users.write")],
+        ),
+        ("/admin/roles/auditor", vec![("permission", "users.write")]),
+        ("/admin/roles/auditor/delete", vec![]),
+        ("/admin/settings", vec![("registration_enabled", "on")]),
+    ] {
+        let token = plain.get("/account").await.csrf();
+        let mut all = vec![("csrf_token", token.as_str())];
+        all.extend(fields);
+        assert_eq!(
+            plain.post(path, &all).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
     }
 
     // audit.read opens the audit log and nothing else.
@@ -506,4 +527,155 @@ async fn the_audit_viewer_filters_and_exports_what_it_shows() {
     assert!(mine.body.contains("login.failed"));
     assert!(mine.body.contains("login.succeeded"));
     assert!(!mine.body.contains("admin@example.com"));
+}
+
+async fn post_form(b: &Browser, path: &str, fields: &[(&str, &str)]) -> Page {
+    let token = b.get("/account").await.csrf();
+    let mut all = vec![("csrf_token", token.as_str())];
+    all.extend_from_slice(fields);
+    b.post(path, &all).await
+}
+
+#[tokio::test]
+async fn custom_roles_grant_only_what_their_editor_holds() {
+    let app = admin_app().await;
+    role_with(&app, "rolesmith", &["roles.write", "users.read"]).await;
+    app.create_user("admin@example.com", &["admin"]).await;
+    app.create_user("smith@example.com", &["rolesmith"]).await;
+    let smith = app.browser();
+    smith.login_ok("smith@example.com").await;
+
+    // A role editor cannot mint a role with permissions they lack.
+    let p = post_form(
+        &smith,
+        "/admin/roles",
+        &[("name", "superuser"), ("permission", "users.write")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.error().unwrap().contains("do not hold"));
+    // Nor change or delete the built-in ones.
+    let p = post_form(
+        &smith,
+        "/admin/roles/admin",
+        &[("permission", "users.read")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        post_form(&smith, "/admin/roles/admin/delete", &[])
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    // Within their own permissions it works, and is audited.
+    let p = post_form(
+        &smith,
+        "/admin/roles",
+        &[
+            ("name", "viewer"),
+            ("description", "Looks only"),
+            ("permission", "users.read"),
+        ],
+    )
+    .await;
+    assert_redirect(&p, "/admin/roles?done=created");
+    let page = smith.get("/admin/roles").await;
+    assert!(page.body.contains("Looks only"));
+    assert!(
+        app.audit_names()
+            .await
+            .contains(&"role.created".to_string())
+    );
+    assert_eq!(
+        post_form(&smith, "/admin/roles", &[("name", "viewer")])
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post_form(&smith, "/admin/roles", &[("name", "Bad Name!")])
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // The admin edits and deletes it.
+    let a = app.browser();
+    a.login_ok("admin@example.com").await;
+    let p = post_form(
+        &a,
+        "/admin/roles/viewer",
+        &[
+            ("description", "Reads users and audit"),
+            ("permission", "users.read"),
+            ("permission", "audit.read"),
+        ],
+    )
+    .await;
+    assert_redirect(&p, "/admin/roles?done=saved");
+    let p = post_form(&a, "/admin/roles/viewer/delete", &[]).await;
+    assert_redirect(&p, "/admin/roles?done=deleted");
+    let names = app.audit_names().await;
+    assert!(names.contains(&"role.updated".to_string()));
+    assert!(names.contains(&"role.deleted".to_string()));
+    assert!(!a.get("/admin/roles").await.body.contains("role-viewer"));
+}
+
+#[tokio::test]
+async fn registration_settings_take_effect_without_a_restart() {
+    let app = admin_app().await;
+    app.create_user("admin@example.com", &["admin"]).await;
+    let a = app.browser();
+    a.login_ok("admin@example.com").await;
+    assert_eq!(app.browser().get("/register").await.status, StatusCode::OK);
+
+    let p = post_form(
+        &a,
+        "/admin/settings",
+        &[("allowed_domains", "not a domain!")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    // Closed: the form says so and a submission is refused.
+    let p = post_form(&a, "/admin/settings", &[("allowed_domains", "")]).await;
+    assert_redirect(&p, "/admin/settings?done=1");
+    let visitor = app.browser();
+    assert_eq!(visitor.get("/register").await.status, StatusCode::FORBIDDEN);
+    assert!(
+        !visitor
+            .get("/login")
+            .await
+            .body
+            .contains("href=\"/register\"")
+    );
+    let p = visitor
+        .submit(
+            "/login",
+            "/register",
+            &[("email", "new@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+    // Open, but only for one domain.
+    let p = post_form(
+        &a,
+        "/admin/settings",
+        &[
+            ("registration_enabled", "on"),
+            ("allowed_domains", "Corp.Example"),
+        ],
+    )
+    .await;
+    assert_redirect(&p, "/admin/settings?done=1");
+    let p = visitor.register("new@example.com", PASSWORD, "New").await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+    let p = visitor.register("new@corp.example", PASSWORD, "New").await;
+    assert_redirect(&p, "/login?registered=1");
+    assert!(
+        app.audit_names()
+            .await
+            .contains(&"settings.changed".to_string())
+    );
 }

@@ -421,3 +421,27 @@ async fn ceremonies_need_the_csrf_header_and_are_single_use() {
     assert!(err["error"].as_str().unwrap().contains("Try again"));
     assert_eq!(b.get("/account/security-keys").await.count(".key"), 1);
 }
+
+#[tokio::test]
+async fn on_an_ip_address_everything_but_webauthn_works() {
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            public_url: Some("http://127.0.0.1:8080".into()),
+            ..Default::default()
+        },
+    })
+    .await;
+    app.create_user("ip@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("ip@example.com").await;
+    let csrf = b.get("/account/security-keys").await.csrf();
+    let (status, body) = b
+        .post_json(
+            "/account/security-keys/register/start",
+            &csrf,
+            json!({"kind": "passkey", "name": "X"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("domain name"));
+}

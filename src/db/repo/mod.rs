@@ -8,6 +8,7 @@ pub mod outbox;
 pub mod roles;
 pub mod session_state;
 pub mod sessions;
+pub mod settings;
 pub mod tokens;
 pub mod users;
 pub mod webauthn;

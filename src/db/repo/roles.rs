@@ -54,3 +54,92 @@ pub fn all_names(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
         .select(roles::name)
         .load(conn)
 }
+
+pub struct RoleRow {
+    pub name: String,
+    pub description: String,
+    pub builtin: bool,
+    pub permissions: Vec<String>,
+    pub holders: i64,
+}
+
+/// Every role with its permissions and how many users hold it.
+pub fn all(conn: &mut AnyConnection) -> QueryResult<Vec<RoleRow>> {
+    use crate::db::schema::role_permissions as rp;
+    let rows: Vec<(String, String, bool)> = roles::table
+        .order((roles::builtin.desc(), roles::name.asc()))
+        .select((roles::name, roles::description, roles::builtin))
+        .load(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (name, description, builtin) in rows {
+        let permissions = rp::table
+            .filter(rp::role.eq(&name))
+            .select(rp::permission)
+            .order(rp::permission.asc())
+            .load(conn)?;
+        let holders = holders_count(conn, &name)?;
+        out.push(RoleRow {
+            name,
+            description,
+            builtin,
+            permissions,
+            holders,
+        });
+    }
+    Ok(out)
+}
+
+pub fn is_builtin(conn: &mut AnyConnection, role: &str) -> QueryResult<Option<bool>> {
+    roles::table
+        .find(role)
+        .select(roles::builtin)
+        .first(conn)
+        .optional()
+}
+
+pub fn create(
+    conn: &mut AnyConnection,
+    name: &str,
+    description: &str,
+    now: i64,
+) -> QueryResult<()> {
+    diesel::insert_into(roles::table)
+        .values((
+            roles::name.eq(name),
+            roles::description.eq(description),
+            roles::builtin.eq(false),
+            roles::created_at.eq(now),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn set_description(
+    conn: &mut AnyConnection,
+    name: &str,
+    description: &str,
+) -> QueryResult<usize> {
+    diesel::update(roles::table.find(name))
+        .set(roles::description.eq(description))
+        .execute(conn)
+}
+
+pub fn set_permissions(conn: &mut AnyConnection, name: &str, perms: &[&str]) -> QueryResult<()> {
+    use crate::db::schema::role_permissions as rp;
+    diesel::delete(rp::table.filter(rp::role.eq(name))).execute(conn)?;
+    for p in perms {
+        diesel::insert_into(rp::table)
+            .values((rp::role.eq(name), rp::permission.eq(*p)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Deletes a role; assignments and permissions go with it (foreign keys cascade, and
+/// are removed explicitly for databases where they do not).
+pub fn delete(conn: &mut AnyConnection, name: &str) -> QueryResult<usize> {
+    use crate::db::schema::role_permissions as rp;
+    diesel::delete(rp::table.filter(rp::role.eq(name))).execute(conn)?;
+    diesel::delete(user_roles::table.filter(user_roles::role.eq(name))).execute(conn)?;
+    diesel::delete(roles::table.find(name)).execute(conn)
+}

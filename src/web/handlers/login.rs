@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::see_other;
 use crate::auth::login::{LoginOutcome, authenticate};
+use crate::auth::settings::registration;
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::{AppError, human_secs};
@@ -70,7 +71,12 @@ pub async fn form(ctx: Ctx, q: web::Query<LoginQuery>) -> HttpResponse {
     } else {
         None
     };
-    render(StatusCode::OK, &page(&ctx, "", &next, None, notice))
+    let mut p = page(&ctx, "", &next, None, notice);
+    // The runtime setting (/admin/settings) decides whether to offer registration.
+    if let Ok(reg) = registration(&ctx.state.db, &ctx.state.config).await {
+        p.registration_open = reg.enabled;
+    }
+    render(StatusCode::OK, &p)
 }
 
 pub async fn submit(ctx: Ctx, form: web::Form<LoginForm>) -> Result<HttpResponse, AppError> {

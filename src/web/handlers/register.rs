@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::see_other;
 use crate::auth::accounts::{AccountError, NewAccount, Registered, RegistrationPolicy, register};
+use crate::auth::settings::registration;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::views::{RegisterPage, render};
@@ -21,10 +22,10 @@ pub struct RegisterForm {
     display_name: Option<String>,
 }
 
-fn page(ctx: &Ctx, email: &str, name: &str, error: Option<String>) -> RegisterPage {
+fn page(ctx: &Ctx, open: bool, email: &str, name: &str, error: Option<String>) -> RegisterPage {
     RegisterPage {
         chrome: ctx.chrome(),
-        open: ctx.state.config.registration_enabled,
+        open,
         email: email.into(),
         display_name: name.into(),
         min_len: ctx.state.config.password_min_length,
@@ -32,22 +33,25 @@ fn page(ctx: &Ctx, email: &str, name: &str, error: Option<String>) -> RegisterPa
     }
 }
 
-pub async fn form(ctx: Ctx) -> HttpResponse {
+pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
     if ctx.user.is_some() {
-        return see_other("/account");
+        return Ok(see_other("/account"));
     }
-    if !ctx.state.config.registration_enabled {
-        return render(
+    // Runtime settings (/admin/settings) over the configuration file.
+    let reg = registration(&ctx.state.db, &ctx.state.config).await?;
+    if !reg.enabled {
+        return Ok(render(
             StatusCode::FORBIDDEN,
             &page(
                 &ctx,
+                false,
                 "",
                 "",
                 Some(AccountError::RegistrationClosed.to_string()),
             ),
-        );
+        ));
     }
-    render(StatusCode::OK, &page(&ctx, "", "", None))
+    Ok(render(StatusCode::OK, &page(&ctx, true, "", "", None)))
 }
 
 pub async fn submit(ctx: Ctx, form: web::Form<RegisterForm>) -> Result<HttpResponse, AppError> {
@@ -63,9 +67,10 @@ pub async fn submit(ctx: Ctx, form: web::Form<RegisterForm>) -> Result<HttpRespo
         form.email.clone(),
         form.display_name.clone().unwrap_or_default(),
     );
+    let reg = registration(&st.db, &st.config).await?;
     let policy = RegistrationPolicy {
-        enabled: st.config.registration_enabled,
-        allowed_domains: &st.config.registration_allowed_domains,
+        enabled: reg.enabled,
+        allowed_domains: &reg.allowed_domains,
         min_password_len: st.config.password_min_length,
     };
     let input = NewAccount {
@@ -91,11 +96,11 @@ pub async fn submit(ctx: Ctx, form: web::Form<RegisterForm>) -> Result<HttpRespo
         }
         Err(e @ AccountError::RegistrationClosed) => Ok(render(
             StatusCode::FORBIDDEN,
-            &page(&ctx, &email, &name, Some(e.to_string())),
+            &page(&ctx, reg.enabled, &email, &name, Some(e.to_string())),
         )),
         Err(e) => Ok(render(
             StatusCode::BAD_REQUEST,
-            &page(&ctx, &email, &name, Some(e.to_string())),
+            &page(&ctx, reg.enabled, &email, &name, Some(e.to_string())),
         )),
     }
 }

@@ -137,7 +137,7 @@ pub async fn register_start(
             ));
         }
         let st = &ctx.state;
-        let (options, state) = start_registration(&st.db, &st.webauthn, &u, kind).await?;
+        let (options, state) = start_registration(&st.db, st.webauthn()?, &u, kind).await?;
         let ceremony = Ceremony::<PasskeyRegistration> {
             state,
             at: st.clock.now(),
@@ -171,7 +171,7 @@ pub async fn register_finish(
         match finish_registration(
             &st.db,
             &st.clock,
-            &st.webauthn,
+            st.webauthn()?,
             &st.mail,
             &u.uid,
             &c.kind,

@@ -56,7 +56,8 @@ pub async fn mfa_start(ctx: Ctx, req: HttpRequest) -> HttpResponse {
         };
         throttle(&ctx, &p)?;
         let st = &ctx.state;
-        let Some((options, state)) = wa::start_authentication(&st.db, &st.webauthn, &p.uid).await?
+        let Some((options, state)) =
+            wa::start_authentication(&st.db, st.webauthn()?, &p.uid).await?
         else {
             return Err(AppError::BadRequest(
                 "There is no security key on this account. Enter a code instead.".into(),
@@ -87,7 +88,7 @@ pub async fn mfa_finish(ctx: Ctx, req: HttpRequest, body: web::Json<FinishBody>)
         let ok = wa::finish_authentication(
             &st.db,
             &st.clock,
-            &st.webauthn,
+            st.webauthn()?,
             &p.uid,
             &body.credential,
             &c.state,
@@ -117,7 +118,7 @@ pub async fn passkey_start(ctx: Ctx, req: HttpRequest) -> HttpResponse {
         // Not throttled: the login page asks for a challenge on every load (autofill);
         // the answer is what counts as an attempt.
         ctx.check_csrf(&header_token(&req))?;
-        let (options, state) = wa::start_discoverable(&ctx.state.webauthn)?;
+        let (options, state) = wa::start_discoverable(ctx.state.webauthn()?)?;
         store::<DiscoverableAuthentication>(&ctx, PASSKEY_LOGIN_KEY, state)?;
         Ok(HttpResponse::Ok().json(options))
     };
@@ -145,7 +146,7 @@ pub async fn passkey_finish(
         let Some((user, roles)) = wa::finish_discoverable(
             &st.db,
             &st.clock,
-            &st.webauthn,
+            st.webauthn()?,
             &body.credential,
             c.state,
             st.config.require_verified_email,

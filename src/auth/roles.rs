@@ -1,0 +1,146 @@
+//! Custom roles on `/admin/roles`. Built-in roles (`admin`: every permission, `user`:
+//! none) cannot be changed or deleted, so the last admin always keeps `roles.write`
+//! and nobody can edit their way into a lock-out. Nobody creates or edits a role to
+//! grant a permission they do not hold.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::InternalError;
+use super::audit::{AuditCtx, record};
+use super::rbac::{Permission, may_grant, permissions_of_role};
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::db::repo::roles as repo;
+use crate::domain::audit::{AuditAction, Outcome};
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RoleError {
+    #[error("A role name is 1 to 40 lower-case letters, digits, '-' or '_'.")]
+    BadName,
+    #[error("A role named {0} already exists.")]
+    Exists(String),
+    #[error("There is no role named {0}.")]
+    NoSuchRole(String),
+    #[error("Built-in roles cannot be changed or deleted.")]
+    Builtin,
+    #[error("You cannot grant permissions you do not hold.")]
+    Escalation,
+    #[error("Unknown permission: {0}.")]
+    UnknownPermission(String),
+}
+
+fn valid_name(n: &str) -> bool {
+    (1..=40).contains(&n.len())
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn parse_perms(names: &[String]) -> Result<BTreeSet<Permission>, RoleError> {
+    names
+        .iter()
+        .map(|n| Permission::parse(n).ok_or_else(|| RoleError::UnknownPermission(n.clone())))
+        .collect()
+}
+
+/// Creates (`existing = false`) or updates a custom role.
+#[expect(clippy::too_many_arguments)]
+pub async fn save(
+    db: &Db,
+    clock: &Clock,
+    held: &BTreeSet<Permission>,
+    name: &str,
+    description: &str,
+    permissions: &[String],
+    existing: bool,
+    ctx: &AuditCtx,
+) -> Result<Result<(), RoleError>, InternalError> {
+    let name = name.trim().to_string();
+    if !valid_name(&name) {
+        return Ok(Err(RoleError::BadName));
+    }
+    let perms = match parse_perms(permissions) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    if !may_grant(held, &perms) {
+        return Ok(Err(RoleError::Escalation));
+    }
+    let description: String = description.trim().chars().take(200).collect();
+    let (held, ctx, now) = (held.clone(), ctx.clone(), clock.now());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            match (repo::is_builtin(c, &name)?, existing) {
+                (Some(_), false) => return Ok(Err(RoleError::Exists(name.clone()))),
+                (None, true) => return Ok(Err(RoleError::NoSuchRole(name.clone()))),
+                (Some(true), true) => return Ok(Err(RoleError::Builtin)),
+                _ => {}
+            }
+            if existing {
+                // Taking a permission away is also a grant decision: only over ones held.
+                if !may_grant(&held, &permissions_of_role(c, &name)?) {
+                    return Ok(Err(RoleError::Escalation));
+                }
+                repo::set_description(c, &name, &description)?;
+            } else {
+                repo::create(c, &name, &description, now)?;
+            }
+            let names: Vec<&str> = perms.iter().map(|p| p.name()).collect();
+            repo::set_permissions(c, &name, &names)?;
+            let action = if existing {
+                AuditAction::RoleUpdated
+            } else {
+                AuditAction::RoleCreated
+            };
+            record(
+                c,
+                &ctx,
+                now,
+                action,
+                Outcome::Success,
+                None,
+                json!({"role": name, "permissions": names}),
+            )?;
+            Ok(Ok(()))
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await
+}
+
+pub async fn delete(
+    db: &Db,
+    clock: &Clock,
+    held: &BTreeSet<Permission>,
+    name: &str,
+    ctx: &AuditCtx,
+) -> Result<Result<(), RoleError>, InternalError> {
+    let (name, held, ctx, now) = (name.to_string(), held.clone(), ctx.clone(), clock.now());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            match repo::is_builtin(c, &name)? {
+                None => return Ok(Err(RoleError::NoSuchRole(name.clone()))),
+                Some(true) => return Ok(Err(RoleError::Builtin)),
+                Some(false) => {}
+            }
+            if !may_grant(&held, &permissions_of_role(c, &name)?) {
+                return Ok(Err(RoleError::Escalation));
+            }
+            let holders = repo::holders_count(c, &name)?;
+            repo::delete(c, &name)?;
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::RoleDeleted,
+                Outcome::Success,
+                None,
+                json!({"role": name, "holders": holders}),
+            )?;
+            Ok(Ok(()))
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await
+}

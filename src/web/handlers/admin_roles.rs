@@ -1,0 +1,232 @@
+//! `/admin/roles` (custom roles and their permissions) and `/admin/settings`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::see_other;
+use crate::auth::rbac::Permission;
+use crate::auth::roles::{self, RoleError};
+use crate::auth::settings::{self, Registration};
+use crate::db::repo::roles as repo;
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+use crate::web::views::{AdminRolesPage, AdminSettingsPage, PermissionView, RoleView, render};
+
+/// Form fields as pairs: checkboxes repeat the `permission` key.
+type Pairs = web::Form<Vec<(String, String)>>;
+
+fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}
+
+fn all_of(pairs: &[(String, String)], key: &str) -> Vec<String> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+async fn roles_page(
+    ctx: &Ctx,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let rows = ctx
+        .state
+        .db
+        .run(|c| repo::all(c).map_err(AppError::from_db))
+        .await?;
+    let roles = rows
+        .into_iter()
+        .map(|r| RoleView {
+            permissions: Permission::ALL
+                .iter()
+                .map(|p| PermissionView {
+                    name: p.name(),
+                    describe: p.describe(),
+                    held: r.permissions.iter().any(|n| n == p.name()),
+                })
+                .collect(),
+            name: r.name,
+            description: r.description,
+            builtin: r.builtin,
+            holders: r.holders,
+        })
+        .collect();
+    Ok(render(
+        status,
+        &AdminRolesPage {
+            chrome: ctx.chrome(),
+            roles,
+            all: Permission::ALL
+                .iter()
+                .map(|p| PermissionView {
+                    name: p.name(),
+                    describe: p.describe(),
+                    held: false,
+                })
+                .collect(),
+            notice,
+            error,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+pub async fn show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {
+    ctx.require_permission(Permission::RolesWrite).await?;
+    let notice = q.done.as_deref().map(|d| match d {
+        "created" => "The role was created.".to_string(),
+        "deleted" => "The role was deleted.".to_string(),
+        _ => "The role was saved.".to_string(),
+    });
+    roles_page(&ctx, StatusCode::OK, notice, None).await
+}
+
+fn role_error(e: RoleError) -> (StatusCode, String) {
+    let status = match e {
+        RoleError::Escalation | RoleError::Builtin => StatusCode::FORBIDDEN,
+        RoleError::Exists(_) => StatusCode::CONFLICT,
+        RoleError::NoSuchRole(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (status, e.to_string())
+}
+
+async fn save(ctx: Ctx, name: Option<String>, form: Pairs) -> Result<HttpResponse, AppError> {
+    let admin = ctx
+        .require_permission_recent(Permission::RolesWrite, "/admin/roles")
+        .await?;
+    ctx.check_csrf(field(&form, "csrf_token"))?;
+    let existing = name.is_some();
+    let name = name.unwrap_or_else(|| field(&form, "name").to_string());
+    let st = &ctx.state;
+    match roles::save(
+        &st.db,
+        &st.clock,
+        &admin.perms,
+        &name,
+        field(&form, "description"),
+        &all_of(&form, "permission"),
+        existing,
+        &ctx.audit(),
+    )
+    .await?
+    {
+        Ok(()) => Ok(see_other(if existing {
+            "/admin/roles?done=saved"
+        } else {
+            "/admin/roles?done=created"
+        })),
+        Err(e) => {
+            let (status, msg) = role_error(e);
+            roles_page(&ctx, status, None, Some(msg)).await
+        }
+    }
+}
+
+pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
+    save(ctx, None, form).await
+}
+
+pub async fn update(
+    ctx: Ctx,
+    path: web::Path<String>,
+    form: Pairs,
+) -> Result<HttpResponse, AppError> {
+    save(ctx, Some(path.into_inner()), form).await
+}
+
+pub async fn delete(
+    ctx: Ctx,
+    path: web::Path<String>,
+    form: Pairs,
+) -> Result<HttpResponse, AppError> {
+    let admin = ctx
+        .require_permission_recent(Permission::RolesWrite, "/admin/roles")
+        .await?;
+    ctx.check_csrf(field(&form, "csrf_token"))?;
+    let st = &ctx.state;
+    match roles::delete(&st.db, &st.clock, &admin.perms, &path, &ctx.audit()).await? {
+        Ok(()) => Ok(see_other("/admin/roles?done=deleted")),
+        Err(e) => {
+            let (status, msg) = role_error(e);
+            roles_page(&ctx, status, None, Some(msg)).await
+        }
+    }
+}
+
+async fn settings_page(
+    ctx: &Ctx,
+    status: StatusCode,
+    current: Registration,
+    domains_input: Option<String>,
+    notice: Option<String>,
+    error: Option<String>,
+) -> HttpResponse {
+    render(
+        status,
+        &AdminSettingsPage {
+            chrome: ctx.chrome(),
+            registration_enabled: current.enabled,
+            domains: domains_input.unwrap_or_else(|| current.allowed_domains.join(", ")),
+            notice,
+            error,
+        },
+    )
+}
+
+pub async fn settings_show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {
+    ctx.require_permission(Permission::SettingsWrite).await?;
+    let current = settings::registration(&ctx.state.db, &ctx.state.config).await?;
+    let notice = q
+        .done
+        .is_some()
+        .then(|| "Saved. The change is in effect on every instance.".to_string());
+    Ok(settings_page(&ctx, StatusCode::OK, current, None, notice, None).await)
+}
+
+pub async fn settings_save(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
+    ctx.require_permission_recent(Permission::SettingsWrite, "/admin/settings")
+        .await?;
+    ctx.check_csrf(field(&form, "csrf_token"))?;
+    let st = &ctx.state;
+    let enabled = field(&form, "registration_enabled") == "on";
+    let raw = field(&form, "allowed_domains").to_string();
+    match settings::parse_domains(&raw) {
+        Ok(allowed_domains) => {
+            let new = Registration {
+                enabled,
+                allowed_domains,
+            };
+            settings::set_registration(&st.db, &st.clock, new, &ctx.audit()).await?;
+            Ok(see_other("/admin/settings?done=1"))
+        }
+        Err(msg) => {
+            let current = Registration {
+                enabled,
+                allowed_domains: Vec::new(),
+            };
+            Ok(settings_page(
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                current,
+                Some(raw),
+                None,
+                Some(msg),
+            )
+            .await)
+        }
+    }
+}
