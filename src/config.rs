@@ -25,6 +25,7 @@ pub struct FileConfig {
     pub secret_key_file: Option<String>,
     pub registration_enabled: Option<bool>,
     pub registration_allowed_domains: Option<Vec<String>>,
+    pub forward_auth_allowed_domains: Option<Vec<String>>,
     pub password_min_length: Option<usize>,
     pub argon2_memory_kib: Option<u32>,
     pub argon2_iterations: Option<u32>,
@@ -65,6 +66,10 @@ const ENV_KEYS: &[(&str, &str)] = &[
     (
         "PORTCULLIS_REGISTRATION_ALLOWED_DOMAINS",
         "registration_allowed_domains",
+    ),
+    (
+        "PORTCULLIS_FORWARD_AUTH_ALLOWED_DOMAINS",
+        "forward_auth_allowed_domains",
     ),
     ("PORTCULLIS_PASSWORD_MIN_LENGTH", "password_min_length"),
     ("PORTCULLIS_ARGON2_MEMORY_KIB", "argon2_memory_kib"),
@@ -172,6 +177,8 @@ pub struct Config {
     pub secret_key_file: PathBuf,
     pub registration_enabled: bool,
     pub registration_allowed_domains: Vec<String>,
+    /// Where `/auth/forward?rd=` may send users back to (and their subdomains).
+    pub forward_auth_allowed_domains: Vec<String>,
     pub password_min_length: usize,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -264,6 +271,7 @@ fn apply_env(file: &mut FileConfig, env: &[(String, String)]) -> Result<(), Conf
                 file.registration_enabled = Some(parse_bool(name, &v)?);
             }
             "registration_allowed_domains" => file.registration_allowed_domains = Some(list()),
+            "forward_auth_allowed_domains" => file.forward_auth_allowed_domains = Some(list()),
             "trusted_proxies" => file.trusted_proxies = Some(list()),
             "password_min_length" => file.password_min_length = Some(num(name)? as usize),
             "argon2_memory_kib" => file.argon2_memory_kib = Some(num(name)? as u32),
@@ -347,6 +355,13 @@ impl FileConfig {
             .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
             .filter(|d| !d.is_empty())
             .collect();
+        let forward_domains = self
+            .forward_auth_allowed_domains
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect();
         let mut trusted_proxies = Vec::new();
         for p in self.trusted_proxies.unwrap_or_default() {
             trusted_proxies
@@ -382,6 +397,7 @@ impl FileConfig {
             secret_key_file,
             registration_enabled: self.registration_enabled.unwrap_or(true),
             registration_allowed_domains: domains,
+            forward_auth_allowed_domains: forward_domains,
             password_min_length: min_len,
             argon2_memory_kib: self.argon2_memory_kib.unwrap_or(19456),
             argon2_iterations: self.argon2_iterations.unwrap_or(2),

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod email;
 pub mod export;
+pub mod forward;
 pub mod password;
 pub mod recovery_codes;
 pub mod redirect;

@@ -5,8 +5,8 @@ use actix_web::{HttpResponse, web};
 
 use super::error::AppError;
 use super::handlers::{
-    account, admin, admin_audit, admin_roles, health, home, login, logout, mfa, password, reauth,
-    register, security_keys, sessions, setup, totp, verify, webauthn_login,
+    account, admin, admin_audit, admin_roles, forward, health, home, login, logout, mfa, password,
+    reauth, register, security_keys, sessions, setup, totp, verify, webauthn_login,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -86,6 +86,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/account/sessions/revoke-others",
             web::post().to(sessions::revoke_others),
         )
+        .route("/auth/forward", web::get().to(forward::check))
+        .route("/auth/forward/return", web::get().to(forward::back))
         .route("/account/activity", web::get().to(admin_audit::activity))
         .route("/admin", web::get().to(admin::home))
         .route("/admin/users", web::get().to(admin::users))

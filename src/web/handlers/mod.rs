@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod admin_audit;
 pub mod admin_roles;
+pub mod forward;
 pub mod health;
 pub mod home;
 pub mod login;

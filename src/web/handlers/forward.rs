@@ -1,0 +1,93 @@
+//! `GET /auth/forward` for nginx `auth_request`, Traefik ForwardAuth and Caddy
+//! `forward_auth`: 200 with the user in `Remote-*` headers for a valid session,
+//! otherwise 401, or (with `?rd=`) a redirect to sign in that comes back to `rd`.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::see_other;
+use crate::db::repo::{roles, users};
+use crate::domain::forward::allowed_return;
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+
+#[derive(Deserialize)]
+pub struct ForwardQuery {
+    rd: Option<String>,
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+pub async fn check(ctx: Ctx, q: web::Query<ForwardQuery>) -> Result<HttpResponse, AppError> {
+    let st = &ctx.state;
+    if let Some(u) = &ctx.user {
+        // Apps authorize on these headers: read them fresh, not from the session.
+        let uid = u.uid.clone();
+        let found = st
+            .db
+            .run(move |c| {
+                Ok::<_, AppError>((
+                    users::find(c, &uid).map_err(AppError::from_db)?,
+                    roles::of_user(c, &uid).map_err(AppError::from_db)?,
+                ))
+            })
+            .await?;
+        if let (Some(user), roles) = found
+            && !user.disabled
+        {
+            // Header values must be visible ASCII; a name that is not becomes empty.
+            let safe = |s: &str| {
+                if s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+                    s.to_string()
+                } else {
+                    String::new()
+                }
+            };
+            return Ok(HttpResponse::Ok()
+                .insert_header(("Remote-User", user.id.clone()))
+                .insert_header(("Remote-Email", safe(&user.email)))
+                .insert_header((
+                    "Remote-Name",
+                    safe(user.display_name.as_deref().unwrap_or_default()),
+                ))
+                .insert_header(("Remote-Groups", roles.join(",")))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish());
+        }
+    }
+    if let Some(rd) = q.rd.as_deref()
+        && let Some(url) = allowed_return(
+            rd,
+            &st.config.public_url,
+            &st.config.forward_auth_allowed_domains,
+        )
+    {
+        let back = format!("/auth/forward/return?rd={}", enc(url.as_str()));
+        let login = format!("{}/login?next={}", st.config.base_url(), enc(&back));
+        return Ok(HttpResponse::Found()
+            .insert_header((header::LOCATION, login))
+            .finish());
+    }
+    Ok(HttpResponse::Unauthorized()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// After signing in: back to the app, if its address is allowed.
+pub async fn back(ctx: Ctx, q: web::Query<ForwardQuery>) -> Result<HttpResponse, AppError> {
+    ctx.require_user()?;
+    let st = &ctx.state;
+    match q.rd.as_deref().and_then(|rd| {
+        allowed_return(
+            rd,
+            &st.config.public_url,
+            &st.config.forward_auth_allowed_domains,
+        )
+    }) {
+        Some(url) => Ok(see_other(url.as_str())),
+        None => Ok(see_other("/account")),
+    }
+}
