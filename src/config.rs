@@ -11,7 +11,7 @@ use serde::Deserialize;
 use url::Url;
 
 /// The file as written by the operator. Every field is optional; `validate` fills defaults.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,

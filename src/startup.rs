@@ -90,7 +90,18 @@ impl Application {
             config.session_idle_timeout_secs,
             config.session_lifetime_secs,
         );
-        let throttle = Throttle::new(Limits::from_config(&config), clock.clone());
+        let throttle = match &config.redis_url {
+            Some(url) => {
+                Throttle::with_redis(
+                    Limits::from_config(&config),
+                    clock.clone(),
+                    url,
+                    &config.redis_prefix,
+                )
+                .await?
+            }
+            None => Throttle::new(Limits::from_config(&config), clock.clone()),
+        };
         let mailer = Mailer::from_config(&config)?;
         let mail_wake = Arc::new(Notify::new());
         let (shutdown, shutdown_rx) = watch::channel(false);

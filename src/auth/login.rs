@@ -49,13 +49,10 @@ pub async fn authenticate(
     let account_key = EmailAddress::parse(email)
         .map(|e| e.normalized().to_string())
         .unwrap_or_default();
-    let limited = throttle.login_attempt(ip).and_then(|_| {
-        if account_key.is_empty() {
-            Ok(())
-        } else {
-            throttle.account_allowed(&account_key)
-        }
-    });
+    let limited = match throttle.login_attempt(ip).await {
+        Ok(()) if !account_key.is_empty() => throttle.account_allowed(&account_key).await,
+        other => other,
+    };
     if let Err(retry) = limited {
         let (ctx, now, key) = (ctx.clone(), clock.now(), account_key.clone());
         db.run(move |c| {
@@ -108,7 +105,7 @@ pub async fn authenticate(
                 .await?;
                 return Ok(LoginOutcome::Disabled);
             }
-            throttle.account_succeeded(&account_key);
+            throttle.account_succeeded(&account_key).await;
             if require_verified && !user.email_verified {
                 db.run(move |c| {
                     record(
@@ -144,9 +141,11 @@ pub async fn authenticate(
             Ok(LoginOutcome::Success { user, roles, mfa })
         }
         (_, found) => {
-            let backoff = (!account_key.is_empty())
-                .then(|| throttle.account_failed(&account_key))
-                .flatten();
+            let backoff = if account_key.is_empty() {
+                None
+            } else {
+                throttle.account_failed(&account_key).await
+            };
             let account_key = if account_key.is_empty() {
                 "<not an address>".to_string()
             } else {

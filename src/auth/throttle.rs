@@ -1,9 +1,13 @@
 //! Throttling of everything that guesses.
 //!
-//! - per client IP: governor keyed limiters (sign-in attempts, registrations);
+//! - per client IP: keyed rate limits (sign-in attempts, registrations, resets);
 //! - per account: progressive back-off after repeated failures. While an account is
 //!   backed off even the correct password is refused, so an attacker spreading guesses
 //!   over many IPs gains nothing.
+//!
+//! With `REDIS_URL` the counters live in Redis (GCRA and the back-off in Lua scripts,
+//! each one atomic), so several instances share one budget. If Redis does not answer,
+//! the in-process limiters (governor) answer instead: limits stay on, per instance.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -30,8 +34,55 @@ struct Failures {
     last_failure: i64,
 }
 
+/// GCRA: one "theoretical arrival time" per key, in Redis's own clock (TIME), so the
+/// instances' clocks do not matter. Returns 0 when allowed, else milliseconds to wait.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - interval * burst
+if allow_at > now then return allow_at - now end
+redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
+return 0
+";
+
+/// One failure of an account: forgets old failures, counts, and sets the back-off.
+/// ARGV: now (s), free failures, first back-off (s), longest back-off (s).
+/// Returns the back-off in seconds (0: none).
+const FAILURE: &str = r"
+local now = tonumber(ARGV[1])
+local free = tonumber(ARGV[2])
+local first = tonumber(ARGV[3])
+local max = tonumber(ARGV[4])
+local count = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+if now - last > max then count = 0 end
+count = count + 1
+local secs = 0
+if count >= free then
+  secs = math.min(first * 2 ^ math.min(count - free, 10), max)
+end
+redis.call('HSET', KEYS[1], 'count', count, 'last', now, 'until', now + secs)
+redis.call('EXPIRE', KEYS[1], max * 2)
+return secs
+";
+
+#[derive(Clone)]
+struct Shared {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    gcra: Arc<redis::Script>,
+    failure: Arc<redis::Script>,
+}
+
 #[derive(Clone)]
 pub struct Throttle {
+    shared: Option<Shared>,
+    limits: Limits,
     login_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     register_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     reset_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
@@ -99,7 +150,67 @@ impl Throttle {
             accounts: Arc::new(DashMap::new()),
             free_failures: limits.free_failures.max(1),
             clock,
+            shared: None,
+            limits,
         }
+    }
+
+    /// The same limits, counted in Redis across every instance.
+    pub async fn with_redis(
+        limits: Limits,
+        clock: Clock,
+        url: &str,
+        prefix: &str,
+    ) -> Result<Self, super::InternalError> {
+        let err = |e: redis::RedisError| super::InternalError::Other(format!("redis: {e}"));
+        let client = redis::Client::open(url).map_err(err)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(std::time::Duration::from_secs(2))
+            .set_response_timeout(std::time::Duration::from_secs(2))
+            .set_number_of_retries(1);
+        let conn = redis::aio::ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(err)?;
+        let mut t = Self::new(limits, clock);
+        t.shared = Some(Shared {
+            conn,
+            prefix: format!("{prefix}:limit:"),
+            gcra: Arc::new(redis::Script::new(GCRA)),
+            failure: Arc::new(redis::Script::new(FAILURE)),
+        });
+        Ok(t)
+    }
+
+    /// GCRA in Redis: `Some(verdict)`, or `None` when Redis did not answer.
+    async fn shared_check(
+        &self,
+        name: &str,
+        key: &str,
+        period_ms: u64,
+        quota: u32,
+    ) -> Option<Result<(), RetryAfter>> {
+        let sh = self.shared.as_ref()?;
+        let quota = quota.max(1);
+        let mut conn = sh.conn.clone();
+        let res: Result<u64, _> = sh
+            .gcra
+            .key(format!("{}{name}:{key}", sh.prefix))
+            .arg((period_ms / u64::from(quota)).max(1))
+            .arg(quota)
+            .invoke_async(&mut conn)
+            .await;
+        match res {
+            Ok(0) => Some(Ok(())),
+            Ok(ms) => Some(Err(RetryAfter(ms.div_ceil(1000).max(1)))),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate limit unavailable; limiting per instance");
+                None
+            }
+        }
+    }
+
+    fn account_key(sh: &Shared, account: &str) -> String {
+        format!("{}account:{account}", sh.prefix)
     }
 
     fn check_ip(limiter: &DefaultKeyedRateLimiter<IpAddr>, ip: IpAddr) -> Result<(), RetryAfter> {
@@ -109,36 +220,81 @@ impl Throttle {
         })
     }
 
-    pub fn login_attempt(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+    pub async fn login_attempt(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+        let q = self.limits.login_per_ip_per_minute;
+        if let Some(v) = self
+            .shared_check("login", &ip_key(ip).to_string(), 60_000, q)
+            .await
+        {
+            return v;
+        }
         Self::check_ip(&self.login_ip, ip)
     }
 
-    pub fn registration(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+    pub async fn registration(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+        let q = self.limits.register_per_ip_per_hour;
+        if let Some(v) = self
+            .shared_check("register", &ip_key(ip).to_string(), 3_600_000, q)
+            .await
+        {
+            return v;
+        }
         Self::check_ip(&self.register_ip, ip)
     }
 
     /// Password-reset requests from one client.
-    pub fn reset_from_ip(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+    pub async fn reset_from_ip(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+        let q = self.limits.reset_per_ip_per_hour;
+        if let Some(v) = self
+            .shared_check("reset_ip", &ip_key(ip).to_string(), 3_600_000, q)
+            .await
+        {
+            return v;
+        }
         Self::check_ip(&self.reset_ip, ip)
     }
 
     /// Reset mails to one address: over the limit nothing is sent, silently.
-    pub fn reset_to_address(&self, normalized: &str) -> bool {
+    pub async fn reset_to_address(&self, normalized: &str) -> bool {
+        let q = self.limits.reset_per_address_per_hour;
+        if let Some(v) = self
+            .shared_check("reset_to", normalized, 3_600_000, q)
+            .await
+        {
+            return v.is_ok();
+        }
         self.reset_address
             .check_key(&normalized.to_string())
             .is_ok()
     }
 
     /// Verification re-sends for one account: over the limit nothing is sent, silently.
-    pub fn resend_for_account(&self, normalized: &str) -> bool {
+    pub async fn resend_for_account(&self, normalized: &str) -> bool {
+        let q = self.limits.resend_per_account_per_hour;
+        if let Some(v) = self.shared_check("resend", normalized, 3_600_000, q).await {
+            return v.is_ok();
+        }
         self.resend_account
             .check_key(&normalized.to_string())
             .is_ok()
     }
 
     /// Refuses while the account is backed off.
-    pub fn account_allowed(&self, account: &str) -> Result<(), RetryAfter> {
+    pub async fn account_allowed(&self, account: &str) -> Result<(), RetryAfter> {
         let now = self.clock.now();
+        if let Some(sh) = &self.shared {
+            let mut conn = sh.conn.clone();
+            let until: Result<Option<i64>, _> = redis::cmd("HGET")
+                .arg(Self::account_key(sh, account))
+                .arg("until")
+                .query_async(&mut conn)
+                .await;
+            match until {
+                Ok(Some(u)) if u > now => return Err(RetryAfter((u - now) as u64)),
+                Ok(_) => return Ok(()),
+                Err(e) => tracing::warn!(error = %e, "shared back-off unavailable; per instance"),
+            }
+        }
         match self.accounts.get(account) {
             Some(f) if f.locked_until > now => Err(RetryAfter((f.locked_until - now) as u64)),
             _ => Ok(()),
@@ -146,8 +302,25 @@ impl Throttle {
     }
 
     /// Counts a failure; returns the back-off that now applies, if any.
-    pub fn account_failed(&self, account: &str) -> Option<RetryAfter> {
+    pub async fn account_failed(&self, account: &str) -> Option<RetryAfter> {
         let now = self.clock.now();
+        if let Some(sh) = &self.shared {
+            let mut conn = sh.conn.clone();
+            let secs: Result<i64, _> = sh
+                .failure
+                .key(Self::account_key(sh, account))
+                .arg(now)
+                .arg(self.free_failures)
+                .arg(FIRST_BACKOFF_SECS)
+                .arg(MAX_BACKOFF_SECS)
+                .invoke_async(&mut conn)
+                .await;
+            match secs {
+                Ok(0) => return None,
+                Ok(s) => return Some(RetryAfter(s as u64)),
+                Err(e) => tracing::warn!(error = %e, "shared back-off unavailable; per instance"),
+            }
+        }
         let mut f = self.accounts.entry(account.to_string()).or_default();
         // Typos spread over a day are not an attack: failures are forgotten after a
         // quiet period as long as the longest back-off.
@@ -165,7 +338,17 @@ impl Throttle {
         None
     }
 
-    pub fn account_succeeded(&self, account: &str) {
+    pub async fn account_succeeded(&self, account: &str) {
+        if let Some(sh) = &self.shared {
+            let mut conn = sh.conn.clone();
+            let r: Result<(), _> = redis::cmd("DEL")
+                .arg(Self::account_key(sh, account))
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "shared back-off unavailable; per instance");
+            }
+        }
         self.accounts.remove(account);
     }
 
@@ -198,33 +381,56 @@ mod tests {
         }
     }
 
-    #[test]
-    fn backoff_grows_and_resets_on_success() {
-        let clock = Clock::system();
-        let t = Throttle::new(limits(100, 100, 3), clock.clone());
-        assert!(t.account_failed("a").is_none());
-        assert!(t.account_failed("a").is_none());
-        assert_eq!(t.account_failed("a"), Some(RetryAfter(30)));
-        assert!(t.account_allowed("a").is_err());
+    async fn backoff_grows_and_resets_on_success(t: Throttle, clock: Clock) {
+        assert!(t.account_failed("a").await.is_none());
+        assert!(t.account_failed("a").await.is_none());
+        assert_eq!(t.account_failed("a").await, Some(RetryAfter(30)));
+        assert!(t.account_allowed("a").await.is_err());
         clock.advance(31);
-        assert!(t.account_allowed("a").is_ok());
-        assert_eq!(t.account_failed("a"), Some(RetryAfter(60)));
+        assert!(t.account_allowed("a").await.is_ok());
+        assert_eq!(t.account_failed("a").await, Some(RetryAfter(60)));
         clock.advance(61);
-        t.account_succeeded("a");
-        assert!(t.account_failed("a").is_none());
-        assert!(t.account_allowed("b").is_ok());
+        t.account_succeeded("a").await;
+        assert!(t.account_failed("a").await.is_none());
+        assert!(t.account_allowed("b").await.is_ok());
     }
 
-    #[test]
-    fn per_ip_limit_applies_per_address() {
-        let t = Throttle::new(limits(2, 1, 5), Clock::system());
+    async fn per_ip_limit_applies_per_address(t: Throttle) {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        assert!(t.login_attempt(a).is_ok());
-        assert!(t.login_attempt(a).is_ok());
-        assert!(t.login_attempt(a).is_err());
-        assert!(t.login_attempt(b).is_ok());
-        assert!(t.registration(a).is_ok());
-        assert!(t.registration(a).is_err());
+        assert!(t.login_attempt(a).await.is_ok());
+        assert!(t.login_attempt(a).await.is_ok());
+        assert!(t.login_attempt(a).await.is_err());
+        assert!(t.login_attempt(b).await.is_ok());
+        assert!(t.registration(a).await.is_ok());
+        assert!(t.registration(a).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn in_process_limits() {
+        let clock = Clock::system();
+        backoff_grows_and_resets_on_success(
+            Throttle::new(limits(100, 100, 3), clock.clone()),
+            clock,
+        )
+        .await;
+        per_ip_limit_applies_per_address(Throttle::new(limits(2, 1, 5), Clock::system())).await;
+    }
+
+    /// The same behaviour from the Redis scripts (a real Redis; the test needs one).
+    #[tokio::test]
+    async fn redis_limits_behave_the_same() {
+        let url =
+            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("unit{}", uuid::Uuid::new_v4().simple());
+        let clock = Clock::system();
+        let t = Throttle::with_redis(limits(100, 100, 3), clock.clone(), &url, &prefix)
+            .await
+            .expect("redis");
+        backoff_grows_and_resets_on_success(t, clock).await;
+        let t = Throttle::with_redis(limits(2, 1, 5), Clock::system(), &url, &prefix)
+            .await
+            .expect("redis");
+        per_ip_limit_applies_per_address(t).await;
     }
 }

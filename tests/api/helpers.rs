@@ -92,7 +92,9 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     if f.database_url.is_none() {
         f.database_url = Some(database_url(dir.path()));
     }
-    if let Some(r) = redis_url() {
+    if f.redis_url.is_none()
+        && let Some(r) = redis_url()
+    {
         f.redis_url = Some(r);
         f.redis_prefix = Some(format!("t{}", uuid::Uuid::new_v4().simple()));
     }

@@ -12,6 +12,7 @@ mod forward;
 mod helpers;
 mod login;
 mod mfa;
+mod multi;
 mod register;
 mod security;
 mod sessions;

@@ -75,17 +75,20 @@ pub async fn show(ctx: Ctx, q: web::Query<AccountQuery>) -> Result<HttpResponse,
 
 /// Guessing the current password from a stolen session costs as much as guessing it
 /// at the sign-in form.
-fn throttle(ctx: &Ctx, email: &str) -> Result<(), AppError> {
+async fn throttle(ctx: &Ctx, email: &str) -> Result<(), AppError> {
     let t = &ctx.state.throttle;
     t.login_attempt(ctx.ip)
-        .and_then(|_| t.account_allowed(&email.to_lowercase()))
+        .await
+        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+    t.account_allowed(&email.to_lowercase())
+        .await
         .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })
 }
 
 pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
-    throttle(&ctx, &user.email)?;
+    throttle(&ctx, &user.email).await?;
     let form = form.into_inner();
     let st = &ctx.state;
     match change_password(
@@ -110,7 +113,7 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
         }
         Err(e) => {
             if e == crate::auth::accounts::AccountError::WrongPassword {
-                st.throttle.account_failed(&user.email.to_lowercase());
+                st.throttle.account_failed(&user.email.to_lowercase()).await;
             }
             let m = Messages {
                 error: Some(e.to_string()),
@@ -124,7 +127,7 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
 pub async fn change_email(ctx: Ctx, form: web::Form<EmailForm>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
-    throttle(&ctx, &user.email)?;
+    throttle(&ctx, &user.email).await?;
     let form = form.into_inner();
     let st = &ctx.state;
     match request_email_change(
@@ -145,7 +148,7 @@ pub async fn change_email(ctx: Ctx, form: web::Form<EmailForm>) -> Result<HttpRe
         }
         Err(e) => {
             if e == crate::auth::accounts::AccountError::WrongPassword {
-                st.throttle.account_failed(&user.email.to_lowercase());
+                st.throttle.account_failed(&user.email.to_lowercase()).await;
             }
             let m = Messages {
                 email_error: Some(e.to_string()),

@@ -27,19 +27,24 @@ pub struct CodeForm {
 
 /// Throttles a second-factor attempt: per account (wherever the guesses come from)
 /// and per client.
-pub(super) fn throttle(ctx: &Ctx, p: &MfaPending) -> Result<(), AppError> {
+pub(super) async fn throttle(ctx: &Ctx, p: &MfaPending) -> Result<(), AppError> {
     let st = &ctx.state;
+    let too_many =
+        |r: crate::auth::throttle::RetryAfter| AppError::TooManyRequests { retry_after: r.0 };
+    st.throttle.login_attempt(ctx.ip).await.map_err(too_many)?;
     st.throttle
-        .login_attempt(ctx.ip)
-        .and_then(|_| st.throttle.account_allowed(&format!("mfa:{}", p.uid)))
-        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })
+        .account_allowed(&format!("mfa:{}", p.uid))
+        .await
+        .map_err(too_many)
 }
 
 /// The second factor checked out: the pending state becomes a signed-in session under
 /// a new id. Returns where to go next.
 pub(super) async fn complete(ctx: &Ctx, p: MfaPending, method: &str) -> Result<String, AppError> {
     let st = &ctx.state;
-    st.throttle.account_succeeded(&format!("mfa:{}", p.uid));
+    st.throttle
+        .account_succeeded(&format!("mfa:{}", p.uid))
+        .await;
     ctx.session.remove(PENDING_KEY);
     let sid = st
         .sessions
@@ -74,7 +79,7 @@ pub(super) async fn count_failure(ctx: &Ctx, p: &mut MfaPending) -> Result<bool,
             json!({"limit": limit, "seconds": secs}),
         )
     };
-    if let Some(retry) = st.throttle.account_failed(&format!("mfa:{}", p.uid)) {
+    if let Some(retry) = st.throttle.account_failed(&format!("mfa:{}", p.uid)).await {
         lockout("mfa_account", retry.0).await?;
         return Err(AppError::TooManyRequests {
             retry_after: retry.0,
@@ -116,7 +121,7 @@ pub async fn submit(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpResponse,
         return Ok(see_other("/login"));
     };
     let st = &ctx.state;
-    throttle(&ctx, &p)?;
+    throttle(&ctx, &p).await?;
     let mut audit = ctx.audit();
     audit.actor_id = Some(p.uid.clone());
     match verify(&st.db, &st.clock, &st.mfa_keys, &p.uid, &form.code, &audit).await? {

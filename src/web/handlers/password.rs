@@ -55,11 +55,12 @@ pub async fn forgot(ctx: Ctx, form: web::Form<ForgotForm>) -> Result<HttpRespons
     let st = &ctx.state;
     st.throttle
         .reset_from_ip(ctx.ip)
+        .await
         .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
     let key = EmailAddress::parse(&form.email)
         .map(|e| e.normalized().to_string())
         .unwrap_or_else(|_| form.email.trim().to_lowercase());
-    if st.throttle.reset_to_address(&key) {
+    if st.throttle.reset_to_address(&key).await {
         request_reset(&st.db, &st.clock, &st.mail, &form.email, &ctx.audit()).await?;
         st.mail_wake.notify_one();
     }

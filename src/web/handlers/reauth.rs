@@ -59,7 +59,11 @@ pub async fn submit(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespons
     let account = u.email.to_lowercase();
     st.throttle
         .login_attempt(ctx.ip)
-        .and_then(|_| st.throttle.account_allowed(&account))
+        .await
+        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+    st.throttle
+        .account_allowed(&account)
+        .await
         .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
@@ -101,7 +105,7 @@ pub async fn submit(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespons
         })
         .await?;
     if !ok {
-        st.throttle.account_failed(&account);
+        st.throttle.account_failed(&account).await;
         return Ok(render(
             StatusCode::UNAUTHORIZED,
             &ReauthPage {
@@ -112,7 +116,7 @@ pub async fn submit(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespons
             },
         ));
     }
-    st.throttle.account_succeeded(&account);
+    st.throttle.account_succeeded(&account).await;
     u.auth_at = now;
     update(&ctx.session, &u);
     // A privilege change: continue under a new session key.

@@ -117,12 +117,13 @@ pub async fn resend(ctx: Ctx, form: web::Form<ResendForm>) -> Result<HttpRespons
     let st = &ctx.state;
     st.throttle
         .reset_from_ip(ctx.ip)
+        .await
         .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
     let key = EmailAddress::parse(&form.email)
         .map(|e| e.normalized().to_string())
         .unwrap_or_default();
     if !key.is_empty()
-        && st.throttle.resend_for_account(&key)
+        && st.throttle.resend_for_account(&key).await
         && resend_verification(&st.db, &st.clock, &st.mail, &form.email).await?
     {
         st.mail_wake.notify_one();

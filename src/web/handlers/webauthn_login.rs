@@ -54,7 +54,7 @@ pub async fn mfa_start(ctx: Ctx, req: HttpRequest) -> HttpResponse {
         let Some(p) = current(&ctx) else {
             return Err(expired());
         };
-        throttle(&ctx, &p)?;
+        throttle(&ctx, &p).await?;
         let st = &ctx.state;
         let Some((options, state)) =
             wa::start_authentication(&st.db, st.webauthn()?, &p.uid).await?
@@ -82,7 +82,7 @@ pub async fn mfa_finish(ctx: Ctx, req: HttpRequest, body: web::Json<FinishBody>)
         ) else {
             return Err(expired());
         };
-        throttle(&ctx, &p)?;
+        throttle(&ctx, &p).await?;
         let st = &ctx.state;
         let audit = ctx.audit().with_actor(&p.uid);
         let ok = wa::finish_authentication(
@@ -135,6 +135,7 @@ pub async fn passkey_finish(
         let st = &ctx.state;
         st.throttle
             .login_attempt(ctx.ip)
+            .await
             .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
         let Some(c) = take_ceremony::<DiscoverableAuthentication>(
             &ctx.session,

@@ -1,0 +1,69 @@
+//! Two instances sharing one database and one Redis behave as one: sessions, revocation
+//! and rate limits. These tests always use Redis (TEST_REDIS_URL, else the local one):
+//! sharing across instances is what Redis is for.
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+fn shared_redis() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Instance A, then B on A's database, Redis and key prefix.
+async fn pair(file: portcullis::config::FileConfig) -> (TestApp, TestApp) {
+    let prefix = format!("m{}", uuid::Uuid::new_v4().simple());
+    let mut fa = file.clone();
+    fa.redis_url = Some(shared_redis());
+    fa.redis_prefix = Some(prefix.clone());
+    let a = spawn_app_with(Options { file: fa }).await;
+    let mut fb = file;
+    fb.redis_url = Some(shared_redis());
+    fb.redis_prefix = Some(prefix);
+    fb.database_url = Some(a.config.database_url.clone());
+    // Instances share the master key (cookies are signed with a key derived from it).
+    fb.secret_key_file = Some(a.config.secret_key_file.display().to_string());
+    let b = spawn_app_with(Options { file: fb }).await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_session_from_one_instance_works_and_dies_on_the_other() {
+    let (a, b) = pair(Default::default()).await;
+    a.create_user("nia@example.com", &[]).await;
+    let on_a = a.browser();
+    on_a.login_ok("nia@example.com").await;
+    // The same cookies, sent to B.
+    let on_b = b.browser();
+    on_a.clone_cookies_into(&on_b);
+    let page = on_b.get("/account").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("nia@example.com"));
+    // Sign out on B: A refuses the session at its next request.
+    on_b.logout().await;
+    assert_redirect(&on_a.get("/account").await, "/login?next=%2Faccount");
+}
+
+#[tokio::test]
+async fn failed_sign_ins_spread_over_instances_share_one_limit() {
+    let (a, b) = pair(portcullis::config::FileConfig {
+        login_attempts_per_ip_per_minute: Some(6),
+        ..Default::default()
+    })
+    .await;
+    let (ba, bb) = (a.browser(), b.browser());
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let browser = if i % 2 == 0 { &ba } else { &bb };
+        let p = browser
+            .login(&format!("x{i}@example.com"), "wrong password, clearly")
+            .await;
+        statuses.push(p.status);
+    }
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    // 6 allowed in all, not 6 per instance.
+    assert_eq!(limited, 2, "{statuses:?}");
+}
