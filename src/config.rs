@@ -26,6 +26,7 @@ pub struct FileConfig {
     pub registration_enabled: Option<bool>,
     pub registration_allowed_domains: Option<Vec<String>>,
     pub forward_auth_allowed_domains: Option<Vec<String>>,
+    pub metrics_token: Option<String>,
     pub password_min_length: Option<usize>,
     pub argon2_memory_kib: Option<u32>,
     pub argon2_iterations: Option<u32>,
@@ -71,6 +72,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
         "PORTCULLIS_FORWARD_AUTH_ALLOWED_DOMAINS",
         "forward_auth_allowed_domains",
     ),
+    ("PORTCULLIS_METRICS_TOKEN", "metrics_token"),
     ("PORTCULLIS_PASSWORD_MIN_LENGTH", "password_min_length"),
     ("PORTCULLIS_ARGON2_MEMORY_KIB", "argon2_memory_kib"),
     ("PORTCULLIS_ARGON2_ITERATIONS", "argon2_iterations"),
@@ -179,6 +181,8 @@ pub struct Config {
     pub registration_allowed_domains: Vec<String>,
     /// Where `/auth/forward?rd=` may send users back to (and their subdomains).
     pub forward_auth_allowed_domains: Vec<String>,
+    /// Bearer token for /metrics; without one, only loopback clients may scrape.
+    pub metrics_token: Option<String>,
     pub password_min_length: usize,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -272,6 +276,7 @@ fn apply_env(file: &mut FileConfig, env: &[(String, String)]) -> Result<(), Conf
             }
             "registration_allowed_domains" => file.registration_allowed_domains = Some(list()),
             "forward_auth_allowed_domains" => file.forward_auth_allowed_domains = Some(list()),
+            "metrics_token" => file.metrics_token = Some(v.clone()),
             "trusted_proxies" => file.trusted_proxies = Some(list()),
             "password_min_length" => file.password_min_length = Some(num(name)? as usize),
             "argon2_memory_kib" => file.argon2_memory_kib = Some(num(name)? as u32),
@@ -398,6 +403,7 @@ impl FileConfig {
             registration_enabled: self.registration_enabled.unwrap_or(true),
             registration_allowed_domains: domains,
             forward_auth_allowed_domains: forward_domains,
+            metrics_token: self.metrics_token.filter(|t| !t.is_empty()),
             password_min_length: min_len,
             argon2_memory_kib: self.argon2_memory_kib.unwrap_or(19456),
             argon2_iterations: self.argon2_iterations.unwrap_or(2),

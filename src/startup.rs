@@ -137,6 +137,7 @@ impl Application {
 
         // Browsers accept only domain names as relying-party ids: on an IP address
         // everything but WebAuthn still works.
+        crate::web::metrics::handle();
         let webauthn = match crate::auth::webauthn::relying_party(&config.public_url) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -204,6 +205,7 @@ impl Application {
                 .wrap(sessions_mw)
                 .wrap(from_fn(headers::middleware))
                 .wrap(from_fn(request_id::middleware))
+                .wrap(from_fn(crate::web::metrics::middleware))
         })
         .shutdown_timeout(30)
         .listen(listener)?

@@ -27,6 +27,14 @@ const FIRST_BACKOFF_SECS: i64 = 30;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryAfter(pub u64);
 
+/// Counts a refusal in /metrics and passes the verdict on.
+fn noted(limit: &'static str, verdict: Result<(), RetryAfter>) -> Result<(), RetryAfter> {
+    if verdict.is_err() {
+        crate::web::metrics::rate_limited(limit);
+    }
+    verdict
+}
+
 #[derive(Default)]
 struct Failures {
     count: u32,
@@ -290,13 +298,18 @@ impl Throttle {
                 .query_async(&mut conn)
                 .await;
             match until {
-                Ok(Some(u)) if u > now => return Err(RetryAfter((u - now) as u64)),
+                Ok(Some(u)) if u > now => {
+                    return noted("account_backoff", Err(RetryAfter((u - now) as u64)));
+                }
                 Ok(_) => return Ok(()),
                 Err(e) => tracing::warn!(error = %e, "shared back-off unavailable; per instance"),
             }
         }
         match self.accounts.get(account) {
-            Some(f) if f.locked_until > now => Err(RetryAfter((f.locked_until - now) as u64)),
+            Some(f) if f.locked_until > now => noted(
+                "account_backoff",
+                Err(RetryAfter((f.locked_until - now) as u64)),
+            ),
             _ => Ok(()),
         }
     }

@@ -127,6 +127,11 @@ impl Db {
         Ok(Self { pool, backend })
     }
 
+    /// Connections open and idle (for /metrics).
+    pub fn pool_state(&self) -> r2d2::State {
+        self.pool.state()
+    }
+
     pub fn backend(&self) -> DbBackend {
         self.backend
     }

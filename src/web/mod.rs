@@ -6,6 +6,7 @@ pub mod ctx;
 pub mod error;
 pub mod handlers;
 pub mod headers;
+pub mod metrics;
 pub mod request_id;
 pub mod routes;
 pub mod session;

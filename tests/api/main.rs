@@ -11,6 +11,7 @@ mod email;
 mod forward;
 mod helpers;
 mod login;
+mod metrics;
 mod mfa;
 mod multi;
 mod register;

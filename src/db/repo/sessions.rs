@@ -118,3 +118,11 @@ pub fn touch(
     ))
     .execute(conn)
 }
+
+/// Signed-in sessions not yet expired (for /metrics).
+pub fn count_active(conn: &mut AnyConnection, now: i64) -> QueryResult<i64> {
+    sessions::table
+        .filter(sessions::expires_at.gt(now))
+        .count()
+        .get_result(conn)
+}

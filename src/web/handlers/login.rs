@@ -96,6 +96,17 @@ pub async fn submit(ctx: Ctx, form: web::Form<LoginForm>) -> Result<HttpResponse
         &ctx.audit(),
     )
     .await?;
+    crate::web::metrics::sign_in(
+        "password",
+        match &outcome {
+            LoginOutcome::Success { mfa: true, .. } => "mfa_pending",
+            LoginOutcome::Success { .. } => "success",
+            LoginOutcome::Invalid => "invalid",
+            LoginOutcome::Unverified { .. } => "unverified",
+            LoginOutcome::Disabled => "disabled",
+            LoginOutcome::Throttled(_) => "throttled",
+        },
+    );
     match outcome {
         LoginOutcome::Success {
             user,

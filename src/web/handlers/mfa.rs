@@ -125,8 +125,16 @@ pub async fn submit(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpResponse,
     let mut audit = ctx.audit();
     audit.actor_id = Some(p.uid.clone());
     match verify(&st.db, &st.clock, &st.mfa_keys, &p.uid, &form.code, &audit).await? {
-        Some(method) => Ok(see_other(&complete(&ctx, p, method.amr()).await?)),
+        Some(method) => {
+            let label = match method {
+                crate::auth::mfa::Method::Totp => "totp",
+                crate::auth::mfa::Method::RecoveryCode => "recovery_code",
+            };
+            crate::web::metrics::second_factor(label, true);
+            Ok(see_other(&complete(&ctx, p, method.amr()).await?))
+        }
         None => {
+            crate::web::metrics::second_factor("code", false);
             if !count_failure(&ctx, &mut p).await? {
                 return Ok(see_other("/login"));
             }

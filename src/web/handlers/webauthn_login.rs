@@ -95,6 +95,7 @@ pub async fn mfa_finish(ctx: Ctx, req: HttpRequest, body: web::Json<FinishBody>)
             &audit,
         )
         .await?;
+        crate::web::metrics::second_factor("webauthn", ok);
         if ok {
             let next = complete(&ctx, p, "hwk").await?;
             return Ok(HttpResponse::Ok().json(json!({ "redirect": next })));
@@ -155,10 +156,12 @@ pub async fn passkey_finish(
         )
         .await?
         else {
+            crate::web::metrics::sign_in("passkey", "invalid");
             return Err(AppError::Forbidden(
                 "This passkey could not sign you in. Use your email and password instead.".into(),
             ));
         };
+        crate::web::metrics::sign_in("passkey", "success");
         let sid = st
             .sessions
             .establish(&user.id, &ctx.ip.to_string(), &ctx.user_agent)

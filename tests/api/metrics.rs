@@ -1,0 +1,119 @@
+//! `/metrics`, read with a Prometheus text-format parser; counters move with actions.
+
+use prometheus_parse::{Scrape, Value};
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+async fn scrape(app: &TestApp, token: Option<&str>) -> (StatusCode, Option<Scrape>) {
+    let mut req = reqwest::Client::new().get(format!("{}/metrics", app.base));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    let parsed = (status == StatusCode::OK).then(|| {
+        Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("valid Prometheus text")
+    });
+    (status, parsed)
+}
+
+/// The value of `name` whose labels include all of `labels` (0 when absent).
+fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    s.samples
+        .iter()
+        .filter(|x| x.metric == name)
+        .filter(|x| labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
+        .map(|x| match &x.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn counters_and_gauges_follow_what_happens() {
+    let app = spawn_app().await;
+    app.create_user("mo@example.com", &[]).await;
+    let (_, before) = scrape(&app, None).await;
+    let before = before.unwrap();
+    let ok_before = value(
+        &before,
+        "sign_ins_total",
+        &[("method", "password"), ("outcome", "success")],
+    );
+    let bad_before = value(
+        &before,
+        "sign_ins_total",
+        &[("method", "password"), ("outcome", "invalid")],
+    );
+
+    let b = app.browser();
+    b.login("mo@example.com", "not the password at all").await;
+    b.login_ok("mo@example.com").await;
+    b.get("/account").await;
+
+    let (status, after) = scrape(&app, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let after = after.unwrap();
+    // Other tests in this process count too: the counters moved by at least ours.
+    assert!(
+        value(
+            &after,
+            "sign_ins_total",
+            &[("method", "password"), ("outcome", "success")]
+        ) >= ok_before + 1.0
+    );
+    assert!(
+        value(
+            &after,
+            "sign_ins_total",
+            &[("method", "password"), ("outcome", "invalid")]
+        ) >= bad_before + 1.0
+    );
+    assert!(
+        value(
+            &after,
+            "http_requests_total",
+            &[("route", "/account"), ("status", "200")]
+        ) >= 1.0
+    );
+    assert!(
+        after
+            .samples
+            .iter()
+            .any(|s| s.metric == "http_request_duration_seconds"
+                && matches!(s.value, Value::Histogram(_))),
+        "latency histogram"
+    );
+    assert!(value(&after, "sessions_active", &[]) >= 1.0);
+    assert!(
+        after
+            .samples
+            .iter()
+            .any(|s| s.metric == "mail_outbox_depth")
+    );
+    assert!(
+        value(&after, "db_pool_connections", &[("state", "idle")])
+            + value(&after, "db_pool_connections", &[("state", "in_use")])
+            >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn with_a_token_only_its_holder_may_scrape() {
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            metrics_token: Some("s3cret-scrape-token".into()),
+            ..Default::default()
+        },
+    })
+    .await;
+    assert_eq!(scrape(&app, None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(scrape(&app, Some("wrong")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        scrape(&app, Some("s3cret-scrape-token")).await.0,
+        StatusCode::OK
+    );
+}
