@@ -52,6 +52,9 @@ impl Ctx {
             .cloned()
             .ok_or_else(|| actix_web::error::ErrorInternalServerError("state missing"))?;
         let session = req.get_session();
+        if session.contains_key(super::session_store::STORE_DOWN_KEY) {
+            return Err(AppError::Unavailable("session store".into()).into());
+        }
         let now = state.clock.now();
         let mut user = session::signed_in(&session);
         // The absolute lifetime holds however active the session is.

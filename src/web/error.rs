@@ -190,6 +190,9 @@ impl ResponseError for AppError {
         {
             res.insert_header((header::RETRY_AFTER, v));
         }
+        if let AppError::Unavailable(_) = self {
+            res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
         res.body(page.render().unwrap_or(message))
     }
 }
@@ -231,3 +234,4 @@ pub fn query_error(
         .body(page.render().unwrap_or_else(|_| msg.into()));
     actix_web::error::InternalError::from_response(err, res).into()
 }
+

@@ -27,16 +27,38 @@ fn any<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
+/// Put in a loaded session when the store could not be read (Redis stopped, database
+/// down). actix-session would turn a store error into a bare 500 for every request;
+/// instead the request goes on with this marker, and `Ctx` answers with a readable
+/// 503 page. The next request tries the store again, so recovery needs nothing.
+pub const STORE_DOWN_KEY: &str = "__store_unavailable";
+
+/// Writes that fail while the store is down are logged and dropped: the browser gets
+/// a key that points at nothing, and sees the 503 page (then a sign-in page) next.
+fn dropped_write(what: &str, e: impl std::fmt::Display) {
+    tracing::warn!(error = %e, "session store unavailable: {what} not stored");
+}
+
 impl SessionStore for Store {
     async fn load(
         &self,
         session_key: &SessionKey,
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
-        self.sessions
+        match self
+            .sessions
             .state
             .load(&hash(session_key.as_ref()), self.sessions.idle_secs)
             .await
-            .map_err(|e| LoadError::Other(any(e)))
+        {
+            Ok(state) => Ok(state),
+            Err(e) => {
+                tracing::warn!(error = %e, "session store unavailable");
+                Ok(Some(HashMap::from([(
+                    STORE_DOWN_KEY.to_string(),
+                    "true".to_string(),
+                )])))
+            }
+        }
     }
 
     async fn save(
@@ -49,11 +71,18 @@ impl SessionStore for Store {
             .and_then(|v| serde_json::from_str::<SignedIn>(v).ok());
         let key = generate_session_key();
         let kh = hash(key.as_ref());
-        self.sessions
+        if session_state.contains_key(STORE_DOWN_KEY) {
+            return Ok(key);
+        }
+        if let Err(e) = self
+            .sessions
             .state
             .insert(&kh, &session_state, ttl.whole_seconds())
             .await
-            .map_err(|e| SaveError::Other(any(e)))?;
+        {
+            dropped_write("new session", e);
+            return Ok(key);
+        }
         if let Some(who) = who {
             let linked = self
                 .sessions
@@ -81,12 +110,21 @@ impl SessionStore for Store {
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
         let kh = hash(session_key.as_ref());
-        let updated = self
+        if session_state.contains_key(STORE_DOWN_KEY) {
+            return Ok(session_key);
+        }
+        let updated = match self
             .sessions
             .state
             .update(&kh, &session_state, ttl.whole_seconds())
             .await
-            .map_err(|e| UpdateError::Other(any(e)))?;
+        {
+            Ok(u) => u,
+            Err(e) => {
+                dropped_write("session change", e);
+                return Ok(session_key);
+            }
+        };
         if updated {
             return Ok(session_key);
         }
@@ -104,11 +142,15 @@ impl SessionStore for Store {
         session_key: &SessionKey,
         ttl: &Duration,
     ) -> Result<(), anyhow::Error> {
-        self.sessions
+        if let Err(e) = self
+            .sessions
             .state
             .touch(&hash(session_key.as_ref()), ttl.whole_seconds())
             .await
-            .map_err(any)
+        {
+            dropped_write("expiry extension", e);
+        }
+        Ok(())
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {

@@ -8,6 +8,7 @@ mod admin;
 mod audit;
 mod cli;
 mod email;
+mod faults;
 mod forward;
 mod helpers;
 mod login;
