@@ -234,4 +234,3 @@ pub fn query_error(
         .body(page.render().unwrap_or_else(|_| msg.into()));
     actix_web::error::InternalError::from_response(err, res).into()
 }
-

@@ -170,7 +170,10 @@ async fn sigterm_lets_the_request_in_flight_finish() {
         }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!in_flight.is_finished(), "the sign-in is still being worked on");
+    assert!(
+        !in_flight.is_finished(),
+        "the sign-in is still being worked on"
+    );
     let pid = server.id().to_string();
     assert!(
         Command::new("kill")

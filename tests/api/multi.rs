@@ -67,3 +67,63 @@ async fn failed_sign_ins_spread_over_instances_share_one_limit() {
     // 6 allowed in all, not 6 per instance.
     assert_eq!(limited, 2, "{statuses:?}");
 }
+
+#[tokio::test]
+async fn two_instances_racing_on_their_setup_links_make_one_administrator() {
+    let (a, b) = pair(Default::default()).await;
+    let links: Vec<(TestApp, String)> = [a, b]
+        .into_iter()
+        .map(|app| {
+            let link = app.setup_link.clone().expect("no admin yet: a setup link");
+            let path = link
+                .strip_prefix(app.config.base_url().as_str())
+                .unwrap()
+                .to_string();
+            (app, path)
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for (i, (app, path)) in links.iter().enumerate() {
+        let browser = app.browser();
+        let path = path.clone();
+        tasks.push(tokio::spawn(async move {
+            let page = browser.get(&path).await;
+            let token = path.split("token=").nth(1).unwrap().to_string();
+            browser
+                .post(
+                    "/setup",
+                    &[
+                        ("csrf_token", page.csrf().as_str()),
+                        ("token", token.as_str()),
+                        ("email", format!("root{i}@example.com").as_str()),
+                        ("password", PASSWORD),
+                    ],
+                )
+                .await
+                .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::SEE_OTHER)
+            .count(),
+        1,
+        "one winner: {statuses:?}"
+    );
+    let admins = links[0]
+        .0
+        .state
+        .db
+        .run(|c| {
+            portcullis::db::repo::roles::holders_count(c, "admin")
+                .map_err(portcullis::db::DbError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(admins, 1);
+}
