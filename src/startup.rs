@@ -242,6 +242,8 @@ impl Application {
 fn spawn_background(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(15));
+        // Retention runs about hourly (every 240 ticks), starting with the first tick.
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -255,6 +257,24 @@ fn spawn_background(state: web::Data<AppState>, mut shutdown: watch::Receiver<bo
                 tracing::warn!(error = %e, "session write-behind failed; will retry");
             }
             state.throttle.prune();
+            let days = state.config.audit_retention_days;
+            if days > 0 && ticks % 240 == 0 {
+                let now = state.clock.now();
+                let ctx = crate::auth::audit::AuditCtx::cli();
+                let pruned = state
+                    .db
+                    .run(move |c| {
+                        crate::auth::audit::prune(c, &ctx, now - days * 86_400, now)
+                            .map_err(crate::db::DbError::from)
+                    })
+                    .await;
+                match pruned {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "audit retention"),
+                    Err(e) => tracing::warn!(error = %e, "audit retention failed; will retry"),
+                }
+            }
+            ticks += 1;
         }
     });
 }

@@ -105,7 +105,11 @@ pub enum ChainVerdict {
 pub fn verify_chain(conn: &mut AnyConnection) -> diesel::QueryResult<ChainVerdict> {
     use crate::db::repo::audit::batch_after;
     use crate::domain::audit::chain_hash;
-    let (mut prev, mut last_id, mut events, mut started) = (String::new(), 0i64, 0u64, false);
+    // After retention pruned the oldest events, the chain continues from the anchor.
+    let anchor = anchor(conn)?;
+    let mut started = anchor.is_some();
+    let (mut prev, mut last_id) = anchor.map(|(id, h)| (h, id)).unwrap_or_default();
+    let mut events = 0u64;
     loop {
         let batch = batch_after(conn, last_id, 1000)?;
         if batch.is_empty() {
@@ -140,4 +144,50 @@ pub fn verify_chain(conn: &mut AnyConnection) -> diesel::QueryResult<ChainVerdic
             prev = row.hash;
         }
     }
+}
+
+const ANCHOR: &str = "audit_anchor";
+
+/// The id and hash of the last event pruned by retention, if any.
+fn anchor(conn: &mut AnyConnection) -> diesel::QueryResult<Option<(i64, String)>> {
+    Ok(crate::db::repo::settings::get(conn, ANCHOR)?
+        .and_then(|v| serde_json::from_str::<Value>(&v).ok())
+        .and_then(|v| Some((v["id"].as_i64()?, v["hash"].as_str()?.to_string()))))
+}
+
+/// Retention: deletes events older than `cutoff`, only from the oldest end, keeps the
+/// last deleted event's hash as the anchor the rest verifies from, and records the
+/// pruning itself as an event (so a forged anchor contradicts the chain). Serialised
+/// with appends. Returns how many events went.
+pub fn prune(
+    conn: &mut AnyConnection,
+    ctx: &AuditCtx,
+    cutoff: i64,
+    now: i64,
+) -> diesel::QueryResult<usize> {
+    use crate::db::schema::audit_events as a;
+    use diesel::prelude::*;
+    crate::db::conn::ensure_write_transaction(conn, |c| {
+        crate::db::conn::serialize(c, crate::db::conn::locks::AUDIT_CHAIN)?;
+        let last: Option<(i64, String)> = a::table
+            .filter(a::created_at.lt(cutoff))
+            .order(a::id.desc())
+            .select((a::id, a::hash))
+            .first(c)
+            .optional()?;
+        let Some((id, hash)) = last else { return Ok(0) };
+        let n = diesel::delete(a::table.filter(a::id.le(id))).execute(c)?;
+        let anchor = serde_json::json!({"id": id, "hash": hash});
+        crate::db::repo::settings::put(c, ANCHOR, &anchor.to_string(), now)?;
+        record(
+            c,
+            ctx,
+            now,
+            AuditAction::AuditPruned,
+            Outcome::Success,
+            None,
+            serde_json::json!({"deleted": n, "anchor": anchor}),
+        )?;
+        Ok(n)
+    })
 }

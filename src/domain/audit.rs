@@ -38,6 +38,7 @@ pub enum AuditAction {
     RoleDeleted,
     SettingsChanged,
     AuditVerified,
+    AuditPruned,
 }
 
 impl AuditAction {
@@ -79,6 +80,7 @@ impl AuditAction {
         Self::RoleDeleted,
         Self::SettingsChanged,
         Self::AuditVerified,
+        Self::AuditPruned,
     ];
 
     pub fn name(self) -> &'static str {
@@ -119,6 +121,7 @@ impl AuditAction {
             Self::RoleDeleted => "role.deleted",
             Self::SettingsChanged => "settings.changed",
             Self::AuditVerified => "audit.verified",
+            Self::AuditPruned => "audit.pruned",
         }
     }
 }

@@ -118,3 +118,50 @@ async fn two_instances_appending_at_once_leave_one_valid_chain() {
         v => panic!("concurrent appends broke the chain: {v:?}"),
     }
 }
+
+#[tokio::test]
+async fn retention_prunes_the_oldest_and_the_rest_still_verifies() {
+    let app = spawn_app().await;
+    activity(&app).await;
+    app.clock.advance(3 * 86_400);
+    app.browser().login_ok("eve@example.com").await;
+    let now = app.clock.now();
+    let pruned = app
+        .state
+        .db
+        .run(move |c| {
+            portcullis::auth::audit::prune(
+                c,
+                &portcullis::auth::audit::AuditCtx::cli(),
+                now - 86_400,
+                now,
+            )
+            .map_err(portcullis::db::DbError::from)
+        })
+        .await
+        .unwrap();
+    assert!(pruned >= 5, "{pruned}");
+    let events = app.audit().await;
+    assert!(events.iter().all(|e| e.created_at >= now - 86_400));
+    let note = events
+        .iter()
+        .find(|e| e.event == "audit.pruned")
+        .expect("pruning is recorded");
+    assert!(note.details.contains("anchor"));
+    assert!(matches!(verdict(&app).await, ChainVerdict::Intact { .. }));
+    let (ok, out, err) = portcullis(
+        app.data_dir.path(),
+        &app.config.database_url,
+        &["audit", "verify"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("intact"));
+
+    // Deleting the oldest remaining event is still caught: the next one no longer
+    // follows the anchor.
+    let oldest = events.iter().map(|e| e.id).min().unwrap();
+    let q = format!("DELETE FROM audit_events WHERE id = {oldest}");
+    sql(&app, Box::leak(q.into_boxed_str())).await;
+    assert!(matches!(verdict(&app).await, ChainVerdict::Broken { .. }));
+}
