@@ -258,7 +258,7 @@ fn spawn_background(state: web::Data<AppState>, mut shutdown: watch::Receiver<bo
             }
             state.throttle.prune();
             let days = state.config.audit_retention_days;
-            if days > 0 && ticks % 240 == 0 {
+            if days > 0 && ticks.is_multiple_of(240) {
                 let now = state.clock.now();
                 let ctx = crate::auth::audit::AuditCtx::cli();
                 let pruned = state
