@@ -196,3 +196,120 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     // New connections are refused once it is gone.
     assert!(reqwest::get(format!("{base}/healthz")).await.is_err());
 }
+
+/// A real server process on `dir` and `db`, started and waited for.
+async fn serve(dir: &std::path::Path, db: &str, port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORTCULLIS_DATA_DIR", dir)
+        .env("DATABASE_URL", db)
+        .env("PORTCULLIS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PORTCULLIS_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", "100000")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the server to start", async || {
+        reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    child
+}
+
+#[tokio::test]
+async fn kill_9_during_writes_leaves_a_clean_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    let port = free_port();
+    let mut server = serve(dir.path(), &db, port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    // Writers: registrations and failed sign-ins (each a transaction with audit events).
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let b = Browser {
+                base,
+                client: reqwest::Client::builder()
+                    .cookie_store(true)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap(),
+                jar: Default::default(),
+            };
+            for i in 0.. {
+                let Ok(page) = b.client.get(format!("{}/register", b.base)).send().await else {
+                    break;
+                };
+                let Ok(html) = page.text().await else { break };
+                let Some(token) = html
+                    .split("name=\"csrf_token\" value=\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                else {
+                    break;
+                };
+                let email = format!("w{w}n{i}@example.com");
+                let form = [
+                    ("csrf_token", token),
+                    ("email", email.as_str()),
+                    ("password", PASSWORD),
+                ];
+                if b.client
+                    .post(format!("{}/register", b.base))
+                    .form(&form)
+                    .send()
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill().unwrap(); // SIGKILL: no shutdown code runs.
+    server.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    // The next start is clean: migrations, the chain, and every user complete.
+    let mut server = serve(dir.path(), &db, port).await;
+    let (ok, out, err) = crate::cli::portcullis(dir.path(), &db, &["audit", "verify"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("intact"), "{out}");
+    // A registration writes the user, its audit event and its verification mail in one
+    // transaction: after the kill, all three agree.
+    let check = portcullis::db::Db::connect(&db).unwrap();
+    let (users, registered, mails) = check
+        .run(|c| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::audit_events as a;
+            let users = portcullis::db::repo::users::count(c)?;
+            let registered: i64 = a::table
+                .filter(a::event.eq("user.registered"))
+                .filter(a::outcome.eq("success"))
+                .count()
+                .get_result(c)?;
+            let mails = portcullis::db::repo::outbox::all(c)?.len() as i64;
+            Ok::<_, portcullis::db::DbError>((users, registered, mails))
+        })
+        .await
+        .unwrap();
+    assert!(users > 0, "some registrations went through");
+    assert_eq!(users, registered);
+    assert_eq!(users, mails);
+    assert_eq!(
+        reqwest::get(format!("{base}/login"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
