@@ -36,6 +36,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(webauthn_login::passkey_finish),
         )
         .route("/login/reauth", web::get().to(reauth::form))
+        .route(
+            "/login/reauth/webauthn/start",
+            web::post().to(reauth::key_start),
+        )
+        .route(
+            "/login/reauth/webauthn/finish",
+            web::post().to(reauth::key_finish),
+        )
         .route("/login/reauth", web::post().to(reauth::submit))
         .route("/account/totp", web::get().to(totp::show))
         .route("/account/totp", web::post().to(totp::enable))

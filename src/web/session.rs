@@ -81,6 +81,7 @@ pub fn update(session: &Session, who: &SignedIn) {
 pub const WEBAUTHN_REG_KEY: &str = "webauthn_reg";
 pub const WEBAUTHN_MFA_KEY: &str = "webauthn_mfa";
 pub const PASSKEY_LOGIN_KEY: &str = "passkey_login";
+pub const WEBAUTHN_REAUTH_KEY: &str = "webauthn_reauth";
 pub const CEREMONY_SECS: i64 = 300;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

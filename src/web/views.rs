@@ -211,6 +211,8 @@ pub struct ReauthPage {
     pub next: String,
     /// The account has an authenticator app: ask for a code too.
     pub code: bool,
+    /// The account has a security key or passkey: offer it instead.
+    pub webauthn: bool,
     pub error: Option<String>,
 }
 

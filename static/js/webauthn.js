@@ -152,6 +152,17 @@
       });
   }
 
+  function reauth(form) {
+    var csrf = csrfOf(form);
+    return post("/login/reauth/webauthn/start", csrf)
+      .then(function (options) {
+        return navigator.credentials.get({ publicKey: requestOptions(options) });
+      })
+      .then(function (cred) {
+        return post("/login/reauth/webauthn/finish", csrf, { credential: assertionJSON(cred), next: nextOf(form) });
+      });
+  }
+
   // One passkey request at a time: the autofill one is aborted before a button press.
   var pending = null;
 
@@ -192,6 +203,8 @@
           run = register(form, kind);
         } else if (mode === "mfa") {
           run = secondFactor(form);
+        } else if (mode === "reauth") {
+          run = reauth(form);
         } else {
           run = passkey(form, false);
         }

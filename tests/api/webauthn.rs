@@ -445,3 +445,57 @@ async fn on_an_ip_address_everything_but_webauthn_works() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().contains("domain name"));
 }
+
+#[tokio::test]
+async fn a_security_key_confirms_it_is_you_instead_of_the_password() {
+    let app = spawn_app().await;
+    app.create_user("kai@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("kai@example.com").await;
+    let mut key = SoftPasskey::new(true);
+    let id = add_key(&app, &b, &mut key, "security_key", "Mine").await;
+    use base64::Engine;
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id);
+
+    app.clock.advance(660);
+    let p = b
+        .submit(
+            "/account/security-keys",
+            "/account/security-keys/remove",
+            &[("id", &id)],
+        )
+        .await;
+    assert_redirect(&p, "/login/reauth?next=%2Faccount%2Fsecurity%2Dkeys");
+    let page = b.get("/login/reauth?next=%2Faccount%2Fsecurity-keys").await;
+    assert!(page.body.contains("Use a security key"));
+    let csrf = page.csrf();
+
+    let (status, options) = b
+        .post_json("/login/reauth/webauthn/start", &csrf, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{options}");
+    let rcr: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+    let cred = key.do_authentication(origin(&app), rcr).unwrap();
+    let (status, body) = b
+        .post_json(
+            "/login/reauth/webauthn/finish",
+            &csrf,
+            json!({"credential": cred, "next": "/account/security-keys"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["redirect"], "/account/security-keys");
+    assert!(
+        app.audit_names()
+            .await
+            .contains(&"reauth.succeeded".to_string())
+    );
+    let p = b
+        .submit(
+            "/account/security-keys",
+            "/account/security-keys/remove",
+            &[("id", &id)],
+        )
+        .await;
+    assert_redirect(&p, "/account/security-keys?done=removed");
+}

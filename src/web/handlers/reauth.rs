@@ -15,7 +15,7 @@ use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
-use crate::web::session::update;
+use crate::web::session::{Ceremony, WEBAUTHN_REAUTH_KEY, take_ceremony, update};
 use crate::web::views::{ReauthPage, render};
 
 #[derive(Deserialize)]
@@ -40,16 +40,121 @@ async fn needs_code(ctx: &Ctx, uid: &str) -> Result<bool, AppError> {
 
 pub async fn form(ctx: Ctx, q: web::Query<NextQuery>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?.clone();
-    let code = needs_code(&ctx, &u.uid).await?;
+    let factors = crate::auth::mfa::status(&ctx.state.db, &u.uid).await?;
     Ok(render(
         StatusCode::OK,
         &ReauthPage {
             chrome: ctx.chrome(),
             next: safe_next(q.next.as_deref()),
-            code,
+            code: factors.totp,
+            webauthn: factors.webauthn && ctx.state.webauthn.is_some(),
             error: None,
         },
     ))
+}
+
+#[derive(Deserialize)]
+pub struct KeyFinish {
+    credential: webauthn_rs::prelude::PublicKeyCredential,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Step-up with a security key or passkey instead of the password: the ceremony
+/// requires user verification, so the key alone is two factors.
+pub async fn key_start(ctx: Ctx, req: actix_web::HttpRequest) -> HttpResponse {
+    let run = async {
+        let u = ctx.require_user()?.clone();
+        ctx.check_csrf(&super::security_keys::header_token(&req))?;
+        let st = &ctx.state;
+        st.throttle
+            .login_attempt(ctx.ip)
+            .await
+            .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+        let Some((options, state)) =
+            crate::auth::webauthn::start_authentication(&st.db, st.webauthn()?, &u.uid).await?
+        else {
+            return Err(AppError::BadRequest(
+                "There is no security key on this account.".into(),
+            ));
+        };
+        let c = Ceremony {
+            state,
+            at: st.clock.now(),
+            kind: String::new(),
+            name: String::new(),
+        };
+        ctx.session
+            .insert(WEBAUTHN_REAUTH_KEY, &c)
+            .map_err(|e| InternalError::Other(e.to_string()))?;
+        Ok(HttpResponse::Ok().json(options))
+    };
+    run.await.unwrap_or_else(|e: AppError| e.json_response())
+}
+
+pub async fn key_finish(
+    ctx: Ctx,
+    req: actix_web::HttpRequest,
+    body: web::Json<KeyFinish>,
+) -> HttpResponse {
+    let run = async {
+        let mut u = ctx.require_user()?.clone();
+        ctx.check_csrf(&super::security_keys::header_token(&req))?;
+        let st = &ctx.state;
+        let Some(c) = take_ceremony::<webauthn_rs::prelude::PasskeyAuthentication>(
+            &ctx.session,
+            WEBAUTHN_REAUTH_KEY,
+            st.clock.now(),
+        ) else {
+            return Err(AppError::BadRequest(
+                "That took too long. Try again.".into(),
+            ));
+        };
+        let ok = crate::auth::webauthn::finish_authentication(
+            &st.db,
+            &st.clock,
+            st.webauthn()?,
+            &u.uid,
+            &body.credential,
+            &c.state,
+            &ctx.audit(),
+        )
+        .await?;
+        let (audit, now, uid) = (ctx.audit(), st.clock.now(), u.uid.clone());
+        let (action, outcome) = if ok {
+            (AuditAction::StepUpSucceeded, Outcome::Success)
+        } else {
+            (AuditAction::StepUpFailed, Outcome::Failure)
+        };
+        st.db
+            .run(move |c| {
+                record(
+                    c,
+                    &audit,
+                    now,
+                    action,
+                    outcome,
+                    Some(&uid),
+                    json!({"method": "hwk"}),
+                )
+                .map_err(InternalError::from)
+            })
+            .await?;
+        if !ok {
+            st.throttle.account_failed(&u.email.to_lowercase()).await;
+            return Err(AppError::Forbidden(
+                "That security key could not be verified for this account.".into(),
+            ));
+        }
+        u.auth_at = now;
+        if !u.amr.iter().any(|m| m == "hwk") {
+            u.amr.push("hwk".into());
+        }
+        update(&ctx.session, &u);
+        ctx.session.renew();
+        Ok(HttpResponse::Ok().json(json!({ "redirect": safe_next(body.next.as_deref()) })))
+    };
+    run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
 
 pub async fn submit(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpResponse, AppError> {
@@ -112,6 +217,7 @@ pub async fn submit(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespons
                 chrome: ctx.chrome(),
                 next,
                 code,
+                webauthn: false,
                 error: Some("That did not match. Try again.".into()),
             },
         ));
