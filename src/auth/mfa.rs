@@ -227,16 +227,18 @@ pub async fn verify(
     db: &Db,
     clock: &Clock,
     keys: &MfaKeys,
+    mail: &MailCtx,
     user_id: &str,
     code: &str,
     ctx: &AuditCtx,
 ) -> Result<Option<Method>, InternalError> {
     let now = clock.now();
-    let (uid, keys2, code2, ctx2) = (
+    let (uid, keys2, code2, ctx2, mail) = (
         user_id.to_string(),
         keys.clone(),
         code.to_string(),
         ctx.clone(),
+        mail.clone(),
     );
     db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| {
@@ -264,6 +266,17 @@ pub async fn verify(
                     Some(&uid),
                     json!({"left": left}),
                 )?;
+                // The owner hears of it: a used recovery code may be a stolen one.
+                let user = users::find(c, &uid)?.ok_or(diesel::result::Error::NotFound)?;
+                let notice = crate::mail::messages::RecoveryCodeUsed {
+                    base: mail.base.clone(),
+                    email: user.email.clone(),
+                    left,
+                };
+                let rendered = notice
+                    .render_all()
+                    .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
+                enqueue(c, &user.email, rendered, now)?;
             }
             let (action, outcome) = match method {
                 Some(_) => (AuditAction::MfaSucceeded, Outcome::Success),

@@ -116,6 +116,12 @@ message!(
     "email/method_added/body.html"
 );
 message!(
+    RecoveryCodeUsed { left: i64 },
+    "email/recovery_code_used/subject.txt",
+    "email/recovery_code_used/body.txt",
+    "email/recovery_code_used/body.html"
+);
+message!(
     MethodRemoved { method: String },
     "email/method_removed/subject.txt",
     "email/method_removed/body.txt",

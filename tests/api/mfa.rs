@@ -214,6 +214,13 @@ async fn recovery_codes_work_once_each() {
             .await
             .contains(&"recovery_code.used".to_string())
     );
+    // The owner is told, with how many are left. (Enrolment sent one notice already.)
+    let mail = app.wait_for_outbox(2).await;
+    assert!(
+        mail.iter()
+            .any(|m| m.contains("A recovery code was just used") && m.contains("9 unused")),
+        "{mail:?}"
+    );
 
     let c2 = app.browser();
     let page = password_step(&c2, "rec@example.com").await;

@@ -124,7 +124,18 @@ pub async fn submit(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpResponse,
     throttle(&ctx, &p).await?;
     let mut audit = ctx.audit();
     audit.actor_id = Some(p.uid.clone());
-    match verify(&st.db, &st.clock, &st.mfa_keys, &p.uid, &form.code, &audit).await? {
+    let verified = verify(
+        &st.db,
+        &st.clock,
+        &st.mfa_keys,
+        &st.mail,
+        &p.uid,
+        &form.code,
+        &audit,
+    )
+    .await?;
+    st.mail_wake.notify_one();
+    match verified {
         Some(method) => {
             let label = match method {
                 crate::auth::mfa::Method::Totp => "totp",

@@ -190,6 +190,7 @@ pub async fn submit(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespons
             &st.db,
             &st.clock,
             &st.mfa_keys,
+            &st.mail,
             &u.uid,
             &form.code,
             &ctx.audit(),
