@@ -38,6 +38,64 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// OAuth / OpenID Connect clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Register a client; prints client_id=… and, for a confidential client, client_secret=… (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A public client (no secret; PKCE required).
+        #[arg(long)]
+        public: bool,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// First-party: no consent page.
+        #[arg(long)]
+        skip_consent: bool,
+    },
+}
+
+pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<String> {
+    let db = crate::startup::open_database(config)?;
+    match cmd {
+        ClientCommand::Create {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            public,
+            scopes,
+            grants,
+            skip_consent,
+        } => {
+            let new = crate::auth::oidc::NewClient {
+                name,
+                redirect_uris,
+                post_logout_redirect_uris,
+                public,
+                scopes,
+                grants,
+                skip_consent,
+            };
+            match crate::auth::oidc::create_client(&db, &Clock::system(), new, &AuditCtx::cli())
+                .await?
+            {
+                Ok((id, Some(secret))) => Ok(format!("client_id={id}\nclient_secret={secret}")),
+                Ok((id, None)) => Ok(format!("client_id={id}")),
+                Err(msg) => anyhow::bail!("{msg}"),
+            }
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub forward_auth_allowed_domains: Option<Vec<String>>,
     pub metrics_token: Option<String>,
     pub audit_retention_days: Option<i64>,
+    pub access_token_ttl_secs: Option<i64>,
     pub password_min_length: Option<usize>,
     pub argon2_memory_kib: Option<u32>,
     pub argon2_iterations: Option<u32>,
@@ -75,6 +76,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ),
     ("PORTCULLIS_METRICS_TOKEN", "metrics_token"),
     ("PORTCULLIS_AUDIT_RETENTION_DAYS", "audit_retention_days"),
+    ("PORTCULLIS_ACCESS_TOKEN_TTL_SECS", "access_token_ttl_secs"),
     ("PORTCULLIS_PASSWORD_MIN_LENGTH", "password_min_length"),
     ("PORTCULLIS_ARGON2_MEMORY_KIB", "argon2_memory_kib"),
     ("PORTCULLIS_ARGON2_ITERATIONS", "argon2_iterations"),
@@ -187,6 +189,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Keep audit events this many days; 0 keeps them forever.
     pub audit_retention_days: i64,
+    /// Lifetime of OAuth access tokens.
+    pub access_token_ttl_secs: i64,
     pub password_min_length: usize,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -282,6 +286,7 @@ fn apply_env(file: &mut FileConfig, env: &[(String, String)]) -> Result<(), Conf
             "forward_auth_allowed_domains" => file.forward_auth_allowed_domains = Some(list()),
             "metrics_token" => file.metrics_token = Some(v.clone()),
             "audit_retention_days" => file.audit_retention_days = Some(num(name)? as i64),
+            "access_token_ttl_secs" => file.access_token_ttl_secs = Some(num(name)? as i64),
             "trusted_proxies" => file.trusted_proxies = Some(list()),
             "password_min_length" => file.password_min_length = Some(num(name)? as usize),
             "argon2_memory_kib" => file.argon2_memory_kib = Some(num(name)? as u32),
@@ -410,6 +415,10 @@ impl FileConfig {
             forward_auth_allowed_domains: forward_domains,
             metrics_token: self.metrics_token.filter(|t| !t.is_empty()),
             audit_retention_days: self.audit_retention_days.unwrap_or(0).max(0),
+            access_token_ttl_secs: positive(
+                "access_token_ttl_secs",
+                self.access_token_ttl_secs.unwrap_or(600),
+            )?,
             password_min_length: min_len,
             argon2_memory_kib: self.argon2_memory_kib.unwrap_or(19456),
             argon2_iterations: self.argon2_iterations.unwrap_or(2),

@@ -36,5 +36,9 @@ async fn main() {
             Ok(msg) => println!("{msg}"),
             Err(e) => fail(e),
         },
+        Command::Client(cmd) => match portcullis::cli::run_client(&config, cmd).await {
+            Ok(msg) => println!("{msg}"),
+            Err(e) => fail(e),
+        },
     }
 }

@@ -147,6 +147,7 @@ impl Application {
         };
         let state = web::Data::new(AppState {
             webauthn,
+            oidc_sealer: crate::keys::Sealer::new(&master, "oidc-signing-keys"),
             csrf_key: master.derive::<32>("csrf"),
             mail: MailCtx {
                 base: config.base_url(),

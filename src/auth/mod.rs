@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod login;
 pub mod mfa;
+pub mod oidc;
 pub mod password;
 pub mod rbac;
 pub mod recovery;

@@ -197,6 +197,8 @@ pub mod locks {
     pub const FIRST_ADMIN: i64 = 0x706f_7274_0001;
     /// Appends to the audit hash chain: one writer at a time across instances.
     pub const AUDIT_CHAIN: i64 = 0x706f_7274_0002;
+    /// Creating the OIDC signing key: one key, whichever instance comes first.
+    pub const SIGNING_KEY: i64 = 0x706f_7274_0003;
 }
 
 /// Runs `f` in a write transaction, or directly when the caller already opened one.

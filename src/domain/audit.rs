@@ -39,6 +39,9 @@ pub enum AuditAction {
     SettingsChanged,
     AuditVerified,
     AuditPruned,
+    ClientCreated,
+    ConsentGranted,
+    TokenIssued,
 }
 
 impl AuditAction {
@@ -81,6 +84,9 @@ impl AuditAction {
         Self::SettingsChanged,
         Self::AuditVerified,
         Self::AuditPruned,
+        Self::ClientCreated,
+        Self::ConsentGranted,
+        Self::TokenIssued,
     ];
 
     pub fn name(self) -> &'static str {
@@ -122,6 +128,9 @@ impl AuditAction {
             Self::SettingsChanged => "settings.changed",
             Self::AuditVerified => "audit.verified",
             Self::AuditPruned => "audit.pruned",
+            Self::ClientCreated => "client.created",
+            Self::ConsentGranted => "consent.granted",
+            Self::TokenIssued => "token.issued",
         }
     }
 }

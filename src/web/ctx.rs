@@ -94,7 +94,7 @@ impl Ctx {
     /// The signed-in user, or a redirect to sign in and come back here.
     pub fn require_user(&self) -> Result<&SignedIn, AppError> {
         self.user.as_ref().ok_or_else(|| AppError::SignInRequired {
-            next: if self.path.len() <= 1024 {
+            next: if self.path.len() <= 2048 {
                 self.path.clone()
             } else {
                 "/account".into()

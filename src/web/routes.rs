@@ -5,8 +5,8 @@ use actix_web::{HttpResponse, web};
 
 use super::error::AppError;
 use super::handlers::{
-    account, admin, admin_audit, admin_roles, forward, health, home, login, logout, mfa, password,
-    reauth, register, security_keys, sessions, setup, totp, verify, webauthn_login,
+    account, admin, admin_audit, admin_roles, forward, health, home, login, logout, mfa, oidc,
+    password, reauth, register, security_keys, sessions, setup, totp, verify, webauthn_login,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -95,6 +95,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/account/sessions/revoke-others",
             web::post().to(sessions::revoke_others),
         )
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(oidc::discovery),
+        )
+        .route("/oauth/jwks", web::get().to(oidc::jwks))
+        .route("/oauth/authorize", web::get().to(oidc::authorize))
+        .route("/oauth/authorize", web::post().to(oidc::consent))
+        .route("/oauth/token", web::post().to(oidc::token))
+        .route("/oauth/userinfo", web::get().to(oidc::userinfo))
         .route("/auth/forward", web::get().to(forward::check))
         .route("/auth/forward/return", web::get().to(forward::back))
         .route("/account/activity", web::get().to(admin_audit::activity))

@@ -28,6 +28,8 @@ pub struct AppState {
     /// The WebAuthn relying party (id and origin from the public URL); None when the
     /// public URL's host cannot be one (an IP address).
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// Seals the OIDC signing keys' private parts.
+    pub oidc_sealer: crate::keys::Sealer,
 }
 
 impl AppState {

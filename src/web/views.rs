@@ -370,3 +370,13 @@ pub struct AdminSettingsPage {
     pub notice: Option<String>,
     pub error: Option<String>,
 }
+
+#[derive(Template)]
+#[template(path = "auth/consent.html")]
+pub struct ConsentPage {
+    pub chrome: Chrome,
+    pub app: String,
+    pub scopes: Vec<String>,
+    /// The authorization request, carried through the form unchanged.
+    pub hidden: Vec<(String, String)>,
+}

@@ -232,3 +232,65 @@ fn unknown_configuration_is_an_error_naming_the_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("PORTCULLIS_LISTN"));
 }
+
+#[tokio::test]
+async fn operator_registers_oauth_clients_from_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    let (ok, out, err) = portcullis(
+        dir.path(),
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Wiki",
+            "--redirect-uri",
+            "https://wiki.example/cb",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l.starts_with("client_id=")), "{out}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret="))
+        .expect("a confidential client gets its secret once");
+    assert!(secret.len() >= 43, "32 random bytes, base64url");
+
+    let (ok, out, _) = portcullis(
+        dir.path(),
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "SPA",
+            "--redirect-uri",
+            "https://spa.example/cb",
+            "--public",
+        ],
+        None,
+    );
+    assert!(ok);
+    assert!(
+        !out.contains("client_secret="),
+        "a public client has no secret"
+    );
+
+    let (ok, _, err) = portcullis(
+        dir.path(),
+        &db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Bad",
+            "--redirect-uri",
+            "not a url",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("not an absolute"), "{err}");
+}

@@ -87,7 +87,9 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     LazyLock::force(&TRACING);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut f = opts.file;
-    f.listen = Some("127.0.0.1:0".into());
+    if f.listen.is_none() {
+        f.listen = Some("127.0.0.1:0".into());
+    }
     f.data_dir = Some(dir.path().display().to_string());
     if f.database_url.is_none() {
         f.database_url = Some(database_url(dir.path()));

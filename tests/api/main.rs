@@ -15,6 +15,7 @@ mod login;
 mod metrics;
 mod mfa;
 mod multi;
+mod oidc;
 mod register;
 mod security;
 mod sessions;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod directory;
 pub mod mfa;
+pub mod oauth;
 pub mod outbox;
 pub mod roles;
 pub mod session_state;
