@@ -316,37 +316,17 @@ pub async fn set_role(
             let Some(user) = users::find_by_email(c, &norm)? else {
                 return Ok(Err(AccountError::NoSuchUser));
             };
-            if !roles::exists(c, &role)? {
-                return Ok(Err(AccountError::NoSuchRole(role.clone())));
-            }
-            let changed = if assign {
-                roles::assign(c, &user.id, &role, now)?
-            } else {
-                if role == "admin"
-                    && roles::of_user(c, &user.id)?.iter().any(|r| r == "admin")
-                    && roles::holders_count(c, "admin")? <= 1
-                {
-                    return Ok(Err(AccountError::LastAdmin(user.email.clone())));
-                }
-                roles::unassign(c, &user.id, &role)?
-            };
-            if changed {
-                let action = if assign {
-                    AuditAction::RoleAssigned
-                } else {
-                    AuditAction::RoleRemoved
-                };
-                record(
-                    c,
-                    &ctx,
-                    now,
-                    action,
-                    Outcome::Success,
-                    Some(&user.id),
-                    json!({"role": role}),
-                )?;
-            }
-            Ok(Ok(changed))
+            Ok(
+                super::admin::change_role(c, &user.id, &role, assign, None, &ctx, now)?.map_err(
+                    |e| match e {
+                        super::admin::AdminError::LastAdmin => {
+                            AccountError::LastAdmin(user.email.clone())
+                        }
+                        super::admin::AdminError::NoSuchRole(r) => AccountError::NoSuchRole(r),
+                        _ => AccountError::NoSuchUser,
+                    },
+                ),
+            )
         })
         .map_err(|e: diesel::result::Error| InternalError::from(e))
     })

@@ -99,44 +99,62 @@ pub async fn set_role(
     );
     db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| {
-            if users::find(c, &uid)?.is_none() {
-                return Ok(Err(AdminError::NoSuchUser));
-            }
-            if !roles::exists(c, &role)? {
-                return Ok(Err(AdminError::NoSuchRole(role.clone())));
-            }
-            if !may_grant(&held, &permissions_of_role(c, &role)?) {
-                return Ok(Err(AdminError::Escalation(role.clone())));
-            }
-            let changed = if assign {
-                roles::assign(c, &uid, &role, now)?
-            } else {
-                if role == "admin" && is_last_admin(c, &uid)? {
-                    return Ok(Err(AdminError::LastAdmin));
-                }
-                roles::unassign(c, &uid, &role)?
-            };
-            if changed {
-                let action = if assign {
-                    AuditAction::RoleAssigned
-                } else {
-                    AuditAction::RoleRemoved
-                };
-                record(
-                    c,
-                    &ctx,
-                    now,
-                    action,
-                    Outcome::Success,
-                    Some(&uid),
-                    json!({"role": role}),
-                )?;
-            }
-            Ok(Ok(changed))
+            change_role(c, &uid, &role, assign, Some(&held), &ctx, now)
         })
         .map_err(|e: diesel::result::Error| InternalError::from(e))
     })
     .await
+}
+
+/// Assigns or removes a role, in the caller's write transaction; audited when it
+/// changed something. `held` are the actor's permissions (no escalation); `None` is
+/// the operator's shell, which may hand out anything. The last enabled admin keeps
+/// `admin` either way.
+pub(crate) fn change_role(
+    c: &mut crate::db::AnyConnection,
+    uid: &str,
+    role: &str,
+    assign: bool,
+    held: Option<&BTreeSet<Permission>>,
+    ctx: &AuditCtx,
+    now: i64,
+) -> diesel::QueryResult<Result<bool, AdminError>> {
+    if users::find(c, uid)?.is_none() {
+        return Ok(Err(AdminError::NoSuchUser));
+    }
+    if !roles::exists(c, role)? {
+        return Ok(Err(AdminError::NoSuchRole(role.to_string())));
+    }
+    if let Some(held) = held
+        && !may_grant(held, &permissions_of_role(c, role)?)
+    {
+        return Ok(Err(AdminError::Escalation(role.to_string())));
+    }
+    let changed = if assign {
+        roles::assign(c, uid, role, now)?
+    } else {
+        if role == "admin" && is_last_admin(c, uid)? {
+            return Ok(Err(AdminError::LastAdmin));
+        }
+        roles::unassign(c, uid, role)?
+    };
+    if changed {
+        let action = if assign {
+            AuditAction::RoleAssigned
+        } else {
+            AuditAction::RoleRemoved
+        };
+        record(
+            c,
+            ctx,
+            now,
+            action,
+            Outcome::Success,
+            Some(uid),
+            json!({"role": role}),
+        )?;
+    }
+    Ok(Ok(changed))
 }
 
 /// Disables (and signs out everywhere at once) or enables an account.

@@ -373,16 +373,41 @@ pub async fn list(db: &Db, user_id: &str) -> Result<Vec<repo::StoredCredential>,
         .await
 }
 
-pub async fn rename(db: &Db, user_id: &str, id: &str, name: &str) -> Result<bool, InternalError> {
+pub async fn rename(
+    db: &Db,
+    clock: &Clock,
+    user_id: &str,
+    id: &str,
+    name: &str,
+    ctx: &AuditCtx,
+) -> Result<bool, InternalError> {
     if !valid_name(name) {
         return Ok(false);
     }
     let name = name.trim().to_string();
-    let (u, i) = (user_id.to_string(), id.to_string());
+    let (u, i, ctx, now) = (
+        user_id.to_string(),
+        id.to_string(),
+        ctx.clone(),
+        clock.now(),
+    );
     db.run(move |c| {
-        repo::rename(c, &u, &i, &name)
-            .map(|n| n == 1)
-            .map_err(InternalError::from)
+        crate::db::conn::write_transaction(c, |c| {
+            let renamed = repo::rename(c, &u, &i, &name)? == 1;
+            if renamed {
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::WebauthnRenamed,
+                    Outcome::Success,
+                    Some(&u),
+                    json!({"name": name}),
+                )?;
+            }
+            Ok::<_, diesel::result::Error>(renamed)
+        })
+        .map_err(InternalError::from)
     })
     .await
 }

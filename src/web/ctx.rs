@@ -34,6 +34,8 @@ pub struct Ctx {
     /// Path and query of this request, to come back to after signing in.
     pub path: String,
     seed: String,
+    /// The CSRF token of a script's request (JSON bodies carry it in a header).
+    csrf_header: String,
 }
 
 impl FromRequest for Ctx {
@@ -74,6 +76,12 @@ impl Ctx {
             .map(|r| r.0.clone())
             .unwrap_or_default();
         let seed = ext.get::<Seed>().map(|s| s.0.clone()).unwrap_or_default();
+        let csrf_header = req
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         drop(ext);
         let path = match req.uri().path_and_query() {
             Some(pq) => pq.as_str().to_string(),
@@ -88,6 +96,7 @@ impl Ctx {
             request_id,
             path,
             seed,
+            csrf_header,
         })
     }
 
@@ -170,6 +179,11 @@ impl Ctx {
             ));
         }
         Ok(())
+    }
+
+    /// `check_csrf` for a script's JSON request: the token is in `x-csrf-token`.
+    pub fn check_csrf_header(&self) -> Result<(), AppError> {
+        self.check_csrf(&self.csrf_header)
     }
 
     pub fn audit(&self) -> AuditCtx {

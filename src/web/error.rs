@@ -96,23 +96,24 @@ impl AppError {
 }
 
 impl AppError {
-    /// The same error for a script (the WebAuthn endpoints): a status and a JSON body
-    /// `{"error": …, "redirect": …}` the page can show or follow.
-    pub fn json_response(&self) -> HttpResponse {
-        let redirect = match self {
-            AppError::SignInRequired { next } | AppError::StepUpRequired { next } => {
-                let page = match self {
-                    AppError::StepUpRequired { .. } => "/login/reauth",
-                    _ => "/login",
-                };
-                Some(format!(
-                    "{page}?next={}",
-                    percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
-                ))
+    /// Where a sign-in, step-up or redirect error sends the browser.
+    fn location(&self) -> Option<String> {
+        match self {
+            AppError::SignInRequired { next } => {
+                Some(format!("/login?next={}", super::url_encode(next)))
+            }
+            AppError::StepUpRequired { next } => {
+                Some(format!("/login/reauth?next={}", super::url_encode(next)))
             }
             AppError::Redirect(to) => Some(to.clone()),
             _ => None,
-        };
+        }
+    }
+
+    /// The same error for a script (the WebAuthn endpoints): a status and a JSON body
+    /// `{"error": …, "redirect": …}` the page can show or follow.
+    pub fn json_response(&self) -> HttpResponse {
+        let redirect = self.location();
         if let AppError::Internal(e) = self {
             tracing::error!(request_id = %request_id::current(), error = %e, "internal error");
         }
@@ -160,20 +161,7 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let request_id = request_id::current();
-        if let AppError::Redirect(to) = self {
-            return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, to.as_str()))
-                .finish();
-        }
-        if let AppError::SignInRequired { next } | AppError::StepUpRequired { next } = self {
-            let page = match self {
-                AppError::StepUpRequired { .. } => "/login/reauth",
-                _ => "/login",
-            };
-            let loc = format!(
-                "{page}?next={}",
-                percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
-            );
+        if let Some(loc) = self.location() {
             return HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, loc))
                 .finish();

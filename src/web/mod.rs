@@ -13,3 +13,8 @@ pub mod session;
 pub mod session_store;
 pub mod state;
 pub mod views;
+
+/// Percent-encodes a query value (everything but ASCII letters and digits).
+pub fn url_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

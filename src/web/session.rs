@@ -95,6 +95,28 @@ pub struct Ceremony<T> {
     pub name: String,
 }
 
+impl<T> Ceremony<T> {
+    pub fn new(state: T, at: i64) -> Self {
+        Self {
+            state,
+            at,
+            kind: String::new(),
+            name: String::new(),
+        }
+    }
+}
+
+/// Keeps a ceremony's state in the session until `take_ceremony`.
+pub fn put_ceremony<T: Serialize>(
+    session: &Session,
+    key: &str,
+    ceremony: &Ceremony<T>,
+) -> Result<(), crate::auth::InternalError> {
+    session
+        .insert(key, ceremony)
+        .map_err(|e| crate::auth::InternalError::Other(e.to_string()))
+}
+
 pub fn take_ceremony<T: serde::de::DeserializeOwned>(
     session: &Session,
     key: &str,

@@ -320,6 +320,11 @@ async fn removing_a_key_needs_a_recent_sign_in_and_sends_a_notice() {
         )
         .await;
     assert_redirect(&p, "/account/security-keys?done=renamed");
+    assert!(
+        app.audit_names()
+            .await
+            .contains(&"webauthn.renamed".to_string())
+    );
 
     // Eleven minutes later, removal asks to confirm it is you first.
     app.clock.advance(660);

@@ -13,6 +13,7 @@ use crate::db::repo::{directory, roles, users};
 use crate::web::client::describe_browser;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::url_encode as enc;
 use crate::web::views::{
     AdminHomePage, AdminUserPage, AdminUsersPage, EventRow, KeyRow, SessionView, UserRow, render,
     when,
@@ -55,10 +56,6 @@ pub struct UsersQuery {
     #[serde(default)]
     mfa: String,
     after: Option<String>,
-}
-
-fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 pub async fn users(ctx: Ctx, q: web::Query<UsersQuery>) -> Result<HttpResponse, AppError> {

@@ -14,6 +14,7 @@ use crate::domain::audit::AuditAction;
 use crate::domain::export;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::url_encode as enc;
 use crate::web::views::{ActivityPage, AdminAuditPage, render};
 
 const PAGE_SIZE: i64 = 50;
@@ -37,10 +38,6 @@ pub struct AuditQuery {
     before: Option<i64>,
     #[serde(default)]
     format: String,
-}
-
-fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// Midnight UTC of a `YYYY-MM-DD` date.

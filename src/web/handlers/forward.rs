@@ -11,14 +11,11 @@ use crate::db::repo::{roles, users};
 use crate::domain::forward::allowed_return;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::url_encode as enc;
 
 #[derive(Deserialize)]
 pub struct ForwardQuery {
     rd: Option<String>,
-}
-
-fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 pub async fn check(ctx: Ctx, q: web::Query<ForwardQuery>) -> Result<HttpResponse, AppError> {

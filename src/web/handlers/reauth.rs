@@ -15,7 +15,7 @@ use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
-use crate::web::session::{Ceremony, WEBAUTHN_REAUTH_KEY, take_ceremony, update};
+use crate::web::session::{Ceremony, WEBAUTHN_REAUTH_KEY, put_ceremony, take_ceremony, update};
 use crate::web::views::{ReauthPage, render};
 
 #[derive(Deserialize)]
@@ -62,10 +62,10 @@ pub struct KeyFinish {
 
 /// Step-up with a security key or passkey instead of the password: the ceremony
 /// requires user verification, so the key alone is two factors.
-pub async fn key_start(ctx: Ctx, req: actix_web::HttpRequest) -> HttpResponse {
+pub async fn key_start(ctx: Ctx) -> HttpResponse {
     let run = async {
         let u = ctx.require_user()?.clone();
-        ctx.check_csrf(&super::security_keys::header_token(&req))?;
+        ctx.check_csrf_header()?;
         let st = &ctx.state;
         st.throttle
             .login_attempt(ctx.ip)
@@ -78,28 +78,20 @@ pub async fn key_start(ctx: Ctx, req: actix_web::HttpRequest) -> HttpResponse {
                 "There is no security key on this account.".into(),
             ));
         };
-        let c = Ceremony {
-            state,
-            at: st.clock.now(),
-            kind: String::new(),
-            name: String::new(),
-        };
-        ctx.session
-            .insert(WEBAUTHN_REAUTH_KEY, &c)
-            .map_err(|e| InternalError::Other(e.to_string()))?;
+        put_ceremony(
+            &ctx.session,
+            WEBAUTHN_REAUTH_KEY,
+            &Ceremony::new(state, st.clock.now()),
+        )?;
         Ok(HttpResponse::Ok().json(options))
     };
     run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
 
-pub async fn key_finish(
-    ctx: Ctx,
-    req: actix_web::HttpRequest,
-    body: web::Json<KeyFinish>,
-) -> HttpResponse {
+pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
     let run = async {
         let mut u = ctx.require_user()?.clone();
-        ctx.check_csrf(&super::security_keys::header_token(&req))?;
+        ctx.check_csrf_header()?;
         let st = &ctx.state;
         let Some(c) = take_ceremony::<webauthn_rs::prelude::PasskeyAuthentication>(
             &ctx.session,

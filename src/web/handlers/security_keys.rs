@@ -3,10 +3,10 @@
 //! Adding is a WebAuthn ceremony driven by `static/js/webauthn.js`: `…/register/start`
 //! returns the options and keeps webauthn-rs's state in the session, `…/register/finish`
 //! checks the browser's answer against it. Both are JSON, with the CSRF token in the
-//! `x-csrf-token` header. Rename and remove are plain forms.
+//! `x-csrf-token` header (`Ctx::check_csrf_header`). Rename and remove are plain forms.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential};
 
@@ -16,7 +16,7 @@ use crate::auth::webauthn::{
 };
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
-use crate::web::session::{Ceremony, WEBAUTHN_REG_KEY, take_ceremony};
+use crate::web::session::{Ceremony, WEBAUTHN_REG_KEY, put_ceremony, take_ceremony};
 use crate::web::views::{KeyView, SecurityKeysPage, render, when};
 
 const PAGE: &str = "/account/security-keys";
@@ -50,15 +50,6 @@ pub struct RemoveForm {
     #[serde(default)]
     csrf_token: String,
     id: String,
-}
-
-/// The CSRF token of a script's request travels in a header (the body is JSON).
-pub fn header_token(req: &HttpRequest) -> String {
-    req.headers()
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
 }
 
 async fn page(
@@ -117,15 +108,11 @@ pub async fn no_script(ctx: Ctx) -> Result<HttpResponse, AppError> {
     .await
 }
 
-pub async fn register_start(
-    ctx: Ctx,
-    req: HttpRequest,
-    body: web::Json<StartBody>,
-) -> HttpResponse {
+pub async fn register_start(ctx: Ctx, body: web::Json<StartBody>) -> HttpResponse {
     let run = async {
         // A stolen session must not be able to plant a lasting way in.
         let u = ctx.require_recent_auth(PAGE)?.clone();
-        ctx.check_csrf(&header_token(&req))?;
+        ctx.check_csrf_header()?;
         let kind = match body.kind.as_str() {
             KIND_PASSKEY => KIND_PASSKEY,
             KIND_SECURITY_KEY => KIND_SECURITY_KEY,
@@ -138,28 +125,21 @@ pub async fn register_start(
         }
         let st = &ctx.state;
         let (options, state) = start_registration(&st.db, st.webauthn()?, &u, kind).await?;
-        let ceremony = Ceremony::<PasskeyRegistration> {
-            state,
-            at: st.clock.now(),
+        let ceremony = Ceremony {
             kind: kind.to_string(),
             name: body.name.trim().to_string(),
+            ..Ceremony::new(state, st.clock.now())
         };
-        ctx.session
-            .insert(WEBAUTHN_REG_KEY, &ceremony)
-            .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+        put_ceremony(&ctx.session, WEBAUTHN_REG_KEY, &ceremony)?;
         Ok(HttpResponse::Ok().json(options))
     };
     run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
 
-pub async fn register_finish(
-    ctx: Ctx,
-    req: HttpRequest,
-    body: web::Json<FinishBody>,
-) -> HttpResponse {
+pub async fn register_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpResponse {
     let run = async {
         let u = ctx.require_recent_auth(PAGE)?.clone();
-        ctx.check_csrf(&header_token(&req))?;
+        ctx.check_csrf_header()?;
         let st = &ctx.state;
         let Some(c) =
             take_ceremony::<PasskeyRegistration>(&ctx.session, WEBAUTHN_REG_KEY, st.clock.now())
@@ -197,7 +177,17 @@ pub async fn register_finish(
 pub async fn rename(ctx: Ctx, form: web::Form<RenameForm>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
-    if !wa::rename(&ctx.state.db, &u.uid, &form.id, &form.name).await? {
+    let st = &ctx.state;
+    if !wa::rename(
+        &st.db,
+        &st.clock,
+        &u.uid,
+        &form.id,
+        &form.name,
+        &ctx.audit(),
+    )
+    .await?
+    {
         return page(
             &ctx,
             StatusCode::BAD_REQUEST,

@@ -7,7 +7,7 @@
 //!   browser autofill). The passkey checks user verification, so it counts as
 //!   multi-factor by itself.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 use webauthn_rs::prelude::{
@@ -15,14 +15,13 @@ use webauthn_rs::prelude::{
 };
 
 use super::mfa::{complete, count_failure, current, throttle};
-use super::security_keys::header_token;
 use crate::auth::webauthn as wa;
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::session::{
-    AUTH_KEY, Ceremony, PASSKEY_LOGIN_KEY, PENDING_KEY, SignedIn, WEBAUTHN_MFA_KEY, sign_in,
-    take_ceremony,
+    AUTH_KEY, Ceremony, PASSKEY_LOGIN_KEY, PENDING_KEY, SignedIn, WEBAUTHN_MFA_KEY, put_ceremony,
+    sign_in, take_ceremony,
 };
 
 #[derive(Deserialize)]
@@ -32,25 +31,13 @@ pub struct FinishBody {
     next: Option<String>,
 }
 
-fn store<T: serde::Serialize>(ctx: &Ctx, key: &str, state: T) -> Result<(), AppError> {
-    let c = Ceremony {
-        state,
-        at: ctx.state.clock.now(),
-        kind: String::new(),
-        name: String::new(),
-    };
-    ctx.session
-        .insert(key, &c)
-        .map_err(|e| AppError::Internal(crate::auth::InternalError::Other(e.to_string())))
-}
-
 fn expired() -> AppError {
     AppError::BadRequest("That took too long. Start signing in again.".into())
 }
 
-pub async fn mfa_start(ctx: Ctx, req: HttpRequest) -> HttpResponse {
+pub async fn mfa_start(ctx: Ctx) -> HttpResponse {
     let run = async {
-        ctx.check_csrf(&header_token(&req))?;
+        ctx.check_csrf_header()?;
         let Some(p) = current(&ctx) else {
             return Err(expired());
         };
@@ -63,15 +50,19 @@ pub async fn mfa_start(ctx: Ctx, req: HttpRequest) -> HttpResponse {
                 "There is no security key on this account. Enter a code instead.".into(),
             ));
         };
-        store::<PasskeyAuthentication>(&ctx, WEBAUTHN_MFA_KEY, state)?;
+        put_ceremony(
+            &ctx.session,
+            WEBAUTHN_MFA_KEY,
+            &Ceremony::new(state, st.clock.now()),
+        )?;
         Ok(HttpResponse::Ok().json(options))
     };
     run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
 
-pub async fn mfa_finish(ctx: Ctx, req: HttpRequest, body: web::Json<FinishBody>) -> HttpResponse {
+pub async fn mfa_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpResponse {
     let run = async {
-        ctx.check_csrf(&header_token(&req))?;
+        ctx.check_csrf_header()?;
         let (Some(mut p), Some(c)) = (
             current(&ctx),
             take_ceremony::<PasskeyAuthentication>(
@@ -114,25 +105,22 @@ pub async fn mfa_finish(ctx: Ctx, req: HttpRequest, body: web::Json<FinishBody>)
     run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
 
-pub async fn passkey_start(ctx: Ctx, req: HttpRequest) -> HttpResponse {
+pub async fn passkey_start(ctx: Ctx) -> HttpResponse {
     let run = async {
         // Not throttled: the login page asks for a challenge on every load (autofill);
         // the answer is what counts as an attempt.
-        ctx.check_csrf(&header_token(&req))?;
+        ctx.check_csrf_header()?;
         let (options, state) = wa::start_discoverable(ctx.state.webauthn()?)?;
-        store::<DiscoverableAuthentication>(&ctx, PASSKEY_LOGIN_KEY, state)?;
+        let now = ctx.state.clock.now();
+        put_ceremony(&ctx.session, PASSKEY_LOGIN_KEY, &Ceremony::new(state, now))?;
         Ok(HttpResponse::Ok().json(options))
     };
     run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
 
-pub async fn passkey_finish(
-    ctx: Ctx,
-    req: HttpRequest,
-    body: web::Json<FinishBody>,
-) -> HttpResponse {
+pub async fn passkey_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpResponse {
     let run = async {
-        ctx.check_csrf(&header_token(&req))?;
+        ctx.check_csrf_header()?;
         let st = &ctx.state;
         st.throttle
             .login_attempt(ctx.ip)
