@@ -86,6 +86,7 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
                 scopes,
                 grants,
                 skip_consent,
+                id_token_alg: "RS256".into(),
             };
             match crate::auth::oidc::create_client(&db, &Clock::system(), new, &AuditCtx::cli())
                 .await?

@@ -29,6 +29,10 @@ pub struct FileConfig {
     pub metrics_token: Option<String>,
     pub audit_retention_days: Option<i64>,
     pub access_token_ttl_secs: Option<i64>,
+    pub refresh_token_ttl_secs: Option<i64>,
+    pub access_token_signing_alg: Option<String>,
+    pub signing_key_rotation_days: Option<i64>,
+    pub token_requests_per_client_per_minute: Option<u32>,
     pub password_min_length: Option<usize>,
     pub argon2_memory_kib: Option<u32>,
     pub argon2_iterations: Option<u32>,
@@ -77,6 +81,22 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("PORTCULLIS_METRICS_TOKEN", "metrics_token"),
     ("PORTCULLIS_AUDIT_RETENTION_DAYS", "audit_retention_days"),
     ("PORTCULLIS_ACCESS_TOKEN_TTL_SECS", "access_token_ttl_secs"),
+    (
+        "PORTCULLIS_REFRESH_TOKEN_TTL_SECS",
+        "refresh_token_ttl_secs",
+    ),
+    (
+        "PORTCULLIS_ACCESS_TOKEN_SIGNING_ALG",
+        "access_token_signing_alg",
+    ),
+    (
+        "PORTCULLIS_SIGNING_KEY_ROTATION_DAYS",
+        "signing_key_rotation_days",
+    ),
+    (
+        "PORTCULLIS_TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE",
+        "token_requests_per_client_per_minute",
+    ),
     ("PORTCULLIS_PASSWORD_MIN_LENGTH", "password_min_length"),
     ("PORTCULLIS_ARGON2_MEMORY_KIB", "argon2_memory_kib"),
     ("PORTCULLIS_ARGON2_ITERATIONS", "argon2_iterations"),
@@ -191,6 +211,14 @@ pub struct Config {
     pub audit_retention_days: i64,
     /// Lifetime of OAuth access tokens.
     pub access_token_ttl_secs: i64,
+    /// Lifetime of a refresh token (each use rotates it and starts a new one).
+    pub refresh_token_ttl_secs: i64,
+    /// JWS algorithm of access tokens: RS256, ES256 or EdDSA.
+    pub access_token_signing_alg: String,
+    /// A signing key signs for this many days, then a new one takes over.
+    pub signing_key_rotation_days: i64,
+    /// Token-endpoint requests one client may make per minute (all instances).
+    pub token_requests_per_client_per_minute: u32,
     pub password_min_length: usize,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
@@ -287,6 +315,12 @@ fn apply_env(file: &mut FileConfig, env: &[(String, String)]) -> Result<(), Conf
             "metrics_token" => file.metrics_token = Some(v.clone()),
             "audit_retention_days" => file.audit_retention_days = Some(num(name)? as i64),
             "access_token_ttl_secs" => file.access_token_ttl_secs = Some(num(name)? as i64),
+            "refresh_token_ttl_secs" => file.refresh_token_ttl_secs = Some(num(name)? as i64),
+            "access_token_signing_alg" => file.access_token_signing_alg = Some(v.clone()),
+            "signing_key_rotation_days" => file.signing_key_rotation_days = Some(num(name)? as i64),
+            "token_requests_per_client_per_minute" => {
+                file.token_requests_per_client_per_minute = Some(num(name)? as u32)
+            }
             "trusted_proxies" => file.trusted_proxies = Some(list()),
             "password_min_length" => file.password_min_length = Some(num(name)? as usize),
             "argon2_memory_kib" => file.argon2_memory_kib = Some(num(name)? as u32),
@@ -419,6 +453,28 @@ impl FileConfig {
                 "access_token_ttl_secs",
                 self.access_token_ttl_secs.unwrap_or(600),
             )?,
+            refresh_token_ttl_secs: positive(
+                "refresh_token_ttl_secs",
+                self.refresh_token_ttl_secs.unwrap_or(30 * 24 * 3600),
+            )?,
+            access_token_signing_alg: match self.access_token_signing_alg.as_deref() {
+                None => "ES256".to_string(),
+                Some(a @ ("RS256" | "ES256" | "EdDSA")) => a.to_string(),
+                Some(_) => {
+                    return Err(invalid(
+                        "access_token_signing_alg",
+                        "expected RS256, ES256 or EdDSA",
+                    ));
+                }
+            },
+            signing_key_rotation_days: positive(
+                "signing_key_rotation_days",
+                self.signing_key_rotation_days.unwrap_or(30),
+            )?,
+            token_requests_per_client_per_minute: self
+                .token_requests_per_client_per_minute
+                .unwrap_or(6000)
+                .max(1),
             password_min_length: min_len,
             argon2_memory_kib: self.argon2_memory_kib.unwrap_or(19456),
             argon2_iterations: self.argon2_iterations.unwrap_or(2),

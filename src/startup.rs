@@ -147,7 +147,13 @@ impl Application {
         };
         let state = web::Data::new(AppState {
             webauthn,
-            oidc_sealer: crate::keys::Sealer::new(&master, "oidc-signing-keys"),
+            oidc: crate::auth::issuer::Issuer::new(
+                db.clone(),
+                clock.clone(),
+                crate::keys::Sealer::new(&master, "oidc-signing-keys"),
+                &config,
+            ),
+            discovery: crate::web::handlers::oidc::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),
             mail: MailCtx {
                 base: config.base_url(),
@@ -273,6 +279,18 @@ fn spawn_background(state: web::Data<AppState>, mut shutdown: watch::Receiver<bo
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "audit retention"),
                     Err(e) => tracing::warn!(error = %e, "audit retention failed; will retry"),
+                }
+            }
+            if ticks.is_multiple_of(240) {
+                let now = state.clock.now();
+                let pruned = state
+                    .db
+                    .run(move |c| {
+                        crate::db::repo::oauth::prune(c, now).map_err(crate::db::DbError::from)
+                    })
+                    .await;
+                if let Err(e) = pruned {
+                    tracing::warn!(error = %e, "pruning spent OAuth tokens failed; will retry");
                 }
             }
             ticks += 1;

@@ -4,6 +4,8 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod issuer;
+pub mod keyring;
 pub mod login;
 pub mod mfa;
 pub mod oidc;

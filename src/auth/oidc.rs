@@ -1,148 +1,30 @@
-//! The OpenID Connect provider: clients, signing keys, the authorization-code flow with
-//! PKCE, and the tokens (RS256 JWTs signed with josekit over OpenSSL).
+//! The OpenID Connect provider's front channel: clients, consents and authorization
+//! codes. Tokens are `issuer`'s business, keys `keyring`'s.
 //!
 //! Client secrets are generated here (32 random bytes), so SHA-256 at rest compared in
-//! constant time is right; codes live 60 s and work once; a second use of a code is
-//! refused.
+//! constant time is right; codes live 60 s and work once.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use josekit::jwk::Jwk;
-use josekit::jwk::alg::rsa::RsaKeyPair;
-use josekit::jws::{JwsHeader, RS256};
-use josekit::jwt::{self, JwtPayload};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::InternalError;
 use super::audit::{AuditCtx, record};
 use crate::clock::Clock;
 use crate::db::Db;
-use crate::db::repo::oauth::{self as repo, AuthCode, Client, SigningKey};
-use crate::db::repo::{roles, users};
+use crate::db::conn::write_transaction;
+use crate::db::repo::oauth::{self as repo, AuthCode, Client};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::tokens::{generate, hash};
-use crate::keys::Sealer;
 
 pub const CODE_TTL_SECS: i64 = 60;
 pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "roles", "offline_access"];
+pub const GRANTS: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
 
 fn other(e: impl std::fmt::Display) -> InternalError {
     InternalError::Other(e.to_string())
 }
 
-/// The signing key, created at first use (one winner across instances: the insert is
-/// serialised and a loser reads the winner's key).
-pub async fn signing_key(
-    db: &Db,
-    clock: &Clock,
-    sealer: &Sealer,
-) -> Result<(String, RsaKeyPair), InternalError> {
-    if let Some(k) = db
-        .run(|c| repo::active_key(c).map_err(InternalError::from))
-        .await?
-    {
-        return open_key(sealer, &k);
-    }
-    let pair = tokio::task::spawn_blocking(|| RsaKeyPair::generate(2048))
-        .await
-        .map_err(other)?
-        .map_err(other)?;
-    let kid = generate()[..16].to_string();
-    let mut public = pair.to_jwk_public_key();
-    public.set_key_id(&kid);
-    public.set_algorithm("RS256");
-    public.set_key_use("sig");
-    let row = SigningKey {
-        kid: kid.clone(),
-        alg: "RS256".into(),
-        private_sealed: sealer.seal(&pair.to_der_private_key(), kid.as_bytes()),
-        public_jwk: public.to_string(),
-        created_at: clock.now(),
-        retired_at: None,
-    };
-    let stored = db
-        .run(move |c| {
-            crate::db::conn::write_transaction(c, |c| {
-                crate::db::conn::serialize(c, crate::db::conn::locks::SIGNING_KEY)?;
-                match repo::active_key(c)? {
-                    Some(existing) => Ok(existing),
-                    None => {
-                        repo::insert_key(c, &row)?;
-                        Ok(row)
-                    }
-                }
-            })
-            .map_err(|e: diesel::result::Error| InternalError::from(e))
-        })
-        .await?;
-    open_key(sealer, &stored)
-}
-
-fn open_key(sealer: &Sealer, k: &SigningKey) -> Result<(String, RsaKeyPair), InternalError> {
-    let der = sealer
-        .open(&k.private_sealed, k.kid.as_bytes())
-        .ok_or_else(|| other("signing key does not open with this master key"))?;
-    Ok((k.kid.clone(), RsaKeyPair::from_der(der).map_err(other)?))
-}
-
-/// The JWKS document: every published key.
-pub async fn jwks(db: &Db) -> Result<Value, InternalError> {
-    let keys = db
-        .run(|c| repo::published_keys(c).map_err(InternalError::from))
-        .await?;
-    let keys: Vec<Value> = keys
-        .iter()
-        .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
-        .collect();
-    Ok(json!({ "keys": keys }))
-}
-
-fn sign(kid: &str, pair: &RsaKeyPair, claims: Value, typ: &str) -> Result<String, InternalError> {
-    let Value::Object(map) = claims else {
-        return Err(other("claims must be an object"));
-    };
-    let payload = JwtPayload::from_map(map).map_err(other)?;
-    let mut header = JwsHeader::new();
-    header.set_key_id(kid);
-    header.set_token_type(typ);
-    let signer = RS256
-        .signer_from_der(pair.to_der_private_key())
-        .map_err(other)?;
-    jwt::encode_with_signer(&payload, &header, &signer).map_err(other)
-}
-
-/// Checks an access token we issued: signature by one of our keys, not expired.
-pub async fn verify_access_token(
-    db: &Db,
-    clock: &Clock,
-    token: &str,
-) -> Result<Option<Value>, InternalError> {
-    let keys = db
-        .run(|c| repo::published_keys(c).map_err(InternalError::from))
-        .await?;
-    for k in keys {
-        let Ok(jwk) = Jwk::from_bytes(k.public_jwk.as_bytes()) else {
-            continue;
-        };
-        let Ok(verifier) = RS256.verifier_from_jwk(&jwk) else {
-            continue;
-        };
-        if let Ok((payload, header)) = jwt::decode_with_verifier(token, &verifier) {
-            if header.token_type() != Some("at+jwt") {
-                return Ok(None);
-            }
-            let exp = payload.claim("exp").and_then(Value::as_i64).unwrap_or(0);
-            if exp <= clock.now() {
-                return Ok(None);
-            }
-            return Ok(Some(Value::Object(payload.claims_set().clone())));
-        }
-    }
-    Ok(None)
-}
-
+/// A client's settings, as the CLI and /admin/clients give them.
 pub struct NewClient {
     pub name: String,
     pub redirect_uris: Vec<String>,
@@ -151,6 +33,54 @@ pub struct NewClient {
     pub scopes: Vec<String>,
     pub grants: Vec<String>,
     pub skip_consent: bool,
+    /// RS256 (the default), ES256 or EdDSA.
+    pub id_token_alg: String,
+}
+
+/// Checks the settings and fills defaults; `Err` says what is wrong, for the operator.
+fn settings(c: &NewClient) -> Result<(Vec<String>, Vec<String>), String> {
+    if c.name.trim().is_empty() || c.name.len() > 100 {
+        return Err("a client needs a name (at most 100 characters)".into());
+    }
+    for u in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
+        match url::Url::parse(u) {
+            Ok(url) if url.fragment().is_none() && matches!(url.scheme(), "https" | "http") => {}
+            _ => {
+                return Err(format!(
+                    "not an absolute http(s) URL without a fragment: {u}"
+                ));
+            }
+        }
+    }
+    let scopes = if c.scopes.is_empty() {
+        vec!["openid".into(), "profile".into(), "email".into()]
+    } else {
+        c.scopes.clone()
+    };
+    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+        return Err(format!("unknown scope: {bad}"));
+    }
+    let grants = if c.grants.is_empty() {
+        vec!["authorization_code".into(), "refresh_token".into()]
+    } else {
+        c.grants.clone()
+    };
+    if let Some(bad) = grants.iter().find(|g| !GRANTS.contains(&g.as_str())) {
+        return Err(format!("unknown grant: {bad}"));
+    }
+    if grants.iter().any(|g| g == "authorization_code") && c.redirect_uris.is_empty() {
+        return Err("a client using authorization_code needs at least one redirect URI".into());
+    }
+    if c.public && grants.iter().any(|g| g == "client_credentials") {
+        return Err("a public client has no secret, so it cannot use client_credentials".into());
+    }
+    if crate::auth::keyring::supported(&c.id_token_alg).is_none() {
+        return Err(format!(
+            "unsupported ID token algorithm: {} (RS256, ES256 or EdDSA)",
+            c.id_token_alg
+        ));
+    }
+    Ok((scopes, grants))
 }
 
 /// Registers a client; returns its id and, for a confidential client, the secret
@@ -161,37 +91,15 @@ pub async fn create_client(
     c: NewClient,
     ctx: &AuditCtx,
 ) -> Result<Result<(String, Option<String>), String>, InternalError> {
-    for u in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
-        match url::Url::parse(u) {
-            Ok(url) if url.fragment().is_none() && matches!(url.scheme(), "https" | "http") => {}
-            _ => {
-                return Ok(Err(format!(
-                    "not an absolute http(s) URL without a fragment: {u}"
-                )));
-            }
-        }
-    }
-    if c.redirect_uris.is_empty() {
-        return Ok(Err("a client needs at least one redirect URI".into()));
-    }
-    let scopes = if c.scopes.is_empty() {
-        vec!["openid".into(), "profile".into(), "email".into()]
-    } else {
-        c.scopes
-    };
-    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-        return Ok(Err(format!("unknown scope: {bad}")));
-    }
-    let grants = if c.grants.is_empty() {
-        vec!["authorization_code".into()]
-    } else {
-        c.grants
+    let (scopes, grants) = match settings(&c) {
+        Ok(v) => v,
+        Err(why) => return Ok(Err(why)),
     };
     let client_id = generate()[..22].to_string();
     let secret = (!c.public).then(generate);
     let row = Client {
         client_id: client_id.clone(),
-        name: c.name,
+        name: c.name.trim().to_string(),
         secret_hash: secret.as_deref().map(hash),
         redirect_uris: serde_json::to_string(&c.redirect_uris).map_err(other)?,
         post_logout_redirect_uris: serde_json::to_string(&c.post_logout_redirect_uris)
@@ -200,10 +108,11 @@ pub async fn create_client(
         grants: grants.join(" "),
         skip_consent: c.skip_consent,
         created_at: clock.now(),
+        id_token_alg: c.id_token_alg,
     };
     let (ctx, now) = (ctx.clone(), clock.now());
     db.run(move |conn| {
-        crate::db::conn::write_transaction(conn, |conn| {
+        write_transaction(conn, |conn| {
             repo::insert_client(conn, &row)?;
             record(
                 conn,
@@ -212,13 +121,196 @@ pub async fn create_client(
                 AuditAction::ClientCreated,
                 Outcome::Success,
                 None,
-                json!({"client_id": row.client_id, "name": row.name}),
+                json!({"client_id": row.client_id, "name": row.name, "public": row.secret_hash.is_none()}),
             )
         })
         .map_err(InternalError::from)
     })
     .await?;
     Ok(Ok((client_id, secret)))
+}
+
+/// Saves a client's new settings (whether it is public does not change: that would
+/// mean issuing or dropping a secret).
+pub async fn update_client(
+    db: &Db,
+    clock: &Clock,
+    id: &str,
+    mut c: NewClient,
+    ctx: &AuditCtx,
+) -> Result<Result<(), String>, InternalError> {
+    let Some(existing) = client(db, id).await? else {
+        return Ok(Err("no such client".into()));
+    };
+    c.public = existing.is_public();
+    let (scopes, grants) = match settings(&c) {
+        Ok(v) => v,
+        Err(why) => return Ok(Err(why)),
+    };
+    let row = Client {
+        name: c.name.trim().to_string(),
+        redirect_uris: serde_json::to_string(&c.redirect_uris).map_err(other)?,
+        post_logout_redirect_uris: serde_json::to_string(&c.post_logout_redirect_uris)
+            .map_err(other)?,
+        scopes: scopes.join(" "),
+        grants: grants.join(" "),
+        skip_consent: c.skip_consent,
+        id_token_alg: c.id_token_alg,
+        ..existing
+    };
+    let (ctx, now) = (ctx.clone(), clock.now());
+    db.run(move |conn| {
+        write_transaction(conn, |conn| {
+            repo::update_client(conn, &row)?;
+            record(
+                conn,
+                &ctx,
+                now,
+                AuditAction::ClientUpdated,
+                Outcome::Success,
+                None,
+                json!({
+                    "client_id": row.client_id, "name": row.name,
+                    "redirect_uris": row.redirect_uris(), "scopes": row.scopes,
+                    "grants": row.grants, "skip_consent": row.skip_consent,
+                }),
+            )
+        })
+        .map_err(InternalError::from)
+    })
+    .await?;
+    Ok(Ok(()))
+}
+
+/// A new secret for a confidential client: the old one stops working at once.
+pub async fn rotate_secret(
+    db: &Db,
+    clock: &Clock,
+    id: &str,
+    ctx: &AuditCtx,
+) -> Result<Option<String>, InternalError> {
+    let Some(existing) = client(db, id).await? else {
+        return Ok(None);
+    };
+    if existing.is_public() {
+        return Ok(None);
+    }
+    let secret = generate();
+    let (h, id, ctx, now) = (hash(&secret), id.to_string(), ctx.clone(), clock.now());
+    db.run(move |conn| {
+        write_transaction(conn, |conn| {
+            repo::set_secret_hash(conn, &id, &h)?;
+            record(
+                conn,
+                &ctx,
+                now,
+                AuditAction::ClientUpdated,
+                Outcome::Success,
+                None,
+                json!({"client_id": id, "secret": "rotated"}),
+            )
+        })
+        .map_err(InternalError::from)
+    })
+    .await?;
+    Ok(Some(secret))
+}
+
+/// Deletes a client with everything issued to it.
+pub async fn delete_client(
+    db: &Db,
+    clock: &Clock,
+    id: &str,
+    ctx: &AuditCtx,
+) -> Result<bool, InternalError> {
+    let (id, ctx, now) = (id.to_string(), ctx.clone(), clock.now());
+    db.run(move |conn| {
+        write_transaction(conn, |conn| {
+            let Some(existing) = repo::find_client(conn, &id)? else {
+                return Ok(false);
+            };
+            repo::delete_client(conn, &id)?;
+            record(
+                conn,
+                &ctx,
+                now,
+                AuditAction::ClientDeleted,
+                Outcome::Success,
+                None,
+                json!({"client_id": id, "name": existing.name}),
+            )?;
+            Ok(true)
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await
+}
+
+pub async fn clients(db: &Db) -> Result<Vec<Client>, InternalError> {
+    db.run(|c| repo::list_clients(c).map_err(InternalError::from))
+        .await
+}
+
+/// An app the user let in, for /account/apps.
+pub struct GrantedApp {
+    pub client_id: String,
+    pub name: String,
+    pub scope: String,
+    pub granted_at: i64,
+}
+
+pub async fn granted_apps(db: &Db, user_id: &str) -> Result<Vec<GrantedApp>, InternalError> {
+    let u = user_id.to_string();
+    let rows = db
+        .run(move |c| repo::consents_of(c, &u).map_err(InternalError::from))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(client_id, name, scope, granted_at)| GrantedApp {
+            client_id,
+            name,
+            scope,
+            granted_at,
+        })
+        .collect())
+}
+
+/// Withdraws a user's consent for an app: the consent goes, and every grant the app
+/// holds for the user is revoked (its refresh tokens and access tokens stop working).
+pub async fn revoke_consent(
+    db: &Db,
+    clock: &Clock,
+    user_id: &str,
+    client_id: &str,
+    ctx: &AuditCtx,
+) -> Result<bool, InternalError> {
+    let (u, cl, ctx, now) = (
+        user_id.to_string(),
+        client_id.to_string(),
+        ctx.clone(),
+        clock.now(),
+    );
+    db.run(move |c| {
+        write_transaction(c, |c| {
+            let had = repo::delete_consent(c, &u, &cl)?;
+            let grants = repo::revoke_grants_of(c, &u, &cl, now)?;
+            if !had && grants == 0 {
+                return Ok(false);
+            }
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::ConsentRevoked,
+                Outcome::Success,
+                Some(&u),
+                json!({"client_id": cl, "grants_revoked": grants}),
+            )?;
+            Ok(true)
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await
 }
 
 pub async fn client(db: &Db, id: &str) -> Result<Option<Client>, InternalError> {
@@ -320,161 +412,4 @@ pub async fn record_consent(
         .map_err(InternalError::from)
     })
     .await
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum TokenError {
-    /// RFC 6749 `invalid_grant`.
-    InvalidGrant(&'static str),
-    InvalidClient,
-}
-
-fn s256(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// `at_hash`: the left half of SHA-256 of the access token (RS256), base64url.
-fn at_hash(access_token: &str) -> String {
-    let d = Sha256::digest(access_token.as_bytes());
-    URL_SAFE_NO_PAD.encode(&d[..16])
-}
-
-pub struct Tokens {
-    pub access_token: String,
-    pub id_token: Option<String>,
-    pub expires_in: i64,
-    pub scope: String,
-}
-
-/// The token endpoint's `authorization_code` grant, for an authenticated client.
-#[expect(clippy::too_many_arguments)]
-pub async fn exchange_code(
-    db: &Db,
-    clock: &Clock,
-    sealer: &Sealer,
-    issuer: &str,
-    access_ttl: i64,
-    client: &Client,
-    code: &str,
-    redirect_uri: &str,
-    verifier: Option<&str>,
-    ctx: &AuditCtx,
-) -> Result<Result<Tokens, TokenError>, InternalError> {
-    let now = clock.now();
-    let h = hash(code);
-    let row = db
-        .run(move |c| {
-            crate::db::conn::write_transaction(c, |c| {
-                let Some(row) = repo::find_code(c, &h)? else {
-                    return Ok(None);
-                };
-                let first = repo::use_code(c, &h, now)?;
-                Ok::<_, diesel::result::Error>(Some((row, first)))
-            })
-            .map_err(InternalError::from)
-        })
-        .await?;
-    let Some((row, first_use)) = row else {
-        return Ok(Err(TokenError::InvalidGrant("unknown code")));
-    };
-    if !first_use {
-        return Ok(Err(TokenError::InvalidGrant("code already used")));
-    }
-    if row.client_id != client.client_id {
-        return Ok(Err(TokenError::InvalidGrant(
-            "code issued to another client",
-        )));
-    }
-    if row.expires_at <= now {
-        return Ok(Err(TokenError::InvalidGrant("code expired")));
-    }
-    if row.redirect_uri != redirect_uri {
-        return Ok(Err(TokenError::InvalidGrant("redirect_uri does not match")));
-    }
-    match (&row.code_challenge, verifier) {
-        (Some(ch), Some(v)) if s256(v).as_bytes().ct_eq(ch.as_bytes()).into() => {}
-        (None, None) if !client.is_public() => {}
-        _ => return Ok(Err(TokenError::InvalidGrant("PKCE verification failed"))),
-    }
-    let uid = row.user_id.clone();
-    let (user, roles) = db
-        .run(move |c| Ok::<_, InternalError>((users::find(c, &uid)?, roles::of_user(c, &uid)?)))
-        .await?;
-    let Some(user) = user.filter(|u| !u.disabled) else {
-        return Ok(Err(TokenError::InvalidGrant("user no longer active")));
-    };
-    let (kid, pair) = signing_key(db, clock, sealer).await?;
-    let scopes: Vec<&str> = row.scope.split_whitespace().collect();
-    let exp = now + access_ttl;
-    let access = sign(
-        &kid,
-        &pair,
-        json!({
-            "iss": issuer, "sub": user.id, "aud": client.client_id, "client_id": client.client_id,
-            "scope": row.scope, "jti": generate(), "iat": now, "exp": exp, "auth_time": row.auth_time,
-        }),
-        "at+jwt",
-    )?;
-    let id_token = if scopes.contains(&"openid") {
-        let mut claims = json!({
-            "iss": issuer, "sub": user.id, "aud": client.client_id, "iat": now, "exp": now + 300,
-            "auth_time": row.auth_time, "amr": row.amr.split_whitespace().collect::<Vec<_>>(),
-            "acr": if row.amr.contains("mfa") { "mfa" } else { "pwd" },
-            "sid": row.sid, "at_hash": at_hash(&access), "azp": client.client_id,
-        });
-        if let Some(n) = &row.nonce {
-            claims["nonce"] = json!(n);
-        }
-        if scopes.contains(&"email") {
-            claims["email"] = json!(user.email);
-            claims["email_verified"] = json!(user.email_verified);
-        }
-        if scopes.contains(&"profile") {
-            claims["name"] = json!(user.display_name);
-        }
-        if scopes.contains(&"roles") {
-            claims["roles"] = json!(roles);
-        }
-        Some(sign(&kid, &pair, claims, "JWT")?)
-    } else {
-        None
-    };
-    let (ctx, uid, cid, scope) = (
-        ctx.clone(),
-        user.id.clone(),
-        client.client_id.clone(),
-        row.scope.clone(),
-    );
-    db.run(move |c| {
-        record(
-            c,
-            &ctx,
-            now,
-            AuditAction::TokenIssued,
-            Outcome::Success,
-            Some(&uid),
-            json!({"client_id": cid, "scope": scope, "grant": "authorization_code"}),
-        )
-        .map_err(InternalError::from)
-    })
-    .await?;
-    Ok(Ok(Tokens {
-        access_token: access,
-        id_token,
-        expires_in: access_ttl,
-        scope: row.scope,
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pkce_s256_matches_rfc_7636_appendix_b() {
-        assert_eq!(
-            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
 }

@@ -96,6 +96,8 @@ pub struct Throttle {
     reset_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     reset_address: Arc<DefaultKeyedRateLimiter<String>>,
     resend_account: Arc<DefaultKeyedRateLimiter<String>>,
+    client_auth_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    token_client: Arc<DefaultKeyedRateLimiter<String>>,
     accounts: Arc<DashMap<String, Failures>>,
     free_failures: u32,
     clock: Clock,
@@ -126,6 +128,7 @@ pub struct Limits {
     pub reset_per_ip_per_hour: u32,
     pub reset_per_address_per_hour: u32,
     pub resend_per_account_per_hour: u32,
+    pub token_per_client_per_minute: u32,
 }
 
 impl Limits {
@@ -137,6 +140,7 @@ impl Limits {
             reset_per_ip_per_hour: c.password_resets_per_ip_per_hour,
             reset_per_address_per_hour: c.password_resets_per_address_per_hour,
             resend_per_account_per_hour: c.verification_resends_per_account_per_hour,
+            token_per_client_per_minute: c.token_requests_per_client_per_minute,
         }
     }
 }
@@ -155,6 +159,13 @@ impl Throttle {
             reset_ip: per_hour(limits.reset_per_ip_per_hour),
             reset_address: per_hour(limits.reset_per_address_per_hour),
             resend_account: per_hour(limits.resend_per_account_per_hour),
+            // Failed client authentications: the same budget as sign-in attempts.
+            client_auth_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(nz(
+                limits.login_per_ip_per_minute
+            )))),
+            token_client: Arc::new(RateLimiter::keyed(Quota::per_minute(nz(
+                limits.token_per_client_per_minute
+            )))),
             accounts: Arc::new(DashMap::new()),
             free_failures: limits.free_failures.max(1),
             clock,
@@ -237,6 +248,35 @@ impl Throttle {
             return v;
         }
         Self::check_ip(&self.login_ip, ip)
+    }
+
+    /// A failed client authentication at the token endpoints, per caller address.
+    pub async fn client_auth_failed(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+        let q = self.limits.login_per_ip_per_minute;
+        if let Some(v) = self
+            .shared_check("client_auth", &ip_key(ip).to_string(), 60_000, q)
+            .await
+        {
+            return noted("client_auth", v);
+        }
+        noted("client_auth", Self::check_ip(&self.client_auth_ip, ip))
+    }
+
+    /// One authenticated request of a client at the token endpoints.
+    pub async fn token_request(&self, client_id: &str) -> Result<(), RetryAfter> {
+        let q = self.limits.token_per_client_per_minute;
+        if let Some(v) = self.shared_check("token", client_id, 60_000, q).await {
+            return noted("token_client", v);
+        }
+        noted(
+            "token_client",
+            self.token_client
+                .check_key(&client_id.to_string())
+                .map_err(|not_until| {
+                    let wait = not_until.wait_time_from(DefaultClock::default().now());
+                    RetryAfter(wait.as_secs().max(1))
+                }),
+        )
     }
 
     pub async fn registration(&self, ip: IpAddr) -> Result<(), RetryAfter> {
@@ -372,6 +412,8 @@ impl Throttle {
         self.reset_ip.retain_recent();
         self.reset_address.retain_recent();
         self.resend_account.retain_recent();
+        self.client_auth_ip.retain_recent();
+        self.token_client.retain_recent();
         let now = self.clock.now();
         // Failures older than the longest back-off are forgotten.
         self.accounts
@@ -391,6 +433,7 @@ mod tests {
             reset_per_ip_per_hour: 10,
             reset_per_address_per_hour: 2,
             resend_per_account_per_hour: 2,
+            token_per_client_per_minute: 100,
         }
     }
 

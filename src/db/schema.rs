@@ -119,6 +119,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     auth_codes,
     consents,
+    oauth_grants,
+    refresh_tokens,
+    revoked_access_tokens,
 );
 
 diesel::table! {
@@ -132,6 +135,39 @@ diesel::table! {
         grants -> Text,
         skip_consent -> Bool,
         created_at -> BigInt,
+        id_token_alg -> Text,
+    }
+}
+
+diesel::table! {
+    oauth_grants (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        code_hash -> Text,
+        scope -> Text,
+        auth_time -> BigInt,
+        amr -> Text,
+        sid -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        grant_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    revoked_access_tokens (jti) {
+        jti -> Text,
+        expires_at -> BigInt,
     }
 }
 

@@ -43,6 +43,12 @@ pub enum AuditAction {
     ClientCreated,
     ConsentGranted,
     TokenIssued,
+    ClientUpdated,
+    ClientDeleted,
+    ConsentRevoked,
+    TokenRevoked,
+    RefreshTokenReused,
+    ConsentDenied,
 }
 
 impl AuditAction {
@@ -89,6 +95,12 @@ impl AuditAction {
         Self::ClientCreated,
         Self::ConsentGranted,
         Self::TokenIssued,
+        Self::ClientUpdated,
+        Self::ClientDeleted,
+        Self::ConsentRevoked,
+        Self::TokenRevoked,
+        Self::RefreshTokenReused,
+        Self::ConsentDenied,
     ];
 
     pub fn name(self) -> &'static str {
@@ -134,6 +146,12 @@ impl AuditAction {
             Self::ClientCreated => "client.created",
             Self::ConsentGranted => "consent.granted",
             Self::TokenIssued => "token.issued",
+            Self::ClientUpdated => "client.updated",
+            Self::ClientDeleted => "client.deleted",
+            Self::ConsentRevoked => "consent.revoked",
+            Self::TokenRevoked => "token.revoked",
+            Self::RefreshTokenReused => "refresh_token.reused",
+            Self::ConsentDenied => "consent.denied",
         }
     }
 }

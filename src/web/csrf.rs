@@ -56,11 +56,13 @@ fn valid_seed(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Paths called cross-origin by design (none yet; the OAuth back channel will be).
+/// The OAuth back channel: called cross-origin by design, authenticated by client
+/// credentials or a bearer token, never by the session cookie.
 fn exempt(path: &str) -> bool {
-    path.starts_with("/oauth/token")
-        || path.starts_with("/oauth/revoke")
-        || path.starts_with("/oauth/introspect")
+    matches!(
+        path,
+        "/oauth/token" | "/oauth/revoke" | "/oauth/introspect" | "/oauth/userinfo"
+    )
 }
 
 pub async fn middleware(

@@ -1,12 +1,12 @@
 //! The one place that lists every route.
 
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::{HttpResponse, web};
 
 use super::error::AppError;
 use super::handlers::{
-    account, admin, admin_audit, admin_roles, forward, health, home, login, logout, mfa, oidc,
-    password, reauth, register, security_keys, sessions, setup, totp, verify, webauthn_login,
+    account, admin, admin_audit, admin_roles, forward, health, home, login, logout, mfa, oauth,
+    oidc, password, reauth, register, security_keys, sessions, setup, totp, verify, webauthn_login,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -102,8 +102,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/oauth/jwks", web::get().to(oidc::jwks))
         .route("/oauth/authorize", web::get().to(oidc::authorize))
         .route("/oauth/authorize", web::post().to(oidc::consent))
-        .route("/oauth/token", web::post().to(oidc::token))
-        .route("/oauth/userinfo", web::get().to(oidc::userinfo))
+        .route("/oauth/token", web::post().to(oauth::token))
+        .route(
+            "/oauth/token",
+            web::method(Method::OPTIONS).to(oauth::preflight),
+        )
+        .route("/oauth/userinfo", web::get().to(oauth::userinfo))
+        .route("/oauth/userinfo", web::post().to(oauth::userinfo))
+        .route(
+            "/oauth/userinfo",
+            web::method(Method::OPTIONS).to(oauth::preflight),
+        )
+        .route("/oauth/revoke", web::post().to(oauth::revoke))
+        .route("/oauth/introspect", web::post().to(oauth::introspect))
+        .route("/oauth/logout", web::get().to(oidc::logout))
+        .route("/oauth/logout", web::post().to(oidc::logout_confirmed))
         .route("/auth/forward", web::get().to(forward::check))
         .route("/auth/forward/return", web::get().to(forward::back))
         .route("/account/activity", web::get().to(admin_audit::activity))

@@ -28,8 +28,10 @@ pub struct AppState {
     /// The WebAuthn relying party (id and origin from the public URL); None when the
     /// public URL's host cannot be one (an IP address).
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
-    /// Seals the OIDC signing keys' private parts.
-    pub oidc_sealer: crate::keys::Sealer,
+    /// The OpenID Connect provider's tokens and signing keys.
+    pub oidc: crate::auth::issuer::Issuer,
+    /// The discovery document, serialised once.
+    pub discovery: actix_web::web::Bytes,
 }
 
 impl AppState {

@@ -372,6 +372,15 @@ pub struct AdminSettingsPage {
 }
 
 #[derive(Template)]
+#[template(path = "auth/logout.html")]
+pub struct LogoutPage {
+    pub chrome: Chrome,
+    /// The app asking, when it named itself.
+    pub app: Option<String>,
+    pub hidden: Vec<(String, String)>,
+}
+
+#[derive(Template)]
 #[template(path = "auth/consent.html")]
 pub struct ConsentPage {
     pub chrome: Chrome,

@@ -1,16 +1,20 @@
 //! The OpenID Connect provider driven by a real relying-party library (openidconnect):
-//! discovery, authorization code with PKCE, consent, token, ID token checks, userinfo.
+//! discovery, authorization code with PKCE, consent, token, ID token checks, userinfo,
+//! refresh with rotation, revocation, introspection; plus direct HTTP for every
+//! negative case, key rotation and RP-initiated logout.
 
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyAdditionalClaims, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse, UserInfoClaims,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EmptyAdditionalClaims, IntrospectionUrl,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
+    TokenIntrospectionResponse, TokenResponse, UserInfoClaims,
 };
 use portcullis::auth::audit::AuditCtx;
 use portcullis::auth::oidc::{NewClient, create_client};
 use reqwest::StatusCode;
+use serde_json::Value;
 
 use crate::helpers::*;
 
@@ -18,6 +22,10 @@ const CALLBACK: &str = "http://app.example/callback";
 
 /// The issuer must be the address the tests reach, so the port is chosen first.
 async fn oidc_app() -> TestApp {
+    oidc_app_with(Default::default()).await
+}
+
+async fn oidc_app_with(file: portcullis::config::FileConfig) -> TestApp {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -27,35 +35,41 @@ async fn oidc_app() -> TestApp {
         file: portcullis::config::FileConfig {
             listen: Some(format!("127.0.0.1:{port}")),
             public_url: Some(format!("http://127.0.0.1:{port}")),
-            ..Default::default()
+            ..file
         },
     })
     .await
 }
 
+fn new_client(public: bool) -> NewClient {
+    NewClient {
+        name: "Wiki".into(),
+        redirect_uris: vec![CALLBACK.into()],
+        post_logout_redirect_uris: vec![LOGGED_OUT.into()],
+        public,
+        scopes: vec![
+            "openid".into(),
+            "profile".into(),
+            "email".into(),
+            "roles".into(),
+        ],
+        grants: vec![],
+        skip_consent: false,
+        id_token_alg: "RS256".into(),
+    }
+}
+
+const LOGGED_OUT: &str = "http://app.example/logged-out";
+
 async fn client(app: &TestApp, public: bool) -> (String, Option<String>) {
-    create_client(
-        &app.state.db,
-        &app.clock,
-        NewClient {
-            name: "Wiki".into(),
-            redirect_uris: vec![CALLBACK.into()],
-            post_logout_redirect_uris: vec![],
-            public,
-            scopes: vec![
-                "openid".into(),
-                "profile".into(),
-                "email".into(),
-                "roles".into(),
-            ],
-            grants: vec![],
-            skip_consent: false,
-        },
-        &AuditCtx::cli(),
-    )
-    .await
-    .unwrap()
-    .unwrap()
+    client_with(app, new_client(public)).await
+}
+
+async fn client_with(app: &TestApp, c: NewClient) -> (String, Option<String>) {
+    create_client(&app.state.db, &app.clock, c, &AuditCtx::cli())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 fn query(location: &str) -> std::collections::HashMap<String, String> {
@@ -179,51 +193,151 @@ async fn a_relying_party_signs_a_user_in_with_code_and_pkce() {
         3,
         "the access token is a JWT"
     );
-    let info: UserInfoClaims<EmptyAdditionalClaims, CoreGenderClaim> = rp
-        .user_info(token.access_token().clone(), None)
-        .unwrap()
-        .request_async(&http)
+    let userinfo = |t: openidconnect::AccessToken| {
+        let rp = &rp;
+        let http = &http;
+        async move {
+            let r: Result<UserInfoClaims<EmptyAdditionalClaims, CoreGenderClaim>, _> =
+                rp.user_info(t, None).unwrap().request_async(http).await;
+            r.ok()
+        }
+    };
+    let info = userinfo(token.access_token().clone())
         .await
         .expect("userinfo");
     assert_eq!(info.email().map(|e| e.as_str()), Some("ola@example.com"));
 
-    // The code works once; a wrong secret is not a client.
-    let post = |secret: String| {
+    // Refresh: a new access token and a new refresh token; the old one is spent.
+    let rt1 = token.refresh_token().expect("a refresh token").clone();
+    let refreshed = rp
+        .exchange_refresh_token(&rt1)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("refresh");
+    let rt2 = refreshed
+        .refresh_token()
+        .expect("a rotated refresh token")
+        .clone();
+    assert_ne!(rt1.secret(), rt2.secret());
+    assert!(userinfo(refreshed.access_token().clone()).await.is_some());
+    // The spent token again: refused, and the whole family with it.
+    let replay = rp
+        .exchange_refresh_token(&rt1)
+        .unwrap()
+        .request_async(&http)
+        .await;
+    assert!(replay.is_err(), "a used refresh token works once");
+    let after = rp
+        .exchange_refresh_token(&rt2)
+        .unwrap()
+        .request_async(&http)
+        .await;
+    assert!(after.is_err(), "reuse revokes the newest refresh token too");
+    assert!(
+        userinfo(refreshed.access_token().clone()).await.is_none(),
+        "and the access tokens of the family"
+    );
+    assert!(
+        app.audit_names()
+            .await
+            .contains(&"refresh_token.reused".to_string())
+    );
+
+    // A wrong secret is not a client.
+    let post = |secret: String, code: String| {
         http.post(format!("{}/oauth/token", app.base))
             .basic_auth(&id, Some(secret))
             .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", CALLBACK),
+                ("grant_type", "authorization_code".to_string()),
+                ("code", code),
+                ("redirect_uri", CALLBACK.to_string()),
             ])
             .send()
     };
-    assert_eq!(
-        post("wrong".into()).await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
-    );
-    let again = post(secret.clone()).await.unwrap();
-    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
-    let err: serde_json::Value = again.json().await.unwrap();
-    assert_eq!(err["error"], "invalid_grant");
+    let r = post("wrong".into(), code.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().contains_key("www-authenticate"));
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"], "invalid_client");
     let names = app.audit_names().await;
     assert!(names.contains(&"consent.granted".to_string()));
     assert!(names.contains(&"token.issued".to_string()));
 
     // Consent is remembered: the next request comes straight back with a code.
-    let (auth_url, _, _) = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("email".into()))
-        .url();
-    let p = b
-        .get(auth_url.as_str().strip_prefix(&app.base).unwrap())
+    let fresh_code = || async {
+        let (auth_url, _, _) = rp
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("email".into()))
+            .url();
+        let p = b
+            .get(auth_url.as_str().strip_prefix(&app.base).unwrap())
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        query(&p.location().unwrap())["code"].clone()
+    };
+    let code2 = fresh_code().await;
+    let second = rp
+        .exchange_code(AuthorizationCode::new(code2.clone()))
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("second sign-in");
+    assert!(userinfo(second.access_token().clone()).await.is_some());
+    // The same code again: invalid_grant, and what the first use issued is revoked.
+    let again = post(secret.clone(), code2).await.unwrap();
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    let err: Value = again.json().await.unwrap();
+    assert_eq!(err["error"], "invalid_grant");
+    assert!(userinfo(second.access_token().clone()).await.is_none());
+    let refresh_after_reuse = rp
+        .exchange_refresh_token(second.refresh_token().unwrap())
+        .unwrap()
+        .request_async(&http)
         .await;
-    assert_eq!(p.status, StatusCode::SEE_OTHER);
-    assert!(query(&p.location().unwrap()).contains_key("code"));
+    assert!(refresh_after_reuse.is_err());
+
+    // Introspection (RFC 7662) through the library; revocation (RFC 7009) by hand, as
+    // the library refuses a revocation endpoint that is not https.
+    let rp2 = rp.clone().set_introspection_url(
+        IntrospectionUrl::new(format!("{}/oauth/introspect", app.base)).unwrap(),
+    );
+    let third = rp2
+        .exchange_code(AuthorizationCode::new(fresh_code().await))
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("third sign-in");
+    let seen = rp2
+        .introspect(third.access_token())
+        .request_async(&http)
+        .await
+        .expect("introspection");
+    assert!(seen.active());
+    assert_eq!(seen.sub(), Some(uid.as_str()));
+    let revoked = http
+        .post(format!("{}/oauth/revoke", app.base))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", third.refresh_token().unwrap().secret().as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let seen = rp2
+        .introspect(third.access_token())
+        .request_async(&http)
+        .await
+        .expect("introspection");
+    assert!(!seen.active(), "revoking the refresh token ends its grant");
+    assert!(
+        app.audit_names()
+            .await
+            .contains(&"token.revoked".to_string())
+    );
 }
 
 #[tokio::test]
@@ -290,4 +404,573 @@ async fn bad_requests_are_refused_and_never_redirected_to_strangers() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// Runs the authorization request as the signed-in browser, allowing on the consent
+/// page if it shows; returns the redirect's query.
+async fn authorize(
+    b: &Browser,
+    client_id: &str,
+    extra: &str,
+) -> std::collections::HashMap<String, String> {
+    let path = format!(
+        "/oauth/authorize?response_type=code&scope=openid%20email&client_id={client_id}&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256&nonce=n1{extra}",
+        url::form_urlencoded::byte_serialize(CALLBACK.as_bytes()).collect::<String>()
+    );
+    let p = b.get(&path).await;
+    let loc = if p.status == StatusCode::OK {
+        let doc = p.doc();
+        let sel =
+            scraper::Selector::parse("form[action='/oauth/authorize'] input[type=hidden]").unwrap();
+        let mut fields: Vec<(String, String)> = doc
+            .select(&sel)
+            .map(|e| {
+                (
+                    e.value().attr("name").unwrap().to_string(),
+                    e.value().attr("value").unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        fields.push(("decision".into(), "allow".into()));
+        let refs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        b.post("/oauth/authorize", &refs).await.location().unwrap()
+    } else {
+        p.location()
+            .unwrap_or_else(|| panic!("{}: {}", p.status, p.body))
+    };
+    assert!(loc.starts_with(CALLBACK), "{loc}");
+    query(&loc)
+}
+
+async fn token_request(
+    app: &TestApp,
+    auth: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut r = reqwest::Client::new().post(format!("{}/oauth/token", app.base));
+    if let Some((id, secret)) = auth {
+        r = r.basic_auth(id, Some(secret));
+    }
+    let res = r.form(form).send().await.unwrap();
+    let status = res.status();
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn back_channel(
+    app: &TestApp,
+    path: &str,
+    auth: (&str, &str),
+    form: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("{}{path}", app.base))
+        .basic_auth(auth.0, Some(auth.1))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_what_it_must() {
+    let app = oidc_app().await;
+    app.create_user("kim@example.com", &[]).await;
+    let (id, secret) = client(&app, false).await;
+    let secret = secret.unwrap();
+    let (public_id, _) = client(&app, true).await;
+    let b = app.browser();
+    b.login_ok("kim@example.com").await;
+    let exchange = |code: String, verifier: &'static str| {
+        let (id, secret, app) = (id.clone(), secret.clone(), &app);
+        async move {
+            token_request(
+                app,
+                Some((&id, &secret)),
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", CALLBACK),
+                    ("code_verifier", verifier),
+                ],
+            )
+            .await
+        }
+    };
+
+    // PKCE mismatch.
+    let code = authorize(&b, &id, "").await["code"].clone();
+    let (status, body) = exchange(code, "a-different-verifier-a-different-verifier-x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+
+    // An expired code (60 s).
+    let code = authorize(&b, &id, "").await["code"].clone();
+    app.clock.advance(61);
+    let (status, body) = exchange(code, VERIFIER).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    // A good one, for what follows.
+    let code = authorize(&b, &id, "").await["code"].clone();
+    let (status, tokens) = exchange(code, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+
+    // A refresh may narrow the scope, never widen it.
+    let (status, body) = token_request(
+        &app,
+        Some((&id, &secret)),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("scope", "openid roles"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
+
+    // Another client cannot use this client's refresh token.
+    let (status, body) = token_request(
+        &app,
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &public_id),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    // Unknown grant types, and client_credentials for a client not allowed it.
+    let (status, body) =
+        token_request(&app, Some((&id, &secret)), &[("grant_type", "password")]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
+    let (status, body) = token_request(
+        &app,
+        Some((&id, &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unauthorized_client"))
+    );
+
+    // Two authentication methods at once.
+    let (status, body) = token_request(
+        &app,
+        Some((&id, &secret)),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+
+    // Introspection is for confidential clients; a public one is refused.
+    let res = reqwest::Client::new()
+        .post(format!("{}/oauth/introspect", app.base))
+        .form(&[
+            ("token", access.as_str()),
+            ("client_id", public_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let (status, seen) = back_channel(
+        &app,
+        "/oauth/introspect",
+        (&id, &secret),
+        &[("token", &access)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["client_id"], id.as_str());
+    let (_, seen) = back_channel(
+        &app,
+        "/oauth/introspect",
+        (&id, &secret),
+        &[("token", &refresh)],
+    )
+    .await;
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["token_type"], "refresh_token");
+
+    // Revoking the access token alone: inactive, refresh token still fine.
+    let (status, _) = back_channel(
+        &app,
+        "/oauth/revoke",
+        (&id, &secret),
+        &[("token", &access), ("token_type_hint", "access_token")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, seen) = back_channel(
+        &app,
+        "/oauth/introspect",
+        (&id, &secret),
+        &[("token", &access)],
+    )
+    .await;
+    assert_eq!(seen, serde_json::json!({"active": false}));
+    let (_, seen) = back_channel(
+        &app,
+        "/oauth/introspect",
+        (&id, &secret),
+        &[("token", &refresh)],
+    )
+    .await;
+    assert_eq!(seen["active"], true);
+    // Garbage is "inactive", never an error.
+    let (status, seen) = back_channel(
+        &app,
+        "/oauth/introspect",
+        (&id, &secret),
+        &[("token", "x.y.z")],
+    )
+    .await;
+    assert_eq!(
+        (status, seen["active"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    let r = reqwest::Client::new()
+        .get(format!("{}/oauth/userinfo", app.base))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a revoked token opens nothing"
+    );
+}
+
+#[tokio::test]
+async fn client_credentials_issue_audited_tokens_for_the_client_itself() {
+    let app = oidc_app().await;
+    let mut c = new_client(false);
+    c.grants = vec!["client_credentials".into()];
+    c.redirect_uris = vec![];
+    c.scopes = vec!["openid".into(), "roles".into()];
+    let (id, secret) = client_with(&app, c).await;
+    let secret = secret.unwrap();
+    let (status, t) = token_request(
+        &app,
+        Some((&id, &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(
+        t["scope"], "roles",
+        "user scopes mean nothing without a user"
+    );
+    assert!(t.get("refresh_token").is_none() && t.get("id_token").is_none());
+    let access = t["access_token"].as_str().unwrap();
+    let (_, seen) = back_channel(
+        &app,
+        "/oauth/introspect",
+        (&id, &secret),
+        &[("token", access)],
+    )
+    .await;
+    assert_eq!(seen["active"], true);
+    assert_eq!(seen["sub"], id.as_str());
+    let (status, t) = token_request(
+        &app,
+        Some((&id, &secret)),
+        &[("grant_type", "client_credentials"), ("scope", "email")],
+    )
+    .await;
+    assert_eq!(
+        (status, t["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
+    // No user behind it: userinfo refuses it.
+    let r = reqwest::Client::new()
+        .get(format!("{}/oauth/userinfo", app.base))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let issued = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.event == "token.issued")
+        .count();
+    assert_eq!(issued, 1, "every issued token is audited");
+    // Public clients cannot be given client_credentials at all.
+    let mut c = new_client(true);
+    c.grants = vec!["client_credentials".into()];
+    assert!(
+        create_client(&app.state.db, &app.clock, c, &AuditCtx::cli())
+            .await
+            .unwrap()
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn signing_keys_rotate_and_what_they_signed_still_verifies() {
+    let app = oidc_app_with(portcullis::config::FileConfig {
+        signing_key_rotation_days: Some(1),
+        access_token_ttl_secs: Some(3 * 86_400),
+        ..Default::default()
+    })
+    .await;
+    let mut c = new_client(false);
+    c.grants = vec!["client_credentials".into()];
+    c.scopes = vec!["roles".into()];
+    let (id, secret) = client_with(&app, c).await;
+    let secret = secret.unwrap();
+    let kid_of = |t: &str| -> String {
+        let header = t.split('.').next().unwrap();
+        let json: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header)
+                .unwrap(),
+        )
+        .unwrap();
+        json["kid"].as_str().unwrap().to_string()
+    };
+    let jwks_kids = || async {
+        let j: Value = reqwest::get(format!("{}/oauth/jwks", app.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        j["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let issue = || async {
+        let (_, t) = token_request(
+            &app,
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        t["access_token"].as_str().unwrap().to_string()
+    };
+    let active = |t: String| {
+        let (id, secret, app) = (id.clone(), secret.clone(), &app);
+        async move {
+            back_channel(app, "/oauth/introspect", (&id, &secret), &[("token", &t)])
+                .await
+                .1["active"]
+                == true
+        }
+    };
+    let old = issue().await;
+    let old_kid = kid_of(&old);
+    assert!(jwks_kids().await.contains(&old_kid));
+
+    app.clock.advance(86_400 + 1);
+    let new = issue().await;
+    let new_kid = kid_of(&new);
+    assert_ne!(old_kid, new_kid, "a key past its period is replaced");
+    let kids = jwks_kids().await;
+    assert!(
+        kids.contains(&old_kid) && kids.contains(&new_kid),
+        "{kids:?}"
+    );
+    assert!(
+        active(old.clone()).await,
+        "tokens signed before the rotation still verify"
+    );
+    assert!(active(new.clone()).await);
+
+    // Once everything the old key signed has expired, it is gone.
+    app.clock.advance(3 * 86_400 + 120);
+    let kids = jwks_kids().await;
+    assert!(!kids.contains(&old_kid), "{kids:?}");
+    assert!(!active(old).await);
+}
+
+#[tokio::test]
+async fn id_tokens_in_es256_and_eddsa_verify_with_a_real_client() {
+    use openidconnect::core::CoreJwsSigningAlgorithm as Alg;
+    let app = oidc_app().await;
+    app.create_user("lee@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("lee@example.com").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let meta =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &http)
+            .await
+            .unwrap();
+    for (alg, expected) in [("ES256", Alg::EcdsaP256Sha256), ("EdDSA", Alg::EdDsa)] {
+        let mut c = new_client(false);
+        c.id_token_alg = alg.into();
+        let (id, secret) = client_with(&app, c).await;
+        let rp = CoreClient::from_provider_metadata(
+            meta.clone(),
+            ClientId::new(id.clone()),
+            Some(ClientSecret::new(secret.unwrap())),
+        )
+        .set_redirect_uri(RedirectUrl::new(CALLBACK.into()).unwrap());
+        let code = authorize(&b, &id, "").await["code"].clone();
+        let token = rp
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(openidconnect::PkceCodeVerifier::new(VERIFIER.into()))
+            .request_async(&http)
+            .await
+            .expect("token");
+        let id_token = token.id_token().unwrap();
+        assert_eq!(*id_token.signing_alg().unwrap(), expected);
+        let verifier = rp
+            .id_token_verifier()
+            .set_allowed_algs(vec![expected.clone()]);
+        let claims = id_token
+            .claims(&verifier, &Nonce::new("n1".into()))
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        // at_hash checked with the algorithm's hash.
+        let at_hash = claims.access_token_hash().expect("at_hash");
+        let computed = openidconnect::AccessTokenHash::from_token(
+            token.access_token(),
+            id_token.signing_alg().unwrap(),
+            id_token.signing_key(&verifier).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(*at_hash, computed, "{alg}");
+    }
+}
+
+#[tokio::test]
+async fn an_app_can_end_the_portcullis_session_but_only_return_where_it_registered() {
+    let app = oidc_app().await;
+    app.create_user("max@example.com", &[]).await;
+    let (id, secret) = client(&app, false).await;
+    let secret = secret.unwrap();
+    let b = app.browser();
+    b.login_ok("max@example.com").await;
+    let code = authorize(&b, &id, "").await["code"].clone();
+    let (_, tokens) = token_request(
+        &app,
+        Some((&id, &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    let hint = tokens["id_token"].as_str().unwrap().to_string();
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+
+    // A return address the app did not register: refused, no redirect, still signed in.
+    let p = b
+        .get(&format!(
+            "/oauth/logout?id_token_hint={}&post_logout_redirect_uri={}&state=s",
+            enc(&hint),
+            enc("http://evil.example/")
+        ))
+        .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.location().is_none());
+    assert_eq!(b.get("/account").await.status, StatusCode::OK);
+
+    // Without a hint (anyone could link it): the user confirms first.
+    let p = b.get("/oauth/logout").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("Sign out?"), "{}", p.body);
+    assert_eq!(b.get("/account").await.status, StatusCode::OK);
+
+    // With this session's ID token: signed out at once, back to the app with state.
+    let p = b
+        .get(&format!(
+            "/oauth/logout?id_token_hint={}&post_logout_redirect_uri={}&state=s-42",
+            enc(&hint),
+            enc(LOGGED_OUT)
+        ))
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(p.location().unwrap(), format!("{LOGGED_OUT}?state=s-42"));
+    assert_eq!(
+        b.get("/account").await.status,
+        StatusCode::SEE_OTHER,
+        "the session ended"
+    );
+    assert!(app.audit_names().await.contains(&"logout".to_string()));
+}
+
+#[tokio::test]
+async fn prompt_login_asks_again_and_login_hint_fills_the_form() {
+    let app = oidc_app().await;
+    app.create_user("ida@example.com", &[]).await;
+    let (id, _) = client(&app, true).await;
+    let anon = app.browser();
+    let path = format!(
+        "/oauth/authorize?response_type=code&scope=openid&client_id={id}&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256&login_hint=ida%40example.com",
+        url::form_urlencoded::byte_serialize(CALLBACK.as_bytes()).collect::<String>()
+    );
+    let p = anon.get(&path).await;
+    let login = anon.get(&p.location().unwrap()).await;
+    assert_eq!(
+        login
+            .doc()
+            .select(&scraper::Selector::parse("input[name=email]").unwrap())
+            .next()
+            .and_then(|e| e.value().attr("value").map(str::to_string)),
+        Some("ida@example.com".to_string())
+    );
+
+    let b = app.browser();
+    b.login_ok("ida@example.com").await;
+    authorize(&b, &id, "").await; // consent once
+    let p = b.get(&format!("{path}&prompt=login")).await;
+    let loc = p.location().unwrap();
+    assert!(loc.starts_with("/login/reauth?next="), "{loc}");
+    assert!(
+        !loc.contains("prompt"),
+        "signing in again satisfies prompt=login: {loc}"
+    );
+    // prompt=none with a session too old for max_age: login_required, not a page.
+    app.clock.advance(120);
+    let p = b.get(&format!("{path}&prompt=none&max_age=60")).await;
+    assert_eq!(query(&p.location().unwrap())["error"], "login_required");
 }

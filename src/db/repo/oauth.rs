@@ -3,7 +3,10 @@
 use diesel::prelude::*;
 
 use crate::db::AnyConnection;
-use crate::db::schema::{auth_codes, consents, oauth_clients, signing_keys};
+use crate::db::schema::{
+    auth_codes, consents, oauth_clients, oauth_grants, refresh_tokens, revoked_access_tokens,
+    signing_keys,
+};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = oauth_clients)]
@@ -17,6 +20,7 @@ pub struct Client {
     pub grants: String,
     pub skip_consent: bool,
     pub created_at: i64,
+    pub id_token_alg: String,
 }
 
 impl Client {
@@ -26,9 +30,64 @@ impl Client {
     pub fn scopes(&self) -> Vec<String> {
         self.scopes.split_whitespace().map(str::to_string).collect()
     }
+    pub fn post_logout_redirect_uris(&self) -> Vec<String> {
+        serde_json::from_str(&self.post_logout_redirect_uris).unwrap_or_default()
+    }
+    pub fn grants(&self) -> Vec<String> {
+        self.grants.split_whitespace().map(str::to_string).collect()
+    }
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grants.split_whitespace().any(|g| g == grant)
+    }
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none()
     }
+}
+
+pub fn list_clients(c: &mut AnyConnection) -> QueryResult<Vec<Client>> {
+    oauth_clients::table
+        .order((oauth_clients::name.asc(), oauth_clients::client_id.asc()))
+        .select(Client::as_select())
+        .load(c)
+}
+
+/// Saves every editable field (not the id, the secret or the creation time).
+pub fn update_client(c: &mut AnyConnection, client: &Client) -> QueryResult<bool> {
+    diesel::update(oauth_clients::table.find(&client.client_id))
+        .set((
+            oauth_clients::name.eq(&client.name),
+            oauth_clients::redirect_uris.eq(&client.redirect_uris),
+            oauth_clients::post_logout_redirect_uris.eq(&client.post_logout_redirect_uris),
+            oauth_clients::scopes.eq(&client.scopes),
+            oauth_clients::grants.eq(&client.grants),
+            oauth_clients::skip_consent.eq(client.skip_consent),
+            oauth_clients::id_token_alg.eq(&client.id_token_alg),
+        ))
+        .execute(c)
+        .map(|n| n == 1)
+}
+
+pub fn set_secret_hash(c: &mut AnyConnection, id: &str, hash: &str) -> QueryResult<bool> {
+    diesel::update(oauth_clients::table.find(id))
+        .set(oauth_clients::secret_hash.eq(Some(hash)))
+        .execute(c)
+        .map(|n| n == 1)
+}
+
+/// Deletes a client; its codes, consents, grants and refresh tokens go with it.
+pub fn delete_client(c: &mut AnyConnection, id: &str) -> QueryResult<bool> {
+    // Explicit, so it does not depend on SQLite's foreign_keys pragma.
+    let grants = oauth_grants::table
+        .filter(oauth_grants::client_id.eq(id))
+        .select(oauth_grants::id);
+    diesel::delete(refresh_tokens::table.filter(refresh_tokens::grant_id.eq_any(grants)))
+        .execute(c)?;
+    diesel::delete(oauth_grants::table.filter(oauth_grants::client_id.eq(id))).execute(c)?;
+    diesel::delete(consents::table.filter(consents::client_id.eq(id))).execute(c)?;
+    diesel::delete(auth_codes::table.filter(auth_codes::client_id.eq(id))).execute(c)?;
+    diesel::delete(oauth_clients::table.find(id))
+        .execute(c)
+        .map(|n| n == 1)
 }
 
 pub fn insert_client(c: &mut AnyConnection, client: &Client) -> QueryResult<()> {
@@ -156,4 +215,186 @@ pub fn grant(
         ))
         .execute(c)
         .map(|_| ())
+}
+
+pub fn retire_key(c: &mut AnyConnection, kid: &str, now: i64) -> QueryResult<()> {
+    diesel::update(signing_keys::table.find(kid))
+        .set(signing_keys::retired_at.eq(Some(now)))
+        .execute(c)
+        .map(|_| ())
+}
+
+/// Removes keys retired before `before`: nothing they signed is still valid.
+pub fn delete_retired_keys(c: &mut AnyConnection, before: i64) -> QueryResult<usize> {
+    diesel::delete(signing_keys::table.filter(signing_keys::retired_at.lt(before))).execute(c)
+}
+
+/// The consents a user gave, with each client's name.
+pub fn consents_of(
+    c: &mut AnyConnection,
+    user_id: &str,
+) -> QueryResult<Vec<(String, String, String, i64)>> {
+    consents::table
+        .inner_join(oauth_clients::table.on(oauth_clients::client_id.eq(consents::client_id)))
+        .filter(consents::user_id.eq(user_id))
+        .order(oauth_clients::name.asc())
+        .select((
+            consents::client_id,
+            oauth_clients::name,
+            consents::scope,
+            consents::granted_at,
+        ))
+        .load(c)
+}
+
+pub fn delete_consent(c: &mut AnyConnection, user_id: &str, client_id: &str) -> QueryResult<bool> {
+    diesel::delete(consents::table.find((user_id, client_id)))
+        .execute(c)
+        .map(|n| n == 1)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = oauth_grants)]
+pub struct GrantRow {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub code_hash: String,
+    pub scope: String,
+    pub auth_time: i64,
+    pub amr: String,
+    pub sid: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+pub fn insert_grant(c: &mut AnyConnection, g: &GrantRow) -> QueryResult<()> {
+    diesel::insert_into(oauth_grants::table)
+        .values(g)
+        .execute(c)
+        .map(|_| ())
+}
+
+pub fn find_grant(c: &mut AnyConnection, id: &str) -> QueryResult<Option<GrantRow>> {
+    oauth_grants::table
+        .find(id)
+        .select(GrantRow::as_select())
+        .first(c)
+        .optional()
+}
+
+/// Revokes a grant; returns it when this call revoked it (not already revoked).
+pub fn revoke_grant(c: &mut AnyConnection, id: &str, now: i64) -> QueryResult<Option<GrantRow>> {
+    let n = diesel::update(
+        oauth_grants::table
+            .find(id)
+            .filter(oauth_grants::revoked_at.is_null()),
+    )
+    .set(oauth_grants::revoked_at.eq(Some(now)))
+    .execute(c)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    find_grant(c, id)
+}
+
+pub fn grant_of_code(c: &mut AnyConnection, code_hash: &str) -> QueryResult<Option<GrantRow>> {
+    oauth_grants::table
+        .filter(oauth_grants::code_hash.eq(code_hash))
+        .select(GrantRow::as_select())
+        .first(c)
+        .optional()
+}
+
+/// Revokes every live grant of a user for a client; returns how many.
+pub fn revoke_grants_of(
+    c: &mut AnyConnection,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        oauth_grants::table
+            .filter(oauth_grants::user_id.eq(user_id))
+            .filter(oauth_grants::client_id.eq(client_id))
+            .filter(oauth_grants::revoked_at.is_null()),
+    )
+    .set(oauth_grants::revoked_at.eq(Some(now)))
+    .execute(c)
+}
+
+pub fn grant_revoked(c: &mut AnyConnection, id: &str) -> QueryResult<bool> {
+    oauth_grants::table
+        .find(id)
+        .select(oauth_grants::revoked_at)
+        .first::<Option<i64>>(c)
+        .optional()
+        .map(|r| !matches!(r, Some(None)))
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshRow {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+pub fn insert_refresh(c: &mut AnyConnection, r: &RefreshRow) -> QueryResult<()> {
+    diesel::insert_into(refresh_tokens::table)
+        .values(r)
+        .execute(c)
+        .map(|_| ())
+}
+
+pub fn find_refresh(c: &mut AnyConnection, hash: &str) -> QueryResult<Option<RefreshRow>> {
+    refresh_tokens::table
+        .find(hash)
+        .select(RefreshRow::as_select())
+        .first(c)
+        .optional()
+}
+
+/// Marks a refresh token used; false when it already was (a replay).
+pub fn use_refresh(c: &mut AnyConnection, hash: &str, now: i64) -> QueryResult<bool> {
+    diesel::update(
+        refresh_tokens::table
+            .find(hash)
+            .filter(refresh_tokens::used_at.is_null()),
+    )
+    .set(refresh_tokens::used_at.eq(Some(now)))
+    .execute(c)
+    .map(|n| n == 1)
+}
+
+pub fn revoke_jti(c: &mut AnyConnection, jti: &str, expires_at: i64) -> QueryResult<()> {
+    if jti_revoked(c, jti)? {
+        return Ok(());
+    }
+    diesel::insert_into(revoked_access_tokens::table)
+        .values((
+            revoked_access_tokens::jti.eq(jti),
+            revoked_access_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(c)
+        .map(|_| ())
+}
+
+pub fn jti_revoked(c: &mut AnyConnection, jti: &str) -> QueryResult<bool> {
+    revoked_access_tokens::table
+        .find(jti)
+        .count()
+        .get_result::<i64>(c)
+        .map(|n| n > 0)
+}
+
+/// Forgets what can no longer be used: expired revocations and refresh tokens.
+pub fn prune(c: &mut AnyConnection, now: i64) -> QueryResult<()> {
+    diesel::delete(revoked_access_tokens::table.filter(revoked_access_tokens::expires_at.lt(now)))
+        .execute(c)?;
+    diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(now))).execute(c)?;
+    diesel::delete(auth_codes::table.filter(auth_codes::expires_at.lt(now - 3600))).execute(c)?;
+    Ok(())
 }

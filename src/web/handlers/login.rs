@@ -55,6 +55,18 @@ fn page(
     }
 }
 
+/// An app's `login_hint` (the authorization request being continued) fills the email
+/// field; it is only a suggestion the user can change.
+fn login_hint(next: &str) -> String {
+    let Some(query) = next.strip_prefix("/oauth/authorize?") else {
+        return String::new();
+    };
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "login_hint")
+        .map(|(_, v)| v.chars().take(254).collect())
+        .unwrap_or_default()
+}
+
 pub async fn form(ctx: Ctx, q: web::Query<LoginQuery>) -> HttpResponse {
     let next = safe_next(q.next.as_deref());
     if ctx.user.is_some() {
@@ -71,7 +83,7 @@ pub async fn form(ctx: Ctx, q: web::Query<LoginQuery>) -> HttpResponse {
     } else {
         None
     };
-    let mut p = page(&ctx, "", &next, None, notice);
+    let mut p = page(&ctx, &login_hint(&next), &next, None, notice);
     // The runtime setting (/admin/settings) decides whether to offer registration.
     if let Ok(reg) = registration(&ctx.state.db, &ctx.state.config).await {
         p.registration_open = reg.enabled;

@@ -22,6 +22,13 @@ pub async fn submit(ctx: Ctx, form: web::Form<LogoutForm>) -> Result<HttpRespons
         return Ok(see_other("/login?signed_out=1"));
     }
     ctx.check_csrf(&form.csrf_token)?;
+    end(&ctx).await?;
+    Ok(see_other("/login?signed_out=1"))
+}
+
+/// Ends the signed-in session: revoked in the registry (refused everywhere at once),
+/// audited, and the cookie's state dropped.
+pub async fn end(ctx: &Ctx) -> Result<(), AppError> {
     if let Some(u) = &ctx.user {
         ctx.state.sessions.revoke(&u.uid, &u.sid).await?;
         let (audit, now, uid, sid) = (
@@ -47,5 +54,5 @@ pub async fn submit(ctx: Ctx, form: web::Form<LogoutForm>) -> Result<HttpRespons
             .await?;
     }
     sign_out(&ctx.session);
-    Ok(see_other("/login?signed_out=1"))
+    Ok(())
 }

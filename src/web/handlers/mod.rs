@@ -10,6 +10,7 @@ pub mod home;
 pub mod login;
 pub mod logout;
 pub mod mfa;
+pub mod oauth;
 pub mod oidc;
 pub mod password;
 pub mod reauth;

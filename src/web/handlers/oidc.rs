@@ -1,54 +1,82 @@
-//! OpenID Connect endpoints: discovery, JWKS, authorize (with consent), token, userinfo.
+//! OpenID Connect's front channel: discovery, JWKS, authorize (with consent) and
+//! RP-initiated logout. The back channel (token, userinfo, revocation, introspection)
+//! is in `oauth`.
 //!
 //! An unknown `client_id` or a `redirect_uri` not registered exactly is shown to the
 //! user as an error page and never redirected to; every other error goes back to the
 //! client per RFC 6749 with `state` and `iss` (RFC 9207).
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::auth::oidc::{self, Grant, SCOPES, TokenError};
+use crate::auth::keyring::ALGS;
+use crate::auth::oidc::{self, GRANTS, Grant, SCOPES};
+use crate::config::Config;
 use crate::db::repo::oauth::Client;
+use crate::domain::audit::{AuditAction, Outcome};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
-use crate::web::views::{ConsentPage, render};
+use crate::web::state::AppState;
+use crate::web::views::{ConsentPage, LogoutPage, render};
 
 fn base(ctx_base: &str) -> String {
     ctx_base.trim_end_matches('/').to_string()
 }
 
-pub async fn discovery(st: web::Data<crate::web::state::AppState>) -> HttpResponse {
-    let b = base(&st.config.base_url());
-    HttpResponse::Ok()
-        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .json(json!({
-            "issuer": b,
-            "authorization_endpoint": format!("{b}/oauth/authorize"),
-            "token_endpoint": format!("{b}/oauth/token"),
-            "userinfo_endpoint": format!("{b}/oauth/userinfo"),
-            "jwks_uri": format!("{b}/oauth/jwks"),
-            "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "scopes_supported": SCOPES,
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "code_challenge_methods_supported": ["S256"],
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "sid", "at_hash", "email", "email_verified", "name", "roles"],
-            "authorization_response_iss_parameter_supported": true,
-        }))
+/// The discovery document: built once at start (it depends on the configuration only).
+pub fn discovery_document(config: &Config) -> web::Bytes {
+    let b = base(&config.base_url());
+    let doc = json!({
+        "issuer": b,
+        "authorization_endpoint": format!("{b}/oauth/authorize"),
+        "token_endpoint": format!("{b}/oauth/token"),
+        "userinfo_endpoint": format!("{b}/oauth/userinfo"),
+        "jwks_uri": format!("{b}/oauth/jwks"),
+        "revocation_endpoint": format!("{b}/oauth/revoke"),
+        "introspection_endpoint": format!("{b}/oauth/introspect"),
+        "end_session_endpoint": format!("{b}/oauth/logout"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": GRANTS,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ALGS,
+        "userinfo_signing_alg_values_supported": ["none"],
+        "scopes_supported": SCOPES,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "acr_values_supported": ["pwd", "mfa"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "sid", "at_hash", "azp", "email", "email_verified", "name", "roles"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "frontchannel_logout_supported": false,
+        "backchannel_logout_supported": false,
+    });
+    web::Bytes::from(doc.to_string())
 }
 
-pub async fn jwks(st: web::Data<crate::web::state::AppState>) -> Result<HttpResponse, AppError> {
-    // The first call creates the key, so the JWKS is never empty.
-    oidc::signing_key(&st.db, &st.clock, &st.oidc_sealer).await?;
-    Ok(HttpResponse::Ok()
+/// A public JSON document (discovery, JWKS): any origin may read it, caches may keep it.
+fn public_json(body: web::Bytes, max_age: u32) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .json(oidc::jwks(&st.db).await?))
+        .insert_header((header::CACHE_CONTROL, format!("public, max-age={max_age}")))
+        .body(body)
+}
+
+pub async fn discovery(st: web::Data<AppState>) -> HttpResponse {
+    public_json(st.discovery.clone(), 3600)
+}
+
+pub async fn jwks(st: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    // Served from memory; the first call after start creates the RS256 key if none.
+    Ok(public_json(st.oidc.keys.jwks().await?, 300))
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -67,6 +95,9 @@ pub struct AuthorizeParams {
     code_challenge_method: Option<String>,
     prompt: Option<String>,
     max_age: Option<i64>,
+    // Read by the login page (login_hint) and reflected in the ID token's acr.
+    #[allow(dead_code)]
+    login_hint: Option<String>,
     // Consent form only.
     #[serde(default)]
     csrf_token: String,
@@ -160,8 +191,26 @@ async fn authorize_inner(
             ));
         }
     };
+    let prompts: Vec<&str> = p
+        .prompt
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    if prompts.contains(&"none") && prompts.len() > 1 {
+        return Ok(back(
+            &p.redirect_uri,
+            &[
+                ("error", "invalid_request"),
+                ("error_description", "prompt=none stands alone"),
+            ],
+            state,
+            &issuer,
+        ));
+    }
+    let silent = prompts.contains(&"none");
     let Some(user) = ctx.user.clone() else {
-        if p.prompt.as_deref() == Some("none") {
+        if silent {
             return Ok(back(
                 &p.redirect_uri,
                 &[("error", "login_required")],
@@ -169,22 +218,61 @@ async fn authorize_inner(
                 &issuer,
             ));
         }
+        // A fresh sign-in satisfies prompt=login: do not ask twice.
         return Err(AppError::SignInRequired {
-            next: ctx.path.clone(),
+            next: without_prompt_login(&ctx.path, None),
         });
     };
-    if let Some(max_age) = p.max_age
-        && st.clock.now() - user.auth_at > max_age.max(0)
-    {
-        return Err(AppError::StepUpRequired {
-            next: ctx.path.clone(),
-        });
+    // The consent form repeats the request; what it asked was settled on the GET.
+    if !posted {
+        let too_old = p
+            .max_age
+            .is_some_and(|m| st.clock.now() - user.auth_at > m.max(0));
+        if too_old && silent {
+            return Ok(back(
+                &p.redirect_uri,
+                &[("error", "login_required")],
+                state,
+                &issuer,
+            ));
+        }
+        if prompts.contains(&"login") {
+            // Authenticate again, then continue with a max_age the fresh proof meets.
+            return Err(AppError::StepUpRequired {
+                next: without_prompt_login(&ctx.path, Some(60)),
+            });
+        }
+        if too_old {
+            return Err(AppError::StepUpRequired {
+                next: ctx.path.clone(),
+            });
+        }
     }
     let consented = client.skip_consent
         || oidc::has_consent(&st.db, &user.uid, &client.client_id, &scope).await?;
     if posted {
         ctx.check_csrf(&p.csrf_token)?;
         if p.decision != "allow" {
+            let (audit, now, uid, cid) = (
+                ctx.audit(),
+                st.clock.now(),
+                user.uid.clone(),
+                client.client_id.clone(),
+            );
+            st.db
+                .run(move |c| {
+                    crate::auth::audit::record(
+                        c,
+                        &audit,
+                        now,
+                        AuditAction::ConsentDenied,
+                        Outcome::Denied,
+                        Some(&uid),
+                        json!({"client_id": cid}),
+                    )
+                    .map_err(AppError::from_db)
+                })
+                .await?;
             return Ok(back(
                 &p.redirect_uri,
                 &[("error", "access_denied")],
@@ -203,8 +291,8 @@ async fn authorize_inner(
             )
             .await?;
         }
-    } else if !consented {
-        if p.prompt.as_deref() == Some("none") {
+    } else if !consented || prompts.contains(&"consent") {
+        if silent {
             return Ok(back(
                 &p.redirect_uri,
                 &[("error", "consent_required")],
@@ -246,6 +334,38 @@ async fn authorize_inner(
     Ok(back(&p.redirect_uri, &[("code", &code)], state, &issuer))
 }
 
+/// The authorization request again, without `prompt=login` (so that signing in once
+/// satisfies it) and, when given, with `max_age` capped so an old session cannot pass.
+fn without_prompt_login(path: &str, max_age: Option<i64>) -> String {
+    let Some((route, query)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    let mut capped = false;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match (k.as_ref(), max_age) {
+            ("prompt", _) => {
+                let rest: Vec<&str> = v.split_whitespace().filter(|p| *p != "login").collect();
+                if !rest.is_empty() {
+                    out.append_pair("prompt", &rest.join(" "));
+                }
+            }
+            ("max_age", Some(cap)) => {
+                let given = v.parse::<i64>().unwrap_or(cap);
+                out.append_pair("max_age", &given.min(cap).to_string());
+                capped = true;
+            }
+            _ => {
+                out.append_pair(&k, &v);
+            }
+        }
+    }
+    if let (Some(cap), false) = (max_age, capped) {
+        out.append_pair("max_age", &cap.to_string());
+    }
+    format!("{route}?{}", out.finish())
+}
+
 fn describe(scope: &str) -> String {
     match scope {
         "openid" => "Know who you are (a stable identifier)",
@@ -266,170 +386,109 @@ pub async fn consent(ctx: Ctx, f: web::Form<AuthorizeParams>) -> Result<HttpResp
     authorize_inner(ctx, f.into_inner(), true).await
 }
 
-#[derive(Deserialize)]
-pub struct TokenForm {
-    #[serde(default)]
-    grant_type: String,
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    redirect_uri: String,
-    code_verifier: Option<String>,
+#[derive(Deserialize, Default)]
+pub struct LogoutParams {
+    id_token_hint: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
     client_id: Option<String>,
-    client_secret: Option<String>,
+    #[serde(default)]
+    csrf_token: String,
 }
 
-fn token_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({"error": code, "error_description": description}))
-}
-
-/// `client_secret_basic` (Authorization: Basic), else `client_secret_post`, else a
-/// public client naming itself.
-fn client_credentials(req: &HttpRequest, f: &TokenForm) -> Option<(String, Option<String>)> {
-    if let Some(basic) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
+/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0). The portcullis
+/// session ends at once when the app proves it is this session's (an ID token hint
+/// naming this session); otherwise the user confirms, so a third-party page cannot
+/// sign anyone out. The user goes back only to a URI the app registered.
+async fn end_session(ctx: Ctx, p: LogoutParams, posted: bool) -> Result<HttpResponse, AppError> {
+    let st = &ctx.state;
+    let invalid = |why: &str| {
+        Err(AppError::BadRequest(format!(
+            "This sign-out link is not valid: {why}. You are still signed in."
+        )))
+    };
+    let hint = match p.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
+        Some(h) => match st.oidc.id_token_hint(h).await? {
+            Some(claims) => Some(claims),
+            None => return invalid("the app's token was not issued here"),
+        },
+        None => None,
+    };
+    let hinted_client = hint.as_ref().and_then(|c| match c.get("aud") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    });
+    let client_id = match (hinted_client, p.client_id.clone().filter(|c| !c.is_empty())) {
+        (Some(a), Some(b)) if a != b => return invalid("the token and client_id disagree"),
+        (a, b) => a.or(b),
+    };
+    let client = match &client_id {
+        Some(id) => oidc::client(&st.db, id).await?,
+        None => None,
+    };
+    let destination = match p
+        .post_logout_redirect_uri
+        .as_deref()
+        .filter(|u| !u.is_empty())
     {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(basic.trim())
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let (id, secret) = text.split_once(':')?;
-        let unescape = |s: &str| {
-            percent_encoding::percent_decode_str(&s.replace('+', " "))
-                .decode_utf8_lossy()
-                .to_string()
-        };
-        return Some((unescape(id), Some(unescape(secret))));
-    }
-    Some((f.client_id.clone()?, f.client_secret.clone()))
-}
-
-pub async fn token(
-    req: HttpRequest,
-    st: web::Data<crate::web::state::AppState>,
-    form: web::Form<TokenForm>,
-) -> Result<HttpResponse, AppError> {
-    let f = form.into_inner();
-    let Some((id, secret)) = client_credentials(&req, &f) else {
-        return Ok(token_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        ));
-    };
-    let client = oidc::client(&st.db, &id).await?;
-    let Some(client) = client.filter(|c| oidc::client_authenticates(c, secret.as_deref())) else {
-        return Ok(token_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        ));
-    };
-    if f.grant_type != "authorization_code" {
-        return Ok(token_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "only authorization_code",
-        ));
-    }
-    let audit = crate::auth::audit::AuditCtx {
-        actor_id: None,
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
-        user_agent: None,
-        request_id: Some(crate::web::request_id::current()),
-    };
-    let result = oidc::exchange_code(
-        &st.db,
-        &st.clock,
-        &st.oidc_sealer,
-        &base(&st.config.base_url()),
-        st.config.access_token_ttl_secs,
-        &client,
-        &f.code,
-        &f.redirect_uri,
-        f.code_verifier.as_deref(),
-        &audit,
-    )
-    .await?;
-    match result {
-        Ok(t) => {
-            let mut body = json!({
-                "access_token": t.access_token,
-                "token_type": "Bearer",
-                "expires_in": t.expires_in,
-                "scope": t.scope,
-            });
-            if let Some(id) = t.id_token {
-                body["id_token"] = json!(id);
+        Some(uri) => match &client {
+            Some(c) if c.post_logout_redirect_uris().iter().any(|r| r == uri) => {
+                Some(uri.to_string())
             }
-            Ok(HttpResponse::Ok()
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .json(body))
+            _ => return invalid("the app did not register that address to return to"),
+        },
+        None => None,
+    };
+    if let Some(user) = &ctx.user {
+        let same_session = hint
+            .as_ref()
+            .and_then(|c| c.get("sid"))
+            .and_then(Value::as_str)
+            == Some(user.sid.as_str());
+        if posted {
+            ctx.check_csrf(&p.csrf_token)?;
+        } else if !same_session {
+            let mut hidden = Vec::new();
+            for (k, v) in [
+                ("id_token_hint", &p.id_token_hint),
+                ("post_logout_redirect_uri", &p.post_logout_redirect_uri),
+                ("state", &p.state),
+                ("client_id", &p.client_id),
+            ] {
+                if let Some(v) = v {
+                    hidden.push((k.to_string(), v.clone()));
+                }
+            }
+            return Ok(render(
+                StatusCode::OK,
+                &LogoutPage {
+                    chrome: ctx.chrome(),
+                    app: client.as_ref().map(|c| c.name.clone()),
+                    hidden,
+                },
+            ));
         }
-        Err(TokenError::InvalidGrant(why)) => {
-            Ok(token_error(StatusCode::BAD_REQUEST, "invalid_grant", why))
-        }
-        Err(TokenError::InvalidClient) => Ok(token_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        )),
+        super::logout::end(&ctx).await?;
     }
+    let Some(uri) = destination else {
+        return Ok(super::see_other("/login?signed_out=1"));
+    };
+    let mut url =
+        url::Url::parse(&uri).map_err(|_| AppError::BadRequest("bad return address".into()))?;
+    if let Some(s) = &p.state {
+        url.query_pairs_mut().append_pair("state", s);
+    }
+    Ok(super::see_other(url.as_str()))
 }
 
-pub async fn userinfo(
-    req: HttpRequest,
-    st: web::Data<crate::web::state::AppState>,
+pub async fn logout(ctx: Ctx, q: web::Query<LogoutParams>) -> Result<HttpResponse, AppError> {
+    end_session(ctx, q.into_inner(), false).await
+}
+
+pub async fn logout_confirmed(
+    ctx: Ctx,
+    f: web::Form<LogoutParams>,
 ) -> Result<HttpResponse, AppError> {
-    let unauthorized = || {
-        HttpResponse::Unauthorized()
-            .insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""))
-            .finish()
-    };
-    let Some(token) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return Ok(unauthorized());
-    };
-    let Some(claims) = oidc::verify_access_token(&st.db, &st.clock, token.trim()).await? else {
-        return Ok(unauthorized());
-    };
-    let sub = claims["sub"].as_str().unwrap_or_default().to_string();
-    let scope = claims["scope"].as_str().unwrap_or_default().to_string();
-    let uid = sub.clone();
-    let (user, roles) = st
-        .db
-        .run(move |c| {
-            Ok::<_, AppError>((
-                crate::db::repo::users::find(c, &uid).map_err(AppError::from_db)?,
-                crate::db::repo::roles::of_user(c, &uid).map_err(AppError::from_db)?,
-            ))
-        })
-        .await?;
-    let Some(user) = user.filter(|u| !u.disabled) else {
-        return Ok(unauthorized());
-    };
-    let scopes: Vec<&str> = scope.split_whitespace().collect();
-    let mut body = json!({ "sub": sub });
-    if scopes.contains(&"email") {
-        body["email"] = json!(user.email);
-        body["email_verified"] = json!(user.email_verified);
-    }
-    if scopes.contains(&"profile") {
-        body["name"] = json!(user.display_name);
-    }
-    if scopes.contains(&"roles") {
-        body["roles"] = json!(roles);
-    }
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body))
+    end_session(ctx, f.into_inner(), true).await
 }

@@ -1,0 +1,336 @@
+//! The provider's signing keys.
+//!
+//! Keys live in the database with their private parts sealed by the master key, so every
+//! instance signs with and publishes the same keys. Each algorithm (RS256, ES256, EdDSA)
+//! has at most one active key; a key older than the rotation period is replaced, and the
+//! retired key stays in the JWKS until everything it signed has expired, then is deleted.
+//! Instances keep the keys, ready-made signers and the serialised JWKS in memory and
+//! reload them every `CACHE_SECS` (or at once when a token names a key they do not know).
+
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
+use josekit::jwk::alg::ed::{EdCurve, EdKeyPair};
+use josekit::jwk::alg::rsa::RsaKeyPair;
+use josekit::jwk::{Jwk, KeyPair};
+use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, RS256};
+use josekit::jwt::{self, JwtPayload};
+use serde_json::{Map, Value, json};
+
+use super::InternalError;
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::db::conn::{locks, serialize, write_transaction};
+use crate::db::repo::oauth::{self as repo, SigningKey};
+use crate::domain::tokens::generate;
+use crate::keys::Sealer;
+
+/// The algorithms we sign with (OpenID Connect requires RS256; the others are cheaper).
+pub const ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+/// How long an instance trusts its in-memory copy of the keys.
+pub const CACHE_SECS: i64 = 30;
+
+fn other(e: impl std::fmt::Display) -> InternalError {
+    InternalError::Other(e.to_string())
+}
+
+pub fn supported(alg: &str) -> Option<&'static str> {
+    ALGS.into_iter().find(|a| *a == alg)
+}
+
+struct Key {
+    kid: String,
+    alg: &'static str,
+    /// Only the active key of each algorithm signs.
+    signer: Option<Box<dyn JwsSigner>>,
+    verifier: Box<dyn JwsVerifier>,
+}
+
+struct Loaded {
+    at: i64,
+    keys: Vec<Key>,
+    jwks: Bytes,
+}
+
+impl Loaded {
+    fn signer(&self, alg: &str) -> Option<(&str, &dyn JwsSigner)> {
+        self.keys
+            .iter()
+            .find(|k| k.alg == alg && k.signer.is_some())
+            .and_then(|k| Some((k.kid.as_str(), k.signer.as_deref()?)))
+    }
+    fn key(&self, kid: &str) -> Option<&Key> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+}
+
+pub struct KeyRing {
+    db: Db,
+    clock: Clock,
+    sealer: Sealer,
+    rotation_secs: i64,
+    /// How long a retired key stays published: the longest token lifetime plus the
+    /// time another instance may still sign with its cached copy.
+    overlap_secs: i64,
+    loaded: RwLock<Option<Arc<Loaded>>>,
+    reload: tokio::sync::Mutex<()>,
+}
+
+/// A verified token: its claims and the `typ` of its header.
+pub struct Verified {
+    pub claims: Map<String, Value>,
+    pub typ: Option<String>,
+}
+
+impl KeyRing {
+    pub fn new(
+        db: Db,
+        clock: Clock,
+        sealer: Sealer,
+        rotation_secs: i64,
+        longest_token_secs: i64,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            sealer,
+            rotation_secs,
+            overlap_secs: longest_token_secs + 2 * CACHE_SECS,
+            loaded: RwLock::new(None),
+            reload: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn cached(&self) -> Option<Arc<Loaded>> {
+        self.loaded.read().ok().and_then(|g| g.clone())
+    }
+
+    fn fresh(&self, l: &Loaded) -> bool {
+        l.at + CACHE_SECS > self.clock.now() && l.at <= self.clock.now()
+    }
+
+    async fn current(&self) -> Result<Arc<Loaded>, InternalError> {
+        match self.cached() {
+            Some(l) if self.fresh(&l) => Ok(l),
+            _ => self.refresh(None, false).await,
+        }
+    }
+
+    /// Does the algorithm need a new key: none active, or the active one is due?
+    /// Every algorithm always has a key, so a client that fetched the JWKS once can
+    /// verify whichever algorithm it is later given.
+    fn due(&self, rows: &[SigningKey], alg: &str, now: i64) -> bool {
+        rows.iter()
+            .filter(|k| k.alg == alg && k.retired_at.is_none())
+            .max_by_key(|k| k.created_at)
+            .is_none_or(|k| k.created_at + self.rotation_secs <= now)
+    }
+
+    /// Reloads from the database; on the way, rotates due keys, creates a key for
+    /// `want` if it has none, and deletes keys past their overlap. One instance wins
+    /// each change (serialised in the database); the others read its result.
+    /// `force` reloads even a fresh copy, if it is at least a second old.
+    async fn refresh(
+        &self,
+        want: Option<&'static str>,
+        force: bool,
+    ) -> Result<Arc<Loaded>, InternalError> {
+        let _one_at_a_time = self.reload.lock().await;
+        if let Some(l) = self.cached()
+            && self.fresh(&l)
+            && (!force || l.at >= self.clock.now())
+            && want.is_none_or(|a| l.signer(a).is_some())
+        {
+            return Ok(l);
+        }
+        let now = self.clock.now();
+        let rows = self
+            .db
+            .run(|c| repo::published_keys(c).map_err(InternalError::from))
+            .await?;
+        let needed: Vec<&'static str> = ALGS
+            .into_iter()
+            .filter(|a| self.due(&rows, a, now))
+            .collect();
+        let overlap = self.overlap_secs;
+        let expired = rows
+            .iter()
+            .any(|k| k.retired_at.is_some_and(|r| r + overlap <= now));
+        let rows = if needed.is_empty() && !expired {
+            rows
+        } else {
+            let mut fresh = Vec::new();
+            for alg in &needed {
+                fresh.push(self.generate(alg, now).await?);
+            }
+            let rotation = self.rotation_secs;
+            self.db
+                .run(move |c| {
+                    write_transaction(c, |c| {
+                        serialize(c, locks::SIGNING_KEY)?;
+                        let current = repo::published_keys(c)?;
+                        for key in fresh {
+                            // Another instance may have done it meanwhile.
+                            let still_due = {
+                                let active = current
+                                    .iter()
+                                    .filter(|k| k.alg == key.alg && k.retired_at.is_none())
+                                    .max_by_key(|k| k.created_at);
+                                active.is_none_or(|k| k.created_at + rotation <= now)
+                            };
+                            if !still_due {
+                                continue;
+                            }
+                            for old in current
+                                .iter()
+                                .filter(|k| k.alg == key.alg && k.retired_at.is_none())
+                            {
+                                repo::retire_key(c, &old.kid, now)?;
+                            }
+                            repo::insert_key(c, &key)?;
+                        }
+                        repo::delete_retired_keys(c, now - overlap)?;
+                        repo::published_keys(c)
+                    })
+                    .map_err(|e: diesel::result::Error| InternalError::from(e))
+                })
+                .await?
+        };
+        let loaded = Arc::new(self.load(&rows, now)?);
+        if let Ok(mut g) = self.loaded.write() {
+            *g = Some(loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// A new key pair, sealed for storage (RSA generation takes a while: off the executor).
+    async fn generate(&self, alg: &'static str, now: i64) -> Result<SigningKey, InternalError> {
+        let (der, mut public) = tokio::task::spawn_blocking(move || {
+            let pair: Box<dyn KeyPair> = match alg {
+                "ES256" => Box::new(EcKeyPair::generate(EcCurve::P256)?),
+                "EdDSA" => Box::new(EdKeyPair::generate(EdCurve::Ed25519)?),
+                _ => Box::new(RsaKeyPair::generate(2048)?),
+            };
+            Ok::<_, josekit::JoseError>((pair.to_der_private_key(), pair.to_jwk_public_key()))
+        })
+        .await
+        .map_err(other)?
+        .map_err(other)?;
+        let kid = generate()[..16].to_string();
+        public.set_key_id(&kid);
+        public.set_algorithm(alg);
+        public.set_key_use("sig");
+        Ok(SigningKey {
+            private_sealed: self.sealer.seal(&der, kid.as_bytes()),
+            kid,
+            alg: alg.into(),
+            public_jwk: public.to_string(),
+            created_at: now,
+            retired_at: None,
+        })
+    }
+
+    fn load(&self, rows: &[SigningKey], now: i64) -> Result<Loaded, InternalError> {
+        let mut keys = Vec::new();
+        let mut jwks = Vec::new();
+        // Newest first, so the first non-retired key of an algorithm is its active one.
+        for row in rows {
+            let Some(alg) = supported(&row.alg) else {
+                continue;
+            };
+            let jwk = Jwk::from_bytes(row.public_jwk.as_bytes()).map_err(other)?;
+            let verifier: Box<dyn JwsVerifier> = match alg {
+                "ES256" => Box::new(ES256.verifier_from_jwk(&jwk).map_err(other)?),
+                "EdDSA" => Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(other)?),
+                _ => Box::new(RS256.verifier_from_jwk(&jwk).map_err(other)?),
+            };
+            let active = row.retired_at.is_none() && !keys.iter().any(|k: &Key| k.alg == alg);
+            let signer: Option<Box<dyn JwsSigner>> = if active {
+                let der = self
+                    .sealer
+                    .open(&row.private_sealed, row.kid.as_bytes())
+                    .ok_or_else(|| other("a signing key does not open with this master key"))?;
+                Some(match alg {
+                    "ES256" => Box::new(ES256.signer_from_der(&der).map_err(other)?),
+                    "EdDSA" => Box::new(EdDSA.signer_from_der(&der).map_err(other)?),
+                    _ => Box::new(RS256.signer_from_der(&der).map_err(other)?),
+                })
+            } else {
+                None
+            };
+            jwks.push(serde_json::from_str::<Value>(&row.public_jwk).map_err(other)?);
+            keys.push(Key {
+                kid: row.kid.clone(),
+                alg,
+                signer,
+                verifier,
+            });
+        }
+        let jwks = serde_json::to_vec(&json!({ "keys": jwks })).map_err(other)?;
+        Ok(Loaded {
+            at: now,
+            keys,
+            jwks: Bytes::from(jwks),
+        })
+    }
+
+    /// The JWKS document, serialised once per reload.
+    pub async fn jwks(&self) -> Result<Bytes, InternalError> {
+        Ok(self.current().await?.jwks.clone())
+    }
+
+    /// Signs claims as a JWT with the active key of `alg` (created on first use).
+    pub async fn sign(
+        &self,
+        alg: &'static str,
+        claims: Map<String, Value>,
+        typ: &str,
+    ) -> Result<String, InternalError> {
+        let mut loaded = self.current().await?;
+        if loaded.signer(alg).is_none() {
+            loaded = self.refresh(Some(alg), false).await?;
+        }
+        let (kid, signer) = loaded
+            .signer(alg)
+            .ok_or_else(|| other(format!("no {alg} signing key")))?;
+        let mut header = JwsHeader::new();
+        header.set_key_id(kid);
+        header.set_token_type(typ);
+        let payload = JwtPayload::from_map(claims).map_err(other)?;
+        jwt::encode_with_signer(&payload, &header, signer).map_err(other)
+    }
+
+    /// Checks a token's signature against our published keys (not its expiry: callers
+    /// decide, since an expired ID token is still a fine logout hint).
+    pub async fn verify(&self, token: &str) -> Result<Option<Verified>, InternalError> {
+        let Ok(header) = jwt::decode_header(token) else {
+            return Ok(None);
+        };
+        let Some(kid) = header.claim("kid").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let mut loaded = self.current().await?;
+        if loaded.key(kid).is_none() && loaded.at < self.clock.now() {
+            // Maybe another instance just rotated; at most one reload a second.
+            loaded = self.refresh(None, true).await?;
+        }
+        let Some(key) = loaded.key(kid) else {
+            return Ok(None);
+        };
+        match jwt::decode_with_verifier(token, key.verifier.as_ref()) {
+            Ok((payload, header)) => Ok(Some(Verified {
+                claims: payload.claims_set().clone(),
+                typ: header.token_type().map(str::to_string),
+            })),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Forget the in-memory copy (tests that move the clock, and after a rotation by hand).
+    pub fn invalidate(&self) {
+        if let Ok(mut g) = self.loaded.write() {
+            *g = None;
+        }
+    }
+}
