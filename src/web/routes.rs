@@ -5,8 +5,9 @@ use actix_web::{HttpResponse, web};
 
 use super::error::AppError;
 use super::handlers::{
-    account, admin, admin_audit, admin_roles, forward, health, home, login, logout, mfa, oauth,
-    oidc, password, reauth, register, security_keys, sessions, setup, totp, verify, webauthn_login,
+    account, admin, admin_audit, admin_clients, admin_roles, apps, forward, health, home, login,
+    logout, mfa, oauth, oidc, password, reauth, register, security_keys, sessions, setup, totp,
+    verify, webauthn_login,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -124,6 +125,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/users", web::get().to(admin::users))
         .route("/admin/users/{id}", web::get().to(admin::user))
         .route("/admin/users/{id}/{action}", web::post().to(admin::action))
+        .route("/account/apps", web::get().to(apps::list))
+        .route("/account/apps/revoke", web::post().to(apps::revoke))
+        .route("/admin/clients", web::get().to(admin_clients::list))
+        .route("/admin/clients", web::post().to(admin_clients::create))
+        .route("/admin/clients/{id}", web::get().to(admin_clients::show))
+        .route("/admin/clients/{id}", web::post().to(admin_clients::update))
+        .route(
+            "/admin/clients/{id}/rotate-secret",
+            web::post().to(admin_clients::rotate_secret),
+        )
+        .route(
+            "/admin/clients/{id}/delete",
+            web::post().to(admin_clients::delete),
+        )
         .route("/admin/roles", web::get().to(admin_roles::show))
         .route("/admin/roles", web::post().to(admin_roles::create))
         .route("/admin/roles/{name}", web::post().to(admin_roles::update))

@@ -389,3 +389,66 @@ pub struct ConsentPage {
     /// The authorization request, carried through the form unchanged.
     pub hidden: Vec<(String, String)>,
 }
+
+pub struct AppView {
+    pub client_id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub granted: String,
+}
+
+#[derive(Template)]
+#[template(path = "account/apps.html")]
+pub struct AppsPage {
+    pub chrome: Chrome,
+    pub apps: Vec<AppView>,
+    pub notice: Option<String>,
+}
+
+pub struct ClientRow {
+    pub client_id: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub grants: String,
+    pub redirect_uris: Vec<String>,
+}
+
+/// One choice in a list of checkboxes.
+pub struct Choice {
+    pub value: &'static str,
+    pub checked: bool,
+}
+
+/// The client form, empty for a new client or filled for an existing one.
+pub struct ClientForm {
+    pub client_id: Option<String>,
+    pub name: String,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub public: bool,
+    pub scopes: Vec<Choice>,
+    pub grants: Vec<Choice>,
+    pub skip_consent: bool,
+    pub algs: Vec<Choice>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/clients.html")]
+pub struct AdminClientsPage {
+    pub chrome: Chrome,
+    pub clients: Vec<ClientRow>,
+    pub form: ClientForm,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/client.html")]
+pub struct AdminClientPage {
+    pub chrome: Chrome,
+    pub form: ClientForm,
+    /// A secret just generated: shown this once.
+    pub secret: Option<String>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}

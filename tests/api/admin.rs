@@ -58,6 +58,7 @@ const ACTIONS: [&str; 8] = [
 
 fn reads(target: &str) -> Vec<String> {
     vec![
+        "/admin/clients".into(),
         "/admin".into(),
         "/admin/users".into(),
         format!("/admin/users/{target}"),
@@ -85,6 +86,27 @@ async fn every_admin_route_is_denied_by_default() {
     let target = app.create_user("target@example.com", &[]).await;
     app.create_user("plain@example.com", &[]).await;
     app.create_user("auditor@example.com", &["auditor"]).await;
+    let (client_id, _) = portcullis::auth::oidc::create_client(
+        &app.state.db,
+        &app.clock,
+        portcullis::auth::oidc::NewClient {
+            name: "Wiki".into(),
+            redirect_uris: vec!["http://app.example/cb".into()],
+            post_logout_redirect_uris: vec![],
+            public: false,
+            scopes: vec![],
+            grants: vec![],
+            skip_consent: false,
+            id_token_alg: "RS256".into(),
+        },
+        &portcullis::auth::audit::AuditCtx::cli(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let client_page = format!("/admin/clients/{client_id}");
+    let client_rotate = format!("/admin/clients/{client_id}/rotate-secret");
+    let client_delete = format!("/admin/clients/{client_id}/delete");
 
     // Anonymous: sent to sign in, nothing done.
     let anon = app.browser();
@@ -133,6 +155,13 @@ async fn every_admin_route_is_denied_by_default() {
         ("/admin/roles/auditor", vec![("permission", "users.write")]),
         ("/admin/roles/auditor/delete", vec![]),
         ("/admin/settings", vec![("registration_enabled", "on")]),
+        (
+            "/admin/clients",
+            vec![("name", "Evil"), ("redirect_uris", "http://evil.example/")],
+        ),
+        (client_page.as_str(), vec![("name", "Renamed")]),
+        (client_rotate.as_str(), vec![]),
+        (client_delete.as_str(), vec![("confirm", "Wiki")]),
     ] {
         let token = plain.get("/account").await.csrf();
         let mut all = vec![("csrf_token", token.as_str())];
@@ -158,6 +187,10 @@ async fn every_admin_route_is_denied_by_default() {
         StatusCode::FORBIDDEN
     );
     assert_eq!(
+        auditor.get(&client_page).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
         auditor.get(&format!("/admin/users/{target}")).await.status,
         StatusCode::FORBIDDEN
     );
@@ -180,7 +213,7 @@ async fn every_admin_route_is_denied_by_default() {
                     "user.disabled",
                     "user.deleted",
                     "mfa.reset",
-                    "session.revoked"
+                    "session.revoked",
                 ]
                 .contains(&e.event.as_str()),
                 "{} happened",
@@ -678,4 +711,150 @@ async fn registration_settings_take_effect_without_a_restart() {
             .await
             .contains(&"settings.changed".to_string())
     );
+}
+
+#[tokio::test]
+async fn clients_are_created_edited_rotated_and_deleted_on_admin_pages() {
+    let app = admin_app().await;
+    app.create_user("root@example.com", &["admin"]).await;
+    let b = app.browser();
+    b.login_ok("root@example.com").await;
+    let token = |id: String, secret: String| {
+        let base = app.base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/oauth/token"))
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+
+    let csrf = b.get("/admin/clients").await.csrf();
+    // Bad input: a clear error, 400, nothing created.
+    let p = b
+        .post(
+            "/admin/clients",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "Billing"),
+                ("redirect_uris", "javascript:alert(1)"),
+                ("grant", "authorization_code"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.error().unwrap().contains("not an absolute http(s) URL"));
+    let p = b
+        .post(
+            "/admin/clients",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "Billing"),
+                (
+                    "redirect_uris",
+                    "https://billing.example/cb\nhttps://billing.example/cb2",
+                ),
+                ("scope", "openid"),
+                ("scope", "roles"),
+                ("grant", "authorization_code"),
+                ("grant", "client_credentials"),
+                ("id_token_alg", "ES256"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let id = p.text_of("#client-id").unwrap();
+    let secret = p.text_of("#client-secret").expect("the secret, shown once");
+    assert_eq!(token(id.clone(), secret.clone()).await, StatusCode::OK);
+    let page = b.get(&format!("/admin/clients/{id}")).await;
+    assert!(
+        page.text_of("#client-secret").is_none(),
+        "never shown again"
+    );
+    assert!(b.get("/admin/clients").await.body.contains("Billing"));
+
+    // Edit: the new settings take effect.
+    let p = b
+        .post(
+            &format!("/admin/clients/{id}"),
+            &[
+                ("csrf_token", &csrf),
+                ("name", "Billing v2"),
+                ("redirect_uris", "https://billing.example/new"),
+                ("scope", "openid"),
+                ("grant", "authorization_code"),
+                ("id_token_alg", "RS256"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let client = portcullis::auth::oidc::client(&app.state.db, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.name, "Billing v2");
+    assert_eq!(client.redirect_uris(), vec!["https://billing.example/new"]);
+    assert_eq!(
+        token(id.clone(), secret.clone()).await,
+        StatusCode::BAD_REQUEST,
+        "client_credentials was taken away"
+    );
+    // Give it back, then rotate: the old secret stops working at once.
+    b.post(
+        &format!("/admin/clients/{id}"),
+        &[
+            ("csrf_token", &csrf),
+            ("name", "Billing v2"),
+            ("redirect_uris", "https://billing.example/new"),
+            ("scope", "roles"),
+            ("grant", "client_credentials"),
+            ("id_token_alg", "RS256"),
+        ],
+    )
+    .await;
+    let p = b
+        .post(
+            &format!("/admin/clients/{id}/rotate-secret"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK);
+    let rotated = p.text_of("#client-secret").unwrap();
+    assert_ne!(rotated, secret);
+    assert_eq!(
+        token(id.clone(), secret.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(token(id.clone(), rotated.clone()).await, StatusCode::OK);
+
+    // Delete needs the name typed.
+    let p = b
+        .post(
+            &format!("/admin/clients/{id}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "Billing")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    let p = b
+        .post(
+            &format!("/admin/clients/{id}/delete"),
+            &[("csrf_token", &csrf), ("confirm", "Billing v2")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(token(id.clone(), rotated).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        b.get(&format!("/admin/clients/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let names = app.audit_names().await;
+    for e in ["client.created", "client.updated", "client.deleted"] {
+        assert!(names.contains(&e.to_string()), "{e}");
+    }
+    let updates = names.iter().filter(|n| *n == "client.updated").count();
+    assert_eq!(updates, 3, "two edits and a rotation");
 }

@@ -974,3 +974,76 @@ async fn prompt_login_asks_again_and_login_hint_fills_the_form() {
     let p = b.get(&format!("{path}&prompt=none&max_age=60")).await;
     assert_eq!(query(&p.location().unwrap())["error"], "login_required");
 }
+
+#[tokio::test]
+async fn a_user_sees_their_apps_and_revoking_one_ends_its_tokens() {
+    let app = oidc_app().await;
+    app.create_user("eva@example.com", &[]).await;
+    let (id, secret) = client(&app, false).await;
+    let secret = secret.unwrap();
+    let b = app.browser();
+    b.login_ok("eva@example.com").await;
+    assert!(
+        b.get("/account/apps")
+            .await
+            .body
+            .contains("You have not let any app")
+    );
+    let code = authorize(&b, &id, "").await["code"].clone();
+    let (_, tokens) = token_request(
+        &app,
+        Some((&id, &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+
+    let page = b.get("/account/apps").await;
+    assert_eq!(page.count("tr.app"), 1);
+    assert!(page.body.contains("Wiki") && page.body.contains("See your email address"));
+    let p = b
+        .submit(
+            "/account/apps",
+            "/account/apps/revoke",
+            &[("client_id", &id)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/account/apps").await.count("tr.app"), 0);
+
+    let (status, body) = token_request(
+        &app,
+        Some((&id, &secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (_, seen) = back_channel(
+        &app,
+        "/oauth/introspect",
+        (&id, &secret),
+        &[("token", &access)],
+    )
+    .await;
+    assert_eq!(seen["active"], false);
+    assert!(
+        app.audit_names()
+            .await
+            .contains(&"consent.revoked".to_string())
+    );
+    // The app must ask again.
+    let path = format!(
+        "/oauth/authorize?response_type=code&scope=openid%20email&client_id={id}&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        url::form_urlencoded::byte_serialize(CALLBACK.as_bytes()).collect::<String>()
+    );
+    assert!(b.get(&path).await.body.contains("Allow Wiki?"));
+}

@@ -3,7 +3,9 @@
 pub mod account;
 pub mod admin;
 pub mod admin_audit;
+pub mod admin_clients;
 pub mod admin_roles;
+pub mod apps;
 pub mod forward;
 pub mod health;
 pub mod home;

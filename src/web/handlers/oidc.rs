@@ -366,7 +366,7 @@ fn without_prompt_login(path: &str, max_age: Option<i64>) -> String {
     format!("{route}?{}", out.finish())
 }
 
-fn describe(scope: &str) -> String {
+pub fn describe(scope: &str) -> String {
     match scope {
         "openid" => "Know who you are (a stable identifier)",
         "profile" => "See your name",

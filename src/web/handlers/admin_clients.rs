@@ -1,0 +1,292 @@
+//! `/admin/clients`: OAuth / OpenID Connect clients (create, edit, rotate the secret,
+//! delete). Every route needs `clients.write`; changes also need a recent sign-in.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::see_other;
+use crate::auth::keyring::ALGS;
+use crate::auth::oidc::{self, GRANTS, NewClient, SCOPES};
+use crate::auth::rbac::Permission;
+use crate::db::repo::oauth::Client;
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+use crate::web::views::{AdminClientPage, AdminClientsPage, Choice, ClientForm, ClientRow, render};
+
+/// Form fields as pairs: checkboxes repeat their key.
+type Pairs = web::Form<Vec<(String, String)>>;
+
+fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}
+
+fn all_of(pairs: &[(String, String)], key: &str) -> Vec<String> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn choices(all: &[&'static str], chosen: &[String]) -> Vec<Choice> {
+    all.iter()
+        .map(|v| Choice {
+            value: v,
+            checked: chosen.iter().any(|c| c == v),
+        })
+        .collect()
+}
+
+fn form_of(c: &Client) -> ClientForm {
+    ClientForm {
+        client_id: Some(c.client_id.clone()),
+        name: c.name.clone(),
+        redirect_uris: c.redirect_uris().join("\n"),
+        post_logout_redirect_uris: c.post_logout_redirect_uris().join("\n"),
+        public: c.is_public(),
+        scopes: choices(&SCOPES, &c.scopes()),
+        grants: choices(&GRANTS, &c.grants()),
+        skip_consent: c.skip_consent,
+        algs: choices(&ALGS, std::slice::from_ref(&c.id_token_alg)),
+    }
+}
+
+fn blank_form() -> ClientForm {
+    ClientForm {
+        client_id: None,
+        name: String::new(),
+        redirect_uris: String::new(),
+        post_logout_redirect_uris: String::new(),
+        public: false,
+        scopes: choices(
+            &SCOPES,
+            &["openid".into(), "profile".into(), "email".into()],
+        ),
+        grants: choices(
+            &GRANTS,
+            &["authorization_code".into(), "refresh_token".into()],
+        ),
+        skip_consent: false,
+        algs: choices(&ALGS, &["RS256".into()]),
+    }
+}
+
+/// What the admin typed, for saving and for showing again after an error.
+fn submitted(pairs: &[(String, String)]) -> NewClient {
+    NewClient {
+        name: field(pairs, "name").to_string(),
+        redirect_uris: lines(field(pairs, "redirect_uris")),
+        post_logout_redirect_uris: lines(field(pairs, "post_logout_redirect_uris")),
+        public: field(pairs, "public") == "1",
+        scopes: all_of(pairs, "scope"),
+        grants: all_of(pairs, "grant"),
+        skip_consent: field(pairs, "skip_consent") == "1",
+        id_token_alg: field(pairs, "id_token_alg").to_string(),
+    }
+}
+
+fn form_from(n: &NewClient, id: Option<String>) -> ClientForm {
+    ClientForm {
+        client_id: id,
+        name: n.name.clone(),
+        redirect_uris: n.redirect_uris.join("\n"),
+        post_logout_redirect_uris: n.post_logout_redirect_uris.join("\n"),
+        public: n.public,
+        scopes: choices(&SCOPES, &n.scopes),
+        grants: choices(&GRANTS, &n.grants),
+        skip_consent: n.skip_consent,
+        algs: choices(&ALGS, std::slice::from_ref(&n.id_token_alg)),
+    }
+}
+
+async fn list_page(
+    ctx: &Ctx,
+    status: StatusCode,
+    form: ClientForm,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let clients = oidc::clients(&ctx.state.db)
+        .await?
+        .into_iter()
+        .map(|c| ClientRow {
+            kind: if c.is_public() {
+                "public"
+            } else {
+                "confidential"
+            },
+            grants: c.grants.clone(),
+            redirect_uris: c.redirect_uris(),
+            client_id: c.client_id,
+            name: c.name,
+        })
+        .collect();
+    Ok(render(
+        status,
+        &AdminClientsPage {
+            chrome: ctx.chrome(),
+            clients,
+            form,
+            notice,
+            error,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+pub async fn list(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {
+    ctx.require_permission(Permission::ClientsWrite).await?;
+    let notice = (q.done.as_deref() == Some("deleted")).then(|| "The client was deleted.".into());
+    list_page(&ctx, StatusCode::OK, blank_form(), notice, None).await
+}
+
+pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
+    ctx.require_permission_recent(Permission::ClientsWrite, "/admin/clients")
+        .await?;
+    ctx.check_csrf(field(&form, "csrf_token"))?;
+    let new = submitted(&form);
+    let shown = form_from(&new, None);
+    let st = &ctx.state;
+    match oidc::create_client(&st.db, &st.clock, new, &ctx.audit()).await? {
+        Ok((id, secret)) => {
+            let client = oidc::client(&st.db, &id).await?.ok_or(AppError::NotFound)?;
+            Ok(render(
+                StatusCode::CREATED,
+                &AdminClientPage {
+                    chrome: ctx.chrome(),
+                    form: form_of(&client),
+                    secret,
+                    notice: Some("The client was created.".into()),
+                    error: None,
+                },
+            ))
+        }
+        Err(why) => list_page(&ctx, StatusCode::BAD_REQUEST, shown, None, Some(why)).await,
+    }
+}
+
+async fn existing(ctx: &Ctx, id: &str) -> Result<Client, AppError> {
+    oidc::client(&ctx.state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+pub async fn show(
+    ctx: Ctx,
+    path: web::Path<String>,
+    q: web::Query<DoneQuery>,
+) -> Result<HttpResponse, AppError> {
+    ctx.require_permission(Permission::ClientsWrite).await?;
+    let client = existing(&ctx, &path).await?;
+    Ok(render(
+        StatusCode::OK,
+        &AdminClientPage {
+            chrome: ctx.chrome(),
+            form: form_of(&client),
+            secret: None,
+            notice: (q.done.as_deref() == Some("saved")).then(|| "The client was saved.".into()),
+            error: None,
+        },
+    ))
+}
+
+pub async fn update(
+    ctx: Ctx,
+    path: web::Path<String>,
+    form: Pairs,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    ctx.require_permission_recent(Permission::ClientsWrite, &format!("/admin/clients/{id}"))
+        .await?;
+    ctx.check_csrf(field(&form, "csrf_token"))?;
+    let client = existing(&ctx, &id).await?;
+    let mut new = submitted(&form);
+    new.public = client.is_public();
+    let shown = form_from(&new, Some(id.clone()));
+    let st = &ctx.state;
+    match oidc::update_client(&st.db, &st.clock, &id, new, &ctx.audit()).await? {
+        Ok(()) => Ok(see_other(&format!("/admin/clients/{id}?done=saved"))),
+        Err(why) => Ok(render(
+            StatusCode::BAD_REQUEST,
+            &AdminClientPage {
+                chrome: ctx.chrome(),
+                form: shown,
+                secret: None,
+                notice: None,
+                error: Some(why),
+            },
+        )),
+    }
+}
+
+pub async fn rotate_secret(
+    ctx: Ctx,
+    path: web::Path<String>,
+    form: Pairs,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    ctx.require_permission_recent(Permission::ClientsWrite, &format!("/admin/clients/{id}"))
+        .await?;
+    ctx.check_csrf(field(&form, "csrf_token"))?;
+    let client = existing(&ctx, &id).await?;
+    let st = &ctx.state;
+    let Some(secret) = oidc::rotate_secret(&st.db, &st.clock, &id, &ctx.audit()).await? else {
+        return Err(AppError::BadRequest(
+            "A public client has no secret to rotate.".into(),
+        ));
+    };
+    Ok(render(
+        StatusCode::OK,
+        &AdminClientPage {
+            chrome: ctx.chrome(),
+            form: form_of(&client),
+            secret: Some(secret),
+            notice: Some("A new secret is in place; the old one no longer works.".into()),
+            error: None,
+        },
+    ))
+}
+
+pub async fn delete(
+    ctx: Ctx,
+    path: web::Path<String>,
+    form: Pairs,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    ctx.require_permission_recent(Permission::ClientsWrite, &format!("/admin/clients/{id}"))
+        .await?;
+    ctx.check_csrf(field(&form, "csrf_token"))?;
+    let client = existing(&ctx, &id).await?;
+    if field(&form, "confirm").trim() != client.name {
+        return Ok(render(
+            StatusCode::BAD_REQUEST,
+            &AdminClientPage {
+                chrome: ctx.chrome(),
+                form: form_of(&client),
+                secret: None,
+                notice: None,
+                error: Some("Type the client's name exactly to delete it.".into()),
+            },
+        ));
+    }
+    let st = &ctx.state;
+    oidc::delete_client(&st.db, &st.clock, &id, &ctx.audit()).await?;
+    Ok(see_other("/admin/clients?done=deleted"))
+}

@@ -1,0 +1,61 @@
+//! `/account/apps`: the apps a user let in; revoking one withdraws the consent and
+//! ends every grant the app holds (refresh and access tokens stop working).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::see_other;
+use crate::auth::oidc;
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+use crate::web::views::{AppView, AppsPage, render, when};
+
+#[derive(Deserialize)]
+pub struct AppsQuery {
+    done: Option<String>,
+}
+
+pub async fn list(ctx: Ctx, q: web::Query<AppsQuery>) -> Result<HttpResponse, AppError> {
+    let user = ctx.require_user()?;
+    let apps = oidc::granted_apps(&ctx.state.db, &user.uid)
+        .await?
+        .into_iter()
+        .map(|a| AppView {
+            scopes: a
+                .scope
+                .split_whitespace()
+                .map(super::oidc::describe)
+                .collect(),
+            granted: when(a.granted_at),
+            client_id: a.client_id,
+            name: a.name,
+        })
+        .collect();
+    let notice = (q.done.as_deref() == Some("revoked"))
+        .then(|| "The app no longer has access to your account.".to_string());
+    Ok(render(
+        StatusCode::OK,
+        &AppsPage {
+            chrome: ctx.chrome(),
+            apps,
+            notice,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    client_id: String,
+}
+
+pub async fn revoke(ctx: Ctx, form: web::Form<RevokeForm>) -> Result<HttpResponse, AppError> {
+    let user = ctx.require_user()?;
+    ctx.check_csrf(&form.csrf_token)?;
+    let st = &ctx.state;
+    oidc::revoke_consent(&st.db, &st.clock, &user.uid, &form.client_id, &ctx.audit()).await?;
+    Ok(see_other("/account/apps?done=revoked"))
+}
