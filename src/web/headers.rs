@@ -13,6 +13,26 @@ use super::state::AppState;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
+/// Origins outside our own that a page's forms may end up at: the registered redirect
+/// URI of the app whose sign-in the page continues. Browsers apply `form-action` to
+/// every redirect after a form is sent, so without this the last hop back to the app
+/// would be blocked. Handlers attach it to the response; this middleware reads it.
+#[derive(Clone, Debug, Default)]
+pub struct FormTargets(pub Vec<String>);
+
+fn csp_for(targets: Option<&FormTargets>) -> HeaderValue {
+    match targets.filter(|t| !t.0.is_empty()) {
+        None => HeaderValue::from_static(CSP),
+        Some(t) => {
+            let extra = t.0.join(" ");
+            HeaderValue::from_str(
+                &CSP.replace("form-action 'self'", &format!("form-action 'self' {extra}")),
+            )
+            .unwrap_or_else(|_| HeaderValue::from_static(CSP))
+        }
+    }
+}
+
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -22,11 +42,9 @@ pub async fn middleware(
         .is_some_and(|s| s.config.is_https());
     let is_static = req.path().starts_with("/static/");
     let mut res = next.call(req).await?;
+    let csp = csp_for(res.response().extensions().get::<FormTargets>());
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -273,6 +273,14 @@ export function createUser(
   if (name) args.push('--name', name);
   for (const r of roles) args.push('--role', r);
   if (verified) args.push('--verified');
+  return runCli(server, args, `${password}\n`);
+}
+
+/**
+ * Runs `portcullis ARGS…` against the server's storage with `stdin` as input.
+ * Resolves with the command's stdout; rejects with its stderr.
+ */
+export function runCli(server, args, stdin = '') {
   return new Promise((resolve, reject) => {
     const child = spawn(PORTCULLIS_BIN, args, {
       cwd: server.dir,
@@ -294,7 +302,7 @@ export function createUser(
         );
     });
     child.stdin.on('error', () => {}); // reported through the exit code
-    child.stdin.end(`${password}\n`);
+    child.stdin.end(stdin);
   });
 }
 

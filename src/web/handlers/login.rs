@@ -69,6 +69,11 @@ fn login_hint(next: &str) -> String {
 
 pub async fn form(ctx: Ctx, q: web::Query<LoginQuery>) -> HttpResponse {
     let next = safe_next(q.next.as_deref());
+    let targets = super::oidc::return_targets(&ctx.state, &next).await;
+    super::oidc::allow_targets(form_page(ctx, q, next).await, targets)
+}
+
+async fn form_page(ctx: Ctx, q: web::Query<LoginQuery>, next: String) -> HttpResponse {
     if ctx.user.is_some() {
         return see_other(&next);
     }
@@ -92,9 +97,21 @@ pub async fn form(ctx: Ctx, q: web::Query<LoginQuery>) -> HttpResponse {
 }
 
 pub async fn submit(ctx: Ctx, form: web::Form<LoginForm>) -> Result<HttpResponse, AppError> {
+    let next = safe_next(form.next.as_deref());
+    let targets = super::oidc::return_targets(&ctx.state, &next).await;
+    Ok(super::oidc::allow_targets(
+        submit_inner(ctx, form, next).await?,
+        targets,
+    ))
+}
+
+async fn submit_inner(
+    ctx: Ctx,
+    form: web::Form<LoginForm>,
+    next: String,
+) -> Result<HttpResponse, AppError> {
     ctx.check_csrf(&form.csrf_token)?;
     let form = form.into_inner();
-    let next = safe_next(form.next.as_deref());
     let st = &ctx.state;
     let outcome = authenticate(
         &st.db,

@@ -104,17 +104,32 @@ pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
         return Ok(see_other("/login"));
     };
     let factors = status(&ctx.state.db, &p.uid).await?;
-    Ok(render(
-        StatusCode::OK,
-        &MfaPage {
-            chrome: ctx.chrome(),
-            error: None,
-            webauthn: factors.webauthn,
-        },
+    let targets = super::oidc::return_targets(&ctx.state, &p.next).await;
+    Ok(super::oidc::allow_targets(
+        render(
+            StatusCode::OK,
+            &MfaPage {
+                chrome: ctx.chrome(),
+                error: None,
+                webauthn: factors.webauthn,
+            },
+        ),
+        targets,
     ))
 }
 
 pub async fn submit(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpResponse, AppError> {
+    let targets = match current(&ctx) {
+        Some(p) => super::oidc::return_targets(&ctx.state, &p.next).await,
+        None => Vec::new(),
+    };
+    Ok(super::oidc::allow_targets(
+        submit_inner(ctx, form).await?,
+        targets,
+    ))
+}
+
+async fn submit_inner(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpResponse, AppError> {
     ctx.check_csrf(&form.csrf_token)?;
     let Some(mut p) = current(&ctx) else {
         ctx.session.remove(PENDING_KEY);

@@ -61,6 +61,39 @@ pub fn discovery_document(config: &Config) -> web::Bytes {
     web::Bytes::from(doc.to_string())
 }
 
+/// If `next` continues an authorization request of a known client with one of its
+/// registered redirect URIs, that URI's origin (for the page's `form-action`).
+pub async fn return_targets(st: &AppState, next: &str) -> Vec<String> {
+    let Some(query) = next.strip_prefix("/oauth/authorize?") else {
+        return Vec::new();
+    };
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (Some(client_id), Some(uri)) = (get("client_id"), get("redirect_uri")) else {
+        return Vec::new();
+    };
+    match oidc::client(&st.db, &client_id).await {
+        Ok(Some(c)) if c.redirect_uris().contains(&uri) => origin_of(&uri).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn origin_of(uri: &str) -> Option<String> {
+    let u = url::Url::parse(uri).ok()?;
+    Some(u.origin().ascii_serialization()).filter(|o| o != "null")
+}
+
+/// Lets the page's forms lead to `targets` (see `headers::FormTargets`).
+pub fn allow_targets(mut res: HttpResponse, targets: Vec<String>) -> HttpResponse {
+    if !targets.is_empty() {
+        res.extensions_mut()
+            .insert(crate::web::headers::FormTargets(targets));
+    }
+    res
+}
+
 /// A public JSON document (discovery, JWKS): any origin may read it, caches may keep it.
 fn public_json(body: web::Bytes, max_age: u32) -> HttpResponse {
     HttpResponse::Ok()
@@ -305,14 +338,17 @@ async fn authorize_inner(
             .into_owned()
             .filter(|(k, _)| k != "csrf_token" && k != "decision")
             .collect();
-        return Ok(render(
-            StatusCode::OK,
-            &ConsentPage {
-                chrome: ctx.chrome(),
-                app: client.name.clone(),
-                scopes: scope.split_whitespace().map(describe).collect(),
-                hidden,
-            },
+        return Ok(allow_targets(
+            render(
+                StatusCode::OK,
+                &ConsentPage {
+                    chrome: ctx.chrome(),
+                    app: client.name.clone(),
+                    scopes: scope.split_whitespace().map(describe).collect(),
+                    hidden,
+                },
+            ),
+            origin_of(&p.redirect_uri).into_iter().collect(),
         ));
     }
     let code = oidc::issue_code(
@@ -460,13 +496,20 @@ async fn end_session(ctx: Ctx, p: LogoutParams, posted: bool) -> Result<HttpResp
                     hidden.push((k.to_string(), v.clone()));
                 }
             }
-            return Ok(render(
-                StatusCode::OK,
-                &LogoutPage {
-                    chrome: ctx.chrome(),
-                    app: client.as_ref().map(|c| c.name.clone()),
-                    hidden,
-                },
+            return Ok(allow_targets(
+                render(
+                    StatusCode::OK,
+                    &LogoutPage {
+                        chrome: ctx.chrome(),
+                        app: client.as_ref().map(|c| c.name.clone()),
+                        hidden,
+                    },
+                ),
+                destination
+                    .as_deref()
+                    .and_then(origin_of)
+                    .into_iter()
+                    .collect(),
             ));
         }
         super::logout::end(&ctx).await?;

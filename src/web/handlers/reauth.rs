@@ -41,15 +41,19 @@ async fn needs_code(ctx: &Ctx, uid: &str) -> Result<bool, AppError> {
 pub async fn form(ctx: Ctx, q: web::Query<NextQuery>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?.clone();
     let factors = crate::auth::mfa::status(&ctx.state.db, &u.uid).await?;
-    Ok(render(
-        StatusCode::OK,
-        &ReauthPage {
-            chrome: ctx.chrome(),
-            next: safe_next(q.next.as_deref()),
-            code: factors.totp,
-            webauthn: factors.webauthn && ctx.state.webauthn.is_some(),
-            error: None,
-        },
+    let targets = super::oidc::return_targets(&ctx.state, &safe_next(q.next.as_deref())).await;
+    Ok(super::oidc::allow_targets(
+        render(
+            StatusCode::OK,
+            &ReauthPage {
+                chrome: ctx.chrome(),
+                next: safe_next(q.next.as_deref()),
+                code: factors.totp,
+                webauthn: factors.webauthn && ctx.state.webauthn.is_some(),
+                error: None,
+            },
+        ),
+        targets,
     ))
 }
 
@@ -150,6 +154,15 @@ pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
 }
 
 pub async fn submit(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpResponse, AppError> {
+    let next = safe_next(form.next.as_deref());
+    let targets = super::oidc::return_targets(&ctx.state, &next).await;
+    Ok(super::oidc::allow_targets(
+        submit_inner(ctx, form).await?,
+        targets,
+    ))
+}
+
+async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpResponse, AppError> {
     let mut u = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
