@@ -6,7 +6,10 @@
 //! 2. sign-ins per second ÷ raw argon2id verifications per second (same parameters,
 //!    measured in-process while the server is idle);
 //! 3. p50/p99/max latency of `GET /account` while sign-ins saturate the CPU;
-//! 4. resident memory of the server, idle and at its peak under load.
+//! 4. resident memory of the server, idle and at its peak under load;
+//! 5. the OpenID Connect endpoints (discovery, JWKS, client_credentials, refresh,
+//!    introspection, userinfo), each next to `GET /healthz`, and the cost of a signature
+//!    per algorithm (`load/oidc.rs`).
 //!
 //! The numbers are printed as measured, flattering or not. Every loop is bounded in count
 //! and time; children, temporary directories, the PostgreSQL database and the Redis keys
@@ -22,6 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use portcullis::auth::password::Hasher;
+
+#[path = "load/oidc.rs"]
+mod oidc;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::{COOKIE, HeaderValue, LOCATION};
 use reqwest::redirect::Policy;
@@ -362,6 +368,11 @@ impl Server {
                 "1000000".into(),
             ),
             ("PORTCULLIS_LOGIN_FAILURES_BEFORE_BACKOFF", "1000000".into()),
+            // The per-client token limit would otherwise be what the OIDC figures measure.
+            (
+                "PORTCULLIS_TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE",
+                "100000000".into(),
+            ),
         ] {
             env.push((k.to_string(), v));
         }
@@ -1090,6 +1101,7 @@ struct Results {
     stop: Result<Duration, String>,
     logged: Vec<String>,
     cpu: Vec<CpuUse>,
+    oidc: Result<oidc::OidcResults, String>,
 }
 
 async fn measure(
@@ -1140,6 +1152,12 @@ async fn measure(
     let account = throughput(server.url("/account"), Some(cookie.clone())).await?;
     watch.finish(&mut cpu);
     rss_peaks.push(("GET load", sampler.finish()));
+
+    let sampler = RssSampler::start(server.pid);
+    let watch = CpuWatch::start(server.pid, "OIDC endpoints");
+    let oidc = oidc::measure(&server, bin, &cookie, label).await;
+    watch.finish(&mut cpu);
+    rss_peaks.push(("OIDC endpoints", sampler.finish()));
 
     eprintln!("[{label}] raw argon2id verifications, {cores} threads, server idle");
     let watch = CpuWatch::start(server.pid, "raw argon2id");
@@ -1192,6 +1210,7 @@ async fn measure(
         stop,
         logged,
         cpu,
+        oidc,
     })
 }
 
@@ -1345,6 +1364,16 @@ fn rows(r: &Results, throughput_target: f64) -> Vec<Row> {
             RSS_SAMPLE_EVERY.as_millis()
         ),
     });
+    match &r.oidc {
+        Ok(o) => rows.extend(oidc::rows(o, r.healthz.rate())),
+        Err(e) => rows.push(Row {
+            figure: "OpenID Connect endpoints".into(),
+            measured: format!("not measured: {}", snippet(e)),
+            target: "—".into(),
+            pass: false,
+            readme: format!("OpenID Connect endpoints: not measured ({})", snippet(e)),
+        }),
+    }
     rows
 }
 
@@ -1446,6 +1475,11 @@ fn details(r: &Results) -> String {
         );
         for l in r.logged.iter().take(5) {
             let _ = writeln!(s, "      {l}");
+        }
+    }
+    if let Ok(o) = &r.oidc {
+        for p in oidc::problems(o) {
+            let _ = writeln!(s, "    OIDC load problem: {p}");
         }
     }
     s

@@ -1,0 +1,513 @@
+//! OpenID Connect figures, on the server `measure` started: requests per second of
+//! discovery, JWKS, `client_credentials` token issuance, refresh, introspection and
+//! userinfo, each next to `GET /healthz` on the same server; and what one signature
+//! costs per algorithm (RS256, ES256, EdDSA), measured in-process on one thread.
+
+use super::*;
+
+use base64::Engine;
+use josekit::jwk::KeyPair;
+
+/// Node `oidc-provider` on this machine (wrk, loopback), quoted by the issue.
+pub const NODE_DISCOVERY: f64 = 8_700.0;
+pub const NODE_JWKS: f64 = 14_000.0;
+pub const NODE_CLIENT_CREDENTIALS: f64 = 5_900.0;
+pub const TARGET_DISCOVERY_X_NODE: f64 = 5.0;
+pub const TARGET_BEARER_VS_HEALTHZ: f64 = 0.3;
+
+pub struct OidcResults {
+    pub discovery: Tally,
+    pub jwks: Tally,
+    pub client_credentials: Tally,
+    pub refresh: Tally,
+    pub introspect: Tally,
+    pub userinfo: Tally,
+    /// Signatures per second on one thread, by algorithm.
+    pub signing: Vec<(&'static str, f64)>,
+    pub access_alg: String,
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+/// One task: POSTs a form back to back until the window closes; 200 is success.
+async fn post_loop(
+    client: Client,
+    url: String,
+    auth: Option<String>,
+    form: Vec<(String, String)>,
+    w: Window,
+) -> Tally {
+    let mut t = Tally::default();
+    for _ in 0..MAX_LOOP {
+        if Instant::now() >= w.end {
+            break;
+        }
+        let mut req = client.post(&url).form(&form);
+        if let Some(a) = &auth {
+            req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status();
+                let body = r.bytes().await.unwrap_or_default();
+                if status == StatusCode::OK {
+                    if w.contains(Instant::now()) {
+                        t.ok += 1;
+                    }
+                } else {
+                    t.problem(
+                        false,
+                        format!("{status}: {}", snippet(&String::from_utf8_lossy(&body))),
+                    );
+                }
+            }
+            Err(e) => {
+                t.problem(true, e.to_string());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    t
+}
+
+/// One task of the refresh load: each refresh returns the next token, used next.
+async fn refresh_loop(
+    client: Client,
+    url: String,
+    auth: String,
+    mut token: String,
+    w: Window,
+) -> Tally {
+    let mut t = Tally::default();
+    for _ in 0..MAX_LOOP {
+        if Instant::now() >= w.end {
+            break;
+        }
+        let res = client
+            .post(&url)
+            .header(reqwest::header::AUTHORIZATION, &auth)
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+            ])
+            .send()
+            .await;
+        match res {
+            Ok(r) if r.status() == StatusCode::OK => match r.json::<serde_json::Value>().await {
+                Ok(v) => match v["refresh_token"].as_str() {
+                    Some(next) => {
+                        token = next.to_string();
+                        if w.contains(Instant::now()) {
+                            t.ok += 1;
+                        }
+                    }
+                    None => {
+                        t.problem(false, format!("no refresh_token in {v}"));
+                        break;
+                    }
+                },
+                Err(e) => t.problem(true, e.to_string()),
+            },
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                t.problem(false, format!("{status}: {}", snippet(&body)));
+                break; // the chain is broken; this task is done
+            }
+            Err(e) => {
+                t.problem(true, e.to_string());
+                break;
+            }
+        }
+    }
+    t
+}
+
+async fn run_loads(tasks: Vec<tokio::task::JoinHandle<Tally>>, w: Window) -> Result<Tally, String> {
+    join_tallies(tasks, w).await
+}
+
+/// A user's tokens through the real flow: authorize with the session cookie (the client
+/// skips consent), then the code exchange.
+async fn user_tokens(
+    server: &Server,
+    cookie: &HeaderValue,
+    id: &str,
+    auth: &str,
+) -> Result<(String, String), String> {
+    let client = plain_client()?;
+    let redirect = "http://127.0.0.1:9/cb";
+    let url = format!(
+        "{}?response_type=code&client_id={id}&redirect_uri={}&scope=openid%20email",
+        server.url("/oauth/authorize"),
+        url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+    );
+    let res = client
+        .get(&url)
+        .header(COOKIE, cookie.clone())
+        .send()
+        .await
+        .map_err(|e| format!("authorize: {e}"))?;
+    let location = res
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let code = Url::parse(&location)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.to_string())
+        })
+        .ok_or_else(|| format!("authorize: {} to {location:?}", res.status()))?;
+    let tokens: serde_json::Value = client
+        .post(server.url("/oauth/token"))
+        .header(reqwest::header::AUTHORIZATION, auth)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+        ])
+        .send()
+        .await
+        .map_err(|e| format!("token: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("token: {e}"))?;
+    match (
+        tokens["access_token"].as_str(),
+        tokens["refresh_token"].as_str(),
+    ) {
+        (Some(a), Some(r)) => Ok((a.to_string(), r.to_string())),
+        _ => Err(format!("token exchange: {tokens}")),
+    }
+}
+
+/// Signatures per second of each algorithm over a typical access token's claims.
+fn signing_rates() -> Result<Vec<(&'static str, f64)>, String> {
+    use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
+    use josekit::jwk::alg::ed::{EdCurve, EdKeyPair};
+    use josekit::jwk::alg::rsa::RsaKeyPair;
+    use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, RS256};
+    let e = |e: josekit::JoseError| e.to_string();
+    let signers: Vec<(&'static str, Box<dyn JwsSigner>)> = vec![
+        (
+            "RS256",
+            Box::new(
+                RS256
+                    .signer_from_der(RsaKeyPair::generate(2048).map_err(e)?.to_der_private_key())
+                    .map_err(e)?,
+            ),
+        ),
+        (
+            "ES256",
+            Box::new(
+                ES256
+                    .signer_from_der(
+                        EcKeyPair::generate(EcCurve::P256)
+                            .map_err(e)?
+                            .to_der_private_key(),
+                    )
+                    .map_err(e)?,
+            ),
+        ),
+        (
+            "EdDSA",
+            Box::new(
+                EdDSA
+                    .signer_from_der(
+                        EdKeyPair::generate(EdCurve::Ed25519)
+                            .map_err(e)?
+                            .to_der_private_key(),
+                    )
+                    .map_err(e)?,
+            ),
+        ),
+    ];
+    let claims = serde_json::json!({
+        "iss": "https://id.example.com", "sub": "0b8e1f0c-5f2d-4c1e-9a57-3f8f0d1c2b3a",
+        "aud": "client-id-123456789012", "client_id": "client-id-123456789012",
+        "scope": "openid email", "jti": "x".repeat(43), "iat": 1_800_000_000, "exp": 1_800_000_600,
+    });
+    let serde_json::Value::Object(map) = claims else {
+        return Err("claims".into());
+    };
+    let payload = josekit::jwt::JwtPayload::from_map(map).map_err(e)?;
+    let mut out = Vec::new();
+    for (alg, signer) in signers {
+        let mut header = JwsHeader::new();
+        header.set_key_id("k");
+        header.set_token_type("at+jwt");
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < Duration::from_secs(1) && n < MAX_LOOP {
+            josekit::jwt::encode_with_signer(&payload, &header, signer.as_ref()).map_err(e)?;
+            n += 1;
+        }
+        out.push((alg, n as f64 / start.elapsed().as_secs_f64()));
+    }
+    Ok(out)
+}
+
+pub async fn measure(
+    server: &Server,
+    bin: &Path,
+    cookie: &HeaderValue,
+    label: &str,
+) -> Result<OidcResults, String> {
+    let mut cli = Command::new(bin);
+    cli.args([
+        "client",
+        "create",
+        "--name",
+        "bench",
+        "--redirect-uri",
+        "http://127.0.0.1:9/cb",
+        "--grant",
+        "authorization_code",
+        "--grant",
+        "refresh_token",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "openid",
+        "--scope",
+        "email",
+        "--scope",
+        "roles",
+        "--skip-consent",
+    ])
+    .env_clear()
+    .envs(server.env.iter().map(|(k, v)| (k, v)));
+    let out = run_cmd(&mut cli, None, Duration::from_secs(60))?;
+    let field = |name: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .map(str::to_string)
+            .ok_or_else(|| format!("client create: no {name}: {}{}", out.stdout, out.stderr))
+    };
+    let (id, secret) = (field("client_id")?, field("client_secret")?);
+    let auth = basic(&id, &secret);
+    let client = plain_client()?;
+
+    eprintln!("[{label}] GET discovery and JWKS, {HTTP_CONCURRENCY} concurrent");
+    let discovery = throughput(server.url("/.well-known/openid-configuration"), None).await?;
+    let jwks = throughput(server.url("/oauth/jwks"), None).await?;
+
+    eprintln!("[{label}] client_credentials tokens, {HTTP_CONCURRENCY} concurrent");
+    let w = Window::new(WARMUP, MEASURE);
+    let form = vec![("grant_type".to_string(), "client_credentials".to_string())];
+    let tasks = (0..HTTP_CONCURRENCY)
+        .map(|_| {
+            tokio::spawn(post_loop(
+                client.clone(),
+                server.url("/oauth/token"),
+                Some(auth.clone()),
+                form.clone(),
+                w,
+            ))
+        })
+        .collect();
+    let client_credentials = run_loads(tasks, w).await?;
+
+    let mut users = Vec::new();
+    for _ in 0..HTTP_CONCURRENCY {
+        users.push(user_tokens(server, cookie, &id, &auth).await?);
+    }
+    let access = users[0].0.clone();
+    let alg = access
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .and_then(|h| h["alg"].as_str().map(str::to_string))
+        .unwrap_or_default();
+
+    eprintln!("[{label}] introspection, {HTTP_CONCURRENCY} concurrent");
+    let w = Window::new(WARMUP, MEASURE);
+    let form = vec![("token".to_string(), access.clone())];
+    let tasks = (0..HTTP_CONCURRENCY)
+        .map(|_| {
+            tokio::spawn(post_loop(
+                client.clone(),
+                server.url("/oauth/introspect"),
+                Some(auth.clone()),
+                form.clone(),
+                w,
+            ))
+        })
+        .collect();
+    let introspect = run_loads(tasks, w).await?;
+
+    eprintln!("[{label}] userinfo, {HTTP_CONCURRENCY} concurrent");
+    let bearer = HeaderValue::from_str(&format!("Bearer {access}")).map_err(|e| e.to_string())?;
+    let w = Window::new(WARMUP, MEASURE);
+    let tasks = (0..HTTP_CONCURRENCY)
+        .map(|_| {
+            let (client, url, bearer) = (
+                client.clone(),
+                server.url("/oauth/userinfo"),
+                bearer.clone(),
+            );
+            tokio::spawn(async move {
+                let mut t = Tally::default();
+                for _ in 0..MAX_LOOP {
+                    if Instant::now() >= w.end {
+                        break;
+                    }
+                    match client
+                        .get(&url)
+                        .header(reqwest::header::AUTHORIZATION, bearer.clone())
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == StatusCode::OK => {
+                            let _ = r.bytes().await;
+                            if w.contains(Instant::now()) {
+                                t.ok += 1;
+                            }
+                        }
+                        Ok(r) => t.problem(false, r.status().to_string()),
+                        Err(e) => t.problem(true, e.to_string()),
+                    }
+                }
+                t
+            })
+        })
+        .collect();
+    let userinfo = run_loads(tasks, w).await?;
+
+    eprintln!("[{label}] refresh (rotating), {HTTP_CONCURRENCY} concurrent chains");
+    let w = Window::new(WARMUP, MEASURE);
+    let tasks = users
+        .into_iter()
+        .map(|(_, refresh)| {
+            tokio::spawn(refresh_loop(
+                client.clone(),
+                server.url("/oauth/token"),
+                auth.clone(),
+                refresh,
+                w,
+            ))
+        })
+        .collect();
+    let refresh = run_loads(tasks, w).await?;
+
+    let signing = tokio::task::spawn_blocking(signing_rates)
+        .await
+        .map_err(|e| format!("signing: {e}"))??;
+    Ok(OidcResults {
+        discovery,
+        jwks,
+        client_credentials,
+        refresh,
+        introspect,
+        userinfo,
+        signing,
+        access_alg: alg,
+    })
+}
+
+/// Report rows: each rate with its ratio to /healthz and, where the issue quotes one,
+/// node oidc-provider's figure.
+pub fn rows(o: &OidcResults, healthz: f64) -> Vec<Row> {
+    let ratio = |r: f64| if healthz > 0.0 { r / healthz } else { 0.0 };
+    let mut rows = Vec::new();
+    for (name, tally, node) in [
+        ("GET discovery", &o.discovery, NODE_DISCOVERY),
+        ("GET JWKS", &o.jwks, NODE_JWKS),
+    ] {
+        let r = tally.rate();
+        let target = TARGET_DISCOVERY_X_NODE * node;
+        rows.push(Row {
+            figure: format!("{name} req/s"),
+            measured: format!("{} ({:.2}× healthz, {:.1}× node)", rate(r), ratio(r), r / node),
+            target: format!("≥ {}", rate(target)),
+            pass: r >= target,
+            readme: format!(
+                "{name}: {} req/s, {:.2}× GET /healthz, {:.1}× node oidc-provider's {} — target ≥ 5× node ({})",
+                rate(r), ratio(r), r / node, rate(node), rate(target)
+            ),
+        });
+    }
+    let r = o.client_credentials.rate();
+    rows.push(Row {
+        figure: format!("client_credentials tokens/s ({})", o.access_alg),
+        measured: format!("{} ({:.2}× healthz)", rate(r), ratio(r)),
+        target: format!("≥ {}", rate(NODE_CLIENT_CREDENTIALS)),
+        pass: r >= NODE_CLIENT_CREDENTIALS,
+        readme: format!(
+            "client_credentials: {} tokens/s ({} access tokens, each audited), {:.2}× GET /healthz — target ≥ node oidc-provider's {}",
+            rate(r), o.access_alg, ratio(r), rate(NODE_CLIENT_CREDENTIALS)
+        ),
+    });
+    let r = o.refresh.rate();
+    rows.push(Row {
+        figure: "refresh (rotating) tokens/s".into(),
+        measured: format!("{} ({:.2}× healthz)", rate(r), ratio(r)),
+        target: "—".into(),
+        pass: o.refresh.ok > 0,
+        readme: format!(
+            "refresh with rotation: {} tokens/s, {:.2}× GET /healthz (no target)",
+            rate(r),
+            ratio(r)
+        ),
+    });
+    for (name, tally) in [("introspection", &o.introspect), ("userinfo", &o.userinfo)] {
+        let r = tally.rate();
+        rows.push(Row {
+            figure: format!("{name} ÷ healthz"),
+            measured: format!("{:.2} ({} req/s)", ratio(r), rate(r)),
+            target: format!("≥ {TARGET_BEARER_VS_HEALTHZ}"),
+            pass: ratio(r) >= TARGET_BEARER_VS_HEALTHZ,
+            readme: format!(
+                "{name}: {} req/s, {:.2}× GET /healthz — target ≥ {TARGET_BEARER_VS_HEALTHZ}",
+                rate(r),
+                ratio(r)
+            ),
+        });
+    }
+    let sigs: Vec<String> = o
+        .signing
+        .iter()
+        .map(|(a, r)| format!("{a} {}", rate(*r)))
+        .collect();
+    rows.push(Row {
+        figure: "signatures/s, one thread".into(),
+        measured: sigs.join(", "),
+        target: "—".into(),
+        pass: true,
+        readme: format!(
+            "JWT signatures per second on one thread: {}",
+            sigs.join(", ")
+        ),
+    });
+    rows
+}
+
+/// Problems seen during the OIDC loads, for the details section.
+pub fn problems(o: &OidcResults) -> Vec<String> {
+    [
+        ("discovery", &o.discovery),
+        ("jwks", &o.jwks),
+        ("client_credentials", &o.client_credentials),
+        ("refresh", &o.refresh),
+        ("introspection", &o.introspect),
+        ("userinfo", &o.userinfo),
+    ]
+    .iter()
+    .filter_map(|(n, t)| t.problems().map(|p| format!("{n}: {p}")))
+    .collect()
+}
