@@ -60,7 +60,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upper bound on iterations of any load loop, on top of its deadline.
 const MAX_LOOP: u64 = 5_000_000;
 /// After this, the watchdog cleans up and exits whatever the bench is doing.
-const HARD_DEADLINE: Duration = Duration::from_secs(300);
+const HARD_DEADLINE: Duration = Duration::from_secs(900);
 
 const TARGET_THROUGHPUT_SQLITE: f64 = 0.5;
 const TARGET_THROUGHPUT_REDIS: f64 = 0.33;

@@ -9,8 +9,29 @@ fn fail(msg: impl std::fmt::Display) -> ! {
     std::process::exit(1);
 }
 
-#[tokio::main]
-async fn main() {
+/// glibc raises its mmap threshold each time a large block is freed, after which
+/// argon2's 19 MiB working buffers come from (and stay in) the heap arenas. A fixed
+/// threshold keeps every block over 1 MiB in its own mapping, given back to the system
+/// when freed: an idle server holds no hashing memory.
+fn fix_malloc_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any other thread
+    // exists (the runtime is started below).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+fn main() {
+    fix_malloc_mmap_threshold();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(format!("cannot start the runtime: {e}")))
+        .block_on(run());
+}
+
+async fn run() {
     let cli = Cli::parse();
     portcullis::telemetry::init();
     let config = Config::load(cli.config.as_deref()).unwrap_or_else(|e| fail(e));

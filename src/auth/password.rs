@@ -9,10 +9,12 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-/// argon2's working memory (19 MiB at the defaults), one buffer per permit, reused.
-/// Allocating it per hash on the blocking pool's many threads let the allocator keep
-/// freed blocks per thread arena: the benchmark saw 1 GiB resident after a sign-in
-/// flood. With the buffers reused, memory stays at `concurrency` buffers.
+/// argon2's working memory (19 MiB at the defaults), one buffer per permit, reused
+/// while hashes follow each other and given back when the last one finishes.
+/// Allocating per hash on the blocking pool's many threads let the allocator keep freed
+/// blocks per thread arena: the benchmark saw 1 GiB resident after a sign-in flood.
+/// Under load memory stays at `concurrency` buffers; idle, at none (the binary pins
+/// glibc's mmap threshold so a freed buffer really leaves the process).
 type Memory = Arc<Mutex<Vec<Vec<Block>>>>;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,7 @@ pub enum HashError {
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    concurrency: usize,
     memory: Memory,
     /// A hash of a random password with the current parameters, verified against when
     /// the email is unknown so the answer takes as long as for a known one.
@@ -54,9 +57,11 @@ impl Hasher {
             .map_err(|e| HashError::Params(e.to_string()))?;
         let memory: Memory = Arc::default();
         let dummy = hash_with(&params, &crate::domain::tokens::generate(), &memory)?;
+        memory.lock().map_err(|_| HashError::Task)?.clear();
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            concurrency: concurrency.max(1),
             memory,
             dummy: Arc::new(dummy),
         })
@@ -67,11 +72,26 @@ impl Hasher {
     }
 
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
+        let permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
         let (params, memory) = (self.params.clone(), self.memory.clone());
-        tokio::task::spawn_blocking(move || hash_with(&params, &password, &memory))
+        let result = tokio::task::spawn_blocking(move || hash_with(&params, &password, &memory))
             .await
-            .map_err(|_| HashError::Task)?
+            .map_err(|_| HashError::Task)?;
+        drop(permit);
+        self.release_if_idle();
+        result
+    }
+
+    /// The last hash in flight just finished: give the pooled buffers back.
+    fn release_if_idle(&self) {
+        if self.permits.available_permits() == self.concurrency
+            && let Ok(mut pool) = self.memory.lock()
+        {
+            // Checked again under the lock: a hash that started meanwhile keeps them.
+            if self.permits.available_permits() == self.concurrency {
+                pool.clear();
+            }
+        }
     }
 
     /// Verifies `password` against `stored`; with `None` (unknown user or no password)
@@ -81,10 +101,10 @@ impl Hasher {
         stored: Option<String>,
         password: String,
     ) -> Result<Verified, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
+        let permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
         let (params, memory) = (self.params.clone(), self.memory.clone());
         let dummy = self.dummy.clone();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let (phc, real) = match &stored {
                 Some(s) => (s.as_str(), true),
                 None => (dummy.as_str(), false),
@@ -111,7 +131,10 @@ impl Hasher {
             Ok(Verified::Yes { rehash })
         })
         .await
-        .map_err(|_| HashError::Task)?
+        .map_err(|_| HashError::Task)?;
+        drop(permit);
+        self.release_if_idle();
+        result
     }
 
     /// Raw verifications per second at these parameters, for the benchmark's denominator.

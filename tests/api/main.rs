@@ -16,6 +16,7 @@ mod metrics;
 mod mfa;
 mod multi;
 mod oidc;
+mod processes;
 mod register;
 mod security;
 mod sessions;

@@ -301,10 +301,11 @@ pub async fn introspect(
             "token is required",
         ));
     };
-    Ok(json_no_store(
-        StatusCode::OK,
-        st.oidc.introspect(token).await?,
-    ))
+    // For resource servers, not browsers: no CORS here.
+    let mut res = json_no_store(StatusCode::OK, st.oidc.introspect(token).await?);
+    res.headers_mut()
+        .remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+    Ok(res)
 }
 
 pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpResponse, AppError> {

@@ -1,0 +1,310 @@
+//! Real processes: three `portcullis serve` processes on loopback ports sharing one
+//! database, one Redis and one master key behave as one; and a PostgreSQL server that
+//! restarts under a running instance is survived (the pool reconnects).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if ok().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A `portcullis serve` process, killed when dropped.
+struct Instance {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts an instance on `port`; every instance gets the same data directory (so the
+/// same master key file), database, Redis, prefix and public URL.
+async fn instance(env: &[(&str, String)], port: u16) -> Instance {
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PORTCULLIS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let health = format!("{base}/healthz");
+    wait_until("an instance to start", async || {
+        reqwest::get(&health)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    Instance { child, base }
+}
+
+/// A browser on `base` sharing `jar` (cookies ignore the port, like a load balancer's
+/// single name would make them).
+fn browser_on(base: &str, jar: &std::sync::Arc<reqwest::cookie::Jar>) -> Browser {
+    Browser {
+        base: base.to_string(),
+        client: reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        jar: jar.clone(),
+    }
+}
+
+#[tokio::test]
+async fn three_processes_share_sessions_revocations_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let ports = [free_port(), free_port(), free_port()];
+    let env = vec![
+        ("PORTCULLIS_DATA_DIR", dir.path().display().to_string()),
+        ("DATABASE_URL", db.clone()),
+        ("REDIS_URL", redis),
+        (
+            "PORTCULLIS_REDIS_PREFIX",
+            format!("p{}", uuid::Uuid::new_v4().simple()),
+        ),
+        // One public name for all three, as behind a load balancer.
+        (
+            "PORTCULLIS_PUBLIC_URL",
+            format!("http://127.0.0.1:{}", ports[0]),
+        ),
+        ("PORTCULLIS_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", "1000".into()),
+        ("PORTCULLIS_LOGIN_FAILURES_BEFORE_BACKOFF", "6".into()),
+    ];
+    // The first start creates the master key; the others read it.
+    let a = instance(&env, ports[0]).await;
+    let (b, c) = tokio::join!(instance(&env, ports[1]), instance(&env, ports[2]));
+    let (ok, _, err) = crate::cli::portcullis(
+        dir.path(),
+        &db,
+        &["user", "create", "--email", "tri@example.com", "--verified"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(ok, "{err}");
+    crate::cli::portcullis(
+        dir.path(),
+        &db,
+        &[
+            "user",
+            "create",
+            "--email",
+            "target@example.com",
+            "--verified",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+
+    // Sign in on A; the cookie works on B and C.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let (on_a, on_b, on_c) = (
+        browser_on(&a.base, &jar),
+        browser_on(&b.base, &jar),
+        browser_on(&c.base, &jar),
+    );
+    on_a.login_ok("tri@example.com").await;
+    for x in [&on_a, &on_b, &on_c] {
+        let p = x.get("/account").await;
+        assert_eq!(p.status, StatusCode::OK, "{}", x.base);
+        assert!(p.body.contains("tri@example.com"));
+    }
+    // Sign out on C: refused at the next request on A and B.
+    let p = on_c.logout().await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    for x in [&on_a, &on_b] {
+        assert_redirect(&x.get("/account").await, "/login?next=%2Faccount");
+    }
+
+    // Failed sign-ins spread over A, B and C count against one back-off.
+    let others = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let spread = [
+        browser_on(&a.base, &others),
+        browser_on(&b.base, &others),
+        browser_on(&c.base, &others),
+    ];
+    for i in 0..6 {
+        let p = spread[i % 3]
+            .login("target@example.com", "wrong password 1234")
+            .await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    // Now even the right password is refused, on every instance.
+    for x in &spread {
+        let p = x.login("target@example.com", PASSWORD).await;
+        assert_eq!(
+            p.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}: {}",
+            x.base,
+            p.body
+        );
+    }
+}
+
+/// A private PostgreSQL cluster (initdb in a temp dir, its own port), run as the
+/// `postgres` user since PostgreSQL refuses to run as root.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: std::path::PathBuf,
+}
+
+impl PrivatePostgres {
+    fn as_postgres(&self, tool: &str, args: &[&str]) -> bool {
+        let exe = self.bin.join(tool);
+        let mut cmd = if nix_is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        cmd.args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn create() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())?;
+        let dir = tempfile::tempdir().ok()?;
+        if nix_is_root() {
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .ok()?;
+        }
+        let pg = Self {
+            dir,
+            port: free_port(),
+            bin,
+        };
+        let data = pg.data();
+        pg.as_postgres("initdb", &["-D", &data, "-A", "trust", "-U", "postgres"])
+            .then_some(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn start(&self) -> bool {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        self.as_postgres("pg_ctl", &["-D", &self.data(), "-o", &opts, "-w", "start"])
+    }
+
+    fn stop(&self) -> bool {
+        self.as_postgres("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"])
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self.as_postgres("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
+    }
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[tokio::test]
+async fn a_postgresql_restart_is_survived_and_the_pool_reconnects() {
+    // PostgreSQL is what this is about: it runs in the PostgreSQL pass of the suite.
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        return;
+    }
+    let pg = PrivatePostgres::create().expect("initdb a private PostgreSQL");
+    assert!(pg.start(), "start the private PostgreSQL");
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            database_url: Some(pg.url()),
+            ..Default::default()
+        },
+    })
+    .await;
+    app.create_user("pia@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("pia@example.com").await;
+    assert_eq!(b.get("/readyz").await.status, StatusCode::OK);
+
+    assert!(pg.stop(), "stop PostgreSQL");
+    let ready = b.get("/readyz").await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    // Pages answer something readable meanwhile, never a 500.
+    for path in ["/login", "/account"] {
+        let page = b.get(path).await;
+        assert_ne!(
+            page.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}: {}",
+            page.body
+        );
+    }
+    let p = app.browser().login("pia@example.com", PASSWORD).await;
+    assert_ne!(p.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", p.body);
+
+    assert!(pg.start(), "start PostgreSQL again");
+    wait_until("/readyz to recover", async || {
+        b.get("/readyz").await.status == StatusCode::OK
+    })
+    .await;
+    // The same instance, no restart: its session and new sign-ins work again.
+    wait_until("the session to work again", async || {
+        b.get("/account").await.status == StatusCode::OK
+    })
+    .await;
+    let other = app.browser();
+    other.login_ok("pia@example.com").await;
+    assert_eq!(other.get("/account").await.status, StatusCode::OK);
+}
