@@ -9,7 +9,9 @@
 //! 4. resident memory of the server, idle and at its peak under load;
 //! 5. the OpenID Connect endpoints (discovery, JWKS, client_credentials, refresh,
 //!    introspection, userinfo), each next to `GET /healthz`, and the cost of a signature
-//!    per algorithm (`load/oidc.rs`).
+//!    per algorithm (`load/oidc.rs`);
+//! 6. on PostgreSQL + Redis, signed-in throughput of three instances against one
+//!    (`load/scaling.rs`).
 //!
 //! The numbers are printed as measured, flattering or not. Every loop is bounded in count
 //! and time; children, temporary directories, the PostgreSQL database and the Redis keys
@@ -28,6 +30,8 @@ use portcullis::auth::password::Hasher;
 
 #[path = "load/oidc.rs"]
 mod oidc;
+#[path = "load/scaling.rs"]
+mod scaling;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::{COOKIE, HeaderValue, LOCATION};
 use reqwest::redirect::Policy;
@@ -1496,7 +1500,11 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-fn print_report(outcomes: &[(&str, f64, Result<Results, String>)], skipped: Option<&str>) {
+fn print_report(
+    outcomes: &[(&str, f64, Result<Results, String>)],
+    scaling: Option<&Result<scaling::Scaling, String>>,
+    skipped: Option<&str>,
+) {
     let cores = cores();
     let mut out = String::new();
     let _ = writeln!(out, "\nportcullis load benchmark");
@@ -1564,6 +1572,9 @@ fn print_report(outcomes: &[(&str, f64, Result<Results, String>)], skipped: Opti
             }
         }
     }
+    if let Some(s) = scaling {
+        scaling::report(&mut out, &mut readme, s);
+    }
     if let Some(note) = skipped {
         let _ = writeln!(out, "{note}");
         readme.push(format!("- {note}"));
@@ -1604,6 +1615,7 @@ async fn run() -> Result<bool, String> {
     let bin = build_release()?;
     let started = Instant::now();
     let mut outcomes = vec![("SQLite", TARGET_THROUGHPUT_SQLITE, run_sqlite(&bin).await)];
+    let mut scaled = None;
     let skipped = if std::env::var("BENCH_SKIP_PG").is_ok_and(|v| v == "1") {
         Some("PostgreSQL+Redis: skipped (BENCH_SKIP_PG=1)")
     } else {
@@ -1612,9 +1624,10 @@ async fn run() -> Result<bool, String> {
             TARGET_THROUGHPUT_REDIS,
             run_postgres(&bin).await,
         ));
+        scaled = Some(scaling::measure(&bin).await);
         None
     };
-    print_report(&outcomes, skipped);
+    print_report(&outcomes, scaled.as_ref(), skipped);
     println!(
         "\n(measured in {:.0} s, build excluded)",
         started.elapsed().as_secs_f64()

@@ -21,7 +21,7 @@ use super::keyring::{KeyRing, supported};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::conn::write_transaction;
-use crate::db::repo::oauth::{self as repo, Client, GrantRow, RefreshRow};
+use crate::db::repo::oauth::{self as repo, AuthCode, Client, GrantRow, RefreshRow};
 use crate::db::repo::users::User;
 use crate::db::repo::{roles, users};
 use crate::db::{AnyConnection, Db};
@@ -85,21 +85,47 @@ fn subset(asked: &str, allowed: &str) -> bool {
     asked.split_whitespace().all(|s| allowed.contains(&s))
 }
 
-/// What the first exchange of a code found. (Lives for one call: size is no concern.)
+/// What a look at a presented code found. (Lives for one call: size is no concern.)
 #[allow(clippy::large_enum_variant)]
-enum CodeUse {
+enum CodeLook {
     Unknown,
     Reused,
     Invalid(&'static str),
-    First(GrantRow, Option<String>, User, Vec<String>),
+    Valid(AuthCode, User, Vec<String>),
 }
 
 #[allow(clippy::large_enum_variant)]
-enum RefreshUse {
+enum RefreshLook {
     Invalid(&'static str),
     BadScope,
     Reused,
-    Rotated(GrantRow, String, User, Vec<String>),
+    Valid(GrantRow, String, User, Vec<String>),
+}
+
+/// A rotated refresh token or a second use of a code: someone else holds a copy, so
+/// the grant ends (its refresh and access tokens stop working) and the event is kept.
+fn replayed(
+    c: &mut AnyConnection,
+    ctx: &AuditCtx,
+    now: i64,
+    grant: &GrantRow,
+    what: &'static str,
+) -> diesel::QueryResult<()> {
+    let revoked = repo::revoke_grant(c, &grant.id, now)?.is_some();
+    let (action, outcome) = if what == "refresh_token" {
+        (AuditAction::RefreshTokenReused, Outcome::Denied)
+    } else {
+        (AuditAction::TokenRevoked, Outcome::Success)
+    };
+    record(
+        c,
+        ctx,
+        now,
+        action,
+        outcome,
+        Some(&grant.user_id),
+        json!({"client_id": grant.client_id, "grant": grant.id, "reused": what, "grant_revoked": revoked}),
+    )
 }
 
 /// The user behind a grant, if still allowed in.
@@ -164,6 +190,7 @@ impl Issuer {
         client: &Client,
         (user, roles): (&User, &[String]),
         grant: &GrantRow,
+        scope: &str,
         nonce: Option<&str>,
         access: &str,
     ) -> Result<String, InternalError> {
@@ -179,7 +206,7 @@ impl Issuer {
         if let Some(n) = nonce {
             claims["nonce"] = json!(n);
         }
-        let scopes: Vec<&str> = grant.scope.split_whitespace().collect();
+        let scopes: Vec<&str> = scope.split_whitespace().collect();
         if scopes.contains(&"email") {
             claims["email"] = json!(user.email);
             claims["email_verified"] = json!(user.email_verified);
@@ -194,6 +221,11 @@ impl Issuer {
     }
 
     /// The `authorization_code` grant, for an authenticated client.
+    ///
+    /// Checked first without changing anything (a wrong client, redirect URI or PKCE
+    /// verifier does not burn the code), signed next, and only then is the code claimed
+    /// and the grant stored, in one transaction: a failure before that leaves the code
+    /// usable; a second use after it revokes what the first one issued.
     pub async fn exchange_code(
         &self,
         client: &Client,
@@ -209,36 +241,26 @@ impl Issuer {
         }
         let now = self.clock.now();
         let h = hash(code);
-        let (cid, public, redirect_uri, verifier, ctx2) = (
+        let (cid, public, redirect_uri, verifier, ctx2, h2) = (
             client.client_id.clone(),
             client.is_public(),
             redirect_uri.to_string(),
             verifier.map(str::to_string),
             ctx.clone(),
+            h.clone(),
         );
-        let found = self
+        let look = self
             .db
             .run(move |c| {
                 write_transaction(c, |c| {
-                    let Some(row) = repo::find_code(c, &h)? else {
-                        return Ok(CodeUse::Unknown);
+                    let Some(row) = repo::find_code(c, &h2)? else {
+                        return Ok(CodeLook::Unknown);
                     };
-                    if !repo::use_code(c, &h, now)? {
-                        // A second use: whoever holds the code is not (only) the client.
-                        if let Some(g) = repo::grant_of_code(c, &h)?
-                            && repo::revoke_grant(c, &g.id, now)?.is_some()
-                        {
-                            record(
-                                c,
-                                &ctx2,
-                                now,
-                                AuditAction::TokenRevoked,
-                                Outcome::Success,
-                                Some(&g.user_id),
-                                json!({"client_id": g.client_id, "grant": g.id, "reason": "code_reused"}),
-                            )?;
+                    if row.used_at.is_some() {
+                        if let Some(g) = repo::grant_of_code(c, &h2)? {
+                            replayed(c, &ctx2, now, &g, "code")?;
                         }
-                        return Ok(CodeUse::Reused);
+                        return Ok(CodeLook::Reused);
                     }
                     let why = if row.client_id != cid {
                         Some("code issued to another client")
@@ -248,7 +270,9 @@ impl Issuer {
                         Some("redirect_uri does not match")
                     } else {
                         match (&row.code_challenge, &verifier) {
-                            (Some(ch), Some(v)) if s256(v).as_bytes().ct_eq(ch.as_bytes()).into() => {
+                            (Some(ch), Some(v))
+                                if s256(v).as_bytes().ct_eq(ch.as_bytes()).into() =>
+                            {
                                 None
                             }
                             (None, None) if !public => None,
@@ -256,46 +280,52 @@ impl Issuer {
                         }
                     };
                     if let Some(why) = why {
-                        return Ok(CodeUse::Invalid(why));
+                        return Ok(CodeLook::Invalid(why));
                     }
-                    let Some((user, roles)) = active_user(c, &row.user_id)? else {
-                        return Ok(CodeUse::Invalid("user no longer active"));
-                    };
-                    let grant = GrantRow {
-                        id: generate(),
-                        client_id: row.client_id.clone(),
-                        user_id: row.user_id.clone(),
-                        code_hash: h.clone(),
-                        scope: row.scope.clone(),
-                        auth_time: row.auth_time,
-                        amr: row.amr.clone(),
-                        sid: row.sid.clone(),
-                        created_at: now,
-                        revoked_at: None,
-                    };
-                    repo::insert_grant(c, &grant)?;
-                    Ok::<_, diesel::result::Error>(CodeUse::First(grant, row.nonce, user, roles))
+                    match active_user(c, &row.user_id)? {
+                        Some((user, roles)) => Ok(CodeLook::Valid(row, user, roles)),
+                        None => Ok(CodeLook::Invalid("user no longer active")),
+                    }
                 })
-                .map_err(InternalError::from)
+                .map_err(|e: diesel::result::Error| InternalError::from(e))
             })
             .await?;
-        let (grant, nonce, user, roles) = match found {
-            CodeUse::Unknown => return Ok(Err(TokenError::InvalidGrant("unknown code"))),
-            CodeUse::Reused => {
+        let (row, user, roles) = match look {
+            CodeLook::Unknown => return Ok(Err(TokenError::InvalidGrant("unknown code"))),
+            CodeLook::Reused => {
                 return Ok(Err(TokenError::InvalidGrant(
                     "code already used; what it issued is revoked",
                 )));
             }
-            CodeUse::Invalid(why) => return Ok(Err(TokenError::InvalidGrant(why))),
-            CodeUse::First(g, n, u, r) => (g, n, u, r),
+            CodeLook::Invalid(why) => return Ok(Err(TokenError::InvalidGrant(why))),
+            CodeLook::Valid(r, u, roles) => (r, u, roles),
+        };
+        let grant = GrantRow {
+            id: generate(),
+            client_id: row.client_id.clone(),
+            user_id: row.user_id.clone(),
+            code_hash: h.clone(),
+            scope: row.scope.clone(),
+            auth_time: row.auth_time,
+            amr: row.amr.clone(),
+            sid: row.sid.clone(),
+            created_at: now,
+            revoked_at: None,
         };
         let access = self
             .access_token(client, &user.id, &grant.scope, Some(&grant))
             .await?;
         let id_token = if grant.scope.split_whitespace().any(|s| s == "openid") {
             Some(
-                self.id_token(client, (&user, &roles), &grant, nonce.as_deref(), &access)
-                    .await?,
+                self.id_token(
+                    client,
+                    (&user, &roles),
+                    &grant,
+                    &grant.scope,
+                    row.nonce.as_deref(),
+                    &access,
+                )
+                .await?,
             )
         } else {
             None
@@ -309,9 +339,18 @@ impl Issuer {
             used_at: None,
         });
         let (ctx, g) = (ctx.clone(), grant.clone());
-        self.db
+        let claimed = self
+            .db
             .run(move |c| {
                 write_transaction(c, |c| {
+                    if !repo::use_code(c, &h, now)? {
+                        // A concurrent exchange of the same code got there first.
+                        if let Some(winner) = repo::grant_of_code(c, &h)? {
+                            replayed(c, &ctx, now, &winner, "code")?;
+                        }
+                        return Ok(false);
+                    }
+                    repo::insert_grant(c, &g)?;
                     if let Some(r) = &refresh_row {
                         repo::insert_refresh(c, r)?;
                     }
@@ -324,11 +363,17 @@ impl Issuer {
                         Some(&g.user_id),
                         json!({"client_id": g.client_id, "scope": g.scope, "grant_type": "authorization_code",
                                "grant": g.id, "refresh_token": refresh_row.is_some()}),
-                    )
+                    )?;
+                    Ok(true)
                 })
-                .map_err(InternalError::from)
+                .map_err(|e: diesel::result::Error| InternalError::from(e))
             })
             .await?;
+        if !claimed {
+            return Ok(Err(TokenError::InvalidGrant(
+                "code already used; what it issued is revoked",
+            )));
+        }
         crate::web::metrics::token_issued("authorization_code");
         Ok(Ok(Tokens {
             access_token: access,
@@ -340,6 +385,8 @@ impl Issuer {
     }
 
     /// The `refresh_token` grant: rotates the token; a replay revokes the family.
+    /// As with codes: checked, then signed, then rotated and audited in one transaction,
+    /// so a failure on the way never turns the client's retry into a "replay".
     pub async fn refresh(
         &self,
         client: &Client,
@@ -353,72 +400,103 @@ impl Issuer {
             )));
         }
         let now = self.clock.now();
-        let next = generate();
-        let (h, next_h, cid, asked, ttl, ctx2) = (
-            hash(token),
-            hash(&next),
+        let h = hash(token);
+        let (h2, cid, asked, ctx2) = (
+            h.clone(),
             client.client_id.clone(),
             scope.map(str::to_string),
-            self.refresh_ttl,
             ctx.clone(),
         );
-        let found = self
+        let look = self
             .db
             .run(move |c| {
                 write_transaction(c, |c| {
-                    let Some(row) = repo::find_refresh(c, &h)? else {
-                        return Ok(RefreshUse::Invalid("unknown refresh token"));
+                    let Some(row) = repo::find_refresh(c, &h2)? else {
+                        return Ok(RefreshLook::Invalid("unknown refresh token"));
                     };
                     let Some(grant) = repo::find_grant(c, &row.grant_id)? else {
-                        return Ok(RefreshUse::Invalid("unknown refresh token"));
+                        return Ok(RefreshLook::Invalid("unknown refresh token"));
                     };
                     if grant.client_id != cid {
-                        return Ok(RefreshUse::Invalid("refresh token issued to another client"));
+                        return Ok(RefreshLook::Invalid(
+                            "refresh token issued to another client",
+                        ));
                     }
-                    let replayed = |c: &mut AnyConnection| {
-                        // A rotated token came back: someone else has a copy. End the family.
-                        let revoked = repo::revoke_grant(c, &grant.id, now)?.is_some();
-                        record(
-                            c,
-                            &ctx2,
-                            now,
-                            AuditAction::RefreshTokenReused,
-                            Outcome::Denied,
-                            Some(&grant.user_id),
-                            json!({"client_id": grant.client_id, "grant": grant.id, "family_revoked": revoked}),
-                        )?;
-                        Ok(RefreshUse::Reused)
-                    };
                     if row.used_at.is_some() {
-                        return replayed(c);
+                        replayed(c, &ctx2, now, &grant, "refresh_token")?;
+                        return Ok(RefreshLook::Reused);
                     }
                     if grant.revoked_at.is_some() {
-                        return Ok(RefreshUse::Invalid("refresh token revoked"));
+                        return Ok(RefreshLook::Invalid("refresh token revoked"));
                     }
                     if row.expires_at <= now {
-                        return Ok(RefreshUse::Invalid("refresh token expired"));
+                        return Ok(RefreshLook::Invalid("refresh token expired"));
                     }
                     let scope = match asked {
                         Some(s) if !s.trim().is_empty() => {
                             if !subset(&s, &grant.scope) {
-                                return Ok(RefreshUse::BadScope);
+                                return Ok(RefreshLook::BadScope);
                             }
                             s.split_whitespace().collect::<Vec<_>>().join(" ")
                         }
                         _ => grant.scope.clone(),
                     };
-                    let Some((user, roles)) = active_user(c, &grant.user_id)? else {
-                        return Ok(RefreshUse::Invalid("user no longer active"));
-                    };
+                    match active_user(c, &grant.user_id)? {
+                        Some((user, roles)) => Ok(RefreshLook::Valid(grant, scope, user, roles)),
+                        None => Ok(RefreshLook::Invalid("user no longer active")),
+                    }
+                })
+                .map_err(|e: diesel::result::Error| InternalError::from(e))
+            })
+            .await?;
+        let reused = || {
+            Ok(Err(TokenError::InvalidGrant(
+                "refresh token already used; the whole grant is revoked",
+            )))
+        };
+        let (grant, scope, user, roles) = match look {
+            RefreshLook::Invalid(why) => return Ok(Err(TokenError::InvalidGrant(why))),
+            RefreshLook::BadScope => {
+                return Ok(Err(TokenError::InvalidScope(
+                    "a refresh may only narrow the granted scope",
+                )));
+            }
+            RefreshLook::Reused => return reused(),
+            RefreshLook::Valid(g, s, u, r) => (g, s, u, r),
+        };
+        let access = self
+            .access_token(client, &user.id, &scope, Some(&grant))
+            .await?;
+        let id_token = if scope.split_whitespace().any(|s| s == "openid") {
+            Some(
+                self.id_token(client, (&user, &roles), &grant, &scope, None, &access)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let next = generate();
+        let (next_h, ttl, g, s2, ctx) = (
+            hash(&next),
+            self.refresh_ttl,
+            grant.clone(),
+            scope.clone(),
+            ctx.clone(),
+        );
+        let rotated = self
+            .db
+            .run(move |c| {
+                write_transaction(c, |c| {
                     // Checked and marked in one statement: of two concurrent uses, one loses.
                     if !repo::use_refresh(c, &h, now)? {
-                        return replayed(c);
+                        replayed(c, &ctx, now, &g, "refresh_token")?;
+                        return Ok(false);
                     }
                     repo::insert_refresh(
                         c,
                         &RefreshRow {
-                            token_hash: next_h.clone(),
-                            grant_id: grant.id.clone(),
+                            token_hash: next_h,
+                            grant_id: g.id.clone(),
                             created_at: now,
                             expires_at: now + ttl,
                             used_at: None,
@@ -426,43 +504,21 @@ impl Issuer {
                     )?;
                     record(
                         c,
-                        &ctx2,
+                        &ctx,
                         now,
                         AuditAction::TokenIssued,
                         Outcome::Success,
-                        Some(&grant.user_id),
-                        json!({"client_id": grant.client_id, "scope": scope, "grant_type": "refresh_token", "grant": grant.id}),
+                        Some(&g.user_id),
+                        json!({"client_id": g.client_id, "scope": s2, "grant_type": "refresh_token", "grant": g.id}),
                     )?;
-                    Ok::<_, diesel::result::Error>(RefreshUse::Rotated(grant, scope, user, roles))
+                    Ok(true)
                 })
-                .map_err(InternalError::from)
+                .map_err(|e: diesel::result::Error| InternalError::from(e))
             })
             .await?;
-        let (grant, scope, user, roles) = match found {
-            RefreshUse::Invalid(why) => return Ok(Err(TokenError::InvalidGrant(why))),
-            RefreshUse::BadScope => {
-                return Ok(Err(TokenError::InvalidScope(
-                    "a refresh may only narrow the granted scope",
-                )));
-            }
-            RefreshUse::Reused => {
-                return Ok(Err(TokenError::InvalidGrant(
-                    "refresh token already used; the whole grant is revoked",
-                )));
-            }
-            RefreshUse::Rotated(g, s, u, r) => (g, s, u, r),
-        };
-        let access = self
-            .access_token(client, &user.id, &scope, Some(&grant))
-            .await?;
-        let id_token = if scope.split_whitespace().any(|s| s == "openid") {
-            Some(
-                self.id_token(client, (&user, &roles), &grant, None, &access)
-                    .await?,
-            )
-        } else {
-            None
-        };
+        if !rotated {
+            return reused();
+        }
         crate::web::metrics::token_issued("refresh_token");
         Ok(Ok(Tokens {
             access_token: access,
@@ -568,6 +624,12 @@ impl Issuer {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        let client_id = v
+            .claims
+            .get("client_id")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let live = self
             .db
             .run(move |c| -> Result<bool, InternalError> {
@@ -577,15 +639,18 @@ impl Issuer {
                 match gid {
                     Some(g) => Ok(!repo::grant_revoked(c, &g)?
                         && users::find(c, &sub)?.is_some_and(|u| !u.disabled)),
-                    None => Ok(true),
+                    // A client's own token dies with the client.
+                    None => Ok(repo::find_client(c, &client_id)?.is_some()),
                 }
             })
             .await?;
         Ok(live.then_some(v.claims))
     }
 
-    /// RFC 7662: what a resource server may learn about a token.
-    pub async fn introspect(&self, token: &str) -> Result<Value, InternalError> {
+    /// RFC 7662: what a resource server may learn about a token. Access tokens are for
+    /// resource servers to check, so any confidential client may ask; a refresh token
+    /// is reported only to the client holding it.
+    pub async fn introspect(&self, caller: &str, token: &str) -> Result<Value, InternalError> {
         if token.contains('.') {
             let Some(claims) = self.active_access_token(token).await? else {
                 return Ok(json!({"active": false}));
@@ -607,7 +672,7 @@ impl Issuer {
             }
             return Ok(out);
         }
-        let (h, now) = (hash(token), self.clock.now());
+        let (h, now, caller) = (hash(token), self.clock.now(), caller.to_string());
         let found = self
             .db
             .run(move |c| -> Result<_, InternalError> {
@@ -618,6 +683,7 @@ impl Issuer {
                     return Ok(None);
                 };
                 let active = row.used_at.is_none()
+                    && g.client_id == caller
                     && row.expires_at > now
                     && g.revoked_at.is_none()
                     && users::find(c, &g.user_id)?.is_some_and(|u| !u.disabled);

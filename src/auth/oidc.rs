@@ -293,6 +293,8 @@ pub async fn revoke_consent(
     db.run(move |c| {
         write_transaction(c, |c| {
             let had = repo::delete_consent(c, &u, &cl)?;
+            // Codes handed out but not yet exchanged would start new grants.
+            repo::delete_unused_codes(c, &u, &cl)?;
             let grants = repo::revoke_grants_of(c, &u, &cl, now)?;
             if !had && grants == 0 {
                 return Ok(false);

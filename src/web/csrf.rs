@@ -56,12 +56,17 @@ fn valid_seed(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The OAuth back channel: called cross-origin by design, authenticated by client
-/// credentials or a bearer token, never by the session cookie.
+/// Called cross-origin by design: the OAuth back channel (authenticated by client
+/// credentials or a bearer token, never by the session cookie), and RP-initiated
+/// logout, which apps may POST (it signs out only with proof or after confirmation).
 fn exempt(path: &str) -> bool {
     matches!(
         path,
-        "/oauth/token" | "/oauth/revoke" | "/oauth/introspect" | "/oauth/userinfo"
+        "/oauth/token"
+            | "/oauth/revoke"
+            | "/oauth/introspect"
+            | "/oauth/userinfo"
+            | "/oauth/logout"
     )
 }
 

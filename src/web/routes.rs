@@ -115,6 +115,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::method(Method::OPTIONS).to(oauth::preflight),
         )
         .route("/oauth/revoke", web::post().to(oauth::revoke))
+        .route(
+            "/oauth/revoke",
+            web::method(Method::OPTIONS).to(oauth::preflight),
+        )
         .route("/oauth/introspect", web::post().to(oauth::introspect))
         .route("/oauth/logout", web::get().to(oidc::logout))
         .route("/oauth/logout", web::post().to(oidc::logout_confirmed))

@@ -511,11 +511,14 @@ async fn the_token_endpoint_refuses_what_it_must() {
         }
     };
 
-    // PKCE mismatch.
+    // PKCE mismatch: refused, and the code is not burnt by a wrong attempt.
     let code = authorize(&b, &id, "").await["code"].clone();
-    let (status, body) = exchange(code, "a-different-verifier-a-different-verifier-x").await;
+    let (status, body) =
+        exchange(code.clone(), "a-different-verifier-a-different-verifier-x").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
+    let (status, _) = exchange(code, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "the real client can still use it");
 
     // An expired code (60 s).
     let code = authorize(&b, &id, "").await["code"].clone();
@@ -735,6 +738,14 @@ async fn client_credentials_issue_audited_tokens_for_the_client_itself() {
         .filter(|e| e.event == "token.issued")
         .count();
     assert_eq!(issued, 1, "every issued token is audited");
+    // Deleting the client ends its tokens.
+    assert!(
+        portcullis::auth::oidc::delete_client(&app.state.db, &app.clock, &id, &AuditCtx::cli())
+            .await
+            .unwrap()
+    );
+    let seen = app.state.oidc.introspect(&id, access).await.unwrap();
+    assert_eq!(seen["active"], false);
     // Public clients cannot be given client_credentials at all.
     let mut c = new_client(true);
     c.grants = vec!["client_credentials".into()];
@@ -919,6 +930,19 @@ async fn an_app_can_end_the_portcullis_session_but_only_return_where_it_register
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.body.contains("Sign out?"), "{}", p.body);
     assert_eq!(b.get("/account").await.status, StatusCode::OK);
+    // An app may POST the request from its own origin: the same rules, no 403.
+    let res = b
+        .client
+        .post(format!("{}/oauth/logout", app.base))
+        .header("Origin", "http://app.example")
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&[("client_id", id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("Sign out?"));
+    assert_eq!(b.get("/account").await.status, StatusCode::OK);
 
     // With this session's ID token: signed out at once, back to the app with state.
     let p = b
@@ -1003,6 +1027,20 @@ async fn a_user_sees_their_apps_and_revoking_one_ends_its_tokens() {
     .await;
     let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
     let access = tokens["access_token"].as_str().unwrap().to_string();
+
+    // A first-party app (no consent page) is listed too, so it can be revoked.
+    let mut first = new_client(false);
+    first.name = "Intranet".into();
+    first.skip_consent = true;
+    let (first_id, _) = client_with(&app, first).await;
+    authorize(&b, &first_id, "").await;
+    assert!(b.get("/account/apps").await.body.contains("Intranet"));
+    b.submit(
+        "/account/apps",
+        "/account/apps/revoke",
+        &[("client_id", &first_id)],
+    )
+    .await;
 
     let page = b.get("/account/apps").await;
     assert_eq!(page.count("tr.app"), 1);

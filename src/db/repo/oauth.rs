@@ -206,15 +206,16 @@ pub fn grant(
     now: i64,
 ) -> QueryResult<()> {
     diesel::delete(consents::table.find((user_id, client_id))).execute(c)?;
-    diesel::insert_into(consents::table)
-        .values((
-            consents::user_id.eq(user_id),
-            consents::client_id.eq(client_id),
-            consents::scope.eq(scope),
-            consents::granted_at.eq(now),
-        ))
-        .execute(c)
-        .map(|_| ())
+    insert_once(c, |c| {
+        diesel::insert_into(consents::table)
+            .values((
+                consents::user_id.eq(user_id),
+                consents::client_id.eq(client_id),
+                consents::scope.eq(scope),
+                consents::granted_at.eq(now),
+            ))
+            .execute(c)
+    })
 }
 
 pub fn retire_key(c: &mut AnyConnection, kid: &str, now: i64) -> QueryResult<()> {
@@ -369,17 +370,46 @@ pub fn use_refresh(c: &mut AnyConnection, hash: &str, now: i64) -> QueryResult<b
     .map(|n| n == 1)
 }
 
+/// Inserts, or does nothing when a concurrent request already did (a savepoint keeps
+/// PostgreSQL's transaction usable after the conflict).
+fn insert_once<F>(c: &mut AnyConnection, insert: F) -> QueryResult<()>
+where
+    F: FnOnce(&mut AnyConnection) -> QueryResult<usize>,
+{
+    use diesel::Connection;
+    use diesel::result::{DatabaseErrorKind, Error};
+    match c.transaction(insert) {
+        Ok(_) | Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 pub fn revoke_jti(c: &mut AnyConnection, jti: &str, expires_at: i64) -> QueryResult<()> {
     if jti_revoked(c, jti)? {
         return Ok(());
     }
-    diesel::insert_into(revoked_access_tokens::table)
-        .values((
-            revoked_access_tokens::jti.eq(jti),
-            revoked_access_tokens::expires_at.eq(expires_at),
-        ))
-        .execute(c)
-        .map(|_| ())
+    insert_once(c, |c| {
+        diesel::insert_into(revoked_access_tokens::table)
+            .values((
+                revoked_access_tokens::jti.eq(jti),
+                revoked_access_tokens::expires_at.eq(expires_at),
+            ))
+            .execute(c)
+    })
+}
+
+pub fn delete_unused_codes(
+    c: &mut AnyConnection,
+    user_id: &str,
+    client_id: &str,
+) -> QueryResult<usize> {
+    diesel::delete(
+        auth_codes::table
+            .filter(auth_codes::user_id.eq(user_id))
+            .filter(auth_codes::client_id.eq(client_id))
+            .filter(auth_codes::used_at.is_null()),
+    )
+    .execute(c)
 }
 
 pub fn jti_revoked(c: &mut AnyConnection, jti: &str) -> QueryResult<bool> {

@@ -139,7 +139,14 @@ async fn authenticate(
         }
         return Ok(Err(invalid_client()));
     };
-    if let Err(wait) = st.throttle.token_request(&client.client_id).await {
+    // A public client is named, not proven: count it per caller too, so strangers
+    // naming it cannot use up its users' budget.
+    let key = if client.is_public() {
+        format!("{}@{ip}", client.client_id)
+    } else {
+        client.client_id.clone()
+    };
+    if let Err(wait) = st.throttle.token_request(&key).await {
         return Ok(Err(too_many(wait.0)));
     }
     Ok(Ok(client))
@@ -281,6 +288,7 @@ pub async fn revoke(
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .finish())
 }
 
@@ -291,9 +299,10 @@ pub async fn introspect(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, AppError> {
     let f = form.into_inner();
-    if let Err(res) = authenticate(&req, &st, &f, true).await? {
-        return Ok(res);
-    }
+    let caller = match authenticate(&req, &st, &f, true).await? {
+        Ok(c) => c,
+        Err(res) => return Ok(res),
+    };
     let Some(token) = f.token.as_deref().filter(|t| !t.is_empty()) else {
         return Ok(oauth_error(
             StatusCode::BAD_REQUEST,
@@ -302,7 +311,10 @@ pub async fn introspect(
         ));
     };
     // For resource servers, not browsers: no CORS here.
-    let mut res = json_no_store(StatusCode::OK, st.oidc.introspect(token).await?);
+    let mut res = json_no_store(
+        StatusCode::OK,
+        st.oidc.introspect(&caller.client_id, token).await?,
+    );
     res.headers_mut()
         .remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
     Ok(res)
@@ -315,19 +327,26 @@ pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpR
             .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
             .finish()
     };
+    // RFC 6750: the scheme name is case-insensitive.
     let Some(token) = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t)
     else {
         return Ok(unauthorized());
     };
     let Some(claims) = st.oidc.active_access_token(token.trim()).await? else {
         return Ok(unauthorized());
     };
-    // Client-credentials tokens have no user behind them.
-    if claims.get("gid").is_none() {
+    // Only tokens of an OpenID Connect sign-in (a user, the openid scope) open it.
+    let openid = claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.split_whitespace().any(|x| x == "openid"));
+    if claims.get("gid").is_none() || !openid {
         return Ok(unauthorized());
     }
     let sub = claims["sub"].as_str().unwrap_or_default().to_string();

@@ -109,7 +109,8 @@ pub async fn discovery(st: web::Data<AppState>) -> HttpResponse {
 
 pub async fn jwks(st: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     // Served from memory; the first call after start creates the RS256 key if none.
-    Ok(public_json(st.oidc.keys.jwks().await?, 300))
+    // Short: a relying party that caches it sees a new key within a minute.
+    Ok(public_json(st.oidc.keys.jwks().await?, 60))
 }
 
 #[derive(Deserialize, Clone, Default)]
@@ -137,6 +138,8 @@ pub struct AuthorizeParams {
     #[serde(default)]
     decision: String,
 }
+
+const MAX_AGE_GRACE_SECS: i64 = 5;
 
 /// Where errors and codes go: the registered redirect URI with `state` and `iss`.
 fn back(uri: &str, params: &[(&str, &str)], state: Option<&str>, issuer: &str) -> HttpResponse {
@@ -258,9 +261,11 @@ async fn authorize_inner(
     };
     // The consent form repeats the request; what it asked was settled on the GET.
     if !posted {
+        // A few seconds' grace: the redirect after a fresh sign-in takes time too, and
+        // max_age=0 must not send the user round in circles.
         let too_old = p
             .max_age
-            .is_some_and(|m| st.clock.now() - user.auth_at > m.max(0));
+            .is_some_and(|m| st.clock.now() - user.auth_at > m.max(0) + MAX_AGE_GRACE_SECS);
         if too_old && silent {
             return Ok(back(
                 &p.redirect_uri,
@@ -281,8 +286,21 @@ async fn authorize_inner(
             });
         }
     }
-    let consented = client.skip_consent
-        || oidc::has_consent(&st.db, &user.uid, &client.client_id, &scope).await?;
+    let has = oidc::has_consent(&st.db, &user.uid, &client.client_id, &scope).await?;
+    if client.skip_consent && !has {
+        // First-party: no page, but recorded, so the user sees (and can revoke) it
+        // on /account/apps like any other.
+        oidc::record_consent(
+            &st.db,
+            &st.clock,
+            &user.uid,
+            &client.client_id,
+            &scope,
+            &ctx.audit(),
+        )
+        .await?;
+    }
+    let consented = client.skip_consent || has;
     if posted {
         ctx.check_csrf(&p.csrf_token)?;
         if p.decision != "allow" {
@@ -443,11 +461,10 @@ async fn end_session(ctx: Ctx, p: LogoutParams, posted: bool) -> Result<HttpResp
             "This sign-out link is not valid: {why}. You are still signed in."
         )))
     };
+    // A hint we cannot verify (say, signed by a key rotated out since) proves nothing:
+    // carry on as without one, which means the user confirms.
     let hint = match p.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
-        Some(h) => match st.oidc.id_token_hint(h).await? {
-            Some(claims) => Some(claims),
-            None => return invalid("the app's token was not issued here"),
-        },
+        Some(h) => st.oidc.id_token_hint(h).await?,
         None => None,
     };
     let hinted_client = hint.as_ref().and_then(|c| match c.get("aud") {
@@ -529,9 +546,12 @@ pub async fn logout(ctx: Ctx, q: web::Query<LogoutParams>) -> Result<HttpRespons
     end_session(ctx, q.into_inner(), false).await
 }
 
+/// POST: our confirmation form (it carries a CSRF token), or an app sending its
+/// logout request as a form, which is treated exactly like the GET.
 pub async fn logout_confirmed(
     ctx: Ctx,
     f: web::Form<LogoutParams>,
 ) -> Result<HttpResponse, AppError> {
-    end_session(ctx, f.into_inner(), true).await
+    let confirmed = !f.csrf_token.is_empty();
+    end_session(ctx, f.into_inner(), confirmed).await
 }
