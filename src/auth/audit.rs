@@ -41,6 +41,18 @@ pub fn record(
     target: Option<&str>,
     details: Value,
 ) -> diesel::QueryResult<()> {
+    insert(conn, &event(ctx, now, action, outcome, target, details))
+}
+
+/// The row for an event (and its log line).
+pub fn event(
+    ctx: &AuditCtx,
+    now: i64,
+    action: AuditAction,
+    outcome: Outcome,
+    target: Option<&str>,
+    details: Value,
+) -> NewAuditEvent {
     tracing::info!(
         event = action.name(),
         outcome = outcome.name(),
@@ -50,23 +62,84 @@ pub fn record(
         request_id = ctx.request_id.as_deref().unwrap_or("-"),
         "audit"
     );
-    insert(
-        conn,
-        &NewAuditEvent {
-            created_at: now,
-            event: action.name().to_string(),
-            outcome: outcome.name().to_string(),
-            actor_id: ctx.actor_id.clone(),
-            target_id: target.map(str::to_string),
-            ip: ctx.ip.clone(),
-            user_agent: ctx
-                .user_agent
-                .as_ref()
-                .map(|s| s.chars().take(512).collect()),
-            request_id: ctx.request_id.clone(),
-            details: details.to_string(),
-        },
-    )
+    NewAuditEvent {
+        created_at: now,
+        event: action.name().to_string(),
+        outcome: outcome.name().to_string(),
+        actor_id: ctx.actor_id.clone(),
+        target_id: target.map(str::to_string),
+        ip: ctx.ip.clone(),
+        user_agent: ctx
+            .user_agent
+            .as_ref()
+            .map(|s| s.chars().take(512).collect()),
+        request_id: ctx.request_id.clone(),
+        details: details.to_string(),
+    }
+}
+
+/// Group commit for events that stand alone (no data change goes with them), such as
+/// every `client_credentials` token: the events of concurrent requests are appended in
+/// one transaction under one chain lock, and each request goes on only once its event
+/// is committed, so nothing is issued unaudited. Under no load a batch is one event.
+#[derive(Clone)]
+pub struct Batcher {
+    tx: tokio::sync::mpsc::Sender<(NewAuditEvent, tokio::sync::oneshot::Sender<bool>)>,
+}
+
+const MAX_BATCH: usize = 256;
+
+impl Batcher {
+    /// Starts the writer task (needs a Tokio runtime).
+    pub fn start(db: crate::db::Db) -> Self {
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<(NewAuditEvent, tokio::sync::oneshot::Sender<bool>)>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(p) => batch.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let events: Vec<NewAuditEvent> = batch.iter().map(|(e, _)| e.clone()).collect();
+                let ok = db
+                    .run(move |c| {
+                        crate::db::repo::audit::insert_many(c, &events)
+                            .map_err(super::InternalError::from)
+                    })
+                    .await;
+                if let Err(e) = &ok {
+                    tracing::error!(error = %e, events = batch.len(), "audit append failed");
+                }
+                for (_, done) in batch {
+                    let _ = done.send(ok.is_ok());
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Appends one event; returns once it is committed.
+    pub async fn record(
+        &self,
+        ctx: &AuditCtx,
+        now: i64,
+        action: AuditAction,
+        outcome: Outcome,
+        target: Option<&str>,
+        details: Value,
+    ) -> Result<(), super::InternalError> {
+        let (done, committed) = tokio::sync::oneshot::channel();
+        let ev = event(ctx, now, action, outcome, target, details);
+        let failed = || super::InternalError::Other("the audit event was not written".into());
+        self.tx.send((ev, done)).await.map_err(|_| failed())?;
+        match committed.await {
+            Ok(true) => Ok(()),
+            _ => Err(failed()),
+        }
+    }
 }
 
 /// An event with no data change to go with it (a lock-out, a refusal).

@@ -49,6 +49,7 @@ pub struct Tokens {
 
 pub struct Issuer {
     pub keys: KeyRing,
+    audit: super::audit::Batcher,
     db: Db,
     clock: Clock,
     issuer: String,
@@ -143,6 +144,7 @@ impl Issuer {
     pub fn new(db: Db, clock: Clock, sealer: Sealer, config: &Config) -> Self {
         let longest = config.access_token_ttl_secs.max(ID_TOKEN_TTL_SECS);
         Self {
+            audit: super::audit::Batcher::start(db.clone()),
             keys: KeyRing::new(
                 db.clone(),
                 clock.clone(),
@@ -562,25 +564,15 @@ impl Issuer {
         let access = self
             .access_token(client, &client.client_id, &scope, None)
             .await?;
-        let (ctx, cid, s, now) = (
-            ctx.clone(),
-            client.client_id.clone(),
-            scope.clone(),
-            self.clock.now(),
-        );
-        self.db
-            .run(move |c| {
-                record(
-                    c,
-                    &ctx,
-                    now,
-                    AuditAction::TokenIssued,
-                    Outcome::Success,
-                    None,
-                    json!({"client_id": cid, "scope": s, "grant_type": "client_credentials"}),
-                )
-                .map_err(InternalError::from)
-            })
+        self.audit
+            .record(
+                ctx,
+                self.clock.now(),
+                AuditAction::TokenIssued,
+                Outcome::Success,
+                None,
+                json!({"client_id": client.client_id, "scope": scope, "grant_type": "client_credentials"}),
+            )
             .await?;
         crate::web::metrics::token_issued("client_credentials");
         Ok(Ok(Tokens {

@@ -738,6 +738,45 @@ async fn client_credentials_issue_audited_tokens_for_the_client_itself() {
         .filter(|e| e.event == "token.issued")
         .count();
     assert_eq!(issued, 1, "every issued token is audited");
+    // Concurrent requests are audited in shared transactions: still one event each,
+    // and still one valid chain.
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let (base, id, secret) = (app.base.clone(), id.clone(), secret.clone());
+        tasks.push(tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(format!("{base}/oauth/token"))
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let issued = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.event == "token.issued")
+        .count();
+    assert_eq!(issued, 41);
+    let verdict = app
+        .state
+        .db
+        .run(|c| portcullis::auth::audit::verify_chain(c).map_err(portcullis::db::DbError::from))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            verdict,
+            portcullis::auth::audit::ChainVerdict::Intact { .. }
+        ),
+        "{verdict:?}"
+    );
     // Deleting the client ends its tokens.
     assert!(
         portcullis::auth::oidc::delete_client(&app.state.db, &app.clock, &id, &AuditCtx::cli())

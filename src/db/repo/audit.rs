@@ -54,44 +54,53 @@ impl AuditEvent {
 /// to the end of the transaction on PostgreSQL, the single writer on SQLite), so ids
 /// follow the chain's order even with several instances writing.
 pub fn insert(conn: &mut AnyConnection, ev: &NewAuditEvent) -> QueryResult<()> {
+    insert_many(conn, std::slice::from_ref(ev))
+}
+
+/// Appends events to the chain in order: one lock and one read of the last hash for
+/// all of them, one row each.
+pub fn insert_many(conn: &mut AnyConnection, events: &[NewAuditEvent]) -> QueryResult<()> {
     crate::db::conn::ensure_write_transaction(conn, |c| {
         crate::db::conn::serialize(c, crate::db::conn::locks::AUDIT_CHAIN)?;
-        let prev: String = a::table
+        let mut prev: String = a::table
             .order(a::id.desc())
             .select(a::hash)
             .first(c)
             .optional()?
             .unwrap_or_default();
-        let hash = chain_hash(
-            &prev,
-            &ChainFields {
-                created_at: ev.created_at,
-                event: &ev.event,
-                outcome: &ev.outcome,
-                actor_id: ev.actor_id.as_deref(),
-                target_id: ev.target_id.as_deref(),
-                ip: ev.ip.as_deref(),
-                user_agent: ev.user_agent.as_deref(),
-                request_id: ev.request_id.as_deref(),
-                details: &ev.details,
-            },
-        );
-        diesel::insert_into(a::table)
-            .values((
-                a::created_at.eq(ev.created_at),
-                a::event.eq(&ev.event),
-                a::outcome.eq(&ev.outcome),
-                a::actor_id.eq(&ev.actor_id),
-                a::target_id.eq(&ev.target_id),
-                a::ip.eq(&ev.ip),
-                a::user_agent.eq(&ev.user_agent),
-                a::request_id.eq(&ev.request_id),
-                a::details.eq(&ev.details),
-                a::prev_hash.eq(&prev),
-                a::hash.eq(&hash),
-            ))
-            .execute(c)
-            .map(|_| ())
+        for ev in events {
+            let hash = chain_hash(
+                &prev,
+                &ChainFields {
+                    created_at: ev.created_at,
+                    event: &ev.event,
+                    outcome: &ev.outcome,
+                    actor_id: ev.actor_id.as_deref(),
+                    target_id: ev.target_id.as_deref(),
+                    ip: ev.ip.as_deref(),
+                    user_agent: ev.user_agent.as_deref(),
+                    request_id: ev.request_id.as_deref(),
+                    details: &ev.details,
+                },
+            );
+            diesel::insert_into(a::table)
+                .values((
+                    a::created_at.eq(ev.created_at),
+                    a::event.eq(&ev.event),
+                    a::outcome.eq(&ev.outcome),
+                    a::actor_id.eq(&ev.actor_id),
+                    a::target_id.eq(&ev.target_id),
+                    a::ip.eq(&ev.ip),
+                    a::user_agent.eq(&ev.user_agent),
+                    a::request_id.eq(&ev.request_id),
+                    a::details.eq(&ev.details),
+                    a::prev_hash.eq(&prev),
+                    a::hash.eq(&hash),
+                ))
+                .execute(c)?;
+            prev = hash;
+        }
+        Ok(())
     })
 }
 
