@@ -88,8 +88,10 @@ impl Hasher {
             && let Ok(mut pool) = self.memory.lock()
         {
             // Checked again under the lock: a hash that started meanwhile keeps them.
-            if self.permits.available_permits() == self.concurrency {
+            if self.permits.available_permits() == self.concurrency && !pool.is_empty() {
                 pool.clear();
+                drop(pool);
+                crate::memory::trim();
             }
         }
     }
