@@ -11,7 +11,6 @@ pub mod db;
 pub mod domain;
 pub mod keys;
 pub mod mail;
-pub mod memory;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

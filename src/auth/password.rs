@@ -88,10 +88,8 @@ impl Hasher {
             && let Ok(mut pool) = self.memory.lock()
         {
             // Checked again under the lock: a hash that started meanwhile keeps them.
-            if self.permits.available_permits() == self.concurrency && !pool.is_empty() {
+            if self.permits.available_permits() == self.concurrency {
                 pool.clear();
-                drop(pool);
-                crate::memory::trim();
             }
         }
     }
