@@ -53,6 +53,38 @@ async fn counters_and_gauges_follow_what_happens() {
     b.login("mo@example.com", "not the password at all").await;
     b.login_ok("mo@example.com").await;
     b.get("/account").await;
+    // One client_credentials token.
+    let tokens_before = value(
+        &before,
+        "tokens_issued_total",
+        &[("grant", "client_credentials")],
+    );
+    let (id, secret) = portcullis::auth::oidc::create_client(
+        &app.state.db,
+        &app.clock,
+        portcullis::auth::oidc::NewClient {
+            name: "Metered".into(),
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            public: false,
+            scopes: vec!["roles".into()],
+            grants: vec!["client_credentials".into()],
+            skip_consent: false,
+            id_token_alg: "RS256".into(),
+        },
+        &portcullis::auth::audit::AuditCtx::cli(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/oauth/token", app.base))
+        .basic_auth(id, secret)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
 
     let (status, after) = scrape(&app, None).await;
     assert_eq!(status, StatusCode::OK);
@@ -86,6 +118,13 @@ async fn counters_and_gauges_follow_what_happens() {
             .any(|s| s.metric == "http_request_duration_seconds"
                 && matches!(s.value, Value::Histogram(_))),
         "latency histogram"
+    );
+    assert!(
+        value(
+            &after,
+            "tokens_issued_total",
+            &[("grant", "client_credentials")]
+        ) >= tokens_before + 1.0
     );
     assert!(value(&after, "sessions_active", &[]) >= 1.0);
     assert!(
