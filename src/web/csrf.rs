@@ -57,8 +57,9 @@ fn valid_seed(s: &str) -> bool {
 }
 
 /// Called cross-origin by design: the OAuth back channel (authenticated by client
-/// credentials or a bearer token, never by the session cookie), and RP-initiated
-/// logout, which apps may POST (it signs out only with proof or after confirmation).
+/// credentials or a bearer token, never by the session cookie); RP-initiated logout
+/// and authorization requests, which apps may POST (a POSTed authorization request
+/// only becomes the same GET; consent and logout still need our form's token).
 fn exempt(path: &str) -> bool {
     matches!(
         path,
@@ -67,6 +68,7 @@ fn exempt(path: &str) -> bool {
             | "/oauth/introspect"
             | "/oauth/userinfo"
             | "/oauth/logout"
+            | "/oauth/authorize"
     )
 }
 

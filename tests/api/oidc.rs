@@ -1124,3 +1124,56 @@ async fn a_user_sees_their_apps_and_revoking_one_ends_its_tokens() {
     );
     assert!(b.get(&path).await.body.contains("Allow Wiki?"));
 }
+
+#[tokio::test]
+async fn an_app_may_post_its_authorization_request() {
+    let app = oidc_app().await;
+    app.create_user("oli@example.com", &[]).await;
+    let (id, _) = client(&app, true).await;
+    let b = app.browser();
+    b.login_ok("oli@example.com").await;
+    authorize(&b, &id, "").await; // consent once
+    let res = b
+        .client
+        .post(format!("{}/oauth/authorize", app.base))
+        .header("Origin", "http://app.example")
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", id.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("scope", "openid email"),
+            ("state", "posted-1"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let next = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(next.starts_with("/oauth/authorize?"), "{next}");
+    let p = b.get(&next).await;
+    let back = query(&p.location().unwrap());
+    assert_eq!(back["state"], "posted-1");
+    assert!(back.contains_key("code"));
+
+    // A forged consent (a decision without our form's token) is still refused.
+    let res = b
+        .client
+        .post(format!("{}/oauth/authorize", app.base))
+        .header("Origin", "http://evil.example")
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", id.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("scope", "openid roles"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}

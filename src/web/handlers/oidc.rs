@@ -129,8 +129,7 @@ pub struct AuthorizeParams {
     code_challenge_method: Option<String>,
     prompt: Option<String>,
     max_age: Option<i64>,
-    // Read by the login page (login_hint) and reflected in the ID token's acr.
-    #[allow(dead_code)]
+    /// Read by the login page from the request it continues.
     login_hint: Option<String>,
     // Consent form only.
     #[serde(default)]
@@ -436,8 +435,39 @@ pub async fn authorize(ctx: Ctx, q: web::Query<AuthorizeParams>) -> Result<HttpR
     authorize_inner(ctx, q.into_inner(), false).await
 }
 
+/// POST: our consent form (it carries a CSRF token and a decision), or an app sending
+/// its authorization request as a form (OpenID Connect Core 3.1.2.1), which goes on as
+/// the same request by GET: one path for sign-in, consent and every check.
 pub async fn consent(ctx: Ctx, f: web::Form<AuthorizeParams>) -> Result<HttpResponse, AppError> {
-    authorize_inner(ctx, f.into_inner(), true).await
+    let p = f.into_inner();
+    if p.csrf_token.is_empty() && p.decision.is_empty() {
+        return Ok(super::see_other(&as_get(&p)));
+    }
+    authorize_inner(ctx, p, true).await
+}
+
+fn as_get(p: &AuthorizeParams) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [
+        ("response_type", Some(p.response_type.as_str())),
+        ("client_id", Some(p.client_id.as_str())),
+        ("redirect_uri", Some(p.redirect_uri.as_str())),
+        ("scope", Some(p.scope.as_str())),
+        ("state", p.state.as_deref()),
+        ("nonce", p.nonce.as_deref()),
+        ("code_challenge", p.code_challenge.as_deref()),
+        ("code_challenge_method", p.code_challenge_method.as_deref()),
+        ("prompt", p.prompt.as_deref()),
+        ("login_hint", p.login_hint.as_deref()),
+    ] {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            q.append_pair(k, v);
+        }
+    }
+    if let Some(m) = p.max_age {
+        q.append_pair("max_age", &m.to_string());
+    }
+    format!("/oauth/authorize?{}", q.finish())
 }
 
 #[derive(Deserialize, Default)]
