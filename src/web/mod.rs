@@ -4,6 +4,7 @@ pub mod client;
 pub mod csrf;
 pub mod ctx;
 pub mod error;
+pub mod form;
 pub mod handlers;
 pub mod headers;
 pub mod metrics;

@@ -80,6 +80,28 @@ fn query(location: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// Sends the consent page's form back with **Allow**.
+async fn allow(b: &Browser, page: &Page) -> Page {
+    let sel =
+        scraper::Selector::parse("form[action='/oauth/authorize'] input[type=hidden]").unwrap();
+    let mut fields: Vec<(String, String)> = page
+        .doc()
+        .select(&sel)
+        .map(|e| {
+            (
+                e.value().attr("name").unwrap().to_string(),
+                e.value().attr("value").unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    fields.push(("decision".into(), "allow".into()));
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    b.post("/oauth/authorize", &refs).await
+}
+
 /// Follows the authorization URL as the signed-in user, allowing on the consent page.
 async fn approve(
     b: &Browser,
@@ -94,24 +116,7 @@ async fn approve(
     let page = b.get(&path).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("Allow Wiki?"), "{}", page.body);
-    let doc = page.doc();
-    let sel =
-        scraper::Selector::parse("form[action='/oauth/authorize'] input[type=hidden]").unwrap();
-    let mut fields: Vec<(String, String)> = doc
-        .select(&sel)
-        .map(|e| {
-            (
-                e.value().attr("name").unwrap().to_string(),
-                e.value().attr("value").unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    fields.push(("decision".into(), "allow".into()));
-    let refs: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let p = b.post("/oauth/authorize", &refs).await;
+    let p = allow(b, &page).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     let loc = p.location().unwrap();
     assert!(loc.starts_with(CALLBACK), "{loc}");
@@ -422,24 +427,7 @@ async fn authorize(
     );
     let p = b.get(&path).await;
     let loc = if p.status == StatusCode::OK {
-        let doc = p.doc();
-        let sel =
-            scraper::Selector::parse("form[action='/oauth/authorize'] input[type=hidden]").unwrap();
-        let mut fields: Vec<(String, String)> = doc
-            .select(&sel)
-            .map(|e| {
-                (
-                    e.value().attr("name").unwrap().to_string(),
-                    e.value().attr("value").unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
-        fields.push(("decision".into(), "allow".into()));
-        let refs: Vec<(&str, &str)> = fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        b.post("/oauth/authorize", &refs).await.location().unwrap()
+        allow(b, &p).await.location().unwrap()
     } else {
         p.location()
             .unwrap_or_else(|| panic!("{}: {}", p.status, p.body))

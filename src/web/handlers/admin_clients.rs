@@ -12,26 +12,8 @@ use crate::auth::rbac::Permission;
 use crate::db::repo::oauth::Client;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::form::{Pairs, all_of, field};
 use crate::web::views::{AdminClientPage, AdminClientsPage, Choice, ClientForm, ClientRow, render};
-
-/// Form fields as pairs: checkboxes repeat their key.
-type Pairs = web::Form<Vec<(String, String)>>;
-
-fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default()
-}
-
-fn all_of(pairs: &[(String, String)], key: &str) -> Vec<String> {
-    pairs
-        .iter()
-        .filter(|(k, _)| k == key)
-        .map(|(_, v)| v.clone())
-        .collect()
-}
 
 fn lines(text: &str) -> Vec<String> {
     text.lines()

@@ -11,26 +11,8 @@ use crate::auth::settings::{self, Registration};
 use crate::db::repo::roles as repo;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::form::{Pairs, all_of, field};
 use crate::web::views::{AdminRolesPage, AdminSettingsPage, PermissionView, RoleView, render};
-
-/// Form fields as pairs: checkboxes repeat the `permission` key.
-type Pairs = web::Form<Vec<(String, String)>>;
-
-fn field<'a>(pairs: &'a [(String, String)], key: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default()
-}
-
-fn all_of(pairs: &[(String, String)], key: &str) -> Vec<String> {
-    pairs
-        .iter()
-        .filter(|(k, _)| k == key)
-        .map(|(_, v)| v.clone())
-        .collect()
-}
 
 async fn roles_page(
     ctx: &Ctx,
