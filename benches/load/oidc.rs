@@ -128,10 +128,6 @@ async fn refresh_loop(
     t
 }
 
-async fn run_loads(tasks: Vec<tokio::task::JoinHandle<Tally>>, w: Window) -> Result<Tally, String> {
-    join_tallies(tasks, w).await
-}
-
 /// A user's tokens through the real flow: authorize with the session cookie (the client
 /// skips consent), then the code exchange.
 async fn user_tokens(
@@ -316,7 +312,7 @@ pub async fn measure(
             ))
         })
         .collect();
-    let client_credentials = run_loads(tasks, w).await?;
+    let client_credentials = join_tallies(tasks, w).await?;
 
     let mut users = Vec::new();
     for _ in 0..HTTP_CONCURRENCY {
@@ -349,7 +345,7 @@ pub async fn measure(
             ))
         })
         .collect();
-    let introspect = run_loads(tasks, w).await?;
+    let introspect = join_tallies(tasks, w).await?;
 
     eprintln!("[{label}] userinfo, {HTTP_CONCURRENCY} concurrent");
     let bearer = HeaderValue::from_str(&format!("Bearer {access}")).map_err(|e| e.to_string())?;
@@ -387,7 +383,7 @@ pub async fn measure(
             })
         })
         .collect();
-    let userinfo = run_loads(tasks, w).await?;
+    let userinfo = join_tallies(tasks, w).await?;
 
     eprintln!("[{label}] refresh (rotating), {HTTP_CONCURRENCY} concurrent chains");
     let w = Window::new(WARMUP, MEASURE);
@@ -403,7 +399,7 @@ pub async fn measure(
             ))
         })
         .collect();
-    let refresh = run_loads(tasks, w).await?;
+    let refresh = join_tallies(tasks, w).await?;
 
     let signing = tokio::task::spawn_blocking(signing_rates)
         .await

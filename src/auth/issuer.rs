@@ -161,10 +161,6 @@ impl Issuer {
         }
     }
 
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
     async fn access_token(
         &self,
         client: &Client,

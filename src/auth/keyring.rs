@@ -326,11 +326,4 @@ impl KeyRing {
             Err(_) => Ok(None),
         }
     }
-
-    /// Forget the in-memory copy (tests that move the clock, and after a rotation by hand).
-    pub fn invalidate(&self) {
-        if let Ok(mut g) = self.loaded.write() {
-            *g = None;
-        }
-    }
 }

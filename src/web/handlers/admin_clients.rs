@@ -33,17 +33,17 @@ fn choices(all: &[&'static str], chosen: &[String]) -> Vec<Choice> {
 }
 
 fn form_of(c: &Client) -> ClientForm {
-    ClientForm {
-        client_id: Some(c.client_id.clone()),
+    let settings = NewClient {
         name: c.name.clone(),
-        redirect_uris: c.redirect_uris().join("\n"),
-        post_logout_redirect_uris: c.post_logout_redirect_uris().join("\n"),
+        redirect_uris: c.redirect_uris(),
+        post_logout_redirect_uris: c.post_logout_redirect_uris(),
         public: c.is_public(),
-        scopes: choices(&SCOPES, &c.scopes()),
-        grants: choices(&GRANTS, &c.grants()),
+        scopes: c.scopes(),
+        grants: c.grants(),
         skip_consent: c.skip_consent,
-        algs: choices(&ALGS, std::slice::from_ref(&c.id_token_alg)),
-    }
+        id_token_alg: c.id_token_alg.clone(),
+    };
+    form_from(&settings, Some(c.client_id.clone()))
 }
 
 fn blank_form() -> ClientForm {
@@ -149,19 +149,38 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
     match oidc::create_client(&st.db, &st.clock, new, &ctx.audit()).await? {
         Ok((id, secret)) => {
             let client = oidc::client(&st.db, &id).await?.ok_or(AppError::NotFound)?;
-            Ok(render(
+            Ok(client_page(
+                &ctx,
                 StatusCode::CREATED,
-                &AdminClientPage {
-                    chrome: ctx.chrome(),
-                    form: form_of(&client),
-                    secret,
-                    notice: Some("The client was created.".into()),
-                    error: None,
-                },
+                form_of(&client),
+                secret,
+                Some("The client was created."),
+                None,
             ))
         }
         Err(why) => list_page(&ctx, StatusCode::BAD_REQUEST, shown, None, Some(why)).await,
     }
+}
+
+/// One client's page: its form, and a secret when one was just generated.
+fn client_page(
+    ctx: &Ctx,
+    status: StatusCode,
+    form: ClientForm,
+    secret: Option<String>,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> HttpResponse {
+    render(
+        status,
+        &AdminClientPage {
+            chrome: ctx.chrome(),
+            form,
+            secret,
+            notice: notice.map(str::to_string),
+            error,
+        },
+    )
 }
 
 async fn existing(ctx: &Ctx, id: &str) -> Result<Client, AppError> {
@@ -177,15 +196,13 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::ClientsWrite).await?;
     let client = existing(&ctx, &path).await?;
-    Ok(render(
+    Ok(client_page(
+        &ctx,
         StatusCode::OK,
-        &AdminClientPage {
-            chrome: ctx.chrome(),
-            form: form_of(&client),
-            secret: None,
-            notice: (q.done.as_deref() == Some("saved")).then(|| "The client was saved.".into()),
-            error: None,
-        },
+        form_of(&client),
+        None,
+        (q.done.as_deref() == Some("saved")).then_some("The client was saved."),
+        None,
     ))
 }
 
@@ -205,15 +222,13 @@ pub async fn update(
     let st = &ctx.state;
     match oidc::update_client(&st.db, &st.clock, &id, new, &ctx.audit()).await? {
         Ok(()) => Ok(see_other(&format!("/admin/clients/{id}?done=saved"))),
-        Err(why) => Ok(render(
+        Err(why) => Ok(client_page(
+            &ctx,
             StatusCode::BAD_REQUEST,
-            &AdminClientPage {
-                chrome: ctx.chrome(),
-                form: shown,
-                secret: None,
-                notice: None,
-                error: Some(why),
-            },
+            shown,
+            None,
+            None,
+            Some(why),
         )),
     }
 }
@@ -234,15 +249,13 @@ pub async fn rotate_secret(
             "A public client has no secret to rotate.".into(),
         ));
     };
-    Ok(render(
+    Ok(client_page(
+        &ctx,
         StatusCode::OK,
-        &AdminClientPage {
-            chrome: ctx.chrome(),
-            form: form_of(&client),
-            secret: Some(secret),
-            notice: Some("A new secret is in place; the old one no longer works.".into()),
-            error: None,
-        },
+        form_of(&client),
+        Some(secret),
+        Some("A new secret is in place; the old one no longer works."),
+        None,
     ))
 }
 
@@ -257,15 +270,13 @@ pub async fn delete(
     ctx.check_csrf(field(&form, "csrf_token"))?;
     let client = existing(&ctx, &id).await?;
     if field(&form, "confirm").trim() != client.name {
-        return Ok(render(
+        return Ok(client_page(
+            &ctx,
             StatusCode::BAD_REQUEST,
-            &AdminClientPage {
-                chrome: ctx.chrome(),
-                form: form_of(&client),
-                secret: None,
-                notice: None,
-                error: Some("Type the client's name exactly to delete it.".into()),
-            },
+            form_of(&client),
+            None,
+            None,
+            Some("Type the client's name exactly to delete it.".into()),
         ));
     }
     let st = &ctx.state;
