@@ -11,12 +11,16 @@
 //!    introspection, userinfo), each next to `GET /healthz`, and the cost of a signature
 //!    per algorithm (`load/oidc.rs`);
 //! 6. on PostgreSQL + Redis, signed-in throughput of three instances against one
-//!    (`load/scaling.rs`).
+//!    (`load/scaling.rs`);
+//! 7. with 100 000 users and 1 000 000 audit events seeded, the median time of the
+//!    admin user search and audit viewer pages, and memory while the whole log is
+//!    exported (`load/admin.rs`).
 //!
 //! The numbers are printed as measured, flattering or not. Every loop is bounded in count
 //! and time; children, temporary directories, the PostgreSQL database and the Redis keys
 //! are removed on every exit path (guards, Ctrl-C, and a watchdog for hangs).
-//! `BENCH_SKIP_PG=1` skips the PostgreSQL + Redis configuration.
+//! `BENCH_SKIP_PG=1` skips the PostgreSQL + Redis configuration; `BENCH_ONLY=admin` runs
+//! only the administration figures.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -28,6 +32,8 @@ use std::time::{Duration, Instant};
 
 use portcullis::auth::password::Hasher;
 
+#[path = "load/admin.rs"]
+mod admin;
 #[path = "load/oidc.rs"]
 mod oidc;
 #[path = "load/scaling.rs"]
@@ -64,7 +70,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upper bound on iterations of any load loop, on top of its deadline.
 const MAX_LOOP: u64 = 5_000_000;
 /// After this, the watchdog cleans up and exits whatever the bench is doing.
-const HARD_DEADLINE: Duration = Duration::from_secs(900);
+const HARD_DEADLINE: Duration = Duration::from_secs(1500);
 
 const TARGET_THROUGHPUT_SQLITE: f64 = 0.5;
 const TARGET_THROUGHPUT_REDIS: f64 = 0.33;
@@ -1503,6 +1509,7 @@ fn cpu_model() -> String {
 fn print_report(
     outcomes: &[(&str, f64, Result<Results, String>)],
     scaling: Option<&Result<scaling::Scaling, String>>,
+    admins: &[(&str, Result<admin::AdminResults, String>)],
     skipped: Option<&str>,
 ) {
     let cores = cores();
@@ -1575,6 +1582,9 @@ fn print_report(
     if let Some(s) = scaling {
         scaling::report(&mut out, &mut readme, s);
     }
+    for (name, a) in admins {
+        admin::report(&mut out, &mut readme, name, a);
+    }
     if let Some(note) = skipped {
         let _ = writeln!(out, "{note}");
         readme.push(format!("- {note}"));
@@ -1614,25 +1624,33 @@ fn build_release() -> Result<PathBuf, String> {
 async fn run() -> Result<bool, String> {
     let bin = build_release()?;
     let started = Instant::now();
-    let mut outcomes = vec![("SQLite", TARGET_THROUGHPUT_SQLITE, run_sqlite(&bin).await)];
+    let skip_pg = std::env::var("BENCH_SKIP_PG").is_ok_and(|v| v == "1");
+    // `BENCH_ONLY=admin`: only the administration figures (they seed their own data).
+    let only_admin = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "admin");
+    let mut outcomes = Vec::new();
     let mut scaled = None;
-    let skipped = if std::env::var("BENCH_SKIP_PG").is_ok_and(|v| v == "1") {
-        Some("PostgreSQL+Redis: skipped (BENCH_SKIP_PG=1)")
-    } else {
-        outcomes.push((
-            "PostgreSQL+Redis",
-            TARGET_THROUGHPUT_REDIS,
-            run_postgres(&bin).await,
-        ));
-        scaled = Some(scaling::measure(&bin).await);
-        None
-    };
-    print_report(&outcomes, scaled.as_ref(), skipped);
+    if !only_admin {
+        outcomes.push(("SQLite", TARGET_THROUGHPUT_SQLITE, run_sqlite(&bin).await));
+        if !skip_pg {
+            outcomes.push((
+                "PostgreSQL+Redis",
+                TARGET_THROUGHPUT_REDIS,
+                run_postgres(&bin).await,
+            ));
+            scaled = Some(scaling::measure(&bin).await);
+        }
+    }
+    let mut admins = vec![("admin SQLite", admin::measure(&bin, false).await)];
+    if !skip_pg {
+        admins.push(("admin PG+Redis", admin::measure(&bin, true).await));
+    }
+    let skipped = skip_pg.then_some("PostgreSQL+Redis: skipped (BENCH_SKIP_PG=1)");
+    print_report(&outcomes, scaled.as_ref(), &admins, skipped);
     println!(
         "\n(measured in {:.0} s, build excluded)",
         started.elapsed().as_secs_f64()
     );
-    Ok(outcomes.iter().all(|(_, _, o)| o.is_ok()))
+    Ok(outcomes.iter().all(|(_, _, o)| o.is_ok()) && admins.iter().all(|(_, a)| a.is_ok()))
 }
 
 fn main() -> ExitCode {

@@ -130,14 +130,29 @@ pub struct Filter {
     pub to: Option<i64>,
 }
 
-/// Newest first, keyset-paginated: events with an id below `before` (the last id of the
-/// previous page), so page 1000 costs what page 1 costs.
+/// Newest first by (time, id), keyset-paginated: events that sort after `before` (the
+/// last id of the previous page), so page 1000 costs what page 1 costs. Each filter's
+/// index continues with `created_at`, so the filter, a time range and the order are one
+/// index range (see the `audit_time_order` migration).
 pub fn page(
     conn: &mut AnyConnection,
     f: &Filter,
     before: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<AuditEvent>> {
+    let cursor = match before {
+        Some(id) => match a::table
+            .find(id)
+            .select(a::created_at)
+            .first::<i64>(conn)
+            .optional()?
+        {
+            Some(t) => Some((t, id)),
+            // Pruned (older than everything left) or never there: nothing follows it.
+            None => return Ok(Vec::new()),
+        },
+        None => None,
+    };
     let mut q = a::table.into_boxed();
     if let Some(u) = &f.user_id {
         q = q.filter(a::actor_id.eq(u.clone()).or(a::target_id.eq(u.clone())));
@@ -157,16 +172,21 @@ pub fn page(
     if let Some(t) = f.to {
         q = q.filter(a::created_at.lt(t));
     }
-    if let Some(b) = before {
-        q = q.filter(a::id.lt(b));
+    if let Some((t, id)) = cursor {
+        // (created_at, id) < (t, id), spelled so the first half is an index range.
+        q = q.filter(
+            a::created_at
+                .le(t)
+                .and(a::created_at.lt(t).or(a::id.lt(id))),
+        );
     }
-    q.order(a::id.desc())
+    q.order((a::created_at.desc(), a::id.desc()))
         .limit(limit)
         .select(AuditEvent::as_select())
         .load(conn)
 }
 
-/// Newest first; used by tests and the activity page.
+/// The newest events in write (chain) order, newest first; what tests inspect.
 pub fn recent(
     conn: &mut AnyConnection,
     target: Option<&str>,

@@ -1,0 +1,12 @@
+DROP INDEX audit_events_created;
+DROP INDEX audit_events_target;
+DROP INDEX audit_events_event;
+DROP INDEX audit_events_actor;
+DROP INDEX audit_events_ip;
+DROP INDEX audit_events_outcome;
+CREATE INDEX audit_events_created ON audit_events(created_at);
+CREATE INDEX audit_events_target ON audit_events(target_id, id);
+CREATE INDEX audit_events_event ON audit_events(event, id);
+CREATE INDEX audit_events_actor ON audit_events(actor_id, id);
+CREATE INDEX audit_events_ip ON audit_events(ip, id);
+CREATE INDEX audit_events_outcome ON audit_events(outcome, id);
