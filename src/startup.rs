@@ -145,6 +145,17 @@ impl Application {
                 None
             }
         };
+        // What the OAuth back channel may keep in memory (see auth::memo): with Redis,
+        // changes are published to every instance; alone on SQLite, in this process;
+        // PostgreSQL without Redis keeps nothing (another instance's change would go
+        // unseen).
+        let memo = match throttle.redis_connection() {
+            Some(conn) => crate::auth::memo::Memo::redis(conn, &config.redis_prefix),
+            None if db.backend() == crate::config::DbBackend::Sqlite => {
+                crate::auth::memo::Memo::local()
+            }
+            None => crate::auth::memo::Memo::disabled(),
+        };
         let state = web::Data::new(AppState {
             webauthn,
             oidc: crate::auth::issuer::Issuer::new(
@@ -152,6 +163,7 @@ impl Application {
                 clock.clone(),
                 crate::keys::Sealer::new(&master, "oidc-signing-keys"),
                 &config,
+                memo,
             ),
             discovery: crate::web::handlers::oidc::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),

@@ -3,6 +3,7 @@
 //! nobody hands out a permission they do not hold, and the last active administrator
 //! cannot be demoted, disabled or deleted.
 
+use super::memo::Memo;
 use std::collections::BTreeSet;
 
 use serde_json::json;
@@ -162,6 +163,7 @@ pub async fn set_disabled(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
+    memo: &Memo,
     user_id: &str,
     disabled: bool,
     ctx: &AuditCtx,
@@ -199,6 +201,10 @@ pub async fn set_disabled(
             .map_err(|e: diesel::result::Error| InternalError::from(e))
         })
         .await?;
+    if done.is_ok() {
+        // The account's access tokens follow the flag at once.
+        memo.invalidate().await;
+    }
     if done.is_ok() && disabled {
         // After the flag: a sign-in racing with this is refused by the flag.
         revoke_sessions(db, clock, sessions, user_id, ctx).await?;
@@ -280,6 +286,7 @@ pub async fn delete(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
+    memo: &Memo,
     user_id: &str,
     confirmation: &str,
     ctx: &AuditCtx,
@@ -315,6 +322,7 @@ pub async fn delete(
     if let Err(e) = shut {
         return Ok(Err(e));
     }
+    memo.invalidate().await;
     sessions.revoke_all(user_id, None).await?;
     let (uid, ctx, now) = (user_id.to_string(), ctx.clone(), clock.now());
     db.run(move |c| {

@@ -56,6 +56,9 @@ pub struct Issuer {
     access_ttl: i64,
     refresh_ttl: i64,
     access_alg: &'static str,
+    /// Client records and access-token liveness kept between calls; every change
+    /// that could make them wrong calls `memo.invalidate()` after committing.
+    pub memo: super::memo::Memo,
 }
 
 fn s256(verifier: &str) -> String {
@@ -141,7 +144,13 @@ fn active_user(
 }
 
 impl Issuer {
-    pub fn new(db: Db, clock: Clock, sealer: Sealer, config: &Config) -> Self {
+    pub fn new(
+        db: Db,
+        clock: Clock,
+        sealer: Sealer,
+        config: &Config,
+        memo: super::memo::Memo,
+    ) -> Self {
         let longest = config.access_token_ttl_secs.max(ID_TOKEN_TTL_SECS);
         Self {
             audit: super::audit::Batcher::start(db.clone()),
@@ -158,7 +167,22 @@ impl Issuer {
             access_ttl: config.access_token_ttl_secs,
             refresh_ttl: config.refresh_token_ttl_secs,
             access_alg: supported(&config.access_token_signing_alg).unwrap_or("RS256"),
+            memo,
         }
+    }
+
+    /// A client record, from the memo when it is current (only found clients are
+    /// memoised: one created later is seen at once).
+    pub async fn client(&self, id: &str) -> Result<Option<Client>, InternalError> {
+        let generation = self.memo.generation().await;
+        if let Some(c) = self.memo.client(generation, id) {
+            return Ok(Some(c));
+        }
+        let found = super::oidc::client(&self.db, id).await?;
+        if let Some(c) = &found {
+            self.memo.put_client(generation, c);
+        }
+        Ok(found)
     }
 
     async fn access_token(
@@ -291,6 +315,8 @@ impl Issuer {
         let (row, user, roles) = match look {
             CodeLook::Unknown => return Ok(Err(TokenError::InvalidGrant("unknown code"))),
             CodeLook::Reused => {
+                // The first use's grant was revoked.
+                self.memo.invalidate().await;
                 return Ok(Err(TokenError::InvalidGrant(
                     "code already used; what it issued is revoked",
                 )));
@@ -368,6 +394,7 @@ impl Issuer {
             })
             .await?;
         if !claimed {
+            self.memo.invalidate().await;
             return Ok(Err(TokenError::InvalidGrant(
                 "code already used; what it issued is revoked",
             )));
@@ -459,7 +486,11 @@ impl Issuer {
                     "a refresh may only narrow the granted scope",
                 )));
             }
-            RefreshLook::Reused => return reused(),
+            RefreshLook::Reused => {
+                // The grant was revoked.
+                self.memo.invalidate().await;
+                return reused();
+            }
             RefreshLook::Valid(g, s, u, r) => (g, s, u, r),
         };
         let access = self
@@ -515,6 +546,7 @@ impl Issuer {
             })
             .await?;
         if !rotated {
+            self.memo.invalidate().await;
             return reused();
         }
         crate::web::metrics::token_issued("refresh_token");
@@ -618,6 +650,13 @@ impl Issuer {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        // The generation is taken before the read, so a change committed after it
+        // cannot be hidden by what this call memoises.
+        let generation = self.memo.generation().await;
+        if let Some(live) = self.memo.live(generation, &jti) {
+            return Ok(live.then_some(v.claims));
+        }
+        let key = jti.clone();
         let live = self
             .db
             .run(move |c| -> Result<bool, InternalError> {
@@ -632,6 +671,7 @@ impl Issuer {
                 }
             })
             .await?;
+        self.memo.put_live(generation, &key, live);
         Ok(live.then_some(v.claims))
     }
 
@@ -713,7 +753,7 @@ impl Issuer {
             }
             let (jti, sub) = (claim("jti").unwrap_or_default(), claim("sub"));
             let target = sub.filter(|s| *s != cid);
-            return self
+            let done = self
                 .db
                 .run(move |c| {
                     write_transaction(c, |c| {
@@ -734,9 +774,12 @@ impl Issuer {
                     .map_err(InternalError::from)
                 })
                 .await;
+            self.memo.invalidate().await;
+            return done;
         }
         let h = hash(token);
-        self.db
+        let done = self
+            .db
             .run(move |c| {
                 write_transaction(c, |c| {
                     let Some(row) = repo::find_refresh(c, &h)? else {
@@ -760,7 +803,9 @@ impl Issuer {
                 })
                 .map_err(InternalError::from)
             })
-            .await
+            .await;
+        self.memo.invalidate().await;
+        done
     }
 
     /// An ID token we issued, as a logout hint: signature and issuer checked, expiry

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod issuer;
 pub mod keyring;
 pub mod login;
+pub mod memo;
 pub mod mfa;
 pub mod oidc;
 pub mod password;

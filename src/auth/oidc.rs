@@ -4,6 +4,7 @@
 //! Client secrets are generated here (32 random bytes), so SHA-256 at rest compared in
 //! constant time is right; codes live 60 s and work once.
 
+use super::memo::Memo;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
@@ -135,6 +136,7 @@ pub async fn create_client(
 pub async fn update_client(
     db: &Db,
     clock: &Clock,
+    memo: &Memo,
     id: &str,
     mut c: NewClient,
     ctx: &AuditCtx,
@@ -179,6 +181,7 @@ pub async fn update_client(
         .map_err(InternalError::from)
     })
     .await?;
+    memo.invalidate().await;
     Ok(Ok(()))
 }
 
@@ -186,6 +189,7 @@ pub async fn update_client(
 pub async fn rotate_secret(
     db: &Db,
     clock: &Clock,
+    memo: &Memo,
     id: &str,
     ctx: &AuditCtx,
 ) -> Result<Option<String>, InternalError> {
@@ -213,6 +217,7 @@ pub async fn rotate_secret(
         .map_err(InternalError::from)
     })
     .await?;
+    memo.invalidate().await;
     Ok(Some(secret))
 }
 
@@ -220,30 +225,34 @@ pub async fn rotate_secret(
 pub async fn delete_client(
     db: &Db,
     clock: &Clock,
+    memo: &Memo,
     id: &str,
     ctx: &AuditCtx,
 ) -> Result<bool, InternalError> {
     let (id, ctx, now) = (id.to_string(), ctx.clone(), clock.now());
-    db.run(move |conn| {
-        write_transaction(conn, |conn| {
-            let Some(existing) = repo::find_client(conn, &id)? else {
-                return Ok(false);
-            };
-            repo::delete_client(conn, &id)?;
-            record(
-                conn,
-                &ctx,
-                now,
-                AuditAction::ClientDeleted,
-                Outcome::Success,
-                None,
-                json!({"client_id": id, "name": existing.name}),
-            )?;
-            Ok(true)
+    let deleted = db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let Some(existing) = repo::find_client(conn, &id)? else {
+                    return Ok(false);
+                };
+                repo::delete_client(conn, &id)?;
+                record(
+                    conn,
+                    &ctx,
+                    now,
+                    AuditAction::ClientDeleted,
+                    Outcome::Success,
+                    None,
+                    json!({"client_id": id, "name": existing.name}),
+                )?;
+                Ok(true)
+            })
+            .map_err(|e: diesel::result::Error| InternalError::from(e))
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
-    })
-    .await
+        .await?;
+    memo.invalidate().await;
+    Ok(deleted)
 }
 
 pub async fn clients(db: &Db) -> Result<Vec<Client>, InternalError> {
@@ -280,6 +289,7 @@ pub async fn granted_apps(db: &Db, user_id: &str) -> Result<Vec<GrantedApp>, Int
 pub async fn revoke_consent(
     db: &Db,
     clock: &Clock,
+    memo: &Memo,
     user_id: &str,
     client_id: &str,
     ctx: &AuditCtx,
@@ -290,29 +300,32 @@ pub async fn revoke_consent(
         ctx.clone(),
         clock.now(),
     );
-    db.run(move |c| {
-        write_transaction(c, |c| {
-            let had = repo::delete_consent(c, &u, &cl)?;
-            // Codes handed out but not yet exchanged would start new grants.
-            repo::delete_unused_codes(c, &u, &cl)?;
-            let grants = repo::revoke_grants_of(c, &u, &cl, now)?;
-            if !had && grants == 0 {
-                return Ok(false);
-            }
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::ConsentRevoked,
-                Outcome::Success,
-                Some(&u),
-                json!({"client_id": cl, "grants_revoked": grants}),
-            )?;
-            Ok(true)
+    let revoked = db
+        .run(move |c| {
+            write_transaction(c, |c| {
+                let had = repo::delete_consent(c, &u, &cl)?;
+                // Codes handed out but not yet exchanged would start new grants.
+                repo::delete_unused_codes(c, &u, &cl)?;
+                let grants = repo::revoke_grants_of(c, &u, &cl, now)?;
+                if !had && grants == 0 {
+                    return Ok(false);
+                }
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::ConsentRevoked,
+                    Outcome::Success,
+                    Some(&u),
+                    json!({"client_id": cl, "grants_revoked": grants}),
+                )?;
+                Ok(true)
+            })
+            .map_err(|e: diesel::result::Error| InternalError::from(e))
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
-    })
-    .await
+        .await?;
+    memo.invalidate().await;
+    Ok(revoked)
 }
 
 pub async fn client(db: &Db, id: &str) -> Result<Option<Client>, InternalError> {

@@ -406,6 +406,11 @@ impl Throttle {
     }
 
     /// Drops state that no longer limits anyone (called periodically).
+    /// The shared limiter's Redis connection, for others that need one (multiplexed).
+    pub fn redis_connection(&self) -> Option<redis::aio::ConnectionManager> {
+        self.shared.as_ref().map(|s| s.conn.clone())
+    }
+
     pub fn prune(&self) {
         self.login_ip.retain_recent();
         self.register_ip.retain_recent();

@@ -767,9 +767,15 @@ async fn client_credentials_issue_audited_tokens_for_the_client_itself() {
     );
     // Deleting the client ends its tokens.
     assert!(
-        portcullis::auth::oidc::delete_client(&app.state.db, &app.clock, &id, &AuditCtx::cli())
-            .await
-            .unwrap()
+        portcullis::auth::oidc::delete_client(
+            &app.state.db,
+            &app.clock,
+            &app.state.oidc.memo,
+            &id,
+            &AuditCtx::cli(),
+        )
+        .await
+        .unwrap()
     );
     let seen = app.state.oidc.introspect(&id, access).await.unwrap();
     assert_eq!(seen["active"], false);
@@ -1164,4 +1170,137 @@ async fn an_app_may_post_its_authorization_request() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+/// Introspection and userinfo keep what they read in memory (auth::memo); every
+/// revocation must still take effect at the very next call — on this instance, and with
+/// Redis on another instance sharing the database.
+#[tokio::test]
+async fn revocations_reach_tokens_already_checked_at_once() {
+    let app = oidc_app_with(portcullis::config::FileConfig {
+        admin_requires_second_factor: Some(false),
+        ..Default::default()
+    })
+    .await;
+    // A second instance behind the same load balancer (PostgreSQL + Redis only: alone
+    // on SQLite is one instance by design).
+    let other = match (&app.config.redis_url, redis_url()) {
+        (Some(_), Some(_)) => Some(
+            spawn_app_with(Options {
+                file: portcullis::config::FileConfig {
+                    database_url: Some(app.config.database_url.clone()),
+                    redis_url: app.config.redis_url.clone(),
+                    redis_prefix: Some(app.config.redis_prefix.clone()),
+                    // One issuer and one master key, as behind a load balancer.
+                    public_url: Some(app.config.public_url.to_string()),
+                    secret_key_file: Some(app.config.secret_key_file.display().to_string()),
+                    ..Default::default()
+                },
+            })
+            .await,
+        ),
+        _ => None,
+    };
+    let apps: Vec<&TestApp> = std::iter::once(&app).chain(other.as_ref()).collect();
+    app.create_user("admin@example.com", &["admin"]).await;
+    let uid = app.create_user("ron@example.com", &[]).await;
+    let (id, secret) = client(&app, false).await;
+    let secret = secret.unwrap();
+    let user = app.browser();
+    user.login_ok("ron@example.com").await;
+    let admin = app.browser();
+    admin.login_ok("admin@example.com").await;
+
+    let fresh_token = async || {
+        let code = authorize(&user, &id, "").await["code"].clone();
+        let (status, t) = token_request(
+            &app,
+            Some((&id, &secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+        t["access_token"].as_str().unwrap().to_string()
+    };
+    // Active on every instance, asked twice so the answer is memoised.
+    let active_everywhere = async |token: &str| -> Vec<bool> {
+        let mut seen = Vec::new();
+        for a in &apps {
+            for _ in 0..2 {
+                let (_, v) =
+                    back_channel(a, "/oauth/introspect", (&id, &secret), &[("token", token)]).await;
+                let userinfo = reqwest::Client::new()
+                    .get(format!("{}/oauth/userinfo", a.base))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(
+                    v["active"] == true,
+                    userinfo == StatusCode::OK,
+                    "introspection and userinfo agree"
+                );
+                seen.push(v["active"] == true);
+            }
+        }
+        seen
+    };
+    let all = |v: Vec<bool>, want: bool| v.iter().all(|x| *x == want);
+
+    // 1. The app revokes the access token.
+    let t = fresh_token().await;
+    assert!(all(active_everywhere(&t).await, true));
+    let (status, _) = back_channel(&app, "/oauth/revoke", (&id, &secret), &[("token", &t)]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(all(active_everywhere(&t).await, false), "revoked token");
+
+    // 2. An administrator disables the user; enabling brings the token back.
+    let t = fresh_token().await;
+    assert!(all(active_everywhere(&t).await, true));
+    let path = format!("/admin/users/{uid}");
+    let p = admin.submit(&path, &format!("{path}/disable"), &[]).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert!(all(active_everywhere(&t).await, false), "disabled user");
+    let p = admin.submit(&path, &format!("{path}/enable"), &[]).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert!(all(active_everywhere(&t).await, true), "enabled again");
+
+    // 3. The user withdraws the app's access.
+    user.login_ok("ron@example.com").await;
+    let t = fresh_token().await;
+    assert!(all(active_everywhere(&t).await, true));
+    let p = user
+        .submit(
+            "/account/apps",
+            "/account/apps/revoke",
+            &[("client_id", &id)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert!(all(active_everywhere(&t).await, false), "consent withdrawn");
+
+    // 4. The administrator rotates the client's secret: the old one stops working.
+    let p = admin
+        .submit(
+            &format!("/admin/clients/{id}"),
+            &format!("/admin/clients/{id}/rotate-secret"),
+            &[],
+        )
+        .await;
+    assert!(
+        p.status.is_success() || p.status.is_redirection(),
+        "{}",
+        p.body
+    );
+    for a in &apps {
+        let (status, _) =
+            back_channel(a, "/oauth/introspect", (&id, &secret), &[("token", "x")]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "old secret refused");
+    }
 }

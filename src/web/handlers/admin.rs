@@ -315,6 +315,7 @@ pub async fn action(
                 &st.db,
                 &st.clock,
                 &st.sessions,
+                &st.oidc.memo,
                 &id,
                 action == "disable",
                 &audit,
@@ -343,7 +344,16 @@ pub async fn action(
             Ok(())
         }
         "delete" => {
-            match admin::delete(&st.db, &st.clock, &st.sessions, &id, &form.confirm, &audit).await?
+            match admin::delete(
+                &st.db,
+                &st.clock,
+                &st.sessions,
+                &st.oidc.memo,
+                &id,
+                &form.confirm,
+                &audit,
+            )
+            .await?
             {
                 Ok(()) => return Ok(see_other("/admin/users?deleted=1")),
                 Err(e) => Err(e),

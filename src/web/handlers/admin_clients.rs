@@ -220,7 +220,7 @@ pub async fn update(
     new.public = client.is_public();
     let shown = form_from(&new, Some(id.clone()));
     let st = &ctx.state;
-    match oidc::update_client(&st.db, &st.clock, &id, new, &ctx.audit()).await? {
+    match oidc::update_client(&st.db, &st.clock, &st.oidc.memo, &id, new, &ctx.audit()).await? {
         Ok(()) => Ok(see_other(&format!("/admin/clients/{id}?done=saved"))),
         Err(why) => Ok(client_page(
             &ctx,
@@ -244,7 +244,9 @@ pub async fn rotate_secret(
     ctx.check_csrf(field(&form, "csrf_token"))?;
     let client = existing(&ctx, &id).await?;
     let st = &ctx.state;
-    let Some(secret) = oidc::rotate_secret(&st.db, &st.clock, &id, &ctx.audit()).await? else {
+    let Some(secret) =
+        oidc::rotate_secret(&st.db, &st.clock, &st.oidc.memo, &id, &ctx.audit()).await?
+    else {
         return Err(AppError::BadRequest(
             "A public client has no secret to rotate.".into(),
         ));
@@ -280,6 +282,6 @@ pub async fn delete(
         ));
     }
     let st = &ctx.state;
-    oidc::delete_client(&st.db, &st.clock, &id, &ctx.audit()).await?;
+    oidc::delete_client(&st.db, &st.clock, &st.oidc.memo, &id, &ctx.audit()).await?;
     Ok(see_other("/admin/clients?done=deleted"))
 }

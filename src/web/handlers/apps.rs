@@ -56,6 +56,14 @@ pub async fn revoke(ctx: Ctx, form: web::Form<RevokeForm>) -> Result<HttpRespons
     let user = ctx.require_user()?;
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
-    oidc::revoke_consent(&st.db, &st.clock, &user.uid, &form.client_id, &ctx.audit()).await?;
+    oidc::revoke_consent(
+        &st.db,
+        &st.clock,
+        &st.oidc.memo,
+        &user.uid,
+        &form.client_id,
+        &ctx.audit(),
+    )
+    .await?;
     Ok(see_other("/account/apps?done=revoked"))
 }

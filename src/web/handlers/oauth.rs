@@ -129,7 +129,7 @@ async fn authenticate(
         }
     };
     let ip = peer_ip(req, st);
-    let client = oidc::client(&st.db, &id).await?;
+    let client = st.oidc.client(&id).await?;
     let ok = client
         .filter(|c| oidc::client_authenticates(c, secret.as_deref()))
         .filter(|c| !(confidential_only && c.is_public()));

@@ -1,0 +1,224 @@
+//! A per-instance memo of what the OAuth back channel would otherwise read from the
+//! database on every call: client records, and whether an access token is still live
+//! (not revoked, its grant not revoked, its user neither disabled nor deleted, its
+//! client not deleted). Introspection and userinfo are called by resource servers for
+//! every request they serve, so these reads are the hot path.
+//!
+//! Correctness rests on one rule: every change that could make a memo wrong is followed,
+//! after its transaction commits, by [`Memo::invalidate`], which moves a generation on.
+//! Memos are kept only for the generation they were read in, and a reader takes the
+//! generation *before* its database read, so a memo can never be newer than what it
+//! saw. Where the generation lives decides who sees a change:
+//!
+//! - SQLite (one instance by design): an atomic in this process — no I/O at all;
+//! - Redis (several instances): a Redis counter, `INCR` on change and `GET` per call —
+//!   one round trip instead of several queries, and a change on one instance is seen by
+//!   all at their next call;
+//! - PostgreSQL without Redis: nothing is memoised (another instance's change would go
+//!   unseen).
+//!
+//! Backstops: an entry is trusted for at most [`MAX_AGE`] (so a change whose `INCR` was
+//! lost to a Redis failure outlives it by that much at most on other instances), a
+//! generation that cannot be read means "no memo", and unknown client ids are never
+//! memoised (a client created later by the CLI is found at once).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::db::repo::oauth::Client;
+
+pub const MAX_AGE: Duration = Duration::from_secs(10);
+/// Entries per map; a full map starts again empty (the memo is an optimisation).
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Clone, Default)]
+pub struct Memo {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    source: Source,
+    maps: Mutex<Maps>,
+}
+
+enum Source {
+    Local(AtomicU64),
+    Redis {
+        conn: redis::aio::ConnectionManager,
+        key: String,
+    },
+}
+
+struct Current<'a>(std::sync::MutexGuard<'a, Maps>);
+
+#[derive(Default)]
+struct Maps {
+    generation: u64,
+    clients: HashMap<String, (Instant, Client)>,
+    live: HashMap<String, (Instant, bool)>,
+}
+
+impl Maps {
+    /// The maps of `generation`, emptied if they belong to another one.
+    fn at(&mut self, generation: u64) -> &mut Self {
+        if self.generation != generation {
+            self.generation = generation;
+            self.clients.clear();
+            self.live.clear();
+        }
+        self
+    }
+}
+
+fn fresh<T: Clone>(entry: Option<&(Instant, T)>) -> Option<T> {
+    entry
+        .filter(|(at, _)| at.elapsed() < MAX_AGE)
+        .map(|(_, v)| v.clone())
+}
+
+fn put<T>(map: &mut HashMap<String, (Instant, T)>, key: &str, value: T) {
+    if map.len() >= MAX_ENTRIES {
+        map.clear();
+    }
+    map.insert(key.to_string(), (Instant::now(), value));
+}
+
+impl Memo {
+    /// No memo: every call reads the database.
+    pub fn disabled() -> Self {
+        Self { inner: None }
+    }
+
+    /// One instance alone: the generation is an atomic in this process.
+    pub fn local() -> Self {
+        Self::with(Source::Local(AtomicU64::new(0)))
+    }
+
+    /// Several instances: the generation is the counter `{prefix}:oauth:generation`.
+    pub fn redis(conn: redis::aio::ConnectionManager, prefix: &str) -> Self {
+        Self::with(Source::Redis {
+            conn,
+            key: format!("{prefix}:oauth:generation"),
+        })
+    }
+
+    fn with(source: Source) -> Self {
+        Self {
+            inner: Some(Arc::new(Inner {
+                source,
+                maps: Mutex::new(Maps::default()),
+            })),
+        }
+    }
+
+    /// The current generation; None (memo off for this call) when there is no memo or
+    /// the counter cannot be read. Take it before reading what will be memoised.
+    pub async fn generation(&self) -> Option<u64> {
+        let inner = self.inner.as_ref()?;
+        match &inner.source {
+            Source::Local(n) => Some(n.load(Ordering::Acquire)),
+            Source::Redis { conn, key } => {
+                let mut c = conn.clone();
+                redis::cmd("GET")
+                    .arg(key)
+                    .query_async::<Option<u64>>(&mut c)
+                    .await
+                    .ok()
+                    .map(|v| v.unwrap_or(0))
+            }
+        }
+    }
+
+    fn maps(&self) -> Option<std::sync::MutexGuard<'_, Maps>> {
+        // A poisoned lock only means a panic elsewhere mid-insert: the maps are still
+        // plain data, and the generation check keeps them honest.
+        self.inner
+            .as_ref()
+            .map(|i| i.maps.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn client(&self, generation: Option<u64>, id: &str) -> Option<Client> {
+        fresh(self.current(generation)?.0.clients.get(id))
+    }
+
+    pub fn put_client(&self, generation: Option<u64>, client: &Client) {
+        if let Some(mut m) = self.current(generation) {
+            put(&mut m.0.clients, &client.client_id, client.clone());
+        }
+    }
+
+    /// Whether the access token with this `jti` was live when last read.
+    pub fn live(&self, generation: Option<u64>, jti: &str) -> Option<bool> {
+        fresh(self.current(generation)?.0.live.get(jti))
+    }
+
+    pub fn put_live(&self, generation: Option<u64>, jti: &str, live: bool) {
+        if let Some(mut m) = self.current(generation) {
+            put(&mut m.0.live, jti, live);
+        }
+    }
+
+    /// The maps, if `generation` is not older than theirs (a newer one empties them):
+    /// what a reader learnt before a change is neither served nor kept after it.
+    fn current(&self, generation: Option<u64>) -> Option<Current<'_>> {
+        let g = generation?;
+        let mut m = self.maps()?;
+        if g < m.generation {
+            return None;
+        }
+        m.at(g);
+        Some(Current(m))
+    }
+
+    /// Call after committing anything that can make a memo wrong: a token or grant
+    /// revoked, a consent withdrawn, a client changed or deleted, a user disabled or
+    /// deleted.
+    pub async fn invalidate(&self) {
+        let Some(inner) = &self.inner else { return };
+        match &inner.source {
+            Source::Local(n) => {
+                n.fetch_add(1, Ordering::AcqRel);
+            }
+            Source::Redis { conn, key } => {
+                let mut c = conn.clone();
+                if let Err(e) = redis::cmd("INCR").arg(key).query_async::<u64>(&mut c).await {
+                    tracing::error!(error = %e, "could not publish an OAuth change to other instances; their memos expire within {MAX_AGE:?}");
+                }
+            }
+        }
+        // This instance forgets at once, whatever happened above.
+        if let Some(mut m) = self.maps() {
+            m.clients.clear();
+            m.live.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_change_hides_what_was_read_before_it() {
+        let memo = Memo::local();
+        let g = memo.generation().await;
+        memo.put_live(g, "jti-1", true);
+        assert_eq!(memo.live(memo.generation().await, "jti-1"), Some(true));
+        memo.invalidate().await;
+        assert_eq!(memo.live(memo.generation().await, "jti-1"), None);
+        // A reader that took its generation before the change cannot memoise after it.
+        memo.put_live(g, "jti-1", true);
+        assert_eq!(memo.live(memo.generation().await, "jti-1"), None);
+    }
+
+    #[tokio::test]
+    async fn no_memo_without_a_generation() {
+        let memo = Memo::disabled();
+        let g = memo.generation().await;
+        assert_eq!(g, None);
+        memo.put_live(g, "jti-1", true);
+        assert_eq!(memo.live(g, "jti-1"), None);
+    }
+}
