@@ -618,8 +618,16 @@ impl Issuer {
         &self,
         token: &str,
     ) -> Result<Option<Map<String, Value>>, InternalError> {
-        let Some(v) = self.keys.verify(token).await? else {
-            return Ok(None);
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let v = match self.memo.verified(&digest) {
+            Some(v) => v,
+            None => {
+                let Some(v) = self.keys.verify(token).await? else {
+                    return Ok(None);
+                };
+                self.memo.put_verified(digest, &v);
+                v
+            }
         };
         if v.typ.as_deref() != Some("at+jwt")
             || v.claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str())

@@ -78,6 +78,7 @@ pub struct KeyRing {
 }
 
 /// A verified token: its claims and the `typ` of its header.
+#[derive(Clone)]
 pub struct Verified {
     pub claims: Map<String, Value>,
     pub typ: Option<String>,

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::keyring::Verified;
 use crate::db::repo::oauth::Client;
 
 pub const MAX_AGE: Duration = Duration::from_secs(10);
@@ -41,6 +42,11 @@ pub struct Memo {
 struct Inner {
     source: Source,
     maps: Mutex<Maps>,
+    /// Tokens whose signature checked out, by the SHA-256 of the token: a resource
+    /// server asks about the same token for every request it serves. Independent of
+    /// the generation (a signature does not get revoked); expiry is checked by the
+    /// caller on every use, and keys are retired only after what they signed expired.
+    verified: Mutex<HashMap<[u8; 32], (Instant, Verified)>>,
 }
 
 enum Source {
@@ -109,6 +115,7 @@ impl Memo {
             inner: Some(Arc::new(Inner {
                 source,
                 maps: Mutex::new(Maps::default()),
+                verified: Mutex::new(HashMap::new()),
             })),
         }
     }
@@ -170,6 +177,23 @@ impl Memo {
         }
         m.at(g);
         Some(Current(m))
+    }
+
+    /// A token whose signature was verified before, by its SHA-256.
+    pub fn verified(&self, digest: &[u8; 32]) -> Option<Verified> {
+        let inner = self.inner.as_ref()?;
+        let map = inner.verified.lock().unwrap_or_else(|p| p.into_inner());
+        fresh(map.get(digest))
+    }
+
+    pub fn put_verified(&self, digest: [u8; 32], v: &Verified) {
+        if let Some(inner) = &self.inner {
+            let mut map = inner.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(digest, (Instant::now(), v.clone()));
+        }
     }
 
     /// Call after committing anything that can make a memo wrong: a token or grant

@@ -148,6 +148,11 @@ impl Db {
         f(&mut conn)
     }
 
+    /// The most connections the pool opens.
+    pub fn max_connections(&self) -> u32 {
+        self.pool.max_size()
+    }
+
     /// Runs `f` with a pooled connection on the blocking pool.
     pub async fn run<T, E>(
         &self,
