@@ -456,6 +456,21 @@ async fn token_request(
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// Exchanges a code from `authorize` (PKCE with VERIFIER) as a confidential client.
+async fn exchange(app: &TestApp, id: &str, secret: &str, code: &str) -> (StatusCode, Value) {
+    token_request(
+        app,
+        Some((id, secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+}
+
 async fn back_channel(
     app: &TestApp,
     path: &str,
@@ -932,17 +947,7 @@ async fn an_app_can_end_the_portcullis_session_but_only_return_where_it_register
     let b = app.browser();
     b.login_ok("max@example.com").await;
     let code = authorize(&b, &id, "").await["code"].clone();
-    let (_, tokens) = token_request(
-        &app,
-        Some((&id, &secret)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
+    let (_, tokens) = exchange(&app, &id, &secret, &code).await;
     let hint = tokens["id_token"].as_str().unwrap().to_string();
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
 
@@ -1047,17 +1052,7 @@ async fn a_user_sees_their_apps_and_revoking_one_ends_its_tokens() {
             .contains("You have not let any app")
     );
     let code = authorize(&b, &id, "").await["code"].clone();
-    let (_, tokens) = token_request(
-        &app,
-        Some((&id, &secret)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await;
+    let (_, tokens) = exchange(&app, &id, &secret, &code).await;
     let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
     let access = tokens["access_token"].as_str().unwrap().to_string();
 
@@ -1213,17 +1208,7 @@ async fn revocations_reach_tokens_already_checked_at_once() {
 
     let fresh_token = async || {
         let code = authorize(&user, &id, "").await["code"].clone();
-        let (status, t) = token_request(
-            &app,
-            Some((&id, &secret)),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", VERIFIER),
-            ],
-        )
-        .await;
+        let (status, t) = exchange(&app, &id, &secret, &code).await;
         assert_eq!(status, StatusCode::OK, "{t}");
         t["access_token"].as_str().unwrap().to_string()
     };
