@@ -46,9 +46,6 @@ impl ManageConnection for Manager {
 }
 
 /// Per-connection SQLite settings: SQLite turns foreign keys off on every new connection.
-/// The page cache is 512 KiB per connection instead of SQLite's 2 MB default: with eight
-/// pooled connections the default kept up to 16 MB of audit and token pages resident,
-/// while the kernel's page cache holds the same file pages anyway.
 #[derive(Debug)]
 struct SqlitePragmas;
 
@@ -56,7 +53,7 @@ impl CustomizeConnection<AnyConnection, diesel::ConnectionError> for SqlitePragm
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::ConnectionError> {
         if let AnyConnection::Sqlite(c) = conn {
             c.batch_execute(
-                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512;",
+                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
             )
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
         }
