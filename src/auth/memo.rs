@@ -18,9 +18,10 @@
 //!   unseen).
 //!
 //! Backstops: an entry is trusted for at most [`MAX_AGE`] (so a change whose `INCR` was
-//! lost to a Redis failure outlives it by that much at most on other instances), a
-//! generation that cannot be read means "no memo", and unknown client ids are never
-//! memoised (a client created later by the CLI is found at once).
+//! lost to a Redis failure outlives it by that much at most on other instances, and this
+//! instance memoises nothing for that long), a generation that cannot be read means "no
+//! memo", and unknown client ids are never memoised (a client created later by the CLI
+//! is found at once).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,10 @@ pub struct Memo {
 struct Inner {
     source: Source,
     maps: Mutex<Maps>,
+    /// Set when a change could not be published: until then nothing is memoised here
+    /// (the local generation did not move, so a read from before the change could
+    /// otherwise be stored after it).
+    paused_until: Mutex<Option<Instant>>,
     /// Tokens whose signature checked out, by the SHA-256 of the token: a resource
     /// server asks about the same token for every request it serves. Independent of
     /// the generation (a signature does not get revoked); expiry is checked by the
@@ -115,6 +120,7 @@ impl Memo {
             inner: Some(Arc::new(Inner {
                 source,
                 maps: Mutex::new(Maps::default()),
+                paused_until: Mutex::new(None),
                 verified: Mutex::new(HashMap::new()),
             })),
         }
@@ -124,6 +130,10 @@ impl Memo {
     /// the counter cannot be read. Take it before reading what will be memoised.
     pub async fn generation(&self) -> Option<u64> {
         let inner = self.inner.as_ref()?;
+        let paused = *inner.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if paused.is_some_and(|until| Instant::now() < until) {
+            return None;
+        }
         match &inner.source {
             Source::Local(n) => Some(n.load(Ordering::Acquire)),
             Source::Redis { conn, key } => {
@@ -209,6 +219,8 @@ impl Memo {
                 let mut c = conn.clone();
                 if let Err(e) = redis::cmd("INCR").arg(key).query_async::<u64>(&mut c).await {
                     tracing::error!(error = %e, "could not publish an OAuth change to other instances; their memos expire within {MAX_AGE:?}");
+                    *inner.paused_until.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Instant::now() + MAX_AGE);
                 }
             }
         }
