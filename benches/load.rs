@@ -647,6 +647,30 @@ fn csrf_from(html: &str) -> Result<String, String> {
         .ok_or_else(|| "no csrf_token input on /login".to_string())
 }
 
+/// Creates the bench's user (EMAIL / PASSWORD, verified, with `roles`) through the CLI,
+/// with the server's own environment.
+fn create_bench_user(bin: &Path, server: &Server, roles: &[&str]) -> Result<(), String> {
+    let mut cli = Command::new(bin);
+    cli.args(["user", "create", "--email", EMAIL, "--verified"]);
+    for r in roles {
+        cli.args(["--role", r]);
+    }
+    cli.env_clear().envs(server.env.iter().map(|(k, v)| (k, v)));
+    let out = run_cmd(
+        &mut cli,
+        Some(&format!("{PASSWORD}\n")),
+        Duration::from_secs(60),
+    )?;
+    if !out.ok {
+        return Err(format!(
+            "portcullis user create failed: {}{}",
+            out.stdout.trim(),
+            out.stderr.trim()
+        ));
+    }
+    Ok(())
+}
+
 /// Signs in like a browser (cookie jar, form token); returns the signed-in Cookie header.
 async fn sign_in(server: &Server) -> Result<HeaderValue, String> {
     let jar = Arc::new(Jar::default());
@@ -1129,23 +1153,7 @@ async fn measure(
     );
     let rss_start_kib = server.rss_kib();
 
-    let mut cli = Command::new(bin);
-    cli.args(["user", "create", "--email", EMAIL, "--verified"])
-        .env_clear()
-        .envs(server.env.iter().map(|(k, v)| (k, v)));
-    let out = run_cmd(
-        &mut cli,
-        Some(&format!("{PASSWORD}\n")),
-        Duration::from_secs(60),
-    )?;
-    if !out.ok {
-        return Err(format!(
-            "portcullis user create failed: {}{}",
-            out.stdout.trim(),
-            out.stderr.trim()
-        ));
-    }
-
+    create_bench_user(bin, &server, &[])?;
     let cookie = sign_in(&server).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle_kib = server.rss_kib();

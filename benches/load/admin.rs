@@ -303,25 +303,7 @@ pub async fn measure(bin: &Path, postgres: bool) -> Result<AdminResults, String>
 
     let mut server = Server::start(bin, &data.path, &extra)?;
     server.wait_healthy(&plain_client()?).await?;
-    let out = run_cmd(
-        Command::new(bin)
-            .args([
-                "user",
-                "create",
-                "--email",
-                EMAIL,
-                "--verified",
-                "--role",
-                "admin",
-            ])
-            .env_clear()
-            .envs(server.env.iter().map(|(k, v)| (k, v))),
-        Some(&format!("{PASSWORD}\n")),
-        Duration::from_secs(60),
-    )?;
-    if !out.ok {
-        return Err(format!("user create: {}", out.stderr.trim()));
-    }
+    create_bench_user(bin, &server, &["admin"])?;
     let cookie = sign_in(&server).await?;
     let client = plain_client()?;
 

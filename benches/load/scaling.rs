@@ -50,18 +50,7 @@ pub async fn measure(bin: &Path) -> Result<Scaling, String> {
     ];
     let mut a = Server::start(bin, &data.path, &extra)?;
     a.wait_healthy(&plain_client()?).await?;
-    let mut cli = Command::new(bin);
-    cli.args(["user", "create", "--email", EMAIL, "--verified"])
-        .env_clear()
-        .envs(a.env.iter().map(|(k, v)| (k, v)));
-    let out = run_cmd(
-        &mut cli,
-        Some(&format!("{PASSWORD}\n")),
-        Duration::from_secs(60),
-    )?;
-    if !out.ok {
-        return Err(format!("user create: {}", out.stderr.trim()));
-    }
+    create_bench_user(bin, &a, &[])?;
     let cookie = sign_in(&a).await?;
     eprintln!("[scaling] GET /account on 1 instance, {HTTP_CONCURRENCY} concurrent");
     let one = spread(&[a.url("/account")], &cookie).await?;
