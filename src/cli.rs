@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::accounts::{NewAccount, create_user, set_role};
 use crate::auth::audit::AuditCtx;
+use crate::auth::memo::Memo;
 use crate::clock::Clock;
 use crate::config::Config;
 
@@ -201,7 +202,8 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
             Ok(format!("created user {} ({})", user.email, user.id))
         }
         UserCommand::SetRole { email, role } => {
-            let changed = set_role(&db, &clock, &email, &role, true, &ctx)
+            let memo = Memo::publisher(config).await;
+            let changed = set_role(&db, &clock, &memo, &email, &role, true, &ctx)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -212,7 +214,8 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
             })
         }
         UserCommand::UnsetRole { email, role } => {
-            let changed = set_role(&db, &clock, &email, &role, false, &ctx)
+            let memo = Memo::publisher(config).await;
+            let changed = set_role(&db, &clock, &memo, &email, &role, false, &ctx)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::InternalError;
 use super::audit::{AuditCtx, record};
+use super::memo::Memo;
 use super::password::{Hasher, Verified};
 use super::recovery::{
     MailCtx, issue_verification, notify_password_changed, notify_registration_attempt,
@@ -296,6 +297,7 @@ pub async fn create_user(
 pub async fn set_role(
     db: &Db,
     clock: &Clock,
+    memo: &Memo,
     email: &str,
     role: &str,
     assign: bool,
@@ -311,26 +313,31 @@ pub async fn set_role(
         ctx.clone(),
         clock.now(),
     );
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            let Some(user) = users::find_by_email(c, &norm)? else {
-                return Ok(Err(AccountError::NoSuchUser));
-            };
-            Ok(
-                super::admin::change_role(c, &user.id, &role, assign, None, &ctx, now)?.map_err(
-                    |e| match e {
-                        super::admin::AdminError::LastAdmin => {
-                            AccountError::LastAdmin(user.email.clone())
-                        }
-                        super::admin::AdminError::NoSuchRole(r) => AccountError::NoSuchRole(r),
-                        _ => AccountError::NoSuchUser,
-                    },
-                ),
-            )
+    let done = db
+        .run(move |c| {
+            crate::db::conn::write_transaction(c, |c| {
+                let Some(user) = users::find_by_email(c, &norm)? else {
+                    return Ok(Err(AccountError::NoSuchUser));
+                };
+                Ok(
+                    super::admin::change_role(c, &user.id, &role, assign, None, &ctx, now)?
+                        .map_err(|e| match e {
+                            super::admin::AdminError::LastAdmin => {
+                                AccountError::LastAdmin(user.email.clone())
+                            }
+                            super::admin::AdminError::NoSuchRole(r) => AccountError::NoSuchRole(r),
+                            _ => AccountError::NoSuchUser,
+                        }),
+                )
+            })
+            .map_err(|e: diesel::result::Error| InternalError::from(e))
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
-    })
-    .await
+        .await?;
+    // Userinfo answers with the user's roles.
+    if done == Ok(true) {
+        memo.invalidate().await;
+    }
+    Ok(done)
 }
 
 /// Changes the password after checking the current one. The caller then ends the

@@ -82,9 +82,11 @@ pub async fn detail(db: &Db, user_id: &str) -> Result<Option<UserDetail>, Intern
 }
 
 /// Assigns or removes a role. `held` are the acting admin's permissions.
+#[expect(clippy::too_many_arguments)]
 pub async fn set_role(
     db: &Db,
     clock: &Clock,
+    memo: &Memo,
     held: &BTreeSet<Permission>,
     user_id: &str,
     role: &str,
@@ -98,13 +100,19 @@ pub async fn set_role(
         clock.now(),
         held.clone(),
     );
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            change_role(c, &uid, &role, assign, Some(&held), &ctx, now)
+    let done = db
+        .run(move |c| {
+            crate::db::conn::write_transaction(c, |c| {
+                change_role(c, &uid, &role, assign, Some(&held), &ctx, now)
+            })
+            .map_err(|e: diesel::result::Error| InternalError::from(e))
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
-    })
-    .await
+        .await?;
+    // Userinfo answers with the user's roles.
+    if done == Ok(true) {
+        memo.invalidate().await;
+    }
+    Ok(done)
 }
 
 /// Assigns or removes a role, in the caller's write transaction; audited when it

@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 use super::InternalError;
 use super::audit::{AuditCtx, record};
 use super::keyring::{KeyRing, supported};
+use super::memo::Profile;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::conn::write_transaction;
@@ -681,6 +682,69 @@ impl Issuer {
             .await?;
         self.memo.put_live(generation, &key, live);
         Ok(live.then_some(v.claims))
+    }
+
+    /// OpenID Connect userinfo for a Bearer access token: `None` (answer 401) unless the
+    /// token is live, was issued to a user (it has a grant) with the `openid` scope, and
+    /// the user is enabled. Claims follow the token's scopes.
+    pub async fn userinfo(&self, token: &str) -> Result<Option<Value>, InternalError> {
+        let Some(claims) = self.active_access_token(token).await? else {
+            return Ok(None);
+        };
+        let scopes: Vec<&str> = claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        if claims.get("gid").is_none() || !scopes.contains(&"openid") {
+            return Ok(None);
+        }
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let Some(p) = self.profile(sub).await? else {
+            return Ok(None);
+        };
+        let mut body = json!({ "sub": sub });
+        if scopes.contains(&"email") {
+            body["email"] = json!(p.email);
+            body["email_verified"] = json!(p.email_verified);
+        }
+        if scopes.contains(&"profile") {
+            body["name"] = json!(p.name);
+        }
+        if scopes.contains(&"roles") {
+            body["roles"] = json!(p.roles);
+        }
+        Ok(Some(body))
+    }
+
+    /// A user's userinfo profile, `None` when disabled or gone; memoised like token
+    /// liveness (the generation is taken before the read).
+    async fn profile(&self, user_id: &str) -> Result<Option<Profile>, InternalError> {
+        let generation = self.memo.generation().await;
+        if let Some(p) = self.memo.profile(generation, user_id) {
+            return Ok(p);
+        }
+        let uid = user_id.to_string();
+        let p = self
+            .db
+            .run(move |c| -> Result<Option<Profile>, InternalError> {
+                let Some(u) = users::find(c, &uid)?.filter(|u| !u.disabled) else {
+                    return Ok(None);
+                };
+                Ok(Some(Profile {
+                    roles: roles::of_user(c, &uid)?,
+                    email: u.email,
+                    email_verified: u.email_verified,
+                    name: u.display_name,
+                }))
+            })
+            .await?;
+        self.memo.put_profile(generation, user_id, p.clone());
+        Ok(p)
     }
 
     /// RFC 7662: what a resource server may learn about a token. Access tokens are for

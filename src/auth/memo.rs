@@ -1,11 +1,16 @@
 //! A per-instance memo of what the OAuth back channel would otherwise read from the
-//! database on every call: client records, and whether an access token is still live
+//! database on every call: client records, whether an access token is still live
 //! (not revoked, its grant not revoked, its user neither disabled nor deleted, its
-//! client not deleted). Introspection and userinfo are called by resource servers for
-//! every request they serve, so these reads are the hot path.
+//! client not deleted), and the profile userinfo answers with (email, verification,
+//! name, roles). Introspection and userinfo are called by resource servers for every
+//! request they serve, so these reads are the hot path.
 //!
 //! Correctness rests on one rule: every change that could make a memo wrong is followed,
 //! after its transaction commits, by [`Memo::invalidate`], which moves a generation on.
+//! The functions making such changes take the memo as a parameter, so a new caller
+//! cannot forget it: token, grant and consent revocation, client changes, user
+//! disable/enable/delete, email verification and change, role assignment, removal and
+//! deletion.
 //! Memos are kept only for the generation they were read in, and a reader takes the
 //! generation *before* its database read, so a memo can never be newer than what it
 //! saw. Where the generation lives decides who sees a change:
@@ -21,7 +26,8 @@
 //! lost to a Redis failure outlives it by that much at most on other instances, and this
 //! instance memoises nothing for that long), a generation that cannot be read means "no
 //! memo", and unknown client ids are never memoised (a client created later by the CLI
-//! is found at once).
+//! is found at once). The CLI's `user set-role` publishes through Redis when it is
+//! configured; on SQLite alone the server sees it within [`MAX_AGE`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +75,17 @@ struct Maps {
     generation: u64,
     clients: HashMap<String, (Instant, Client)>,
     live: HashMap<String, (Instant, bool)>,
+    profiles: HashMap<String, (Instant, Option<Profile>)>,
+}
+
+/// What userinfo tells about a user; `None` in the memo is a user who is disabled or
+/// gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    pub email: String,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
 }
 
 impl Maps {
@@ -76,10 +93,15 @@ impl Maps {
     fn at(&mut self, generation: u64) -> &mut Self {
         if self.generation != generation {
             self.generation = generation;
-            self.clients.clear();
-            self.live.clear();
+            self.clear();
         }
         self
+    }
+
+    fn clear(&mut self) {
+        self.clients.clear();
+        self.live.clear();
+        self.profiles.clear();
     }
 }
 
@@ -113,6 +135,26 @@ impl Memo {
             conn,
             key: format!("{prefix}:oauth:generation"),
         })
+    }
+
+    /// For a process that changes what servers memoise but serves nothing (the CLI):
+    /// it publishes its changes through Redis when one is configured. Without Redis a
+    /// server alone on SQLite sees such a change within [`MAX_AGE`].
+    pub async fn publisher(config: &crate::config::Config) -> Self {
+        let Some(url) = &config.redis_url else {
+            return Self::disabled();
+        };
+        let connect = async {
+            let client = redis::Client::open(url.as_str())?;
+            redis::aio::ConnectionManager::new(client).await
+        };
+        match connect.await {
+            Ok(conn) => Self::redis(conn, &config.redis_prefix),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach Redis: servers see this change within {MAX_AGE:?}");
+                Self::disabled()
+            }
+        }
     }
 
     fn with(source: Source) -> Self {
@@ -177,6 +219,17 @@ impl Memo {
         }
     }
 
+    /// The userinfo profile of a user when last read (`Some(None)`: disabled or gone).
+    pub fn profile(&self, generation: Option<u64>, user_id: &str) -> Option<Option<Profile>> {
+        fresh(self.current(generation)?.0.profiles.get(user_id))
+    }
+
+    pub fn put_profile(&self, generation: Option<u64>, user_id: &str, profile: Option<Profile>) {
+        if let Some(mut m) = self.current(generation) {
+            put(&mut m.0.profiles, user_id, profile);
+        }
+    }
+
     /// The maps, if `generation` is not older than theirs (a newer one empties them):
     /// what a reader learnt before a change is neither served nor kept after it.
     fn current(&self, generation: Option<u64>) -> Option<Current<'_>> {
@@ -208,7 +261,7 @@ impl Memo {
 
     /// Call after committing anything that can make a memo wrong: a token or grant
     /// revoked, a consent withdrawn, a client changed or deleted, a user disabled or
-    /// deleted.
+    /// deleted, an email verified or changed, a role assigned, removed or deleted.
     pub async fn invalidate(&self) {
         let Some(inner) = &self.inner else { return };
         match &inner.source {
@@ -226,8 +279,7 @@ impl Memo {
         }
         // This instance forgets at once, whatever happened above.
         if let Some(mut m) = self.maps() {
-            m.clients.clear();
-            m.live.clear();
+            m.clear();
         }
     }
 }

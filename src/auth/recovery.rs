@@ -9,6 +9,7 @@ use serde_json::json;
 use super::InternalError;
 use super::accounts::{AccountError, check_password_policy};
 use super::audit::{AuditCtx, record};
+use super::memo::Memo;
 use super::password::{Hasher, Verified};
 use crate::clock::Clock;
 use crate::db::repo::{tokens, users, users::User};
@@ -174,6 +175,7 @@ pub async fn confirm_email(
     db: &Db,
     clock: &Clock,
     m: &MailCtx,
+    memo: &Memo,
     token: &str,
     ctx: &AuditCtx,
 ) -> Result<Result<Confirmed, ConfirmError>, InternalError> {
@@ -183,62 +185,70 @@ pub async fn confirm_email(
     };
     let now = clock.now();
     let (ctx, m) = (ctx.clone(), m.clone());
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            if !tokens::consume(c, &t.token_hash, &t.purpose, now)? {
-                return Ok(Err(ConfirmError::Link(LinkProblem::Invalid)));
-            }
-            if t.purpose == VERIFY {
-                users::set_email_verified(c, &user.id, now)?;
+    let done = db
+        .run(move |c| {
+            crate::db::conn::write_transaction(c, |c| {
+                if !tokens::consume(c, &t.token_hash, &t.purpose, now)? {
+                    return Ok(Err(ConfirmError::Link(LinkProblem::Invalid)));
+                }
+                if t.purpose == VERIFY {
+                    users::set_email_verified(c, &user.id, now)?;
+                    record(
+                        c,
+                        &ctx,
+                        now,
+                        AuditAction::EmailVerified,
+                        Outcome::Success,
+                        Some(&user.id),
+                        json!({}),
+                    )?;
+                    return Ok(Ok(Confirmed::Verified {
+                        user_id: user.id.clone(),
+                    }));
+                }
+                let Ok(new) = EmailAddress::parse(&t.data) else {
+                    return Ok(Err(ConfirmError::Link(LinkProblem::Invalid)));
+                };
+                if users::find_by_email(c, new.normalized())?
+                    .is_some_and(|other| other.id != user.id)
+                {
+                    return Ok(Err(ConfirmError::AddressTaken));
+                }
+                users::set_email(c, &user.id, new.as_ref(), new.normalized(), now)?;
+                tokens::invalidate(c, &user.id, CHANGE_EMAIL, now)?;
                 record(
                     c,
                     &ctx,
                     now,
-                    AuditAction::EmailVerified,
+                    AuditAction::EmailChanged,
                     Outcome::Success,
                     Some(&user.id),
-                    json!({}),
+                    json!({"from": user.email, "to": new.as_ref()}),
                 )?;
-                return Ok(Ok(Confirmed::Verified {
+                let notice = EmailChanged {
+                    base: m.base.clone(),
+                    email: user.email.clone(),
+                    new_email: new.to_string(),
+                };
+                enqueue(
+                    c,
+                    &user.email,
+                    notice.render_all().map_err(render_err)?,
+                    now,
+                )?;
+                Ok(Ok(Confirmed::Changed {
                     user_id: user.id.clone(),
-                }));
-            }
-            let Ok(new) = EmailAddress::parse(&t.data) else {
-                return Ok(Err(ConfirmError::Link(LinkProblem::Invalid)));
-            };
-            if users::find_by_email(c, new.normalized())?.is_some_and(|other| other.id != user.id) {
-                return Ok(Err(ConfirmError::AddressTaken));
-            }
-            users::set_email(c, &user.id, new.as_ref(), new.normalized(), now)?;
-            tokens::invalidate(c, &user.id, CHANGE_EMAIL, now)?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::EmailChanged,
-                Outcome::Success,
-                Some(&user.id),
-                json!({"from": user.email, "to": new.as_ref()}),
-            )?;
-            let notice = EmailChanged {
-                base: m.base.clone(),
-                email: user.email.clone(),
-                new_email: new.to_string(),
-            };
-            enqueue(
-                c,
-                &user.email,
-                notice.render_all().map_err(render_err)?,
-                now,
-            )?;
-            Ok(Ok(Confirmed::Changed {
-                user_id: user.id.clone(),
-                new_email: new.to_string(),
-            }))
+                    new_email: new.to_string(),
+                }))
+            })
+            .map_err(|e: diesel::result::Error| InternalError::from(e))
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
-    })
-    .await
+        .await?;
+    // Userinfo answers with the address and whether it is verified.
+    if done.is_ok() {
+        memo.invalidate().await;
+    }
+    Ok(done)
 }
 
 /// A new verification link for an unverified account, if there is one. The caller

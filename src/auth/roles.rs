@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::InternalError;
 use super::audit::{AuditCtx, record};
+use super::memo::Memo;
 use super::rbac::{Permission, may_grant, permissions_of_role};
 use crate::clock::Clock;
 use crate::db::Db;
@@ -112,35 +113,42 @@ pub async fn save(
 pub async fn delete(
     db: &Db,
     clock: &Clock,
+    memo: &Memo,
     held: &BTreeSet<Permission>,
     name: &str,
     ctx: &AuditCtx,
 ) -> Result<Result<(), RoleError>, InternalError> {
     let (name, held, ctx, now) = (name.to_string(), held.clone(), ctx.clone(), clock.now());
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            match repo::is_builtin(c, &name)? {
-                None => return Ok(Err(RoleError::NoSuchRole(name.clone()))),
-                Some(true) => return Ok(Err(RoleError::Builtin)),
-                Some(false) => {}
-            }
-            if !may_grant(&held, &permissions_of_role(c, &name)?) {
-                return Ok(Err(RoleError::Escalation));
-            }
-            let holders = repo::holders_count(c, &name)?;
-            repo::delete(c, &name)?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::RoleDeleted,
-                Outcome::Success,
-                None,
-                json!({"role": name, "holders": holders}),
-            )?;
-            Ok(Ok(()))
+    let done = db
+        .run(move |c| {
+            crate::db::conn::write_transaction(c, |c| {
+                match repo::is_builtin(c, &name)? {
+                    None => return Ok(Err(RoleError::NoSuchRole(name.clone()))),
+                    Some(true) => return Ok(Err(RoleError::Builtin)),
+                    Some(false) => {}
+                }
+                if !may_grant(&held, &permissions_of_role(c, &name)?) {
+                    return Ok(Err(RoleError::Escalation));
+                }
+                let holders = repo::holders_count(c, &name)?;
+                repo::delete(c, &name)?;
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::RoleDeleted,
+                    Outcome::Success,
+                    None,
+                    json!({"role": name, "holders": holders}),
+                )?;
+                Ok(Ok(()))
+            })
+            .map_err(|e: diesel::result::Error| InternalError::from(e))
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
-    })
-    .await
+        .await?;
+    // Its holders' userinfo lists it no more.
+    if done.is_ok() {
+        memo.invalidate().await;
+    }
+    Ok(done)
 }

@@ -12,9 +12,21 @@ pub fn portcullis(
     args: &[&str],
     stdin: Option<&str>,
 ) -> (bool, String, String) {
+    portcullis_with(dir, db, &[], args, stdin)
+}
+
+/// The same, with more environment (e.g. `REDIS_URL`).
+pub fn portcullis_with(
+    dir: &std::path::Path,
+    db: &str,
+    env: &[(&str, String)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
     cmd.args(args)
         .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PORTCULLIS_DATA_DIR", dir)
         .env("DATABASE_URL", db)

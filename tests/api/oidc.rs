@@ -14,7 +14,7 @@ use openidconnect::{
 use portcullis::auth::audit::AuditCtx;
 use portcullis::auth::oidc::{NewClient, create_client};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -421,8 +421,18 @@ async fn authorize(
     client_id: &str,
     extra: &str,
 ) -> std::collections::HashMap<String, String> {
+    authorize_scope(b, client_id, "openid email", extra).await
+}
+
+async fn authorize_scope(
+    b: &Browser,
+    client_id: &str,
+    scope: &str,
+    extra: &str,
+) -> std::collections::HashMap<String, String> {
     let path = format!(
-        "/oauth/authorize?response_type=code&scope=openid%20email&client_id={client_id}&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256&nonce=n1{extra}",
+        "/oauth/authorize?response_type=code&scope={}&client_id={client_id}&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256&nonce=n1{extra}",
+        url::form_urlencoded::byte_serialize(scope.as_bytes()).collect::<String>(),
         url::form_urlencoded::byte_serialize(CALLBACK.as_bytes()).collect::<String>()
     );
     let p = b.get(&path).await;
@@ -1170,6 +1180,26 @@ async fn an_app_may_post_its_authorization_request() {
 /// Introspection and userinfo keep what they read in memory (auth::memo); every
 /// revocation must still take effect at the very next call — on this instance, and with
 /// Redis on another instance sharing the database.
+/// A second instance behind the same load balancer (PostgreSQL + Redis only: alone on
+/// SQLite is one instance by design).
+async fn second_instance(app: &TestApp) -> Option<TestApp> {
+    app.config.redis_url.as_ref()?;
+    Some(
+        spawn_app_with(Options {
+            file: portcullis::config::FileConfig {
+                database_url: Some(app.config.database_url.clone()),
+                redis_url: app.config.redis_url.clone(),
+                redis_prefix: Some(app.config.redis_prefix.clone()),
+                // One issuer and one master key, as behind a load balancer.
+                public_url: Some(app.config.public_url.to_string()),
+                secret_key_file: Some(app.config.secret_key_file.display().to_string()),
+                ..Default::default()
+            },
+        })
+        .await,
+    )
+}
+
 #[tokio::test]
 async fn revocations_reach_tokens_already_checked_at_once() {
     let app = oidc_app_with(portcullis::config::FileConfig {
@@ -1177,25 +1207,7 @@ async fn revocations_reach_tokens_already_checked_at_once() {
         ..Default::default()
     })
     .await;
-    // A second instance behind the same load balancer (PostgreSQL + Redis only: alone
-    // on SQLite is one instance by design).
-    let other = match (&app.config.redis_url, redis_url()) {
-        (Some(_), Some(_)) => Some(
-            spawn_app_with(Options {
-                file: portcullis::config::FileConfig {
-                    database_url: Some(app.config.database_url.clone()),
-                    redis_url: app.config.redis_url.clone(),
-                    redis_prefix: Some(app.config.redis_prefix.clone()),
-                    // One issuer and one master key, as behind a load balancer.
-                    public_url: Some(app.config.public_url.to_string()),
-                    secret_key_file: Some(app.config.secret_key_file.display().to_string()),
-                    ..Default::default()
-                },
-            })
-            .await,
-        ),
-        _ => None,
-    };
+    let other = second_instance(&app).await;
     let apps: Vec<&TestApp> = std::iter::once(&app).chain(other.as_ref()).collect();
     app.create_user("admin@example.com", &["admin"]).await;
     let uid = app.create_user("ron@example.com", &[]).await;
@@ -1288,4 +1300,161 @@ async fn revocations_reach_tokens_already_checked_at_once() {
             back_channel(a, "/oauth/introspect", (&id, &secret), &[("token", "x")]).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "old secret refused");
     }
+}
+
+#[tokio::test]
+async fn userinfo_shows_profile_changes_at_once() {
+    let app = oidc_app_with(portcullis::config::FileConfig {
+        admin_requires_second_factor: Some(false),
+        ..Default::default()
+    })
+    .await;
+    let other = second_instance(&app).await;
+    let apps: Vec<&TestApp> = std::iter::once(&app).chain(other.as_ref()).collect();
+    app.create_user("admin@example.com", &["admin"]).await;
+    let uid = app.create_user("ron@example.com", &[]).await;
+    let (id, secret) = client(&app, false).await;
+    let user = app.browser();
+    user.login_ok("ron@example.com").await;
+    let admin = app.browser();
+    admin.login_ok("admin@example.com").await;
+    let code = authorize_scope(&user, &id, "openid email profile roles", "").await["code"].clone();
+    let (status, t) = exchange(&app, &id, &secret.unwrap(), &code).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    let token = t["access_token"].as_str().unwrap().to_string();
+
+    // What every instance answers, asked twice so the answer is memoised; they agree.
+    let userinfo = async || -> Value {
+        let mut seen: Vec<Value> = Vec::new();
+        for a in &apps {
+            for _ in 0..2 {
+                let r = reqwest::Client::new()
+                    .get(format!("{}/oauth/userinfo", a.base))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+                seen.push(r.json().await.unwrap());
+            }
+        }
+        assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+        seen.remove(0)
+    };
+    let first = userinfo().await;
+    assert_eq!(first["email"], "ron@example.com");
+    assert_eq!(first["name"], "Test User");
+    assert_eq!(first["roles"], json!([]));
+
+    // An administrator creates a role and assigns it; then removes it.
+    let p = admin
+        .submit(
+            "/admin/roles",
+            "/admin/roles",
+            &[("name", "editors"), ("permission", "users.read")],
+        )
+        .await;
+    assert_redirect(&p, "/admin/roles?done=created");
+    let path = format!("/admin/users/{uid}");
+    let assign = async || {
+        let p = admin
+            .submit(
+                &path,
+                &format!("{path}/assign-role"),
+                &[("role", "editors")],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    };
+    assign().await;
+    assert_eq!(userinfo().await["roles"], json!(["editors"]), "assigned");
+    let p = admin
+        .submit(
+            &path,
+            &format!("{path}/remove-role"),
+            &[("role", "editors")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(userinfo().await["roles"], json!([]), "removed");
+
+    // Deleting a role takes it from its holders.
+    assign().await;
+    assert_eq!(userinfo().await["roles"], json!(["editors"]));
+    let p = admin
+        .submit("/admin/roles", "/admin/roles/editors/delete", &[])
+        .await;
+    assert_redirect(&p, "/admin/roles?done=deleted");
+    assert_eq!(userinfo().await["roles"], json!([]), "role deleted");
+
+    // The operator's shell: with Redis it publishes the change to every instance.
+    if app.config.redis_url.is_some() {
+        let env = [
+            ("REDIS_URL", app.config.redis_url.clone().unwrap()),
+            ("PORTCULLIS_REDIS_PREFIX", app.config.redis_prefix.clone()),
+        ];
+        let (ok, _, err) = crate::cli::portcullis_with(
+            app.data_dir.path(),
+            &app.config.database_url,
+            &env,
+            &[
+                "user",
+                "set-role",
+                "--email",
+                "ron@example.com",
+                "--role",
+                "admin",
+            ],
+            None,
+        );
+        assert!(ok, "{err}");
+        assert_eq!(
+            userinfo().await["roles"],
+            json!(["admin"]),
+            "set by the CLI"
+        );
+    }
+
+    // The user changes their address and confirms it from the link mailed to it.
+    let p = user
+        .submit(
+            "/account",
+            "/account/email",
+            &[
+                ("new_email", "ronald@example.com"),
+                ("current_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_redirect(&p, "/account?done=email");
+    let mut link = None;
+    wait_until("the confirmation mail", async || {
+        link = app
+            .outbox()
+            .iter()
+            .filter(|m| m.contains("ronald@example.com"))
+            .find_map(|m| crate::smtp_sink::extract_link(m, "/verify-email?token="));
+        link.is_some()
+    })
+    .await;
+    let link = url::Url::parse(&link.unwrap()).unwrap();
+    let page = user
+        .get(&format!("{}?{}", link.path(), link.query().unwrap()))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let token_param = link.query().unwrap().split_once("token=").unwrap().1;
+    let p = user
+        .post(
+            "/verify-email",
+            &[("csrf_token", &page.csrf()), ("token", token_param)],
+        )
+        .await;
+    assert!(
+        p.status.is_redirection() || p.status.is_success(),
+        "{}",
+        p.body
+    );
+    let after = userinfo().await;
+    assert_eq!(after["email"], "ronald@example.com", "email changed");
+    assert_eq!(after["email_verified"], true);
 }

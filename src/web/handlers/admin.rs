@@ -302,6 +302,7 @@ pub async fn action(
         "assign-role" | "remove-role" => admin::set_role(
             &st.db,
             &st.clock,
+            &st.oidc.memo,
             &admin.perms,
             &id,
             &form.role,

@@ -140,7 +140,16 @@ pub async fn delete(
         .await?;
     ctx.check_csrf(field(&form, "csrf_token"))?;
     let st = &ctx.state;
-    match roles::delete(&st.db, &st.clock, &admin.perms, &path, &ctx.audit()).await? {
+    match roles::delete(
+        &st.db,
+        &st.clock,
+        &st.oidc.memo,
+        &admin.perms,
+        &path,
+        &ctx.audit(),
+    )
+    .await?
+    {
         Ok(()) => Ok(see_other("/admin/roles?done=deleted")),
         Err(e) => {
             let (status, msg) = role_error(e);

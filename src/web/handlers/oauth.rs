@@ -338,45 +338,10 @@ pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpR
     else {
         return Ok(unauthorized());
     };
-    let Some(claims) = st.oidc.active_access_token(token.trim()).await? else {
-        return Ok(unauthorized());
-    };
-    // Only tokens of an OpenID Connect sign-in (a user, the openid scope) open it.
-    let openid = claims
-        .get("scope")
-        .and_then(Value::as_str)
-        .is_some_and(|s| s.split_whitespace().any(|x| x == "openid"));
-    if claims.get("gid").is_none() || !openid {
-        return Ok(unauthorized());
+    match st.oidc.userinfo(token.trim()).await? {
+        Some(body) => Ok(json_no_store(StatusCode::OK, body)),
+        None => Ok(unauthorized()),
     }
-    let sub = claims["sub"].as_str().unwrap_or_default().to_string();
-    let scope = claims["scope"].as_str().unwrap_or_default().to_string();
-    let uid = sub.clone();
-    let (user, roles) = st
-        .db
-        .run(move |c| {
-            Ok::<_, AppError>((
-                crate::db::repo::users::find(c, &uid).map_err(AppError::from_db)?,
-                crate::db::repo::roles::of_user(c, &uid).map_err(AppError::from_db)?,
-            ))
-        })
-        .await?;
-    let Some(user) = user.filter(|u| !u.disabled) else {
-        return Ok(unauthorized());
-    };
-    let scopes: Vec<&str> = scope.split_whitespace().collect();
-    let mut body = json!({ "sub": sub });
-    if scopes.contains(&"email") {
-        body["email"] = json!(user.email);
-        body["email_verified"] = json!(user.email_verified);
-    }
-    if scopes.contains(&"profile") {
-        body["name"] = json!(user.display_name);
-    }
-    if scopes.contains(&"roles") {
-        body["roles"] = json!(roles);
-    }
-    Ok(json_no_store(StatusCode::OK, body))
 }
 
 /// CORS preflight for the endpoints browsers call from other origins.

@@ -76,7 +76,16 @@ pub async fn show(ctx: Ctx, q: web::Query<TokenQuery>) -> Result<HttpResponse, A
 pub async fn confirm(ctx: Ctx, form: web::Form<ConfirmForm>) -> Result<HttpResponse, AppError> {
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
-    match confirm_email(&st.db, &st.clock, &st.mail, &form.token, &ctx.audit()).await? {
+    match confirm_email(
+        &st.db,
+        &st.clock,
+        &st.mail,
+        &st.oidc.memo,
+        &form.token,
+        &ctx.audit(),
+    )
+    .await?
+    {
         Ok(Confirmed::Verified { .. }) => Ok(see_other(if ctx.user.is_some() {
             "/account"
         } else {
