@@ -87,6 +87,9 @@ impl DbError {
     }
 }
 
+/// Bytes SQLite may keep across every connection before recycling cached pages.
+const SQLITE_HEAP_LIMIT: i64 = 4 << 20;
+
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Manager>,
@@ -109,6 +112,12 @@ impl Db {
             let mut c = SqliteConnection::establish(super::sqlite_path(url))
                 .map_err(|e| DbError::Pool(e.to_string()))?;
             c.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")?;
+            // One bound on SQLite's memory for the whole process (this pragma is not per
+            // connection): past it, page caches recycle their pages instead of growing.
+            // Otherwise each pooled connection keeps up to 2 MB of pages it once wrote
+            // (audit inserts under a token flood filled them all); the kernel's file
+            // cache serves a page again at the cost of a copy.
+            c.batch_execute(&format!("PRAGMA soft_heap_limit = {SQLITE_HEAP_LIMIT};"))?;
         }
         let max = match backend {
             DbBackend::Sqlite => 8,
