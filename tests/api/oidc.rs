@@ -837,6 +837,7 @@ async fn signing_keys_rotate_and_what_they_signed_still_verifies() {
         .unwrap();
         json["kid"].as_str().unwrap().to_string()
     };
+    // The published kids of the access tokens' algorithm (ES256 by default).
     let jwks_kids = || async {
         let j: Value = reqwest::get(format!("{}/oauth/jwks", app.base))
             .await
@@ -848,6 +849,7 @@ async fn signing_keys_rotate_and_what_they_signed_still_verifies() {
             .as_array()
             .unwrap()
             .iter()
+            .filter(|k| k["alg"] == "ES256")
             .map(|k| k["kid"].as_str().unwrap().to_string())
             .collect::<Vec<_>>()
     };
@@ -871,16 +873,35 @@ async fn signing_keys_rotate_and_what_they_signed_still_verifies() {
     };
     let old = issue().await;
     let old_kid = kid_of(&old);
-    assert!(jwks_kids().await.contains(&old_kid));
+    assert_eq!(jwks_kids().await, vec![old_kid.clone()]);
 
-    app.clock.advance(86_400 + 1);
+    // A quarter of the period before the rotation, the successor is published but does
+    // not sign yet: relying parties that cache the JWKS hold it before they see it.
+    app.clock.advance(18 * 3_600 + 1);
+    let still = issue().await;
+    assert_eq!(
+        kid_of(&still),
+        old_kid,
+        "the current key signs until its period ends"
+    );
+    let kids = jwks_kids().await;
+    assert_eq!(kids.len(), 2, "the next key is published ahead: {kids:?}");
+    let next_kid = kids.iter().find(|k| **k != old_kid).unwrap().clone();
+
+    app.clock.advance(6 * 3_600);
     let new = issue().await;
     let new_kid = kid_of(&new);
     assert_ne!(old_kid, new_kid, "a key past its period is replaced");
+    assert_eq!(new_kid, next_kid, "by the key published ahead of it");
     let kids = jwks_kids().await;
     assert!(
         kids.contains(&old_kid) && kids.contains(&new_kid),
         "{kids:?}"
+    );
+    assert_eq!(
+        kids.len(),
+        2,
+        "no further key appears at the switch: {kids:?}"
     );
     assert!(
         active(old.clone()).await,
@@ -1457,4 +1478,110 @@ async fn userinfo_shows_profile_changes_at_once() {
     let after = userinfo().await;
     assert_eq!(after["email"], "ronald@example.com", "email changed");
     assert_eq!(after["email_verified"], true);
+}
+
+/// The payload of a JWT we were just given over a trusted channel (other tests check
+/// signatures against the JWKS with a real relying party).
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn acr_values_mfa_steps_a_password_session_up_with_the_second_factor() {
+    let app = oidc_app().await;
+    app.create_user("amy@example.com", &[]).await;
+    app.create_user("bob@example.com", &[]).await;
+    let (id, secret) = client(&app, false).await;
+    let secret = secret.unwrap();
+    let acr_of = |tokens: &Value| jwt_claims(tokens["id_token"].as_str().unwrap());
+
+    // Amy signs in with her password, then adds an authenticator app: her session was
+    // proven by the password alone.
+    let b = app.browser();
+    b.login_ok("amy@example.com").await;
+    let (totp, _) = crate::mfa::enrol(&app, &b).await;
+    let first = authorize(&b, &id, "").await;
+    let (_, t) = exchange(&app, &id, &secret, &first["code"]).await;
+    assert_eq!(acr_of(&t)["acr"], "pwd");
+
+    // The app asks for a second factor: silently it cannot have one...
+    let path = format!(
+        "/oauth/authorize?response_type=code&scope=openid+email&client_id={id}&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256&nonce=n1&acr_values=mfa",
+        url::form_urlencoded::byte_serialize(CALLBACK.as_bytes()).collect::<String>()
+    );
+    let p = b.get(&format!("{path}&prompt=none")).await;
+    assert_eq!(
+        query(&p.location().unwrap())["error"],
+        "interaction_required"
+    );
+    // ...interactively she is asked for it (the password alone is not enough)...
+    let p = b.get(&path).await;
+    let reauth = p.location().unwrap();
+    assert!(
+        reauth.starts_with("/login/reauth?factor=1&next="),
+        "{reauth}"
+    );
+    let page = b.get(&reauth).await;
+    assert!(
+        page.body.contains("asks for your second factor"),
+        "{}",
+        page.body
+    );
+    let next = path.as_str();
+    let p = b
+        .post(
+            "/login/reauth",
+            &[
+                ("csrf_token", &page.csrf()),
+                ("password", crate::helpers::PASSWORD),
+                ("code", "000000"),
+                ("next", next),
+            ],
+        )
+        .await;
+    assert_eq!(
+        p.status,
+        StatusCode::UNAUTHORIZED,
+        "a wrong code is refused"
+    );
+    let page = b.get(&reauth).await;
+    app.clock.advance(30); // a fresh step: the enrolment code was used
+    let code = crate::mfa::hotp(&totp, app.clock.now() as u64 / 30, 6);
+    let p = b
+        .post(
+            "/login/reauth",
+            &[
+                ("csrf_token", &page.csrf()),
+                ("password", crate::helpers::PASSWORD),
+                ("code", &code),
+                ("next", next),
+            ],
+        )
+        .await;
+    assert_redirect(&p, next);
+    // ...and then comes back to the app with a code whose ID token says so.
+    let back = b.get(next).await;
+    let q = query(&back.location().unwrap());
+    let (_, t) = exchange(&app, &id, &secret, &q["code"]).await;
+    let claims = acr_of(&t);
+    assert_eq!(claims["acr"], "mfa");
+    let amr: Vec<&str> = claims["amr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(amr.contains(&"otp") && amr.contains(&"mfa"), "{amr:?}");
+
+    // Bob has no second factor to give: he is not stopped, and the app is told `pwd`.
+    let b = app.browser();
+    b.login_ok("bob@example.com").await;
+    let q = authorize(&b, &id, "&acr_values=mfa").await;
+    let (_, t) = exchange(&app, &id, &secret, &q["code"]).await;
+    assert_eq!(acr_of(&t)["acr"], "pwd");
 }
