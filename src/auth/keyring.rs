@@ -2,10 +2,13 @@
 //!
 //! Keys live in the database with their private parts sealed by the master key, so every
 //! instance signs with and publishes the same keys. Each algorithm (RS256, ES256, EdDSA)
-//! has at most one active key; a key older than the rotation period is replaced, and the
-//! retired key stays in the JWKS until everything it signed has expired, then is deleted.
-//! Instances keep the keys, ready-made signers and the serialised JWKS in memory and
-//! reload them every `CACHE_SECS` (or at once when a token names a key they do not know).
+//! has one key that signs. A quarter of the rotation period before that key is due, its
+//! successor is created and published in the JWKS *without signing*, so relying parties
+//! that cache the JWKS already hold it on the day it starts signing; then it takes over,
+//! and the retired key stays in the JWKS until everything it signed has expired, then is
+//! deleted. Instances keep the keys, ready-made signers and the serialised JWKS in memory
+//! and reload them every `CACHE_SECS` (or at once when a token names a key they do not
+//! know).
 
 use std::sync::{Arc, RwLock};
 
@@ -39,6 +42,39 @@ pub fn supported(alg: &str) -> Option<&'static str> {
     ALGS.into_iter().find(|a| *a == alg)
 }
 
+/// The key of `alg` that signs at `now`: the newest one not retired that has been
+/// published for the lead time, or, while none has (the very first key), the oldest.
+fn signing_key<'a>(
+    rows: &'a [SigningKey],
+    alg: &str,
+    lead: i64,
+    now: i64,
+) -> Option<&'a SigningKey> {
+    let mut live: Vec<&SigningKey> = rows
+        .iter()
+        .filter(|k| k.alg == alg && k.retired_at.is_none())
+        .collect();
+    live.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+    live.iter()
+        .find(|k| k.created_at + lead <= now)
+        .or(live.last())
+        .copied()
+}
+
+/// Keys not yet retired that a newer key has taken over from.
+fn superseded(rows: &[SigningKey], lead: i64, now: i64) -> Vec<String> {
+    ALGS.into_iter()
+        .filter_map(|alg| {
+            let signer = signing_key(rows, alg, lead, now)?;
+            Some(rows.iter().filter(move |k| {
+                k.alg == alg && k.retired_at.is_none() && k.created_at < signer.created_at
+            }))
+        })
+        .flatten()
+        .map(|k| k.kid.clone())
+        .collect()
+}
+
 struct Key {
     kid: String,
     alg: &'static str,
@@ -70,6 +106,8 @@ pub struct KeyRing {
     clock: Clock,
     sealer: Sealer,
     rotation_secs: i64,
+    /// How long a successor is published before it signs.
+    lead_secs: i64,
     /// How long a retired key stays published: the longest token lifetime plus the
     /// time another instance may still sign with its cached copy.
     overlap_secs: i64,
@@ -97,6 +135,7 @@ impl KeyRing {
             clock,
             sealer,
             rotation_secs,
+            lead_secs: rotation_secs / 4,
             overlap_secs: longest_token_secs + 2 * CACHE_SECS,
             loaded: RwLock::new(None),
             reload: tokio::sync::Mutex::new(()),
@@ -118,14 +157,15 @@ impl KeyRing {
         }
     }
 
-    /// Does the algorithm need a new key: none active, or the active one is due?
+    /// Does the algorithm need a new key: none yet, or the newest one is within the lead
+    /// time of its rotation (so its successor is published before it must sign)?
     /// Every algorithm always has a key, so a client that fetched the JWKS once can
     /// verify whichever algorithm it is later given.
     fn due(&self, rows: &[SigningKey], alg: &str, now: i64) -> bool {
         rows.iter()
             .filter(|k| k.alg == alg && k.retired_at.is_none())
             .max_by_key(|k| k.created_at)
-            .is_none_or(|k| k.created_at + self.rotation_secs <= now)
+            .is_none_or(|k| k.created_at + self.rotation_secs - self.lead_secs <= now)
     }
 
     /// Reloads from the database; on the way, rotates due keys, creates a key for
@@ -154,18 +194,17 @@ impl KeyRing {
             .into_iter()
             .filter(|a| self.due(&rows, a, now))
             .collect();
-        let overlap = self.overlap_secs;
+        let (overlap, lead, rotation) = (self.overlap_secs, self.lead_secs, self.rotation_secs);
         let expired = rows
             .iter()
             .any(|k| k.retired_at.is_some_and(|r| r + overlap <= now));
-        let rows = if needed.is_empty() && !expired {
+        let rows = if needed.is_empty() && !expired && superseded(&rows, lead, now).is_empty() {
             rows
         } else {
             let mut fresh = Vec::new();
             for alg in &needed {
                 fresh.push(self.generate(alg, now).await?);
             }
-            let rotation = self.rotation_secs;
             self.db
                 .run(move |c| {
                     write_transaction(c, |c| {
@@ -173,23 +212,17 @@ impl KeyRing {
                         let current = repo::published_keys(c)?;
                         for key in fresh {
                             // Another instance may have done it meanwhile.
-                            let still_due = {
-                                let active = current
-                                    .iter()
-                                    .filter(|k| k.alg == key.alg && k.retired_at.is_none())
-                                    .max_by_key(|k| k.created_at);
-                                active.is_none_or(|k| k.created_at + rotation <= now)
-                            };
-                            if !still_due {
-                                continue;
-                            }
-                            for old in current
+                            let still_due = current
                                 .iter()
                                 .filter(|k| k.alg == key.alg && k.retired_at.is_none())
-                            {
-                                repo::retire_key(c, &old.kid, now)?;
+                                .max_by_key(|k| k.created_at)
+                                .is_none_or(|k| k.created_at + rotation - lead <= now);
+                            if still_due {
+                                repo::insert_key(c, &key)?;
                             }
-                            repo::insert_key(c, &key)?;
+                        }
+                        for kid in superseded(&repo::published_keys(c)?, lead, now) {
+                            repo::retire_key(c, &kid, now)?;
                         }
                         repo::delete_retired_keys(c, now - overlap)?;
                         repo::published_keys(c)
@@ -235,7 +268,11 @@ impl KeyRing {
     fn load(&self, rows: &[SigningKey], now: i64) -> Result<Loaded, InternalError> {
         let mut keys = Vec::new();
         let mut jwks = Vec::new();
-        // Newest first, so the first non-retired key of an algorithm is its active one.
+        let signing: Vec<&str> = ALGS
+            .into_iter()
+            .filter_map(|alg| signing_key(rows, alg, self.lead_secs, now))
+            .map(|k| k.kid.as_str())
+            .collect();
         for row in rows {
             let Some(alg) = supported(&row.alg) else {
                 continue;
@@ -246,8 +283,7 @@ impl KeyRing {
                 "EdDSA" => Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(other)?),
                 _ => Box::new(RS256.verifier_from_jwk(&jwk).map_err(other)?),
             };
-            let active = row.retired_at.is_none() && !keys.iter().any(|k: &Key| k.alg == alg);
-            let signer: Option<Box<dyn JwsSigner>> = if active {
+            let signer: Option<Box<dyn JwsSigner>> = if signing.contains(&row.kid.as_str()) {
                 let der = self
                     .sealer
                     .open(&row.private_sealed, row.kid.as_bytes())

@@ -213,6 +213,8 @@ pub struct ReauthPage {
     pub code: bool,
     /// The account has a security key or passkey: offer it instead.
     pub webauthn: bool,
+    /// The page that sent us wants a second factor proven (not the password alone).
+    pub factor: bool,
     pub error: Option<String>,
 }
 

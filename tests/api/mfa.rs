@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 
 /// RFC 4226 HOTP / RFC 6238 TOTP, independent of the server's implementation.
-fn hotp(secret: &[u8], counter: u64, digits: u32) -> String {
+pub fn hotp(secret: &[u8], counter: u64, digits: u32) -> String {
     let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(secret).unwrap();
     mac.update(&counter.to_be_bytes());
     let h = mac.finalize().into_bytes();
@@ -81,7 +81,7 @@ fn rfc6238_vectors_and_an_independent_hmac_agree_with_the_server() {
 }
 
 /// Signs in, turns the authenticator app on and returns its secret and recovery codes.
-async fn enrol(app: &TestApp, b: &Browser) -> (Vec<u8>, Vec<String>) {
+pub async fn enrol(app: &TestApp, b: &Browser) -> (Vec<u8>, Vec<String>) {
     let page = b.get("/account/totp").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("<svg"), "QR code inline");

@@ -123,16 +123,6 @@ pub fn insert_key(c: &mut AnyConnection, k: &SigningKey) -> QueryResult<()> {
         .map(|_| ())
 }
 
-/// The newest key not retired: the one that signs.
-pub fn active_key(c: &mut AnyConnection) -> QueryResult<Option<SigningKey>> {
-    signing_keys::table
-        .filter(signing_keys::retired_at.is_null())
-        .order(signing_keys::created_at.desc())
-        .select(SigningKey::as_select())
-        .first(c)
-        .optional()
-}
-
 /// Every key still published in the JWKS.
 pub fn published_keys(c: &mut AnyConnection) -> QueryResult<Vec<SigningKey>> {
     signing_keys::table

@@ -129,6 +129,8 @@ pub struct AuthorizeParams {
     code_challenge_method: Option<String>,
     prompt: Option<String>,
     max_age: Option<i64>,
+    /// `mfa` asks for a second factor (see `authorize_inner`).
+    acr_values: Option<String>,
     /// Read by the login page from the request it continues.
     login_hint: Option<String>,
     // Consent form only.
@@ -283,6 +285,31 @@ async fn authorize_inner(
             return Err(AppError::StepUpRequired {
                 next: ctx.path.clone(),
             });
+        }
+        // acr_values=mfa: a session proven by the password alone is stepped up with the
+        // account's second factor. An account without one cannot give more; the ID
+        // token's `acr` then says `pwd` (acr_values is a voluntary request, and the
+        // relying party decides what `pwd` is worth).
+        let wants_mfa = p
+            .acr_values
+            .as_deref()
+            .is_some_and(|v| v.split_whitespace().any(|a| a == "mfa"));
+        if wants_mfa
+            && !user.amr.iter().any(|m| m == "mfa")
+            && crate::auth::mfa::status(&st.db, &user.uid).await?.any()
+        {
+            if silent {
+                return Ok(back(
+                    &p.redirect_uri,
+                    &[("error", "interaction_required")],
+                    state,
+                    &issuer,
+                ));
+            }
+            return Err(AppError::Redirect(format!(
+                "/login/reauth?factor=1&next={}",
+                crate::web::url_encode(&ctx.path)
+            )));
         }
     }
     let has = oidc::has_consent(&st.db, &user.uid, &client.client_id, &scope).await?;
@@ -458,6 +485,7 @@ fn as_get(p: &AuthorizeParams) -> String {
         ("code_challenge", p.code_challenge.as_deref()),
         ("code_challenge_method", p.code_challenge_method.as_deref()),
         ("prompt", p.prompt.as_deref()),
+        ("acr_values", p.acr_values.as_deref()),
         ("login_hint", p.login_hint.as_deref()),
     ] {
         if let Some(v) = v.filter(|v| !v.is_empty()) {

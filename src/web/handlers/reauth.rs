@@ -1,6 +1,8 @@
 //! `/login/reauth`: confirms it is still you before a sensitive change (step-up), then
 //! returns to what you were doing. The password, plus the second factor when the
-//! account has one.
+//! account has one. `?factor=1` says the page that sent the user here wants a second
+//! factor proven (an app asking for `acr_values=mfa`): an account with only a security
+//! key is then offered the key alone.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -21,6 +23,8 @@ use crate::web::views::{ReauthPage, render};
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    #[serde(default)]
+    factor: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -38,6 +42,15 @@ async fn needs_code(ctx: &Ctx, uid: &str) -> Result<bool, AppError> {
     Ok(crate::auth::mfa::status(&ctx.state.db, uid).await?.totp)
 }
 
+/// Records what the step-up proved in the session's `amr`, each method once.
+fn add_methods(amr: &mut Vec<String>, methods: &[&str]) {
+    for m in methods {
+        if !amr.iter().any(|a| a == m) {
+            amr.push((*m).to_string());
+        }
+    }
+}
+
 pub async fn form(ctx: Ctx, q: web::Query<NextQuery>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?.clone();
     let factors = crate::auth::mfa::status(&ctx.state.db, &u.uid).await?;
@@ -50,6 +63,7 @@ pub async fn form(ctx: Ctx, q: web::Query<NextQuery>) -> Result<HttpResponse, Ap
                 next: safe_next(q.next.as_deref()),
                 code: factors.totp,
                 webauthn: factors.webauthn && ctx.state.webauthn.is_some(),
+                factor: q.factor.is_some(),
                 error: None,
             },
         ),
@@ -143,9 +157,8 @@ pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
             ));
         }
         u.auth_at = now;
-        if !u.amr.iter().any(|m| m == "hwk") {
-            u.amr.push("hwk".into());
-        }
+        // User verification is required, so the key alone is two factors.
+        add_methods(&mut u.amr, &["hwk", "mfa"]);
         update(&ctx.session, &u);
         ctx.session.renew();
         Ok(HttpResponse::Ok().json(json!({ "redirect": safe_next(body.next.as_deref()) })))
@@ -191,7 +204,7 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
     let mut ok = matches!(verified, Verified::Yes { .. });
     let code = needs_code(&ctx, &u.uid).await?;
     if ok && code {
-        ok = crate::auth::mfa::verify(
+        let method = crate::auth::mfa::verify(
             &st.db,
             &st.clock,
             &st.mfa_keys,
@@ -200,8 +213,11 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
             &form.code,
             &ctx.audit(),
         )
-        .await?
-        .is_some();
+        .await?;
+        ok = method.is_some();
+        if let Some(m) = method {
+            add_methods(&mut u.amr, &["pwd", m.amr(), "mfa"]);
+        }
     }
     let (audit, now, uid) = (ctx.audit(), st.clock.now(), u.uid.clone());
     let (action, outcome) = if ok {
@@ -224,6 +240,7 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
                 next,
                 code,
                 webauthn: false,
+                factor: false,
                 error: Some("That did not match. Try again.".into()),
             },
         ));
