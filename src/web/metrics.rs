@@ -22,6 +22,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// How often pending histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The recorder is global to the process (the facade allows one); every app in the
 /// process (tests start several) shares it.
 pub fn handle() -> &'static PrometheusHandle {
@@ -35,6 +38,22 @@ pub fn handle() -> &'static PrometheusHandle {
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
+        // Histogram samples wait in the recorder until they are folded into buckets,
+        // which happens on a scrape or an upkeep. Without this, a server nobody scrapes
+        // kept every request's latency: about 17 bytes a request, 5 MiB per 300 000.
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("metrics upkeep thread not started: {e}");
+        }
         // Fails only if another recorder was set first; then ours records nothing, and
         // /metrics shows only the scrape-time gauges.
         if metrics::set_global_recorder(recorder).is_err() {
