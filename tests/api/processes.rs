@@ -1,6 +1,7 @@
 //! Real processes: three `portcullis serve` processes on loopback ports sharing one
-//! database, one Redis and one master key behave as one; and a PostgreSQL server that
-//! restarts under a running instance is survived (the pool reconnects).
+//! database, one Redis and one master key behave as one; two racing on their setup
+//! links make one administrator; and a PostgreSQL server that restarts under a running
+//! instance is survived (the pool reconnects).
 
 use std::process::{Child, Command, Stdio};
 
@@ -24,14 +25,28 @@ impl Drop for Instance {
 /// Starts an instance on `port`; every instance gets the same data directory (so the
 /// same master key file), database, Redis, prefix and public URL.
 async fn instance(env: &[(&str, String)], port: u16) -> Instance {
+    instance_logging(env, port, None).await
+}
+
+/// The same, with its log (warnings and errors, on stderr) written to `log` when given.
+async fn instance_logging(
+    env: &[(&str, String)],
+    port: u16,
+    log: Option<&std::path::Path>,
+) -> Instance {
+    let (filter, logs) = match log {
+        Some(path) => ("warn", Stdio::from(std::fs::File::create(path).unwrap())),
+        None => ("error", Stdio::inherit()),
+    };
     let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("PORTCULLIS_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", filter)
         .stdout(Stdio::null())
+        .stderr(logs)
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
@@ -148,6 +163,97 @@ async fn three_processes_share_sessions_revocations_and_limits() {
             p.body
         );
     }
+}
+
+/// The path and query of the setup link an instance logged at start.
+fn logged_setup_link(log: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap();
+    let url = text
+        .lines()
+        .find_map(|l| l.split("open this one-time link to create one: ").nth(1))
+        .and_then(|rest| {
+            rest.split(|c: char| c.is_whitespace() || c == '\x1b')
+                .next()
+        })
+        .unwrap_or_else(|| panic!("no setup link in the log: {text}"))
+        .to_string();
+    let parsed = url::Url::parse(&url).unwrap();
+    format!("{}?{}", parsed.path(), parsed.query().unwrap())
+}
+
+#[tokio::test]
+async fn two_processes_racing_on_their_setup_links_make_one_administrator() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    let ports = [free_port(), free_port()];
+    let mut env = vec![
+        ("PORTCULLIS_DATA_DIR", dir.path().display().to_string()),
+        ("DATABASE_URL", db),
+        (
+            "PORTCULLIS_PUBLIC_URL",
+            format!("http://127.0.0.1:{}", ports[0]),
+        ),
+    ];
+    if let Some(redis) = redis_url() {
+        env.push(("REDIS_URL", redis));
+        env.push((
+            "PORTCULLIS_REDIS_PREFIX",
+            format!("p{}", uuid::Uuid::new_v4().simple()),
+        ));
+    }
+    let logs = [dir.path().join("a.log"), dir.path().join("b.log")];
+    // The first start creates the master key; the second reads it.
+    let a = instance_logging(&env, ports[0], Some(&logs[0])).await;
+    let b = instance_logging(&env, ports[1], Some(&logs[1])).await;
+    let links = [logged_setup_link(&logs[0]), logged_setup_link(&logs[1])];
+
+    let attempt = |base: String, path: String, email: &'static str| async move {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let browser = browser_on(&base, &jar);
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{base}{path}: {}", page.body);
+        let token = path.split("token=").nth(1).unwrap().to_string();
+        let status = browser
+            .post(
+                "/setup",
+                &[
+                    ("csrf_token", page.csrf().as_str()),
+                    ("token", token.as_str()),
+                    ("email", email),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await
+            .status;
+        (status, browser)
+    };
+    let (one, two) = tokio::join!(
+        attempt(a.base.clone(), links[0].clone(), "first@example.com"),
+        attempt(b.base.clone(), links[1].clone(), "second@example.com"),
+    );
+    let winners: Vec<_> = [(&one, "first@example.com"), (&two, "second@example.com")]
+        .into_iter()
+        .filter(|((status, _), _)| *status == StatusCode::SEE_OTHER)
+        .collect();
+    assert_eq!(winners.len(), 1, "one winner: {} and {}", one.0, two.0);
+    // The winner is an administrator; the other address has no account at all.
+    let ((_, browser), email) = winners[0];
+    let account = browser.get("/account").await;
+    assert!(account.body.contains("admin"), "{}", account.body);
+    let loser = if email == "first@example.com" {
+        "second@example.com"
+    } else {
+        "first@example.com"
+    };
+    let anon = browser_on(
+        &a.base,
+        &std::sync::Arc::new(reqwest::cookie::Jar::default()),
+    );
+    assert_eq!(
+        anon.login(loser, PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    drop(b);
 }
 
 /// A private PostgreSQL cluster (initdb in a temp dir, its own port), run as the
