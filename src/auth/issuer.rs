@@ -172,10 +172,25 @@ impl Issuer {
         }
     }
 
+    /// The memo generation, read once per request and handed to the `_at` functions:
+    /// with Redis each read is a round trip, and taking it before every read of the
+    /// request keeps the memo's rule (see `auth::memo`).
+    pub async fn generation(&self) -> Option<u64> {
+        self.memo.generation().await
+    }
+
     /// A client record, from the memo when it is current (only found clients are
     /// memoised: one created later is seen at once).
     pub async fn client(&self, id: &str) -> Result<Option<Client>, InternalError> {
-        let generation = self.memo.generation().await;
+        self.client_at(self.generation().await, id).await
+    }
+
+    /// [`Self::client`] with the request's generation.
+    pub async fn client_at(
+        &self,
+        generation: Option<u64>,
+        id: &str,
+    ) -> Result<Option<Client>, InternalError> {
         if let Some(c) = self.memo.client(generation, id) {
             return Ok(Some(c));
         }
@@ -615,8 +630,9 @@ impl Issuer {
 
     /// An access token's claims if it is ours, unexpired and not revoked (alone, or
     /// with its grant, or because its user was disabled).
-    pub async fn active_access_token(
+    async fn active_access_token(
         &self,
+        generation: Option<u64>,
         token: &str,
     ) -> Result<Option<Map<String, Value>>, InternalError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -659,9 +675,8 @@ impl Issuer {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        // The generation is taken before the read, so a change committed after it
+        // The generation was taken before the read, so a change committed after it
         // cannot be hidden by what this call memoises.
-        let generation = self.memo.generation().await;
         if let Some(live) = self.memo.live(generation, &jti) {
             return Ok(live.then_some(v.claims));
         }
@@ -688,7 +703,8 @@ impl Issuer {
     /// token is live, was issued to a user (it has a grant) with the `openid` scope, and
     /// the user is enabled. Claims follow the token's scopes.
     pub async fn userinfo(&self, token: &str) -> Result<Option<Value>, InternalError> {
-        let Some(claims) = self.active_access_token(token).await? else {
+        let generation = self.generation().await;
+        let Some(claims) = self.active_access_token(generation, token).await? else {
             return Ok(None);
         };
         let scopes: Vec<&str> = claims
@@ -704,7 +720,7 @@ impl Issuer {
             .get("sub")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let Some(p) = self.profile(sub).await? else {
+        let Some(p) = self.profile(generation, sub).await? else {
             return Ok(None);
         };
         let mut body = json!({ "sub": sub });
@@ -723,8 +739,11 @@ impl Issuer {
 
     /// A user's userinfo profile, `None` when disabled or gone; memoised like token
     /// liveness (the generation is taken before the read).
-    async fn profile(&self, user_id: &str) -> Result<Option<Profile>, InternalError> {
-        let generation = self.memo.generation().await;
+    async fn profile(
+        &self,
+        generation: Option<u64>,
+        user_id: &str,
+    ) -> Result<Option<Profile>, InternalError> {
         if let Some(p) = self.memo.profile(generation, user_id) {
             return Ok(p);
         }
@@ -751,8 +770,19 @@ impl Issuer {
     /// resource servers to check, so any confidential client may ask; a refresh token
     /// is reported only to the client holding it.
     pub async fn introspect(&self, caller: &str, token: &str) -> Result<Value, InternalError> {
+        self.introspect_at(self.generation().await, caller, token)
+            .await
+    }
+
+    /// [`Self::introspect`] with the request's generation.
+    pub async fn introspect_at(
+        &self,
+        generation: Option<u64>,
+        caller: &str,
+        token: &str,
+    ) -> Result<Value, InternalError> {
         if token.contains('.') {
-            let Some(claims) = self.active_access_token(token).await? else {
+            let Some(claims) = self.active_access_token(generation, token).await? else {
                 return Ok(json!({"active": false}));
             };
             let mut out = json!({"active": true, "token_type": "Bearer"});

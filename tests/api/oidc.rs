@@ -1585,3 +1585,53 @@ async fn acr_values_mfa_steps_a_password_session_up_with_the_second_factor() {
     let (_, t) = exchange(&app, &id, &secret, &q["code"]).await;
     assert_eq!(acr_of(&t)["acr"], "pwd");
 }
+
+#[tokio::test]
+async fn the_token_endpoint_is_limited_per_client_but_introspection_is_not() {
+    let app = oidc_app_with(portcullis::config::FileConfig {
+        token_requests_per_client_per_minute: Some(3),
+        ..Default::default()
+    })
+    .await;
+    let mut c = new_client(false);
+    c.grants = vec!["client_credentials".into()];
+    c.scopes = vec!["roles".into()];
+    let (id, secret) = client_with(&app, c).await;
+    let secret = secret.unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let (status, t) = token_request(
+            &app,
+            Some((&id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+        tokens.push(t["access_token"].as_str().unwrap().to_string());
+    }
+    let res = reqwest::Client::new()
+        .post(format!("{}/oauth/token", app.base))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get("retry-after").is_some());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "slow_down");
+
+    // A resource server introspects for every request it serves: the same client,
+    // over its token budget, is still answered.
+    for _ in 0..10 {
+        let (status, seen) = back_channel(
+            &app,
+            "/oauth/introspect",
+            (&id, &secret),
+            &[("token", &tokens[0])],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(seen["active"], true);
+    }
+}

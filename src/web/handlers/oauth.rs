@@ -111,12 +111,26 @@ fn peer_ip(req: &HttpRequest, st: &AppState) -> std::net::IpAddr {
 
 /// The authenticated client, or the response refusing it. Failures count against the
 /// caller's address; successes against the client's own budget.
+/// What a client authenticates for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// The token and revocation endpoints: counted against the per-client limit.
+    Token,
+    /// Introspection: confidential clients only, and not counted per client. Resource
+    /// servers introspect for every request they serve, so a per-client budget would
+    /// throttle the busy ones, and an authenticated caller guesses nothing here
+    /// (failed client authentication is still limited per address).
+    Introspection,
+}
+
 async fn authenticate(
     req: &HttpRequest,
     st: &AppState,
     f: &TokenForm,
-    confidential_only: bool,
+    purpose: Purpose,
+    generation: Option<u64>,
 ) -> Result<Result<Client, HttpResponse>, AppError> {
+    let confidential_only = purpose == Purpose::Introspection;
     let (id, secret) = match credentials(req, f) {
         Credentials::Given(id, secret) => (id, secret),
         Credentials::Missing => return Ok(Err(invalid_client())),
@@ -129,7 +143,7 @@ async fn authenticate(
         }
     };
     let ip = peer_ip(req, st);
-    let client = st.oidc.client(&id).await?;
+    let client = st.oidc.client_at(generation, &id).await?;
     let ok = client
         .filter(|c| oidc::client_authenticates(c, secret.as_deref()))
         .filter(|c| !(confidential_only && c.is_public()));
@@ -139,6 +153,9 @@ async fn authenticate(
         }
         return Ok(Err(invalid_client()));
     };
+    if purpose == Purpose::Introspection {
+        return Ok(Ok(client));
+    }
     // A public client is named, not proven: count it per caller too, so strangers
     // naming it cannot use up its users' budget.
     let key = if client.is_public() {
@@ -187,10 +204,11 @@ pub async fn token(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, AppError> {
     let f = form.into_inner();
-    let client = match authenticate(&req, &st, &f, false).await? {
-        Ok(c) => c,
-        Err(res) => return Ok(res),
-    };
+    let client =
+        match authenticate(&req, &st, &f, Purpose::Token, st.oidc.generation().await).await? {
+            Ok(c) => c,
+            Err(res) => return Ok(res),
+        };
     let audit = audit_ctx(&req, &st, &client);
     let result = match f.grant_type.as_str() {
         "authorization_code" => {
@@ -272,10 +290,11 @@ pub async fn revoke(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, AppError> {
     let f = form.into_inner();
-    let client = match authenticate(&req, &st, &f, false).await? {
-        Ok(c) => c,
-        Err(res) => return Ok(res),
-    };
+    let client =
+        match authenticate(&req, &st, &f, Purpose::Token, st.oidc.generation().await).await? {
+            Ok(c) => c,
+            Err(res) => return Ok(res),
+        };
     let Some(token) = f.token.as_deref().filter(|t| !t.is_empty()) else {
         return Ok(oauth_error(
             StatusCode::BAD_REQUEST,
@@ -299,7 +318,10 @@ pub async fn introspect(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, AppError> {
     let f = form.into_inner();
-    let caller = match authenticate(&req, &st, &f, true).await? {
+    // One generation for the whole request: the client record and the token's
+    // liveness are memoised under it (one Redis round trip instead of two).
+    let generation = st.oidc.generation().await;
+    let caller = match authenticate(&req, &st, &f, Purpose::Introspection, generation).await? {
         Ok(c) => c,
         Err(res) => return Ok(res),
     };
@@ -313,7 +335,9 @@ pub async fn introspect(
     // For resource servers, not browsers: no CORS here.
     let mut res = json_no_store(
         StatusCode::OK,
-        st.oidc.introspect(&caller.client_id, token).await?,
+        st.oidc
+            .introspect_at(generation, &caller.client_id, token)
+            .await?,
     );
     res.headers_mut()
         .remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
