@@ -2,7 +2,8 @@
 //! and once on PostgreSQL + Redis, and measures in one run the figures the README
 //! quotes, each against a limit the bench measures itself on the same machine:
 //!
-//! 1. throughput of a signed-in `GET /account` ÷ throughput of `GET /healthz`;
+//! 1. throughput of a signed-in `GET /account` ÷ throughput of `GET /healthz`, measured
+//!    with wrk (`load/wrk.rs`) like every plain request rate here;
 //! 2. sign-ins per second ÷ raw argon2id verifications per second (same parameters,
 //!    measured in-process while the server is idle);
 //! 3. p50/p99/max latency of `GET /account` while sign-ins saturate the CPU;
@@ -38,6 +39,8 @@ mod admin;
 mod oidc;
 #[path = "load/scaling.rs"]
 mod scaling;
+#[path = "load/wrk.rs"]
+mod wrk;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::{COOKIE, HeaderValue, LOCATION};
 use reqwest::redirect::Policy;
@@ -822,56 +825,6 @@ impl Tally {
     }
 }
 
-/// One task of the throughput load: GETs `url` back to back until the window closes.
-async fn get_loop(client: Client, url: String, cookie: Option<HeaderValue>, w: Window) -> Tally {
-    let mut t = Tally::default();
-    for _ in 0..MAX_LOOP {
-        if Instant::now() >= w.end {
-            break;
-        }
-        let mut req = client.get(&url);
-        if let Some(c) = &cookie {
-            req = req.header(COOKIE, c.clone());
-        }
-        let outcome = match req.send().await {
-            Ok(r) => {
-                let status = r.status();
-                r.bytes()
-                    .await
-                    .map(|b| (status, b))
-                    .map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        let done = Instant::now();
-        match outcome {
-            Ok((s, _)) if s == StatusCode::OK => {
-                if w.contains(done) {
-                    t.ok += 1;
-                }
-            }
-            Ok((s, body)) => t.problem(
-                false,
-                format!("{s}: {}", snippet(&String::from_utf8_lossy(&body))),
-            ),
-            Err(e) => {
-                t.problem(true, e);
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
-    t
-}
-
-async fn throughput(url: String, cookie: Option<HeaderValue>) -> Result<Tally, String> {
-    let client = plain_client()?;
-    let w = Window::new(WARMUP, MEASURE);
-    let tasks: Vec<_> = (0..HTTP_CONCURRENCY)
-        .map(|_| tokio::spawn(get_loop(client.clone(), url.clone(), cookie.clone(), w)))
-        .collect();
-    join_tallies(tasks, w).await
-}
-
 async fn join_tallies(
     tasks: Vec<tokio::task::JoinHandle<Tally>>,
     w: Window,
@@ -1160,14 +1113,21 @@ async fn measure(
     let mut rss_peaks = Vec::new();
     let mut cpu = Vec::new();
 
-    eprintln!("[{label}] GET /healthz, {HTTP_CONCURRENCY} concurrent");
+    eprintln!("[{label}] wrk: GET /healthz, {HTTP_CONCURRENCY} connections");
     let sampler = RssSampler::start(server.pid);
     let watch = CpuWatch::start(server.pid, "GET /healthz");
-    let healthz = throughput(server.url("/healthz"), None).await?;
+    let healthz = wrk::rate(&server.url("/healthz"), wrk::Request::get()).await?;
     watch.finish(&mut cpu);
-    eprintln!("[{label}] GET /account (signed in), {HTTP_CONCURRENCY} concurrent");
+    eprintln!("[{label}] wrk: GET /account (signed in), {HTTP_CONCURRENCY} connections");
     let watch = CpuWatch::start(server.pid, "GET /account");
-    let account = throughput(server.url("/account"), Some(cookie.clone())).await?;
+    let account = wrk::rate(
+        &server.url("/account"),
+        wrk::Request::get().header(
+            "Cookie",
+            cookie.to_str().map_err(|e| e.to_string())?.to_string(),
+        ),
+    )
+    .await?;
     watch.finish(&mut cpu);
     rss_peaks.push(("GET load", sampler.finish()));
 
@@ -1304,7 +1264,7 @@ fn rows(r: &Results, throughput_target: f64) -> Vec<Row> {
         target: format!("≥ {throughput_target}"),
         pass: ratio >= throughput_target,
         readme: format!(
-            "signed-in GET /account throughput is {ratio:.2}× GET /healthz ({} vs {} req/s, {HTTP_CONCURRENCY} concurrent keep-alive requests, {} s) — target ≥ {throughput_target}",
+            "signed-in GET /account throughput is {ratio:.2}× GET /healthz ({} vs {} req/s, wrk, {HTTP_CONCURRENCY} keep-alive connections, {} s) — target ≥ {throughput_target}",
             rate(r.account.rate()),
             rate(r.healthz.rate()),
             MEASURE.as_secs()
@@ -1533,7 +1493,7 @@ fn print_report(
     );
     let _ = writeln!(
         out,
-        "  throughput: {HTTP_CONCURRENCY} concurrent keep-alive GETs, {} s warm-up + {} s measured per endpoint",
+        "  request rates: wrk, {HTTP_CONCURRENCY} keep-alive connections, {} s warm-up + {} s measured per endpoint (sign-ins, the latency probe and refresh chains: reqwest)",
         WARMUP.as_secs(),
         MEASURE.as_secs()
     );
@@ -1630,6 +1590,9 @@ fn build_release() -> Result<PathBuf, String> {
 }
 
 async fn run() -> Result<bool, String> {
+    if !wrk::available() {
+        return Err("the request rates are measured with wrk: apt-get install wrk".into());
+    }
     let bin = build_release()?;
     let started = Instant::now();
     let skip_pg = std::env::var("BENCH_SKIP_PG").is_ok_and(|v| v == "1");

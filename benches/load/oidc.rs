@@ -2,6 +2,8 @@
 //! discovery, JWKS, `client_credentials` token issuance, refresh, introspection and
 //! userinfo, each next to `GET /healthz` on the same server; and what one signature
 //! costs per algorithm (RS256, ES256, EdDSA), measured in-process on one thread.
+//! Every rate but refresh is measured with wrk (`load/wrk.rs`), as the anchors were;
+//! refresh needs a new token per request, so it runs as rotating chains in reqwest.
 
 use super::*;
 
@@ -32,47 +34,6 @@ fn basic(id: &str, secret: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
     )
-}
-
-/// One task: POSTs a form back to back until the window closes; 200 is success.
-async fn post_loop(
-    client: Client,
-    url: String,
-    auth: Option<String>,
-    form: Vec<(String, String)>,
-    w: Window,
-) -> Tally {
-    let mut t = Tally::default();
-    for _ in 0..MAX_LOOP {
-        if Instant::now() >= w.end {
-            break;
-        }
-        let mut req = client.post(&url).form(&form);
-        if let Some(a) = &auth {
-            req = req.header(reqwest::header::AUTHORIZATION, a);
-        }
-        match req.send().await {
-            Ok(r) => {
-                let status = r.status();
-                let body = r.bytes().await.unwrap_or_default();
-                if status == StatusCode::OK {
-                    if w.contains(Instant::now()) {
-                        t.ok += 1;
-                    }
-                } else {
-                    t.problem(
-                        false,
-                        format!("{status}: {}", snippet(&String::from_utf8_lossy(&body))),
-                    );
-                }
-            }
-            Err(e) => {
-                t.problem(true, e.to_string());
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
-    t
 }
 
 /// One task of the refresh load: each refresh returns the next token, used next.
@@ -294,25 +255,24 @@ pub async fn measure(
     let auth = basic(&id, &secret);
     let client = plain_client()?;
 
-    eprintln!("[{label}] GET discovery and JWKS, {HTTP_CONCURRENCY} concurrent");
-    let discovery = throughput(server.url("/.well-known/openid-configuration"), None).await?;
-    let jwks = throughput(server.url("/oauth/jwks"), None).await?;
+    if !wrk::available() {
+        return Err("wrk is not installed (apt-get install wrk)".into());
+    }
+    eprintln!("[{label}] wrk: GET discovery and JWKS, {HTTP_CONCURRENCY} connections");
+    let discovery = wrk::rate(
+        &server.url("/.well-known/openid-configuration"),
+        wrk::Request::get(),
+    )
+    .await?;
+    let jwks = wrk::rate(&server.url("/oauth/jwks"), wrk::Request::get()).await?;
 
-    eprintln!("[{label}] client_credentials tokens, {HTTP_CONCURRENCY} concurrent");
-    let w = Window::new(WARMUP, MEASURE);
-    let form = vec![("grant_type".to_string(), "client_credentials".to_string())];
-    let tasks = (0..HTTP_CONCURRENCY)
-        .map(|_| {
-            tokio::spawn(post_loop(
-                client.clone(),
-                server.url("/oauth/token"),
-                Some(auth.clone()),
-                form.clone(),
-                w,
-            ))
-        })
-        .collect();
-    let client_credentials = join_tallies(tasks, w).await?;
+    eprintln!("[{label}] wrk: client_credentials tokens, {HTTP_CONCURRENCY} connections");
+    let client_credentials = wrk::rate(
+        &server.url("/oauth/token"),
+        wrk::Request::post_form("grant_type=client_credentials".into())
+            .header("Authorization", auth.clone()),
+    )
+    .await?;
 
     let mut users = Vec::new();
     for _ in 0..HTTP_CONCURRENCY {
@@ -331,59 +291,17 @@ pub async fn measure(
         .and_then(|h| h["alg"].as_str().map(str::to_string))
         .unwrap_or_default();
 
-    eprintln!("[{label}] introspection, {HTTP_CONCURRENCY} concurrent");
-    let w = Window::new(WARMUP, MEASURE);
-    let form = vec![("token".to_string(), access.clone())];
-    let tasks = (0..HTTP_CONCURRENCY)
-        .map(|_| {
-            tokio::spawn(post_loop(
-                client.clone(),
-                server.url("/oauth/introspect"),
-                Some(auth.clone()),
-                form.clone(),
-                w,
-            ))
-        })
-        .collect();
-    let introspect = join_tallies(tasks, w).await?;
-
-    eprintln!("[{label}] userinfo, {HTTP_CONCURRENCY} concurrent");
-    let bearer = HeaderValue::from_str(&format!("Bearer {access}")).map_err(|e| e.to_string())?;
-    let w = Window::new(WARMUP, MEASURE);
-    let tasks = (0..HTTP_CONCURRENCY)
-        .map(|_| {
-            let (client, url, bearer) = (
-                client.clone(),
-                server.url("/oauth/userinfo"),
-                bearer.clone(),
-            );
-            tokio::spawn(async move {
-                let mut t = Tally::default();
-                for _ in 0..MAX_LOOP {
-                    if Instant::now() >= w.end {
-                        break;
-                    }
-                    match client
-                        .get(&url)
-                        .header(reqwest::header::AUTHORIZATION, bearer.clone())
-                        .send()
-                        .await
-                    {
-                        Ok(r) if r.status() == StatusCode::OK => {
-                            let _ = r.bytes().await;
-                            if w.contains(Instant::now()) {
-                                t.ok += 1;
-                            }
-                        }
-                        Ok(r) => t.problem(false, r.status().to_string()),
-                        Err(e) => t.problem(true, e.to_string()),
-                    }
-                }
-                t
-            })
-        })
-        .collect();
-    let userinfo = join_tallies(tasks, w).await?;
+    eprintln!("[{label}] wrk: introspection and userinfo, {HTTP_CONCURRENCY} connections");
+    let introspect = wrk::rate(
+        &server.url("/oauth/introspect"),
+        wrk::Request::post_form(format!("token={access}")).header("Authorization", auth.clone()),
+    )
+    .await?;
+    let userinfo = wrk::rate(
+        &server.url("/oauth/userinfo"),
+        wrk::Request::get().header("Authorization", format!("Bearer {access}")),
+    )
+    .await?;
 
     eprintln!("[{label}] refresh (rotating), {HTTP_CONCURRENCY} concurrent chains");
     let w = Window::new(WARMUP, MEASURE);
