@@ -88,7 +88,7 @@ impl DbError {
 }
 
 /// Bytes SQLite may keep across every connection before recycling cached pages.
-const SQLITE_HEAP_LIMIT: i64 = 4 << 20;
+const SQLITE_HEAP_LIMIT: i64 = 2 << 20;
 
 #[derive(Clone)]
 pub struct Db {
