@@ -109,8 +109,6 @@ fn peer_ip(req: &HttpRequest, st: &AppState) -> std::net::IpAddr {
     crate::web::client::client_ip(req, &st.config)
 }
 
-/// The authenticated client, or the response refusing it. Failures count against the
-/// caller's address; successes against the client's own budget.
 /// What a client authenticates for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Purpose {
@@ -123,6 +121,8 @@ enum Purpose {
     Introspection,
 }
 
+/// The authenticated client, or the response refusing it. Failures count against the
+/// caller's address; token and revocation requests against the client's own budget.
 async fn authenticate(
     req: &HttpRequest,
     st: &AppState,
