@@ -127,3 +127,48 @@ async fn two_instances_racing_on_their_setup_links_make_one_administrator() {
         .unwrap();
     assert_eq!(admins, 1);
 }
+
+#[tokio::test]
+async fn two_instances_deliver_each_queued_mail_exactly_once() {
+    // Mail queues up while SMTP is down, so when it returns both instances' workers
+    // find the same backlog due at once.
+    let mut sink = crate::smtp_sink::SmtpSink::start();
+    let smtp = sink.url();
+    sink.stop();
+    let (a, b) = pair(portcullis::config::FileConfig {
+        password_resets_per_ip_per_hour: Some(1000),
+        ..with_smtp(&smtp)
+    })
+    .await;
+    let users: Vec<String> = (0..12).map(|i| format!("queued{i}@example.com")).collect();
+    for u in &users {
+        a.create_user(u, &[]).await;
+    }
+    for (i, u) in users.iter().enumerate() {
+        let on = if i % 2 == 0 { &a } else { &b };
+        let p = on
+            .browser()
+            .submit(
+                "/password/forgot",
+                "/password/forgot",
+                &[("email", u.as_str())],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    sink.restart();
+    sink.wait_for(users.len(), std::time::Duration::from_secs(30))
+        .await;
+    // Time for a second delivery, if a lease let one happen.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let mails = sink.messages();
+    for u in &users {
+        let n = mails
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(u)))
+            .count();
+        assert_eq!(n, 1, "{u} got {n} messages");
+    }
+    assert_eq!(mails.len(), users.len());
+}
