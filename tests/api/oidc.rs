@@ -65,6 +65,16 @@ async fn client(app: &TestApp, public: bool) -> (String, Option<String>) {
     client_with(app, new_client(public)).await
 }
 
+/// A confidential client that may only use `client_credentials` (scope `roles`), as
+/// a back-end service would be registered.
+async fn service_client(app: &TestApp) -> (String, String) {
+    let mut c = new_client(false);
+    c.grants = vec!["client_credentials".into()];
+    c.scopes = vec!["roles".into()];
+    let (id, secret) = client_with(app, c).await;
+    (id, secret.expect("a confidential client has a secret"))
+}
+
 async fn client_with(app: &TestApp, c: NewClient) -> (String, Option<String>) {
     create_client(&app.state.db, &app.clock, c, &AuditCtx::cli())
         .await
@@ -823,11 +833,7 @@ async fn signing_keys_rotate_and_what_they_signed_still_verifies() {
         ..Default::default()
     })
     .await;
-    let mut c = new_client(false);
-    c.grants = vec!["client_credentials".into()];
-    c.scopes = vec!["roles".into()];
-    let (id, secret) = client_with(&app, c).await;
-    let secret = secret.unwrap();
+    let (id, secret) = service_client(&app).await;
     let kid_of = |t: &str| -> String {
         let header = t.split('.').next().unwrap();
         let json: Value = serde_json::from_slice(
@@ -1593,11 +1599,7 @@ async fn the_token_endpoint_is_limited_per_client_but_introspection_is_not() {
         ..Default::default()
     })
     .await;
-    let mut c = new_client(false);
-    c.grants = vec!["client_credentials".into()];
-    c.scopes = vec!["roles".into()];
-    let (id, secret) = client_with(&app, c).await;
-    let secret = secret.unwrap();
+    let (id, secret) = service_client(&app).await;
     let mut tokens = Vec::new();
     for _ in 0..3 {
         let (status, t) = token_request(
