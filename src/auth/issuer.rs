@@ -172,21 +172,17 @@ impl Issuer {
         }
     }
 
-    /// The memo generation, read once per request and handed to the `_at` functions:
-    /// with Redis each read is a round trip, and taking it before every read of the
-    /// request keeps the memo's rule (see `auth::memo`).
+    /// The memo generation, read once per request and handed to `client`,
+    /// `introspect` and the like: with Redis each read is a round trip, and taking it
+    /// before every read of the request keeps the memo's rule (see `auth::memo`).
     pub async fn generation(&self) -> Option<u64> {
         self.memo.generation().await
     }
 
-    /// A client record, from the memo when it is current (only found clients are
-    /// memoised: one created later is seen at once).
-    pub async fn client(&self, id: &str) -> Result<Option<Client>, InternalError> {
-        self.client_at(self.generation().await, id).await
-    }
-
-    /// [`Self::client`] with the request's generation.
-    pub async fn client_at(
+    /// A client record, from the memo when it is current for the request's
+    /// `generation` (only found clients are memoised: one created later is seen at
+    /// once).
+    pub async fn client(
         &self,
         generation: Option<u64>,
         id: &str,
@@ -769,13 +765,7 @@ impl Issuer {
     /// RFC 7662: what a resource server may learn about a token. Access tokens are for
     /// resource servers to check, so any confidential client may ask; a refresh token
     /// is reported only to the client holding it.
-    pub async fn introspect(&self, caller: &str, token: &str) -> Result<Value, InternalError> {
-        self.introspect_at(self.generation().await, caller, token)
-            .await
-    }
-
-    /// [`Self::introspect`] with the request's generation.
-    pub async fn introspect_at(
+    pub async fn introspect(
         &self,
         generation: Option<u64>,
         caller: &str,

@@ -812,7 +812,13 @@ async fn client_credentials_issue_audited_tokens_for_the_client_itself() {
         .await
         .unwrap()
     );
-    let seen = app.state.oidc.introspect(&id, access).await.unwrap();
+    let generation = app.state.oidc.generation().await;
+    let seen = app
+        .state
+        .oidc
+        .introspect(generation, &id, access)
+        .await
+        .unwrap();
     assert_eq!(seen["active"], false);
     // Public clients cannot be given client_credentials at all.
     let mut c = new_client(true);

@@ -143,7 +143,7 @@ async fn authenticate(
         }
     };
     let ip = peer_ip(req, st);
-    let client = st.oidc.client_at(generation, &id).await?;
+    let client = st.oidc.client(generation, &id).await?;
     let ok = client
         .filter(|c| oidc::client_authenticates(c, secret.as_deref()))
         .filter(|c| !(confidential_only && c.is_public()));
@@ -336,7 +336,7 @@ pub async fn introspect(
     let mut res = json_no_store(
         StatusCode::OK,
         st.oidc
-            .introspect_at(generation, &caller.client_id, token)
+            .introspect(generation, &caller.client_id, token)
             .await?,
     );
     res.headers_mut()

@@ -217,6 +217,8 @@ async fn authorize_inner(
     let st = &ctx.state;
     let issuer = base(&st.config.base_url());
     let state = p.state.as_deref();
+    // An RFC 6749 error back at the client's registered redirect URI.
+    let refuse = |error: &str| back(&p.redirect_uri, &[("error", error)], state, &issuer);
     let scope = match checked(&client, &p) {
         Ok(s) => s,
         Err((code, why)) => {
@@ -248,12 +250,7 @@ async fn authorize_inner(
     let silent = prompts.contains(&"none");
     let Some(user) = ctx.user.clone() else {
         if silent {
-            return Ok(back(
-                &p.redirect_uri,
-                &[("error", "login_required")],
-                state,
-                &issuer,
-            ));
+            return Ok(refuse("login_required"));
         }
         // A fresh sign-in satisfies prompt=login: do not ask twice.
         return Err(AppError::SignInRequired {
@@ -268,12 +265,7 @@ async fn authorize_inner(
             .max_age
             .is_some_and(|m| st.clock.now() - user.auth_at > m.max(0) + MAX_AGE_GRACE_SECS);
         if too_old && silent {
-            return Ok(back(
-                &p.redirect_uri,
-                &[("error", "login_required")],
-                state,
-                &issuer,
-            ));
+            return Ok(refuse("login_required"));
         }
         if prompts.contains(&"login") {
             // Authenticate again, then continue with a max_age the fresh proof meets.
@@ -299,12 +291,7 @@ async fn authorize_inner(
             && crate::auth::mfa::status(&st.db, &user.uid).await?.any()
         {
             if silent {
-                return Ok(back(
-                    &p.redirect_uri,
-                    &[("error", "interaction_required")],
-                    state,
-                    &issuer,
-                ));
+                return Ok(refuse("interaction_required"));
             }
             return Err(AppError::Redirect(format!(
                 "/login/reauth?factor=1&next={}",
@@ -350,12 +337,7 @@ async fn authorize_inner(
                     .map_err(AppError::from_db)
                 })
                 .await?;
-            return Ok(back(
-                &p.redirect_uri,
-                &[("error", "access_denied")],
-                state,
-                &issuer,
-            ));
+            return Ok(refuse("access_denied"));
         }
         if !consented {
             oidc::record_consent(
@@ -370,12 +352,7 @@ async fn authorize_inner(
         }
     } else if !consented || prompts.contains(&"consent") {
         if silent {
-            return Ok(back(
-                &p.redirect_uri,
-                &[("error", "consent_required")],
-                state,
-                &issuer,
-            ));
+            return Ok(refuse("consent_required"));
         }
         let query = ctx.path.split_once('?').map(|(_, q)| q).unwrap_or_default();
         let hidden: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
