@@ -198,6 +198,28 @@ impl Memo {
             .map(|i| i.maps.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// The Redis key of the generation counter when it lives in Redis: the token
+    /// endpoint reads it in the same round trip as the client's rate limit.
+    pub fn redis_key(&self) -> Option<&str> {
+        match &self.inner.as_ref()?.source {
+            Source::Redis { key, .. } => Some(key),
+            Source::Local(_) => None,
+        }
+    }
+
+    /// A memoised client with the generation it was read in, whatever the current
+    /// generation is: usable only once the caller has confirmed that generation is
+    /// still the current one (read after this call).
+    pub fn client_as_of(&self, id: &str) -> Option<(u64, Client)> {
+        let inner = self.inner.as_ref()?;
+        let paused = *inner.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if paused.is_some_and(|until| Instant::now() < until) {
+            return None;
+        }
+        let m = self.maps()?;
+        fresh(m.clients.get(id)).map(|c| (m.generation, c))
+    }
+
     pub fn client(&self, generation: Option<u64>, id: &str) -> Option<Client> {
         fresh(self.current(generation)?.0.clients.get(id))
     }

@@ -43,19 +43,23 @@ struct Failures {
 }
 
 /// GCRA: one "theoretical arrival time" per key, in Redis's own clock (TIME), so the
-/// instances' clocks do not matter. Returns 0 when allowed, else milliseconds to wait.
+/// instances' clocks do not matter. Returns {0 when allowed, else milliseconds to wait;
+/// the value of KEYS[2] when one is given}: the token endpoint reads the OAuth memo
+/// generation in the same round trip as it counts the client's request.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local seen = false
+if KEYS[2] then seen = redis.call('GET', KEYS[2]) or '0' end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + interval
 local allow_at = new_tat - interval * burst
-if allow_at > now then return allow_at - now end
+if allow_at > now then return {allow_at - now, seen} end
 redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
-return 0
+return {0, seen}
 ";
 
 /// One failure of an account: forgets old failures, counts, and sets the back-off.
@@ -208,19 +212,35 @@ impl Throttle {
         period_ms: u64,
         quota: u32,
     ) -> Option<Result<(), RetryAfter>> {
+        self.shared_gcra(name, key, period_ms, quota, None)
+            .await
+            .map(|(verdict, _)| verdict)
+    }
+
+    /// GCRA in Redis, also reading the key `read` (when given) in the same script.
+    async fn shared_gcra(
+        &self,
+        name: &str,
+        key: &str,
+        period_ms: u64,
+        quota: u32,
+        read: Option<&str>,
+    ) -> Option<(Result<(), RetryAfter>, Option<u64>)> {
         let sh = self.shared.as_ref()?;
         let quota = quota.max(1);
         let mut conn = sh.conn.clone();
-        let res: Result<u64, _> = sh
-            .gcra
-            .key(format!("{}{name}:{key}", sh.prefix))
+        let mut invocation = sh.gcra.key(format!("{}{name}:{key}", sh.prefix));
+        if let Some(r) = read {
+            invocation.key(r);
+        }
+        let res: Result<(u64, Option<u64>), _> = invocation
             .arg((period_ms / u64::from(quota)).max(1))
             .arg(quota)
             .invoke_async(&mut conn)
             .await;
         match res {
-            Ok(0) => Some(Ok(())),
-            Ok(ms) => Some(Err(RetryAfter(ms.div_ceil(1000).max(1)))),
+            Ok((0, seen)) => Some((Ok(()), seen)),
+            Ok((ms, seen)) => Some((Err(RetryAfter(ms.div_ceil(1000).max(1))), seen)),
             Err(e) => {
                 tracing::warn!(error = %e, "shared rate limit unavailable; limiting per instance");
                 None
@@ -277,6 +297,21 @@ impl Throttle {
                     RetryAfter(wait.as_secs().max(1))
                 }),
         )
+    }
+
+    /// [`Self::token_request`] counted in Redis, reading the counter `read` in the same
+    /// round trip (0 when unset). `None` without Redis or when it did not answer: the
+    /// caller takes the ordinary path, which falls back to the in-process limiter.
+    pub async fn token_request_reading(
+        &self,
+        client_id: &str,
+        read: &str,
+    ) -> Option<(Result<(), RetryAfter>, u64)> {
+        let q = self.limits.token_per_client_per_minute;
+        let (verdict, seen) = self
+            .shared_gcra("token", client_id, 60_000, q, Some(read))
+            .await?;
+        Some((noted("token_client", verdict), seen.unwrap_or(0)))
     }
 
     pub async fn registration(&self, ip: IpAddr) -> Result<(), RetryAfter> {

@@ -172,3 +172,35 @@ async fn two_instances_deliver_each_queued_mail_exactly_once() {
     }
     assert_eq!(mails.len(), users.len());
 }
+
+#[tokio::test]
+async fn a_client_secret_rotated_on_one_instance_is_refused_at_once_on_the_other() {
+    let (a, b) = pair(Default::default()).await;
+    let (id, old) = crate::oidc::service_client(&a).await;
+    let grant = [("grant_type", "client_credentials")];
+    // Twice on B: the second request is answered from B's memo of the client.
+    for _ in 0..2 {
+        let (status, t) = crate::oidc::token_request(&b, Some((&id, &old)), &grant).await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+    }
+    let new = portcullis::auth::oidc::rotate_secret(
+        &a.state.db,
+        &a.clock,
+        &a.state.oidc.memo,
+        &id,
+        &portcullis::auth::audit::AuditCtx::cli(),
+    )
+    .await
+    .unwrap()
+    .expect("a confidential client has a secret to rotate");
+    let (status, t) = crate::oidc::token_request(&b, Some((&id, &old)), &grant).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the old secret, at once: {t}"
+    );
+    for _ in 0..2 {
+        let (status, t) = crate::oidc::token_request(&b, Some((&id, &new)), &grant).await;
+        assert_eq!(status, StatusCode::OK, "{t}");
+    }
+}

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::auth::audit::AuditCtx;
 use crate::auth::issuer::TokenError;
 use crate::auth::oidc;
+use crate::auth::throttle::RetryAfter;
 use crate::db::repo::oauth::Client;
 use crate::web::error::AppError;
 use crate::web::state::AppState;
@@ -114,11 +115,12 @@ fn peer_ip(req: &HttpRequest, st: &AppState) -> std::net::IpAddr {
 enum Purpose {
     /// The token and revocation endpoints: counted against the per-client limit.
     Token,
-    /// Introspection: confidential clients only, and not counted per client. Resource
-    /// servers introspect for every request they serve, so a per-client budget would
-    /// throttle the busy ones, and an authenticated caller guesses nothing here
-    /// (failed client authentication is still limited per address).
-    Introspection,
+    /// Introspection, under the request's memo generation: confidential clients only,
+    /// and not counted per client. Resource servers introspect for every request they
+    /// serve, so a per-client budget would throttle the busy ones, and an authenticated
+    /// caller guesses nothing here (failed client authentication is still limited per
+    /// address).
+    Introspection(Option<u64>),
 }
 
 /// The authenticated client, or the response refusing it. Failures count against the
@@ -128,9 +130,7 @@ async fn authenticate(
     st: &AppState,
     f: &TokenForm,
     purpose: Purpose,
-    generation: Option<u64>,
 ) -> Result<Result<Client, HttpResponse>, AppError> {
-    let confidential_only = purpose == Purpose::Introspection;
     let (id, secret) = match credentials(req, f) {
         Credentials::Given(id, secret) => (id, secret),
         Credentials::Missing => return Ok(Err(invalid_client())),
@@ -143,7 +143,30 @@ async fn authenticate(
         }
     };
     let ip = peer_ip(req, st);
+    // A public client is named, not proven: count it per caller too, so strangers
+    // naming it cannot use up its users' budget.
+    let budget = |c: &Client| {
+        if c.is_public() {
+            format!("{}@{ip}", c.client_id)
+        } else {
+            c.client_id.clone()
+        }
+    };
+    let (generation, counted) = match purpose {
+        Purpose::Introspection(generation) => (generation, None),
+        Purpose::Token => {
+            let fast = token_fast_path(st, &id, secret.as_deref(), &budget).await;
+            match fast {
+                Fast::Done(client, verdict) => {
+                    return Ok(verdict.map(|()| client).map_err(|w| too_many(w.0)));
+                }
+                Fast::Counted(generation, key, verdict) => (Some(generation), Some((key, verdict))),
+                Fast::NotTaken => (st.oidc.generation().await, None),
+            }
+        }
+    };
     let client = st.oidc.client(generation, &id).await?;
+    let confidential_only = matches!(purpose, Purpose::Introspection(_));
     let ok = client
         .filter(|c| oidc::client_authenticates(c, secret.as_deref()))
         .filter(|c| !(confidential_only && c.is_public()));
@@ -153,20 +176,56 @@ async fn authenticate(
         }
         return Ok(Err(invalid_client()));
     };
-    if purpose == Purpose::Introspection {
+    if confidential_only {
         return Ok(Ok(client));
     }
-    // A public client is named, not proven: count it per caller too, so strangers
-    // naming it cannot use up its users' budget.
-    let key = if client.is_public() {
-        format!("{}@{ip}", client.client_id)
-    } else {
-        client.client_id.clone()
+    let key = budget(&client);
+    let verdict = match counted {
+        Some((counted_key, verdict)) if counted_key == key => verdict,
+        _ => st.throttle.token_request(&key).await,
     };
-    if let Err(wait) = st.throttle.token_request(&key).await {
+    if let Err(wait) = verdict {
         return Ok(Err(too_many(wait.0)));
     }
     Ok(Ok(client))
+}
+
+/// How far the token endpoint's one-round-trip path got.
+enum Fast {
+    /// The memoised client authenticated and its generation is still current.
+    Done(Client, Result<(), RetryAfter>),
+    /// The request was counted under `key`, but the generation moved on to this one:
+    /// the client must be read again (and counted again only if its key changed).
+    Counted(u64, String, Result<(), RetryAfter>),
+    NotTaken,
+}
+
+/// With Redis, a token request costs two round trips on the ordinary path: the memo
+/// generation (to trust the memoised client record), then the client's rate limit.
+/// When the memo holds a client that these credentials authenticate, one script does
+/// both: it counts the request and returns the current generation, and the record is
+/// used only if that generation is the one it was read in — the memo's rule, checked
+/// after instead of before. Credentials the memo does not accept take the ordinary
+/// path, so a stranger with a wrong secret never spends a client's budget.
+async fn token_fast_path(
+    st: &AppState,
+    id: &str,
+    secret: Option<&str>,
+    budget: &impl Fn(&Client) -> String,
+) -> Fast {
+    let memo = &st.oidc.memo;
+    let (Some(counter), Some((read_in, client))) = (memo.redis_key(), memo.client_as_of(id)) else {
+        return Fast::NotTaken;
+    };
+    if !oidc::client_authenticates(&client, secret) {
+        return Fast::NotTaken;
+    }
+    let key = budget(&client);
+    match st.throttle.token_request_reading(&key, counter).await {
+        Some((verdict, current)) if current == read_in => Fast::Done(client, verdict),
+        Some((verdict, current)) => Fast::Counted(current, key, verdict),
+        None => Fast::NotTaken,
+    }
 }
 
 fn too_many(secs: u64) -> HttpResponse {
@@ -204,11 +263,10 @@ pub async fn token(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, AppError> {
     let f = form.into_inner();
-    let client =
-        match authenticate(&req, &st, &f, Purpose::Token, st.oidc.generation().await).await? {
-            Ok(c) => c,
-            Err(res) => return Ok(res),
-        };
+    let client = match authenticate(&req, &st, &f, Purpose::Token).await? {
+        Ok(c) => c,
+        Err(res) => return Ok(res),
+    };
     let audit = audit_ctx(&req, &st, &client);
     let result = match f.grant_type.as_str() {
         "authorization_code" => {
@@ -290,11 +348,10 @@ pub async fn revoke(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, AppError> {
     let f = form.into_inner();
-    let client =
-        match authenticate(&req, &st, &f, Purpose::Token, st.oidc.generation().await).await? {
-            Ok(c) => c,
-            Err(res) => return Ok(res),
-        };
+    let client = match authenticate(&req, &st, &f, Purpose::Token).await? {
+        Ok(c) => c,
+        Err(res) => return Ok(res),
+    };
     let Some(token) = f.token.as_deref().filter(|t| !t.is_empty()) else {
         return Ok(oauth_error(
             StatusCode::BAD_REQUEST,
@@ -321,7 +378,7 @@ pub async fn introspect(
     // One generation for the whole request: the client record and the token's
     // liveness are memoised under it (one Redis round trip instead of two).
     let generation = st.oidc.generation().await;
-    let caller = match authenticate(&req, &st, &f, Purpose::Introspection, generation).await? {
+    let caller = match authenticate(&req, &st, &f, Purpose::Introspection(generation)).await? {
         Ok(c) => c,
         Err(res) => return Ok(res),
     };
