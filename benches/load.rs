@@ -1020,6 +1020,15 @@ impl Raw {
     fn rate(&self) -> f64 {
         self.verifications as f64 / self.secs
     }
+
+    /// Two measurements as one: their verifications over their time.
+    fn and(&self, other: &Raw) -> Raw {
+        Raw {
+            verifications: self.verifications + other.verifications,
+            secs: self.secs + other.secs,
+            threads: self.threads,
+        }
+    }
 }
 
 /// Raw verifications per second on `threads` OS threads, in this process.
@@ -1075,6 +1084,8 @@ struct Results {
     healthz: Tally,
     account: Tally,
     raw: Raw,
+    /// The rates of the two raw measurements that bracket the sign-ins.
+    raw_before_after: (f64, f64),
     sign_ins: Tally,
     sign_ins_clients: usize,
     probe: Probe,
@@ -1153,6 +1164,17 @@ async fn measure(
     watch.finish(&mut cpu);
     rss_peaks.push(("sign-ins", sampler.finish()));
 
+    // Raw argon2 again, so the denominator brackets the sign-ins: this machine's speed
+    // drifts by ±10 % over minutes, and one measurement before would carry the drift.
+    eprintln!("[{label}] raw argon2id again, server idle");
+    let watch = CpuWatch::start(server.pid, "raw argon2id (after)");
+    let raw_after = tokio::task::spawn_blocking(move || raw_argon2(cores))
+        .await
+        .map_err(|e| format!("raw argon2: {e}"))??;
+    watch.finish(&mut cpu);
+    let raw_before_rate = raw.rate();
+    let raw = raw.and(&raw_after);
+
     eprintln!("[{label}] GET /account latency during sign-ins");
     let sampler = RssSampler::start(server.pid);
     let watch = CpuWatch::start(server.pid, "sign-ins + probe");
@@ -1174,6 +1196,7 @@ async fn measure(
     Ok(Results {
         healthz,
         account,
+        raw_before_after: (raw_before_rate, raw_after.rate()),
         raw,
         sign_ins,
         sign_ins_clients: clients,
@@ -1377,8 +1400,12 @@ fn details(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        "    raw argon2id: {} verifications in {:.2} s on {} threads",
-        r.raw.verifications, r.raw.secs, r.raw.threads
+        "    raw argon2id: {} verifications in {:.2} s on {} threads ({}/s before the sign-ins, {}/s after)",
+        r.raw.verifications,
+        r.raw.secs,
+        r.raw.threads,
+        rate(r.raw_before_after.0),
+        rate(r.raw_before_after.1)
     );
     let peaks: Vec<String> = r
         .rss_peaks
@@ -1499,10 +1526,11 @@ fn print_report(
     );
     let _ = writeln!(
         out,
-        "  sign-ins: {} concurrent clients (POST /login, valid credentials), {} s warm-up + {} s measured; raw argon2id m={ARGON2_M_KIB} KiB t={ARGON2_T} p={ARGON2_P} on {cores} threads for {} s, server idle",
+        "  sign-ins: {} concurrent clients (POST /login, valid credentials), {} s warm-up + {} s measured; raw argon2id m={ARGON2_M_KIB} KiB t={ARGON2_T} p={ARGON2_P} on {cores} threads for {} s just before and {} s just after them, server idle",
         SIGNIN_CLIENTS_PER_CORE * cores,
         WARMUP.as_secs(),
         MEASURE.as_secs(),
+        RAW_MEASURE.as_secs(),
         RAW_MEASURE.as_secs()
     );
     let _ = writeln!(

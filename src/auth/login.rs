@@ -74,11 +74,10 @@ pub async fn authenticate(
     let key = account_key.clone();
     let found = db
         .run(move |c| {
-            let Some(u) = users::find_by_email(c, &key)? else {
+            let Some((u, m)) = users::find_for_sign_in(c, &key)? else {
                 return Ok::<_, InternalError>(None);
             };
             let r = roles::of_user(c, &u.id)?;
-            let m = super::mfa::required(c, &u.id)?;
             Ok(Some((u, (r, m))))
         })
         .await?;
