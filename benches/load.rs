@@ -1148,12 +1148,18 @@ async fn measure(
     watch.finish(&mut cpu);
     rss_peaks.push(("OIDC endpoints", sampler.finish()));
 
-    eprintln!("[{label}] raw argon2id verifications, {cores} threads, server idle");
-    let watch = CpuWatch::start(server.pid, "raw argon2id");
-    let raw = tokio::task::spawn_blocking(move || raw_argon2(cores))
-        .await
-        .map_err(|e| format!("raw argon2: {e}"))??;
-    watch.finish(&mut cpu);
+    // Raw argon2 just before and just after the sign-ins, so the denominator brackets
+    // them: this machine's speed drifts by ±10 % over minutes.
+    let raw_phase = async |phase: &'static str, cpu: &mut Vec<CpuUse>| {
+        eprintln!("[{label}] {phase}: {cores} threads, server idle");
+        let watch = CpuWatch::start(server.pid, phase);
+        let raw = tokio::task::spawn_blocking(move || raw_argon2(cores))
+            .await
+            .map_err(|e| format!("raw argon2: {e}"))?;
+        watch.finish(cpu);
+        raw
+    };
+    let raw = raw_phase("raw argon2id", &mut cpu).await?;
 
     let clients = SIGNIN_CLIENTS_PER_CORE * cores;
     eprintln!("[{label}] sign-ins, {clients} concurrent clients");
@@ -1164,14 +1170,7 @@ async fn measure(
     watch.finish(&mut cpu);
     rss_peaks.push(("sign-ins", sampler.finish()));
 
-    // Raw argon2 again, so the denominator brackets the sign-ins: this machine's speed
-    // drifts by ±10 % over minutes, and one measurement before would carry the drift.
-    eprintln!("[{label}] raw argon2id again, server idle");
-    let watch = CpuWatch::start(server.pid, "raw argon2id (after)");
-    let raw_after = tokio::task::spawn_blocking(move || raw_argon2(cores))
-        .await
-        .map_err(|e| format!("raw argon2: {e}"))??;
-    watch.finish(&mut cpu);
+    let raw_after = raw_phase("raw argon2id (after)", &mut cpu).await?;
     let raw_before_rate = raw.rate();
     let raw = raw.and(&raw_after);
 

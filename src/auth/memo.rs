@@ -60,6 +60,14 @@ struct Inner {
     verified: Mutex<HashMap<[u8; 32], (Instant, Verified)>>,
 }
 
+impl Inner {
+    /// A change could not be published a moment ago: memoise and trust nothing yet.
+    fn paused(&self) -> bool {
+        let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        until.is_some_and(|until| Instant::now() < until)
+    }
+}
+
 enum Source {
     Local(AtomicU64),
     Redis {
@@ -172,8 +180,7 @@ impl Memo {
     /// the counter cannot be read. Take it before reading what will be memoised.
     pub async fn generation(&self) -> Option<u64> {
         let inner = self.inner.as_ref()?;
-        let paused = *inner.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-        if paused.is_some_and(|until| Instant::now() < until) {
+        if inner.paused() {
             return None;
         }
         match &inner.source {
@@ -212,8 +219,7 @@ impl Memo {
     /// still the current one (read after this call).
     pub fn client_as_of(&self, id: &str) -> Option<(u64, Client)> {
         let inner = self.inner.as_ref()?;
-        let paused = *inner.paused_until.lock().unwrap_or_else(|p| p.into_inner());
-        if paused.is_some_and(|until| Instant::now() < until) {
+        if inner.paused() {
             return None;
         }
         let m = self.maps()?;

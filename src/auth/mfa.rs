@@ -67,7 +67,8 @@ pub async fn status(db: &Db, user_id: &str) -> Result<Status, InternalError> {
     .await
 }
 
-/// Whether signing in needs a second step.
+/// Whether signing in needs a second step. The password step asks the same in its
+/// user read (`repo::users::find_for_sign_in`): a new kind of factor goes in both.
 pub fn required(c: &mut crate::db::AnyConnection, user_id: &str) -> diesel::QueryResult<bool> {
     Ok(mfa::has_totp(c, user_id)? || crate::db::repo::webauthn::exists_for_user(c, user_id)?)
 }

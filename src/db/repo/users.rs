@@ -36,7 +36,8 @@ pub fn find_by_email(conn: &mut AnyConnection, normalized: &str) -> QueryResult<
 
 /// A user by address, and whether signing in needs a second step (an authenticator
 /// app or a security key is enrolled): the sign-in's one read before the password
-/// check, one statement instead of three.
+/// check, one statement instead of three. The same rule as `auth::mfa::required`
+/// (by user id, for pages after sign-in): a new kind of factor goes in both.
 pub fn find_for_sign_in(
     conn: &mut AnyConnection,
     normalized: &str,
