@@ -193,8 +193,7 @@ impl Application {
         let idle = state.config.session_idle_timeout_secs;
         let store = Store::new(state.sessions.clone());
         let data = state.clone();
-        let blocking_threads =
-            (state.db.max_connections() as usize + state.config.hash_concurrency).max(4);
+        let blocking_threads = (state.db.max_connections() as usize).max(4);
         let server = HttpServer::new(move || {
             let sessions_mw = SessionMiddleware::builder(store.clone(), cookie_key.clone())
                 .cookie_name(if https {
@@ -229,9 +228,9 @@ impl Application {
                 .wrap(from_fn(crate::web::metrics::middleware))
         })
         .shutdown_timeout(30)
-        // Blocking work is database calls (bounded by the pool) and password hashing
-        // (bounded by hash_concurrency): more threads than that only wait, and each
-        // keeps its stack and allocator caches resident. Tokio's default is 512.
+        // Blocking work is database calls, bounded by the pool (password hashing has
+        // threads of its own, `auth::password`): more threads than that only wait, and
+        // each keeps its stack and allocator caches resident. Tokio's default is 512.
         .worker_max_blocking_threads(blocking_threads)
         .listen(listener)?
         .run();
