@@ -7,19 +7,21 @@ use serde_json::json;
 use super::InternalError;
 use super::audit::{AuditCtx, record};
 use super::password::{Hasher, Verified};
+use super::sessions::Sessions;
 use super::throttle::{RetryAfter, Throttle};
 use crate::clock::Clock;
 use crate::db::Db;
-use crate::db::repo::{roles, users, users::User};
+use crate::db::conn::write_transaction;
+use crate::db::repo::{roles, sessions as session_rows, users, users::User};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::email::EmailAddress;
 
 pub enum LoginOutcome {
-    /// The password is right; `mfa` says a second factor must follow.
+    /// The password is right; `next` says whether a second factor must follow.
     Success {
         user: User,
         roles: Vec<String>,
-        mfa: bool,
+        next: NextStep,
     },
     /// Unknown email or wrong password: one answer for both.
     Invalid,
@@ -32,9 +34,18 @@ pub enum LoginOutcome {
     Throttled(RetryAfter),
 }
 
+pub enum NextStep {
+    /// A second factor must follow; nothing is registered yet.
+    SecondFactor,
+    /// Signed in: the session's registry row is in, with this public id, written in
+    /// the transaction that records `login.succeeded` (one commit instead of two).
+    SignedIn { sid: String },
+}
+
 #[expect(clippy::too_many_arguments)]
 pub async fn authenticate(
     db: &Db,
+    sessions: &Sessions,
     hasher: &Hasher,
     throttle: &Throttle,
     clock: &Clock,
@@ -121,23 +132,40 @@ pub async fn authenticate(
                 .await?;
                 return Ok(LoginOutcome::Unverified { email: user.email });
             }
-            db.run(move |c| {
-                if let Some(h) = rehash {
-                    users::set_password_hash(c, &uid, &h, now)?;
-                }
-                record(
-                    c,
-                    &ctx2,
-                    now,
-                    AuditAction::LoginSucceeded,
-                    Outcome::Success,
-                    Some(&uid),
-                    json!({"method": "password", "second_factor_next": mfa}),
+            let row = (!mfa).then(|| {
+                sessions.new_row(
+                    &uid,
+                    ctx.ip.as_deref().unwrap_or_default(),
+                    ctx.user_agent.as_deref().unwrap_or_default(),
                 )
+            });
+            let sid = row.as_ref().map(|r| r.sid.clone());
+            db.run(move |c| {
+                write_transaction(c, |c| {
+                    if let Some(h) = rehash {
+                        users::set_password_hash(c, &uid, &h, now)?;
+                    }
+                    if let Some(row) = &row {
+                        session_rows::insert(c, row)?;
+                    }
+                    record(
+                        c,
+                        &ctx2,
+                        now,
+                        AuditAction::LoginSucceeded,
+                        Outcome::Success,
+                        Some(&uid),
+                        json!({"method": "password", "second_factor_next": mfa}),
+                    )
+                })
                 .map_err(InternalError::from)
             })
             .await?;
-            Ok(LoginOutcome::Success { user, roles, mfa })
+            let next = match sid {
+                Some(sid) => NextStep::SignedIn { sid },
+                None => NextStep::SecondFactor,
+            };
+            Ok(LoginOutcome::Success { user, roles, next })
         }
         (_, found) => {
             let backoff = if account_key.is_empty() {

@@ -50,15 +50,11 @@ impl Sessions {
         }
     }
 
-    /// Records a new signed-in session and returns its public id.
-    pub async fn establish(
-        &self,
-        user_id: &str,
-        ip: &str,
-        user_agent: &str,
-    ) -> Result<String, InternalError> {
+    /// The registry row of a session about to be signed in, with a new public id. The
+    /// password sign-in inserts it in its own transaction; others call `establish`.
+    pub fn new_row(&self, user_id: &str, ip: &str, user_agent: &str) -> SessionRow {
         let now = self.clock.now();
-        let row = SessionRow {
+        SessionRow {
             sid: crate::domain::tokens::generate(),
             user_id: user_id.to_string(),
             key_hash: None,
@@ -67,7 +63,17 @@ impl Sessions {
             expires_at: now + self.idle_secs.min(self.lifetime_secs),
             ip: ip.chars().take(64).collect(),
             user_agent: user_agent.chars().take(512).collect(),
-        };
+        }
+    }
+
+    /// Records a new signed-in session and returns its public id.
+    pub async fn establish(
+        &self,
+        user_id: &str,
+        ip: &str,
+        user_agent: &str,
+    ) -> Result<String, InternalError> {
+        let row = self.new_row(user_id, ip, user_agent);
         let sid = row.sid.clone();
         self.db
             .run(move |c| repo::insert(c, &row).map_err(InternalError::from))

@@ -4,6 +4,7 @@
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{self, CustomizeConnection, ManageConnection, Pool};
 use diesel::{Connection, PgConnection, SqliteConnection};
+use std::time::{Duration, Instant};
 
 use crate::config::DbBackend;
 
@@ -18,30 +19,68 @@ pub struct Manager {
     backend: DbBackend,
 }
 
+/// How long a connection that just served a closure without error is taken to be alive
+/// without the check-out `SELECT 1`. Under load a connection comes back to the pool
+/// within milliseconds, so the check was a quarter of a sign-in's round trips to
+/// PostgreSQL; a connection idle for longer (or whose last use failed) is still checked.
+/// A server that goes away inside the window fails one use, which marks the connection
+/// for the check (and, on PostgreSQL, for replacement) — the same failure a check-out
+/// check cannot prevent either, when the server goes away just after it.
+const TRUSTED_FOR: Duration = Duration::from_secs(2);
+
+/// A pooled connection and when it last served a closure without error.
+pub struct Pooled {
+    conn: AnyConnection,
+    trusted_until: Option<Instant>,
+}
+
 impl ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Pooled;
     type Error = diesel::ConnectionError;
 
-    fn connect(&self) -> Result<AnyConnection, Self::Error> {
-        match self.backend {
+    fn connect(&self) -> Result<Pooled, Self::Error> {
+        let conn = match self.backend {
             DbBackend::Postgres => {
                 PgConnection::establish(&self.url).map(AnyConnection::Postgresql)
             }
             DbBackend::Sqlite => SqliteConnection::establish(super::sqlite_path(&self.url))
                 .map(AnyConnection::Sqlite),
-        }
+        }?;
+        Ok(Pooled {
+            conn,
+            trusted_until: None,
+        })
     }
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1")
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), Self::Error> {
+        if pooled.trusted_until.is_some_and(|t| Instant::now() < t) {
+            return Ok(());
+        }
+        pooled
+            .conn
+            .batch_execute("SELECT 1")
             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
     }
 
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        match conn {
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
+        match &mut pooled.conn {
             AnyConnection::Postgresql(c) => r2d2::R2D2Connection::is_broken(c),
             AnyConnection::Sqlite(c) => r2d2::R2D2Connection::is_broken(c),
         }
+    }
+}
+
+impl Pooled {
+    /// Runs `f` on the connection, trusting it for a while if `f` succeeded and not at
+    /// all if it failed (whatever the failure: a closure's error type says nothing
+    /// about the connection, so any error sends the next check-out through the check).
+    fn run<T, E>(&mut self, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E> {
+        self.trusted_until = None;
+        let result = f(&mut self.conn);
+        if result.is_ok() {
+            self.trusted_until = Some(Instant::now() + TRUSTED_FOR);
+        }
+        result
     }
 }
 
@@ -49,13 +88,11 @@ impl ManageConnection for Manager {
 #[derive(Debug)]
 struct SqlitePragmas;
 
-impl CustomizeConnection<AnyConnection, diesel::ConnectionError> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::ConnectionError> {
-        if let AnyConnection::Sqlite(c) = conn {
-            c.batch_execute(
-                "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-            )
-            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+impl CustomizeConnection<Pooled, diesel::ConnectionError> for SqlitePragmas {
+    fn on_acquire(&self, pooled: &mut Pooled) -> Result<(), diesel::ConnectionError> {
+        if let AnyConnection::Sqlite(c) = &mut pooled.conn {
+            c.batch_execute("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
         }
         Ok(())
     }
@@ -108,10 +145,13 @@ impl Db {
                     DbError::Pool(format!("cannot create {}: {e}", parent.display()))
                 })?;
             }
+            // Every connection waits up to 5 s for another's write lock, in short steps
+            // (`sqlite_busy`); no `PRAGMA busy_timeout`, which would replace that.
+            super::sqlite_busy::install_for_new_connections();
             // WAL persists in the file; readers then never block the writer.
             let mut c = SqliteConnection::establish(super::sqlite_path(url))
                 .map_err(|e| DbError::Pool(e.to_string()))?;
-            c.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")?;
+            c.batch_execute("PRAGMA journal_mode = WAL;")?;
             // One bound on SQLite's memory for the whole process (this pragma is not per
             // connection): past it, page caches recycle their pages instead of growing.
             // Otherwise each pooled connection keeps up to 2 MB of pages it once wrote
@@ -154,7 +194,7 @@ impl Db {
             .pool
             .get()
             .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
-        f(&mut conn)
+        conn.run(f)
     }
 
     /// The most connections the pool opens.
@@ -176,7 +216,7 @@ impl Db {
             let mut conn = pool
                 .get()
                 .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
-            f(&mut conn)
+            conn.run(f)
         })
         .await
         {
@@ -222,18 +262,21 @@ where
     E: From<diesel::result::Error>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    match conn {
-        // PostgreSQL: nested calls become savepoints.
-        AnyConnection::Postgresql(_) => conn.transaction(f),
-        AnyConnection::Sqlite(inner) => {
-            let depth = AnsiTransactionManager::transaction_manager_status_mut(inner)
-                .transaction_depth()?;
-            if depth.is_some() {
-                f(conn)
-            } else {
-                write_transaction(conn, f)
-            }
+    // Inside the caller's transaction `f` is part of it, on both backends: a savepoint
+    // on PostgreSQL would cost two more statements in every audited change, and an
+    // error in `f` aborts the caller's transaction anyway (every caller passes it on).
+    let depth = match conn {
+        AnyConnection::Postgresql(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()?
         }
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::transaction_manager_status_mut(c).transaction_depth()?
+        }
+    };
+    if depth.is_some() {
+        f(conn)
+    } else {
+        write_transaction(conn, f)
     }
 }
 

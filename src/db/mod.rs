@@ -9,6 +9,7 @@ pub mod conn;
 pub mod migrate;
 pub mod repo;
 pub mod schema;
+mod sqlite_busy;
 
 pub use conn::{AnyConnection, Db, DbError};
 

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::see_other;
-use crate::auth::login::{LoginOutcome, authenticate};
+use crate::auth::login::{LoginOutcome, NextStep, authenticate};
 use crate::auth::settings::registration;
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
@@ -115,6 +115,7 @@ async fn submit_inner(
     let st = &ctx.state;
     let outcome = authenticate(
         &st.db,
+        &st.sessions,
         &st.hasher,
         &st.throttle,
         &st.clock,
@@ -128,7 +129,10 @@ async fn submit_inner(
     crate::web::metrics::sign_in(
         "password",
         match &outcome {
-            LoginOutcome::Success { mfa: true, .. } => "mfa_pending",
+            LoginOutcome::Success {
+                next: NextStep::SecondFactor,
+                ..
+            } => "mfa_pending",
             LoginOutcome::Success { .. } => "success",
             LoginOutcome::Invalid => "invalid",
             LoginOutcome::Unverified { .. } => "unverified",
@@ -140,7 +144,7 @@ async fn submit_inner(
         LoginOutcome::Success {
             user,
             roles,
-            mfa: true,
+            next: NextStep::SecondFactor,
         } => {
             // Not signed in yet: a short-lived pending state, under a new session id.
             let pending = MfaPending {
@@ -162,12 +166,8 @@ async fn submit_inner(
         LoginOutcome::Success {
             user,
             roles,
-            mfa: false,
+            next: NextStep::SignedIn { sid },
         } => {
-            let sid = st
-                .sessions
-                .establish(&user.id, &ctx.ip.to_string(), &ctx.user_agent)
-                .await?;
             let who = SignedIn {
                 uid: user.id,
                 sid,
