@@ -37,6 +37,8 @@ use portcullis::auth::password::Hasher;
 mod admin;
 #[path = "load/oidc.rs"]
 mod oidc;
+#[path = "load/reference.rs"]
+mod reference;
 #[path = "load/scaling.rs"]
 mod scaling;
 #[path = "load/wrk.rs"]
@@ -1269,7 +1271,7 @@ struct Row {
     readme: String,
 }
 
-fn rows(r: &Results, throughput_target: f64) -> Vec<Row> {
+fn rows(r: &Results, throughput_target: f64, node: &oidc::NodeAnchor) -> Vec<Row> {
     let mut rows = Vec::new();
     let ratio = if r.healthz.rate() > 0.0 {
         r.account.rate() / r.healthz.rate()
@@ -1365,7 +1367,7 @@ fn rows(r: &Results, throughput_target: f64) -> Vec<Row> {
         ),
     });
     match &r.oidc {
-        Ok(o) => rows.extend(oidc::rows(o, r.healthz.rate())),
+        Ok(o) => rows.extend(oidc::rows(o, r.healthz.rate(), node)),
         Err(e) => rows.push(Row {
             figure: "OpenID Connect endpoints".into(),
             measured: format!("not measured: {}", snippet(e)),
@@ -1501,6 +1503,7 @@ fn cpu_model() -> String {
 }
 
 fn print_report(
+    node: Option<&Result<reference::NodeRates, String>>,
     outcomes: &[(&str, f64, Result<Results, String>)],
     scaling: Option<&Result<scaling::Scaling, String>>,
     admins: &[(&str, Result<admin::AdminResults, String>)],
@@ -1551,10 +1554,30 @@ fn print_report(
     );
     let _ = writeln!(out, "{}", "-".repeat(118));
     let mut readme = Vec::new();
+    let not_run = Err("not run".to_string());
+    let anchor = oidc::NodeAnchor::from(node.unwrap_or(&not_run));
+    if let Some(n) = node {
+        let line = match n {
+            Ok(n) => format!(
+                "node oidc-provider (reference, this run, one process, opaque tokens in memory): discovery {}, JWKS {}, client_credentials {} req/s; idle RSS {}",
+                rate(n.discovery),
+                rate(n.jwks),
+                rate(n.client_credentials),
+                n.idle_rss_kib
+                    .map_or("unreadable".into(), |k| format!("{:.1} MiB", mib(k)))
+            ),
+            Err(e) => format!(
+                "node oidc-provider (reference): not measured ({})",
+                snippet(e)
+            ),
+        };
+        let _ = writeln!(out, "{line}");
+        readme.push(format!("- {line}"));
+    }
     for (name, target, outcome) in outcomes {
         match outcome {
             Ok(r) => {
-                for row in rows(r, *target) {
+                for row in rows(r, *target, &anchor) {
                     let _ = writeln!(
                         out,
                         "{:<18} {:<42} {:<40} {:<10} {}",
@@ -1627,7 +1650,9 @@ async fn run() -> Result<bool, String> {
     let only_admin = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "admin");
     let mut outcomes = Vec::new();
     let mut scaled = None;
+    let mut node = None;
     if !only_admin {
+        node = Some(reference::measure().await);
         outcomes.push(("SQLite", TARGET_THROUGHPUT_SQLITE, run_sqlite(&bin).await));
         if !skip_pg {
             outcomes.push((
@@ -1643,7 +1668,7 @@ async fn run() -> Result<bool, String> {
         admins.push(("admin PG+Redis", admin::measure(&bin, true).await));
     }
     let skipped = skip_pg.then_some("PostgreSQL+Redis: skipped (BENCH_SKIP_PG=1)");
-    print_report(&outcomes, scaled.as_ref(), &admins, skipped);
+    print_report(node.as_ref(), &outcomes, scaled.as_ref(), &admins, skipped);
     println!(
         "\n(measured in {:.0} s, build excluded)",
         started.elapsed().as_secs_f64()
