@@ -320,6 +320,25 @@ mod tests {
         assert!(h.memory.lock().unwrap().len() <= 2, "buffers are reused");
     }
 
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_on_their_own_threads_below_normal_cpu_priority() {
+        let h = Hasher::new(8192, 1, 1, 1).unwrap();
+        let (name, nice) = h
+            .on_worker(|| {
+                let name = std::thread::current().name().map(str::to_string);
+                // SAFETY: reads the calling thread's own scheduling priority.
+                let nice =
+                    unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+                (name, nice)
+            })
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("argon2-0"));
+        // At least that low (a process started under `nice` stays lower still).
+        assert!(nice >= HASH_NICE, "nice {nice}");
+    }
+
     #[tokio::test]
     async fn verifies_and_rehashes_on_parameter_change() {
         let old = Hasher::new(8192, 1, 1, 2).unwrap();
