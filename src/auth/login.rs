@@ -8,18 +8,19 @@ use super::InternalError;
 use super::audit::{AuditCtx, record};
 use super::password::{Hasher, Verified};
 use super::sessions::Sessions;
-use super::throttle::{RetryAfter, Throttle};
+use super::throttle::{Recorded, RetryAfter, Throttle};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::conn::write_transaction;
 use crate::db::repo::{roles, sessions as session_rows, users, users::User};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::email::EmailAddress;
+use crate::domain::tokens;
 
 pub enum LoginOutcome {
     /// The password is right; `next` says whether a second factor must follow.
     Success {
-        user: User,
+        user: Box<User>,
         roles: Vec<String>,
         next: NextStep,
     },
@@ -38,8 +39,9 @@ pub enum NextStep {
     /// A second factor must follow; nothing is registered yet.
     SecondFactor,
     /// Signed in: the session's registry row is in, with this public id, written in
-    /// the transaction that records `login.succeeded` (one commit instead of two).
-    SignedIn { sid: String },
+    /// the transaction that records `login.succeeded`, already tied to the session
+    /// store key `key` (so one write per sign-in: no second statement to link them).
+    SignedIn { sid: String, key: String },
 }
 
 #[expect(clippy::too_many_arguments)]
@@ -61,26 +63,30 @@ pub async fn authenticate(
         .map(|e| e.normalized().to_string())
         .unwrap_or_default();
     let limited = match throttle.login_attempt(ip).await {
-        Ok(()) if !account_key.is_empty() => throttle.account_allowed(&account_key).await,
-        other => other,
+        Ok(()) if !account_key.is_empty() => throttle.account_check(&account_key).await,
+        Ok(()) => Ok(Recorded::default()),
+        Err(retry) => Err(retry),
     };
-    if let Err(retry) = limited {
-        let (ctx, now, key) = (ctx.clone(), clock.now(), account_key.clone());
-        db.run(move |c| {
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::RateLimitExceeded,
-                Outcome::Denied,
-                None,
-                json!({"limit": "login", "account": key}),
-            )
-            .map_err(InternalError::from)
-        })
-        .await?;
-        return Ok(LoginOutcome::Throttled(retry));
-    }
+    let recorded = match limited {
+        Ok(recorded) => recorded,
+        Err(retry) => {
+            let (ctx, now, key) = (ctx.clone(), clock.now(), account_key.clone());
+            db.run(move |c| {
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::RateLimitExceeded,
+                    Outcome::Denied,
+                    None,
+                    json!({"limit": "login", "account": key}),
+                )
+                .map_err(InternalError::from)
+            })
+            .await?;
+            return Ok(LoginOutcome::Throttled(retry));
+        }
+    };
 
     let key = account_key.clone();
     let found = db
@@ -115,7 +121,9 @@ pub async fn authenticate(
                 .await?;
                 return Ok(LoginOutcome::Disabled);
             }
-            throttle.account_succeeded(&account_key).await;
+            throttle
+                .account_succeeded_after(&account_key, recorded)
+                .await;
             if require_verified && !user.email_verified {
                 db.run(move |c| {
                     record(
@@ -132,11 +140,13 @@ pub async fn authenticate(
                 .await?;
                 return Ok(LoginOutcome::Unverified { email: user.email });
             }
-            let row = (!mfa).then(|| {
+            let key = (!mfa).then(tokens::generate);
+            let row = key.as_ref().map(|k| {
                 sessions.new_row(
                     &uid,
                     ctx.ip.as_deref().unwrap_or_default(),
                     ctx.user_agent.as_deref().unwrap_or_default(),
+                    Some(tokens::hash(k)),
                 )
             });
             let sid = row.as_ref().map(|r| r.sid.clone());
@@ -161,11 +171,15 @@ pub async fn authenticate(
                 .map_err(InternalError::from)
             })
             .await?;
-            let next = match sid {
-                Some(sid) => NextStep::SignedIn { sid },
-                None => NextStep::SecondFactor,
+            let next = match (sid, key) {
+                (Some(sid), Some(key)) => NextStep::SignedIn { sid, key },
+                _ => NextStep::SecondFactor,
             };
-            Ok(LoginOutcome::Success { user, roles, next })
+            Ok(LoginOutcome::Success {
+                user: Box::new(user),
+                roles,
+                next,
+            })
         }
         (_, found) => {
             let backoff = if account_key.is_empty() {

@@ -51,13 +51,21 @@ impl Sessions {
     }
 
     /// The registry row of a session about to be signed in, with a new public id. The
-    /// password sign-in inserts it in its own transaction; others call `establish`.
-    pub fn new_row(&self, user_id: &str, ip: &str, user_agent: &str) -> SessionRow {
+    /// password sign-in inserts it in its own transaction, with the hash of the store
+    /// key it has chosen already (`key_hash`); others call `establish`, and the store
+    /// links the row to the key it mints (`link`).
+    pub fn new_row(
+        &self,
+        user_id: &str,
+        ip: &str,
+        user_agent: &str,
+        key_hash: Option<String>,
+    ) -> SessionRow {
         let now = self.clock.now();
         SessionRow {
             sid: crate::domain::tokens::generate(),
             user_id: user_id.to_string(),
-            key_hash: None,
+            key_hash,
             created_at: now,
             last_seen_at: now,
             expires_at: now + self.idle_secs.min(self.lifetime_secs),
@@ -73,7 +81,7 @@ impl Sessions {
         ip: &str,
         user_agent: &str,
     ) -> Result<String, InternalError> {
-        let row = self.new_row(user_id, ip, user_agent);
+        let row = self.new_row(user_id, ip, user_agent, None);
         let sid = row.sid.clone();
         self.db
             .run(move |c| repo::insert(c, &row).map_err(InternalError::from))
@@ -90,6 +98,20 @@ impl Sessions {
                 repo::set_key_hash(c, &s, &k)
                     .map(|n| n == 1)
                     .map_err(InternalError::from)
+            })
+            .await
+    }
+
+    /// Whether the registry row `sid` is still there and tied to `key_hash`: checked
+    /// after the state of a session registered with its key is stored. False when it
+    /// was revoked meanwhile: the caller must drop the state.
+    pub async fn registered(&self, sid: &str, key_hash: &str) -> Result<bool, InternalError> {
+        let (s, k) = (sid.to_string(), key_hash.to_string());
+        self.db
+            .run(move |c| {
+                Ok::<_, InternalError>(
+                    repo::find(c, &s)?.is_some_and(|r| r.key_hash.as_deref() == Some(&k)),
+                )
             })
             .await
     }

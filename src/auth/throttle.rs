@@ -107,6 +107,11 @@ pub struct Throttle {
     clock: Clock,
 }
 
+/// Whether an account had failures on record when it was checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Recorded(bool);
+
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN)
 }
@@ -364,9 +369,18 @@ impl Throttle {
 
     /// Refuses while the account is backed off.
     pub async fn account_allowed(&self, account: &str) -> Result<(), RetryAfter> {
+        self.account_check(account).await.map(|_| ())
+    }
+
+    /// `account_allowed`, also saying whether failures were on record: a success after
+    /// none has nothing to reset (`account_succeeded_after`), which saves a sign-in one
+    /// Redis round trip. A failure recorded meanwhile by a concurrent attempt then
+    /// stays counted, as a failure it is.
+    pub async fn account_check(&self, account: &str) -> Result<Recorded, RetryAfter> {
         let now = self.clock.now();
         if let Some(sh) = &self.shared {
             let mut conn = sh.conn.clone();
+            // The failure script always sets `until`: no field, no record.
             let until: Result<Option<i64>, _> = redis::cmd("HGET")
                 .arg(Self::account_key(sh, account))
                 .arg("until")
@@ -374,9 +388,10 @@ impl Throttle {
                 .await;
             match until {
                 Ok(Some(u)) if u > now => {
-                    return noted("account_backoff", Err(RetryAfter((u - now) as u64)));
+                    return noted("account_backoff", Err(RetryAfter((u - now) as u64)))
+                        .map(|()| Recorded(true));
                 }
-                Ok(_) => return Ok(()),
+                Ok(u) => return Ok(Recorded(u.is_some())),
                 Err(e) => tracing::warn!(error = %e, "shared back-off unavailable; per instance"),
             }
         }
@@ -384,8 +399,9 @@ impl Throttle {
             Some(f) if f.locked_until > now => noted(
                 "account_backoff",
                 Err(RetryAfter((f.locked_until - now) as u64)),
-            ),
-            _ => Ok(()),
+            )
+            .map(|()| Recorded(true)),
+            _ => Ok(Recorded(true)),
         }
     }
 
@@ -424,6 +440,16 @@ impl Throttle {
             return Some(RetryAfter(secs as u64));
         }
         None
+    }
+
+    /// `account_succeeded` after `account_check`: skips the shared reset when nothing
+    /// was on record.
+    pub async fn account_succeeded_after(&self, account: &str, recorded: Recorded) {
+        if recorded.0 {
+            self.account_succeeded(account).await;
+        } else {
+            self.accounts.remove(account);
+        }
     }
 
     pub async fn account_succeeded(&self, account: &str) {
@@ -486,9 +512,15 @@ mod tests {
         assert!(t.account_allowed("a").await.is_ok());
         assert_eq!(t.account_failed("a").await, Some(RetryAfter(60)));
         clock.advance(61);
-        t.account_succeeded("a").await;
+        // A sign-in's path: the check says failures are on record, so the success
+        // resets them and counting starts again.
+        let recorded = t.account_check("a").await.unwrap();
+        t.account_succeeded_after("a", recorded).await;
+        assert!(t.account_failed("a").await.is_none());
         assert!(t.account_failed("a").await.is_none());
         assert!(t.account_allowed("b").await.is_ok());
+        t.account_succeeded("a").await;
+        assert!(t.account_failed("a").await.is_none());
     }
 
     async fn per_ip_limit_applies_per_address(t: Throttle) {

@@ -113,6 +113,20 @@ impl DbError {
         matches!(self, DbError::Query(diesel::result::Error::NotFound))
     }
 
+    /// The database could not be reached: no connection from the pool, or the one in
+    /// hand was lost (the server stopped or restarted mid-use). A 503, not a 500.
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind as K, Error as E};
+        matches!(
+            self,
+            DbError::Pool(_)
+                | DbError::Query(E::DatabaseError(
+                    K::ClosedConnection | K::UnableToSendCommand,
+                    _
+                ))
+        )
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(
             self,

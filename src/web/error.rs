@@ -152,7 +152,7 @@ impl ResponseError for AppError {
             }
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Redirect(_) => StatusCode::SEE_OTHER,
-            AppError::Internal(InternalError::Db(DbError::Pool(_))) => {
+            AppError::Internal(InternalError::Db(e)) if e.is_unavailable() => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

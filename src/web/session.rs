@@ -66,6 +66,21 @@ pub fn sign_in(session: &Session, who: &SignedIn) -> Result<(), actix_session::S
     session.insert(AUTH_KEY, who)
 }
 
+/// The store key chosen for a session before it is stored (see `sign_in_with_key`):
+/// taken out of the state by the store, never stored.
+pub const NEW_KEY: &str = "__new_session_key";
+
+/// `sign_in` for a session whose registry row is already tied to `key`: the store
+/// stores the state under that key instead of minting one.
+pub fn sign_in_with_key(
+    session: &Session,
+    who: &SignedIn,
+    key: &str,
+) -> Result<(), actix_session::SessionInsertError> {
+    sign_in(session, who)?;
+    session.insert(NEW_KEY, key)
+}
+
 pub fn sign_out(session: &Session) {
     session.purge();
 }

@@ -8,7 +8,7 @@ use actix_session::storage::{
 };
 use actix_web::cookie::time::Duration;
 
-use super::session::{AUTH_KEY, SignedIn};
+use super::session::{AUTH_KEY, NEW_KEY, SignedIn};
 use crate::auth::sessions::Sessions;
 use crate::domain::tokens::hash;
 
@@ -69,7 +69,14 @@ impl SessionStore for Store {
         let who = session_state
             .get(AUTH_KEY)
             .and_then(|v| serde_json::from_str::<SignedIn>(v).ok());
-        let key = generate_session_key();
+        // A key chosen by the sign-in, whose registry row is tied to it already; the
+        // raw key is never stored.
+        let chosen = session_state
+            .remove(NEW_KEY)
+            .and_then(|v| serde_json::from_str::<String>(&v).ok())
+            .and_then(|k| SessionKey::try_from(k).ok());
+        let prekeyed = chosen.is_some();
+        let key = chosen.unwrap_or_else(generate_session_key);
         let kh = hash(key.as_ref());
         if session_state.contains_key(STORE_DOWN_KEY) {
             return Ok(key);
@@ -84,11 +91,15 @@ impl SessionStore for Store {
             return Ok(key);
         }
         if let Some(who) = who {
-            let linked = self
-                .sessions
-                .link(&who.sid, &kh)
-                .await
-                .map_err(|e| SaveError::Other(any(e)))?;
+            // Checked (or linked) after the state is stored, so that a "sign out
+            // everywhere" that ran before it is seen here, and one that runs after it
+            // finds the row tied to this key and deletes the state.
+            let linked = if prekeyed {
+                self.sessions.registered(&who.sid, &kh).await
+            } else {
+                self.sessions.link(&who.sid, &kh).await
+            }
+            .map_err(|e| SaveError::Other(any(e)))?;
             if !linked {
                 // Revoked between sign-in and now ("sign out everywhere" raced it): the
                 // session must not live unregistered, so it is stored signed out.
@@ -110,6 +121,8 @@ impl SessionStore for Store {
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
         let kh = hash(session_key.as_ref());
+        // Only a new session uses a chosen key; never store one.
+        session_state.remove(NEW_KEY);
         if session_state.contains_key(STORE_DOWN_KEY) {
             return Ok(session_key);
         }

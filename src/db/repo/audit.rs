@@ -103,6 +103,13 @@ pub fn insert_many(conn: &mut AnyConnection, events: &[NewAuditEvent]) -> QueryR
             ));
         }
         match c {
+            // One row (most events): a single-row insert, whose text never changes, so
+            // PostgreSQL keeps it prepared; a batch's text depends on its size.
+            AnyConnection::Postgresql(pg) if rows.len() == 1 => {
+                for row in rows {
+                    diesel::insert_into(a::table).values(row).execute(pg)?;
+                }
+            }
             AnyConnection::Postgresql(pg) => {
                 diesel::insert_into(a::table).values(rows).execute(pg)?;
             }

@@ -7,8 +7,11 @@ use diesel::prelude::*;
 use crate::db::AnyConnection;
 use crate::db::schema::sessions;
 
+/// `None` is inserted as NULL rather than `DEFAULT` (the column's default is NULL
+/// anyway): the statement's text is then always the same, and PostgreSQL keeps it
+/// prepared instead of parsing and planning it on every sign-in.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = sessions)]
+#[diesel(table_name = sessions, treat_none_as_default_value = false)]
 pub struct SessionRow {
     pub sid: String,
     pub user_id: String,

@@ -11,7 +11,7 @@ use crate::auth::settings::registration;
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::{AppError, human_secs};
-use crate::web::session::{AUTH_KEY, MfaPending, PENDING_KEY, SignedIn, sign_in};
+use crate::web::session::{AUTH_KEY, MfaPending, PENDING_KEY, SignedIn, sign_in_with_key};
 use crate::web::views::{LoginPage, render};
 
 #[derive(Deserialize)]
@@ -166,7 +166,7 @@ async fn submit_inner(
         LoginOutcome::Success {
             user,
             roles,
-            next: NextStep::SignedIn { sid },
+            next: NextStep::SignedIn { sid, key },
         } => {
             let who = SignedIn {
                 uid: user.id,
@@ -177,7 +177,7 @@ async fn submit_inner(
                 name: user.display_name,
                 roles,
             };
-            sign_in(&ctx.session, &who)
+            sign_in_with_key(&ctx.session, &who, &key)
                 .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
             Ok(see_other(&next))
         }
