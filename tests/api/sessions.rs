@@ -151,3 +151,33 @@ async fn sessions_end_after_the_idle_timeout() {
     tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
     assert_eq!(b.get("/account").await.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn a_password_sign_in_registers_its_session_tied_to_the_stored_state_and_never_stores_the_key()
+ {
+    let app = spawn_app().await;
+    let uid = app.create_user("keyed@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("keyed@example.com").await;
+    let sessions = &app.state.sessions;
+    let rows = sessions.list(&uid).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let kh = rows[0]
+        .key_hash
+        .clone()
+        .expect("the row is tied to a store key");
+    let state = sessions
+        .state
+        .load(&kh, sessions.idle_secs)
+        .await
+        .unwrap()
+        .expect("the state is stored under that key");
+    assert!(state.contains_key("auth"), "signed in: {state:?}");
+    assert!(
+        !state.keys().any(|k| k.contains("key")) && !state.values().any(|v| v.contains(&kh)),
+        "no session key in the stored state: {state:?}"
+    );
+    // And the tie is what revocation uses: revoking the row ends that browser's session.
+    assert!(sessions.revoke(&uid, &rows[0].sid).await.unwrap());
+    assert_eq!(b.get("/account").await.status, StatusCode::SEE_OTHER);
+}
