@@ -99,7 +99,7 @@ pub async fn authenticate(
         })
         .await?;
     let stored = found.as_ref().and_then(|(u, _)| u.password_hash.clone());
-    let verified = hasher.verify(stored, password).await?;
+    let verified = hasher.verify(stored.clone(), password).await?;
     let now = clock.now();
 
     match (verified, found) {
@@ -150,27 +150,47 @@ pub async fn authenticate(
                 )
             });
             let sid = row.as_ref().map(|r| r.sid.clone());
-            db.run(move |c| {
-                write_transaction(c, |c| {
-                    if let Some(h) = rehash {
-                        users::set_password_hash(c, &uid, &h, now)?;
-                    }
-                    if let Some(row) = &row {
-                        session_rows::insert(c, row)?;
-                    }
-                    record(
-                        c,
-                        &ctx2,
-                        now,
-                        AuditAction::LoginSucceeded,
-                        Outcome::Success,
-                        Some(&uid),
-                        json!({"method": "password", "second_factor_next": mfa}),
-                    )
+            let verified_hash = stored.unwrap_or_default();
+            let signed_in = db
+                .run(move |c| {
+                    write_transaction(c, |c| {
+                        // Hashing took a while: a disable or password reset that landed
+                        // meanwhile must win, and one that follows must see this session.
+                        if !users::still_signs_in_with(c, &uid, &verified_hash)? {
+                            record(
+                                c,
+                                &ctx2,
+                                now,
+                                AuditAction::LoginFailed,
+                                Outcome::Denied,
+                                Some(&uid),
+                                json!({"reason": "account changed during sign-in"}),
+                            )?;
+                            return Ok::<_, diesel::result::Error>(false);
+                        }
+                        if let Some(h) = rehash {
+                            users::set_password_hash(c, &uid, &h, now)?;
+                        }
+                        if let Some(row) = &row {
+                            session_rows::insert(c, row)?;
+                        }
+                        record(
+                            c,
+                            &ctx2,
+                            now,
+                            AuditAction::LoginSucceeded,
+                            Outcome::Success,
+                            Some(&uid),
+                            json!({"method": "password", "second_factor_next": mfa}),
+                        )?;
+                        Ok(true)
+                    })
+                    .map_err(InternalError::from)
                 })
-                .map_err(InternalError::from)
-            })
-            .await?;
+                .await?;
+            if !signed_in {
+                return Ok(LoginOutcome::Invalid);
+            }
             let next = match (sid, key) {
                 (Some(sid), Some(key)) => NextStep::SignedIn { sid, key },
                 _ => NextStep::SecondFactor,

@@ -124,27 +124,41 @@ impl Hasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
     }
 
-    /// Runs `f` on a hashing thread.
+    /// Runs `f` on a hashing thread once a permit is free. The permit goes with the
+    /// job and is given back when it has run, so a caller that gave up (a client that
+    /// disconnected) still counts until its queued hash is done or skipped — queued
+    /// work stays bounded by the permits — and a job whose caller is gone is skipped.
     async fn on_worker<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HashError::Task)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {
-                let _ = tx.send(f());
+                if tx.is_closed() {
+                    drop(permit);
+                    return;
+                }
+                let out = f();
+                // Given back before the answer, so the caller's idle check sees it.
+                drop(permit);
+                let _ = tx.send(out);
             }))
             .map_err(|_| HashError::Task)?;
         rx.await.map_err(|_| HashError::Task)
     }
 
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        let permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
         let (params, memory) = (self.params.clone(), self.memory.clone());
         let result = self
             .on_worker(move || hash_with(&params, &password, &memory))
             .await;
-        drop(permit);
         let result = result?;
         self.release_if_idle();
         result
@@ -169,7 +183,6 @@ impl Hasher {
         stored: Option<String>,
         password: String,
     ) -> Result<Verified, HashError> {
-        let permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
         let (params, memory) = (self.params.clone(), self.memory.clone());
         let dummy = self.dummy.clone();
         let result = self
@@ -200,7 +213,6 @@ impl Hasher {
                 Ok(Verified::Yes { rehash })
             })
             .await;
-        drop(permit);
         let result = result?;
         self.release_if_idle();
         result

@@ -155,15 +155,21 @@ impl Sessions {
         Ok(())
     }
 
+    /// Deletes the rows, then drops once more the states they were tied to at that
+    /// moment: a sign-in whose state was stored after `drop_states` ran (a password
+    /// sign-in ties its row before storing the state; others link it after) is ended
+    /// here, not left alive and unlisted. Its own check after storing sees the row
+    /// gone only if it runs after this delete, so both are needed.
     async fn delete_rows(&self, rows: Vec<SessionRow>) -> Result<(), InternalError> {
         let sids: Vec<String> = rows.into_iter().map(|r| r.sid).collect();
-        self.db
-            .run(move |c| {
-                repo::delete_many(c, &sids)
-                    .map(|_| ())
-                    .map_err(InternalError::from)
-            })
-            .await
+        let tied = self
+            .db
+            .run(move |c| repo::delete_many_returning_keys(c, &sids).map_err(InternalError::from))
+            .await?;
+        for kh in tied.into_iter().flatten() {
+            self.state.remove(&kh).await?;
+        }
+        Ok(())
     }
 
     /// Revokes one session of `user_id`; false when there is no such session of theirs.

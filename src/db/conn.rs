@@ -23,9 +23,11 @@ pub struct Manager {
 /// without the check-out `SELECT 1`. Under load a connection comes back to the pool
 /// within milliseconds, so the check was a quarter of a sign-in's round trips to
 /// PostgreSQL; a connection idle for longer (or whose last use failed) is still checked.
-/// A server that goes away inside the window fails one use, which marks the connection
-/// for the check (and, on PostgreSQL, for replacement) — the same failure a check-out
-/// check cannot prevent either, when the server goes away just after it.
+/// A server that goes away inside the window fails that connection's next use with a
+/// 503 (`DbError::is_unavailable`) and sends its next check-out through the check,
+/// which replaces it — the same failure a check-out check cannot prevent either when
+/// the server goes away just after it; after a restart shorter than the window, each
+/// connection used just before it fails once.
 const TRUSTED_FOR: Duration = Duration::from_secs(2);
 
 /// A pooled connection and when it last served a closure without error.
@@ -93,6 +95,12 @@ impl CustomizeConnection<Pooled, diesel::ConnectionError> for SqlitePragmas {
         if let AnyConnection::Sqlite(c) = &mut pooled.conn {
             c.batch_execute("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            // Only if our busy handler could not be installed: SQLite's own is slower
+            // under contention but far better than none.
+            if !super::sqlite_busy::installed() {
+                c.batch_execute("PRAGMA busy_timeout = 5000;")
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            }
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use libsqlite3_sys as ffi;
@@ -69,13 +70,19 @@ pub fn install_for_new_connections() {
         // SAFETY: `install` has the entry-point signature SQLite expects and touches
         // only the connection it is given.
         let rc = unsafe { ffi::sqlite3_auto_extension(Some(install)) };
-        if rc != ffi::SQLITE_OK {
-            tracing::warn!(
-                rc,
-                "SQLite busy handler not installed; writers may wait longer"
-            );
+        if rc == ffi::SQLITE_OK {
+            INSTALLED.store(true, Ordering::Release);
+        } else {
+            tracing::warn!(rc, "SQLite busy handler not installed; using busy_timeout");
         }
     });
+}
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether new connections get this handler (else they need `PRAGMA busy_timeout`).
+pub fn installed() -> bool {
+    INSTALLED.load(Ordering::Acquire)
 }
 
 #[cfg(test)]

@@ -203,3 +203,42 @@ async fn a_changed_argon2_setting_rehashes_on_sign_in() {
     assert_ne!(stored, hash);
     assert!(stored.contains("m=8192,t=1,p=1"), "{stored}");
 }
+
+#[tokio::test]
+async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
+    use portcullis::db::DbError;
+    use portcullis::db::repo::{directory, users};
+    let app = spawn_app().await;
+    let uid = app.create_user("racing@example.com", &[]).await;
+    let check = |verified: String| {
+        let uid = uid.clone();
+        app.state
+            .db
+            .run_sync(move |c| {
+                users::still_signs_in_with(c, &uid, &verified).map_err(DbError::from)
+            })
+            .unwrap()
+    };
+    let hash = app
+        .state
+        .db
+        .run_sync(|c| users::find(c, &uid).map_err(DbError::from))
+        .unwrap()
+        .unwrap()
+        .password_hash
+        .unwrap();
+    assert!(
+        check(hash.clone()),
+        "unchanged account: the sign-in goes on"
+    );
+    assert!(
+        !check("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into()),
+        "the password changed since the hash was read"
+    );
+    let u = uid.clone();
+    app.state
+        .db
+        .run_sync(move |c| directory::set_disabled(c, &u, true, 0).map_err(DbError::from))
+        .unwrap();
+    assert!(!check(hash), "disabled since the hash was read");
+}

@@ -86,8 +86,15 @@ pub fn find_for_user(
         .optional()
 }
 
-pub fn delete_many(conn: &mut AnyConnection, sids: &[String]) -> QueryResult<usize> {
-    diesel::delete(sessions::table.filter(sessions::sid.eq_any(sids))).execute(conn)
+/// Deletes the rows and returns the store keys they were tied to at that moment (a
+/// sign-in may have tied one since the rows were read).
+pub fn delete_many_returning_keys(
+    conn: &mut AnyConnection,
+    sids: &[String],
+) -> QueryResult<Vec<Option<String>>> {
+    diesel::delete(sessions::table.filter(sessions::sid.eq_any(sids)))
+        .returning(sessions::key_hash)
+        .get_results(conn)
 }
 
 pub fn list_expired(

@@ -56,6 +56,27 @@ pub fn find_for_sign_in(
         .map(|found| found.map(|(u, totp, key)| (u, totp || key)))
 }
 
+/// Whether the account still signs in with the password hash `verified`: not disabled,
+/// hash unchanged. Read in the transaction that records the sign-in, after the slow
+/// verification: a disable or password reset that landed meanwhile wins. On
+/// PostgreSQL the row stays locked to the end of that transaction, so a disable or
+/// reset that comes after it waits, and its "sign out everywhere" then sees the new
+/// session; SQLite's single writer already orders them.
+pub fn still_signs_in_with(
+    conn: &mut AnyConnection,
+    id: &str,
+    verified: &str,
+) -> QueryResult<bool> {
+    let q = users::table
+        .find(id)
+        .select((users::disabled, users::password_hash));
+    let row: Option<(bool, Option<String>)> = match conn {
+        AnyConnection::Postgresql(pg) => q.for_update().first(pg).optional()?,
+        AnyConnection::Sqlite(sq) => q.first(sq).optional()?,
+    };
+    Ok(row.is_some_and(|(disabled, hash)| !disabled && hash.as_deref() == Some(verified)))
+}
+
 pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<User>> {
     users::table
         .find(id)
