@@ -106,38 +106,16 @@ pub async fn authenticate(
         (Verified::Yes { rehash }, Some((user, (roles, mfa)))) => {
             let (ctx2, uid) = (ctx.with_actor(&user.id), user.id.clone());
             if user.disabled {
-                db.run(move |c| {
-                    record(
-                        c,
-                        &ctx2,
-                        now,
-                        AuditAction::LoginFailed,
-                        Outcome::Denied,
-                        Some(&uid),
-                        json!({"reason": "account disabled"}),
-                    )
-                    .map_err(InternalError::from)
-                })
-                .await?;
+                db.run(move |c| denied(c, &ctx2, now, &uid, "account disabled"))
+                    .await?;
                 return Ok(LoginOutcome::Disabled);
             }
             throttle
                 .account_succeeded_after(&account_key, recorded)
                 .await;
             if require_verified && !user.email_verified {
-                db.run(move |c| {
-                    record(
-                        c,
-                        &ctx2,
-                        now,
-                        AuditAction::LoginFailed,
-                        Outcome::Denied,
-                        Some(&uid),
-                        json!({"reason": "email not verified"}),
-                    )
-                    .map_err(InternalError::from)
-                })
-                .await?;
+                db.run(move |c| denied(c, &ctx2, now, &uid, "email not verified"))
+                    .await?;
                 return Ok(LoginOutcome::Unverified { email: user.email });
             }
             let key = (!mfa).then(tokens::generate);
@@ -157,16 +135,8 @@ pub async fn authenticate(
                         // Hashing took a while: a disable or password reset that landed
                         // meanwhile must win, and one that follows must see this session.
                         if !users::still_signs_in_with(c, &uid, &verified_hash)? {
-                            record(
-                                c,
-                                &ctx2,
-                                now,
-                                AuditAction::LoginFailed,
-                                Outcome::Denied,
-                                Some(&uid),
-                                json!({"reason": "account changed during sign-in"}),
-                            )?;
-                            return Ok::<_, diesel::result::Error>(false);
+                            denied(c, &ctx2, now, &uid, "account changed during sign-in")?;
+                            return Ok(false);
                         }
                         if let Some(h) = rehash {
                             users::set_password_hash(c, &uid, &h, now)?;
@@ -183,9 +153,8 @@ pub async fn authenticate(
                             Some(&uid),
                             json!({"method": "password", "second_factor_next": mfa}),
                         )?;
-                        Ok(true)
+                        Ok::<_, InternalError>(true)
                     })
-                    .map_err(InternalError::from)
                 })
                 .await?;
             if !signed_in {
@@ -241,4 +210,24 @@ pub async fn authenticate(
             Ok(LoginOutcome::Invalid)
         }
     }
+}
+
+/// `login.failed` for a right password that is refused anyway, with why.
+fn denied(
+    c: &mut crate::db::AnyConnection,
+    ctx: &AuditCtx,
+    now: i64,
+    uid: &str,
+    reason: &str,
+) -> Result<(), InternalError> {
+    record(
+        c,
+        ctx,
+        now,
+        AuditAction::LoginFailed,
+        Outcome::Denied,
+        Some(uid),
+        json!({ "reason": reason }),
+    )
+    .map_err(InternalError::from)
 }

@@ -158,8 +158,7 @@ impl Hasher {
         let (params, memory) = (self.params.clone(), self.memory.clone());
         let result = self
             .on_worker(move || hash_with(&params, &password, &memory))
-            .await;
-        let result = result?;
+            .await?;
         self.release_if_idle();
         result
     }
