@@ -8,11 +8,11 @@ use super::InternalError;
 use super::audit::{AuditCtx, record};
 use super::password::{Hasher, Verified};
 use super::sessions::Sessions;
-use super::throttle::{Recorded, RetryAfter, Throttle};
+use super::throttle::{RetryAfter, Throttle};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::conn::write_transaction;
-use crate::db::repo::{roles, sessions as session_rows, users, users::User};
+use crate::db::repo::{sessions as session_rows, users, users::User};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::email::EmailAddress;
 use crate::domain::tokens;
@@ -62,12 +62,7 @@ pub async fn authenticate(
     let account_key = EmailAddress::parse(email)
         .map(|e| e.normalized().to_string())
         .unwrap_or_default();
-    let limited = match throttle.login_attempt(ip).await {
-        Ok(()) if !account_key.is_empty() => throttle.account_check(&account_key).await,
-        Ok(()) => Ok(Recorded::default()),
-        Err(retry) => Err(retry),
-    };
-    let recorded = match limited {
+    let recorded = match throttle.login_check(ip, &account_key).await {
         Ok(recorded) => recorded,
         Err(retry) => {
             let (ctx, now, key) = (ctx.clone(), clock.now(), account_key.clone());
@@ -91,11 +86,8 @@ pub async fn authenticate(
     let key = account_key.clone();
     let found = db
         .run(move |c| {
-            let Some((u, m)) = users::find_for_sign_in(c, &key)? else {
-                return Ok::<_, InternalError>(None);
-            };
-            let r = roles::of_user(c, &u.id)?;
-            Ok(Some((u, (r, m))))
+            let found = users::find_for_sign_in(c, &key)?;
+            Ok::<_, InternalError>(found.map(|(u, mfa, roles)| (u, (roles, mfa))))
         })
         .await?;
     let stored = found.as_ref().and_then(|(u, _)| u.password_hash.clone());

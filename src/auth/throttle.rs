@@ -44,15 +44,17 @@ struct Failures {
 
 /// GCRA: one "theoretical arrival time" per key, in Redis's own clock (TIME), so the
 /// instances' clocks do not matter. Returns {0 when allowed, else milliseconds to wait;
-/// the value of KEYS[2] when one is given}: the token endpoint reads the OAuth memo
-/// generation in the same round trip as it counts the client's request.
+/// the value of KEYS[2] when one is given (its field ARGV[3] when that is given, nil
+/// when unset)}: the token endpoint reads the OAuth memo generation in the same round
+/// trip as it counts the client's request, a sign-in the account's back-off.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local seen = false
-if KEYS[2] then seen = redis.call('GET', KEYS[2]) or '0' end
+if KEYS[2] and ARGV[3] then seen = redis.call('HGET', KEYS[2], ARGV[3])
+elseif KEYS[2] then seen = redis.call('GET', KEYS[2]) or '0' end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + interval
@@ -222,27 +224,30 @@ impl Throttle {
             .map(|(verdict, _)| verdict)
     }
 
-    /// GCRA in Redis, also reading the key `read` (when given) in the same script.
+    /// GCRA in Redis, also reading the key `read` (when given; its hash field when one
+    /// is named) in the same script.
     async fn shared_gcra(
         &self,
         name: &str,
         key: &str,
         period_ms: u64,
         quota: u32,
-        read: Option<&str>,
+        read: Option<(&str, Option<&str>)>,
     ) -> Option<(Result<(), RetryAfter>, Option<u64>)> {
         let sh = self.shared.as_ref()?;
         let quota = quota.max(1);
         let mut conn = sh.conn.clone();
         let mut invocation = sh.gcra.key(format!("{}{name}:{key}", sh.prefix));
-        if let Some(r) = read {
+        if let Some((r, _)) = read {
             invocation.key(r);
         }
-        let res: Result<(u64, Option<u64>), _> = invocation
+        invocation
             .arg((period_ms / u64::from(quota)).max(1))
-            .arg(quota)
-            .invoke_async(&mut conn)
-            .await;
+            .arg(quota);
+        if let Some((_, Some(field))) = read {
+            invocation.arg(field);
+        }
+        let res: Result<(u64, Option<u64>), _> = invocation.invoke_async(&mut conn).await;
         match res {
             Ok((0, seen)) => Some((Ok(()), seen)),
             Ok((ms, seen)) => Some((Err(RetryAfter(ms.div_ceil(1000).max(1))), seen)),
@@ -273,6 +278,30 @@ impl Throttle {
             return v;
         }
         Self::check_ip(&self.login_ip, ip)
+    }
+
+    /// [`Self::login_attempt`] and then [`Self::account_check`] for `account` (skipped
+    /// when empty: input that is not an address names no account), in one Redis round
+    /// trip when Redis is shared.
+    pub async fn login_check(&self, ip: IpAddr, account: &str) -> Result<Recorded, RetryAfter> {
+        if account.is_empty() {
+            return self.login_attempt(ip).await.map(|()| Recorded::default());
+        }
+        if let Some(sh) = &self.shared {
+            let q = self.limits.login_per_ip_per_minute;
+            let backoff = Self::account_key(sh, account);
+            let address = ip_key(ip).to_string();
+            let read = Some((backoff.as_str(), Some("until")));
+            if let Some((verdict, until)) =
+                self.shared_gcra("login", &address, 60_000, q, read).await
+            {
+                verdict?;
+                return self.backoff_verdict(until.map(|u| u as i64));
+            }
+            // Redis did not answer: both limits per instance, without asking it again.
+        }
+        Self::check_ip(&self.login_ip, ip)?;
+        self.local_account_check(account)
     }
 
     /// A failed client authentication at the token endpoints, per caller address.
@@ -314,7 +343,7 @@ impl Throttle {
     ) -> Option<(Result<(), RetryAfter>, u64)> {
         let q = self.limits.token_per_client_per_minute;
         let (verdict, seen) = self
-            .shared_gcra("token", client_id, 60_000, q, Some(read))
+            .shared_gcra("token", client_id, 60_000, q, Some((read, None)))
             .await?;
         Some((noted("token_client", verdict), seen.unwrap_or(0)))
     }
@@ -377,24 +406,35 @@ impl Throttle {
     /// Redis round trip. A failure recorded meanwhile by a concurrent attempt then
     /// stays counted, as a failure it is.
     pub async fn account_check(&self, account: &str) -> Result<Recorded, RetryAfter> {
-        let now = self.clock.now();
         if let Some(sh) = &self.shared {
             let mut conn = sh.conn.clone();
-            // The failure script always sets `until`: no field, no record.
             let until: Result<Option<i64>, _> = redis::cmd("HGET")
                 .arg(Self::account_key(sh, account))
                 .arg("until")
                 .query_async(&mut conn)
                 .await;
             match until {
-                Ok(Some(u)) if u > now => {
-                    return noted("account_backoff", Err(RetryAfter((u - now) as u64)))
-                        .map(|()| Recorded(true));
-                }
-                Ok(u) => return Ok(Recorded(u.is_some())),
+                Ok(u) => return self.backoff_verdict(u),
                 Err(e) => tracing::warn!(error = %e, "shared back-off unavailable; per instance"),
             }
         }
+        self.local_account_check(account)
+    }
+
+    /// The verdict on a shared back-off record's `until` (seconds). The failure script
+    /// always sets `until`: no field, no record.
+    fn backoff_verdict(&self, until: Option<i64>) -> Result<Recorded, RetryAfter> {
+        let now = self.clock.now();
+        match until {
+            Some(u) if u > now => {
+                noted("account_backoff", Err(RetryAfter((u - now) as u64))).map(|()| Recorded(true))
+            }
+            u => Ok(Recorded(u.is_some())),
+        }
+    }
+
+    fn local_account_check(&self, account: &str) -> Result<Recorded, RetryAfter> {
+        let now = self.clock.now();
         match self.accounts.get(account) {
             Some(f) if f.locked_until > now => noted(
                 "account_backoff",
@@ -508,6 +548,15 @@ mod tests {
         assert!(t.account_failed("a").await.is_none());
         assert_eq!(t.account_failed("a").await, Some(RetryAfter(30)));
         assert!(t.account_allowed("a").await.is_err());
+        // A sign-in's combined check refuses the backed-off account, not another one,
+        // nor input that names no account.
+        let ip: IpAddr = "10.0.0.9".parse().unwrap();
+        assert!(matches!(
+            t.login_check(ip, "a").await,
+            Err(RetryAfter(29..=30))
+        ));
+        assert!(t.login_check(ip, "b").await.is_ok());
+        assert!(t.login_check(ip, "").await.is_ok());
         clock.advance(31);
         assert!(t.account_allowed("a").await.is_ok());
         assert_eq!(t.account_failed("a").await, Some(RetryAfter(60)));
@@ -527,9 +576,11 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         assert!(t.login_attempt(a).await.is_ok());
-        assert!(t.login_attempt(a).await.is_ok());
+        assert!(t.login_check(a, "someone@example.com").await.is_ok());
+        // Both paths spend the one per-address budget.
         assert!(t.login_attempt(a).await.is_err());
-        assert!(t.login_attempt(b).await.is_ok());
+        assert!(t.login_check(a, "other@example.com").await.is_err());
+        assert!(t.login_check(b, "someone@example.com").await.is_ok());
         assert!(t.registration(a).await.is_ok());
         assert!(t.registration(a).await.is_err());
     }

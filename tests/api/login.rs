@@ -242,3 +242,32 @@ async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
         .unwrap();
     assert!(!check(hash), "disabled since the hash was read");
 }
+
+#[tokio::test]
+async fn a_sign_in_carries_every_role_of_the_account_and_none_for_an_account_without() {
+    let app = spawn_app().await;
+    app.create_user("two@example.com", &["user", "admin"]).await;
+    app.create_user("none@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("two@example.com").await;
+    let page = b.get("/account").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        page.text_of("dl dt:nth-of-type(3)").as_deref(),
+        Some("Roles")
+    );
+    assert_eq!(
+        page.text_of("dl dd:nth-of-type(3)").as_deref(),
+        Some("admin, user"),
+        "both roles, sorted"
+    );
+    let c = app.browser();
+    c.login_ok("none@example.com").await;
+    let page = c.get("/account").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        page.text_of("#account-email").as_deref(),
+        Some("none@example.com")
+    );
+    assert!(!page.body.contains("<dt>Roles</dt>"), "no roles, no row");
+}
