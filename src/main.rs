@@ -5,6 +5,8 @@ use portcullis::config::Config;
 use portcullis::startup::{Application, open_database};
 
 fn fail(msg: impl std::fmt::Display) -> ! {
+    // Log lines queued before this one first, so the log reads in order.
+    portcullis::telemetry::finish();
     eprintln!("portcullis: {msg}");
     std::process::exit(1);
 }
@@ -36,6 +38,7 @@ fn main() {
         .build()
         .unwrap_or_else(|e| fail(format!("cannot start the runtime: {e}")))
         .block_on(run());
+    portcullis::telemetry::finish();
 }
 
 async fn run() {

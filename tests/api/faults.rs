@@ -98,8 +98,9 @@ async fn sigterm_lets_the_request_in_flight_finish() {
             .env("PORTCULLIS_LISTEN", format!("127.0.0.1:{port}"))
             // Slow hashing: a sign-in takes long enough to be in flight at SIGTERM.
             .env("PORTCULLIS_ARGON2_ITERATIONS", "200")
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "info");
     };
+    let log_path = dir.path().join("server.log");
     let mut create = Command::new(env!("CARGO_BIN_EXE_portcullis"));
     env(&mut create);
     let mut child = create
@@ -114,7 +115,11 @@ async fn sigterm_lets_the_request_in_flight_finish() {
 
     let mut serve = Command::new(env!("CARGO_BIN_EXE_portcullis"));
     env(&mut serve);
-    let mut server = serve.stdout(Stdio::null()).spawn().unwrap();
+    let mut server = serve
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
+        .spawn()
+        .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let b = Browser {
         base: base.clone(),
@@ -167,6 +172,7 @@ async fn sigterm_lets_the_request_in_flight_finish() {
         .unwrap()
         .expect("the in-flight sign-in got an answer");
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "it completed");
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_string();
     let exited = tokio::task::spawn_blocking(move || server.wait())
         .await
         .unwrap()
@@ -175,6 +181,14 @@ async fn sigterm_lets_the_request_in_flight_finish() {
     assert!(started.elapsed() < Duration::from_secs(30));
     // New connections are refused once it is gone.
     assert!(reqwest::get(format!("{base}/healthz")).await.is_err());
+    // Its log line, written as the server was stopping, reached the log before the
+    // exit, with the id the response carried.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("request_id={request_id}")) && l.contains("path=/login"))
+        .unwrap_or_else(|| panic!("no log line for request {request_id} in:\n{log}"));
+    assert!(line.contains("status=303"), "{line}");
 }
 
 /// A real server process on `dir` and `db`, started and waited for.
