@@ -85,17 +85,14 @@ pub async fn authenticate(
 
     let key = account_key.clone();
     let found = db
-        .run(move |c| {
-            let found = users::find_for_sign_in(c, &key)?;
-            Ok::<_, InternalError>(found.map(|(u, mfa, roles)| (u, (roles, mfa))))
-        })
+        .run(move |c| users::find_for_sign_in(c, &key).map_err(InternalError::from))
         .await?;
-    let stored = found.as_ref().and_then(|(u, _)| u.password_hash.clone());
+    let stored = found.as_ref().and_then(|(u, _, _)| u.password_hash.clone());
     let verified = hasher.verify(stored.clone(), password).await?;
     let now = clock.now();
 
     match (verified, found) {
-        (Verified::Yes { rehash }, Some((user, (roles, mfa)))) => {
+        (Verified::Yes { rehash }, Some((user, mfa, roles))) => {
             let (ctx2, uid) = (ctx.with_actor(&user.id), user.id.clone());
             if user.disabled {
                 db.run(move |c| denied(c, &ctx2, now, &uid, "account disabled"))
@@ -174,7 +171,7 @@ pub async fn authenticate(
                 account_key
             };
             let ctx = ctx.clone();
-            let target = found.map(|(u, _)| u.id);
+            let target = found.map(|(u, _, _)| u.id);
             db.run(move |c| {
                 record(
                     c,
