@@ -123,15 +123,20 @@ pub async fn authenticate(
                     write_transaction(c, |c| {
                         // Hashing took a while: a disable or password reset that landed
                         // meanwhile must win, and one that follows must see this session.
-                        if !users::still_signs_in_with(c, &uid, &verified_hash)? {
+                        // With a session to open, the check and the insert are one
+                        // statement.
+                        let still = match &row {
+                            Some(row) => {
+                                session_rows::insert_if_signs_in_with(c, row, &verified_hash)?
+                            }
+                            None => users::still_signs_in_with(c, &uid, &verified_hash)?,
+                        };
+                        if !still {
                             denied(c, &ctx2, now, &uid, "account changed during sign-in")?;
                             return Ok(false);
                         }
                         if let Some(h) = rehash {
                             users::set_password_hash(c, &uid, &h, now)?;
-                        }
-                        if let Some(row) = &row {
-                            session_rows::insert(c, row)?;
                         }
                         record(
                             c,

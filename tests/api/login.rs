@@ -206,16 +206,33 @@ async fn a_changed_argon2_setting_rehashes_on_sign_in() {
 
 #[tokio::test]
 async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
+    use diesel::prelude::*;
     use portcullis::db::DbError;
-    use portcullis::db::repo::{directory, users};
+    use portcullis::db::repo::{directory, sessions as session_rows, users};
     let app = spawn_app().await;
     let uid = app.create_user("racing@example.com", &[]).await;
+    // Both forms of the check: the read (a sign-in that opens no session yet, second
+    // factor next) and the guarded insert of the session's row; they must agree, and the
+    // row goes in exactly when the sign-in goes on.
     let check = |verified: String| {
         let uid = uid.clone();
+        let sessions = app.state.sessions.clone();
         app.state
             .db
             .run_sync(move |c| {
-                users::still_signs_in_with(c, &uid, &verified).map_err(DbError::from)
+                let read = users::still_signs_in_with(c, &uid, &verified)?;
+                let row = sessions.new_row(&uid, "192.0.2.1", "test", Some("k".repeat(43)));
+                let inserted = session_rows::insert_if_signs_in_with(c, &row, &verified)?;
+                let stored = session_rows::find(c, &row.sid)?;
+                assert_eq!(read, inserted, "the read and the guarded insert disagree");
+                assert_eq!(stored.is_some(), inserted, "a row went in iff it said so");
+                if let Some(stored) = stored {
+                    assert_eq!(stored.user_id, uid);
+                    assert_eq!(stored.key_hash, row.key_hash);
+                    assert_eq!(stored.expires_at, row.expires_at);
+                    assert_eq!(stored.user_agent, "test");
+                }
+                Ok::<_, DbError>(inserted)
             })
             .unwrap()
     };
@@ -235,6 +252,37 @@ async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
         !check("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into()),
         "the password changed since the hash was read"
     );
+    // On PostgreSQL the guarded insert locks the user's row to the end of the sign-in's
+    // transaction: a password change or disable started meanwhile waits for it (and then
+    // sees, and ends, the new session) instead of slipping past it.
+    let (db, u, h) = (app.state.db.clone(), uid.clone(), hash.clone());
+    let sessions = app.state.sessions.clone();
+    app.state
+        .db
+        .run_sync(move |c| {
+            if !matches!(c, portcullis::db::AnyConnection::Postgresql(_)) {
+                return Ok(());
+            }
+            c.transaction(|c| {
+                let row = sessions.new_row(&u, "192.0.2.1", "test", None);
+                assert!(session_rows::insert_if_signs_in_with(c, &row, &h)?);
+                let blocked = db.run_sync(|other| {
+                    other
+                        .transaction(|other| {
+                            diesel::sql_query("SET LOCAL lock_timeout = '200ms'").execute(other)?;
+                            directory::set_disabled(other, &u, true, 0)
+                        })
+                        .map_err(DbError::from)
+                });
+                assert!(
+                    blocked.is_err(),
+                    "a disable ran while a sign-in held the account's row: {blocked:?}"
+                );
+                Ok::<_, diesel::result::Error>(())
+            })
+            .map_err(DbError::from)
+        })
+        .unwrap();
     let u = uid.clone();
     app.state
         .db

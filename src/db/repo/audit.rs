@@ -50,6 +50,28 @@ impl AuditEvent {
     }
 }
 
+diesel::define_sql_function! {
+    /// PostgreSQL only (migration `2026-12-01-000010_audit_chain_head`).
+    fn audit_chain_head(lock_key: diesel::sql_types::BigInt) -> diesel::sql_types::Text;
+}
+
+/// Takes the chain's lock (to the end of the transaction) and returns the last event's
+/// hash, empty when there is none. On PostgreSQL one round trip (the lock and the read
+/// in one function call) instead of two; SQLite's single writer is the lock there.
+fn lock_chain_head(conn: &mut AnyConnection) -> QueryResult<String> {
+    match conn {
+        AnyConnection::Postgresql(pg) => {
+            diesel::select(audit_chain_head(crate::db::conn::locks::AUDIT_CHAIN)).get_result(pg)
+        }
+        AnyConnection::Sqlite(sq) => Ok(a::table
+            .order(a::id.desc())
+            .select(a::hash)
+            .first(sq)
+            .optional()?
+            .unwrap_or_default()),
+    }
+}
+
 /// Appends an event to the hash chain. Appends are serialised (an advisory lock held
 /// to the end of the transaction on PostgreSQL, the single writer on SQLite), so ids
 /// follow the chain's order even with several instances writing.
@@ -65,13 +87,7 @@ pub fn insert(conn: &mut AnyConnection, ev: &NewAuditEvent) -> QueryResult<()> {
 /// (TECH-NOTES a), so it inserts row by row.
 pub fn insert_many(conn: &mut AnyConnection, events: &[NewAuditEvent]) -> QueryResult<()> {
     crate::db::conn::ensure_write_transaction(conn, |c| {
-        crate::db::conn::serialize(c, crate::db::conn::locks::AUDIT_CHAIN)?;
-        let mut prev: String = a::table
-            .order(a::id.desc())
-            .select(a::hash)
-            .first(c)
-            .optional()?
-            .unwrap_or_default();
+        let mut prev = lock_chain_head(c)?;
         let mut rows = Vec::with_capacity(events.len());
         for ev in events {
             let hash = chain_hash(

@@ -30,6 +30,55 @@ pub fn insert(conn: &mut AnyConnection, row: &SessionRow) -> QueryResult<()> {
         .map(|_| ())
 }
 
+/// Inserts a password sign-in's row only if the account still signs in with the hash
+/// the password was verified against (enabled, same hash), and says whether it did. One
+/// statement instead of a re-read and an insert; on PostgreSQL the read locks the user's
+/// row, so a disable or password reset racing the sign-in either wins (no row goes in)
+/// or waits for it and then sees, and ends, this session.
+pub fn insert_if_signs_in_with(
+    conn: &mut AnyConnection,
+    row: &SessionRow,
+    verified_hash: &str,
+) -> QueryResult<bool> {
+    use crate::db::schema::users;
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    let source = users::table
+        .filter(users::id.eq(&row.user_id))
+        .filter(users::disabled.eq(false))
+        .filter(users::password_hash.eq(verified_hash))
+        .select((
+            row.sid.as_str().into_sql::<Text>(),
+            users::id,
+            row.key_hash.as_deref().into_sql::<Nullable<Text>>(),
+            row.created_at.into_sql::<BigInt>(),
+            row.last_seen_at.into_sql::<BigInt>(),
+            row.expires_at.into_sql::<BigInt>(),
+            row.ip.as_str().into_sql::<Text>(),
+            row.user_agent.as_str().into_sql::<Text>(),
+        ));
+    let columns = (
+        sessions::sid,
+        sessions::user_id,
+        sessions::key_hash,
+        sessions::created_at,
+        sessions::last_seen_at,
+        sessions::expires_at,
+        sessions::ip,
+        sessions::user_agent,
+    );
+    let inserted = match conn {
+        AnyConnection::Postgresql(pg) => diesel::insert_into(sessions::table)
+            .values(source.for_update())
+            .into_columns(columns)
+            .execute(pg)?,
+        AnyConnection::Sqlite(sq) => diesel::insert_into(sessions::table)
+            .values(source)
+            .into_columns(columns)
+            .execute(sq)?,
+    };
+    Ok(inserted == 1)
+}
+
 pub fn set_key_hash(conn: &mut AnyConnection, sid: &str, key_hash: &str) -> QueryResult<usize> {
     diesel::update(sessions::table.find(sid))
         .set(sessions::key_hash.eq(key_hash))
