@@ -34,7 +34,9 @@ pub fn insert(conn: &mut AnyConnection, row: &SessionRow) -> QueryResult<()> {
 /// the password was verified against (enabled, same hash), and says whether it did. One
 /// statement instead of a re-read and an insert; on PostgreSQL the read locks the user's
 /// row, so a disable or password reset racing the sign-in either wins (no row goes in)
-/// or waits for it and then sees, and ends, this session.
+/// or waits for it and then sees, and ends, this session. The condition is
+/// `users::still_signs_in_with`'s, as a filter: change both together (the race test
+/// checks they agree).
 pub fn insert_if_signs_in_with(
     conn: &mut AnyConnection,
     row: &SessionRow,

@@ -74,6 +74,8 @@ pub fn find_for_sign_in(
 /// PostgreSQL the row stays locked to the end of that transaction, so a disable or
 /// reset that comes after it waits, and its "sign out everywhere" then sees the new
 /// session; SQLite's single writer already orders them.
+/// `sessions::insert_if_signs_in_with` states the same condition as a filter: change
+/// both together (the race test checks they agree).
 pub fn still_signs_in_with(
     conn: &mut AnyConnection,
     id: &str,
