@@ -35,8 +35,7 @@ pub fn insert(conn: &mut AnyConnection, row: &SessionRow) -> QueryResult<()> {
 /// statement instead of a re-read and an insert; on PostgreSQL the read locks the user's
 /// row, so a disable or password reset racing the sign-in either wins (no row goes in)
 /// or waits for it and then sees, and ends, this session. The condition is
-/// `users::still_signs_in_with`'s, as a filter: change both together (the race test
-/// checks they agree).
+/// `users::signing_in_with`, shared with the second-factor path's re-read.
 pub fn insert_if_signs_in_with(
     conn: &mut AnyConnection,
     row: &SessionRow,
@@ -44,20 +43,16 @@ pub fn insert_if_signs_in_with(
 ) -> QueryResult<bool> {
     use crate::db::schema::users;
     use diesel::sql_types::{BigInt, Nullable, Text};
-    let source = users::table
-        .filter(users::id.eq(&row.user_id))
-        .filter(users::disabled.eq(false))
-        .filter(users::password_hash.eq(verified_hash))
-        .select((
-            row.sid.as_str().into_sql::<Text>(),
-            users::id,
-            row.key_hash.as_deref().into_sql::<Nullable<Text>>(),
-            row.created_at.into_sql::<BigInt>(),
-            row.last_seen_at.into_sql::<BigInt>(),
-            row.expires_at.into_sql::<BigInt>(),
-            row.ip.as_str().into_sql::<Text>(),
-            row.user_agent.as_str().into_sql::<Text>(),
-        ));
+    let source = crate::db::repo::users::signing_in_with(&row.user_id, verified_hash).select((
+        row.sid.as_str().into_sql::<Text>(),
+        users::id,
+        row.key_hash.as_deref().into_sql::<Nullable<Text>>(),
+        row.created_at.into_sql::<BigInt>(),
+        row.last_seen_at.into_sql::<BigInt>(),
+        row.expires_at.into_sql::<BigInt>(),
+        row.ip.as_str().into_sql::<Text>(),
+        row.user_agent.as_str().into_sql::<Text>(),
+    ));
     let columns = (
         sessions::sid,
         sessions::user_id,

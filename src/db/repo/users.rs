@@ -68,27 +68,36 @@ pub fn find_for_sign_in(
     Ok(Some((user, totp || key, roles)))
 }
 
-/// Whether the account still signs in with the password hash `verified`: not disabled,
-/// hash unchanged. Read in the transaction that records the sign-in, after the slow
-/// verification: a disable or password reset that landed meanwhile wins. On
-/// PostgreSQL the row stays locked to the end of that transaction, so a disable or
-/// reset that comes after it waits, and its "sign out everywhere" then sees the new
-/// session; SQLite's single writer already orders them.
-/// `sessions::insert_if_signs_in_with` states the same condition as a filter: change
-/// both together (the race test checks they agree).
+/// The account `id`, as long as it still signs in with the password hash `verified`:
+/// not disabled, hash unchanged. The one statement of that condition, used by the
+/// re-read below and by `sessions::insert_if_signs_in_with`, so an account state that
+/// should stop a sign-in (a lock, an expiry) is added in one place for both.
+#[diesel::dsl::auto_type(no_type_alias)]
+pub fn signing_in_with<'a>(id: &'a str, verified: &'a str) -> _ {
+    users::table
+        .filter(users::id.eq(id))
+        .filter(users::disabled.eq(false))
+        .filter(users::password_hash.eq(verified))
+}
+
+/// Whether the account still signs in with the password hash `verified`. Read in the
+/// transaction that records the sign-in, after the slow verification: a disable or
+/// password reset that landed meanwhile wins. On PostgreSQL the row stays locked to the
+/// end of that transaction, so a disable or reset that comes after it waits, and its
+/// "sign out everywhere" then sees the new session (one that came first and is still
+/// open makes this read wait, then re-check the row as it committed it); SQLite's single
+/// writer already orders them.
 pub fn still_signs_in_with(
     conn: &mut AnyConnection,
     id: &str,
     verified: &str,
 ) -> QueryResult<bool> {
-    let q = users::table
-        .find(id)
-        .select((users::disabled, users::password_hash));
-    let row: Option<(bool, Option<String>)> = match conn {
+    let q = signing_in_with(id, verified).select(users::id);
+    let row: Option<String> = match conn {
         AnyConnection::Postgresql(pg) => q.for_update().first(pg).optional()?,
         AnyConnection::Sqlite(sq) => q.first(sq).optional()?,
     };
-    Ok(row.is_some_and(|(disabled, hash)| !disabled && hash.as_deref() == Some(verified)))
+    Ok(row.is_some())
 }
 
 pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<User>> {
