@@ -16,18 +16,20 @@ fn fail(msg: impl std::fmt::Display) -> ! {
 /// threshold keeps every block over 1 MiB in its own mapping, given back to the system
 /// when freed: an idle server holds no hashing memory. And glibc gives each thread that
 /// allocates its own arena (up to 8 per core), each keeping what it freed: the
-/// database's blocking threads alone held tens of MiB. One arena for the process: the
-/// small allocations of a request come from each thread's cache without taking the
-/// arena's lock, and a second arena held 0.3-0.4 MiB more at the bench's peak (its
-/// own free space beside the main heap's) for no rate that the bench could tell apart.
+/// database's blocking threads alone held tens of MiB. One arena per core is enough
+/// for a server whose heavy work is bounded to the core count anyway. (One arena for
+/// the whole process held 0.3-0.4 MiB less at the bench's peak, but the two actix
+/// workers then wait on its lock: signed-in `/account` on PostgreSQL + Redis lost
+/// about a tenth of its rate in an A/B of the two builds.)
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // SAFETY: mallopt only changes allocator tuning; called before any other
         // thread exists (the runtime is started below).
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-            libc::mallopt(libc::M_ARENA_MAX, 1);
+            libc::mallopt(libc::M_ARENA_MAX, cores.clamp(1, 64) as libc::c_int);
         }
     }
 }
