@@ -236,9 +236,9 @@ impl Application {
         .workers(workers)
         // Blocking work is database calls, bounded by the pool (password hashing has
         // threads of its own, `auth::password`): more threads than that only wait, and
-        // each keeps its stack and its allocator cache resident (eight more, one per
-        // connection per worker, held 0.5-0.7 MiB more at the bench's peak). The limit
-        // is per worker; tokio's default is 512.
+        // each keeps its stack and its allocator cache resident (on SQLite, eight more
+        // than the pool's connections: 0.5-0.8 MiB more at the bench's peak). The
+        // limit is per worker; tokio's default is 512.
         .worker_max_blocking_threads(blocking_threads)
         .listen(listener)?
         .run();

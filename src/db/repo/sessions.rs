@@ -41,9 +41,10 @@ pub fn insert_if_signs_in_with(
     row: &SessionRow,
     verified_hash: &str,
 ) -> QueryResult<bool> {
+    use crate::db::repo::users::signing_in_with;
     use crate::db::schema::users;
     use diesel::sql_types::{BigInt, Nullable, Text};
-    let source = crate::db::repo::users::signing_in_with(&row.user_id, verified_hash).select((
+    let source = signing_in_with(&row.user_id, verified_hash).select((
         row.sid.as_str().into_sql::<Text>(),
         users::id,
         row.key_hash.as_deref().into_sql::<Nullable<Text>>(),
