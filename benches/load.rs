@@ -3,7 +3,8 @@
 //! quotes, each against a limit the bench measures itself on the same machine:
 //!
 //! 1. throughput of a signed-in `GET /account` ÷ throughput of `GET /healthz`, measured
-//!    with wrk (`load/wrk.rs`) like every plain request rate here;
+//!    with wrk (`load/wrk.rs`) like every plain request rate here, in turns with
+//!    `/healthz` so the machine's drift does not land in the ratio;
 //! 2. sign-ins per second ÷ raw argon2id verifications per second (same parameters,
 //!    measured in-process while the server is idle);
 //! 3. p50/p99/max latency of `GET /account` while sign-ins saturate the CPU;
@@ -47,6 +48,7 @@ use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::{COOKIE, HeaderValue, LOCATION};
 use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode, Url};
+use wrk::{PAIRED_ROUNDS, PAIRED_TURN_SECS};
 
 const EMAIL: &str = "bench@example.com";
 const PASSWORD: &str = "correct horse battery staple 42";
@@ -1083,8 +1085,8 @@ fn raw_argon2(threads: usize) -> Result<Raw, String> {
 // One configuration.
 
 struct Results {
-    healthz: Tally,
-    account: Tally,
+    /// Signed-in `GET /account` in turns with `GET /healthz`.
+    account: wrk::Paired,
     raw: Raw,
     /// The rates of the two raw measurements that bracket the sign-ins.
     raw_before_after: (f64, f64),
@@ -1126,14 +1128,13 @@ async fn measure(
     let mut rss_peaks = Vec::new();
     let mut cpu = Vec::new();
 
-    eprintln!("[{label}] wrk: GET /healthz, {HTTP_CONCURRENCY} connections");
+    eprintln!(
+        "[{label}] wrk: GET /healthz and GET /account (signed in) in turns, {HTTP_CONCURRENCY} connections"
+    );
     let sampler = RssSampler::start(server.pid);
-    let watch = CpuWatch::start(server.pid, "GET /healthz");
-    let healthz = wrk::rate(&server.url("/healthz"), wrk::Request::get()).await?;
-    watch.finish(&mut cpu);
-    eprintln!("[{label}] wrk: GET /account (signed in), {HTTP_CONCURRENCY} connections");
-    let watch = CpuWatch::start(server.pid, "GET /account");
-    let account = wrk::rate(
+    let watch = CpuWatch::start(server.pid, "GET /healthz + /account");
+    let account = wrk::beside_healthz(
+        &server.url("/healthz"),
         &server.url("/account"),
         wrk::Request::get().header(
             "Cookie",
@@ -1195,7 +1196,6 @@ async fn measure(
     let logged = server.logged_problems();
     let stop = server.stop();
     Ok(Results {
-        healthz,
         account,
         raw_before_after: (raw_before_rate, raw_after.rate()),
         raw,
@@ -1273,25 +1273,23 @@ struct Row {
 
 fn rows(r: &Results, throughput_target: f64, node: &oidc::NodeAnchor) -> Vec<Row> {
     let mut rows = Vec::new();
-    let ratio = if r.healthz.rate() > 0.0 {
-        r.account.rate() / r.healthz.rate()
-    } else {
-        0.0
-    };
+    let ratio = r.account.ratio();
+    let (account, healthz) = (r.account.endpoint.rate(), r.account.healthz.rate());
     rows.push(Row {
         figure: "GET /account ÷ GET /healthz throughput".into(),
         measured: format!(
-            "{ratio:.2} ({} / {} req/s)",
-            rate(r.account.rate()),
-            rate(r.healthz.rate())
+            "{ratio:.2} ({} / {} req/s; {})",
+            rate(account),
+            rate(healthz),
+            r.account.spread()
         ),
         target: format!("≥ {throughput_target}"),
         pass: ratio >= throughput_target,
         readme: format!(
-            "signed-in GET /account throughput is {ratio:.2}× GET /healthz ({} vs {} req/s, wrk, {HTTP_CONCURRENCY} keep-alive connections, {} s) — target ≥ {throughput_target}",
-            rate(r.account.rate()),
-            rate(r.healthz.rate()),
-            MEASURE.as_secs()
+            "signed-in GET /account throughput is {ratio:.2}× GET /healthz ({} vs {} req/s, wrk, {HTTP_CONCURRENCY} keep-alive connections, {PAIRED_ROUNDS} alternating turns of {PAIRED_TURN_SECS} s each; {}) — target ≥ {throughput_target}",
+            rate(account),
+            rate(healthz),
+            r.account.spread()
         ),
     });
     let ratio = r.sign_ins.rate() / r.raw.rate();
@@ -1367,7 +1365,7 @@ fn rows(r: &Results, throughput_target: f64, node: &oidc::NodeAnchor) -> Vec<Row
         ),
     });
     match &r.oidc {
-        Ok(o) => rows.extend(oidc::rows(o, r.healthz.rate(), node)),
+        Ok(o) => rows.extend(oidc::rows(o, r.account.healthz.rate(), node)),
         Err(e) => rows.push(Row {
             figure: "OpenID Connect endpoints".into(),
             measured: format!("not measured: {}", snippet(e)),
@@ -1423,8 +1421,8 @@ fn details(r: &Results) -> String {
             .map_or("unreadable".into(), |k| format!("{:.1} MiB", mib(k)))
     );
     for (name, t) in [
-        ("GET /healthz", &r.healthz),
-        ("GET /account", &r.account),
+        ("GET /healthz", &r.account.healthz),
+        ("GET /account", &r.account.endpoint),
         ("sign-ins", &r.sign_ins),
         ("sign-ins during probe", &r.probe_load),
     ] {
@@ -1522,7 +1520,7 @@ fn print_report(
     );
     let _ = writeln!(
         out,
-        "  request rates: wrk, {HTTP_CONCURRENCY} keep-alive connections, {} s warm-up + {} s measured per endpoint (sign-ins, the latency probe and refresh chains: reqwest)",
+        "  request rates: wrk, {HTTP_CONCURRENCY} keep-alive connections, {} s warm-up + {} s measured per endpoint (sign-ins, the latency probe and refresh chains: reqwest); a figure given ÷ GET /healthz takes {PAIRED_ROUNDS} turns of {PAIRED_TURN_SECS} s with /healthz (H E, E H, ...) after a warm-up each",
         WARMUP.as_secs(),
         MEASURE.as_secs()
     );

@@ -194,3 +194,94 @@ pub async fn rates(urls: &[String], req: Request<'_>) -> Result<Tally, String> {
     }
     Ok(total)
 }
+
+/// Rounds in which a figure given as a ratio to `GET /healthz` and `/healthz` itself
+/// take turns, and the length of each turn. This machine's speed drifts by a quarter
+/// from minute to minute (`/healthz` alone measured 47 000 and 95 000 req/s in two runs
+/// on one machine); two 5 s windows a minute apart measured the drift as much as the
+/// server. Turns in the order H E, E H, H E, E H cancel a drift that is linear in time.
+pub const PAIRED_ROUNDS: usize = 4;
+pub const PAIRED_TURN_SECS: u64 = 2;
+
+/// An endpoint's rate beside `GET /healthz` on the same server, from alternating turns.
+pub struct Paired {
+    pub endpoint: Tally,
+    pub healthz: Tally,
+    /// endpoint ÷ `/healthz` in each round, to show how far the rounds spread.
+    pub rounds: Vec<f64>,
+}
+
+impl Paired {
+    /// Requests served by the endpoint ÷ requests served by `/healthz`, each per second
+    /// over all its turns.
+    pub fn ratio(&self) -> f64 {
+        if self.healthz.rate() > 0.0 {
+            self.endpoint.rate() / self.healthz.rate()
+        } else {
+            0.0
+        }
+    }
+
+    /// "0.61–0.74 in 4 rounds", for the report.
+    pub fn spread(&self) -> String {
+        if self.rounds.is_empty() {
+            return "no round measured".into();
+        }
+        let lo = self.rounds.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = self.rounds.iter().copied().fold(0.0, f64::max);
+        format!("rounds {lo:.2}–{hi:.2}")
+    }
+}
+
+/// `req` on `url` and a plain GET on `healthz_url`, each warmed up once and then
+/// measured in `PAIRED_ROUNDS` alternating turns of `PAIRED_TURN_SECS`, with the same
+/// connections and threads as `rate`.
+pub async fn beside_healthz(
+    healthz_url: &str,
+    url: &str,
+    req: Request<'_>,
+) -> Result<Paired, String> {
+    let plain = Request::get();
+    answers_ok(healthz_url, &plain).await?;
+    answers_ok(url, &req).await?;
+    let dir = DataDir::create()?;
+    let (h_script, e_script) = (dir.path.join("healthz.lua"), dir.path.join("request.lua"));
+    std::fs::write(&h_script, script(&plain)).map_err(|e| format!("write wrk script: {e}"))?;
+    std::fs::write(&e_script, script(&req)).map_err(|e| format!("write wrk script: {e}"))?;
+    let (h_url, e_url) = (healthz_url.to_string(), url.to_string());
+    tokio::task::spawn_blocking(move || {
+        let run = |url: &str, script: &Path, secs: u64| {
+            run_wrk(url, script, secs, cores(), HTTP_CONCURRENCY)
+        };
+        run(&h_url, &h_script, WARMUP.as_secs().max(1))?;
+        run(&e_url, &e_script, WARMUP.as_secs().max(1))?;
+        let mut p = Paired {
+            endpoint: Tally::default(),
+            healthz: Tally::default(),
+            rounds: Vec::new(),
+        };
+        for round in 0..PAIRED_ROUNDS {
+            let (h, e) = if round % 2 == 0 {
+                let h = run(&h_url, &h_script, PAIRED_TURN_SECS)?;
+                (h, run(&e_url, &e_script, PAIRED_TURN_SECS)?)
+            } else {
+                let e = run(&e_url, &e_script, PAIRED_TURN_SECS)?;
+                (run(&h_url, &h_script, PAIRED_TURN_SECS)?, e)
+            };
+            if h.rate() > 0.0 {
+                p.rounds.push(e.rate() / h.rate());
+            }
+            add_turn(&mut p.healthz, h);
+            add_turn(&mut p.endpoint, e);
+        }
+        Ok(p)
+    })
+    .await
+    .map_err(|e| format!("wrk: {e}"))?
+}
+
+/// Adds one turn to a total: turns follow each other, so their times add up.
+fn add_turn(total: &mut Tally, turn: Tally) {
+    total.secs += turn.secs;
+    total.merge(turn);
+}
