@@ -806,6 +806,15 @@ impl Tally {
         }
     }
 
+    /// This load's rate ÷ `base`'s, 0 when `base` measured nothing.
+    fn ratio_to(&self, base: &Tally) -> f64 {
+        if base.rate() > 0.0 {
+            self.rate() / base.rate()
+        } else {
+            0.0
+        }
+    }
+
     fn problem(&mut self, error: bool, what: String) {
         if error {
             self.errors += 1;

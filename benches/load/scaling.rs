@@ -16,11 +16,7 @@ pub struct Scaling {
 
 impl Scaling {
     pub fn ratio(&self) -> f64 {
-        if self.one.rate() > 0.0 {
-            self.three.rate() / self.one.rate()
-        } else {
-            0.0
-        }
+        self.three.ratio_to(&self.one)
     }
 }
 

@@ -215,14 +215,10 @@ impl Paired {
     /// Requests served by the endpoint ÷ requests served by `/healthz`, each per second
     /// over all its turns.
     pub fn ratio(&self) -> f64 {
-        if self.healthz.rate() > 0.0 {
-            self.endpoint.rate() / self.healthz.rate()
-        } else {
-            0.0
-        }
+        self.endpoint.ratio_to(&self.healthz)
     }
 
-    /// "0.61–0.74 in 4 rounds", for the report.
+    /// "rounds 0.61–0.74": the lowest and highest per-round ratio, for the report.
     pub fn spread(&self) -> String {
         if self.rounds.is_empty() {
             return "no round measured".into();
@@ -269,7 +265,7 @@ pub async fn beside_healthz(
                 (run(&h_url, &h_script, PAIRED_TURN_SECS)?, e)
             };
             if h.rate() > 0.0 {
-                p.rounds.push(e.rate() / h.rate());
+                p.rounds.push(e.ratio_to(&h));
             }
             add_turn(&mut p.healthz, h);
             add_turn(&mut p.endpoint, e);
