@@ -13,15 +13,10 @@
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
-use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
-use josekit::jwk::alg::ed::{EdCurve, EdKeyPair};
-use josekit::jwk::alg::rsa::RsaKeyPair;
-use josekit::jwk::{Jwk, KeyPair};
-use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, RS256};
-use josekit::jwt::{self, JwtPayload};
 use serde_json::{Map, Value, json};
 
 use super::InternalError;
+use super::jose::{self, SignKey, VerifyKey};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::conn::{locks, serialize, write_transaction};
@@ -79,8 +74,8 @@ struct Key {
     kid: String,
     alg: &'static str,
     /// Only the active key of each algorithm signs.
-    signer: Option<Box<dyn JwsSigner>>,
-    verifier: Box<dyn JwsVerifier>,
+    signer: Option<SignKey>,
+    verifier: VerifyKey,
 }
 
 struct Loaded {
@@ -90,11 +85,11 @@ struct Loaded {
 }
 
 impl Loaded {
-    fn signer(&self, alg: &str) -> Option<(&str, &dyn JwsSigner)> {
+    fn signer(&self, alg: &str) -> Option<(&str, &SignKey)> {
         self.keys
             .iter()
             .find(|k| k.alg == alg && k.signer.is_some())
-            .and_then(|k| Some((k.kid.as_str(), k.signer.as_deref()?)))
+            .and_then(|k| Some((k.kid.as_str(), k.signer.as_ref()?)))
     }
     fn key(&self, kid: &str) -> Option<&Key> {
         self.keys.iter().find(|k| k.kid == kid)
@@ -240,26 +235,19 @@ impl KeyRing {
 
     /// A new key pair, sealed for storage (RSA generation takes a while: off the executor).
     async fn generate(&self, alg: &'static str, now: i64) -> Result<SigningKey, InternalError> {
-        let (der, mut public) = tokio::task::spawn_blocking(move || {
-            let pair: Box<dyn KeyPair> = match alg {
-                "ES256" => Box::new(EcKeyPair::generate(EcCurve::P256)?),
-                "EdDSA" => Box::new(EdKeyPair::generate(EdCurve::Ed25519)?),
-                _ => Box::new(RsaKeyPair::generate(2048)?),
-            };
-            Ok::<_, josekit::JoseError>((pair.to_der_private_key(), pair.to_jwk_public_key()))
-        })
-        .await
-        .map_err(other)?
-        .map_err(other)?;
+        let (der, mut public) = tokio::task::spawn_blocking(move || jose::generate(alg))
+            .await
+            .map_err(other)?
+            .map_err(other)?;
         let kid = generate()[..16].to_string();
-        public.set_key_id(&kid);
-        public.set_algorithm(alg);
-        public.set_key_use("sig");
+        public.insert("kid".into(), kid.clone().into());
+        public.insert("alg".into(), alg.into());
+        public.insert("use".into(), "sig".into());
         Ok(SigningKey {
             private_sealed: self.sealer.seal(&der, kid.as_bytes()),
             kid,
             alg: alg.into(),
-            public_jwk: public.to_string(),
+            public_jwk: Value::Object(public).to_string(),
             created_at: now,
             retired_at: None,
         })
@@ -277,22 +265,13 @@ impl KeyRing {
             let Some(alg) = supported(&row.alg) else {
                 continue;
             };
-            let jwk = Jwk::from_bytes(row.public_jwk.as_bytes()).map_err(other)?;
-            let verifier: Box<dyn JwsVerifier> = match alg {
-                "ES256" => Box::new(ES256.verifier_from_jwk(&jwk).map_err(other)?),
-                "EdDSA" => Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(other)?),
-                _ => Box::new(RS256.verifier_from_jwk(&jwk).map_err(other)?),
-            };
-            let signer: Option<Box<dyn JwsSigner>> = if signing.contains(&row.kid.as_str()) {
+            let verifier = VerifyKey::from_jwk(alg, &row.public_jwk).map_err(other)?;
+            let signer = if signing.contains(&row.kid.as_str()) {
                 let der = self
                     .sealer
                     .open(&row.private_sealed, row.kid.as_bytes())
                     .ok_or_else(|| other("a signing key does not open with this master key"))?;
-                Some(match alg {
-                    "ES256" => Box::new(ES256.signer_from_der(&der).map_err(other)?),
-                    "EdDSA" => Box::new(EdDSA.signer_from_der(&der).map_err(other)?),
-                    _ => Box::new(RS256.signer_from_der(&der).map_err(other)?),
-                })
+                Some(SignKey::from_der(alg, &der).map_err(other)?)
             } else {
                 None
             };
@@ -331,22 +310,16 @@ impl KeyRing {
         let (kid, signer) = loaded
             .signer(alg)
             .ok_or_else(|| other(format!("no {alg} signing key")))?;
-        let mut header = JwsHeader::new();
-        header.set_key_id(kid);
-        header.set_token_type(typ);
-        let payload = JwtPayload::from_map(claims).map_err(other)?;
-        jwt::encode_with_signer(&payload, &header, signer).map_err(other)
+        signer.sign(kid, typ, &claims).map_err(other)
     }
 
     /// Checks a token's signature against our published keys (not its expiry: callers
     /// decide, since an expired ID token is still a fine logout hint).
     pub async fn verify(&self, token: &str) -> Result<Option<Verified>, InternalError> {
-        let Ok(header) = jwt::decode_header(token) else {
+        let Some(kid) = jose::key_id(token) else {
             return Ok(None);
         };
-        let Some(kid) = header.claim("kid").and_then(Value::as_str) else {
-            return Ok(None);
-        };
+        let kid = kid.as_str();
         let mut loaded = self.current().await?;
         if loaded.key(kid).is_none() && loaded.at < self.clock.now() {
             // Maybe another instance just rotated; at most one reload a second.
@@ -355,12 +328,9 @@ impl KeyRing {
         let Some(key) = loaded.key(kid) else {
             return Ok(None);
         };
-        match jwt::decode_with_verifier(token, key.verifier.as_ref()) {
-            Ok((payload, header)) => Ok(Some(Verified {
-                claims: payload.claims_set().clone(),
-                typ: header.token_type().map(str::to_string),
-            })),
-            Err(_) => Ok(None),
-        }
+        Ok(key.verifier.verify(token).map(|c| Verified {
+            claims: c.claims,
+            typ: c.typ,
+        }))
     }
 }

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod issuer;
+pub mod jose;
 pub mod keyring;
 pub mod login;
 pub mod memo;
