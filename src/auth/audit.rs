@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::db::AnyConnection;
-use crate::db::repo::audit::{NewAuditEvent, insert};
+use crate::db::repo::audit::{ChainHead, NewAuditEvent, insert, insert_after};
 use crate::domain::audit::{AuditAction, Outcome};
 
 /// Who did it and from where: filled in by the web layer from the request.
@@ -42,6 +42,23 @@ pub fn record(
     details: Value,
 ) -> diesel::QueryResult<()> {
     insert(conn, &event(ctx, now, action, outcome, target, details))
+}
+
+/// `record` in a transaction that already holds the chain's lock, taken by the statement
+/// before (see `repo::audit::locked_head_expr`).
+#[expect(clippy::too_many_arguments)]
+pub fn record_after(
+    conn: &mut AnyConnection,
+    head: ChainHead,
+    ctx: &AuditCtx,
+    now: i64,
+    action: AuditAction,
+    outcome: Outcome,
+    target: Option<&str>,
+    details: Value,
+) -> diesel::QueryResult<()> {
+    let ev = event(ctx, now, action, outcome, target, details);
+    insert_after(conn, head, std::slice::from_ref(&ev))
 }
 
 /// The row for an event (and its log line).

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use super::InternalError;
-use super::audit::{AuditCtx, record};
+use super::audit::{AuditCtx, record, record_after};
 use super::password::{Hasher, Verified};
 use super::sessions::Sessions;
 use super::throttle::{RetryAfter, Throttle};
@@ -123,13 +123,15 @@ pub async fn authenticate(
                     write_transaction(c, |c| {
                         // Hashing took a while: a disable or password reset that landed
                         // meanwhile must win, and one that follows must see this session.
-                        // With a session to open, the check and the insert are one
-                        // statement.
-                        let still = match &row {
+                        // With a session to open, the check, the insert and the audit
+                        // chain's lock are one statement.
+                        let (still, head) = match &row {
                             Some(row) => {
-                                session_rows::insert_if_signs_in_with(c, row, &verified_hash)?
+                                let head =
+                                    session_rows::insert_if_signs_in_with(c, row, &verified_hash)?;
+                                (head.is_some(), head)
                             }
-                            None => users::still_signs_in_with(c, &uid, &verified_hash)?,
+                            None => (users::still_signs_in_with(c, &uid, &verified_hash)?, None),
                         };
                         if !still {
                             denied(c, &ctx2, now, &uid, "account changed during sign-in")?;
@@ -138,15 +140,23 @@ pub async fn authenticate(
                         if let Some(h) = rehash {
                             users::set_password_hash(c, &uid, &h, now)?;
                         }
-                        record(
-                            c,
-                            &ctx2,
-                            now,
-                            AuditAction::LoginSucceeded,
-                            Outcome::Success,
-                            Some(&uid),
-                            json!({"method": "password", "second_factor_next": mfa}),
-                        )?;
+                        let details = json!({"method": "password", "second_factor_next": mfa});
+                        let (action, outcome) = (AuditAction::LoginSucceeded, Outcome::Success);
+                        match head {
+                            Some(head) => record_after(
+                                c,
+                                head,
+                                &ctx2,
+                                now,
+                                action,
+                                outcome,
+                                Some(&uid),
+                                details,
+                            )?,
+                            // The second-factor path takes the chain's lock here, after
+                            // the rehash has locked the user's row (the usual order).
+                            None => record(c, &ctx2, now, action, outcome, Some(&uid), details)?,
+                        }
                         Ok::<_, InternalError>(true)
                     })
                 })

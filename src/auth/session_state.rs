@@ -30,6 +30,20 @@ pub struct Cached {
 /// How long a removed state stays remembered as removed: longer than any request.
 const TOMBSTONE_SECS: i64 = 3600;
 
+/// Redis: the state under KEYS[1] unless KEYS[2], the key's revocation marker, exists.
+static STORE_UNLESS_REVOKED: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1",
+    )
+});
+
+/// The revocation marker of a state's key (`revoke`).
+fn revoked_key(prefix: &str, key_hash: &str) -> String {
+    format!("{prefix}{key_hash}:revoked")
+}
+
 impl Cached {
     fn live(state: String, expires_at: i64, dirty: bool) -> Self {
         Self {
@@ -204,6 +218,61 @@ impl StateBackend {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Stores the state of a session signed in under a key chosen in advance (its
+    /// registry row, tied to the key, went in first), unless the key was revoked since
+    /// (`revoke`). In Redis the check and the write are one atomic step, so no read of
+    /// the registry has to follow: `Some(stored)`. The database keeps no such marker:
+    /// there the state is stored and `None` asks the caller to check the registry.
+    pub async fn insert_unless_revoked(
+        &self,
+        key_hash: &str,
+        state: &StateMap,
+        ttl_secs: i64,
+    ) -> Result<Option<bool>, InternalError> {
+        match self {
+            StateBackend::Redis { conn, prefix } => {
+                let json = serde_json::to_string(state)
+                    .map_err(|e| InternalError::Other(e.to_string()))?;
+                let mut c = conn.clone();
+                let stored: i64 = STORE_UNLESS_REVOKED
+                    .key(format!("{prefix}{key_hash}"))
+                    .key(revoked_key(prefix, key_hash))
+                    .arg(json)
+                    .arg(ttl_secs * 1000)
+                    .invoke_async(&mut c)
+                    .await
+                    .map_err(redis_err)?;
+                Ok(Some(stored == 1))
+            }
+            StateBackend::Db { .. } => self.insert(key_hash, state, ttl_secs).await.map(|()| None),
+        }
+    }
+
+    /// Ends a state for good (a revoked or expired session): `remove`, and in Redis a
+    /// marker, kept for `TOMBSTONE_SECS`, that `insert_unless_revoked` honours. The
+    /// marker is set before the state goes, so a sign-in storing its state meanwhile
+    /// either stored it first (and it is deleted here) or sees the marker.
+    pub async fn revoke(&self, key_hash: &str) -> Result<(), InternalError> {
+        match self {
+            StateBackend::Redis { conn, prefix } => {
+                let mut c = conn.clone();
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(revoked_key(prefix, key_hash))
+                    .arg(1)
+                    .arg("PX")
+                    .arg(TOMBSTONE_SECS * 1000)
+                    .ignore()
+                    .del(format!("{prefix}{key_hash}"))
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+                    .map_err(redis_err)
+            }
+            StateBackend::Db { .. } => self.remove(key_hash).await,
         }
     }
 

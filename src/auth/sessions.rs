@@ -149,7 +149,7 @@ impl Sessions {
         for r in rows {
             self.seen.remove(&r.sid);
             if let Some(kh) = &r.key_hash {
-                self.state.remove(kh).await?;
+                self.state.revoke(kh).await?;
             }
         }
         Ok(())
@@ -159,7 +159,9 @@ impl Sessions {
     /// moment: a sign-in whose state was stored after `drop_states` ran (a password
     /// sign-in ties its row before storing the state; others link it after) is ended
     /// here, not left alive and unlisted. Its own check after storing sees the row
-    /// gone only if it runs after this delete, so both are needed.
+    /// gone only if it runs after this delete, so both are needed. (In Redis the
+    /// password sign-in needs no check: `revoke` leaves a marker that its store
+    /// honours, see `StateBackend::insert_unless_revoked`.)
     async fn delete_rows(&self, rows: Vec<SessionRow>) -> Result<(), InternalError> {
         let sids: Vec<String> = rows.into_iter().map(|r| r.sid).collect();
         let tied = self
@@ -167,7 +169,7 @@ impl Sessions {
             .run(move |c| repo::delete_many_returning_keys(c, &sids).map_err(InternalError::from))
             .await?;
         for kh in tied.into_iter().flatten() {
-            self.state.remove(&kh).await?;
+            self.state.revoke(&kh).await?;
         }
         Ok(())
     }

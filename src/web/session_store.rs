@@ -81,23 +81,34 @@ impl SessionStore for Store {
         if session_state.contains_key(STORE_DOWN_KEY) {
             return Ok(key);
         }
-        if let Err(e) = self
-            .sessions
-            .state
-            .insert(&kh, &session_state, ttl.whole_seconds())
-            .await
-        {
-            dropped_write("new session", e);
-            return Ok(key);
-        }
+        let ttl_secs = ttl.whole_seconds();
+        let state = &self.sessions.state;
+        let stored = if prekeyed {
+            state
+                .insert_unless_revoked(&kh, &session_state, ttl_secs)
+                .await
+        } else {
+            state
+                .insert(&kh, &session_state, ttl_secs)
+                .await
+                .map(|()| None)
+        };
+        let known = match stored {
+            Ok(known) => known,
+            Err(e) => {
+                dropped_write("new session", e);
+                return Ok(key);
+            }
+        };
         if let Some(who) = who {
-            // Checked (or linked) after the state is stored, so that a "sign out
-            // everywhere" that ran before it is seen here, and one that runs after it
-            // finds the row tied to this key and deletes the state.
-            let linked = if prekeyed {
-                self.sessions.registered(&who.sid, &kh).await
-            } else {
-                self.sessions.link(&who.sid, &kh).await
+            // Unless the store answered that already (Redis remembers revoked keys), the
+            // registry is checked (or linked) after the state is stored, so that a "sign
+            // out everywhere" that ran before it is seen here, and one that runs after
+            // it finds the row tied to this key and deletes the state.
+            let linked = match (known, prekeyed) {
+                (Some(stored), _) => Ok(stored),
+                (None, true) => self.sessions.registered(&who.sid, &kh).await,
+                (None, false) => self.sessions.link(&who.sid, &kh).await,
             }
             .map_err(|e| SaveError::Other(any(e)))?;
             if !linked {
@@ -106,7 +117,7 @@ impl SessionStore for Store {
                 session_state.remove(AUTH_KEY);
                 self.sessions
                     .state
-                    .update(&kh, &session_state, ttl.whole_seconds())
+                    .update(&kh, &session_state, ttl_secs)
                     .await
                     .map_err(|e| SaveError::Other(any(e)))?;
             }

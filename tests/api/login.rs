@@ -222,7 +222,7 @@ async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
             .run_sync(move |c| {
                 let read = users::still_signs_in_with(c, &uid, &verified)?;
                 let row = sessions.new_row(&uid, "192.0.2.1", "test", Some("k".repeat(43)));
-                let inserted = session_rows::insert_if_signs_in_with(c, &row, &verified)?;
+                let inserted = session_rows::insert_if_signs_in_with(c, &row, &verified)?.is_some();
                 let stored = session_rows::find(c, &row.sid)?;
                 assert_eq!(read, inserted, "the read and the guarded insert disagree");
                 assert_eq!(stored.is_some(), inserted, "a row went in iff it said so");
@@ -265,7 +265,29 @@ async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
             }
             c.transaction(|c| {
                 let row = sessions.new_row(&u, "192.0.2.1", "test", None);
-                assert!(session_rows::insert_if_signs_in_with(c, &row, &h)?);
+                assert!(session_rows::insert_if_signs_in_with(c, &row, &h)?.is_some());
+                // The same statement took the audit chain's lock: `login.succeeded`
+                // follows it, and no other event may come between.
+                let appended = db.run_sync(|other| {
+                    other
+                        .transaction(|other| {
+                            diesel::sql_query("SET LOCAL lock_timeout = '200ms'").execute(other)?;
+                            portcullis::auth::audit::record(
+                                other,
+                                &portcullis::auth::audit::AuditCtx::cli(),
+                                0,
+                                portcullis::domain::audit::AuditAction::LoginFailed,
+                                portcullis::domain::audit::Outcome::Failure,
+                                None,
+                                serde_json::json!({}),
+                            )
+                        })
+                        .map_err(DbError::from)
+                });
+                assert!(
+                    appended.is_err(),
+                    "an event was appended while a sign-in held the chain: {appended:?}"
+                );
                 let blocked = db.run_sync(|other| {
                     other
                         .transaction(|other| {

@@ -182,3 +182,61 @@ async fn a_password_sign_in_registers_its_session_tied_to_the_stored_state_and_n
     assert!(sessions.revoke(&uid, &rows[0].sid).await.unwrap());
     assert_eq!(b.get("/account").await.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn a_sign_in_revoked_before_its_state_is_stored_does_not_come_back_signed_in() {
+    use actix_session::storage::SessionStore;
+    use portcullis::db::DbError;
+    use portcullis::db::repo::sessions as session_rows;
+    use portcullis::domain::tokens;
+    use portcullis::web::session::{NEW_KEY, SignedIn};
+    let app = spawn_app().await;
+    let uid = app.create_user("late@example.com", &[]).await;
+    let sessions = app.state.sessions.clone();
+    let store = portcullis::web::session_store::Store::new(sessions.clone());
+    let ttl = actix_web::cookie::time::Duration::seconds(60);
+    // What a password sign-in does: its registry row goes in tied to the key it chose,
+    // then the response stores the signed-in state under that key.
+    let registered = |key: &str| {
+        let row = sessions.new_row(&uid, "192.0.2.1", "test", Some(tokens::hash(key)));
+        let who = SignedIn {
+            uid: uid.clone(),
+            sid: row.sid.clone(),
+            auth_at: 0,
+            amr: vec!["pwd".into()],
+            email: "late@example.com".into(),
+            name: None,
+            roles: Vec::new(),
+        };
+        app.state
+            .db
+            .run_sync(move |c| session_rows::insert(c, &row).map_err(DbError::from))
+            .unwrap();
+        std::collections::HashMap::from([
+            ("auth".to_string(), serde_json::to_string(&who).unwrap()),
+            (NEW_KEY.to_string(), serde_json::to_string(key).unwrap()),
+        ])
+    };
+    let stored = |key: String| {
+        let sessions = sessions.clone();
+        async move { sessions.state.load(&tokens::hash(&key), 60).await.unwrap() }
+    };
+    // Undisturbed, the state is stored signed in.
+    let key = tokens::generate();
+    let state = registered(&key);
+    store.save(state, &ttl).await.unwrap();
+    let state = stored(key).await.expect("stored");
+    assert!(state.contains_key("auth"), "{state:?}");
+    // "Sign out everywhere" between the row and the state: the state, arriving after the
+    // revocation, must not bring the session back.
+    assert_eq!(sessions.revoke_all(&uid, None).await.unwrap(), 1);
+    let key = tokens::generate();
+    let state = registered(&key);
+    assert_eq!(sessions.revoke_all(&uid, None).await.unwrap(), 1);
+    store.save(state, &ttl).await.unwrap();
+    let late = stored(key).await;
+    assert!(
+        late.as_ref().is_none_or(|s| !s.contains_key("auth")),
+        "a revoked sign-in was stored signed in: {late:?}"
+    );
+}

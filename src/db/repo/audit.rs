@@ -55,21 +55,38 @@ diesel::define_sql_function! {
     fn audit_chain_head(lock_key: diesel::sql_types::BigInt) -> diesel::sql_types::Text;
 }
 
+/// The audit chain's last hash, read under the chain's lock, which is held to the end of
+/// the transaction: what the next event links to. Only made by a locked read (here, or
+/// `head_after_insert` in a statement that writes something else), so holding one means
+/// the lock is taken.
+pub struct ChainHead(String);
+
+/// The chain's lock and last hash as an expression, to put in the `RETURNING` of a
+/// PostgreSQL statement that must be followed by an event anyway: the statement and the
+/// lock then cost one round trip instead of two. Read it with `head_after_insert`.
+pub fn locked_head_expr() -> audit_chain_head<i64> {
+    audit_chain_head(crate::db::conn::locks::AUDIT_CHAIN)
+}
+
+/// The head read by `locked_head_expr` in the current transaction.
+pub fn head_after_insert(hash: String) -> ChainHead {
+    ChainHead(hash)
+}
+
 /// Takes the chain's lock (to the end of the transaction) and returns the last event's
 /// hash, empty when there is none. On PostgreSQL one round trip (the lock and the read
 /// in one function call) instead of two; SQLite's single writer is the lock there.
-fn lock_chain_head(conn: &mut AnyConnection) -> QueryResult<String> {
-    match conn {
-        AnyConnection::Postgresql(pg) => {
-            diesel::select(audit_chain_head(crate::db::conn::locks::AUDIT_CHAIN)).get_result(pg)
-        }
-        AnyConnection::Sqlite(sq) => Ok(a::table
+pub fn lock_head(conn: &mut AnyConnection) -> QueryResult<ChainHead> {
+    let hash = match conn {
+        AnyConnection::Postgresql(pg) => diesel::select(locked_head_expr()).get_result(pg)?,
+        AnyConnection::Sqlite(sq) => a::table
             .order(a::id.desc())
             .select(a::hash)
             .first(sq)
             .optional()?
-            .unwrap_or_default()),
-    }
+            .unwrap_or_default(),
+    };
+    Ok(ChainHead(hash))
 }
 
 /// Appends an event to the hash chain. Appends are serialised (an advisory lock held
@@ -80,63 +97,73 @@ pub fn insert(conn: &mut AnyConnection, ev: &NewAuditEvent) -> QueryResult<()> {
 }
 
 /// Appends events to the chain in order: one lock and one read of the last hash for
-/// all of them. On PostgreSQL the rows go in one multi-row INSERT, whose VALUES are
-/// numbered by the id sequence in the order given (so ids follow the chain): a batch of
-/// concurrent `client_credentials` events is one statement instead of one round trip
-/// each. SQLite has no round trips and diesel has no portable batch insert there
-/// (TECH-NOTES a), so it inserts row by row.
+/// all of them.
 pub fn insert_many(conn: &mut AnyConnection, events: &[NewAuditEvent]) -> QueryResult<()> {
     crate::db::conn::ensure_write_transaction(conn, |c| {
-        let mut prev = lock_chain_head(c)?;
-        let mut rows = Vec::with_capacity(events.len());
-        for ev in events {
-            let hash = chain_hash(
-                &prev,
-                &ChainFields {
-                    created_at: ev.created_at,
-                    event: &ev.event,
-                    outcome: &ev.outcome,
-                    actor_id: ev.actor_id.as_deref(),
-                    target_id: ev.target_id.as_deref(),
-                    ip: ev.ip.as_deref(),
-                    user_agent: ev.user_agent.as_deref(),
-                    request_id: ev.request_id.as_deref(),
-                    details: &ev.details,
-                },
-            );
-            rows.push((
-                a::created_at.eq(ev.created_at),
-                a::event.eq(&ev.event),
-                a::outcome.eq(&ev.outcome),
-                a::actor_id.eq(&ev.actor_id),
-                a::target_id.eq(&ev.target_id),
-                a::ip.eq(&ev.ip),
-                a::user_agent.eq(&ev.user_agent),
-                a::request_id.eq(&ev.request_id),
-                a::details.eq(&ev.details),
-                a::prev_hash.eq(std::mem::replace(&mut prev, hash.clone())),
-                a::hash.eq(hash),
-            ));
-        }
-        match c {
-            // One row (most events): a single-row insert, whose text never changes, so
-            // PostgreSQL keeps it prepared; a batch's text depends on its size.
-            AnyConnection::Postgresql(pg) if rows.len() == 1 => {
-                for row in rows {
-                    diesel::insert_into(a::table).values(row).execute(pg)?;
-                }
-            }
-            AnyConnection::Postgresql(pg) => {
-                diesel::insert_into(a::table).values(rows).execute(pg)?;
-            }
-            AnyConnection::Sqlite(_) => {
-                for row in rows {
-                    diesel::insert_into(a::table).values(row).execute(c)?;
-                }
-            }
-        }
-        Ok(())
+        let head = lock_head(c)?;
+        insert_after(c, head, events)
     })
+}
+
+/// Appends events after `head`, in the transaction that took it. On PostgreSQL the rows
+/// go in one multi-row INSERT, whose VALUES are numbered by the id sequence in the order
+/// given (so ids follow the chain): a batch of concurrent `client_credentials` events
+/// is one statement instead of one round trip each. SQLite has no round trips and
+/// diesel has no portable batch insert there (TECH-NOTES a), so it inserts row by row.
+pub fn insert_after(
+    conn: &mut AnyConnection,
+    head: ChainHead,
+    events: &[NewAuditEvent],
+) -> QueryResult<()> {
+    let mut prev = head.0;
+    let mut rows = Vec::with_capacity(events.len());
+    for ev in events {
+        let hash = chain_hash(
+            &prev,
+            &ChainFields {
+                created_at: ev.created_at,
+                event: &ev.event,
+                outcome: &ev.outcome,
+                actor_id: ev.actor_id.as_deref(),
+                target_id: ev.target_id.as_deref(),
+                ip: ev.ip.as_deref(),
+                user_agent: ev.user_agent.as_deref(),
+                request_id: ev.request_id.as_deref(),
+                details: &ev.details,
+            },
+        );
+        rows.push((
+            a::created_at.eq(ev.created_at),
+            a::event.eq(&ev.event),
+            a::outcome.eq(&ev.outcome),
+            a::actor_id.eq(&ev.actor_id),
+            a::target_id.eq(&ev.target_id),
+            a::ip.eq(&ev.ip),
+            a::user_agent.eq(&ev.user_agent),
+            a::request_id.eq(&ev.request_id),
+            a::details.eq(&ev.details),
+            a::prev_hash.eq(std::mem::replace(&mut prev, hash.clone())),
+            a::hash.eq(hash),
+        ));
+    }
+    match conn {
+        // One row (most events): a single-row insert, whose text never changes, so
+        // PostgreSQL keeps it prepared; a batch's text depends on its size.
+        AnyConnection::Postgresql(pg) if rows.len() == 1 => {
+            for row in rows {
+                diesel::insert_into(a::table).values(row).execute(pg)?;
+            }
+        }
+        AnyConnection::Postgresql(pg) => {
+            diesel::insert_into(a::table).values(rows).execute(pg)?;
+        }
+        AnyConnection::Sqlite(_) => {
+            for row in rows {
+                diesel::insert_into(a::table).values(row).execute(conn)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Events in id order after `after_id`: the chain check reads the log in batches.

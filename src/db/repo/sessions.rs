@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 
 use crate::db::AnyConnection;
+use crate::db::repo::audit::{self, ChainHead};
 use crate::db::schema::sessions;
 
 /// `None` is inserted as NULL rather than `DEFAULT` (the column's default is NULL
@@ -31,16 +32,20 @@ pub fn insert(conn: &mut AnyConnection, row: &SessionRow) -> QueryResult<()> {
 }
 
 /// Inserts a password sign-in's row only if the account still signs in with the hash
-/// the password was verified against (enabled, same hash), and says whether it did. One
-/// statement instead of a re-read and an insert; on PostgreSQL the read locks the user's
-/// row, so a disable or password reset racing the sign-in either wins (no row goes in)
-/// or waits for it and then sees, and ends, this session. The condition is
-/// `users::signing_in_with`, shared with the second-factor path's re-read.
+/// the password was verified against (enabled, same hash). One statement instead of a
+/// re-read and an insert; on PostgreSQL the read locks the user's row, so a disable or
+/// password reset racing the sign-in either wins (no row goes in) or waits for it and
+/// then sees, and ends, this session. The condition is `users::signing_in_with`, shared
+/// with the second-factor path's re-read.
+///
+/// `login.succeeded` follows the insert in the same transaction, so when the row goes in
+/// the audit chain's lock is taken too and its head returned (on PostgreSQL in the same
+/// statement: one round trip less per sign-in); `None` when no row went in.
 pub fn insert_if_signs_in_with(
     conn: &mut AnyConnection,
     row: &SessionRow,
     verified_hash: &str,
-) -> QueryResult<bool> {
+) -> QueryResult<Option<ChainHead>> {
     use crate::db::repo::users::signing_in_with;
     use crate::db::schema::users;
     use diesel::sql_types::{BigInt, Nullable, Text};
@@ -64,17 +69,28 @@ pub fn insert_if_signs_in_with(
         sessions::ip,
         sessions::user_agent,
     );
-    let inserted = match conn {
-        AnyConnection::Postgresql(pg) => diesel::insert_into(sessions::table)
+    match conn {
+        // RETURNING runs after the row is in, so the locks come in the order every
+        // other audited change of a user takes them (the user's row, then the chain).
+        AnyConnection::Postgresql(pg) => Ok(diesel::insert_into(sessions::table)
             .values(source.for_update())
             .into_columns(columns)
-            .execute(pg)?,
-        AnyConnection::Sqlite(sq) => diesel::insert_into(sessions::table)
-            .values(source)
-            .into_columns(columns)
-            .execute(sq)?,
-    };
-    Ok(inserted == 1)
+            .returning(audit::locked_head_expr())
+            .get_result::<String>(pg)
+            .optional()?
+            .map(audit::head_after_insert)),
+        AnyConnection::Sqlite(sq) => {
+            let inserted = diesel::insert_into(sessions::table)
+                .values(source)
+                .into_columns(columns)
+                .execute(sq)?;
+            if inserted == 1 {
+                audit::lock_head(conn).map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+    }
 }
 
 pub fn set_key_hash(conn: &mut AnyConnection, sid: &str, key_hash: &str) -> QueryResult<usize> {
