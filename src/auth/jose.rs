@@ -19,7 +19,7 @@ use jsonwebtoken::errors::{Error, ErrorKind};
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey, Header, Validation};
 use ring::rand::SystemRandom;
 use ring::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// RSA modulus size for new keys: what every relying party accepts.
 const RSA_BITS: usize = 2048;
@@ -80,27 +80,35 @@ impl Private {
 
     /// The public half as a JWK (without `kid`, `alg` and `use`).
     fn public_jwk(&self) -> Map<String, Value> {
-        let v = match self {
+        let members = match self {
             Private::Rsa(k) => {
                 let c: sig::RsaPublicKeyComponents<Vec<u8>> = k.public().into();
-                json!({ "kty": "RSA", "n": B64.encode(&c.n), "e": B64.encode(&c.e) })
+                vec![
+                    ("kty", "RSA".into()),
+                    ("n", B64.encode(&c.n)),
+                    ("e", B64.encode(&c.e)),
+                ]
             }
             Private::Ec(k) => {
                 // Uncompressed point: 0x04 || x || y.
                 let point = k.public_key().as_ref();
-                json!({
-                    "kty": "EC", "crv": "P-256",
-                    "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..65]),
-                })
+                vec![
+                    ("kty", "EC".into()),
+                    ("crv", "P-256".into()),
+                    ("x", B64.encode(&point[1..33])),
+                    ("y", B64.encode(&point[33..65])),
+                ]
             }
-            Private::Ed(k) => {
-                json!({ "kty": "OKP", "crv": "Ed25519", "x": B64.encode(k.public_key()) })
-            }
+            Private::Ed(k) => vec![
+                ("kty", "OKP".into()),
+                ("crv", "Ed25519".into()),
+                ("x", B64.encode(k.public_key())),
+            ],
         };
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
+        members
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), Value::String(value)))
+            .collect()
     }
 }
 
@@ -263,7 +271,9 @@ impl SignKey {
         Ok(Self { alg: algo, key })
     }
 
-    /// The public half as a JWK (without `kid`, `alg`, `use`).
+    /// The public half as a JWK (without `kid`, `alg`, `use`); `generate` returns it
+    /// with a new key, so only the tests read it from a loaded one.
+    #[cfg(test)]
     pub fn public_jwk(&self) -> Result<Map<String, Value>, String> {
         Ok(Private::parse(self.alg, self.key.as_bytes())?.public_jwk())
     }
@@ -334,6 +344,7 @@ pub fn key_id(token: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn claims() -> Map<String, Value> {
         let Value::Object(m) = json!({ "iss": "https://id.example", "sub": "u1", "exp": 1 }) else {
