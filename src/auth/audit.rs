@@ -44,21 +44,18 @@ pub fn record(
     insert(conn, &event(ctx, now, action, outcome, target, details))
 }
 
-/// `record` in a transaction that already holds the chain's lock, taken by the statement
-/// before (see `repo::audit::locked_head_expr`).
-#[expect(clippy::too_many_arguments)]
-pub fn record_after(
+/// Appends `ev` (made by `event`) after `head`, the chain's head that the transaction
+/// took with its statement before (see `repo::audit::locked_head_expr`); with `None` it
+/// takes the chain's lock here, as `record` does.
+pub fn record_event(
     conn: &mut AnyConnection,
-    head: ChainHead,
-    ctx: &AuditCtx,
-    now: i64,
-    action: AuditAction,
-    outcome: Outcome,
-    target: Option<&str>,
-    details: Value,
+    head: Option<ChainHead>,
+    ev: &NewAuditEvent,
 ) -> diesel::QueryResult<()> {
-    let ev = event(ctx, now, action, outcome, target, details);
-    insert_after(conn, head, std::slice::from_ref(&ev))
+    match head {
+        Some(head) => insert_after(conn, head, std::slice::from_ref(ev)),
+        None => insert(conn, ev),
+    }
 }
 
 /// The row for an event (and its log line).

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use super::InternalError;
-use super::audit::{AuditCtx, record, record_after};
+use super::audit::{AuditCtx, event, record, record_event};
 use super::password::{Hasher, Verified};
 use super::sessions::Sessions;
 use super::throttle::{RetryAfter, Throttle};
@@ -140,23 +140,18 @@ pub async fn authenticate(
                         if let Some(h) = rehash {
                             users::set_password_hash(c, &uid, &h, now)?;
                         }
-                        let details = json!({"method": "password", "second_factor_next": mfa});
-                        let (action, outcome) = (AuditAction::LoginSucceeded, Outcome::Success);
-                        match head {
-                            Some(head) => record_after(
-                                c,
-                                head,
-                                &ctx2,
-                                now,
-                                action,
-                                outcome,
-                                Some(&uid),
-                                details,
-                            )?,
-                            // The second-factor path takes the chain's lock here, after
-                            // the rehash has locked the user's row (the usual order).
-                            None => record(c, &ctx2, now, action, outcome, Some(&uid), details)?,
-                        }
+                        // The second-factor path (no head yet) takes the chain's lock
+                        // in `record_event`, after the rehash has locked the user's row
+                        // (the usual order).
+                        let ev = event(
+                            &ctx2,
+                            now,
+                            AuditAction::LoginSucceeded,
+                            Outcome::Success,
+                            Some(&uid),
+                            json!({"method": "password", "second_factor_next": mfa}),
+                        );
+                        record_event(c, head, &ev)?;
                         Ok::<_, InternalError>(true)
                     })
                 })
