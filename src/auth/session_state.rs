@@ -251,7 +251,7 @@ impl StateBackend {
         }
     }
 
-    /// Ends a state for good (a revoked or expired session): `remove`, and in Redis a
+    /// Ends a revoked session's state for good: `remove`, and in Redis a
     /// marker, kept for `TOMBSTONE_SECS`, that `insert_unless_revoked` honours. The
     /// marker is set before the state goes, so a sign-in storing its state meanwhile
     /// either stored it first (and it is deleted here) or sees the marker.

@@ -14,6 +14,13 @@ use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::sessions::{self as repo, SessionRow};
 
+/// Why sessions end: a revocation must win over a sign-in still storing its state.
+#[derive(Clone, Copy)]
+enum Ending {
+    Revoked,
+    Expired,
+}
+
 /// What the hot path records, written behind.
 #[derive(Clone, Copy)]
 struct Seen {
@@ -145,11 +152,17 @@ impl Sessions {
         Ok(rows)
     }
 
-    async fn drop_states(&self, rows: &[SessionRow]) -> Result<(), InternalError> {
+    /// Drops the states of `rows`. A revocation marks each key as revoked in the store
+    /// (`StateBackend::revoke`) so that a password sign-in still storing its state
+    /// cannot bring it back; expired rows need no marker (a sign-in's row is new).
+    async fn drop_states(&self, rows: &[SessionRow], ending: Ending) -> Result<(), InternalError> {
         for r in rows {
             self.seen.remove(&r.sid);
             if let Some(kh) = &r.key_hash {
-                self.state.revoke(kh).await?;
+                match ending {
+                    Ending::Revoked => self.state.revoke(kh).await?,
+                    Ending::Expired => self.state.remove(kh).await?,
+                }
             }
         }
         Ok(())
@@ -160,8 +173,8 @@ impl Sessions {
     /// sign-in ties its row before storing the state; others link it after) is ended
     /// here, not left alive and unlisted. Its own check after storing sees the row
     /// gone only if it runs after this delete, so both are needed. (In Redis the
-    /// password sign-in needs no check: `revoke` leaves a marker that its store
-    /// honours, see `StateBackend::insert_unless_revoked`.)
+    /// password sign-in needs no check: `drop_states` marked its key already, and the
+    /// rows deleted here are the ones it saw, so no second marker is needed.)
     async fn delete_rows(&self, rows: Vec<SessionRow>) -> Result<(), InternalError> {
         let sids: Vec<String> = rows.into_iter().map(|r| r.sid).collect();
         let tied = self
@@ -169,7 +182,7 @@ impl Sessions {
             .run(move |c| repo::delete_many_returning_keys(c, &sids).map_err(InternalError::from))
             .await?;
         for kh in tied.into_iter().flatten() {
-            self.state.revoke(&kh).await?;
+            self.state.remove(&kh).await?;
         }
         Ok(())
     }
@@ -182,7 +195,8 @@ impl Sessions {
             .run(move |c| repo::find_for_user(c, &u, &s).map_err(InternalError::from))
             .await?;
         let Some(row) = row else { return Ok(false) };
-        self.drop_states(std::slice::from_ref(&row)).await?;
+        self.drop_states(std::slice::from_ref(&row), Ending::Revoked)
+            .await?;
         self.delete_rows(vec![row]).await?;
         Ok(true)
     }
@@ -199,7 +213,7 @@ impl Sessions {
             .run(move |c| repo::list_all_for_user(c, &u, k.as_deref()).map_err(InternalError::from))
             .await?;
         let n = rows.len();
-        self.drop_states(&rows).await?;
+        self.drop_states(&rows, Ending::Revoked).await?;
         self.delete_rows(rows).await?;
         Ok(n)
     }
@@ -239,7 +253,7 @@ impl Sessions {
             .run(move |c| repo::list_expired(c, now, 500).map_err(InternalError::from))
             .await?;
         if !expired.is_empty() {
-            self.drop_states(&expired).await?;
+            self.drop_states(&expired, Ending::Expired).await?;
             self.delete_rows(expired).await?;
         }
         self.state.flush().await

@@ -68,8 +68,9 @@ pub fn locked_head_expr() -> audit_chain_head<i64> {
     audit_chain_head(crate::db::conn::locks::AUDIT_CHAIN)
 }
 
-/// The head read by `locked_head_expr` in the current transaction.
-pub fn head_after_insert(hash: String) -> ChainHead {
+/// The head read by `locked_head_expr` in the current transaction: only for the value
+/// that expression returned (crate-private, so no caller outside can forge one).
+pub(crate) fn head_after_insert(hash: String) -> ChainHead {
     ChainHead(hash)
 }
 
