@@ -6,13 +6,18 @@ pub mod messages;
 pub mod outbox;
 pub mod worker;
 
+use std::path::{Path, PathBuf};
+
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 #[derive(Clone)]
 pub enum Mailer {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    File(AsyncFileTransport<Tokio1Executor>, std::path::PathBuf),
+    /// The outbox folder. Not lettre's file transport: that one creates `<id>.eml` and
+    /// then writes into it, so whoever watches the folder (a script picking up a
+    /// verification link, the tests) can read a message that is still empty.
+    File(PathBuf),
 }
 
 pub struct Email {
@@ -31,10 +36,7 @@ impl Mailer {
             None => {
                 let dir = cfg.data_dir.join("outbox");
                 std::fs::create_dir_all(&dir)?;
-                Ok(Mailer::File(
-                    AsyncFileTransport::<Tokio1Executor>::new(&dir),
-                    dir,
-                ))
+                Ok(Mailer::File(dir))
             }
         }
     }
@@ -49,11 +51,43 @@ impl Mailer {
             Mailer::Smtp(t) => {
                 t.send(msg).await?;
             }
-            Mailer::File(t, dir) => {
-                let id = t.send(msg).await?;
-                tracing::info!(to = %email.to, subject = %email.subject, file = %dir.join(format!("{id}.eml")).display(), "mail written to the outbox");
+            Mailer::File(dir) => {
+                let (dir, raw) = (dir.clone(), msg.formatted());
+                let file = tokio::task::spawn_blocking(move || write_eml(&dir, &raw)).await??;
+                tracing::info!(to = %email.to, subject = %email.subject, file = %file.display(), "mail written to the outbox");
             }
         }
         Ok(())
+    }
+}
+
+/// Writes one message as `<uuid>.eml`, whole or not at all: the bytes go to a hidden
+/// temporary name first and are renamed into place (atomic within one folder).
+fn write_eml(dir: &Path, raw: &[u8]) -> std::io::Result<PathBuf> {
+    let id = uuid::Uuid::new_v4();
+    let tmp = dir.join(format!(".{id}.eml.tmp"));
+    let file = dir.join(format!("{id}.eml"));
+    std::fs::write(&tmp, raw)?;
+    std::fs::rename(&tmp, &file).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outbox_message_appears_whole_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_eml(dir.path(), b"Subject: hi\r\n\r\nbody").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"Subject: hi\r\n\r\nbody");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].ends_with(".eml") && !names[0].starts_with('.'));
     }
 }

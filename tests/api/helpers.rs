@@ -182,7 +182,9 @@ impl TestApp {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
-                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .filter_map(|p| std::fs::read_to_string(p).ok())
                     .collect()
             })
             .unwrap_or_default();
