@@ -38,6 +38,8 @@ use portcullis::auth::password::Hasher;
 mod admin;
 #[path = "load/oidc.rs"]
 mod oidc;
+#[path = "load/pg_tls.rs"]
+mod pg_tls;
 #[path = "load/reference.rs"]
 mod reference;
 #[path = "load/scaling.rs"]
@@ -215,8 +217,17 @@ impl PgDatabase {
         Ok(guard)
     }
 
+    /// Plain TCP on loopback, as the tests connect: see `pg_tls` for why it is said
+    /// explicitly and for what TLS costs.
     fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+        self.url_with("disable")
+    }
+
+    fn url_with(&self, sslmode: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:5432/{}?sslmode={sslmode}",
+            self.name
+        )
     }
 }
 
@@ -1513,6 +1524,7 @@ fn print_report(
     node: Option<&Result<reference::NodeRates, String>>,
     outcomes: &[(&str, f64, Result<Results, String>)],
     scaling: Option<&Result<scaling::Scaling, String>>,
+    pg_tls: Option<&Result<pg_tls::TlsCost, String>>,
     admins: &[(&str, Result<admin::AdminResults, String>)],
     skipped: Option<&str>,
 ) {
@@ -1607,6 +1619,9 @@ fn print_report(
     if let Some(s) = scaling {
         scaling::report(&mut out, &mut readme, s);
     }
+    if let Some(t) = pg_tls {
+        pg_tls::report(&mut out, &mut readme, t);
+    }
     for (name, a) in admins {
         admin::report(&mut out, &mut readme, name, a);
     }
@@ -1657,6 +1672,7 @@ async fn run() -> Result<bool, String> {
     let only_admin = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "admin");
     let mut outcomes = Vec::new();
     let mut scaled = None;
+    let mut tls = None;
     let mut node = None;
     if !only_admin {
         node = Some(reference::measure().await);
@@ -1668,6 +1684,7 @@ async fn run() -> Result<bool, String> {
                 run_postgres(&bin).await,
             ));
             scaled = Some(scaling::measure(&bin).await);
+            tls = Some(pg_tls::measure(&bin).await);
         }
     }
     let mut admins = vec![("admin SQLite", admin::measure(&bin, false).await)];
@@ -1675,7 +1692,14 @@ async fn run() -> Result<bool, String> {
         admins.push(("admin PG+Redis", admin::measure(&bin, true).await));
     }
     let skipped = skip_pg.then_some("PostgreSQL+Redis: skipped (BENCH_SKIP_PG=1)");
-    print_report(node.as_ref(), &outcomes, scaled.as_ref(), &admins, skipped);
+    print_report(
+        node.as_ref(),
+        &outcomes,
+        scaled.as_ref(),
+        tls.as_ref(),
+        &admins,
+        skipped,
+    );
     println!(
         "\n(measured in {:.0} s, build excluded)",
         started.elapsed().as_secs_f64()
