@@ -134,14 +134,16 @@ impl StateBackend {
             StateBackend::Redis { conn, prefix } => {
                 let key = format!("{prefix}{key_hash}");
                 let mut c = conn.clone();
-                let (v,): (Option<String>,) = redis::pipe()
-                    .get(&key)
-                    .pexpire(&key, idle_secs * 1000)
-                    .ignore()
-                    .query_async(&mut c)
+                // One command (Redis 6.2+), not GET and PEXPIRE pipelined: every
+                // signed-in request pays it, and Redis's per-command work is most of
+                // its share of that request.
+                redis::cmd("GETEX")
+                    .arg(&key)
+                    .arg("PX")
+                    .arg(idle_secs * 1000)
+                    .query_async::<Option<String>>(&mut c)
                     .await
-                    .map_err(redis_err)?;
-                v
+                    .map_err(redis_err)?
             }
             StateBackend::Db { db, clock, cache } => {
                 let now = clock.now();
