@@ -1241,15 +1241,20 @@ async fn run_sqlite(bin: &Path) -> Result<Results, String> {
     measure(bin, Vec::new(), "SQLite", &data).await
 }
 
+/// What puts a server on a PostgreSQL database and a Redis key prefix of its own.
+fn pg_redis_env(database_url: String, redis: &RedisPrefix) -> Vec<(String, String)> {
+    vec![
+        ("DATABASE_URL".to_string(), database_url),
+        ("REDIS_URL".to_string(), REDIS_URL.to_string()),
+        ("PORTCULLIS_REDIS_PREFIX".to_string(), redis.prefix.clone()),
+    ]
+}
+
 async fn run_postgres(bin: &Path) -> Result<Results, String> {
     let data = DataDir::create()?;
     let redis = RedisPrefix::new();
     let db = PgDatabase::create()?;
-    let extra = vec![
-        ("DATABASE_URL".to_string(), db.url()),
-        ("REDIS_URL".to_string(), REDIS_URL.to_string()),
-        ("PORTCULLIS_REDIS_PREFIX".to_string(), redis.prefix.clone()),
-    ];
+    let extra = pg_redis_env(db.url(), &redis);
     // The server (inside `measure`) is gone before the database, prefix and directory.
     measure(bin, extra, "PostgreSQL+Redis", &data).await
 }

@@ -267,9 +267,7 @@ pub async fn measure(bin: &Path, postgres: bool) -> Result<AdminResults, String>
         "false".to_string(),
     )];
     if let (Some(db), Some(redis)) = (&db, &redis) {
-        extra.push(("DATABASE_URL".into(), db.url()));
-        extra.push(("REDIS_URL".into(), REDIS_URL.into()));
-        extra.push(("PORTCULLIS_REDIS_PREFIX".into(), redis.prefix.clone()));
+        extra.extend(pg_redis_env(db.url(), redis));
     }
     let env: Vec<(String, String)> = ["PATH", "HOME"]
         .iter()

@@ -25,11 +25,20 @@ pub struct TlsCost {
 
 const LOAD: Duration = Duration::from_secs(3);
 
-async fn one(bin: &Path, data: &Path, extra: &[(String, String)]) -> Result<Mode, String> {
+/// One server in one mode; the first (`create_user`) also creates the user both sign in.
+async fn one(
+    bin: &Path,
+    data: &Path,
+    extra: &[(String, String)],
+    create_user: bool,
+) -> Result<Mode, String> {
     let mut server = Server::start(bin, data, extra)?;
     server.wait_healthy(&plain_client()?).await?;
     // The pool has opened its first connection by the time /healthz answers.
     let rss_start_kib = server.rss_kib();
+    if create_user {
+        create_bench_user(bin, &server, &[])?;
+    }
     let clients = SIGNIN_CLIENTS_PER_CORE * cores();
     let sampler = RssSampler::start(server.pid);
     let w = Window::new(WARMUP, LOAD);
@@ -48,22 +57,10 @@ pub async fn measure(bin: &Path) -> Result<TlsCost, String> {
     let data = DataDir::create()?;
     let redis = RedisPrefix::new();
     let db = PgDatabase::create()?;
-    let extra = |url: String| {
-        vec![
-            ("DATABASE_URL".to_string(), url),
-            ("REDIS_URL".to_string(), REDIS_URL.to_string()),
-            ("PORTCULLIS_REDIS_PREFIX".to_string(), redis.prefix.clone()),
-        ]
-    };
-    let tls_url = db.url_with("require");
-    // The user is created through the first server; both sign the same user in.
-    let mut first = Server::start(bin, &data.path, &extra(db.url()))?;
-    first.wait_healthy(&plain_client()?).await?;
-    create_bench_user(bin, &first, &[])?;
-    let _ = first.stop();
     eprintln!("[PostgreSQL TLS] sign-ins with sslmode=disable, then with sslmode=require");
-    let plain = one(bin, &data.path, &extra(db.url())).await?;
-    let tls = one(bin, &data.path, &extra(tls_url)).await?;
+    let plain = one(bin, &data.path, &pg_redis_env(db.url(), &redis), true).await?;
+    let tls_env = pg_redis_env(db.url_with("require"), &redis);
+    let tls = one(bin, &data.path, &tls_env, false).await?;
     Ok(TlsCost { plain, tls })
 }
 

@@ -34,11 +34,7 @@ pub async fn measure(bin: &Path) -> Result<Scaling, String> {
     let data = DataDir::create()?;
     let redis = RedisPrefix::new();
     let db = PgDatabase::create()?;
-    let extra = vec![
-        ("DATABASE_URL".to_string(), db.url()),
-        ("REDIS_URL".to_string(), REDIS_URL.to_string()),
-        ("PORTCULLIS_REDIS_PREFIX".to_string(), redis.prefix.clone()),
-    ];
+    let extra = pg_redis_env(db.url(), &redis);
     let mut a = Server::start(bin, &data.path, &extra)?;
     a.wait_healthy(&plain_client()?).await?;
     create_bench_user(bin, &a, &[])?;
