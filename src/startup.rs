@@ -156,8 +156,14 @@ impl Application {
             }
             None => crate::auth::memo::Memo::disabled(),
         };
+        let ceremonies = crate::auth::ceremony::Ceremonies::new(
+            &master,
+            throttle.redis_connection(),
+            &config.redis_prefix,
+        );
         let state = web::Data::new(AppState {
             webauthn,
+            ceremonies,
             oidc: crate::auth::issuer::Issuer::new(
                 db.clone(),
                 clock.clone(),

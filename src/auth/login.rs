@@ -6,13 +6,14 @@ use serde_json::json;
 
 use super::InternalError;
 use super::audit::{AuditCtx, event, record, record_event};
+use super::gate::{self, Stamp};
 use super::password::{Hasher, Verified};
 use super::sessions::Sessions;
 use super::throttle::{RetryAfter, Throttle};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::conn::write_transaction;
-use crate::db::repo::{sessions as session_rows, users, users::User};
+use crate::db::repo::{users, users::User};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::email::EmailAddress;
 use crate::domain::tokens;
@@ -35,9 +36,15 @@ pub enum LoginOutcome {
     Throttled(RetryAfter),
 }
 
+enum Admitted {
+    SignedIn(String),
+    Pending(Stamp),
+}
+
 pub enum NextStep {
-    /// A second factor must follow; nothing is registered yet.
-    SecondFactor,
+    /// A second factor must follow; nothing is registered yet. The stamp is the
+    /// account as it was now: the pending sign-in carries it to the gate.
+    SecondFactor(Stamp),
     /// Signed in: the session's registry row is in, with this public id, written in
     /// the transaction that records `login.succeeded`, already tied to the session
     /// store key `key` (so one write per sign-in: no second statement to link them).
@@ -108,35 +115,48 @@ pub async fn authenticate(
                 return Ok(LoginOutcome::Unverified { email: user.email });
             }
             let key = (!mfa).then(tokens::generate);
-            let row = key.as_ref().map(|k| {
-                sessions.new_row(
-                    &uid,
-                    ctx.ip.as_deref().unwrap_or_default(),
-                    ctx.user_agent.as_deref().unwrap_or_default(),
-                    Some(tokens::hash(k)),
-                )
-            });
-            let sid = row.as_ref().map(|r| r.sid.clone());
+            let key_hash = key.as_ref().map(|k| tokens::hash(k));
+            let (ip, ua) = (
+                ctx.ip.clone().unwrap_or_default(),
+                ctx.user_agent.clone().unwrap_or_default(),
+            );
+            let sessions = sessions.clone();
             let verified_hash = stored.unwrap_or_default();
-            let signed_in = db
+            let admitted = db
                 .run(move |c| {
                     write_transaction(c, |c| {
                         // Hashing took a while: a disable or password reset that landed
                         // meanwhile must win, and one that follows must see this session.
-                        // With a session to open, the check, the insert and the audit
-                        // chain's lock are one statement.
-                        let (still, head) = match &row {
-                            Some(row) => {
-                                let head =
-                                    session_rows::insert_if_signs_in_with(c, row, &verified_hash)?;
-                                (head.is_some(), head)
-                            }
-                            None => (users::still_signs_in_with(c, &uid, &verified_hash)?, None),
+                        // Both checks are the sign-in gate's; with a session to open, the
+                        // check, the insert and the audit chain's lock are one statement.
+                        let who = gate::Entrant {
+                            user_id: &uid,
+                            ip: &ip,
+                            user_agent: &ua,
                         };
-                        if !still {
+                        let (admitted, head) = match key_hash {
+                            Some(kh) => {
+                                match gate::admit_password_in(
+                                    c,
+                                    &sessions,
+                                    &who,
+                                    kh,
+                                    &verified_hash,
+                                )? {
+                                    Some((sid, head)) => (Some(Admitted::SignedIn(sid)), head),
+                                    None => (None, None),
+                                }
+                            }
+                            None => (
+                                gate::pending_stamp_in(c, &uid, &verified_hash)?
+                                    .map(Admitted::Pending),
+                                None,
+                            ),
+                        };
+                        let Some(admitted) = admitted else {
                             denied(c, &ctx2, now, &uid, "account changed during sign-in")?;
-                            return Ok(false);
-                        }
+                            return Ok(None);
+                        };
                         if let Some(h) = rehash {
                             users::set_password_hash(c, &uid, &h, now)?;
                         }
@@ -152,16 +172,14 @@ pub async fn authenticate(
                             json!({"method": "password", "second_factor_next": mfa}),
                         );
                         record_event(c, head, &ev)?;
-                        Ok::<_, InternalError>(true)
+                        Ok::<_, InternalError>(Some(admitted))
                     })
                 })
                 .await?;
-            if !signed_in {
-                return Ok(LoginOutcome::Invalid);
-            }
-            let next = match (sid, key) {
-                (Some(sid), Some(key)) => NextStep::SignedIn { sid, key },
-                _ => NextStep::SecondFactor,
+            let next = match (admitted, key) {
+                (Some(Admitted::SignedIn(sid)), Some(key)) => NextStep::SignedIn { sid, key },
+                (Some(Admitted::Pending(stamp)), _) => NextStep::SecondFactor(stamp),
+                _ => return Ok(LoginOutcome::Invalid),
             };
             Ok(LoginOutcome::Success {
                 user: Box::new(user),

@@ -4,6 +4,8 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod ceremony;
+pub mod gate;
 pub mod issuer;
 pub mod jose;
 pub mod keyring;

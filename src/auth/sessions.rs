@@ -57,11 +57,10 @@ impl Sessions {
         }
     }
 
-    /// The registry row of a session about to be signed in, with a new public id. The
-    /// password sign-in inserts it in its own transaction, with the hash of the store
-    /// key it has chosen already (`key_hash`); others call `establish`, and the store
-    /// links the row to the key it mints (`link`).
-    pub fn new_row(
+    /// The registry row of a session about to be signed in, with a new public id.
+    /// Private to `auth`, and called by the sign-in gate (`auth::gate`) alone: no
+    /// session is written without its check.
+    pub(super) fn new_row(
         &self,
         user_id: &str,
         ip: &str,
@@ -79,21 +78,6 @@ impl Sessions {
             ip: ip.chars().take(64).collect(),
             user_agent: user_agent.chars().take(512).collect(),
         }
-    }
-
-    /// Records a new signed-in session and returns its public id.
-    pub async fn establish(
-        &self,
-        user_id: &str,
-        ip: &str,
-        user_agent: &str,
-    ) -> Result<String, InternalError> {
-        let row = self.new_row(user_id, ip, user_agent, None);
-        let sid = row.sid.clone();
-        self.db
-            .run(move |c| repo::insert(c, &row).map_err(InternalError::from))
-            .await?;
-        Ok(sid)
     }
 
     /// Ties the registry row to the store entry once the store has minted the key.

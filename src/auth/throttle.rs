@@ -21,6 +21,9 @@ use crate::clock::Clock;
 
 /// Longest back-off, whatever the number of failures.
 const MAX_BACKOFF_SECS: i64 = 15 * 60;
+/// Anonymous passkey ceremonies a client may start per sign-in attempt it may make:
+/// the login page starts one on every load, and only finishing one is an attempt.
+const CEREMONIES_PER_ATTEMPT: u32 = 3;
 /// First back-off once the free failures are used up; doubles with each further one.
 const FIRST_BACKOFF_SECS: i64 = 30;
 
@@ -103,6 +106,7 @@ pub struct Throttle {
     reset_address: Arc<DefaultKeyedRateLimiter<String>>,
     resend_account: Arc<DefaultKeyedRateLimiter<String>>,
     client_auth_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    ceremony_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     token_client: Arc<DefaultKeyedRateLimiter<String>>,
     accounts: Arc<DashMap<String, Failures>>,
     free_failures: u32,
@@ -174,6 +178,9 @@ impl Throttle {
             client_auth_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(nz(
                 limits.login_per_ip_per_minute
             )))),
+            ceremony_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(nz(limits
+                .login_per_ip_per_minute
+                .saturating_mul(CEREMONIES_PER_ATTEMPT))))),
             token_client: Arc::new(RateLimiter::keyed(Quota::per_minute(nz(
                 limits.token_per_client_per_minute
             )))),
@@ -302,6 +309,22 @@ impl Throttle {
         }
         Self::check_ip(&self.login_ip, ip)?;
         self.local_account_check(account)
+    }
+
+    /// An anonymous WebAuthn ceremony started (a passkey sign-in from `/login`, asked for
+    /// on every load of the page), per caller address.
+    pub async fn ceremony_from_ip(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+        let q = self
+            .limits
+            .login_per_ip_per_minute
+            .saturating_mul(CEREMONIES_PER_ATTEMPT);
+        if let Some(v) = self
+            .shared_check("ceremony", &ip_key(ip).to_string(), 60_000, q)
+            .await
+        {
+            return noted("ceremony_ip", v);
+        }
+        noted("ceremony_ip", Self::check_ip(&self.ceremony_ip, ip))
     }
 
     /// A failed client authentication at the token endpoints, per caller address.
@@ -519,6 +542,7 @@ impl Throttle {
         self.reset_address.retain_recent();
         self.resend_account.retain_recent();
         self.client_auth_ip.retain_recent();
+        self.ceremony_ip.retain_recent();
         self.token_client.retain_recent();
         let now = self.clock.now();
         // Failures older than the longest back-off are forgotten.

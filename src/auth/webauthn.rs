@@ -292,7 +292,7 @@ pub async fn finish_discoverable(
     state: DiscoverableAuthentication,
     require_verified: bool,
     ctx: &AuditCtx,
-) -> Result<Option<(User, Vec<String>)>, InternalError> {
+) -> Result<Option<(User, Vec<String>, String)>, InternalError> {
     let Ok((handle, _)) = wa.identify_discoverable_authentication(credential) else {
         return Ok(None);
     };
@@ -332,7 +332,7 @@ pub async fn finish_discoverable(
             Ok(v)
         }
     });
-    let (ctx, u3) = (ctx.with_actor(&user.id), user.id.clone());
+    let (ctx, u3, used) = (ctx.with_actor(&user.id), user.id.clone(), id.clone());
     let ok = verdict.is_ok();
     let roles = db
         .run(move |c| {
@@ -364,7 +364,7 @@ pub async fn finish_discoverable(
             Ok::<_, InternalError>(crate::db::repo::roles::of_user(c, &u3)?)
         })
         .await?;
-    Ok(ok.then_some((user, roles)))
+    Ok(ok.then_some((user, roles, used)))
 }
 
 pub async fn list(db: &Db, user_id: &str) -> Result<Vec<repo::StoredCredential>, InternalError> {

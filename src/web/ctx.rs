@@ -165,6 +165,12 @@ impl Ctx {
         self.user.as_ref().map(|u| u.sid.as_str())
     }
 
+    /// This browser's CSRF seed (empty before the browser has one): what anonymous
+    /// state sealed into a cookie is bound to.
+    pub fn browser_seed(&self) -> &str {
+        &self.seed
+    }
+
     pub fn csrf_token(&self) -> String {
         csrf::token(&self.state.csrf_key, &self.seed, self.sid())
     }

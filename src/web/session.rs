@@ -30,6 +30,10 @@ pub struct MfaPending {
     /// Wrong codes so far in this pending sign-in.
     #[serde(default)]
     pub failures: u32,
+    /// The account as it was when the password was accepted: the sign-in gate refuses
+    /// the second step when it changed since (a pending state without one is refused).
+    #[serde(default)]
+    pub stamp: crate::auth::gate::Stamp,
 }
 
 pub fn pending(session: &Session) -> Option<MfaPending> {
@@ -95,7 +99,6 @@ pub fn update(session: &Session, who: &SignedIn) {
 /// replayed, and refused when older than `CEREMONY_SECS`.
 pub const WEBAUTHN_REG_KEY: &str = "webauthn_reg";
 pub const WEBAUTHN_MFA_KEY: &str = "webauthn_mfa";
-pub const PASSKEY_LOGIN_KEY: &str = "passkey_login";
 pub const WEBAUTHN_REAUTH_KEY: &str = "webauthn_reauth";
 pub const CEREMONY_SECS: i64 = 300;
 

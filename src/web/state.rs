@@ -28,6 +28,8 @@ pub struct AppState {
     /// The WebAuthn relying party (id and origin from the public URL); None when the
     /// public URL's host cannot be one (an IP address).
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// Anonymous WebAuthn ceremonies, sealed into the browser (see auth::ceremony).
+    pub ceremonies: crate::auth::ceremony::Ceremonies,
     /// The OpenID Connect provider's tokens and signing keys.
     pub oidc: crate::auth::issuer::Issuer,
     /// The discovery document, serialised once.

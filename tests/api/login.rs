@@ -207,6 +207,7 @@ async fn a_changed_argon2_setting_rehashes_on_sign_in() {
 #[tokio::test]
 async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
     use diesel::prelude::*;
+    use portcullis::auth::gate;
     use portcullis::db::DbError;
     use portcullis::db::repo::{directory, sessions as session_rows, users};
     let app = spawn_app().await;
@@ -221,15 +222,24 @@ async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
             .db
             .run_sync(move |c| {
                 let read = users::still_signs_in_with(c, &uid, &verified)?;
-                let row = sessions.new_row(&uid, "192.0.2.1", "test", Some("k".repeat(43)));
-                let inserted = session_rows::insert_if_signs_in_with(c, &row, &verified)?.is_some();
-                let stored = session_rows::find(c, &row.sid)?;
+                let who = gate::Entrant {
+                    user_id: &uid,
+                    ip: "192.0.2.1",
+                    user_agent: "test",
+                };
+                let admitted =
+                    gate::admit_password_in(c, &sessions, &who, "k".repeat(43), &verified)?;
+                let inserted = admitted.is_some();
+                let stored = match &admitted {
+                    Some((sid, _)) => session_rows::find(c, sid)?,
+                    None => None,
+                };
                 assert_eq!(read, inserted, "the read and the guarded insert disagree");
                 assert_eq!(stored.is_some(), inserted, "a row went in iff it said so");
                 if let Some(stored) = stored {
                     assert_eq!(stored.user_id, uid);
-                    assert_eq!(stored.key_hash, row.key_hash);
-                    assert_eq!(stored.expires_at, row.expires_at);
+                    assert_eq!(stored.key_hash, Some("k".repeat(43)));
+                    assert!(stored.expires_at > stored.created_at);
                     assert_eq!(stored.user_agent, "test");
                 }
                 Ok::<_, DbError>(inserted)
@@ -264,8 +274,12 @@ async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
                 return Ok(());
             }
             c.transaction(|c| {
-                let row = sessions.new_row(&u, "192.0.2.1", "test", None);
-                assert!(session_rows::insert_if_signs_in_with(c, &row, &h)?.is_some());
+                let who = gate::Entrant {
+                    user_id: &u,
+                    ip: "192.0.2.1",
+                    user_agent: "test",
+                };
+                assert!(gate::admit_password_in(c, &sessions, &who, "k".repeat(43), &h)?.is_some());
                 // The same statement took the audit chain's lock: `login.succeeded`
                 // follows it, and no other event may come between.
                 let appended = db.run_sync(|other| {

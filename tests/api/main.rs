@@ -10,6 +10,7 @@ mod cli;
 mod email;
 mod faults;
 mod forward;
+mod gate;
 mod helpers;
 mod login;
 mod metrics;

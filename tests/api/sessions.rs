@@ -187,7 +187,6 @@ async fn a_password_sign_in_registers_its_session_tied_to_the_stored_state_and_n
 async fn a_sign_in_revoked_before_its_state_is_stored_does_not_come_back_signed_in() {
     use actix_session::storage::SessionStore;
     use portcullis::db::DbError;
-    use portcullis::db::repo::sessions as session_rows;
     use portcullis::domain::tokens;
     use portcullis::web::session::{NEW_KEY, SignedIn};
     let app = spawn_app().await;
@@ -197,21 +196,47 @@ async fn a_sign_in_revoked_before_its_state_is_stored_does_not_come_back_signed_
     let ttl = actix_web::cookie::time::Duration::seconds(60);
     // What a password sign-in does: its registry row goes in tied to the key it chose,
     // then the response stores the signed-in state under that key.
+    let hash = {
+        let uid = uid.clone();
+        app.state
+            .db
+            .run_sync(move |c| portcullis::db::repo::users::find(c, &uid).map_err(DbError::from))
+            .unwrap()
+            .unwrap()
+            .password_hash
+            .unwrap()
+    };
     let registered = |key: &str| {
-        let row = sessions.new_row(&uid, "192.0.2.1", "test", Some(tokens::hash(key)));
+        let (u, kh, h, sessions) = (
+            uid.clone(),
+            tokens::hash(key),
+            hash.clone(),
+            sessions.clone(),
+        );
+        let sid = app
+            .state
+            .db
+            .run_sync(move |c| {
+                let who = portcullis::auth::gate::Entrant {
+                    user_id: &u,
+                    ip: "192.0.2.1",
+                    user_agent: "test",
+                };
+                portcullis::auth::gate::admit_password_in(c, &sessions, &who, kh, &h)
+                    .map_err(DbError::from)
+            })
+            .unwrap()
+            .expect("admitted")
+            .0;
         let who = SignedIn {
             uid: uid.clone(),
-            sid: row.sid.clone(),
+            sid,
             auth_at: 0,
             amr: vec!["pwd".into()],
             email: "late@example.com".into(),
             name: None,
             roles: Vec::new(),
         };
-        app.state
-            .db
-            .run_sync(move |c| session_rows::insert(c, &row).map_err(DbError::from))
-            .unwrap();
         std::collections::HashMap::from([
             ("auth".to_string(), serde_json::to_string(&who).unwrap()),
             (NEW_KEY.to_string(), serde_json::to_string(key).unwrap()),

@@ -504,3 +504,61 @@ async fn a_security_key_confirms_it_is_you_instead_of_the_password() {
         .await;
     assert_redirect(&p, "/account/security-keys?done=removed");
 }
+
+#[tokio::test]
+async fn a_passkey_challenge_is_answered_once_even_from_its_own_sealed_cookie() {
+    let app = spawn_app().await;
+    let uid = app.create_user("once@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("once@example.com").await;
+    let mut key = SoftPasskey::new(true);
+    let id = add_key(&app, &b, &mut key, "passkey", "Phone").await;
+    b.logout().await;
+
+    let fresh = app.browser();
+    let csrf = fresh.get("/login").await.csrf();
+    let (status, options) = fresh
+        .post_json("/login/passkey/start", &csrf, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sealed = fresh
+        .cookie("portcullis_passkey")
+        .expect("the ceremony travels in a cookie");
+    let sign = |key: &mut SoftPasskey| {
+        let mut rcr: RequestChallengeResponse = serde_json::from_value(options.clone()).unwrap();
+        rcr.public_key.allow_credentials = vec![AllowCredentials {
+            type_: "public-key".into(),
+            id: id.clone(),
+            transports: None,
+        }];
+        let mut cred: PublicKeyCredential = key.do_authentication(origin(&app), rcr).unwrap();
+        cred.response.user_handle = Some(uuid::Uuid::parse_str(&uid).unwrap().as_bytes().to_vec());
+        json!({ "credential": cred })
+    };
+    let first = sign(&mut key);
+    let (status, body) = fresh.post_json("/login/passkey/finish", &csrf, first).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        fresh
+            .cookie("portcullis_passkey")
+            .is_none_or(|v| v.is_empty()),
+        "the spent ceremony's cookie is cleared"
+    );
+    // The same challenge, signed afresh (a valid, newer counter), with the cookie put
+    // back: the challenge was used, so it is refused.
+    let other = app.browser();
+    other.set_cookie("portcullis_csrf", &fresh.cookie("portcullis_csrf").unwrap());
+    other.set_cookie("portcullis_passkey", &sealed);
+    let again = sign(&mut key);
+    let (status, body) = other.post_json("/login/passkey/finish", &csrf, again).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // And a cookie sealed for another browser (another CSRF seed) opens nothing.
+    let stranger = app.browser();
+    let csrf2 = stranger.get("/login").await.csrf();
+    stranger.set_cookie("portcullis_passkey", &sealed);
+    let third = sign(&mut key);
+    let (status, _) = stranger
+        .post_json("/login/passkey/finish", &csrf2, third)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

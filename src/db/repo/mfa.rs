@@ -96,3 +96,38 @@ pub fn unused_recovery_codes(conn: &mut AnyConnection, user_id: &str) -> QueryRe
 pub fn delete_recovery_codes(conn: &mut AnyConnection, user_id: &str) -> QueryResult<usize> {
     diesel::delete(rc::table.filter(rc::user_id.eq(user_id))).execute(conn)
 }
+
+/// What identifies an account's second factors, for the sign-in gate's stamp
+/// (`auth::gate`): changes when one is added, removed or replaced, not when one is used.
+pub struct FactorIdentity {
+    /// The authenticator app: when it was enrolled, and its sealed secret.
+    pub totp: Option<(i64, String)>,
+    /// Security keys and passkeys, by credential id, sorted.
+    pub keys: Vec<String>,
+    /// The set of recovery codes: the largest of their (random) hashes, which a new set
+    /// replaces and spending a code does not.
+    pub recovery_set: Option<String>,
+}
+
+pub fn factor_identity(conn: &mut AnyConnection, user_id: &str) -> QueryResult<FactorIdentity> {
+    use crate::db::schema::webauthn_credentials as w;
+    let totp = tc::table
+        .find(user_id)
+        .select((tc::created_at, tc::secret_enc))
+        .first(conn)
+        .optional()?;
+    let keys = w::table
+        .filter(w::user_id.eq(user_id))
+        .select(w::id)
+        .order(w::id.asc())
+        .load(conn)?;
+    let recovery_set = rc::table
+        .filter(rc::user_id.eq(user_id))
+        .select(diesel::dsl::max(rc::code_hash))
+        .first(conn)?;
+    Ok(FactorIdentity {
+        totp,
+        keys,
+        recovery_set,
+    })
+}

@@ -100,6 +100,23 @@ pub fn still_signs_in_with(
     Ok(row.is_some())
 }
 
+/// The account's password hash and disabled flag, read for the sign-in gate with the
+/// row locked to the end of the transaction on PostgreSQL (as `still_signs_in_with`),
+/// so a disable or password reset either lands before the gate looks or waits for the
+/// session it lets in, and then ends it.
+pub fn lock_for_sign_in(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> QueryResult<Option<(Option<String>, bool)>> {
+    let q = users::table
+        .filter(users::id.eq(id))
+        .select((users::password_hash, users::disabled));
+    match conn {
+        AnyConnection::Postgresql(pg) => q.for_update().first(pg).optional(),
+        AnyConnection::Sqlite(sq) => q.first(sq).optional(),
+    }
+}
+
 pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<User>> {
     users::table
         .find(id)

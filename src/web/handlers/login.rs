@@ -130,7 +130,7 @@ async fn submit_inner(
         "password",
         match &outcome {
             LoginOutcome::Success {
-                next: NextStep::SecondFactor,
+                next: NextStep::SecondFactor(_),
                 ..
             } => "mfa_pending",
             LoginOutcome::Success { .. } => "success",
@@ -144,7 +144,7 @@ async fn submit_inner(
         LoginOutcome::Success {
             user,
             roles,
-            next: NextStep::SecondFactor,
+            next: NextStep::SecondFactor(stamp),
         } => {
             // Not signed in yet: a short-lived pending state, under a new session id.
             let pending = MfaPending {
@@ -155,6 +155,7 @@ async fn submit_inner(
                 next,
                 at: st.clock.now(),
                 failures: 0,
+                stamp,
             };
             ctx.session.remove(AUTH_KEY);
             ctx.session.renew();

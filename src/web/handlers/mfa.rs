@@ -8,6 +8,7 @@ use super::see_other;
 use serde_json::json;
 
 use crate::auth::audit::record_alone;
+use crate::auth::gate;
 use crate::auth::mfa::{status, verify};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::web::ctx::Ctx;
@@ -39,17 +40,32 @@ pub(super) async fn throttle(ctx: &Ctx, p: &MfaPending) -> Result<(), AppError> 
 }
 
 /// The second factor checked out: the pending state becomes a signed-in session under
-/// a new id. Returns where to go next.
+/// a new id, if the sign-in gate lets it (the account unchanged since the password).
+/// Returns where to go next: the sign-in page again when the gate refused.
 pub(super) async fn complete(ctx: &Ctx, p: MfaPending, method: &str) -> Result<String, AppError> {
     let st = &ctx.state;
     st.throttle
         .account_succeeded(&format!("mfa:{}", p.uid))
         .await;
     ctx.session.remove(PENDING_KEY);
-    let sid = st
-        .sessions
-        .establish(&p.uid, &ctx.ip.to_string(), &ctx.user_agent)
-        .await?;
+    let ip = ctx.ip.to_string();
+    let entrant = gate::Entrant {
+        user_id: &p.uid,
+        ip: &ip,
+        user_agent: &ctx.user_agent,
+    };
+    let Some(sid) = gate::admit(
+        &st.db,
+        &st.sessions,
+        &st.clock,
+        entrant,
+        gate::Proof::SecondStep(&p.stamp),
+        &ctx.audit(),
+    )
+    .await?
+    else {
+        return Ok("/login".into());
+    };
     let who = SignedIn {
         uid: p.uid,
         sid,

@@ -156,6 +156,12 @@ pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
                 "That security key could not be verified for this account.".into(),
             ));
         }
+        if !crate::auth::gate::raise(&st.db, &st.clock, &u.uid, &u.sid, None, &ctx.audit()).await? {
+            crate::web::session::sign_out(&ctx.session);
+            return Err(AppError::Forbidden(
+                "This session has ended. Sign in again.".into(),
+            ));
+        }
         u.auth_at = now;
         // User verification is required, so the key alone is two factors.
         add_methods(&mut u.amr, &["hwk", "mfa"]);
@@ -196,6 +202,7 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
         .run(move |c| crate::db::repo::users::find(c, &uid).map_err(InternalError::from))
         .await?
         .and_then(|user| user.password_hash);
+    let verified_hash = stored.clone().unwrap_or_default();
     let verified = st
         .hasher
         .verify(stored, form.password)
@@ -246,6 +253,21 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
         ));
     }
     st.throttle.account_succeeded(&account).await;
+    // The gate: the account unchanged (enabled, same password) and this session not
+    // revoked while the password was being checked.
+    if !crate::auth::gate::raise(
+        &st.db,
+        &st.clock,
+        &u.uid,
+        &u.sid,
+        Some(&verified_hash),
+        &ctx.audit(),
+    )
+    .await?
+    {
+        crate::web::session::sign_out(&ctx.session);
+        return Ok(see_other("/login"));
+    }
     u.auth_at = now;
     update(&ctx.session, &u);
     // A privilege change: continue under a new session key.

@@ -73,10 +73,20 @@ pub async fn submit(ctx: Ctx, form: web::Form<SetupForm>) -> Result<HttpResponse
     .await?
     {
         Ok(user) => {
-            let sid = st
-                .sessions
-                .establish(&user.id, &ctx.ip.to_string(), &ctx.user_agent)
-                .await?;
+            let ip = ctx.ip.to_string();
+            let entrant = crate::auth::gate::Entrant {
+                user_id: &user.id,
+                ip: &ip,
+                user_agent: &ctx.user_agent,
+            };
+            let proof = crate::auth::gate::Proof::Setup;
+            let audit = ctx.audit();
+            let Some(sid) =
+                crate::auth::gate::admit(&st.db, &st.sessions, &st.clock, entrant, proof, &audit)
+                    .await?
+            else {
+                return Ok(see_other("/login"));
+            };
             let who = SignedIn {
                 uid: user.id,
                 sid,

@@ -7,7 +7,8 @@
 //!   browser autofill). The passkey checks user verification, so it counts as
 //!   multi-factor by itself.
 
-use actix_web::{HttpResponse, web};
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 use webauthn_rs::prelude::{
@@ -15,13 +16,15 @@ use webauthn_rs::prelude::{
 };
 
 use super::mfa::{complete, count_failure, current, throttle};
+use crate::auth::ceremony::CEREMONY_SECS;
+use crate::auth::gate;
 use crate::auth::webauthn as wa;
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::session::{
-    AUTH_KEY, Ceremony, PASSKEY_LOGIN_KEY, PENDING_KEY, SignedIn, WEBAUTHN_MFA_KEY, put_ceremony,
-    sign_in, take_ceremony,
+    AUTH_KEY, Ceremony, PENDING_KEY, SignedIn, WEBAUTHN_MFA_KEY, put_ceremony, sign_in,
+    take_ceremony,
 };
 
 #[derive(Deserialize)]
@@ -105,40 +108,92 @@ pub async fn mfa_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpResponse {
     run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
 
+/// The cookie that carries an anonymous passkey ceremony, sealed (auth::ceremony).
+fn ceremony_cookie(https: bool) -> &'static str {
+    if https {
+        "__Host-portcullis-passkey"
+    } else {
+        "portcullis_passkey"
+    }
+}
+
+fn ceremony_cookie_with(https: bool, value: String, max_age: i64) -> Cookie<'static> {
+    Cookie::build(ceremony_cookie(https), value)
+        .path("/")
+        .http_only(true)
+        .secure(https)
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
+        .finish()
+}
+
 pub async fn passkey_start(ctx: Ctx) -> HttpResponse {
     let run = async {
-        // Not throttled: the login page asks for a challenge on every load (autofill);
-        // the answer is what counts as an attempt.
+        // The login page asks for a challenge on every load (autofill), so this has a
+        // per-address budget of its own; the answer is what counts as a sign-in attempt.
+        // Nothing is stored on the server: the ceremony travels sealed in a cookie.
         ctx.check_csrf_header()?;
-        let (options, state) = wa::start_discoverable(ctx.state.webauthn()?)?;
-        let now = ctx.state.clock.now();
-        put_ceremony(&ctx.session, PASSKEY_LOGIN_KEY, &Ceremony::new(state, now))?;
-        Ok(HttpResponse::Ok().json(options))
+        let st = &ctx.state;
+        st.throttle
+            .ceremony_from_ip(ctx.ip)
+            .await
+            .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+        let (options, state) = wa::start_discoverable(st.webauthn()?)?;
+        let sealed = st
+            .ceremonies
+            .seal(state, ctx.browser_seed(), st.clock.now())
+            .map_err(crate::auth::InternalError::Other)?;
+        let https = st.config.is_https();
+        Ok(HttpResponse::Ok()
+            .cookie(ceremony_cookie_with(https, sealed, CEREMONY_SECS))
+            .json(options))
     };
     run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
 
-pub async fn passkey_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpResponse {
-    let run = async {
+pub async fn passkey_finish(
+    ctx: Ctx,
+    req: HttpRequest,
+    body: web::Json<FinishBody>,
+) -> HttpResponse {
+    let https = ctx.state.config.is_https();
+    let mut res = passkey_finish_inner(ctx, req, body)
+        .await
+        .unwrap_or_else(|e: AppError| e.json_response());
+    // The ceremony is spent whatever happened.
+    let _ = res.add_cookie(&ceremony_cookie_with(https, String::new(), 0));
+    res
+}
+
+async fn passkey_finish_inner(
+    ctx: Ctx,
+    req: HttpRequest,
+    body: web::Json<FinishBody>,
+) -> Result<HttpResponse, AppError> {
+    {
         ctx.check_csrf_header()?;
         let st = &ctx.state;
         st.throttle
             .login_attempt(ctx.ip)
             .await
             .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
-        let Some(c) = take_ceremony::<DiscoverableAuthentication>(
-            &ctx.session,
-            PASSKEY_LOGIN_KEY,
-            st.clock.now(),
-        ) else {
+        let sealed = req
+            .cookie(ceremony_cookie(st.config.is_https()))
+            .map(|c| c.value().to_string())
+            .unwrap_or_default();
+        let Ok(state) = st
+            .ceremonies
+            .take::<DiscoverableAuthentication>(&sealed, ctx.browser_seed(), st.clock.now())
+            .await
+        else {
             return Err(expired());
         };
-        let Some((user, roles)) = wa::finish_discoverable(
+        let Some((user, roles, credential_id)) = wa::finish_discoverable(
             &st.db,
             &st.clock,
             st.webauthn()?,
             &body.credential,
-            c.state,
+            state,
             st.config.require_verified_email,
             &ctx.audit(),
         )
@@ -149,11 +204,31 @@ pub async fn passkey_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpRespon
                 "This passkey could not sign you in. Use your email and password instead.".into(),
             ));
         };
+        let ip = ctx.ip.to_string();
+        let entrant = gate::Entrant {
+            user_id: &user.id,
+            ip: &ip,
+            user_agent: &ctx.user_agent,
+        };
+        let proof = gate::Proof::Passkey {
+            credential_id: &credential_id,
+        };
+        let Some(sid) = gate::admit(
+            &st.db,
+            &st.sessions,
+            &st.clock,
+            entrant,
+            proof,
+            &ctx.audit(),
+        )
+        .await?
+        else {
+            crate::web::metrics::sign_in("passkey", "invalid");
+            return Err(AppError::Forbidden(
+                "This passkey could not sign you in. Use your email and password instead.".into(),
+            ));
+        };
         crate::web::metrics::sign_in("passkey", "success");
-        let sid = st
-            .sessions
-            .establish(&user.id, &ctx.ip.to_string(), &ctx.user_agent)
-            .await?;
         ctx.session.remove(PENDING_KEY);
         ctx.session.remove(AUTH_KEY);
         let who = SignedIn {
@@ -169,6 +244,5 @@ pub async fn passkey_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpRespon
             .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
         let next = safe_next(body.next.as_deref());
         Ok(HttpResponse::Ok().json(json!({ "redirect": next })))
-    };
-    run.await.unwrap_or_else(|e: AppError| e.json_response())
+    }
 }
