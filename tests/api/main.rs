@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod audit;
 mod cli;
+mod data_dir;
 mod email;
 mod faults;
 mod forward;
