@@ -14,6 +14,7 @@ mod forward;
 mod helpers;
 mod login;
 mod metrics;
+mod methods;
 mod mfa;
 mod multi;
 mod oidc;
