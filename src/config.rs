@@ -404,13 +404,20 @@ impl FileConfig {
             .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
             .filter(|d| !d.is_empty())
             .collect();
-        let forward_domains = self
-            .forward_auth_allowed_domains
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
-            .filter(|d| !d.is_empty())
-            .collect();
+        let mut forward_domains = Vec::new();
+        for d in self.forward_auth_allowed_domains.unwrap_or_default() {
+            if d.trim().is_empty() {
+                continue;
+            }
+            forward_domains.push(crate::domain::forward::normalize_domain(&d).ok_or_else(
+                || {
+                    invalid(
+                        "forward_auth_allowed_domains",
+                        format!("{d} is not a domain name (with an optional :port)"),
+                    )
+                },
+            )?);
+        }
         let mut trusted_proxies = Vec::new();
         for p in self.trusted_proxies.unwrap_or_default() {
             trusted_proxies

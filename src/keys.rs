@@ -35,7 +35,7 @@ impl MasterKey {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent)?;
+                    crate::files::create_private_dir(parent)?;
                 }
                 let mut key = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut key);

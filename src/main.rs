@@ -48,6 +48,9 @@ async fn run() {
     let cli = Cli::parse();
     portcullis::telemetry::init();
     let config = Config::load(cli.config.as_deref()).unwrap_or_else(|e| fail(e));
+    // Every command may create the database, the key or the outbox: close the data
+    // dir before any of them runs.
+    portcullis::files::secure(&config);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(config.clone())

@@ -74,6 +74,9 @@ impl Application {
     }
 
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        // Before anything is created (`main` did it already; embedders and tests enter
+        // here).
+        crate::files::secure(&config);
         let db = open_database(&config)?;
         let master = MasterKey::load_or_create(&config.secret_key_file)?;
         let hasher = hasher(&config)?;

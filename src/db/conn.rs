@@ -166,7 +166,7 @@ impl Db {
         if backend == DbBackend::Sqlite {
             let path = std::path::Path::new(super::sqlite_path(url));
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| {
+                crate::files::create_private_dir(parent).map_err(|e| {
                     DbError::Pool(format!("cannot create {}: {e}", parent.display()))
                 })?;
             }

@@ -35,7 +35,7 @@ impl Mailer {
             )),
             None => {
                 let dir = cfg.data_dir.join("outbox");
-                std::fs::create_dir_all(&dir)?;
+                crate::files::create_private_dir(&dir)?;
                 Ok(Mailer::File(dir))
             }
         }
@@ -67,7 +67,15 @@ fn write_eml(dir: &Path, raw: &[u8]) -> std::io::Result<PathBuf> {
     let id = uuid::Uuid::new_v4();
     let tmp = dir.join(format!(".{id}.eml.tmp"));
     let file = dir.join(format!("{id}.eml"));
-    std::fs::write(&tmp, raw)?;
+    // 0600 whatever the umask: the message holds a live link.
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    std::io::Write::write_all(&mut opts.open(&tmp)?, raw)?;
     std::fs::rename(&tmp, &file).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })?;

@@ -8,10 +8,14 @@ use actix_web::http::header;
 
 use crate::config::Config;
 
+/// The one answer to "who is the client" (rate limits, audit, sessions, who may scrape
+/// `/metrics`): the socket peer, or, when the peer is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` that is not one of ours. IPv4-mapped IPv6 addresses
+/// (a dual-stack listener) compare as the IPv4 address they carry.
 pub fn client_ip(req: &HttpRequest, config: &Config) -> IpAddr {
     let peer = req
         .peer_addr()
-        .map(|a| a.ip())
+        .map(|a| a.ip().to_canonical())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     if !config.trusted_proxies.contains(&peer) {
         return peer;
@@ -22,7 +26,8 @@ pub fn client_ip(req: &HttpRequest, config: &Config) -> IpAddr {
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
         .collect();
     chain
         .into_iter()

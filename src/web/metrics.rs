@@ -4,7 +4,6 @@
 //! Prometheus recorder. Gauges that describe shared state (sessions, outbox depth,
 //! pool use) are read when scraped, so every instance reports the same truth.
 
-use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -105,7 +104,9 @@ pub fn rate_limited(limit: &'static str) {
     metrics::counter!("rate_limit_rejections_total", "limit" => limit).increment(1);
 }
 
-/// Who may scrape: the configured bearer token, or, without one, loopback only.
+/// Who may scrape: the configured bearer token, or, without one, a client on this host.
+/// "Client" as everywhere else (`client::client_ip`): behind a trusted proxy the socket
+/// peer is the proxy, so the peer alone would let the whole internet in.
 fn allowed(req: &HttpRequest, st: &AppState) -> bool {
     match &st.config.metrics_token {
         Some(token) => req
@@ -114,9 +115,7 @@ fn allowed(req: &HttpRequest, st: &AppState) -> bool {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|t| subtle::ConstantTimeEq::ct_eq(t.as_bytes(), token.as_bytes()).into()),
-        None => req
-            .peer_addr()
-            .is_some_and(|a| IpAddr::is_loopback(&a.ip())),
+        None => super::client::client_ip(req, &st.config).is_loopback(),
     }
 }
 

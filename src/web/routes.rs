@@ -1,7 +1,7 @@
 //! The one place that lists every route.
 
 use actix_web::http::{Method, header};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, Route, guard, web};
 
 use super::error::AppError;
 use super::handlers::{
@@ -10,156 +10,209 @@ use super::handlers::{
     verify, webauthn_login,
 };
 
+/// Every route, one resource per path, so a path that exists answers a method it does
+/// not serve with 405 and an `Allow` header listing those it does (actix-web's resource
+/// default, built from the method guards it tried); an unknown path stays 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(home::get))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(super::metrics::scrape))
-        .route("/login", web::get().to(login::form))
-        .route("/login", web::post().to(login::submit))
-        .route("/logout", web::post().to(logout::submit))
-        .route("/login/mfa", web::get().to(mfa::form))
-        .route("/login/mfa", web::post().to(mfa::submit))
-        .route(
-            "/login/webauthn/start",
-            web::post().to(webauthn_login::mfa_start),
+    cfg.service(web::resource("/").route(get().to(home::get)))
+        .service(web::resource("/healthz").route(get().to(health::healthz)))
+        .service(web::resource("/readyz").route(get().to(health::readyz)))
+        .service(web::resource("/metrics").route(get().to(super::metrics::scrape)))
+        .service(
+            web::resource("/login")
+                .route(get().to(login::form))
+                .route(web::post().to(login::submit)),
         )
-        .route(
-            "/login/webauthn/finish",
-            web::post().to(webauthn_login::mfa_finish),
+        .service(web::resource("/logout").route(web::post().to(logout::submit)))
+        .service(
+            web::resource("/login/mfa")
+                .route(get().to(mfa::form))
+                .route(web::post().to(mfa::submit)),
         )
-        .route(
-            "/login/passkey/start",
-            web::post().to(webauthn_login::passkey_start),
+        .service(
+            web::resource("/login/webauthn/start").route(web::post().to(webauthn_login::mfa_start)),
         )
-        .route(
-            "/login/passkey/finish",
-            web::post().to(webauthn_login::passkey_finish),
+        .service(
+            web::resource("/login/webauthn/finish")
+                .route(web::post().to(webauthn_login::mfa_finish)),
         )
-        .route("/login/reauth", web::get().to(reauth::form))
-        .route(
-            "/login/reauth/webauthn/start",
-            web::post().to(reauth::key_start),
+        .service(
+            web::resource("/login/passkey/start")
+                .route(web::post().to(webauthn_login::passkey_start)),
         )
-        .route(
-            "/login/reauth/webauthn/finish",
-            web::post().to(reauth::key_finish),
+        .service(
+            web::resource("/login/passkey/finish")
+                .route(web::post().to(webauthn_login::passkey_finish)),
         )
-        .route("/login/reauth", web::post().to(reauth::submit))
-        .route("/account/totp", web::get().to(totp::show))
-        .route("/account/totp", web::post().to(totp::enable))
-        .route("/account/totp/disable", web::post().to(totp::disable))
-        .route(
-            "/account/recovery-codes",
-            web::get().to(totp::recovery_codes),
+        .service(
+            web::resource("/login/reauth")
+                .route(get().to(reauth::form))
+                .route(web::post().to(reauth::submit)),
         )
-        .route("/account/recovery-codes", web::post().to(totp::regenerate))
-        .route("/account/security-keys", web::get().to(security_keys::show))
-        .route(
-            "/account/security-keys",
-            web::post().to(security_keys::no_script),
+        .service(
+            web::resource("/login/reauth/webauthn/start").route(web::post().to(reauth::key_start)),
         )
-        .route(
-            "/account/security-keys/register/start",
-            web::post().to(security_keys::register_start),
+        .service(
+            web::resource("/login/reauth/webauthn/finish")
+                .route(web::post().to(reauth::key_finish)),
         )
-        .route(
-            "/account/security-keys/register/finish",
-            web::post().to(security_keys::register_finish),
+        .service(
+            web::resource("/account/totp")
+                .route(get().to(totp::show))
+                .route(web::post().to(totp::enable)),
         )
-        .route(
-            "/account/security-keys/rename",
-            web::post().to(security_keys::rename),
+        .service(web::resource("/account/totp/disable").route(web::post().to(totp::disable)))
+        .service(
+            web::resource("/account/recovery-codes")
+                .route(get().to(totp::recovery_codes))
+                .route(web::post().to(totp::regenerate)),
         )
-        .route(
-            "/account/security-keys/remove",
-            web::post().to(security_keys::remove),
+        .service(
+            web::resource("/account/security-keys")
+                .route(get().to(security_keys::show))
+                .route(web::post().to(security_keys::no_script)),
         )
-        .route("/register", web::get().to(register::form))
-        .route("/register", web::post().to(register::submit))
-        .route("/setup", web::get().to(setup::form))
-        .route("/setup", web::post().to(setup::submit))
-        .route("/account", web::get().to(account::show))
-        .route("/account/password", web::post().to(account::change_pw))
-        .route("/account/email", web::post().to(account::change_email))
-        .route("/verify-email", web::get().to(verify::show))
-        .route("/verify-email", web::post().to(verify::confirm))
-        .route("/verify-email/resend", web::get().to(verify::resend_form))
-        .route("/verify-email/resend", web::post().to(verify::resend))
-        .route("/password/forgot", web::get().to(password::forgot_form))
-        .route("/password/forgot", web::post().to(password::forgot))
-        .route("/password/reset", web::get().to(password::reset_form))
-        .route("/password/reset", web::post().to(password::reset))
-        .route("/account/sessions", web::get().to(sessions::list))
-        .route("/account/sessions/revoke", web::post().to(sessions::revoke))
-        .route(
-            "/account/sessions/revoke-others",
-            web::post().to(sessions::revoke_others),
+        .service(
+            web::resource("/account/security-keys/register/start")
+                .route(web::post().to(security_keys::register_start)),
         )
-        .route(
-            "/.well-known/openid-configuration",
-            web::get().to(oidc::discovery),
+        .service(
+            web::resource("/account/security-keys/register/finish")
+                .route(web::post().to(security_keys::register_finish)),
         )
-        .route("/oauth/jwks", web::get().to(oidc::jwks))
-        .route("/oauth/authorize", web::get().to(oidc::authorize))
-        .route("/oauth/authorize", web::post().to(oidc::consent))
-        .route("/oauth/token", web::post().to(oauth::token))
-        .route(
-            "/oauth/token",
-            web::method(Method::OPTIONS).to(oauth::preflight),
+        .service(
+            web::resource("/account/security-keys/rename")
+                .route(web::post().to(security_keys::rename)),
         )
-        .route("/oauth/userinfo", web::get().to(oauth::userinfo))
-        .route("/oauth/userinfo", web::post().to(oauth::userinfo))
-        .route(
-            "/oauth/userinfo",
-            web::method(Method::OPTIONS).to(oauth::preflight),
+        .service(
+            web::resource("/account/security-keys/remove")
+                .route(web::post().to(security_keys::remove)),
         )
-        .route("/oauth/revoke", web::post().to(oauth::revoke))
-        .route(
-            "/oauth/revoke",
-            web::method(Method::OPTIONS).to(oauth::preflight),
+        .service(
+            web::resource("/register")
+                .route(get().to(register::form))
+                .route(web::post().to(register::submit)),
         )
-        .route("/oauth/introspect", web::post().to(oauth::introspect))
-        .route("/oauth/logout", web::get().to(oidc::logout))
-        .route("/oauth/logout", web::post().to(oidc::logout_confirmed))
-        .route("/auth/forward", web::get().to(forward::check))
-        .route("/auth/forward/return", web::get().to(forward::back))
-        .route("/account/activity", web::get().to(admin_audit::activity))
-        .route("/admin", web::get().to(admin::home))
-        .route("/admin/users", web::get().to(admin::users))
-        .route("/admin/users/{id}", web::get().to(admin::user))
-        .route("/admin/users/{id}/{action}", web::post().to(admin::action))
-        .route("/account/apps", web::get().to(apps::list))
-        .route("/account/apps/revoke", web::post().to(apps::revoke))
-        .route("/admin/clients", web::get().to(admin_clients::list))
-        .route("/admin/clients", web::post().to(admin_clients::create))
-        .route("/admin/clients/{id}", web::get().to(admin_clients::show))
-        .route("/admin/clients/{id}", web::post().to(admin_clients::update))
-        .route(
-            "/admin/clients/{id}/rotate-secret",
-            web::post().to(admin_clients::rotate_secret),
+        .service(
+            web::resource("/setup")
+                .route(get().to(setup::form))
+                .route(web::post().to(setup::submit)),
         )
-        .route(
-            "/admin/clients/{id}/delete",
-            web::post().to(admin_clients::delete),
+        .service(web::resource("/account").route(get().to(account::show)))
+        .service(web::resource("/account/password").route(web::post().to(account::change_pw)))
+        .service(web::resource("/account/email").route(web::post().to(account::change_email)))
+        .service(
+            web::resource("/verify-email")
+                .route(get().to(verify::show))
+                .route(web::post().to(verify::confirm)),
         )
-        .route("/admin/roles", web::get().to(admin_roles::show))
-        .route("/admin/roles", web::post().to(admin_roles::create))
-        .route("/admin/roles/{name}", web::post().to(admin_roles::update))
-        .route(
-            "/admin/roles/{name}/delete",
-            web::post().to(admin_roles::delete),
+        .service(
+            web::resource("/verify-email/resend")
+                .route(get().to(verify::resend_form))
+                .route(web::post().to(verify::resend)),
         )
-        .route("/admin/settings", web::get().to(admin_roles::settings_show))
-        .route(
-            "/admin/settings",
-            web::post().to(admin_roles::settings_save),
+        .service(
+            web::resource("/password/forgot")
+                .route(get().to(password::forgot_form))
+                .route(web::post().to(password::forgot)),
         )
-        .route("/admin/audit", web::get().to(admin_audit::show))
-        .route("/admin/audit/verify", web::get().to(admin_audit::verify))
-        .route("/admin/audit/export", web::get().to(admin_audit::export))
-        .route("/static/{file:.*}", web::get().to(static_file))
+        .service(
+            web::resource("/password/reset")
+                .route(get().to(password::reset_form))
+                .route(web::post().to(password::reset)),
+        )
+        .service(web::resource("/account/sessions").route(get().to(sessions::list)))
+        .service(web::resource("/account/sessions/revoke").route(web::post().to(sessions::revoke)))
+        .service(
+            web::resource("/account/sessions/revoke-others")
+                .route(web::post().to(sessions::revoke_others)),
+        )
+        .service(
+            web::resource("/.well-known/openid-configuration").route(get().to(oidc::discovery)),
+        )
+        .service(web::resource("/oauth/jwks").route(get().to(oidc::jwks)))
+        .service(
+            web::resource("/oauth/authorize")
+                .route(get().to(oidc::authorize))
+                .route(web::post().to(oidc::consent)),
+        )
+        .service(
+            web::resource("/oauth/token")
+                .route(web::post().to(oauth::token))
+                .route(web::method(Method::OPTIONS).to(oauth::preflight)),
+        )
+        .service(
+            web::resource("/oauth/userinfo")
+                .route(get().to(oauth::userinfo))
+                .route(web::post().to(oauth::userinfo))
+                .route(web::method(Method::OPTIONS).to(oauth::preflight)),
+        )
+        .service(
+            web::resource("/oauth/revoke")
+                .route(web::post().to(oauth::revoke))
+                .route(web::method(Method::OPTIONS).to(oauth::preflight)),
+        )
+        .service(web::resource("/oauth/introspect").route(web::post().to(oauth::introspect)))
+        .service(
+            web::resource("/oauth/logout")
+                .route(get().to(oidc::logout))
+                .route(web::post().to(oidc::logout_confirmed)),
+        )
+        .service(web::resource("/auth/forward").route(get().to(forward::check)))
+        .service(web::resource("/auth/forward/return").route(get().to(forward::back)))
+        .service(web::resource("/account/activity").route(get().to(admin_audit::activity)))
+        .service(web::resource("/admin").route(get().to(admin::home)))
+        .service(web::resource("/admin/users").route(get().to(admin::users)))
+        .service(web::resource("/admin/users/{id}").route(get().to(admin::user)))
+        .service(web::resource("/admin/users/{id}/{action}").route(web::post().to(admin::action)))
+        .service(web::resource("/account/apps").route(get().to(apps::list)))
+        .service(web::resource("/account/apps/revoke").route(web::post().to(apps::revoke)))
+        .service(
+            web::resource("/admin/clients")
+                .route(get().to(admin_clients::list))
+                .route(web::post().to(admin_clients::create)),
+        )
+        .service(
+            web::resource("/admin/clients/{id}")
+                .route(get().to(admin_clients::show))
+                .route(web::post().to(admin_clients::update)),
+        )
+        .service(
+            web::resource("/admin/clients/{id}/rotate-secret")
+                .route(web::post().to(admin_clients::rotate_secret)),
+        )
+        .service(
+            web::resource("/admin/clients/{id}/delete")
+                .route(web::post().to(admin_clients::delete)),
+        )
+        .service(
+            web::resource("/admin/roles")
+                .route(get().to(admin_roles::show))
+                .route(web::post().to(admin_roles::create)),
+        )
+        .service(web::resource("/admin/roles/{name}").route(web::post().to(admin_roles::update)))
+        .service(
+            web::resource("/admin/roles/{name}/delete").route(web::post().to(admin_roles::delete)),
+        )
+        .service(
+            web::resource("/admin/settings")
+                .route(get().to(admin_roles::settings_show))
+                .route(web::post().to(admin_roles::settings_save)),
+        )
+        .service(web::resource("/admin/audit").route(get().to(admin_audit::show)))
+        .service(web::resource("/admin/audit/verify").route(get().to(admin_audit::verify)))
+        .service(web::resource("/admin/audit/export").route(get().to(admin_audit::export)))
+        .service(web::resource("/static/{file:.*}").route(get().to(static_file)))
         .default_service(web::to(not_found));
+}
+
+/// GET, and HEAD served by the same handler: actix-http sends no body in answer to HEAD
+/// but keeps the headers (`Content-Length` included), so monitors and `curl -I` see
+/// what a browser gets. Every GET route is registered through this; handlers are
+/// safe to run for HEAD because they are safe for GET (and the CSRF check treats
+/// HEAD as safe).
+fn get() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 async fn not_found() -> Result<HttpResponse, AppError> {

@@ -81,3 +81,47 @@ async fn a_session_gets_the_user_in_headers_and_nothing_else_passes() {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// The public URL is http://localhost:8080: another port or scheme on that host, or a
+/// listed domain on a port it did not name, is not where we send anyone.
+#[tokio::test]
+async fn a_return_address_off_our_origin_is_refused() {
+    let app = forward_app().await;
+    app.create_user("gil@example.com", &[]).await;
+    let b = app.browser();
+    let bad = [
+        "http://localhost:1/x",
+        "https://localhost:8080/x",
+        "http://localhost/x",
+        "http://localhost:8080@evil.com/",
+        "https://app.example.com:8443/",
+    ];
+    for rd in bad {
+        let p = b.get(&format!("/auth/forward?rd={}", urlencode(rd))).await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "{rd}");
+        assert_eq!(p.location(), None, "{rd}");
+    }
+    let p = b
+        .get(&format!(
+            "/auth/forward?rd={}",
+            urlencode("http://localhost:8080/x")
+        ))
+        .await;
+    assert_eq!(p.status, StatusCode::FOUND);
+
+    b.login_ok("gil@example.com").await;
+    for rd in bad {
+        let p = b
+            .get(&format!("/auth/forward/return?rd={}", urlencode(rd)))
+            .await;
+        assert_redirect(&p, "/account");
+    }
+    assert_redirect(
+        &b.get(&format!(
+            "/auth/forward/return?rd={}",
+            urlencode("http://localhost:8080/x")
+        ))
+        .await,
+        "http://localhost:8080/x",
+    );
+}

@@ -156,3 +156,60 @@ async fn with_a_token_only_its_holder_may_scrape() {
         StatusCode::OK
     );
 }
+
+/// Behind a trusted proxy the socket peer is the proxy (loopback here): the client is
+/// the one its `X-Forwarded-For` names, and only a loopback client may scrape.
+#[tokio::test]
+async fn behind_a_trusted_proxy_only_a_local_client_may_scrape() {
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            trusted_proxies: Some(vec!["127.0.0.1".into()]),
+            ..Default::default()
+        },
+    })
+    .await;
+    let get = |xff: Option<&'static str>| {
+        let mut req = reqwest::Client::new().get(format!("{}/metrics", app.base));
+        if let Some(v) = xff {
+            req = req.header("x-forwarded-for", v);
+        }
+        async move { req.send().await.unwrap().status() }
+    };
+    for remote in [
+        "203.0.113.9",
+        // A client's own claim to be local, to the left of what the proxy appended.
+        "127.0.0.1, 203.0.113.9",
+        "::1, 2001:db8::7",
+    ] {
+        assert_eq!(get(Some(remote)).await, StatusCode::NOT_FOUND, "{remote}");
+    }
+    // A scraper on this host, directly or through the proxy.
+    assert_eq!(get(None).await, StatusCode::OK);
+    assert_eq!(get(Some("127.0.0.1")).await, StatusCode::OK);
+}
+
+/// With a token, the token decides, wherever the client is.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_token_still_decides() {
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            trusted_proxies: Some(vec!["127.0.0.1".into()]),
+            metrics_token: Some("s3cret-scrape-token".into()),
+            ..Default::default()
+        },
+    })
+    .await;
+    let get = |token: Option<&'static str>| {
+        let mut req = reqwest::Client::new()
+            .get(format!("{}/metrics", app.base))
+            .header("x-forwarded-for", "203.0.113.9");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(get(Some("s3cret-scrape-token")).await, StatusCode::OK);
+    assert_eq!(get(Some("wrong")).await, StatusCode::NOT_FOUND);
+    assert_eq!(get(None).await, StatusCode::NOT_FOUND);
+    assert_eq!(scrape(&app, None).await.0, StatusCode::NOT_FOUND);
+}

@@ -393,3 +393,51 @@ async fn a_postgresql_restart_is_survived_and_the_pool_reconnects() {
     other.login_ok("pia@example.com").await;
     assert_eq!(other.get("/account").await.status, StatusCode::OK);
 }
+
+/// A data directory left readable by everyone (an older version, a copy, `mkdir` with
+/// the default umask) is closed at start, and the log names each path it changed.
+#[tokio::test]
+async fn a_world_readable_data_dir_is_closed_at_start_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let outbox = data.join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let stray = [
+        data.join("portcullis.db"),
+        outbox.join("0a1b.eml"),
+        data.join("notes.txt"),
+    ];
+    for f in &stray {
+        std::fs::write(f, b"").unwrap();
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    for d in [&data, &outbox] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let port = free_port();
+    let mut env = vec![
+        ("PORTCULLIS_DATA_DIR", data.display().to_string()),
+        ("DATABASE_URL", database_url(&data)),
+    ];
+    if let Some(redis) = redis_url() {
+        env.push(("REDIS_URL", redis));
+        env.push((
+            "PORTCULLIS_REDIS_PREFIX",
+            format!("p{}", uuid::Uuid::new_v4().simple()),
+        ));
+    }
+    let log = dir.path().join("serve.log");
+    let a = instance_logging(&env, port, Some(&log)).await;
+    assert_eq!(crate::data_dir::too_open(&data), vec![]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    for p in stray.iter().chain([&data, &outbox]) {
+        assert!(text.contains(&p.display().to_string()), "{p:?} in {text}");
+    }
+    drop(a);
+    // Nothing left to fix: a second start stays quiet about it.
+    let log2 = dir.path().join("again.log");
+    let _b = instance_logging(&env, free_port(), Some(&log2)).await;
+    let again = std::fs::read_to_string(&log2).unwrap();
+    assert!(!again.contains(&data.display().to_string()), "{again}");
+}
