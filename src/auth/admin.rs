@@ -4,10 +4,12 @@
 //! - an actor acts on another user only if they hold every permission that user holds
 //!   (a helpdesk role cannot disable, reset or delete a full administrator);
 //! - nobody hands out or takes away a role granting a permission they do not hold;
-//! - the last active administrator cannot be demoted, disabled or deleted.
+//! - the last active administrator cannot be demoted, disabled or deleted, even when
+//!   two administrators remove each other at the same moment on two instances.
 //!
 //! Every write on a user goes through [`target`], the only maker of a [`Target`]: it
-//! finds the user and applies the first rule, auditing a refusal. The acts below take a `Target`, so a new one cannot skip it.
+//! serialises changes to the admin set, finds the user and applies the first rule,
+//! auditing a refusal. The acts below take a `Target`, so a new one cannot skip it.
 
 use super::memo::Memo;
 use std::collections::BTreeSet;
@@ -20,8 +22,8 @@ use super::rbac::{Permission, may_act_on, may_grant, permissions_of, permissions
 use super::recovery::MailCtx;
 use super::sessions::Sessions;
 use crate::clock::Clock;
-use crate::db::Db;
 use crate::db::repo::{directory, mfa, roles, users, users::User, webauthn};
+use crate::db::{AnyConnection, Db};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::mail::messages::MethodRemoved;
 use crate::mail::outbox::enqueue;
@@ -66,12 +68,17 @@ pub(crate) struct Target {
     own: bool,
 }
 
-/// Opens an admin write on `uid`; call it first in the write transaction. It finds the
-/// user and refuses unless the actor holds every permission the user holds: a disabled or deleted actor holds none. Acting on
-/// yourself is left to each act's own rules. A refusal is audited as `act` with outcome
-/// `denied` (the caller commits that record and nothing else).
+/// Opens an admin write on `uid`; call it first in the write transaction. On
+/// PostgreSQL it takes the admin-set lock, so the last-admin checks of concurrent acts
+/// (on any instance) see each other's writes: under READ COMMITTED without it, two
+/// admins removing each other both count the other as "another active admin". SQLite's
+/// `BEGIN IMMEDIATE` already lets one writer in at a time. Then it finds the user and
+/// refuses unless the actor holds every permission the user holds: a disabled or
+/// deleted actor holds none. Acting on yourself is left to each act's own rules. A
+/// refusal is audited as `act` with outcome `denied` (the caller commits that record
+/// and nothing else).
 pub(crate) fn target(
-    c: &mut crate::db::AnyConnection,
+    c: &mut AnyConnection,
     actor: &Actor,
     uid: &str,
     act: AuditAction,
@@ -79,6 +86,7 @@ pub(crate) fn target(
     now: i64,
     details: serde_json::Value,
 ) -> diesel::QueryResult<Result<Target, AdminError>> {
+    crate::db::conn::serialize(c, crate::db::conn::locks::ADMIN_SET)?;
     let Some(user) = users::find(c, uid)? else {
         return Ok(Err(AdminError::NoSuchUser));
     };
@@ -122,7 +130,7 @@ async fn act_on<T: Send + 'static>(
     ctx: &AuditCtx,
     now: i64,
     details: serde_json::Value,
-    f: impl FnOnce(&mut crate::db::AnyConnection, Target) -> diesel::QueryResult<Result<T, AdminError>>
+    f: impl FnOnce(&mut AnyConnection, Target) -> diesel::QueryResult<Result<T, AdminError>>
     + Send
     + 'static,
 ) -> Result<Result<T, AdminError>, InternalError> {
@@ -139,8 +147,9 @@ async fn act_on<T: Send + 'static>(
     .await
 }
 
-/// Whether `user_id` is the only enabled holder of `admin`.
-fn is_last_admin(c: &mut crate::db::AnyConnection, user_id: &str) -> diesel::QueryResult<bool> {
+/// Whether `user_id` is the only enabled holder of `admin`. Only meaningful after
+/// [`target`] took the admin-set lock in the same transaction.
+fn is_last_admin(c: &mut AnyConnection, user_id: &str) -> diesel::QueryResult<bool> {
     use crate::db::schema::{user_roles, users as u};
     use diesel::prelude::*;
     let holds = roles::of_user(c, user_id)?.iter().any(|r| r == "admin");
@@ -221,7 +230,7 @@ pub async fn set_role(
 /// only roles whose permissions they hold; the operator's shell any. The last enabled
 /// admin keeps `admin` either way.
 pub(crate) fn change_role(
-    c: &mut crate::db::AnyConnection,
+    c: &mut AnyConnection,
     actor: &Actor,
     uid: &str,
     role: &str,
