@@ -319,16 +319,22 @@ pub async fn set_role(
                 let Some(user) = users::find_by_email(c, &norm)? else {
                     return Ok(Err(AccountError::NoSuchUser));
                 };
-                Ok(
-                    super::admin::change_role(c, &user.id, &role, assign, None, &ctx, now)?
-                        .map_err(|e| match e {
-                            super::admin::AdminError::LastAdmin => {
-                                AccountError::LastAdmin(user.email.clone())
-                            }
-                            super::admin::AdminError::NoSuchRole(r) => AccountError::NoSuchRole(r),
-                            _ => AccountError::NoSuchUser,
-                        }),
-                )
+                Ok(super::admin::change_role(
+                    c,
+                    &super::admin::Actor::Operator,
+                    &user.id,
+                    &role,
+                    assign,
+                    &ctx,
+                    now,
+                )?
+                .map_err(|e| match e {
+                    super::admin::AdminError::LastAdmin => {
+                        AccountError::LastAdmin(user.email.clone())
+                    }
+                    super::admin::AdminError::NoSuchRole(r) => AccountError::NoSuchRole(r),
+                    _ => AccountError::NoSuchUser,
+                }))
             })
             .map_err(|e: diesel::result::Error| InternalError::from(e))
         })

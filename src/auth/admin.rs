@@ -1,7 +1,15 @@
-//! What administrators do to users. Permission checks happen in the web layer (each
-//! route names its permission); the rules that must hold whoever asks live here:
-//! nobody hands out a permission they do not hold, and the last active administrator
-//! cannot be demoted, disabled or deleted.
+//! What administrators do to users. The web layer checks that the actor may use the
+//! page at all (each route names its permission); the rules that must hold whoever
+//! asks live here, in the write transaction of each act:
+//! - an actor acts on another user only if they hold every permission that user holds
+//!   (a helpdesk role cannot disable, reset or delete a full administrator);
+//! - nobody hands out or takes away a role granting a permission they do not hold;
+//! - the last active administrator cannot be demoted, disabled or deleted, even when
+//!   two administrators remove each other at the same moment on two instances.
+//!
+//! Every write on a user goes through [`target`], the only maker of a [`Target`]: it
+//! serialises changes to the admin set, finds the user and applies the first rule,
+//! auditing a refusal. The acts below take a `Target`, so a new one cannot skip it.
 
 use super::memo::Memo;
 use std::collections::BTreeSet;
@@ -10,12 +18,12 @@ use serde_json::json;
 
 use super::InternalError;
 use super::audit::{AuditCtx, record};
-use super::rbac::{Permission, may_grant, permissions_of_role};
+use super::rbac::{Permission, may_act_on, may_grant, permissions_of, permissions_of_role};
 use super::recovery::MailCtx;
 use super::sessions::Sessions;
 use crate::clock::Clock;
-use crate::db::Db;
 use crate::db::repo::{directory, mfa, roles, users, users::User, webauthn};
+use crate::db::{AnyConnection, Db};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::mail::messages::MethodRemoved;
 use crate::mail::outbox::enqueue;
@@ -36,10 +44,112 @@ pub enum AdminError {
     OwnAccount,
     #[error("Type the user's email address exactly to confirm.")]
     ConfirmationMismatch,
+    #[error("You cannot change this account: it holds permissions you do not hold.")]
+    Outranked,
 }
 
-/// Whether `user_id` is the only enabled holder of `admin`.
-fn is_last_admin(c: &mut crate::db::AnyConnection, user_id: &str) -> diesel::QueryResult<bool> {
+/// Who performs an admin write on a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A signed-in user on `/admin`, by id. What they hold is read again inside each
+    /// write transaction: a role taken away a moment ago bounds them at once.
+    User(String),
+    /// The operator's shell (the command line), which already owns the database.
+    Operator,
+}
+
+/// A user an admin write may change, with what the actor holds. Made only by
+/// [`target`], after the checks, inside the write transaction.
+pub(crate) struct Target {
+    user: User,
+    /// The actor's permissions; `None` for the operator's shell.
+    held: Option<BTreeSet<Permission>>,
+    /// The actor acts on their own account (the per-act rules for that apply).
+    own: bool,
+}
+
+/// Opens an admin write on `uid`; call it first in the write transaction. On
+/// PostgreSQL it takes the admin-set lock, so the last-admin checks of concurrent acts
+/// (on any instance) see each other's writes: under READ COMMITTED without it, two
+/// admins removing each other both count the other as "another active admin". SQLite's
+/// `BEGIN IMMEDIATE` already lets one writer in at a time. Then it finds the user and
+/// refuses unless the actor holds every permission the user holds: a disabled or
+/// deleted actor holds none. Acting on yourself is left to each act's own rules. A
+/// refusal is audited as `act` with outcome `denied` (the caller commits that record
+/// and nothing else).
+pub(crate) fn target(
+    c: &mut AnyConnection,
+    actor: &Actor,
+    uid: &str,
+    act: AuditAction,
+    ctx: &AuditCtx,
+    now: i64,
+    details: serde_json::Value,
+) -> diesel::QueryResult<Result<Target, AdminError>> {
+    crate::db::conn::serialize(c, crate::db::conn::locks::ADMIN_SET)?;
+    let Some(user) = users::find(c, uid)? else {
+        return Ok(Err(AdminError::NoSuchUser));
+    };
+    let (held, own) = match actor {
+        Actor::Operator => (None, false),
+        Actor::User(id) => {
+            let active = users::find(c, id)?.is_some_and(|u| !u.disabled);
+            let held = if active {
+                permissions_of(c, id)?
+            } else {
+                BTreeSet::new()
+            };
+            (Some(held), id == uid)
+        }
+    };
+    if let Some(held) = &held
+        && !own
+    {
+        let holds = permissions_of(c, uid)?;
+        if !may_act_on(held, &holds) {
+            let missing: Vec<&str> = holds.difference(held).map(|p| p.name()).collect();
+            let mut details = details;
+            if let Some(map) = details.as_object_mut() {
+                map.insert("reason".into(), json!("outranked"));
+                map.insert("missing".into(), json!(missing));
+            }
+            record(c, ctx, now, act, Outcome::Denied, Some(uid), details)?;
+            return Ok(Err(AdminError::Outranked));
+        }
+    }
+    Ok(Ok(Target { user, held, own }))
+}
+
+/// Runs one admin write on a user in a write transaction that starts with [`target`].
+#[expect(clippy::too_many_arguments)]
+async fn act_on<T: Send + 'static>(
+    db: &Db,
+    actor: &Actor,
+    uid: &str,
+    act: AuditAction,
+    ctx: &AuditCtx,
+    now: i64,
+    details: serde_json::Value,
+    f: impl FnOnce(&mut AnyConnection, Target) -> diesel::QueryResult<Result<T, AdminError>>
+    + Send
+    + 'static,
+) -> Result<Result<T, AdminError>, InternalError> {
+    let (actor, uid, ctx) = (actor.clone(), uid.to_string(), ctx.clone());
+    db.run(move |c| {
+        crate::db::conn::write_transaction(c, |c| {
+            match target(c, &actor, &uid, act, &ctx, now, details)? {
+                Ok(t) => f(c, t),
+                Err(e) => Ok(Err(e)),
+            }
+        })
+        .map_err(|e: diesel::result::Error| InternalError::from(e))
+    })
+    .await
+}
+
+/// Whether `user_id` is the only enabled holder of `admin`. Only meaningful after
+/// [`target`] took the admin-set lock in the same transaction.
+fn is_last_admin(c: &mut AnyConnection, user_id: &str) -> diesel::QueryResult<bool> {
     use crate::db::schema::{user_roles, users as u};
     use diesel::prelude::*;
     let holds = roles::of_user(c, user_id)?.iter().any(|r| r == "admin");
@@ -81,29 +191,29 @@ pub async fn detail(db: &Db, user_id: &str) -> Result<Option<UserDetail>, Intern
     .await
 }
 
-/// Assigns or removes a role. `held` are the acting admin's permissions.
+/// Assigns or removes a role.
 #[expect(clippy::too_many_arguments)]
 pub async fn set_role(
     db: &Db,
     clock: &Clock,
     memo: &Memo,
-    held: &BTreeSet<Permission>,
+    actor: &Actor,
     user_id: &str,
     role: &str,
     assign: bool,
     ctx: &AuditCtx,
 ) -> Result<Result<bool, AdminError>, InternalError> {
-    let (uid, role, ctx, now, held) = (
+    let (uid, role, ctx, now, actor) = (
         user_id.to_string(),
         role.to_string(),
         ctx.clone(),
         clock.now(),
-        held.clone(),
+        actor.clone(),
     );
     let done = db
         .run(move |c| {
             crate::db::conn::write_transaction(c, |c| {
-                change_role(c, &uid, &role, assign, Some(&held), &ctx, now)
+                change_role(c, &actor, &uid, &role, assign, &ctx, now)
             })
             .map_err(|e: diesel::result::Error| InternalError::from(e))
         })
@@ -115,30 +225,37 @@ pub async fn set_role(
     Ok(done)
 }
 
-/// Assigns or removes a role, in the caller's write transaction; audited when it
-/// changed something. `held` are the actor's permissions (no escalation); `None` is
-/// the operator's shell, which may hand out anything. The last enabled admin keeps
-/// `admin` either way.
+/// Assigns or removes a role, in the caller's write transaction (which must not have
+/// written yet); audited when it changed something. The actor hands out or takes away
+/// only roles whose permissions they hold; the operator's shell any. The last enabled
+/// admin keeps `admin` either way.
 pub(crate) fn change_role(
-    c: &mut crate::db::AnyConnection,
+    c: &mut AnyConnection,
+    actor: &Actor,
     uid: &str,
     role: &str,
     assign: bool,
-    held: Option<&BTreeSet<Permission>>,
     ctx: &AuditCtx,
     now: i64,
 ) -> diesel::QueryResult<Result<bool, AdminError>> {
-    if users::find(c, uid)?.is_none() {
-        return Ok(Err(AdminError::NoSuchUser));
-    }
+    let action = if assign {
+        AuditAction::RoleAssigned
+    } else {
+        AuditAction::RoleRemoved
+    };
+    let t = match target(c, actor, uid, action, ctx, now, json!({"role": role}))? {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e)),
+    };
     if !roles::exists(c, role)? {
         return Ok(Err(AdminError::NoSuchRole(role.to_string())));
     }
-    if let Some(held) = held
+    if let Some(held) = &t.held
         && !may_grant(held, &permissions_of_role(c, role)?)
     {
         return Ok(Err(AdminError::Escalation(role.to_string())));
     }
+    let uid = t.user.id.as_str();
     let changed = if assign {
         roles::assign(c, uid, role, now)?
     } else {
@@ -148,11 +265,6 @@ pub(crate) fn change_role(
         roles::unassign(c, uid, role)?
     };
     if changed {
-        let action = if assign {
-            AuditAction::RoleAssigned
-        } else {
-            AuditAction::RoleRemoved
-        };
         record(
             c,
             ctx,
@@ -167,57 +279,63 @@ pub(crate) fn change_role(
 }
 
 /// Disables (and signs out everywhere at once) or enables an account.
+#[expect(clippy::too_many_arguments)]
 pub async fn set_disabled(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
     memo: &Memo,
+    actor: &Actor,
     user_id: &str,
     disabled: bool,
     ctx: &AuditCtx,
 ) -> Result<Result<(), AdminError>, InternalError> {
-    if disabled && ctx.actor_id.as_deref() == Some(user_id) {
-        return Ok(Err(AdminError::OwnAccount));
-    }
-    let (uid, ctx2, now) = (user_id.to_string(), ctx.clone(), clock.now());
-    let done = db
-        .run(move |c| {
-            crate::db::conn::write_transaction(c, |c| {
-                if users::find(c, &uid)?.is_none() {
-                    return Ok(Err(AdminError::NoSuchUser));
-                }
-                if disabled && is_last_admin(c, &uid)? {
-                    return Ok(Err(AdminError::LastAdmin));
-                }
-                directory::set_disabled(c, &uid, disabled, now)?;
-                let action = if disabled {
-                    AuditAction::UserDisabled
-                } else {
-                    AuditAction::UserEnabled
-                };
-                record(
-                    c,
-                    &ctx2,
-                    now,
-                    action,
-                    Outcome::Success,
-                    Some(&uid),
-                    json!({}),
-                )?;
-                Ok(Ok(()))
-            })
-            .map_err(|e: diesel::result::Error| InternalError::from(e))
-        })
-        .await?;
-    if done.is_ok() {
-        // The account's access tokens follow the flag at once.
-        memo.invalidate().await;
-    }
-    if done.is_ok() && disabled {
+    let action = if disabled {
+        AuditAction::UserDisabled
+    } else {
+        AuditAction::UserEnabled
+    };
+    let (ctx2, now) = (ctx.clone(), clock.now());
+    let done = act_on(
+        db,
+        actor,
+        user_id,
+        action,
+        ctx,
+        now,
+        json!({}),
+        move |c, t| {
+            if disabled && t.own {
+                return Ok(Err(AdminError::OwnAccount));
+            }
+            if disabled && is_last_admin(c, &t.user.id)? {
+                return Ok(Err(AdminError::LastAdmin));
+            }
+            directory::set_disabled(c, &t.user.id, disabled, now)?;
+            record(
+                c,
+                &ctx2,
+                now,
+                action,
+                Outcome::Success,
+                Some(&t.user.id),
+                json!({}),
+            )?;
+            Ok(Ok(t))
+        },
+    )
+    .await?;
+    let t = match done {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e)),
+    };
+    // The account's access tokens follow the flag at once.
+    memo.invalidate().await;
+    if disabled {
         // After the flag: a sign-in racing with this is refused by the flag.
-        revoke_sessions(db, clock, sessions, user_id, ctx).await?;
+        end_sessions(db, clock, sessions, &t, ctx).await?;
     }
-    Ok(done)
+    Ok(Ok(()))
 }
 
 /// Signs the user out on every device; returns how many sessions ended.
@@ -225,11 +343,39 @@ pub async fn revoke_sessions(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
+    actor: &Actor,
     user_id: &str,
     ctx: &AuditCtx,
+) -> Result<Result<usize, AdminError>, InternalError> {
+    let t = match act_on(
+        db,
+        actor,
+        user_id,
+        AuditAction::SessionRevoked,
+        ctx,
+        clock.now(),
+        json!({"all": true}),
+        |_, t| Ok(Ok(t)),
+    )
+    .await?
+    {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(end_sessions(db, clock, sessions, &t, ctx).await?))
+}
+
+/// Ends every session of a checked target and audits it. The sessions live outside the
+/// database (Redis when configured), so this follows the target's transaction.
+async fn end_sessions(
+    db: &Db,
+    clock: &Clock,
+    sessions: &Sessions,
+    t: &Target,
+    ctx: &AuditCtx,
 ) -> Result<usize, InternalError> {
-    let n = sessions.revoke_all(user_id, None).await?;
-    let (uid, ctx, now) = (user_id.to_string(), ctx.clone(), clock.now());
+    let n = sessions.revoke_all(&t.user.id, None).await?;
+    let (uid, ctx, now) = (t.user.id.clone(), ctx.clone(), clock.now());
     db.run(move |c| {
         record(
             c,
@@ -252,23 +398,29 @@ pub async fn reset_second_factors(
     db: &Db,
     clock: &Clock,
     mail: &MailCtx,
+    actor: &Actor,
     user_id: &str,
     ctx: &AuditCtx,
 ) -> Result<Result<usize, AdminError>, InternalError> {
-    let (uid, ctx, now, mail) = (user_id.to_string(), ctx.clone(), clock.now(), mail.clone());
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            let Some(user) = users::find(c, &uid)? else {
-                return Ok(Err(AdminError::NoSuchUser));
-            };
-            let n = directory::delete_second_factors(c, &uid)?;
+    let (ctx2, now, mail) = (ctx.clone(), clock.now(), mail.clone());
+    act_on(
+        db,
+        actor,
+        user_id,
+        AuditAction::MfaReset,
+        ctx,
+        now,
+        json!({}),
+        move |c, t| {
+            let user = &t.user;
+            let n = directory::delete_second_factors(c, &user.id)?;
             record(
                 c,
-                &ctx,
+                &ctx2,
                 now,
                 AuditAction::MfaReset,
                 Outcome::Success,
-                Some(&uid),
+                Some(&user.id),
                 json!({"removed": n}),
             )?;
             if n > 0 {
@@ -283,72 +435,105 @@ pub async fn reset_second_factors(
                 enqueue(c, &user.email, rendered, now)?;
             }
             Ok(Ok(n))
-        })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
-    })
+        },
+    )
+    .await
+}
+
+/// Mails the user a password reset link, as `/password/forgot` would (a disabled
+/// account gets none, and the refusal is audited there).
+pub async fn send_password_reset(
+    db: &Db,
+    clock: &Clock,
+    mail: &MailCtx,
+    actor: &Actor,
+    user_id: &str,
+    ctx: &AuditCtx,
+) -> Result<Result<(), AdminError>, InternalError> {
+    let (ctx2, now, mail) = (ctx.clone(), clock.now(), mail.clone());
+    act_on(
+        db,
+        actor,
+        user_id,
+        AuditAction::PasswordResetRequested,
+        ctx,
+        now,
+        json!({}),
+        move |c, t| {
+            super::recovery::issue_reset(c, &mail, &t.user.email_normalized, &ctx2, now)?;
+            Ok(Ok(()))
+        },
+    )
     .await
 }
 
 /// Deletes the account after the admin typed its email address.
+#[expect(clippy::too_many_arguments)]
 pub async fn delete(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
     memo: &Memo,
+    actor: &Actor,
     user_id: &str,
     confirmation: &str,
     ctx: &AuditCtx,
 ) -> Result<Result<(), AdminError>, InternalError> {
-    if ctx.actor_id.as_deref() == Some(user_id) {
-        return Ok(Err(AdminError::OwnAccount));
-    }
-    let uid = user_id.to_string();
-    let Some(user) = db
-        .run(move |c| users::find(c, &uid).map_err(InternalError::from))
-        .await?
-    else {
-        return Ok(Err(AdminError::NoSuchUser));
-    };
-    if !confirmation.trim().eq_ignore_ascii_case(&user.email) {
-        return Ok(Err(AdminError::ConfirmationMismatch));
-    }
     // First shut the account (a sign-in racing with this is refused), then end its
     // sessions while their registry rows still exist, then delete.
-    let (uid, now) = (user_id.to_string(), clock.now());
-    let shut = db
-        .run(move |c| {
-            crate::db::conn::write_transaction(c, |c| {
-                if is_last_admin(c, &uid)? {
-                    return Ok(Err(AdminError::LastAdmin));
-                }
-                directory::set_disabled(c, &uid, true, now)?;
-                Ok(Ok(()))
-            })
-            .map_err(|e: diesel::result::Error| InternalError::from(e))
-        })
-        .await?;
+    let (confirmation, now) = (confirmation.trim().to_string(), clock.now());
+    let shut = act_on(
+        db,
+        actor,
+        user_id,
+        AuditAction::UserDeleted,
+        ctx,
+        now,
+        json!({}),
+        move |c, t| {
+            if t.own {
+                return Ok(Err(AdminError::OwnAccount));
+            }
+            if !confirmation.eq_ignore_ascii_case(&t.user.email) {
+                return Ok(Err(AdminError::ConfirmationMismatch));
+            }
+            if is_last_admin(c, &t.user.id)? {
+                return Ok(Err(AdminError::LastAdmin));
+            }
+            directory::set_disabled(c, &t.user.id, true, now)?;
+            Ok(Ok(()))
+        },
+    )
+    .await?;
     if let Err(e) = shut {
         return Ok(Err(e));
     }
     memo.invalidate().await;
     sessions.revoke_all(user_id, None).await?;
-    let (uid, ctx, now) = (user_id.to_string(), ctx.clone(), clock.now());
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
+    let (ctx2, now) = (ctx.clone(), clock.now());
+    // Checked again: the account may have gained a role since it was shut.
+    act_on(
+        db,
+        actor,
+        user_id,
+        AuditAction::UserDeleted,
+        ctx,
+        now,
+        json!({}),
+        move |c, t| {
             // Rows of the user go with it (foreign keys cascade); audit rows stay.
-            directory::delete_user(c, &uid)?;
+            directory::delete_user(c, &t.user.id)?;
             record(
                 c,
-                &ctx,
+                &ctx2,
                 now,
                 AuditAction::UserDeleted,
                 Outcome::Success,
-                Some(&uid),
-                json!({"email": user.email}),
-            )
-        })
-        .map_err(InternalError::from)
-    })
-    .await?;
-    Ok(Ok(()))
+                Some(&t.user.id),
+                json!({"email": t.user.email}),
+            )?;
+            Ok(Ok(()))
+        },
+    )
+    .await
 }

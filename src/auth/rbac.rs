@@ -79,10 +79,35 @@ pub fn permissions_of_role(c: &mut AnyConnection, role: &str) -> QueryResult<BTr
     Ok(names.iter().filter_map(|n| Permission::parse(n)).collect())
 }
 
+/// Every permission held (through any of their roles) by anyone who holds `role`:
+/// changing a role acts on each of its holders.
+pub fn permissions_of_holders(
+    c: &mut AnyConnection,
+    role: &str,
+) -> QueryResult<BTreeSet<Permission>> {
+    let holders: Vec<String> = user_roles::table
+        .filter(user_roles::role.eq(role))
+        .select(user_roles::user_id)
+        .load(c)?;
+    let names: Vec<String> = role_permissions::table
+        .inner_join(user_roles::table.on(user_roles::role.eq(role_permissions::role)))
+        .filter(user_roles::user_id.eq_any(holders))
+        .select(role_permissions::permission)
+        .distinct()
+        .load(c)?;
+    Ok(names.iter().filter_map(|n| Permission::parse(n)).collect())
+}
+
 /// No escalation: an actor may hand out (or take away) a role only when they hold
 /// every permission it grants.
 pub fn may_grant(held: &BTreeSet<Permission>, role_grants: &BTreeSet<Permission>) -> bool {
     role_grants.is_subset(held)
+}
+
+/// Dominance: an actor acts on another user only when they hold every permission that
+/// user holds, so a limited role cannot disable, reset or delete a stronger account.
+pub fn may_act_on(held: &BTreeSet<Permission>, target_holds: &BTreeSet<Permission>) -> bool {
+    target_holds.is_subset(held)
 }
 
 #[cfg(test)]
@@ -99,5 +124,13 @@ mod tests {
         assert!(may_grant(&held, &[Permission::UsersRead].into()));
         assert!(may_grant(&held, &BTreeSet::new()));
         assert!(!may_grant(&held, &Permission::ALL.into()));
+        // Equal or fewer permissions may be acted on; anything beyond what is held not.
+        assert!(may_act_on(&held, &held));
+        assert!(may_act_on(&held, &BTreeSet::new()));
+        assert!(!may_act_on(&held, &Permission::ALL.into()));
+        assert!(!may_act_on(
+            &BTreeSet::new(),
+            &[Permission::UsersRead].into()
+        ));
     }
 }

@@ -290,35 +290,62 @@ pub async fn request_reset(
         .unwrap_or_else(|_| email.trim().to_lowercase());
     let (m, now, ctx) = (m.clone(), clock.now(), ctx.clone());
     db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            match users::find_by_email(c, &norm)? {
-                Some(u) if !u.disabled => {
-                    tokens::invalidate(c, &u.id, RESET, now)?;
-                    let token = generate();
-                    tokens::insert(c, &hash(&token), RESET, Some(&u.id), "", now, now + m.reset_ttl)?;
-                    let msg = PasswordReset {
-                        base: m.base.clone(),
-                        email: u.email.clone(),
-                        link: format!("{}/password/reset?token={token}", m.base),
-                        valid_for: valid_for(m.reset_ttl),
-                    };
-                    enqueue(c, &u.email, msg.render_all().map_err(render_err)?, now)?;
-                    record(c, &ctx, now, AuditAction::PasswordResetRequested, Outcome::Success, Some(&u.id), json!({}))
-                }
-                found => record(
-                    c,
-                    &ctx,
-                    now,
-                    AuditAction::PasswordResetRequested,
-                    Outcome::Failure,
-                    found.as_ref().map(|u| u.id.as_str()),
-                    json!({"account": norm, "reason": if found.is_some() { "disabled" } else { "unknown address" }}),
-                ),
-            }
-        })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
+        crate::db::conn::write_transaction(c, |c| issue_reset(c, &m, &norm, &ctx, now))
+            .map_err(|e: diesel::result::Error| InternalError::from(e))
     })
     .await
+}
+
+/// A reset link for the normalised address `norm`, in the caller's write transaction:
+/// voids the earlier ones, queues the mail, audits. A disabled or unknown account gets
+/// nothing (audited as a failure).
+pub(crate) fn issue_reset(
+    c: &mut crate::db::AnyConnection,
+    m: &MailCtx,
+    norm: &str,
+    ctx: &AuditCtx,
+    now: i64,
+) -> diesel::QueryResult<()> {
+    match users::find_by_email(c, norm)? {
+        Some(u) if !u.disabled => {
+            tokens::invalidate(c, &u.id, RESET, now)?;
+            let token = generate();
+            tokens::insert(
+                c,
+                &hash(&token),
+                RESET,
+                Some(&u.id),
+                "",
+                now,
+                now + m.reset_ttl,
+            )?;
+            let msg = PasswordReset {
+                base: m.base.clone(),
+                email: u.email.clone(),
+                link: format!("{}/password/reset?token={token}", m.base),
+                valid_for: valid_for(m.reset_ttl),
+            };
+            enqueue(c, &u.email, msg.render_all().map_err(render_err)?, now)?;
+            record(
+                c,
+                ctx,
+                now,
+                AuditAction::PasswordResetRequested,
+                Outcome::Success,
+                Some(&u.id),
+                json!({}),
+            )
+        }
+        found => record(
+            c,
+            ctx,
+            now,
+            AuditAction::PasswordResetRequested,
+            Outcome::Failure,
+            found.as_ref().map(|u| u.id.as_str()),
+            json!({"account": norm, "reason": if found.is_some() { "disabled" } else { "unknown address" }}),
+        ),
+    }
 }
 
 pub async fn reset_link_status(

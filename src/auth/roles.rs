@@ -1,7 +1,8 @@
 //! Custom roles on `/admin/roles`. Built-in roles (`admin`: every permission, `user`:
 //! none) cannot be changed or deleted, so the last admin always keeps `roles.write`
 //! and nobody can edit their way into a lock-out. Nobody creates or edits a role to
-//! grant a permission they do not hold.
+//! grant a permission they do not hold, nor changes or deletes a role held by someone
+//! holding permissions they do not hold.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +11,7 @@ use serde_json::json;
 use super::InternalError;
 use super::audit::{AuditCtx, record};
 use super::memo::Memo;
-use super::rbac::{Permission, may_grant, permissions_of_role};
+use super::rbac::{Permission, may_act_on, may_grant, permissions_of_holders, permissions_of_role};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::roles as repo;
@@ -30,6 +31,36 @@ pub enum RoleError {
     Escalation,
     #[error("Unknown permission: {0}.")]
     UnknownPermission(String),
+    #[error("Someone who holds this role holds permissions you do not hold: ask an administrator.")]
+    Outranked,
+}
+
+/// Changing or deleting a role acts on everyone who holds it, so the editor must hold
+/// every permission each holder holds (the rule of `auth::admin`). A refusal is audited
+/// as `act` with outcome `denied`.
+fn outranked_by_holders(
+    c: &mut crate::db::AnyConnection,
+    held: &BTreeSet<Permission>,
+    name: &str,
+    act: AuditAction,
+    ctx: &AuditCtx,
+    now: i64,
+) -> diesel::QueryResult<bool> {
+    let holds = permissions_of_holders(c, name)?;
+    if may_act_on(held, &holds) {
+        return Ok(false);
+    }
+    let missing: Vec<&str> = holds.difference(held).map(|p| p.name()).collect();
+    record(
+        c,
+        ctx,
+        now,
+        act,
+        Outcome::Denied,
+        None,
+        json!({"role": name, "reason": "outranked", "missing": missing}),
+    )?;
+    Ok(true)
 }
 
 fn valid_name(n: &str) -> bool {
@@ -83,6 +114,9 @@ pub async fn save(
                 if !may_grant(&held, &permissions_of_role(c, &name)?) {
                     return Ok(Err(RoleError::Escalation));
                 }
+                if outranked_by_holders(c, &held, &name, AuditAction::RoleUpdated, &ctx, now)? {
+                    return Ok(Err(RoleError::Outranked));
+                }
                 repo::set_description(c, &name, &description)?;
             } else {
                 repo::create(c, &name, &description, now)?;
@@ -129,6 +163,9 @@ pub async fn delete(
                 }
                 if !may_grant(&held, &permissions_of_role(c, &name)?) {
                     return Ok(Err(RoleError::Escalation));
+                }
+                if outranked_by_holders(c, &held, &name, AuditAction::RoleDeleted, &ctx, now)? {
+                    return Ok(Err(RoleError::Outranked));
                 }
                 let holders = repo::holders_count(c, &name)?;
                 repo::delete(c, &name)?;

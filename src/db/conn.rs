@@ -278,6 +278,9 @@ pub mod locks {
     pub const AUDIT_CHAIN: i64 = 0x706f_7274_0002;
     /// Creating the OIDC signing key: one key, whichever instance comes first.
     pub const SIGNING_KEY: i64 = 0x706f_7274_0003;
+    /// Every admin write on a user (`auth::admin::target`): the last-admin rule must
+    /// see the other admin's concurrent demotion or disabling, on any instance.
+    pub const ADMIN_SET: i64 = 0x706f_7274_0a01;
 }
 
 /// Runs `f` in a write transaction, or directly when the caller already opened one.

@@ -970,3 +970,173 @@ async fn the_audit_viewer_pages_by_time_and_filters_a_date_range() {
     assert_eq!(csv.status, StatusCode::OK);
     assert_eq!(csv.body.lines().count(), 1 + 70, "header and that day's 70");
 }
+
+/// What `user_id` holds and whether it is disabled, read straight from the database.
+async fn roles_and_disabled(app: &TestApp, user_id: &str) -> (Vec<String>, bool) {
+    let uid = user_id.to_string();
+    app.state
+        .db
+        .run(move |c| {
+            let roles = portcullis::db::repo::roles::of_user(c, &uid)?;
+            let user = portcullis::db::repo::users::find(c, &uid)?.expect("the user exists");
+            Ok::<_, portcullis::db::DbError>((roles, user.disabled))
+        })
+        .await
+        .unwrap()
+}
+
+/// Every admin write on a user, with the fields it needs, for a target `email`.
+fn writes(email: &str) -> Vec<(&'static str, Vec<(&'static str, &str)>)> {
+    vec![
+        ("assign-role", vec![("role", "helpdesk")]),
+        ("remove-role", vec![("role", "viewer")]),
+        ("disable", vec![]),
+        ("enable", vec![]),
+        ("revoke-sessions", vec![]),
+        ("reset-second-factors", vec![]),
+        ("send-password-reset", vec![]),
+        ("delete", vec![("confirm", email)]),
+    ]
+}
+
+#[tokio::test]
+async fn a_helpdesk_acts_only_on_users_whose_permissions_it_holds() {
+    let app = admin_app().await;
+    role_with(&app, "helpdesk", &["users.read", "users.write"]).await;
+    role_with(&app, "viewer", &["users.read"]).await;
+    // Two admins, so the last-admin rule cannot be what stops anything below.
+    let boss = app
+        .create_user("boss@example.com", &["admin", "viewer"])
+        .await;
+    app.create_user("admin2@example.com", &["admin"]).await;
+    let helper = app.create_user("help@example.com", &["helpdesk"]).await;
+    let peer = app.create_user("peer@example.com", &["helpdesk"]).await;
+    let plain = app.create_user("plain@example.com", &["viewer"]).await;
+
+    let boss_browser = app.browser();
+    boss_browser.login_ok("boss@example.com").await;
+    let help = app.browser();
+    help.login_ok("help@example.com").await;
+
+    // On a full admin: every write refused with a 403 that says why, each audited.
+    for (action, fields) in writes("boss@example.com") {
+        let p = post_action(&help, &boss, action, &fields).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{action}: {}", p.body);
+        assert!(
+            p.error()
+                .unwrap_or_default()
+                .contains("holds permissions you do not hold"),
+            "{action}: {:?}",
+            p.error()
+        );
+    }
+    // Nothing changed: roles, flag, session, second factors, no reset mail.
+    assert_eq!(
+        roles_and_disabled(&app, &boss).await,
+        (vec!["admin".to_string(), "viewer".to_string()], false)
+    );
+    assert_eq!(boss_browser.get("/account").await.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !app.outbox().iter().any(|m| m.contains("boss@example.com")),
+        "no mail went to the admin"
+    );
+    let on_boss: Vec<_> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.target_id.as_deref() == Some(boss.as_str()))
+        .filter(|e| e.actor_id.as_deref() == Some(helper.as_str()))
+        .collect();
+    assert!(
+        on_boss.iter().all(|e| e.outcome == "denied"),
+        "{:?}",
+        on_boss
+            .iter()
+            .map(|e| (&e.event, &e.outcome))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(on_boss.len(), 8, "one denied event per refused write");
+
+    // On a peer holding the same permissions, and on a plain user: allowed.
+    let p = post_action(&help, &peer, "revoke-sessions", &[]).await;
+    assert_redirect(&p, &format!("/admin/users/{peer}?done=revoke-sessions"));
+    for (action, fields) in writes("plain@example.com") {
+        let p = post_action(&help, &plain, action, &fields).await;
+        assert!(p.status.is_redirection(), "{action}: {}", p.body);
+    }
+    assert_eq!(
+        help.get(&format!("/admin/users/{plain}")).await.status,
+        StatusCode::NOT_FOUND,
+        "the plain user was deleted"
+    );
+
+    // An admin acts on anyone: the helpdesk user, and another admin.
+    let a = app.browser();
+    a.login_ok("admin2@example.com").await;
+    let p = post_action(&a, &peer, "disable", &[]).await;
+    assert_redirect(&p, &format!("/admin/users/{peer}?done=disable"));
+    let p = post_action(&a, &boss, "revoke-sessions", &[]).await;
+    assert_redirect(&p, &format!("/admin/users/{boss}?done=revoke-sessions"));
+    assert_redirect(
+        &boss_browser.get("/account").await,
+        "/login?next=%2Faccount",
+    );
+    let p = post_action(&a, &boss, "remove-role", &[("role", "viewer")]).await;
+    assert!(p.status.is_redirection(), "{}", p.body);
+}
+
+#[tokio::test]
+async fn a_role_editor_cannot_change_a_role_held_by_someone_stronger() {
+    let app = admin_app().await;
+    role_with(&app, "rolesmith", &["roles.write", "users.read"]).await;
+    role_with(&app, "viewer", &["users.read"]).await;
+    role_with(&app, "reader", &["users.read"]).await;
+    app.create_user("boss@example.com", &["admin", "viewer"])
+        .await;
+    app.create_user("plain@example.com", &["reader"]).await;
+    app.create_user("smith@example.com", &["rolesmith"]).await;
+    let smith = app.browser();
+    smith.login_ok("smith@example.com").await;
+
+    // Emptying or deleting a role an admin holds would act on the admin.
+    let p = post_form(&smith, "/admin/roles/viewer", &[("description", "none")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
+    assert!(
+        p.error()
+            .unwrap_or_default()
+            .contains("holds permissions you do not hold"),
+        "{:?}",
+        p.error()
+    );
+    let p = post_form(&smith, "/admin/roles/viewer/delete", &[]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
+    let perms = app
+        .state
+        .db
+        .run(|c| {
+            portcullis::auth::rbac::permissions_of_role(c, "viewer")
+                .map_err(portcullis::db::DbError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        perms,
+        [portcullis::auth::rbac::Permission::UsersRead].into()
+    );
+    let denied: Vec<String> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.outcome == "denied")
+        .map(|e| e.event)
+        .collect();
+    assert!(denied.contains(&"role.updated".to_string()), "{denied:?}");
+    assert!(denied.contains(&"role.deleted".to_string()), "{denied:?}");
+
+    // A role only weaker users hold is the editor's to change.
+    let p = post_form(&smith, "/admin/roles/reader", &[("description", "none")]).await;
+    assert_redirect(&p, "/admin/roles?done=saved");
+    let p = post_form(&smith, "/admin/roles/reader/delete", &[]).await;
+    assert_redirect(&p, "/admin/roles?done=deleted");
+}

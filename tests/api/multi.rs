@@ -204,3 +204,101 @@ async fn a_client_secret_rotated_on_one_instance_is_refused_at_once_on_the_other
         assert_eq!(status, StatusCode::OK, "{t}");
     }
 }
+
+/// Active holders of `admin` (enabled accounts), read from the shared database.
+async fn active_admins(app: &TestApp) -> i64 {
+    app.state
+        .db
+        .run(|c| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::{user_roles, users};
+            user_roles::table
+                .inner_join(users::table)
+                .filter(user_roles::role.eq("admin"))
+                .filter(users::disabled.eq(false))
+                .count()
+                .get_result::<i64>(c)
+                .map_err(portcullis::db::DbError::from)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_admins_removing_each_other_at_once_on_two_instances_leave_one() {
+    let (a, b) = pair(portcullis::config::FileConfig {
+        admin_requires_second_factor: Some(false),
+        // Forty sign-ins from one address.
+        login_attempts_per_ip_per_minute: Some(1000),
+        ..Default::default()
+    })
+    .await;
+    const ROUNDS: usize = 20;
+    // Each admin fires this many writes at the other at once (2 × 8 in flight a round).
+    const EACH: usize = 8;
+    for round in 0..ROUNDS {
+        let x_email = format!("x{round}@example.com");
+        let y_email = format!("y{round}@example.com");
+        let x = a.create_user(&x_email, &["admin"]).await;
+        let y = a.create_user(&y_email, &["admin"]).await;
+        // Only this round's pair holds admin, so each is the other's "another admin".
+        let (keep_x, keep_y) = (x.clone(), y.clone());
+        a.state
+            .db
+            .run(move |c| {
+                use diesel::prelude::*;
+                use portcullis::db::schema::user_roles;
+                diesel::delete(
+                    user_roles::table
+                        .filter(user_roles::role.eq("admin"))
+                        .filter(user_roles::user_id.ne_all(vec![keep_x, keep_y])),
+                )
+                .execute(c)
+                .map_err(portcullis::db::DbError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(active_admins(&a).await, 2);
+        let on_a = a.browser();
+        on_a.login_ok(&x_email).await;
+        let on_b = b.browser();
+        on_b.login_ok(&y_email).await;
+        let token_a = on_a.get("/account").await.csrf();
+        let token_b = on_b.get("/account").await.csrf();
+        // Odd rounds disable, even rounds demote; some of each in every round.
+        let mut tasks = Vec::new();
+        for i in 0..EACH {
+            let action = if (i + round) % 2 == 0 {
+                "remove-role"
+            } else {
+                "disable"
+            };
+            for (browser, token, target) in [(&on_a, &token_a, &y), (&on_b, &token_b, &x)] {
+                let client = browser.client.clone();
+                let url = format!("{}/admin/users/{target}/{action}", browser.base);
+                let token = token.clone();
+                tasks.push(tokio::spawn(async move {
+                    client
+                        .post(url)
+                        .form(&[("csrf_token", token.as_str()), ("role", "admin")])
+                        .send()
+                        .await
+                        .expect("POST")
+                        .status()
+                }));
+            }
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        assert!(
+            statuses.iter().all(|s| !s.is_server_error()),
+            "round {round}: {statuses:?}"
+        );
+        assert!(
+            active_admins(&a).await >= 1,
+            "round {round}: no active administrator left ({statuses:?})"
+        );
+    }
+}

@@ -298,12 +298,13 @@ pub async fn action(
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
     let audit = ctx.audit();
+    let actor = admin::Actor::User(admin.user.uid.clone());
     let outcome: Result<(), AdminError> = match action.as_str() {
         "assign-role" | "remove-role" => admin::set_role(
             &st.db,
             &st.clock,
             &st.oidc.memo,
-            &admin.perms,
+            &actor,
             &id,
             &form.role,
             action == "assign-role",
@@ -317,32 +318,25 @@ pub async fn action(
                 &st.clock,
                 &st.sessions,
                 &st.oidc.memo,
+                &actor,
                 &id,
                 action == "disable",
                 &audit,
             )
             .await?
         }
-        "revoke-sessions" => admin::revoke_sessions(&st.db, &st.clock, &st.sessions, &id, &audit)
-            .await
-            .map(|_| Ok(()))?,
+        "revoke-sessions" => {
+            admin::revoke_sessions(&st.db, &st.clock, &st.sessions, &actor, &id, &audit)
+                .await?
+                .map(|_| ())
+        }
         "reset-second-factors" => {
-            admin::reset_second_factors(&st.db, &st.clock, &st.mail, &id, &audit)
+            admin::reset_second_factors(&st.db, &st.clock, &st.mail, &actor, &id, &audit)
                 .await?
                 .map(|_| ())
         }
         "send-password-reset" => {
-            let uid = id.clone();
-            let Some(u) = st
-                .db
-                .run(move |c| users::find(c, &uid).map_err(AppError::from_db))
-                .await?
-            else {
-                return Err(AppError::NotFound);
-            };
-            crate::auth::recovery::request_reset(&st.db, &st.clock, &st.mail, &u.email, &audit)
-                .await?;
-            Ok(())
+            admin::send_password_reset(&st.db, &st.clock, &st.mail, &actor, &id, &audit).await?
         }
         "delete" => {
             match admin::delete(
@@ -350,6 +344,7 @@ pub async fn action(
                 &st.clock,
                 &st.sessions,
                 &st.oidc.memo,
+                &actor,
                 &id,
                 &form.confirm,
                 &audit,
@@ -368,7 +363,7 @@ pub async fn action(
         Err(AdminError::NoSuchUser) => Err(AppError::NotFound),
         Err(e) => {
             let status = match e {
-                AdminError::Escalation(_) => StatusCode::FORBIDDEN,
+                AdminError::Escalation(_) | AdminError::Outranked => StatusCode::FORBIDDEN,
                 AdminError::LastAdmin | AdminError::OwnAccount => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             };

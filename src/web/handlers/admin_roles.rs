@@ -78,7 +78,7 @@ pub async fn show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, Ap
 
 fn role_error(e: RoleError) -> (StatusCode, String) {
     let status = match e {
-        RoleError::Escalation | RoleError::Builtin => StatusCode::FORBIDDEN,
+        RoleError::Escalation | RoleError::Builtin | RoleError::Outranked => StatusCode::FORBIDDEN,
         RoleError::Exists(_) => StatusCode::CONFLICT,
         RoleError::NoSuchRole(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
