@@ -11,6 +11,7 @@ mod email;
 mod faults;
 mod forward;
 mod helpers;
+mod lockout;
 mod login;
 mod metrics;
 mod mfa;
