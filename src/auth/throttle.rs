@@ -177,6 +177,7 @@ pub struct Throttle {
     reset_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     reset_address: Arc<DefaultKeyedRateLimiter<String>>,
     resend_account: Arc<DefaultKeyedRateLimiter<String>>,
+    notice_address: Arc<DefaultKeyedRateLimiter<String>>,
     client_auth_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     token_client: Arc<DefaultKeyedRateLimiter<String>>,
     accounts: Arc<DashMap<String, Failures>>,
@@ -304,6 +305,7 @@ pub struct Limits {
     pub reset_per_ip_per_hour: u32,
     pub reset_per_address_per_hour: u32,
     pub resend_per_account_per_hour: u32,
+    pub notice_per_address_per_hour: u32,
     pub token_per_client_per_minute: u32,
 }
 
@@ -316,6 +318,7 @@ impl Limits {
             reset_per_ip_per_hour: c.password_resets_per_ip_per_hour,
             reset_per_address_per_hour: c.password_resets_per_address_per_hour,
             resend_per_account_per_hour: c.verification_resends_per_account_per_hour,
+            notice_per_address_per_hour: c.registration_notices_per_address_per_hour,
             token_per_client_per_minute: c.token_requests_per_client_per_minute,
         }
     }
@@ -335,6 +338,7 @@ impl Throttle {
             reset_ip: per_hour(limits.reset_per_ip_per_hour),
             reset_address: per_hour(limits.reset_per_address_per_hour),
             resend_account: per_hour(limits.resend_per_account_per_hour),
+            notice_address: per_hour(limits.notice_per_address_per_hour),
             // Failed client authentications: the same budget as sign-in attempts.
             client_auth_ip: Arc::new(RateLimiter::keyed(Quota::per_minute(nz(
                 limits.login_per_ip_per_minute
@@ -752,6 +756,23 @@ impl Throttle {
             .is_ok()
     }
 
+    /// "Someone tried to register with your address" mails to one address: counted
+    /// for every registration of it (before anyone knows whether it is taken, so the
+    /// answer takes as long either way); over the limit nothing is sent, silently.
+    /// Without it, rotating client addresses could mail anyone without end.
+    pub async fn registration_notice_to(&self, normalized: &str) -> bool {
+        let q = self.limits.notice_per_address_per_hour;
+        if let Some(v) = self
+            .shared_check("notice_to", normalized, 3_600_000, q)
+            .await
+        {
+            return v.is_ok();
+        }
+        self.notice_address
+            .check_key(&normalized.to_string())
+            .is_ok()
+    }
+
     /// Verification re-sends for one account: over the limit nothing is sent, silently.
     pub async fn resend_for_account(&self, normalized: &str) -> bool {
         let q = self.limits.resend_per_account_per_hour;
@@ -775,6 +796,7 @@ impl Throttle {
         self.reset_ip.retain_recent();
         self.reset_address.retain_recent();
         self.resend_account.retain_recent();
+        self.notice_address.retain_recent();
         self.client_auth_ip.retain_recent();
         self.token_client.retain_recent();
         let now = self.clock.now();
@@ -797,6 +819,7 @@ mod tests {
             reset_per_ip_per_hour: 10,
             reset_per_address_per_hour: 2,
             resend_per_account_per_hour: 2,
+            notice_per_address_per_hour: 2,
             token_per_client_per_minute: 100,
         }
     }

@@ -3,6 +3,10 @@
 //! many arrive together, at most the free failures are ever checked before the
 //! back-off, and the right password sent among them while the account is locked does
 //! not sign in. The same for the step-up (`/login/reauth`) and second-factor codes.
+//! Also: the "someone tried to register with your address" notice is capped per address,
+//! whichever client addresses the attempts come from.
+
+use std::time::Duration;
 
 use portcullis::config::FileConfig;
 use reqwest::StatusCode;
@@ -227,4 +231,60 @@ async fn concurrent_second_factor_guesses_check_at_most_the_free_failures() {
     );
     assert_eq!(r.right.0, StatusCode::TOO_MANY_REQUESTS, "{:?}", r.right);
     assert_eq!(events(&app, "mfa.succeeded").await, 0);
+}
+
+#[tokio::test]
+async fn registration_notices_to_one_address_are_capped_whatever_the_client_address() {
+    let app = spawn_app_with(Options {
+        file: FileConfig {
+            trusted_proxies: Some(vec!["127.0.0.1".into()]),
+            registration_notices_per_address_per_hour: Some(2),
+            // One registration per client address: each attempt below needs its own,
+            // so the per-IP cap is not what stops the mail.
+            registrations_per_ip_per_hour: Some(1),
+            ..Default::default()
+        },
+    })
+    .await;
+    app.create_user("victim@example.com", &[]).await;
+    let b = app.browser();
+    let token = b.get("/register").await.csrf();
+    for i in 0..10 {
+        let r = b
+            .client
+            .post(format!("{}/register", b.base))
+            .header("x-forwarded-for", format!("203.0.113.{}", i + 1))
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("email", "Victim@Example.com"),
+                ("password", "another strong passphrase 7"),
+                ("display_name", ""),
+            ])
+            .send()
+            .await
+            .expect("POST /register");
+        // Every attempt gets the answer a new address gets: nothing to enumerate.
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            r.headers().get("location").and_then(|v| v.to_str().ok()),
+            Some("/login?registered=1")
+        );
+    }
+    // Give the mail worker time to write whatever it was given.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let notices = app
+        .wait_for_outbox(2)
+        .await
+        .into_iter()
+        .filter(|m| m.contains("To: victim@example.com"))
+        .count();
+    assert_eq!(notices, 2, "notices mailed to one address, capped at 2");
+    // The operator sees every attempt, mailed or not.
+    let attempts = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.event == "user.registered" && e.details.contains("email already registered"))
+        .count();
+    assert_eq!(attempts, 10);
 }
