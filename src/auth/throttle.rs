@@ -518,7 +518,10 @@ impl Throttle {
         let (code, value) = match res {
             Ok(v) => v,
             Err(e) => {
-                // Not released in Redis: they expire there by themselves.
+                // Not released: the next call (or the periodic flush) tries again.
+                if let Ok(mut v) = sh.releases.lock() {
+                    v.extend(releases);
+                }
                 return Err(e);
             }
         };
