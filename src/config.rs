@@ -55,6 +55,7 @@ pub struct FileConfig {
     pub password_resets_per_ip_per_hour: Option<u32>,
     pub password_resets_per_address_per_hour: Option<u32>,
     pub verification_resends_per_account_per_hour: Option<u32>,
+    pub registration_notices_per_address_per_hour: Option<u32>,
     pub step_up_window_secs: Option<i64>,
 }
 
@@ -155,6 +156,10 @@ const ENV_KEYS: &[(&str, &str)] = &[
         "PORTCULLIS_VERIFICATION_RESENDS_PER_ACCOUNT_PER_HOUR",
         "verification_resends_per_account_per_hour",
     ),
+    (
+        "PORTCULLIS_REGISTRATION_NOTICES_PER_ADDRESS_PER_HOUR",
+        "registration_notices_per_address_per_hour",
+    ),
     ("PORTCULLIS_STEP_UP_WINDOW_SECS", "step_up_window_secs"),
 ];
 
@@ -242,6 +247,9 @@ pub struct Config {
     pub password_resets_per_ip_per_hour: u32,
     pub password_resets_per_address_per_hour: u32,
     pub verification_resends_per_account_per_hour: u32,
+    /// "Someone tried to register with your address" mails to one address per hour
+    /// (all instances); over it, registrations still answer the same, unmailed.
+    pub registration_notices_per_address_per_hour: u32,
     pub step_up_window_secs: i64,
 }
 
@@ -358,6 +366,9 @@ fn apply_env(file: &mut FileConfig, env: &[(String, String)]) -> Result<(), Conf
             }
             "verification_resends_per_account_per_hour" => {
                 file.verification_resends_per_account_per_hour = Some(num(name)? as u32)
+            }
+            "registration_notices_per_address_per_hour" => {
+                file.registration_notices_per_address_per_hour = Some(num(name)? as u32)
             }
             "step_up_window_secs" => file.step_up_window_secs = Some(num(name)? as i64),
             _ => {}
@@ -539,6 +550,10 @@ impl FileConfig {
             verification_resends_per_account_per_hour: self
                 .verification_resends_per_account_per_hour
                 .unwrap_or(5)
+                .max(1),
+            registration_notices_per_address_per_hour: self
+                .registration_notices_per_address_per_hour
+                .unwrap_or(3)
                 .max(1),
             step_up_window_secs: positive(
                 "step_up_window_secs",

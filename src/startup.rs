@@ -298,6 +298,7 @@ fn spawn_background(state: web::Data<AppState>, mut shutdown: watch::Receiver<bo
                 tracing::warn!(error = %e, "session write-behind failed; will retry");
             }
             state.throttle.prune();
+            state.throttle.flush_releases().await;
             let days = state.config.audit_retention_days;
             if days > 0 && ticks.is_multiple_of(240) {
                 let now = state.clock.now();

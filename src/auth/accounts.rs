@@ -9,6 +9,7 @@ use super::password::{Hasher, Verified};
 use super::recovery::{
     MailCtx, issue_verification, notify_password_changed, notify_registration_attempt,
 };
+use super::throttle::Throttle;
 use crate::clock::Clock;
 use crate::db::repo::{roles, users, users::User};
 use crate::db::{Db, DbError};
@@ -129,11 +130,13 @@ pub fn new_user(
 }
 
 /// Registers an account and, in the same transaction, queues its verification link (or,
-/// for a taken address, the notice to its owner).
+/// for a taken address, the notice to its owner, within the per-address cap).
+#[expect(clippy::too_many_arguments)]
 pub async fn register(
     db: &Db,
     hasher: &Hasher,
     clock: &Clock,
+    throttle: &Throttle,
     policy: &RegistrationPolicy<'_>,
     mail: &MailCtx,
     input: NewAccount,
@@ -168,6 +171,9 @@ pub async fn register(
     }
     // Hash before looking the address up, so both answers cost the same.
     let hash = hasher.hash(input.password).await?;
+    // Whether a notice may go out, asked for every registration of the address: a
+    // question only a taken one asked would take longer, and tell.
+    let notify = throttle.registration_notice_to(email.normalized()).await;
     let now = clock.now();
     let user = new_user(&email, name, hash, false, now);
     let (ctx, mail) = (ctx.clone(), mail.clone());
@@ -182,9 +188,11 @@ pub async fn register(
                         AuditAction::UserRegistered,
                         Outcome::Denied,
                         Some(&existing.id),
-                        json!({"reason": "email already registered"}),
+                        json!({"reason": "email already registered", "owner_notified": notify}),
                     )?;
-                    notify_registration_attempt(c, &mail, &existing, now)?;
+                    if notify {
+                        notify_registration_attempt(c, &mail, &existing, now)?;
+                    }
                     return Ok(Registered::AlreadyExists(existing));
                 }
                 users::insert(c, &user)?;

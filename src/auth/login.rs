@@ -69,8 +69,10 @@ pub async fn authenticate(
     let account_key = EmailAddress::parse(email)
         .map(|e| e.normalized().to_string())
         .unwrap_or_default();
-    let recorded = match throttle.login_check(ip, &account_key).await {
-        Ok(recorded) => recorded,
+    // Counted before the (slow) hash, so concurrent guesses cannot all be checked
+    // before any failure counts.
+    let reservation = match throttle.reserve(ip, &account_key).await {
+        Ok(reservation) => reservation,
         Err(retry) => {
             let (ctx, now, key) = (ctx.clone(), clock.now(), account_key.clone());
             db.run(move |c| {
@@ -97,18 +99,21 @@ pub async fn authenticate(
     let stored = found.as_ref().and_then(|(u, _, _)| u.password_hash.clone());
     let verified = hasher.verify(stored.clone(), password).await?;
     let now = clock.now();
+    if reservation.outlived() {
+        // The verdict came too late to be counted against the account: not used.
+        return Ok(LoginOutcome::Throttled(RetryAfter(1)));
+    }
 
     match (verified, found) {
         (Verified::Yes { rehash }, Some((user, mfa, roles))) => {
             let (ctx2, uid) = (ctx.with_actor(&user.id), user.id.clone());
+            // The password is right: the account's failures are forgotten.
+            reservation.succeeded().await;
             if user.disabled {
                 db.run(move |c| denied(c, &ctx2, now, &uid, "account disabled"))
                     .await?;
                 return Ok(LoginOutcome::Disabled);
             }
-            throttle
-                .account_succeeded_after(&account_key, recorded)
-                .await;
             if require_verified && !user.email_verified {
                 db.run(move |c| denied(c, &ctx2, now, &uid, "email not verified"))
                     .await?;
@@ -188,11 +193,7 @@ pub async fn authenticate(
             })
         }
         (_, found) => {
-            let backoff = if account_key.is_empty() {
-                None
-            } else {
-                throttle.account_failed(&account_key).await
-            };
+            let backoff = reservation.failed().await;
             let account_key = if account_key.is_empty() {
                 "<not an address>".to_string()
             } else {

@@ -13,6 +13,7 @@ mod faults;
 mod forward;
 mod gate;
 mod helpers;
+mod lockout;
 mod login;
 mod metrics;
 mod methods;

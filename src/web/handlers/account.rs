@@ -5,8 +5,9 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::see_other;
-use crate::auth::accounts::change_password;
+use crate::auth::accounts::{AccountError, change_password};
 use crate::auth::recovery::request_email_change;
+use crate::auth::throttle::Reservation;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::views::{AccountPage, render};
@@ -74,24 +75,35 @@ pub async fn show(ctx: Ctx, q: web::Query<AccountQuery>) -> Result<HttpResponse,
 }
 
 /// Guessing the current password from a stolen session costs as much as guessing it
-/// at the sign-in form.
-async fn throttle(ctx: &Ctx, email: &str) -> Result<(), AppError> {
-    let t = &ctx.state.throttle;
-    t.login_attempt(ctx.ip)
-        .await
-        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
-    t.account_allowed(&email.to_lowercase())
+/// at the sign-in form: the guess is reserved before it is checked.
+async fn throttle(ctx: &Ctx, email: &str) -> Result<Reservation, AppError> {
+    ctx.state
+        .throttle
+        .reserve(ctx.ip, &email.to_lowercase())
         .await
         .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })
+}
+
+/// How the guess of the current password ended: a wrong password stays counted, a
+/// change made proves it right; any other refusal may come before the password was
+/// checked, so it only gives the place back.
+async fn settle(reservation: Reservation, result: &Result<(), AccountError>) {
+    match result {
+        Ok(()) => reservation.succeeded().await,
+        Err(AccountError::WrongPassword) => {
+            let _ = reservation.failed().await;
+        }
+        Err(_) => reservation.released(),
+    }
 }
 
 pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
-    throttle(&ctx, &user.email).await?;
+    let reservation = throttle(&ctx, &user.email).await?;
     let form = form.into_inner();
     let st = &ctx.state;
-    match change_password(
+    let result = change_password(
         &st.db,
         &st.hasher,
         &st.clock,
@@ -102,8 +114,9 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
         form.new_password,
         &ctx.audit(),
     )
-    .await?
-    {
+    .await?;
+    settle(reservation, &result).await;
+    match result {
         Ok(()) => {
             st.mail_wake.notify_one();
             st.sessions.revoke_all(&user.uid, Some(&user.sid)).await?;
@@ -112,9 +125,6 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
             Ok(see_other("/account?done=password"))
         }
         Err(e) => {
-            if e == crate::auth::accounts::AccountError::WrongPassword {
-                st.throttle.account_failed(&user.email.to_lowercase()).await;
-            }
             let m = Messages {
                 error: Some(e.to_string()),
                 ..Default::default()
@@ -127,10 +137,10 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
 pub async fn change_email(ctx: Ctx, form: web::Form<EmailForm>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
-    throttle(&ctx, &user.email).await?;
+    let reservation = throttle(&ctx, &user.email).await?;
     let form = form.into_inner();
     let st = &ctx.state;
-    match request_email_change(
+    let result = request_email_change(
         &st.db,
         &st.hasher,
         &st.clock,
@@ -140,16 +150,14 @@ pub async fn change_email(ctx: Ctx, form: web::Form<EmailForm>) -> Result<HttpRe
         &form.new_email,
         &ctx.audit(),
     )
-    .await?
-    {
+    .await?;
+    settle(reservation, &result).await;
+    match result {
         Ok(()) => {
             st.mail_wake.notify_one();
             Ok(see_other("/account?done=email"))
         }
         Err(e) => {
-            if e == crate::auth::accounts::AccountError::WrongPassword {
-                st.throttle.account_failed(&user.email.to_lowercase()).await;
-            }
             let m = Messages {
                 email_error: Some(e.to_string()),
                 ..Default::default()

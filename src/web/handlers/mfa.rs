@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::auth::audit::record_alone;
 use crate::auth::gate;
 use crate::auth::mfa::{status, verify};
+use crate::auth::throttle::Reservation;
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
@@ -26,27 +27,28 @@ pub struct CodeForm {
     code: String,
 }
 
-/// Throttles a second-factor attempt: per account (wherever the guesses come from)
-/// and per client.
-pub(super) async fn throttle(ctx: &Ctx, p: &MfaPending) -> Result<(), AppError> {
-    let st = &ctx.state;
-    let too_many =
-        |r: crate::auth::throttle::RetryAfter| AppError::TooManyRequests { retry_after: r.0 };
-    st.throttle.login_attempt(ctx.ip).await.map_err(too_many)?;
-    st.throttle
-        .account_allowed(&format!("mfa:{}", p.uid))
+/// Reserves a second-factor guess before it is checked: per account (wherever the
+/// guesses come from) and per client. Say how it ended with [`complete`] or
+/// [`count_failure`].
+pub(super) async fn throttle(ctx: &Ctx, p: &MfaPending) -> Result<Reservation, AppError> {
+    ctx.state
+        .throttle
+        .reserve(ctx.ip, &format!("mfa:{}", p.uid))
         .await
-        .map_err(too_many)
+        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })
 }
 
 /// The second factor checked out: the pending state becomes a signed-in session under
 /// a new id, if the sign-in gate lets it (the account unchanged since the password).
 /// Returns where to go next: the sign-in page again when the gate refused.
-pub(super) async fn complete(ctx: &Ctx, p: MfaPending, method: &str) -> Result<String, AppError> {
+pub(super) async fn complete(
+    ctx: &Ctx,
+    p: MfaPending,
+    method: &str,
+    reservation: Reservation,
+) -> Result<String, AppError> {
     let st = &ctx.state;
-    st.throttle
-        .account_succeeded(&format!("mfa:{}", p.uid))
-        .await;
+    reservation.succeeded().await;
     ctx.session.remove(PENDING_KEY);
     let ip = ctx.ip.to_string();
     let entrant = gate::Entrant {
@@ -81,7 +83,11 @@ pub(super) async fn complete(ctx: &Ctx, p: MfaPending, method: &str) -> Result<S
 
 /// A wrong second factor. `Ok(false)` when this pending sign-in has used up its tries
 /// and must start over from the password.
-pub(super) async fn count_failure(ctx: &Ctx, p: &mut MfaPending) -> Result<bool, AppError> {
+pub(super) async fn count_failure(
+    ctx: &Ctx,
+    p: &mut MfaPending,
+    reservation: Reservation,
+) -> Result<bool, AppError> {
     let st = &ctx.state;
     let audit = ctx.audit();
     let lockout = |limit: &str, secs: u64| {
@@ -95,7 +101,7 @@ pub(super) async fn count_failure(ctx: &Ctx, p: &mut MfaPending) -> Result<bool,
             json!({"limit": limit, "seconds": secs}),
         )
     };
-    if let Some(retry) = st.throttle.account_failed(&format!("mfa:{}", p.uid)).await {
+    if let Some(retry) = reservation.failed().await {
         lockout("mfa_account", retry.0).await?;
         return Err(AppError::TooManyRequests {
             retry_after: retry.0,
@@ -152,7 +158,7 @@ async fn submit_inner(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpRespons
         return Ok(see_other("/login"));
     };
     let st = &ctx.state;
-    throttle(&ctx, &p).await?;
+    let reservation = throttle(&ctx, &p).await?;
     let mut audit = ctx.audit();
     audit.actor_id = Some(p.uid.clone());
     let verified = verify(
@@ -173,11 +179,13 @@ async fn submit_inner(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpRespons
                 crate::auth::mfa::Method::RecoveryCode => "recovery_code",
             };
             crate::web::metrics::second_factor(label, true);
-            Ok(see_other(&complete(&ctx, p, method.amr()).await?))
+            Ok(see_other(
+                &complete(&ctx, p, method.amr(), reservation).await?,
+            ))
         }
         None => {
             crate::web::metrics::second_factor("code", false);
-            if !count_failure(&ctx, &mut p).await? {
+            if !count_failure(&ctx, &mut p, reservation).await? {
                 return Ok(see_other("/login"));
             }
             let factors = status(&st.db, &p.uid).await?;

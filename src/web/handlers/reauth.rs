@@ -120,6 +120,12 @@ pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
                 "That took too long. Try again.".into(),
             ));
         };
+        // Counted before the key is checked, with the password guesses of the account.
+        let reservation = st
+            .throttle
+            .reserve(ctx.ip, &u.email.to_lowercase())
+            .await
+            .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
         let ok = crate::auth::webauthn::finish_authentication(
             &st.db,
             &st.clock,
@@ -151,11 +157,12 @@ pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
             })
             .await?;
         if !ok {
-            st.throttle.account_failed(&u.email.to_lowercase()).await;
+            let _ = reservation.failed().await;
             return Err(AppError::Forbidden(
                 "That security key could not be verified for this account.".into(),
             ));
         }
+        reservation.succeeded().await;
         if !crate::auth::gate::raise(&st.db, &st.clock, &u.uid, &u.sid, None, &ctx.audit()).await? {
             crate::web::session::sign_out(&ctx.session);
             return Err(AppError::Forbidden(
@@ -185,13 +192,11 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
     let mut u = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
-    let account = u.email.to_lowercase();
-    st.throttle
-        .login_attempt(ctx.ip)
-        .await
-        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
-    st.throttle
-        .account_allowed(&account)
+    // Counted before the (slow) hash: concurrent guesses from a stolen session cannot
+    // all be checked before any failure counts.
+    let reservation = st
+        .throttle
+        .reserve(ctx.ip, &u.email.to_lowercase())
         .await
         .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
     let form = form.into_inner();
@@ -208,6 +213,9 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
         .verify(stored, form.password)
         .await
         .map_err(InternalError::from)?;
+    if reservation.outlived() {
+        return Err(AppError::TooManyRequests { retry_after: 1 });
+    }
     let mut ok = matches!(verified, Verified::Yes { .. });
     let code = needs_code(&ctx, &u.uid).await?;
     if ok && code {
@@ -239,7 +247,7 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
         })
         .await?;
     if !ok {
-        st.throttle.account_failed(&account).await;
+        let _ = reservation.failed().await;
         return Ok(render(
             StatusCode::UNAUTHORIZED,
             &ReauthPage {
@@ -252,7 +260,7 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
             },
         ));
     }
-    st.throttle.account_succeeded(&account).await;
+    reservation.succeeded().await;
     // The gate: the account unchanged (enabled, same password) and this session not
     // revoked while the password was being checked.
     if !crate::auth::gate::raise(

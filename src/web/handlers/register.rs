@@ -82,6 +82,7 @@ pub async fn submit(ctx: Ctx, form: web::Form<RegisterForm>) -> Result<HttpRespo
         &st.db,
         &st.hasher,
         &st.clock,
+        &st.throttle,
         &policy,
         &st.mail,
         input,

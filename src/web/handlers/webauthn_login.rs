@@ -44,8 +44,13 @@ pub async fn mfa_start(ctx: Ctx) -> HttpResponse {
         let Some(p) = current(&ctx) else {
             return Err(expired());
         };
-        throttle(&ctx, &p).await?;
+        // Starting a ceremony checks nothing: only the client's budget; the answer is
+        // the guess, reserved in `mfa_finish`.
         let st = &ctx.state;
+        st.throttle
+            .login_attempt(ctx.ip)
+            .await
+            .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
         let Some((options, state)) =
             wa::start_authentication(&st.db, st.webauthn()?, &p.uid).await?
         else {
@@ -76,7 +81,7 @@ pub async fn mfa_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpResponse {
         ) else {
             return Err(expired());
         };
-        throttle(&ctx, &p).await?;
+        let reservation = throttle(&ctx, &p).await?;
         let st = &ctx.state;
         let audit = ctx.audit().with_actor(&p.uid);
         let ok = wa::finish_authentication(
@@ -91,10 +96,10 @@ pub async fn mfa_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpResponse {
         .await?;
         crate::web::metrics::second_factor("webauthn", ok);
         if ok {
-            let next = complete(&ctx, p, "hwk").await?;
+            let next = complete(&ctx, p, "hwk", reservation).await?;
             return Ok(HttpResponse::Ok().json(json!({ "redirect": next })));
         }
-        if !count_failure(&ctx, &mut p).await? {
+        if !count_failure(&ctx, &mut p, reservation).await? {
             return Ok(HttpResponse::Unauthorized().json(json!({
                 "error": "Too many failed attempts. Start signing in again.",
                 "redirect": "/login",
