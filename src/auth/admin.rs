@@ -4,6 +4,7 @@
 //! cannot be demoted, disabled or deleted.
 
 use super::memo::Memo;
+use super::oidc::{GrantsEnd, end_app_grants};
 use std::collections::BTreeSet;
 
 use serde_json::json;
@@ -190,6 +191,10 @@ pub async fn set_disabled(
                     return Ok(Err(AdminError::LastAdmin));
                 }
                 directory::set_disabled(c, &uid, disabled, now)?;
+                if disabled {
+                    // Enabling again must not bring the apps' tokens back.
+                    end_app_grants(c, &ctx2, now, &uid, GrantsEnd::AdminDisabled)?;
+                }
                 let action = if disabled {
                     AuditAction::UserDisabled
                 } else {
@@ -215,34 +220,40 @@ pub async fn set_disabled(
     }
     if done.is_ok() && disabled {
         // After the flag: a sign-in racing with this is refused by the flag.
-        revoke_sessions(db, clock, sessions, user_id, ctx).await?;
+        revoke_sessions(db, clock, sessions, memo, user_id, ctx).await?;
     }
     Ok(done)
 }
 
-/// Signs the user out on every device; returns how many sessions ended.
+/// Signs the user out on every device and ends their app grants; returns how many
+/// sessions ended.
 pub async fn revoke_sessions(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
+    memo: &Memo,
     user_id: &str,
     ctx: &AuditCtx,
 ) -> Result<usize, InternalError> {
     let n = sessions.revoke_all(user_id, None).await?;
     let (uid, ctx, now) = (user_id.to_string(), ctx.clone(), clock.now());
     db.run(move |c| {
-        record(
-            c,
-            &ctx,
-            now,
-            AuditAction::SessionRevoked,
-            Outcome::Success,
-            Some(&uid),
-            json!({"all": true, "count": n}),
-        )
+        crate::db::conn::write_transaction(c, |c| {
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::SessionRevoked,
+                Outcome::Success,
+                Some(&uid),
+                json!({"all": true, "count": n}),
+            )?;
+            end_app_grants(c, &ctx, now, &uid, GrantsEnd::AdminRevokedSessions)
+        })
         .map_err(InternalError::from)
     })
     .await?;
+    memo.invalidate().await;
     Ok(n)
 }
 
@@ -314,7 +325,7 @@ pub async fn delete(
     }
     // First shut the account (a sign-in racing with this is refused), then end its
     // sessions while their registry rows still exist, then delete.
-    let (uid, now) = (user_id.to_string(), clock.now());
+    let (uid, now, ctx2) = (user_id.to_string(), clock.now(), ctx.clone());
     let shut = db
         .run(move |c| {
             crate::db::conn::write_transaction(c, |c| {
@@ -322,6 +333,7 @@ pub async fn delete(
                     return Ok(Err(AdminError::LastAdmin));
                 }
                 directory::set_disabled(c, &uid, true, now)?;
+                end_app_grants(c, &ctx2, now, &uid, GrantsEnd::AdminDeleted)?;
                 Ok(Ok(()))
             })
             .map_err(|e: diesel::result::Error| InternalError::from(e))

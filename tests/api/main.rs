@@ -10,6 +10,7 @@ mod cli;
 mod email;
 mod faults;
 mod forward;
+mod grants;
 mod helpers;
 mod login;
 mod metrics;

@@ -262,7 +262,7 @@ pub async fn user(
             "remove-role" => "The role was removed.",
             "disable" => "The account is disabled and signed out everywhere.",
             "enable" => "The account is enabled again.",
-            "revoke-sessions" => "Every session of this user was signed out.",
+            "revoke-sessions" => "Every session and app of this user was signed out.",
             "reset-second-factors" => {
                 "Second factors removed: the user signs in with the password and enrols again."
             }
@@ -323,9 +323,16 @@ pub async fn action(
             )
             .await?
         }
-        "revoke-sessions" => admin::revoke_sessions(&st.db, &st.clock, &st.sessions, &id, &audit)
-            .await
-            .map(|_| Ok(()))?,
+        "revoke-sessions" => admin::revoke_sessions(
+            &st.db,
+            &st.clock,
+            &st.sessions,
+            &st.oidc.memo,
+            &id,
+            &audit,
+        )
+        .await
+        .map(|_| Ok(()))?,
         "reset-second-factors" => {
             admin::reset_second_factors(&st.db, &st.clock, &st.mail, &id, &audit)
                 .await?
