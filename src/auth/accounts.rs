@@ -395,6 +395,9 @@ pub async fn change_password(
     db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| {
             users::set_password_hash(c, &user.id, &hash, now)?;
+            if end_apps {
+                end_app_grants(c, &ctx, now, &user.id, GrantsEnd::PasswordChanged)?;
+            }
             record(
                 c,
                 &ctx,
@@ -404,9 +407,6 @@ pub async fn change_password(
                 Some(&user.id),
                 json!({"apps_signed_out": end_apps}),
             )?;
-            if end_apps {
-                end_app_grants(c, &ctx, now, &user.id, GrantsEnd::PasswordChanged)?;
-            }
             notify_password_changed(c, &mail, &user, false, now)
         })
         .map_err(InternalError::from)

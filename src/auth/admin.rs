@@ -239,6 +239,7 @@ pub async fn revoke_sessions(
     let (uid, ctx, now) = (user_id.to_string(), ctx.clone(), clock.now());
     db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| {
+            end_app_grants(c, &ctx, now, &uid, GrantsEnd::AdminRevokedSessions)?;
             record(
                 c,
                 &ctx,
@@ -247,8 +248,7 @@ pub async fn revoke_sessions(
                 Outcome::Success,
                 Some(&uid),
                 json!({"all": true, "count": n}),
-            )?;
-            end_app_grants(c, &ctx, now, &uid, GrantsEnd::AdminRevokedSessions)
+            )
         })
         .map_err(InternalError::from)
     })

@@ -11,9 +11,9 @@ use subtle::ConstantTimeEq;
 use super::InternalError;
 use super::audit::{AuditCtx, record};
 use crate::clock::Clock;
-use crate::db::{AnyConnection, Db};
 use crate::db::conn::write_transaction;
 use crate::db::repo::oauth::{self as repo, AuthCode, Client};
+use crate::db::{AnyConnection, Db};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::tokens::{generate, hash};
 
@@ -369,7 +369,9 @@ impl GrantsEnd {
 /// Codes go first: on PostgreSQL a code exchange committing at the same moment holds
 /// its code's row, so the delete waits for it and the grant update that follows (a new
 /// snapshot under READ COMMITTED) sees the grant it inserted; an exchange that comes
-/// later finds its code gone.
+/// later finds its code gone. Call it before the transaction records any audit event:
+/// that exchange takes the audit chain's lock after its code's, so waiting for its code
+/// while holding the chain would deadlock.
 pub fn end_app_grants(
     c: &mut AnyConnection,
     ctx: &AuditCtx,

@@ -364,30 +364,31 @@ pub async fn reset_password(
     }
     let new_hash = hasher.hash(new_password).await?;
     let (now, m, ctx) = (clock.now(), m.clone(), ctx.clone());
-    let done = db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            if !tokens::consume(c, &t.token_hash, RESET, now)? {
-                return Ok(Err(ResetError::Link(LinkProblem::Invalid)));
-            }
-            users::set_password_hash(c, &user.id, &new_hash, now)?;
-            tokens::invalidate(c, &user.id, RESET, now)?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::PasswordReset,
-                Outcome::Success,
-                Some(&user.id),
-                json!({}),
-            )?;
-            notify_password_changed(c, &m, &user, true, now)?;
-            // Whoever forced the reset may hold an app's tokens too.
-            end_app_grants(c, &ctx, now, &user.id, GrantsEnd::PasswordReset)?;
-            Ok(Ok(user.id.clone()))
+    let done = db
+        .run(move |c| {
+            crate::db::conn::write_transaction(c, |c| {
+                if !tokens::consume(c, &t.token_hash, RESET, now)? {
+                    return Ok(Err(ResetError::Link(LinkProblem::Invalid)));
+                }
+                // Whoever forced the reset may hold an app's tokens too.
+                end_app_grants(c, &ctx, now, &user.id, GrantsEnd::PasswordReset)?;
+                users::set_password_hash(c, &user.id, &new_hash, now)?;
+                tokens::invalidate(c, &user.id, RESET, now)?;
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::PasswordReset,
+                    Outcome::Success,
+                    Some(&user.id),
+                    json!({}),
+                )?;
+                notify_password_changed(c, &m, &user, true, now)?;
+                Ok(Ok(user.id.clone()))
+            })
+            .map_err(|e: diesel::result::Error| InternalError::from(e))
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
-    })
-    .await?;
+        .await?;
     if done.is_ok() {
         memo.invalidate().await;
     }

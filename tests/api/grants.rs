@@ -52,7 +52,9 @@ async fn setup() -> Setup {
 
 impl Setup {
     fn apps(&self) -> Vec<&TestApp> {
-        std::iter::once(&self.app).chain(self.other.as_ref()).collect()
+        std::iter::once(&self.app)
+            .chain(self.other.as_ref())
+            .collect()
     }
 
     /// The app signs the user in (code flow with PKCE) and gets both tokens.
@@ -62,7 +64,10 @@ impl Setup {
         assert_eq!(status, StatusCode::OK, "{t}");
         AppTokens {
             access: t["access_token"].as_str().unwrap().to_string(),
-            refresh: t["refresh_token"].as_str().expect("a refresh token").to_string(),
+            refresh: t["refresh_token"]
+                .as_str()
+                .expect("a refresh token")
+                .to_string(),
         }
     }
 
@@ -83,10 +88,15 @@ impl Setup {
             .unwrap()
             .status();
         let auth = (self.id.as_str(), self.secret.as_str());
-        let (_, access) = back_channel(app, "/oauth/introspect", auth, &[("token", &t.access)]).await;
+        let (_, access) =
+            back_channel(app, "/oauth/introspect", auth, &[("token", &t.access)]).await;
         let (_, refresh) =
             back_channel(app, "/oauth/introspect", auth, &[("token", &t.refresh)]).await;
-        (userinfo, access["active"].clone(), refresh["active"].clone())
+        (
+            userinfo,
+            access["active"].clone(),
+            refresh["active"].clone(),
+        )
     }
 
     /// Working everywhere; asked twice, so each instance has memoised the answer.
@@ -326,9 +336,12 @@ async fn no_code_exchanged_during_a_revoke_outlives_it() {
     let token = admin.get(&path).await.csrf();
     let action = format!("{path}/revoke-sessions");
     let mut tasks = Vec::new();
-    for code in codes {
+    // Staggered, so that some exchanges land before the revoke, some during it and
+    // some after.
+    for (i, code) in codes.into_iter().enumerate() {
         let (base, id, secret) = (s.app.base.clone(), s.id.clone(), s.secret.clone());
         tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(10 * i as u64)).await;
             let res = reqwest::Client::new()
                 .post(format!("{base}/oauth/token"))
                 .basic_auth(id, Some(secret))
@@ -336,7 +349,10 @@ async fn no_code_exchanged_during_a_revoke_outlives_it() {
                     ("grant_type", "authorization_code"),
                     ("code", code.as_str()),
                     ("redirect_uri", "http://app.example/callback"),
-                    ("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+                    (
+                        "code_verifier",
+                        "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                    ),
                 ])
                 .send()
                 .await
@@ -345,6 +361,7 @@ async fn no_code_exchanged_during_a_revoke_outlives_it() {
             (status, res.json::<Value>().await.unwrap_or(Value::Null))
         }));
     }
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
     let p = admin.post(&action, &[("csrf_token", &token)]).await;
     let mut results = Vec::new();
     for t in tasks {

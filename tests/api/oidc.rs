@@ -477,7 +477,12 @@ pub async fn token_request(
 }
 
 /// Exchanges a code from `authorize` (PKCE with VERIFIER) as a confidential client.
-pub(crate) async fn exchange(app: &TestApp, id: &str, secret: &str, code: &str) -> (StatusCode, Value) {
+pub(crate) async fn exchange(
+    app: &TestApp,
+    id: &str,
+    secret: &str,
+    code: &str,
+) -> (StatusCode, Value) {
     token_request(
         app,
         Some((id, secret)),

@@ -323,16 +323,11 @@ pub async fn action(
             )
             .await?
         }
-        "revoke-sessions" => admin::revoke_sessions(
-            &st.db,
-            &st.clock,
-            &st.sessions,
-            &st.oidc.memo,
-            &id,
-            &audit,
-        )
-        .await
-        .map(|_| Ok(()))?,
+        "revoke-sessions" => {
+            admin::revoke_sessions(&st.db, &st.clock, &st.sessions, &st.oidc.memo, &id, &audit)
+                .await
+                .map(|_| Ok(()))?
+        }
         "reset-second-factors" => {
             admin::reset_second_factors(&st.db, &st.clock, &st.mail, &id, &audit)
                 .await?
