@@ -279,7 +279,20 @@ async fn a_password_change_with_the_option_ends_app_grants() {
     s.assert_ended(&t, "password change with apps").await;
     s.assert_audited("password.changed").await;
 
-    // This browser stays signed in and can let the app in again without a consent page.
+    // The consent stays: this browser, still signed in, lets the app in again without
+    // a consent page.
+    let path = format!(
+        "/oauth/authorize?response_type=code&scope=openid%20email&client_id={}&redirect_uri={}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        s.id,
+        url::form_urlencoded::byte_serialize(b"http://app.example/callback").collect::<String>()
+    );
+    let p = s.user.get(&path).await;
+    assert_eq!(
+        p.status,
+        StatusCode::SEE_OTHER,
+        "no consent page: {}",
+        p.body
+    );
     let code = authorize(&s.user, &s.id, "").await["code"].clone();
     let (status, body) = exchange(&s.app, &s.id, &s.secret, &code).await;
     assert_eq!(status, StatusCode::OK, "{body}");
