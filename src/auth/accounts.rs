@@ -5,6 +5,7 @@ use serde_json::json;
 use super::InternalError;
 use super::audit::{AuditCtx, record};
 use super::memo::Memo;
+use super::oidc::{GrantsEnd, end_app_grants};
 use super::password::{Hasher, Verified};
 use super::recovery::{
     MailCtx, issue_verification, notify_password_changed, notify_registration_attempt,
@@ -354,18 +355,21 @@ pub async fn set_role(
     Ok(done)
 }
 
-/// Changes the password after checking the current one. The caller then ends the
-/// user's other sessions.
+/// Changes the password after checking the current one; with `end_apps`, the user's
+/// app grants end in the same transaction. The caller then ends the user's other
+/// sessions.
 #[expect(clippy::too_many_arguments)]
 pub async fn change_password(
     db: &Db,
     hasher: &Hasher,
     clock: &Clock,
     mail: &MailCtx,
+    memo: &Memo,
     min_len: usize,
     user_id: &str,
     current: String,
     new: String,
+    end_apps: bool,
     ctx: &AuditCtx,
 ) -> Result<Result<(), AccountError>, InternalError> {
     let uid = user_id.to_string();
@@ -405,6 +409,9 @@ pub async fn change_password(
     db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| {
             users::set_password_hash(c, &user.id, &hash, now)?;
+            if end_apps {
+                end_app_grants(c, &ctx, now, &user.id, GrantsEnd::PasswordChanged)?;
+            }
             record(
                 c,
                 &ctx,
@@ -412,12 +419,15 @@ pub async fn change_password(
                 AuditAction::PasswordChanged,
                 Outcome::Success,
                 Some(&user.id),
-                json!({}),
+                json!({"apps_signed_out": end_apps}),
             )?;
             notify_password_changed(c, &mail, &user, false, now)
         })
         .map_err(InternalError::from)
     })
     .await?;
+    if end_apps {
+        memo.invalidate().await;
+    }
     Ok(Ok(()))
 }

@@ -12,6 +12,7 @@
 //! auditing a refusal. The acts below take a `Target`, so a new one cannot skip it.
 
 use super::memo::Memo;
+use super::oidc::{GrantsEnd, end_app_grants};
 use std::collections::BTreeSet;
 
 use serde_json::json;
@@ -312,6 +313,10 @@ pub async fn set_disabled(
                 return Ok(Err(AdminError::LastAdmin));
             }
             directory::set_disabled(c, &t.user.id, disabled, now)?;
+            if disabled {
+                // Enabling again must not bring the apps' tokens back.
+                end_app_grants(c, &ctx2, now, &t.user.id, GrantsEnd::AdminDisabled)?;
+            }
             record(
                 c,
                 &ctx2,
@@ -333,7 +338,7 @@ pub async fn set_disabled(
     memo.invalidate().await;
     if disabled {
         // After the flag: a sign-in racing with this is refused by the flag.
-        end_sessions(db, clock, sessions, &t, ctx).await?;
+        end_sessions(db, clock, sessions, memo, &t, ctx).await?;
     }
     Ok(Ok(()))
 }
@@ -343,6 +348,7 @@ pub async fn revoke_sessions(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
+    memo: &Memo,
     actor: &Actor,
     user_id: &str,
     ctx: &AuditCtx,
@@ -362,7 +368,7 @@ pub async fn revoke_sessions(
         Ok(t) => t,
         Err(e) => return Ok(Err(e)),
     };
-    Ok(Ok(end_sessions(db, clock, sessions, &t, ctx).await?))
+    Ok(Ok(end_sessions(db, clock, sessions, memo, &t, ctx).await?))
 }
 
 /// Ends every session of a checked target and audits it. The sessions live outside the
@@ -371,24 +377,29 @@ async fn end_sessions(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
+    memo: &Memo,
     t: &Target,
     ctx: &AuditCtx,
 ) -> Result<usize, InternalError> {
     let n = sessions.revoke_all(&t.user.id, None).await?;
     let (uid, ctx, now) = (t.user.id.clone(), ctx.clone(), clock.now());
     db.run(move |c| {
-        record(
-            c,
-            &ctx,
-            now,
-            AuditAction::SessionRevoked,
-            Outcome::Success,
-            Some(&uid),
-            json!({"all": true, "count": n}),
-        )
+        crate::db::conn::write_transaction(c, |c| {
+            end_app_grants(c, &ctx, now, &uid, GrantsEnd::AdminRevokedSessions)?;
+            record(
+                c,
+                &ctx,
+                now,
+                AuditAction::SessionRevoked,
+                Outcome::Success,
+                Some(&uid),
+                json!({"all": true, "count": n}),
+            )
+        })
         .map_err(InternalError::from)
     })
     .await?;
+    memo.invalidate().await;
     Ok(n)
 }
 
@@ -481,7 +492,7 @@ pub async fn delete(
 ) -> Result<Result<(), AdminError>, InternalError> {
     // First shut the account (a sign-in racing with this is refused), then end its
     // sessions while their registry rows still exist, then delete.
-    let (confirmation, now) = (confirmation.trim().to_string(), clock.now());
+    let (confirmation, now, ctx1) = (confirmation.trim().to_string(), clock.now(), ctx.clone());
     let shut = act_on(
         db,
         actor,
@@ -501,6 +512,7 @@ pub async fn delete(
                 return Ok(Err(AdminError::LastAdmin));
             }
             directory::set_disabled(c, &t.user.id, true, now)?;
+            end_app_grants(c, &ctx1, now, &t.user.id, GrantsEnd::AdminDeleted)?;
             Ok(Ok(()))
         },
     )

@@ -10,6 +10,7 @@ use super::InternalError;
 use super::accounts::{AccountError, check_password_policy};
 use super::audit::{AuditCtx, record};
 use super::memo::Memo;
+use super::oidc::{GrantsEnd, end_app_grants};
 use super::password::{Hasher, Verified};
 use crate::clock::Clock;
 use crate::db::repo::{tokens, users, users::User};
@@ -362,13 +363,15 @@ pub enum ResetError {
     Password(String),
 }
 
-/// Sets the new password from a reset link. The caller then revokes every session of
-/// the returned user; nobody is signed in by this (a second factor is still asked).
+/// Sets the new password from a reset link and ends the user's app grants in the same
+/// transaction. The caller then revokes every session of the returned user; nobody is
+/// signed in by this (a second factor is still asked).
 #[expect(clippy::too_many_arguments)]
 pub async fn reset_password(
     db: &Db,
     hasher: &Hasher,
     clock: &Clock,
+    memo: &Memo,
     m: &MailCtx,
     min_len: usize,
     token: &str,
@@ -388,28 +391,35 @@ pub async fn reset_password(
     }
     let new_hash = hasher.hash(new_password).await?;
     let (now, m, ctx) = (clock.now(), m.clone(), ctx.clone());
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            if !tokens::consume(c, &t.token_hash, RESET, now)? {
-                return Ok(Err(ResetError::Link(LinkProblem::Invalid)));
-            }
-            users::set_password_hash(c, &user.id, &new_hash, now)?;
-            tokens::invalidate(c, &user.id, RESET, now)?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::PasswordReset,
-                Outcome::Success,
-                Some(&user.id),
-                json!({}),
-            )?;
-            notify_password_changed(c, &m, &user, true, now)?;
-            Ok(Ok(user.id.clone()))
+    let done = db
+        .run(move |c| {
+            crate::db::conn::write_transaction(c, |c| {
+                if !tokens::consume(c, &t.token_hash, RESET, now)? {
+                    return Ok(Err(ResetError::Link(LinkProblem::Invalid)));
+                }
+                // Whoever forced the reset may hold an app's tokens too.
+                end_app_grants(c, &ctx, now, &user.id, GrantsEnd::PasswordReset)?;
+                users::set_password_hash(c, &user.id, &new_hash, now)?;
+                tokens::invalidate(c, &user.id, RESET, now)?;
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::PasswordReset,
+                    Outcome::Success,
+                    Some(&user.id),
+                    json!({}),
+                )?;
+                notify_password_changed(c, &m, &user, true, now)?;
+                Ok(Ok(user.id.clone()))
+            })
+            .map_err(|e: diesel::result::Error| InternalError::from(e))
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
-    })
-    .await
+        .await?;
+    if done.is_ok() {
+        memo.invalidate().await;
+    }
+    Ok(done)
 }
 
 /// `/account`: asks to move the account to `new_email`. The address changes only when

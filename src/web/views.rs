@@ -128,6 +128,8 @@ pub struct SessionView {
 pub struct SessionsPage {
     pub chrome: Chrome,
     pub sessions: Vec<SessionView>,
+    /// An app may still hold the user's tokens: "Sign out everywhere else" ends them too.
+    pub apps_signed_in: bool,
     pub notice: Option<String>,
 }
 

@@ -314,6 +314,42 @@ pub fn revoke_grants_of(
     .execute(c)
 }
 
+/// Revokes every live grant of a user, whatever the client; returns how many.
+pub fn revoke_all_grants_of_user(
+    c: &mut AnyConnection,
+    user_id: &str,
+    now: i64,
+) -> QueryResult<usize> {
+    diesel::update(
+        oauth_grants::table
+            .filter(oauth_grants::user_id.eq(user_id))
+            .filter(oauth_grants::revoked_at.is_null()),
+    )
+    .set(oauth_grants::revoked_at.eq(Some(now)))
+    .execute(c)
+}
+
+/// Deletes the codes of a user not yet exchanged, whatever the client: each would
+/// start a new grant.
+pub fn delete_unused_codes_of_user(c: &mut AnyConnection, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(
+        auth_codes::table
+            .filter(auth_codes::user_id.eq(user_id))
+            .filter(auth_codes::used_at.is_null()),
+    )
+    .execute(c)
+}
+
+/// Whether the user has a grant not revoked (an app may still hold its tokens).
+pub fn has_live_grant(c: &mut AnyConnection, user_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        oauth_grants::table
+            .filter(oauth_grants::user_id.eq(user_id))
+            .filter(oauth_grants::revoked_at.is_null()),
+    ))
+    .get_result(c)
+}
+
 pub fn grant_revoked(c: &mut AnyConnection, id: &str) -> QueryResult<bool> {
     oauth_grants::table
         .find(id)

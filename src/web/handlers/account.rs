@@ -23,6 +23,9 @@ pub struct PasswordForm {
     csrf_token: String,
     current_password: String,
     new_password: String,
+    /// The checkbox "Also sign out of apps": present (any value) when ticked.
+    #[serde(default)]
+    sign_out_apps: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +64,9 @@ pub async fn show(ctx: Ctx, q: web::Query<AccountQuery>) -> Result<HttpResponse,
         Some("password") => {
             Some("Your password was changed. Your other devices have been signed out.")
         }
+        Some("password-apps") => Some(
+            "Your password was changed. Your other devices and your apps have been signed out.",
+        ),
         Some("email") => Some(
             "Check the inbox of the new address: the change happens when you open the link we sent there.",
         ),
@@ -103,15 +109,18 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
     let reservation = throttle(&ctx, &user.email).await?;
     let form = form.into_inner();
     let st = &ctx.state;
+    let ends_apps = form.sign_out_apps.is_some();
     let result = change_password(
         &st.db,
         &st.hasher,
         &st.clock,
         &st.mail,
+        &st.oidc.memo,
         st.config.password_min_length,
         &user.uid,
         form.current_password,
         form.new_password,
+        ends_apps,
         &ctx.audit(),
     )
     .await?;
@@ -122,7 +131,11 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
             st.sessions.revoke_all(&user.uid, Some(&user.sid)).await?;
             // A privilege change: this session continues under a new key.
             ctx.session.renew();
-            Ok(see_other("/account?done=password"))
+            Ok(see_other(if ends_apps {
+                "/account?done=password-apps"
+            } else {
+                "/account?done=password"
+            }))
         }
         Err(e) => {
             let m = Messages {

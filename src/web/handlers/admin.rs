@@ -262,7 +262,7 @@ pub async fn user(
             "remove-role" => "The role was removed.",
             "disable" => "The account is disabled and signed out everywhere.",
             "enable" => "The account is enabled again.",
-            "revoke-sessions" => "Every session of this user was signed out.",
+            "revoke-sessions" => "Every session and app of this user was signed out.",
             "reset-second-factors" => {
                 "Second factors removed: the user signs in with the password and enrols again."
             }
@@ -325,11 +325,17 @@ pub async fn action(
             )
             .await?
         }
-        "revoke-sessions" => {
-            admin::revoke_sessions(&st.db, &st.clock, &st.sessions, &actor, &id, &audit)
-                .await?
-                .map(|_| ())
-        }
+        "revoke-sessions" => admin::revoke_sessions(
+            &st.db,
+            &st.clock,
+            &st.sessions,
+            &st.oidc.memo,
+            &actor,
+            &id,
+            &audit,
+        )
+        .await?
+        .map(|_| ()),
         "reset-second-factors" => {
             admin::reset_second_factors(&st.db, &st.clock, &st.mail, &actor, &id, &audit)
                 .await?

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::see_other;
 use crate::auth::InternalError;
 use crate::auth::audit::record;
+use crate::auth::oidc::{self, GrantsEnd};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::web::client::describe_browser;
 use crate::web::ctx::Ctx;
@@ -48,7 +49,7 @@ pub async fn list(ctx: Ctx, q: web::Query<SessionsQuery>) -> Result<HttpResponse
         .collect();
     let notice = match q.done.as_deref() {
         Some("revoked") => Some("The session was signed out.".to_string()),
-        Some("others") => Some("Every other device was signed out.".to_string()),
+        Some("others") => Some("Every other device and every app was signed out.".to_string()),
         _ => None,
     };
     Ok(render(
@@ -56,6 +57,7 @@ pub async fn list(ctx: Ctx, q: web::Query<SessionsQuery>) -> Result<HttpResponse
         &SessionsPage {
             chrome: ctx.chrome(),
             sessions,
+            apps_signed_in: oidc::has_live_grant(&ctx.state.db, &user.uid).await?,
             notice,
         },
     ))
@@ -98,11 +100,19 @@ pub async fn revoke_others(
 ) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
-    let n = ctx
-        .state
-        .sessions
-        .revoke_all(&user.uid, Some(&user.sid))
-        .await?;
+    let st = &ctx.state;
+    let n = st.sessions.revoke_all(&user.uid, Some(&user.sid)).await?;
     audit_revoked(&ctx, &user.uid, json!({"count": n, "scope": "all_others"})).await?;
+    // "Everywhere else" includes apps: a lost device's app is signed in as much as its
+    // browser is. The consents stay, so each app asks only for a sign-in.
+    oidc::end_app_grants_now(
+        &st.db,
+        &st.clock,
+        &st.oidc.memo,
+        &user.uid,
+        GrantsEnd::SignedOutEverywhere,
+        &ctx.audit(),
+    )
+    .await?;
     Ok(see_other("/account/sessions?done=others"))
 }
