@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod checkpoint;
 pub mod issuer;
 pub mod jose;
 pub mod keyring;
