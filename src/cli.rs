@@ -103,16 +103,60 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Check the audit log's hash chain; exits non-zero naming the first bad event.
-    Verify,
+    Verify {
+        /// A checkpoint printed by `audit checkpoint` or the server's log: also fail
+        /// when the log no longer reaches its event or the hash there differs.
+        #[arg(long, value_name = "CHECKPOINT")]
+        expect: Option<String>,
+    },
+    /// Print a signed checkpoint of the audit log (checkpoint=…) and the public key
+    /// that checks it (public_key=…), for keeping outside the database.
+    Checkpoint,
 }
 
 /// `Ok` with a report when the chain is intact, `Err` naming the first bad event.
 pub async fn run_audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<String> {
-    let db = crate::startup::open_database(config)?;
+    use crate::auth::checkpoint::{Checkpoint, Signer};
+    let master = crate::keys::MasterKey::load_or_create(&config.secret_key_file)?;
+    let signer = Signer::new(&master);
+    let db = crate::startup::open_database_with(config, &master)?;
     match cmd {
-        AuditCommand::Verify => {
+        AuditCommand::Checkpoint => {
+            let now = Clock::system().now();
+            let taken = db
+                .run(move |c| {
+                    crate::auth::checkpoint::take(c, &signer, now)
+                        .map_err(crate::db::DbError::from)
+                        .map(|r| r.map(|cp| (cp, signer.public_key())))
+                })
+                .await?;
+            match taken {
+                Ok((cp, public_key)) => Ok(format!("checkpoint={cp}\npublic_key={public_key}")),
+                Err(refusal) => anyhow::bail!("{refusal}"),
+            }
+        }
+        AuditCommand::Verify { expect } => {
+            let expect = match expect {
+                Some(text) => {
+                    let cp: Checkpoint =
+                        text.parse().map_err(|e| anyhow::anyhow!("--expect: {e}"))?;
+                    if !signer.signed(&cp) {
+                        anyhow::bail!(
+                            "--expect: the checkpoint's signature is not valid for this server's key: forged or altered"
+                        );
+                    }
+                    Some(cp)
+                }
+                None => None,
+            };
             let verdict = db
-                .run(|c| crate::auth::audit::verify_chain(c).map_err(crate::db::DbError::from))
+                .run(move |c| {
+                    match &expect {
+                        Some(cp) => crate::auth::audit::verify_chain_expecting(c, cp),
+                        None => crate::auth::audit::verify_chain(c),
+                    }
+                    .map_err(crate::db::DbError::from)
+                })
                 .await?;
             match verdict {
                 crate::auth::audit::ChainVerdict::Intact { events } => {

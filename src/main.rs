@@ -34,48 +34,46 @@ fn tune_malloc() {
     }
 }
 
+/// The one way out of every command: the runtime is dropped first, which ends every
+/// task and with them the last database handles, whose pools then close their
+/// connections and wait for their threads (`db::conn`); only then does the process
+/// exit with the command's status. Exiting from inside the runtime killed the process
+/// with SIGSEGV at times, in libpq's exit handlers while a pool thread was still in
+/// them.
 fn main() {
     tune_malloc();
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap_or_else(|e| fail(format!("cannot start the runtime: {e}")))
-        .block_on(run());
-    portcullis::telemetry::finish();
+        .unwrap_or_else(|e| fail(format!("cannot start the runtime: {e}")));
+    let outcome = runtime.block_on(run());
+    drop(runtime);
+    match outcome {
+        Ok(()) => portcullis::telemetry::finish(),
+        Err(e) => fail(e),
+    }
 }
 
-async fn run() {
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     portcullis::telemetry::init();
-    let config = Config::load(cli.config.as_deref()).unwrap_or_else(|e| fail(e));
+    let config = Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     // Every command may create the database, the key or the outbox: close the data
     // dir before any of them runs.
     portcullis::files::secure(&config);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let app = Application::build(config.clone())
-                .await
-                .unwrap_or_else(|e| fail(e));
+            let app = Application::build(config.clone()).await?;
             tracing::info!(listen = %config.listen, public_url = %config.public_url, "portcullis is serving");
-            if let Err(e) = app.run_until_stopped().await {
-                fail(e);
-            }
+            app.run_until_stopped().await?;
         }
-        Command::Migrate => match open_database(&config) {
-            Ok(_) => println!("migrations applied"),
-            Err(e) => fail(e),
-        },
-        Command::User(cmd) => match portcullis::cli::run_user(&config, cmd).await {
-            Ok(msg) => println!("{msg}"),
-            Err(e) => fail(e),
-        },
-        Command::Audit(cmd) => match portcullis::cli::run_audit(&config, cmd).await {
-            Ok(msg) => println!("{msg}"),
-            Err(e) => fail(e),
-        },
-        Command::Client(cmd) => match portcullis::cli::run_client(&config, cmd).await {
-            Ok(msg) => println!("{msg}"),
-            Err(e) => fail(e),
-        },
+        Command::Migrate => {
+            open_database(&config)?;
+            println!("migrations applied");
+        }
+        Command::User(cmd) => println!("{}", portcullis::cli::run_user(&config, cmd).await?),
+        Command::Audit(cmd) => println!("{}", portcullis::cli::run_audit(&config, cmd).await?),
+        Command::Client(cmd) => println!("{}", portcullis::cli::run_client(&config, cmd).await?),
     }
+    Ok(())
 }

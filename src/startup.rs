@@ -33,6 +33,7 @@ pub struct Application {
     pub state: web::Data<AppState>,
     pub setup_link: Option<String>,
     shutdown: watch::Sender<bool>,
+    checkpoints: Arc<crate::auth::checkpoint::Signer>,
 }
 
 #[derive(Clone)]
@@ -50,10 +51,29 @@ impl AppHandle {
 
 /// Opens the database and applies migrations (shared by `serve`, `migrate` and the CLI).
 pub fn open_database(config: &Config) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database_url).map_err(|e| anyhow::anyhow!("database: {e}"))?;
+    let master = MasterKey::load_or_create(&config.secret_key_file)?;
+    open_database_with(config, &master)
+}
+
+/// The same with the master key in hand: the handle carries the audit chain's key (every
+/// audited write chains with it), and a chain written before keying gets its recorded
+/// transition here, before anything else is appended.
+pub fn open_database_with(config: &Config, master: &MasterKey) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url)
+        .map_err(|e| anyhow::anyhow!("database: {e}"))?
+        .with_chain_key(crate::domain::audit::ChainKey::new(
+            &master.derive::<32>("audit-chain-hmac"),
+        ));
     let n = migrate::run(&db).map_err(|e| anyhow::anyhow!("{e}"))?;
     if n > 0 {
         tracing::info!(applied = n, "database migrations applied");
+    }
+    let now = Clock::system().now();
+    let keyed = db
+        .run_sync(|c| crate::auth::audit::ensure_keyed(c, now).map_err(crate::db::DbError::from))
+        .map_err(|e| anyhow::anyhow!("audit chain: {e}"))?;
+    if keyed {
+        tracing::warn!("the audit chain is keyed from now on (event audit.chain_keyed)");
     }
     Ok(db)
 }
@@ -77,8 +97,8 @@ impl Application {
         // Before anything is created (`main` did it already; embedders and tests enter
         // here).
         crate::files::secure(&config);
-        let db = open_database(&config)?;
         let master = MasterKey::load_or_create(&config.secret_key_file)?;
+        let db = open_database_with(&config, &master)?;
         let hasher = hasher(&config)?;
         let state_backend = match &config.redis_url {
             Some(url) => StateBackend::redis(url, &config.redis_prefix)
@@ -194,6 +214,8 @@ impl Application {
             mailer,
             clock,
         });
+        let checkpoints = Arc::new(crate::auth::checkpoint::Signer::new(&master));
+        spawn_checkpoints(state.clone(), checkpoints.clone(), shutdown_rx.clone());
         spawn_background(state.clone(), shutdown_rx);
 
         let cookie_key = Key::try_from(&master.derive::<64>("session-cookie")[..])
@@ -257,6 +279,7 @@ impl Application {
             state,
             setup_link,
             shutdown,
+            checkpoints,
         })
     }
 
@@ -274,9 +297,36 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM; in-flight requests finish first.
+    /// The audit log's checkpoint goes to the log last, after the final requests' events.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let now = self.state.clock.now();
+        crate::auth::checkpoint::log(&self.state.db, &self.checkpoints, now).await;
+        served
     }
+}
+
+/// A signed checkpoint of the audit chain in the log every hour (the first at start), and
+/// one when the instance is stopped: copies kept outside the database, for `audit verify
+/// --expect`.
+fn spawn_checkpoints(
+    state: web::Data<AppState>,
+    signer: Arc<crate::auth::checkpoint::Signer>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            let stopping = tokio::select! {
+                _ = hourly.tick() => false,
+                _ = shutdown.changed() => true,
+            };
+            crate::auth::checkpoint::log(&state.db, &signer, state.clock.now()).await;
+            if stopping {
+                break;
+            }
+        }
+    });
 }
 
 /// Write-behind and pruning, off the request path.

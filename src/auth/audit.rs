@@ -187,20 +187,68 @@ pub enum ChainVerdict {
     },
 }
 
+/// The event that marks where keyed (HMAC) links begin in a chain that had plain
+/// SHA-256 links before.
+pub const CHAIN_KEYED: &str = "audit.chain_keyed";
+
+fn no_key() -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(
+        "the audit chain key is not loaded (open the database with the master key)".into(),
+    )
+}
+
 /// Reads the whole log in id order, in batches (constant memory), and checks each
-/// event's hash and its link to the one before.
+/// event's link to the one before and its hash: keyed (HMAC) from the chain's first
+/// event or from its `audit.chain_keyed` transition on, plain SHA-256 before that.
 pub fn verify_chain(conn: &mut AnyConnection) -> diesel::QueryResult<ChainVerdict> {
+    Ok(walk(conn, None)?.0)
+}
+
+/// `verify_chain`, and also that the log still reaches the checkpoint's event with the
+/// checkpoint's hash there (a checkpoint kept outside the database is what catches the
+/// deletion of the newest events). The caller checks the checkpoint's signature.
+pub fn verify_chain_expecting(
+    conn: &mut AnyConnection,
+    expect: &super::checkpoint::Checkpoint,
+) -> diesel::QueryResult<ChainVerdict> {
+    Ok(walk(conn, Some((expect.id, expect.hash.as_str())))?.0)
+}
+
+/// The verdict and, when intact, the chain's head: its newest event (or retention's
+/// anchor when no event is left) as (id, hash).
+pub(crate) fn walk(
+    conn: &mut AnyConnection,
+    expect: Option<(i64, &str)>,
+) -> diesel::QueryResult<(ChainVerdict, Option<(i64, String)>)> {
     use crate::db::repo::audit::batch_after;
     use crate::domain::audit::chain_hash;
+    let broken = |id: i64, problem: &'static str| Ok((ChainVerdict::Broken { id, problem }, None));
+    let key = crate::db::conn::chain_key().ok_or_else(no_key)?;
     // After retention pruned the oldest events, the chain continues from the anchor.
     let anchor = anchor(conn)?;
     let mut started = anchor.is_some();
-    let (mut prev, mut last_id) = anchor.map(|(id, h)| (h, id)).unwrap_or_default();
+    let (mut prev, mut last_id) = anchor.clone().map(|(id, h)| (h, id)).unwrap_or_default();
+    // The anchor lives in the settings table; the `audit.pruned` event that retention
+    // appended after it (and that is chained) must name the same one.
+    let mut anchor_confirmed = anchor.is_none();
+    let mut expect_seen = false;
+    if let (Some((id, hash)), Some((anchor_id, anchor_hash))) = (expect, &anchor) {
+        if id == *anchor_id && hash != anchor_hash {
+            return broken(
+                id,
+                "its hash differs from the checkpoint's: the log was rewritten",
+            );
+        }
+        // At or before the anchor: retention removed it, after the checkpoint was taken.
+        expect_seen = id <= *anchor_id;
+    }
+    let mut keyed = false;
+    let mut hashed = false;
     let mut events = 0u64;
     loop {
         let batch = batch_after(conn, last_id, 1000)?;
         if batch.is_empty() {
-            return Ok(ChainVerdict::Intact { events });
+            break;
         }
         for row in batch {
             last_id = row.id;
@@ -208,30 +256,152 @@ pub fn verify_chain(conn: &mut AnyConnection) -> diesel::QueryResult<ChainVerdic
             if row.hash.is_empty() {
                 // Events from before the chain existed may only come first.
                 if started {
-                    return Ok(ChainVerdict::Broken {
-                        id: row.id,
-                        problem: "its hash was removed",
-                    });
+                    return broken(row.id, "its hash was removed");
                 }
                 continue;
             }
             started = true;
             if row.prev_hash != prev {
-                return Ok(ChainVerdict::Broken {
-                    id: row.id,
-                    problem: "it does not follow the event before it: an event was deleted, changed or reordered",
+                return broken(
+                    row.id,
+                    "it does not follow the event before it: an event was deleted, changed or reordered",
+                );
+            }
+            let fields = row.chain_fields();
+            if key.verifies(&row.prev_hash, &fields, &row.hash) {
+                // Keyed links begin at the chain's first event or at the transition.
+                if !keyed && hashed && row.event != CHAIN_KEYED {
+                    return broken(
+                        row.id,
+                        "keyed links begin here without the recorded transition (audit.chain_keyed)",
+                    );
+                }
+                keyed = true;
+            } else if keyed {
+                return broken(
+                    row.id,
+                    "its content was changed, or it was written without the chain key",
+                );
+            } else if row.event == CHAIN_KEYED {
+                return broken(
+                    row.id,
+                    "a transition to keyed links that was not written with the chain key",
+                );
+            } else if chain_hash(&row.prev_hash, &fields) != row.hash {
+                return broken(row.id, "its content was changed");
+            }
+            hashed = true;
+            if !anchor_confirmed && row.event == AuditAction::AuditPruned.name() {
+                let details: Value = serde_json::from_str(&row.details).unwrap_or_default();
+                anchor_confirmed = anchor.as_ref().is_some_and(|(id, hash)| {
+                    details["anchor"]["id"].as_i64() == Some(*id)
+                        && details["anchor"]["hash"].as_str() == Some(hash)
                 });
             }
-            if chain_hash(&row.prev_hash, &row.chain_fields()) != row.hash {
-                return Ok(ChainVerdict::Broken {
-                    id: row.id,
-                    problem: "its content was changed",
-                });
+            if let Some((id, hash)) = expect
+                && id == row.id
+            {
+                if row.hash != hash {
+                    return broken(
+                        id,
+                        "its hash differs from the checkpoint's: the log was rewritten",
+                    );
+                }
+                expect_seen = true;
             }
             prev = row.hash;
         }
     }
+    if let Some((id, _)) = &anchor
+        && !anchor_confirmed
+    {
+        return broken(
+            *id,
+            "retention's anchor is not the one its audit.pruned event recorded",
+        );
+    }
+    if hashed && !keyed {
+        return broken(
+            last_id,
+            "the log ends without keyed links: the events written with the chain key were removed",
+        );
+    }
+    if let Some((id, _)) = expect
+        && !expect_seen
+    {
+        return if id > last_id {
+            broken(
+                id,
+                "the log no longer reaches this event of the checkpoint: the newest events were deleted",
+            )
+        } else {
+            broken(id, "this event of the checkpoint is missing")
+        };
+    }
+    let head = if last_id > 0 && started {
+        Some((last_id, prev))
+    } else {
+        None
+    };
+    Ok((ChainVerdict::Intact { events }, head))
 }
+
+/// Keys the chain: when its newest event carries a plain link (a chain written before
+/// keying, on the first start with this release), appends `audit.chain_keyed`,
+/// the first keyed link, under the chain's lock. From there on `verify_chain` accepts
+/// only keyed links, and the transition's link covers the plain ones before it. Runs at
+/// every start (`startup::open_database`); a no-op on a keyed or empty chain.
+pub fn ensure_keyed(conn: &mut AnyConnection, now: i64) -> diesel::QueryResult<bool> {
+    use crate::db::repo::audit::{insert_after, last, lock_head};
+    use crate::db::repo::settings;
+    let key = crate::db::conn::chain_key().ok_or_else(no_key)?;
+    crate::db::conn::ensure_write_transaction(conn, |c| {
+        let head = lock_head(c)?;
+        // Set once the chain is keyed (or starts keyed): a log that later ends in plain
+        // links again is a rewritten one, not one to key, and `audit verify` says so.
+        let marked = settings::get(c, KEYED)?.is_some();
+        let mark = |c: &mut AnyConnection| settings::put(c, KEYED, &now.to_string(), now);
+        let Some(newest) = last(c)? else {
+            if !marked {
+                mark(c)?;
+            }
+            return Ok(false);
+        };
+        let fields = newest.chain_fields();
+        if key.verifies(&newest.prev_hash, &fields, &newest.hash) {
+            if !marked {
+                mark(c)?;
+            }
+            return Ok(false);
+        }
+        // Neither keyed with this key nor a plain link: another secret key file than
+        // the one this log was keyed with, or an altered event. A transition here would
+        // paper over either; `audit verify` names the event.
+        let plain = newest.hash.is_empty()
+            || crate::domain::audit::chain_hash(&newest.prev_hash, &fields) == newest.hash;
+        if !plain || marked {
+            tracing::error!(
+                event_id = newest.id,
+                "the newest audit event does not carry a keyed link: the log was rewritten, or this instance's secret key file is not the one the others use; run `portcullis audit verify`"
+            );
+            return Ok(false);
+        }
+        let ev = event(
+            &AuditCtx::default(),
+            now,
+            AuditAction::ChainKeyed,
+            Outcome::Success,
+            None,
+            serde_json::json!({"after_event": newest.id, "link": "hmac-sha256"}),
+        );
+        insert_after(c, head, std::slice::from_ref(&ev))?;
+        mark(c)?;
+        Ok(true)
+    })
+}
+
+/// Settings key: when the chain became keyed.
+const KEYED: &str = "audit_chain_keyed";
 
 const ANCHOR: &str = "audit_anchor";
 

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod ceremony;
+pub mod checkpoint;
 pub mod gate;
 pub mod issuer;
 pub mod jose;

@@ -4,9 +4,11 @@
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{self, CustomizeConnection, ManageConnection, Pool};
 use diesel::{Connection, PgConnection, SqliteConnection};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::DbBackend;
+use crate::domain::audit::ChainKey;
 
 #[derive(diesel::MultiConnection)]
 pub enum AnyConnection {
@@ -154,8 +156,67 @@ const SQLITE_HEAP_LIMIT: i64 = 1 << 20;
 
 #[derive(Clone)]
 pub struct Db {
+    // Dropped before `workers` (declaration order): the last handle first closes the
+    // pool's idle connections, then waits for the worker threads.
     pool: Pool<Manager>,
     backend: DbBackend,
+    chain_key: Option<Arc<ChainKey>>,
+    // Only held: its drop is what matters.
+    _workers: Arc<Workers>,
+}
+
+/// r2d2 opens every connection on its worker threads, also in the background to keep
+/// `min_idle` connections after a check-out, and a connection that one of them opens
+/// after the pool is gone is closed there too. A process that exits meanwhile runs
+/// libpq's and OpenSSL's exit handlers while that thread is inside them: over TLS the
+/// process died of SIGSEGV after printing its answer (diesel-rs/diesel#3441). So the
+/// pool's threads are ours, and when the last `Db` handle goes (every command, and the
+/// server, drops its handles before the process exits: `main.rs`), the drop waits until
+/// each thread has finished what it was doing. Bounded: a connection attempt that hangs
+/// longer than `DRAIN_TIMEOUT` is left behind.
+struct Workers {
+    threads: Arc<scheduled_thread_pool::ScheduledThreadPool>,
+}
+
+const WORKER_THREADS: usize = 3;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Workers {
+    fn new() -> Self {
+        Self {
+            threads: Arc::new(
+                scheduled_thread_pool::ScheduledThreadPool::builder()
+                    .num_threads(WORKER_THREADS)
+                    .thread_name_pattern("r2d2-worker-{}")
+                    .build(),
+            ),
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        // One job per thread, each held at a barrier until all are running: then every
+        // thread has finished its previous job. (Jobs that r2d2 scheduled for later find
+        // the pool gone and return without touching a connection.)
+        let gate = Arc::new(std::sync::Barrier::new(WORKER_THREADS));
+        let (done, arrived) = std::sync::mpsc::channel();
+        for _ in 0..WORKER_THREADS {
+            let (gate, done) = (gate.clone(), done.clone());
+            self.threads.execute(move || {
+                gate.wait();
+                let _ = done.send(());
+            });
+        }
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        for _ in 0..WORKER_THREADS {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if arrived.recv_timeout(left).is_err() {
+                tracing::warn!("a database pool thread is still busy; not waiting for it");
+                return;
+            }
+        }
+    }
 }
 
 impl Db {
@@ -188,7 +249,9 @@ impl Db {
             DbBackend::Sqlite => 8,
             DbBackend::Postgres => 16,
         };
+        let workers = Arc::new(Workers::new());
         let pool = Pool::builder()
+            .thread_pool(workers.threads.clone())
             .max_size(max)
             .min_idle(Some(1))
             .connection_timeout(std::time::Duration::from_secs(5))
@@ -198,7 +261,18 @@ impl Db {
                 backend,
             })
             .map_err(|e| DbError::Pool(e.to_string()))?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            chain_key: None,
+            _workers: workers,
+        })
+    }
+
+    /// The audit chain's key, for every closure this handle runs (see `chain_key`).
+    pub fn with_chain_key(mut self, key: ChainKey) -> Self {
+        self.chain_key = Some(Arc::new(key));
+        self
     }
 
     /// Connections open and idle (for /metrics).
@@ -219,7 +293,7 @@ impl Db {
             .pool
             .get()
             .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
-        conn.run(f)
+        with_chain_key(self.chain_key.clone(), || conn.run(f))
     }
 
     /// The most connections the pool opens.
@@ -237,11 +311,12 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let key = self.chain_key.clone();
         match tokio::task::spawn_blocking(move || {
             let mut conn = pool
                 .get()
                 .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
-            conn.run(f)
+            with_chain_key(key, || conn.run(f))
         })
         .await
         {
@@ -256,6 +331,32 @@ impl Db {
             .await
             .is_ok()
     }
+}
+
+thread_local! {
+    static CHAIN_KEY: std::cell::RefCell<Option<Arc<ChainKey>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with the handle's audit chain key in reach of `chain_key`. The key travels
+/// with the pool rather than through every audited function's arguments: every closure
+/// run through a `Db` (each audited write, on every path) chains with it, and a new path
+/// cannot forget to pass it.
+fn with_chain_key<T>(key: Option<Arc<ChainKey>>, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Arc<ChainKey>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let old = self.0.take();
+            CHAIN_KEY.with(|k| *k.borrow_mut() = old);
+        }
+    }
+    let _restore = Restore(CHAIN_KEY.with(|k| k.replace(key)));
+    f()
+}
+
+/// The audit chain key of the `Db` whose closure runs on this thread; `None` outside
+/// one, or for a handle opened without the master key.
+pub fn chain_key() -> Option<Arc<ChainKey>> {
+    CHAIN_KEY.with(|k| k.borrow().clone())
 }
 
 /// Serialises transactions that must see each other's writes (one winner across

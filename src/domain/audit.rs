@@ -49,6 +49,7 @@ pub enum AuditAction {
     TokenRevoked,
     RefreshTokenReused,
     ConsentDenied,
+    ChainKeyed,
 }
 
 impl AuditAction {
@@ -101,6 +102,7 @@ impl AuditAction {
         Self::TokenRevoked,
         Self::RefreshTokenReused,
         Self::ConsentDenied,
+        Self::ChainKeyed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -152,6 +154,7 @@ impl AuditAction {
             Self::TokenRevoked => "token.revoked",
             Self::RefreshTokenReused => "refresh_token.reused",
             Self::ConsentDenied => "consent.denied",
+            Self::ChainKeyed => "audit.chain_keyed",
         }
     }
 }
@@ -186,11 +189,10 @@ pub struct ChainFields<'a> {
     pub details: &'a str,
 }
 
-/// SHA-256 (hex) over the previous event's hash and this event's content, encoded as a
-/// JSON array so that no two different contents encode the same.
-pub fn chain_hash(prev_hash: &str, f: &ChainFields<'_>) -> String {
-    use sha2::{Digest, Sha256};
-    let encoded = serde_json::json!([
+/// The encoding both link kinds cover: the previous event's hash and this event's
+/// content as a JSON array, so that no two different contents encode the same.
+fn encode(prev_hash: &str, f: &ChainFields<'_>) -> String {
+    serde_json::json!([
         prev_hash,
         f.created_at,
         f.event,
@@ -202,8 +204,54 @@ pub fn chain_hash(prev_hash: &str, f: &ChainFields<'_>) -> String {
         f.request_id,
         f.details,
     ])
-    .to_string();
-    hex::encode(Sha256::digest(encoded.as_bytes()))
+    .to_string()
+}
+
+/// The legacy link: plain SHA-256 (hex), which anyone who can write the database can
+/// recompute. Events written before the chain was keyed keep it and verify with it.
+pub fn chain_hash(prev_hash: &str, f: &ChainFields<'_>) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(encode(prev_hash, f).as_bytes()))
+}
+
+/// The keyed link: HMAC-SHA256 (hex) with a key derived from the master key, so a
+/// database writer without that key cannot make a link that verifies. Same cost as the
+/// SHA-256 link: the key's inner and outer blocks are computed once, here.
+#[derive(Clone)]
+pub struct ChainKey(hmac::Hmac<sha2::Sha256>);
+
+impl ChainKey {
+    pub fn new(key: &[u8; 32]) -> Self {
+        use hmac::Mac;
+        Self(
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length")),
+        )
+    }
+
+    pub fn link(&self, prev_hash: &str, f: &ChainFields<'_>) -> String {
+        use hmac::Mac;
+        let mut mac = self.0.clone();
+        mac.update(encode(prev_hash, f).as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `hash` is this key's link for the content (constant time).
+    pub fn verifies(&self, prev_hash: &str, f: &ChainFields<'_>, hash: &str) -> bool {
+        use hmac::Mac;
+        let Ok(tag) = hex::decode(hash) else {
+            return false;
+        };
+        let mut mac = self.0.clone();
+        mac.update(encode(prev_hash, f).as_bytes());
+        mac.verify_slice(&tag).is_ok()
+    }
+}
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey(..)")
+    }
 }
 
 #[cfg(test)]
@@ -234,5 +282,17 @@ mod chain_tests {
         let mut f = fields("{}");
         f.target_id = Some("null");
         assert_ne!(a, chain_hash("", &f));
+    }
+
+    #[test]
+    fn a_keyed_link_differs_from_the_plain_one_and_needs_the_key() {
+        let k = ChainKey::new(&[1; 32]);
+        let l = k.link("", &fields("{}"));
+        assert_eq!(l.len(), 64);
+        assert_ne!(l, chain_hash("", &fields("{}")));
+        assert!(k.verifies("", &fields("{}"), &l));
+        assert!(!ChainKey::new(&[2; 32]).verifies("", &fields("{}"), &l));
+        assert!(!k.verifies("", &fields("{\"x\":1}"), &l));
+        assert!(!k.verifies("", &fields("{}"), "not hex"));
     }
 }

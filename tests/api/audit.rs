@@ -93,6 +93,8 @@ async fn two_instances_appending_at_once_leave_one_valid_chain() {
     let b = spawn_app_with(Options {
         file: portcullis::config::FileConfig {
             database_url: Some(a.config.database_url.clone()),
+            // Instances of one deployment share the master key, and with it the chain key.
+            secret_key_file: Some(a.config.secret_key_file.display().to_string()),
             ..Default::default()
         },
     })
@@ -164,4 +166,205 @@ async fn retention_prunes_the_oldest_and_the_rest_still_verifies() {
     let q = format!("DELETE FROM audit_events WHERE id = {oldest}");
     sql(&app, Box::leak(q.into_boxed_str())).await;
     assert!(matches!(verdict(&app).await, ChainVerdict::Broken { .. }));
+}
+
+/// What a database writer without the master key can do: rewrite the chain's links with
+/// plain SHA-256, from the first event on, as `audit verify` used to accept.
+fn relink_with_sha256(c: &mut portcullis::db::AnyConnection) -> diesel::QueryResult<()> {
+    use diesel::prelude::*;
+    use portcullis::db::schema::audit_events as a;
+    use portcullis::domain::audit::chain_hash;
+    let rows = portcullis::db::repo::audit::batch_after(c, 0, 100_000)?;
+    let mut prev = String::new();
+    for row in rows {
+        let hash = chain_hash(&prev, &row.chain_fields());
+        diesel::update(a::table.find(row.id))
+            .set((a::prev_hash.eq(&prev), a::hash.eq(&hash)))
+            .execute(c)?;
+        prev = hash;
+    }
+    Ok(())
+}
+
+fn checkpoint_of(out: &str) -> String {
+    out.lines()
+        .find(|l| l.starts_with("checkpoint="))
+        .unwrap_or_else(|| panic!("no checkpoint line in {out}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_writer_without_the_key_cannot_relink_the_chain_after_deleting_an_event() {
+    let app = spawn_app().await;
+    activity(&app).await;
+    let ids: Vec<i64> = app.audit().await.iter().rev().map(|e| e.id).collect();
+    let victim = ids[2];
+    app.state
+        .db
+        .run(move |c| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::audit_events as a;
+            diesel::delete(a::table.find(victim)).execute(c)?;
+            relink_with_sha256(c).map_err(portcullis::db::DbError::from)
+        })
+        .await
+        .unwrap();
+    assert!(matches!(verdict(&app).await, ChainVerdict::Broken { .. }));
+    let (ok, out, err) = portcullis(
+        app.data_dir.path(),
+        &app.config.database_url,
+        &["audit", "verify"],
+        None,
+    );
+    assert!(!ok, "a relinked chain passed: {out}");
+    assert!(err.contains("altered at event"), "{err}");
+}
+
+#[tokio::test]
+async fn a_checkpoint_catches_the_deletion_of_the_newest_events() {
+    let app = spawn_app().await;
+    activity(&app).await;
+    let (dir, db) = (app.data_dir.path(), app.config.database_url.clone());
+    let (ok, out, err) = portcullis(dir, &db, &["audit", "checkpoint"], None);
+    assert!(ok, "{err}");
+    let cp = checkpoint_of(&out);
+    assert!(out.lines().any(|l| l.starts_with("public_key=")), "{out}");
+    let cp_id: i64 = cp.split('.').nth(1).unwrap().parse().unwrap();
+    assert_eq!(cp_id, app.audit().await[0].id, "the newest event");
+
+    // More events after the checkpoint: it still verifies.
+    app.browser().login_ok("eve@example.com").await;
+    let (ok, out, err) = portcullis(dir, &db, &["audit", "verify", "--expect", &cp], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("intact"), "{out}");
+
+    // The newest events go, the checkpointed one with them: the chain that is left is
+    // valid, but no longer reaches the checkpoint.
+    let q = format!("DELETE FROM audit_events WHERE id >= {}", cp_id - 1);
+    sql(&app, Box::leak(q.into_boxed_str())).await;
+    let (ok, _, err) = portcullis(dir, &db, &["audit", "verify", "--expect", &cp], None);
+    assert!(!ok);
+    assert!(err.contains("no longer reaches"), "{err}");
+    assert!(err.contains(&format!("event {cp_id}")), "{err}");
+}
+
+#[tokio::test]
+async fn a_forged_checkpoint_is_refused() {
+    let app = spawn_app().await;
+    activity(&app).await;
+    let (dir, db) = (app.data_dir.path(), app.config.database_url.clone());
+    let (ok, out, err) = portcullis(dir, &db, &["audit", "checkpoint"], None);
+    assert!(ok, "{err}");
+    let cp = checkpoint_of(&out);
+    let parts: Vec<&str> = cp.trim_start_matches("checkpoint=").split('.').collect();
+
+    // Another hash for the same event, keeping the signature.
+    let other_hash = "0".repeat(64);
+    let moved = format!("v1.{}.{}.{}.{}", parts[1], other_hash, parts[3], parts[4]);
+    // A checkpoint signed with another key.
+    let stranger = portcullis::auth::checkpoint::Signer::new(
+        &portcullis::keys::MasterKey::from_bytes([9; 32]),
+    );
+    let foreign = stranger
+        .sign(
+            parts[1].parse().unwrap(),
+            parts[2],
+            parts[3].parse().unwrap(),
+        )
+        .to_string();
+    for forged in [moved, foreign] {
+        let (ok, _, err) = portcullis(dir, &db, &["audit", "verify", "--expect", &forged], None);
+        assert!(!ok, "{forged} accepted");
+        assert!(err.contains("signature is not valid"), "{err}");
+    }
+    let (ok, _, err) = portcullis(dir, &db, &["audit", "verify", "--expect", "garbage"], None);
+    assert!(!ok && err.contains("not a checkpoint"), "{err}");
+}
+
+#[tokio::test]
+async fn a_chain_written_before_keying_verifies_after_its_transition() {
+    use diesel::prelude::*;
+    use portcullis::db::schema::audit_events as a;
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    assert!(portcullis(dir.path(), &db, &["migrate"], None).0);
+    // Events as the previous release wrote them: plain SHA-256 links.
+    let old = portcullis::db::Db::connect(&db).unwrap();
+    old.run(|c| {
+        let mut prev = String::new();
+        for i in 0..5i64 {
+            let details = format!("{{\"n\":{i}}}");
+            let f = portcullis::domain::audit::ChainFields {
+                created_at: 1_700_000_000 + i,
+                event: "login.failed",
+                outcome: "failure",
+                actor_id: None,
+                target_id: None,
+                ip: Some("192.0.2.1"),
+                user_agent: None,
+                request_id: None,
+                details: &details,
+            };
+            let hash = portcullis::domain::audit::chain_hash(&prev, &f);
+            diesel::insert_into(a::table)
+                .values((
+                    a::created_at.eq(f.created_at),
+                    a::event.eq(f.event),
+                    a::outcome.eq(f.outcome),
+                    a::ip.eq(f.ip),
+                    a::details.eq(&details),
+                    a::prev_hash.eq(&prev),
+                    a::hash.eq(&hash),
+                ))
+                .execute(c)?;
+            prev = hash;
+        }
+        // Nor did that release mark the chain keyed (this one's `migrate` just did, on
+        // the empty log).
+        diesel::sql_query("DELETE FROM settings WHERE name = 'audit_chain_keyed'").execute(c)?;
+        Ok::<_, portcullis::db::DbError>(())
+    })
+    .await
+    .unwrap();
+    drop(old);
+
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            database_url: Some(db.clone()),
+            secret_key_file: Some(dir.path().join("secret.key").display().to_string()),
+            ..Default::default()
+        },
+    })
+    .await;
+    activity(&app).await;
+    let names: Vec<String> = app.audit_names().await.into_iter().rev().collect();
+    assert_eq!(names[5], "audit.chain_keyed", "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| *n == "audit.chain_keyed").count(),
+        1,
+        "one transition"
+    );
+    let (ok, out, err) = portcullis(dir.path(), &db, &["audit", "verify"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("intact"), "{out}");
+    let (ok, out, err) = portcullis(dir.path(), &db, &["audit", "checkpoint"], None);
+    assert!(ok, "{err}");
+    let cp = checkpoint_of(&out);
+    let (ok, _, err) = portcullis(dir.path(), &db, &["audit", "verify", "--expect", &cp], None);
+    assert!(ok, "{err}");
+
+    // The old part is covered by the transition's keyed link: relinking it is caught.
+    app.state
+        .db
+        .run(|c| {
+            diesel::update(a::table.filter(a::id.eq(2)))
+                .set(a::outcome.eq("success"))
+                .execute(c)?;
+            relink_with_sha256(c).map_err(portcullis::db::DbError::from)
+        })
+        .await
+        .unwrap();
+    let (ok, _, err) = portcullis(dir.path(), &db, &["audit", "verify"], None);
+    assert!(!ok);
+    assert!(err.contains("altered at event"), "{err}");
 }

@@ -143,6 +143,7 @@ async fn operator_creates_an_admin_from_the_shell_and_it_can_sign_in() {
     let app = spawn_app_with(Options {
         file: portcullis::config::FileConfig {
             database_url: Some(db.clone()),
+            secret_key_file: Some(dir.path().join("secret.key").display().to_string()),
             ..Default::default()
         },
     })
@@ -305,4 +306,53 @@ async fn operator_registers_oauth_clients_from_the_shell() {
     );
     assert!(!ok);
     assert!(err.contains("not an absolute"), "{err}");
+}
+
+/// Every command ends with its own exit status, never a crash at exit: libpq over TLS
+/// crashed (SIGSEGV) when the process exited while a pool thread was still opening or
+/// closing a connection (diesel-rs/diesel#3441), after the verdict was printed.
+#[tokio::test]
+async fn audit_verify_on_postgres_always_exits_with_its_status() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    if !db.starts_with("postgres") {
+        return;
+    }
+    // Over TLS, where the crash was (the test server has ssl on).
+    let mut url = url::Url::parse(&db).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "sslmode")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair("sslmode", "require");
+    let db = url.to_string();
+    assert!(portcullis(dir.path(), &db, &["migrate"], None).0);
+    let mut crashes = Vec::new();
+    for run in 0..60 {
+        let status = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["audit", "verify"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORTCULLIS_DATA_DIR", dir.path())
+            .env("DATABASE_URL", &db)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        if let Some(sig) = status.signal() {
+            crashes.push((run, sig));
+        } else {
+            assert_eq!(status.code(), Some(0), "run {run}");
+        }
+    }
+    assert!(
+        crashes.is_empty(),
+        "killed by a signal (run, signal): {crashes:?}"
+    );
 }

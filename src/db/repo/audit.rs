@@ -2,7 +2,7 @@ use diesel::prelude::*;
 
 use crate::db::AnyConnection;
 use crate::db::schema::audit_events as a;
-use crate::domain::audit::{ChainFields, chain_hash};
+use crate::domain::audit::ChainFields;
 
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent {
@@ -61,6 +61,12 @@ diesel::define_sql_function! {
 /// the lock is taken.
 pub struct ChainHead(String);
 
+impl ChainHead {
+    pub fn hash(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The chain's lock and last hash as an expression, to put in the `RETURNING` of a
 /// PostgreSQL statement that must be followed by an event anyway: the statement and the
 /// lock then cost one round trip instead of two. Read it with `head_after_insert`.
@@ -116,10 +122,17 @@ pub fn insert_after(
     head: ChainHead,
     events: &[NewAuditEvent],
 ) -> QueryResult<()> {
+    // Without the key no event is appended: an unkeyed link after the chain was keyed
+    // would read as tampering.
+    let Some(key) = crate::db::conn::chain_key() else {
+        return Err(diesel::result::Error::QueryBuilderError(
+            "the audit chain key is not loaded (open the database with the master key)".into(),
+        ));
+    };
     let mut prev = head.0;
     let mut rows = Vec::with_capacity(events.len());
     for ev in events {
-        let hash = chain_hash(
+        let hash = key.link(
             &prev,
             &ChainFields {
                 created_at: ev.created_at,
@@ -165,6 +178,15 @@ pub fn insert_after(
         }
     }
     Ok(())
+}
+
+/// The newest event, if any.
+pub fn last(conn: &mut AnyConnection) -> QueryResult<Option<AuditEvent>> {
+    a::table
+        .order(a::id.desc())
+        .select(AuditEvent::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// Events in id order after `after_id`: the chain check reads the log in batches.
