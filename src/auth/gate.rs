@@ -141,7 +141,7 @@ pub async fn admit(
     db.run(move |c| {
         write_transaction(c, |c| {
             if !holds(c, &uid, &check)? {
-                refused(c, &ctx, now, &uid)?;
+                refused(c, &ctx, now, &uid, CHANGED)?;
                 return Ok(None);
             }
             session_rows::insert(c, &row)?;
@@ -177,7 +177,7 @@ pub async fn raise(
             let ok =
                 holds(c, &uid, &check)? && session_rows::find_for_user(c, &uid, &sid)?.is_some();
             if !ok {
-                refused(c, &ctx, now, &uid)?;
+                refused(c, &ctx, now, &uid, CHANGED)?;
             }
             Ok::<_, InternalError>(ok)
         })
@@ -204,7 +204,14 @@ fn holds(c: &mut AnyConnection, uid: &str, check: &Check) -> diesel::QueryResult
     })
 }
 
-fn refused(c: &mut AnyConnection, ctx: &AuditCtx, now: i64, uid: &str) -> diesel::QueryResult<()> {
+/// `login.failed` for a sign-in refused although what was proven was right, with why.
+pub(super) fn refused(
+    c: &mut AnyConnection,
+    ctx: &AuditCtx,
+    now: i64,
+    uid: &str,
+    reason: &str,
+) -> diesel::QueryResult<()> {
     record(
         c,
         ctx,
@@ -212,6 +219,8 @@ fn refused(c: &mut AnyConnection, ctx: &AuditCtx, now: i64, uid: &str) -> diesel
         AuditAction::LoginFailed,
         Outcome::Denied,
         Some(uid),
-        json!({"reason": "account changed during sign-in"}),
+        json!({ "reason": reason }),
     )
 }
+
+const CHANGED: &str = "account changed during sign-in";

@@ -238,14 +238,5 @@ fn denied(
     uid: &str,
     reason: &str,
 ) -> Result<(), InternalError> {
-    record(
-        c,
-        ctx,
-        now,
-        AuditAction::LoginFailed,
-        Outcome::Denied,
-        Some(uid),
-        json!({ "reason": reason }),
-    )
-    .map_err(InternalError::from)
+    gate::refused(c, ctx, now, uid, reason).map_err(InternalError::from)
 }

@@ -113,6 +113,14 @@ pub async fn mfa_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpResponse {
     run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
 
+/// A passkey that signs nobody in (not this account's, or the account changed).
+fn passkey_refused() -> AppError {
+    crate::web::metrics::sign_in("passkey", "invalid");
+    AppError::Forbidden(
+        "This passkey could not sign you in. Use your email and password instead.".into(),
+    )
+}
+
 /// The cookie that carries an anonymous passkey ceremony, sealed (auth::ceremony).
 fn ceremony_cookie(https: bool) -> &'static str {
     if https {
@@ -204,10 +212,7 @@ async fn passkey_finish_inner(
         )
         .await?
         else {
-            crate::web::metrics::sign_in("passkey", "invalid");
-            return Err(AppError::Forbidden(
-                "This passkey could not sign you in. Use your email and password instead.".into(),
-            ));
+            return Err(passkey_refused());
         };
         let ip = ctx.ip.to_string();
         let entrant = gate::Entrant {
@@ -228,10 +233,7 @@ async fn passkey_finish_inner(
         )
         .await?
         else {
-            crate::web::metrics::sign_in("passkey", "invalid");
-            return Err(AppError::Forbidden(
-                "This passkey could not sign you in. Use your email and password instead.".into(),
-            ));
+            return Err(passkey_refused());
         };
         crate::web::metrics::sign_in("passkey", "success");
         ctx.session.remove(PENDING_KEY);
