@@ -120,7 +120,7 @@ const QUERY: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b']');
 
 fn cookie(rng: &mut StdRng) -> String {
-    let names = ["portcullis", "portcullis_csrf", "portcullis_ceremony", "x"];
+    let names = ["portcullis", "portcullis_csrf", "portcullis_passkey", "x"];
     (0..rng.gen_range(1..4))
         .map(|_| {
             let v: String = value(rng)
