@@ -153,17 +153,21 @@ async fn act_on<T: Send + 'static>(
 fn is_last_admin(c: &mut AnyConnection, user_id: &str) -> diesel::QueryResult<bool> {
     use crate::db::schema::{user_roles, users as u};
     use diesel::prelude::*;
+    // Only an enabled admin counts: taking `admin` from (or disabling, or deleting) a
+    // disabled one leaves the active admins as they were, so it is never refused.
     let holds = roles::of_user(c, user_id)?.iter().any(|r| r == "admin");
-    if !holds {
+    let enabled = users::find(c, user_id)?.is_some_and(|u| !u.disabled);
+    if !holds || !enabled {
         return Ok(false);
     }
-    let active: i64 = user_roles::table
+    let others: i64 = user_roles::table
         .inner_join(u::table)
         .filter(user_roles::role.eq("admin"))
         .filter(u::disabled.eq(false))
+        .filter(u::id.ne(user_id))
         .count()
         .get_result(c)?;
-    Ok(active <= 1)
+    Ok(others == 0)
 }
 
 /// Everything `/admin/users/{id}` shows.

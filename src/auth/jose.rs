@@ -448,4 +448,118 @@ mod tests {
             assert!(v.verify(&token).is_some(), "{alg}");
         }
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+        use std::sync::LazyLock;
+
+        /// One signer and verifier per fast algorithm (RSA generation is slow and its
+        /// parsing is the same library's), and a real token of each.
+        static KEYS: LazyLock<Vec<(VerifyKey, String)>> = LazyLock::new(|| {
+            ["ES256", "EdDSA"]
+                .into_iter()
+                .map(|alg| {
+                    let (der, jwk) = generate(alg).unwrap();
+                    let signer = SignKey::from_der(alg, &der).unwrap();
+                    let token = signer.sign("k1", "at+jwt", &claims()).unwrap();
+                    let v = VerifyKey::from_jwk(alg, &Value::Object(jwk).to_string()).unwrap();
+                    assert!(v.verify(&token).is_some());
+                    (v, token)
+                })
+                .collect()
+        });
+
+        /// A change an attacker makes to a token: replace, insert or delete a
+        /// character, or swap two of its parts.
+        #[derive(Debug, Clone)]
+        enum Mutation {
+            Replace(prop::sample::Index, char),
+            Insert(prop::sample::Index, char),
+            Delete(prop::sample::Index),
+            Swap(usize, usize),
+            Header(String),
+        }
+
+        fn mutation() -> impl Strategy<Value = Mutation> {
+            let b64 = prop_oneof![
+                proptest::char::range('A', 'Z'),
+                proptest::char::range('a', 'z'),
+                proptest::char::range('0', '9'),
+                Just('-'),
+                Just('_'),
+                Just('.'),
+                Just('='),
+                Just('+'),
+                Just('/'),
+                any::<char>(),
+            ];
+            prop_oneof![
+                (any::<prop::sample::Index>(), b64.clone())
+                    .prop_map(|(i, c)| Mutation::Replace(i, c)),
+                (any::<prop::sample::Index>(), b64).prop_map(|(i, c)| Mutation::Insert(i, c)),
+                any::<prop::sample::Index>().prop_map(Mutation::Delete),
+                (0..3usize, 0..3usize).prop_map(|(a, b)| Mutation::Swap(a, b)),
+                prop_oneof![
+                    Just(r#"{"alg":"none","kid":"k1"}"#.to_string()),
+                    Just(r#"{"alg":"HS256","kid":"k1"}"#.to_string()),
+                    Just(r#"{"alg":"ES256","kid":"k1","crit":["x"]}"#.to_string()),
+                    Just(r#"{"alg":"EdDSA","kid":"k1","jwk":{}}"#.to_string()),
+                    ".{0,64}",
+                ]
+                .prop_map(Mutation::Header),
+            ]
+        }
+
+        fn apply(token: &str, m: &Mutation) -> String {
+            let mut chars: Vec<char> = token.chars().collect();
+            match m {
+                Mutation::Replace(i, c) => {
+                    let i = i.index(chars.len());
+                    chars[i] = *c;
+                }
+                Mutation::Insert(i, c) => chars.insert(i.index(chars.len() + 1), *c),
+                Mutation::Delete(i) => {
+                    chars.remove(i.index(chars.len()));
+                }
+                Mutation::Swap(a, b) => {
+                    let mut parts: Vec<&str> = token.split('.').collect();
+                    parts.swap(*a, *b);
+                    return parts.join(".");
+                }
+                Mutation::Header(h) => {
+                    let rest = token.split_once('.').unwrap().1;
+                    return format!("{}.{rest}", B64.encode(h));
+                }
+            }
+            chars.into_iter().collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1500, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// A token changed in any way is refused, and nothing panics reading it.
+            #[test]
+            fn a_mutated_token_never_verifies(m in mutation(), which in 0..2usize) {
+                let (v, token) = &KEYS[which];
+                let bad = apply(token, &m);
+                let _ = key_id(&bad);
+                if bad != *token {
+                    prop_assert!(v.verify(&bad).is_none(), "accepted {:?} of {}", m, token);
+                }
+            }
+
+            /// Arbitrary strings, and three arbitrary parts, are refused without panic.
+            #[test]
+            fn junk_never_verifies(s in any::<String>(), parts in proptest::collection::vec("[A-Za-z0-9_=+/-]{0,40}", 3)) {
+                for (v, _) in KEYS.iter() {
+                    prop_assert!(v.verify(&s).is_none());
+                    let _ = key_id(&s);
+                    let joined = parts.join(".");
+                    prop_assert!(v.verify(&joined).is_none());
+                    let _ = key_id(&joined);
+                }
+            }
+        }
+    }
 }

@@ -269,4 +269,104 @@ mod tests {
         let long = format!("https://auth.example.com/{}", "a".repeat(3000));
         check("https://auth.example.com", &[], &[], &[&long]);
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Return addresses built from the parts that confuse URL parsers: odd
+        /// schemes, user info, look-alike hosts, ports, and paths that smuggle a host.
+        fn address() -> impl Strategy<Value = String> {
+            let scheme = prop_oneof![
+                Just("https://"),
+                Just("http://"),
+                Just("//"),
+                Just("HTTPS://"),
+                Just("javascript:"),
+                Just("https:/"),
+                Just("https:\\\\"),
+                Just(""),
+            ];
+            let user = prop_oneof![
+                Just(""),
+                Just("user@"),
+                Just("a:b@"),
+                Just("app.example.com@")
+            ];
+            let host = prop_oneof![
+                Just("auth.example.com"),
+                Just("app.example.com"),
+                Just("example.com"),
+                Just("EXAMPLE.com"),
+                Just("example.com."),
+                Just("example.com.evil.net"),
+                Just("evilexample.com"),
+                Just("localhost"),
+                Just("127.0.0.1"),
+                Just("[::1]"),
+                Just("ex%61mple.com"),
+                Just("xn--exmple-cua.com"),
+                Just("exämple.com"),
+                Just("app.example.com\u{3002}evil.net"),
+                Just(""),
+            ];
+            let port = prop_oneof![
+                Just(""),
+                Just(":443"),
+                Just(":8443"),
+                Just(":1"),
+                Just(":80"),
+                Just(":"),
+                Just(":99999")
+            ];
+            let path = prop_oneof![
+                Just(""),
+                Just("/"),
+                Just("/x?y=1#z"),
+                Just("@evil.net/"),
+                Just("\\@evil.net"),
+                Just("/%2F%2Fevil.net"),
+                Just("#@evil.net"),
+                Just("?@evil.net"),
+                Just("\t/x"),
+            ];
+            (scheme, user, host, port, path).prop_map(|(a, b, c, d, e)| format!("{a}{b}{c}{d}{e}"))
+        }
+
+        fn check(rd: &str) {
+            let public = Url::parse("https://auth.example.com").unwrap();
+            let allowed = vec![normalize_domain("example.com").unwrap()];
+            let Some(url) = allowed_return(rd, &public, &allowed) else {
+                return;
+            };
+            assert!(
+                url.username().is_empty() && url.password().is_none(),
+                "{rd}: user info"
+            );
+            if url.origin() == public.origin() {
+                return;
+            }
+            let host = url.host_str().unwrap_or_default();
+            assert_eq!(url.scheme(), "https", "{rd}");
+            assert!(
+                host == "example.com" || host.ends_with(".example.com"),
+                "{rd} went to {host}"
+            );
+            assert_eq!(url.port(), None, "{rd}: another port");
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn an_accepted_return_is_on_an_allowed_origin(rd in address()) {
+                check(&rd);
+            }
+
+            #[test]
+            fn any_string_is_judged_without_panicking(rd in any::<String>()) {
+                check(&rd);
+            }
+        }
+    }
 }

@@ -66,4 +66,70 @@ mod tests {
         }
         assert_eq!(safe_next(None), "/account");
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Pieces an attacker combines to smuggle another origin past the check.
+        fn tricky() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("/".to_string()),
+                Just("\\".to_string()),
+                Just("%2F".to_string()),
+                Just("%2f".to_string()),
+                Just("%5C".to_string()),
+                Just("%5c".to_string()),
+                Just("%25".to_string()),
+                Just("2F".to_string()),
+                Just("%".to_string()),
+                Just(".".to_string()),
+                Just(":".to_string()),
+                Just("@".to_string()),
+                Just("evil.example".to_string()),
+                Just("https:".to_string()),
+                Just(" ".to_string()),
+                Just("\t".to_string()),
+                Just("%09".to_string()),
+                Just("%0a".to_string()),
+                Just("%E2%80%A8".to_string()),
+                Just("\u{3000}".to_string()),
+                "[a-z?=&#]{1,4}",
+            ];
+            proptest::collection::vec(piece, 0..10).prop_map(|v| v.concat())
+        }
+
+        /// What a browser could read as another origin: `//`, `/\`, a backslash
+        /// anywhere (some read it as `/`), or a control character (tabs and newlines
+        /// are dropped by URL parsers), after up to two decodings.
+        fn same_origin_path(r: &str) {
+            let once = percent_decode_str(r).decode_utf8_lossy().to_string();
+            let twice = percent_decode_str(&once).decode_utf8_lossy().to_string();
+            for form in [r, once.as_str(), twice.as_str()] {
+                assert!(form.starts_with('/'), "{r:?} ({form:?}) is not a path");
+                assert!(
+                    !form.starts_with("//") && !form.contains('\\'),
+                    "{r:?} ({form:?}) names another host"
+                );
+                assert!(
+                    !form.chars().any(char::is_control),
+                    "{r:?} has a control char"
+                );
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn safe_next_always_answers_a_same_origin_path(next in tricky()) {
+                same_origin_path(&safe_next(Some(&next)));
+            }
+
+            #[test]
+            fn safe_next_on_any_string(next in any::<String>()) {
+                same_origin_path(&safe_next(Some(&next)));
+            }
+        }
+    }
 }

@@ -153,4 +153,35 @@ mod tests {
         assert!(!verify(&[2u8; 32], "seed", Some("sid1"), &t));
         assert!(!verify(&key, "seed", Some("sid1"), ""));
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Only the exact token passes: any other submitted string (a mutated
+            /// token, one for another seed or session, junk) is refused without panic.
+            #[test]
+            fn only_the_exact_token_verifies(
+                key in any::<[u8; 32]>(),
+                seed in "[A-Za-z0-9_-]{43}",
+                sid in proptest::option::of("[a-z0-9]{1,40}"),
+                submitted in any::<String>(),
+                flip in any::<prop::sample::Index>(),
+                with in any::<char>(),
+            ) {
+                let good = token(&key, &seed, sid.as_deref());
+                prop_assert!(verify(&key, &seed, sid.as_deref(), &good));
+                prop_assert_eq!(verify(&key, &seed, sid.as_deref(), &submitted), submitted == good);
+                let mut chars: Vec<char> = good.chars().collect();
+                let i = flip.index(chars.len());
+                chars[i] = with;
+                let mutated: String = chars.into_iter().collect();
+                prop_assert_eq!(verify(&key, &seed, sid.as_deref(), &mutated), mutated == good);
+                prop_assert!(!verify(&key, &seed, Some("another-session"), &good) || sid.as_deref() == Some("another-session"));
+            }
+        }
+    }
 }

@@ -1140,3 +1140,58 @@ async fn a_role_editor_cannot_change_a_role_held_by_someone_stronger() {
     let p = post_form(&smith, "/admin/roles/reader/delete", &[]).await;
     assert_redirect(&p, "/admin/roles?done=deleted");
 }
+
+/// Only enabled admins count for the last-admin rule: a disabled admin can lose the
+/// role, be disabled again or be deleted while one other admin is active.
+#[tokio::test]
+async fn a_disabled_admin_is_never_the_last_admin() {
+    use portcullis::auth::admin::{self, Actor};
+    use portcullis::auth::audit::AuditCtx;
+    let app = admin_app().await;
+    let st = &app.state;
+    let ctx = AuditCtx::cli();
+    app.create_user("stays@example.com", &["admin"]).await;
+    let gone = app.create_user("gone@example.com", &["admin"]).await;
+    let disable = async || {
+        admin::set_disabled(
+            &st.db,
+            &st.clock,
+            &st.sessions,
+            &st.oidc.memo,
+            &Actor::Operator,
+            &gone,
+            true,
+            &ctx,
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(disable().await, Ok(()));
+    assert_eq!(disable().await, Ok(()), "disabling a disabled admin again");
+    let taken = admin::set_role(
+        &st.db,
+        &st.clock,
+        &st.oidc.memo,
+        &Actor::Operator,
+        &gone,
+        "admin",
+        false,
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(taken, Ok(true), "taking admin from a disabled admin");
+    let deleted = admin::delete(
+        &st.db,
+        &st.clock,
+        &st.sessions,
+        &st.oidc.memo,
+        &Actor::Operator,
+        &gone,
+        "gone@example.com",
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted, Ok(()));
+}

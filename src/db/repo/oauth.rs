@@ -98,6 +98,11 @@ pub fn insert_client(c: &mut AnyConnection, client: &Client) -> QueryResult<()> 
 }
 
 pub fn find_client(c: &mut AnyConnection, id: &str) -> QueryResult<Option<Client>> {
+    // An attacker's `client_id` may hold a NUL, which no stored id does and which
+    // PostgreSQL refuses to bind (an error, so a 500): there is no such client.
+    if id.contains('\0') {
+        return Ok(None);
+    }
     oauth_clients::table
         .find(id)
         .select(Client::as_select())

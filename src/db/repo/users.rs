@@ -27,6 +27,12 @@ pub fn insert(conn: &mut AnyConnection, user: &User) -> QueryResult<()> {
 }
 
 pub fn find_by_email(conn: &mut AnyConnection, normalized: &str) -> QueryResult<Option<User>> {
+    // Typed addresses reach this unparsed (so a malformed one is answered like any
+    // other); a NUL, which no stored address holds and PostgreSQL refuses to bind,
+    // means nobody.
+    if normalized.contains('\0') {
+        return Ok(None);
+    }
     users::table
         .filter(users::email_normalized.eq(normalized))
         .select(User::as_select())
