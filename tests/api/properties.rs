@@ -398,6 +398,7 @@ async fn apply(app: &TestApp, m: &mut Model, s: Step) -> Result<(), TestCaseErro
                 &st.db,
                 &st.clock,
                 &st.sessions,
+                &st.oidc.memo,
                 &Actor::Operator,
                 &m.uid,
                 &ctx,
