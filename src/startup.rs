@@ -306,9 +306,10 @@ impl Application {
     }
 }
 
-/// A signed checkpoint of the audit chain in the log every hour (the first at start), and
-/// one when the instance is stopped: copies kept outside the database, for `audit verify
-/// --expect`.
+/// A signed checkpoint of the audit chain in the log every hour (the first at start):
+/// copies kept outside the database, for `audit verify --expect`. The one at stop is
+/// `run_until_stopped`'s, after the last requests; this task only ends then (a database
+/// call started here while the runtime winds down would be cancelled, and say so).
 fn spawn_checkpoints(
     state: web::Data<AppState>,
     signer: Arc<crate::auth::checkpoint::Signer>,
@@ -317,14 +318,11 @@ fn spawn_checkpoints(
     tokio::spawn(async move {
         let mut hourly = tokio::time::interval(Duration::from_secs(3600));
         loop {
-            let stopping = tokio::select! {
-                _ = hourly.tick() => false,
-                _ = shutdown.changed() => true,
-            };
-            crate::auth::checkpoint::log(&state.db, &signer, state.clock.now()).await;
-            if stopping {
-                break;
+            tokio::select! {
+                _ = hourly.tick() => {}
+                _ = shutdown.changed() => break,
             }
+            crate::auth::checkpoint::log(&state.db, &signer, state.clock.now()).await;
         }
     });
 }
