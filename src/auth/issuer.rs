@@ -411,7 +411,7 @@ impl Issuer {
                 "code already used; what it issued is revoked",
             )));
         }
-        crate::web::metrics::token_issued("authorization_code");
+        crate::counters::token_issued("authorization_code");
         Ok(Ok(Tokens {
             access_token: access,
             id_token,
@@ -561,7 +561,7 @@ impl Issuer {
             self.memo.invalidate().await;
             return reused();
         }
-        crate::web::metrics::token_issued("refresh_token");
+        crate::counters::token_issued("refresh_token");
         Ok(Ok(Tokens {
             access_token: access,
             id_token,
@@ -614,7 +614,7 @@ impl Issuer {
                 json!({"client_id": client.client_id, "scope": scope, "grant_type": "client_credentials"}),
             )
             .await?;
-        crate::web::metrics::token_issued("client_credentials");
+        crate::counters::token_issued("client_credentials");
         Ok(Ok(Tokens {
             access_token: access,
             id_token: None,

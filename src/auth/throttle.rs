@@ -41,7 +41,7 @@ pub struct RetryAfter(pub u64);
 /// Counts a refusal in /metrics and passes the verdict on.
 fn noted(limit: &'static str, verdict: Result<(), RetryAfter>) -> Result<(), RetryAfter> {
     if verdict.is_err() {
-        crate::web::metrics::rate_limited(limit);
+        crate::counters::rate_limited(limit);
     }
     verdict
 }

@@ -78,14 +78,21 @@ pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.chars().count() <= 60 && !name.chars().any(char::is_control)
 }
 
+/// The signed-in account a credential is being added to.
+pub struct Holder<'a> {
+    pub uid: &'a str,
+    pub email: &'a str,
+    pub name: Option<&'a str>,
+}
+
 /// Starts adding a credential: the browser gets the options, the session keeps the state.
 pub async fn start_registration(
     db: &Db,
     wa: &Webauthn,
-    user: &crate::web::session::SignedIn,
+    user: &Holder<'_>,
     kind: &str,
 ) -> Result<(serde_json::Value, PasskeyRegistration), InternalError> {
-    let uid = user.uid.clone();
+    let uid = user.uid.to_string();
     let rows = db
         .run(move |c| repo::for_user(c, &uid).map_err(InternalError::from))
         .await?;
@@ -93,14 +100,9 @@ pub async fn start_registration(
         .iter()
         .map(|(_, p)| p.cred_id().clone())
         .collect();
-    let display = user.name.clone().unwrap_or_else(|| user.email.clone());
+    let display = user.name.unwrap_or(user.email);
     let (ccr, state) = wa
-        .start_passkey_registration(
-            user_handle(&user.uid)?,
-            &user.email,
-            &display,
-            Some(exclude),
-        )
+        .start_passkey_registration(user_handle(user.uid)?, user.email, display, Some(exclude))
         .map_err(|e| InternalError::Other(format!("webauthn: {e}")))?;
     let mut options =
         serde_json::to_value(&ccr).map_err(|e| InternalError::Other(e.to_string()))?;

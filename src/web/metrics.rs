@@ -94,15 +94,7 @@ pub fn second_factor(method: &'static str, ok: bool) {
     metrics::counter!("second_factor_total", "method" => method, "outcome" => outcome).increment(1);
 }
 
-/// An OAuth token issued, by grant type.
-pub fn token_issued(grant: &'static str) {
-    metrics::counter!("tokens_issued_total", "grant" => grant).increment(1);
-}
-
-/// A request refused by a rate limit.
-pub fn rate_limited(limit: &'static str) {
-    metrics::counter!("rate_limit_rejections_total", "limit" => limit).increment(1);
-}
+pub use crate::counters::{rate_limited, token_issued};
 
 /// Who may scrape: the configured bearer token, or, without one, a client on this host.
 /// "Client" as everywhere else (`client::client_ip`): behind a trusted proxy the socket

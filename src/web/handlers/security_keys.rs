@@ -124,7 +124,17 @@ pub async fn register_start(ctx: Ctx, body: web::Json<StartBody>) -> HttpRespons
             ));
         }
         let st = &ctx.state;
-        let (options, state) = start_registration(&st.db, st.webauthn()?, &u, kind).await?;
+        let (options, state) = start_registration(
+            &st.db,
+            st.webauthn()?,
+            &crate::auth::webauthn::Holder {
+                uid: &u.uid,
+                email: &u.email,
+                name: u.name.as_deref(),
+            },
+            kind,
+        )
+        .await?;
         let ceremony = Ceremony {
             kind: kind.to_string(),
             name: body.name.trim().to_string(),
