@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::auth::accounts::{NewAccount, create_user, set_role};
 use crate::auth::audit::AuditCtx;
-use crate::auth::memo::Memo;
+use crate::auth::oauth::cache::BackChannelCache;
 use crate::clock::Clock;
 use crate::config::Config;
 
@@ -79,7 +79,7 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
             grants,
             skip_consent,
         } => {
-            let new = crate::auth::oidc::NewClient {
+            let new = crate::auth::oauth::authorize::NewClient {
                 name,
                 redirect_uris,
                 post_logout_redirect_uris,
@@ -89,8 +89,13 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
                 skip_consent,
                 id_token_alg: "RS256".into(),
             };
-            match crate::auth::oidc::create_client(&db, &Clock::system(), new, &AuditCtx::cli())
-                .await?
+            match crate::auth::oauth::authorize::create_client(
+                &db,
+                &Clock::system(),
+                new,
+                &AuditCtx::cli(),
+            )
+            .await?
             {
                 Ok((id, Some(secret))) => Ok(format!("client_id={id}\nclient_secret={secret}")),
                 Ok((id, None)) => Ok(format!("client_id={id}")),
@@ -116,8 +121,8 @@ pub enum AuditCommand {
 
 /// `Ok` with a report when the chain is intact, `Err` naming the first bad event.
 pub async fn run_audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<String> {
-    use crate::auth::checkpoint::{Checkpoint, Signer};
-    let master = crate::keys::MasterKey::load_or_create(&config.secret_key_file)?;
+    use crate::auth::audit::checkpoint::{Checkpoint, Signer};
+    let master = crate::master_key::MasterKey::load_or_create(&config.secret_key_file)?;
     let signer = Signer::new(&master);
     let db = crate::startup::open_database_with(config, &master)?;
     match cmd {
@@ -125,7 +130,7 @@ pub async fn run_audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<Str
             let now = Clock::system().now();
             let taken = db
                 .run(move |c| {
-                    crate::auth::checkpoint::take(c, &signer, now)
+                    crate::auth::audit::checkpoint::take(c, &signer, now)
                         .map_err(crate::db::DbError::from)
                         .map(|r| r.map(|cp| (cp, signer.public_key())))
                 })
@@ -246,8 +251,8 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
             Ok(format!("created user {} ({})", user.email, user.id))
         }
         UserCommand::SetRole { email, role } => {
-            let memo = Memo::publisher(config).await;
-            let changed = set_role(&db, &clock, &memo, &email, &role, true, &ctx)
+            let cache = BackChannelCache::publisher(config).await;
+            let changed = set_role(&db, &clock, &cache, &email, &role, true, &ctx)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -258,8 +263,8 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
             })
         }
         UserCommand::UnsetRole { email, role } => {
-            let memo = Memo::publisher(config).await;
-            let changed = set_role(&db, &clock, &memo, &email, &role, false, &ctx)
+            let cache = BackChannelCache::publisher(config).await;
+            let changed = set_role(&db, &clock, &cache, &email, &role, false, &ctx)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

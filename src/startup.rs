@@ -12,16 +12,16 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
+use crate::auth::accounts::links::MailCtx;
 use crate::auth::password::Hasher;
-use crate::auth::recovery::MailCtx;
-use crate::auth::session_state::StateBackend;
 use crate::auth::sessions::Sessions;
+use crate::auth::sessions::store::StateBackend;
 use crate::auth::throttle::{Limits, Throttle};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, migrate};
-use crate::keys::MasterKey;
 use crate::mail::Mailer;
+use crate::master_key::MasterKey;
 use crate::web::session_store::Store;
 use crate::web::state::AppState;
 use crate::web::{csrf, error, headers, request_id, routes};
@@ -33,7 +33,7 @@ pub struct Application {
     pub state: web::Data<AppState>,
     pub setup_link: Option<String>,
     shutdown: watch::Sender<bool>,
-    checkpoints: Arc<crate::auth::checkpoint::Signer>,
+    checkpoints: Arc<crate::auth::audit::checkpoint::Signer>,
 }
 
 #[derive(Clone)]
@@ -137,12 +137,23 @@ impl Application {
                 retry_base_secs: config.mail_retry_base_secs,
                 retry_max_secs: config.mail_retry_max_secs,
                 give_up_after_secs: config.mail_give_up_after_secs,
+                on_failure: Arc::new(|c, now, details| {
+                    crate::auth::audit::record(
+                        c,
+                        &crate::auth::audit::AuditCtx::default(),
+                        now,
+                        crate::domain::audit::AuditAction::MailFailed,
+                        crate::domain::audit::Outcome::Failure,
+                        None,
+                        details,
+                    )
+                }),
             },
             mail_wake.clone(),
             shutdown_rx.clone(),
         );
 
-        let setup_link = crate::auth::setup::issue_link_if_needed(
+        let setup_link = crate::auth::accounts::setup::issue_link_if_needed(
             &db,
             &clock,
             &config.base_url(),
@@ -161,25 +172,27 @@ impl Application {
         // Browsers accept only domain names as relying-party ids: on an IP address
         // everything but WebAuthn still works.
         crate::web::metrics::handle();
-        let webauthn = match crate::auth::webauthn::relying_party(&config.public_url) {
+        let webauthn = match crate::auth::mfa::webauthn::relying_party(&config.public_url) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(public_url = %config.public_url, error = %e, "security keys and passkeys are off: the public URL's host must be a domain name");
                 None
             }
         };
-        // What the OAuth back channel may keep in memory (see auth::memo): with Redis,
+        // What the OAuth back channel may keep in memory (see auth::oauth::cache): with Redis,
         // changes are published to every instance; alone on SQLite, in this process;
         // PostgreSQL without Redis keeps nothing (another instance's change would go
         // unseen).
-        let memo = match throttle.redis_connection() {
-            Some(conn) => crate::auth::memo::Memo::redis(conn, &config.redis_prefix),
-            None if db.backend() == crate::config::DbBackend::Sqlite => {
-                crate::auth::memo::Memo::local()
+        let cache = match throttle.redis_connection() {
+            Some(conn) => {
+                crate::auth::oauth::cache::BackChannelCache::redis(conn, &config.redis_prefix)
             }
-            None => crate::auth::memo::Memo::disabled(),
+            None if db.backend() == crate::config::DbBackend::Sqlite => {
+                crate::auth::oauth::cache::BackChannelCache::local()
+            }
+            None => crate::auth::oauth::cache::BackChannelCache::disabled(),
         };
-        let ceremonies = crate::auth::ceremony::Ceremonies::new(
+        let ceremonies = crate::auth::sign_in::passkey_ceremony::Ceremonies::new(
             &master,
             throttle.redis_connection(),
             &config.redis_prefix,
@@ -187,25 +200,31 @@ impl Application {
         let state = web::Data::new(AppState {
             webauthn,
             ceremonies,
-            oidc: crate::auth::issuer::Issuer::new(
+            oidc: crate::auth::oauth::tokens::Issuer::new(
                 db.clone(),
                 clock.clone(),
-                crate::keys::Sealer::new(&master, "oidc-signing-keys"),
+                crate::master_key::Sealer::new(&master, "oidc-signing-keys"),
                 &config,
-                memo,
+                cache,
             ),
-            discovery: crate::web::handlers::oidc::discovery_document(&config),
+            discovery: crate::web::handlers::oauth::front_channel::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),
             mail: MailCtx {
                 base: config.base_url(),
                 verify_ttl: config.email_verification_ttl_secs,
                 reset_ttl: config.password_reset_ttl_secs,
+                outbox: crate::mail::outbox::Outbox::new(mail_wake),
             },
-            mail_wake,
             mfa_keys: crate::auth::mfa::MfaKeys {
-                sealer: crate::keys::Sealer::new(&master, "totp-secrets"),
+                sealer: crate::master_key::Sealer::new(&master, "totp-secrets"),
                 pepper: master.derive::<32>("recovery-codes"),
             },
+            access: crate::auth::access::Access::new(
+                db.clone(),
+                config.admin_requires_second_factor,
+            ),
+            audit_log: crate::auth::audit::AuditLog::new(db.clone(), clock.clone()),
+            health: crate::auth::health::Health::new(db.clone(), clock.clone()),
             config,
             db,
             hasher,
@@ -214,7 +233,7 @@ impl Application {
             mailer,
             clock,
         });
-        let checkpoints = Arc::new(crate::auth::checkpoint::Signer::new(&master));
+        let checkpoints = Arc::new(crate::auth::audit::checkpoint::Signer::new(&master));
         spawn_checkpoints(state.clone(), checkpoints.clone(), shutdown_rx.clone());
         spawn_background(state.clone(), shutdown_rx);
 
@@ -301,7 +320,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         let now = self.state.clock.now();
-        crate::auth::checkpoint::log(&self.state.db, &self.checkpoints, now).await;
+        crate::auth::audit::checkpoint::log(&self.state.db, &self.checkpoints, now).await;
         served
     }
 }
@@ -312,7 +331,7 @@ impl Application {
 /// call started here while the runtime winds down would be cancelled, and say so).
 fn spawn_checkpoints(
     state: web::Data<AppState>,
-    signer: Arc<crate::auth::checkpoint::Signer>,
+    signer: Arc<crate::auth::audit::checkpoint::Signer>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
@@ -322,7 +341,7 @@ fn spawn_checkpoints(
                 _ = hourly.tick() => {}
                 _ = shutdown.changed() => break,
             }
-            crate::auth::checkpoint::log(&state.db, &signer, state.clock.now()).await;
+            crate::auth::audit::checkpoint::log(&state.db, &signer, state.clock.now()).await;
         }
     });
 }

@@ -45,3 +45,39 @@ pub fn finish() {
     let guard = WRITER.lock().ok().and_then(|mut slot| slot.take());
     drop(guard);
 }
+
+/// An error with every cause under it, `top: cause: root`, for one log line: the
+/// top-level message alone ("database unavailable") rarely says what to fix.
+pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        // `#[error(transparent)]` wrappers repeat their source's message.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("could not save the session")]
+    struct Top(#[source] Middle);
+    #[derive(Debug, thiserror::Error)]
+    #[error("database unavailable")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let e = Top(Middle(std::io::Error::other("connection refused")));
+        assert_eq!(
+            super::cause_chain(&e),
+            "could not save the session: database unavailable: connection refused"
+        );
+    }
+}

@@ -152,7 +152,7 @@ async fn user_tokens(
 /// Signatures per second of each algorithm over a typical access token's claims, with
 /// the server's own signing code.
 fn signing_rates() -> Result<Vec<(&'static str, f64)>, String> {
-    use portcullis::auth::jose::{SignKey, generate};
+    use portcullis::auth::oauth::jws::{SignKey, generate};
     let claims = serde_json::json!({
         "iss": "https://id.example.com", "sub": "0b8e1f0c-5f2d-4c1e-9a57-3f8f0d1c2b3a",
         "aud": "client-id-123456789012", "client_id": "client-id-123456789012",

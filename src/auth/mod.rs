@@ -1,29 +1,17 @@
 //! Application logic for end users: accounts, sign-in, sessions, throttling, audit.
 //! Async functions that use `db` and `domain`; nothing here knows about actix or HTML.
 
+pub mod access;
 pub mod accounts;
-pub mod admin;
 pub mod audit;
-pub mod ceremony;
-pub mod checkpoint;
-pub mod gate;
-pub mod issuer;
-pub mod jose;
-pub mod keyring;
-pub mod login;
-pub mod memo;
+pub mod health;
 pub mod mfa;
-pub mod oidc;
+pub mod oauth;
 pub mod password;
-pub mod rbac;
-pub mod recovery;
-pub mod roles;
-pub mod session_state;
 pub mod sessions;
 pub mod settings;
-pub mod setup;
+pub mod sign_in;
 pub mod throttle;
-pub mod webauthn;
 
 use crate::db::DbError;
 
@@ -38,8 +26,8 @@ pub enum InternalError {
     Other(String),
 }
 
-impl From<diesel::result::Error> for InternalError {
-    fn from(e: diesel::result::Error) -> Self {
+impl From<crate::db::QueryError> for InternalError {
+    fn from(e: crate::db::QueryError) -> Self {
         InternalError::Db(DbError::Query(e))
     }
 }

@@ -233,7 +233,7 @@ impl Hasher {
     }
 }
 
-fn herr(e: impl std::fmt::Display) -> HashError {
+fn hash_error(e: impl std::fmt::Display) -> HashError {
     HashError::Hash(e.to_string())
 }
 
@@ -261,46 +261,49 @@ fn verify_into(
     password: &[u8],
     mem: &mut Vec<Block>,
 ) -> Result<bool, HashError> {
-    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(herr)?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(hash_error)?;
     let version = match parsed.version {
-        Some(v) => Version::try_from(v).map_err(herr)?,
+        Some(v) => Version::try_from(v).map_err(hash_error)?,
         None => Version::default(),
     };
     let expected = parsed
         .hash
-        .ok_or_else(|| herr("stored hash has no output"))?;
-    let params = Params::try_from(parsed).map_err(herr)?;
+        .ok_or_else(|| hash_error("stored hash has no output"))?;
+    let params = Params::try_from(parsed).map_err(hash_error)?;
     let mut salt_buf = [0u8; 64];
     let salt = parsed
         .salt
-        .ok_or_else(|| herr("stored hash has no salt"))?
+        .ok_or_else(|| hash_error("stored hash has no salt"))?
         .decode_b64(&mut salt_buf)
-        .map_err(herr)?;
+        .map_err(hash_error)?;
     mem.resize(params.block_count(), Block::default());
     let mut out = vec![0u8; expected.len()];
     Argon2::new(algorithm, version, params)
         .hash_password_into_with_memory(password, salt, &mut out, &mut mem[..])
-        .map_err(herr)?;
+        .map_err(hash_error)?;
     Ok(out.ct_eq(expected.as_bytes()).into())
 }
 
 fn hash_with(params: &Params, password: &str, memory: &Memory) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     let mut salt_buf = [0u8; 64];
-    let raw_salt = salt.as_salt().decode_b64(&mut salt_buf).map_err(herr)?;
+    let raw_salt = salt
+        .as_salt()
+        .decode_b64(&mut salt_buf)
+        .map_err(hash_error)?;
     let mut out = [0u8; 32];
     with_memory(memory, |mem| {
         mem.resize(params.block_count(), Block::default());
         Hasher::argon2(params)
             .hash_password_into_with_memory(password.as_bytes(), raw_salt, &mut out, &mut mem[..])
-            .map_err(herr)
+            .map_err(hash_error)
     })?;
     let phc = PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(params).map_err(herr)?,
+        params: ParamsString::try_from(params).map_err(hash_error)?,
         salt: Some(salt.as_salt()),
-        hash: Some(Output::new(&out).map_err(herr)?),
+        hash: Some(Output::new(&out).map_err(hash_error)?),
     };
     Ok(phc.to_string())
 }

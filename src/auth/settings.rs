@@ -4,8 +4,8 @@
 
 use serde_json::json;
 
-use super::InternalError;
-use super::audit::{AuditCtx, record};
+use crate::auth::InternalError;
+use crate::auth::audit::{AuditCtx, record};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;

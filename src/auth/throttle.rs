@@ -65,7 +65,7 @@ fn may_guess(count: u32, held: u32, free: u32) -> bool {
 /// GCRA: one "theoretical arrival time" per key, in Redis's own clock (TIME), so the
 /// instances' clocks do not matter. Returns {0 when allowed, else milliseconds to wait;
 /// the value of KEYS[2] when one is given (its field ARGV[3] when that is given, nil
-/// when unset)}: the token endpoint reads the OAuth memo generation in the same round
+/// when unset)}: the token endpoint reads the OAuth cache generation in the same round
 /// trip as it counts the client's request, a sign-in the account's back-off.
 const GCRA: &str = r"
 local t = redis.call('TIME')
@@ -367,8 +367,8 @@ impl Throttle {
         clock: Clock,
         url: &str,
         prefix: &str,
-    ) -> Result<Self, super::InternalError> {
-        let err = |e: redis::RedisError| super::InternalError::Other(format!("redis: {e}"));
+    ) -> Result<Self, crate::auth::InternalError> {
+        let err = |e: redis::RedisError| crate::auth::InternalError::Other(format!("redis: {e}"));
         let client = redis::Client::open(url).map_err(err)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(std::time::Duration::from_secs(2))

@@ -293,7 +293,9 @@ impl Db {
             .pool
             .get()
             .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
-        with_chain_key(self.chain_key.clone(), || conn.run(f))
+        with_chain_key(self.chain_key.clone(), || {
+            with_after_success(|| conn.run(f))
+        })
     }
 
     /// The most connections the pool opens.
@@ -316,7 +318,7 @@ impl Db {
             let mut conn = pool
                 .get()
                 .map_err(|e| E::from(DbError::Pool(e.to_string())))?;
-            with_chain_key(key, || conn.run(f))
+            with_chain_key(key, || with_after_success(|| conn.run(f)))
         })
         .await
         {
@@ -331,6 +333,36 @@ impl Db {
             .await
             .is_ok()
     }
+}
+
+thread_local! {
+    static AFTER_SUCCESS: std::cell::RefCell<Vec<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Asks for `f` to run once the closure `Db::run` is running has returned `Ok` (its
+/// transaction committed), and not at all if it fails. For what must follow a commit and
+/// cannot be forgotten by a caller: the outbox wakes the mail worker this way whenever a
+/// message is queued. Outside a `Db` closure `f` runs at once.
+pub fn after_success(f: impl FnOnce() + 'static) {
+    let inside = AFTER_SUCCESS.with(|h| {
+        h.try_borrow_mut()
+            .map(|mut h| h.push(Box::new(f)))
+            .map_err(|_| ())
+    });
+    debug_assert!(inside.is_ok(), "after_success is not re-entrant");
+}
+
+fn with_after_success<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    // Hooks of an earlier closure that panicked on this thread must not run now.
+    AFTER_SUCCESS.with(|h| h.borrow_mut().clear());
+    let result = f();
+    let hooks = AFTER_SUCCESS.with(|h| std::mem::take(&mut *h.borrow_mut()));
+    if result.is_ok() {
+        for hook in hooks {
+            hook();
+        }
+    }
+    result
 }
 
 thread_local! {
@@ -379,7 +411,7 @@ pub mod locks {
     pub const AUDIT_CHAIN: i64 = 0x706f_7274_0002;
     /// Creating the OIDC signing key: one key, whichever instance comes first.
     pub const SIGNING_KEY: i64 = 0x706f_7274_0003;
-    /// Every admin write on a user (`auth::admin::target`): the last-admin rule must
+    /// Every admin write on a user (`auth::accounts::admin::target`): the last-admin rule must
     /// see the other admin's concurrent demotion or disabling, on any instance.
     pub const ADMIN_SET: i64 = 0x706f_7274_0a01;
 }

@@ -1,6 +1,14 @@
 //! Audit exports: CSV that spreadsheets cannot be tricked into executing, and JSON lines.
 
-use crate::db::repo::audit::AuditEvent;
+use super::audit::ChainFields;
+
+/// One stored event as exported: its id, its chained content and its links.
+pub struct ExportedEvent<'a> {
+    pub id: i64,
+    pub fields: ChainFields<'a>,
+    pub prev_hash: &'a str,
+    pub hash: &'a str,
+}
 
 const COLUMNS: [&str; 12] = [
     "id",
@@ -41,40 +49,42 @@ pub fn csv_header() -> String {
     format!("{}\r\n", COLUMNS.join(","))
 }
 
-pub fn csv_row(e: &AuditEvent) -> String {
-    let o = |v: &Option<String>| v.clone().unwrap_or_default();
+pub fn csv_row(e: &ExportedEvent<'_>) -> String {
+    let f = &e.fields;
+    let o = |v: Option<&str>| v.unwrap_or_default().to_string();
     let cells = [
         e.id.to_string(),
-        iso(e.created_at),
-        e.event.clone(),
-        e.outcome.clone(),
-        o(&e.actor_id),
-        o(&e.target_id),
-        o(&e.ip),
-        o(&e.user_agent),
-        o(&e.request_id),
-        e.details.clone(),
-        e.prev_hash.clone(),
-        e.hash.clone(),
+        iso(f.created_at),
+        f.event.to_string(),
+        f.outcome.to_string(),
+        o(f.actor_id),
+        o(f.target_id),
+        o(f.ip),
+        o(f.user_agent),
+        o(f.request_id),
+        f.details.to_string(),
+        e.prev_hash.to_string(),
+        e.hash.to_string(),
     ];
     let mut line = cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(",");
     line.push_str("\r\n");
     line
 }
 
-pub fn json_line(e: &AuditEvent) -> String {
-    let details: serde_json::Value =
-        serde_json::from_str(&e.details).unwrap_or(serde_json::Value::String(e.details.clone()));
+pub fn json_line(e: &ExportedEvent<'_>) -> String {
+    let f = &e.fields;
+    let details: serde_json::Value = serde_json::from_str(f.details)
+        .unwrap_or_else(|_| serde_json::Value::String(f.details.to_string()));
     let mut line = serde_json::json!({
         "id": e.id,
-        "time": iso(e.created_at),
-        "event": e.event,
-        "outcome": e.outcome,
-        "actor_id": e.actor_id,
-        "target_id": e.target_id,
-        "ip": e.ip,
-        "user_agent": e.user_agent,
-        "request_id": e.request_id,
+        "time": iso(f.created_at),
+        "event": f.event,
+        "outcome": f.outcome,
+        "actor_id": f.actor_id,
+        "target_id": f.target_id,
+        "ip": f.ip,
+        "user_agent": f.user_agent,
+        "request_id": f.request_id,
         "details": details,
         "prev_hash": e.prev_hash,
         "hash": e.hash,

@@ -1,17 +1,36 @@
 //! Putting a message in the outbox: called inside the transaction of the change that
-//! caused it, so the change and its message commit (or roll back) together.
+//! caused it, so the change and its message commit (or roll back) together. Queueing a
+//! message wakes the delivery worker once the transaction has committed: no caller has to
+//! remember to.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use crate::db::AnyConnection;
 use crate::db::repo::outbox::{OutboxMail, insert};
 
 use super::messages::Rendered;
 
+/// The outbox's handle: what wakes the delivery worker.
+#[derive(Clone, Default)]
+pub struct Outbox {
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(wake: Arc<Notify>) -> Self {
+        Self { wake }
+    }
+}
+
 pub fn enqueue(
     conn: &mut AnyConnection,
+    outbox: &Outbox,
     to: &str,
     msg: Rendered,
     now: i64,
-) -> diesel::QueryResult<()> {
+) -> crate::db::QueryResult<()> {
     insert(
         conn,
         &OutboxMail {
@@ -29,5 +48,8 @@ pub fn enqueue(
             failed_at: None,
             last_error: None,
         },
-    )
+    )?;
+    let wake = outbox.wake.clone();
+    crate::db::conn::after_success(move || wake.notify_one());
+    Ok(())
 }

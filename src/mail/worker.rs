@@ -1,6 +1,7 @@
 //! Delivers the outbox: leases due messages (so two instances never send the same one
 //! at once), sends them, and marks them sent; a failure is retried with exponential
-//! back-off until it goes through or is too old, and is logged and audited.
+//! back-off until it goes through or is too old, and is logged and reported to the
+//! `on_failure` hook (the audit log, wired in by `startup`: mail sits below `auth`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,16 +10,18 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 
 use super::{Email, Mailer};
-use crate::auth::InternalError;
-use crate::auth::audit::{AuditCtx, record};
 use crate::clock::Clock;
-use crate::db::Db;
 use crate::db::repo::outbox::{self, OutboxMail};
-use crate::domain::audit::{AuditAction, Outcome};
+use crate::db::{AnyConnection, Db, DbError, QueryResult};
 
 /// How long a claimed message stays ours; longer than one SMTP attempt can take.
 const LEASE_SECS: i64 = 120;
 const BATCH: i64 = 20;
+
+/// Told of a failed delivery (the first failure and the final one), inside the
+/// transaction that records it: `(connection, now, details)`.
+pub type FailureHook =
+    Arc<dyn Fn(&mut AnyConnection, i64, serde_json::Value) -> QueryResult<()> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct Settings {
@@ -26,6 +29,7 @@ pub struct Settings {
     pub retry_base_secs: i64,
     pub retry_max_secs: i64,
     pub give_up_after_secs: i64,
+    pub on_failure: FailureHook,
 }
 
 pub fn backoff(settings: &Settings, attempts: i32) -> i64 {
@@ -66,12 +70,12 @@ pub async fn deliver_due(
     clock: &Clock,
     settings: &Settings,
     worker_id: &str,
-) -> Result<usize, InternalError> {
+) -> Result<usize, DbError> {
     let now = clock.now();
     let me = worker_id.to_string();
     let claimed = db
         .run(move |c| {
-            outbox::claim_due(c, &me, now, now + LEASE_SECS, BATCH).map_err(InternalError::from)
+            outbox::claim_due(c, &me, now, now + LEASE_SECS, BATCH).map_err(DbError::from)
         })
         .await?;
     let mut sent = 0;
@@ -92,7 +96,7 @@ pub async fn deliver_due(
         match outcome {
             Ok(()) => {
                 let (id, me, at) = (mail.id.clone(), worker_id.to_string(), clock.now());
-                db.run(move |c| outbox::mark_sent(c, &id, &me, at).map_err(InternalError::from))
+                db.run(move |c| outbox::mark_sent(c, &id, &me, at).map_err(DbError::from))
                     .await?;
                 sent += 1;
             }
@@ -109,7 +113,7 @@ async fn failed(
     worker_id: &str,
     mail: &OutboxMail,
     err: &str,
-) -> Result<(), InternalError> {
+) -> Result<(), DbError> {
     let now = clock.now();
     let attempts = mail.attempts + 1;
     let give_up = now - mail.created_at >= settings.give_up_after_secs;
@@ -131,20 +135,13 @@ async fn failed(
     );
     // Audit the first failure and the final one: visible, without one row per retry.
     let audit = attempts == 1 || give_up;
+    let hook = settings.on_failure.clone();
     db.run(move |c| {
         outbox::mark_failed(c, &id, &me, next, &e, give_up.then_some(now))?;
         if audit {
-            record(
-                c,
-                &AuditCtx::default(),
-                now,
-                AuditAction::MailFailed,
-                Outcome::Failure,
-                None,
-                json!({"mail_id": id, "to_domain": domain, "attempts": attempts, "error": e, "abandoned": give_up}),
-            )?;
+            (hook)(c, now, json!({"mail_id": id, "to_domain": domain, "attempts": attempts, "error": e, "abandoned": give_up}))?;
         }
-        Ok::<_, InternalError>(())
+        Ok::<_, DbError>(())
     })
     .await
 }
@@ -160,6 +157,7 @@ mod tests {
             retry_base_secs: 5,
             retry_max_secs: 300,
             give_up_after_secs: 1,
+            on_failure: Arc::new(|_, _, _| Ok(())),
         };
         assert_eq!(backoff(&s, 1), 5);
         assert_eq!(backoff(&s, 2), 10);

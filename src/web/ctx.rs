@@ -15,8 +15,9 @@ use super::request_id::RequestId;
 use super::session::{self, SignedIn};
 use super::state::AppState;
 use super::views::Chrome;
+use crate::auth::access::Admission;
+use crate::auth::access::permissions::Permission;
 use crate::auth::audit::AuditCtx;
-use crate::auth::rbac::{Permission, permissions_of};
 
 /// A user allowed into an admin page, with every permission they hold.
 pub struct Admin {
@@ -88,8 +89,8 @@ impl Ctx {
             None => req.path().to_string(),
         };
         Ok(Ctx {
-            ip: super::client::client_ip(req, &state.config),
-            user_agent: super::client::user_agent(req),
+            ip: crate::web::caller::client_ip(req, &state.config),
+            user_agent: crate::web::caller::user_agent(req),
             state,
             session,
             user,
@@ -128,26 +129,13 @@ impl Ctx {
     /// second factor (when the config asks for one) → the enrolment page first.
     pub async fn require_permission(&self, p: Permission) -> Result<Admin, AppError> {
         let user = self.require_user()?.clone();
-        let uid = user.uid.clone();
-        let (perms, has_factor) = self
-            .state
-            .db
-            .run(move |c| {
-                Ok::<_, crate::auth::InternalError>((
-                    permissions_of(c, &uid)?,
-                    crate::auth::mfa::required(c, &uid)?,
-                ))
-            })
-            .await?;
-        if !perms.contains(&p) {
-            return Err(AppError::Forbidden(
+        match self.state.access.admission(&user.uid, p).await? {
+            Admission::Granted(perms) => Ok(Admin { user, perms }),
+            Admission::Denied => Err(AppError::Forbidden(
                 "You do not have access to this page.".into(),
-            ));
+            )),
+            Admission::NeedsSecondFactor => Err(AppError::Redirect("/account/totp?admin=1".into())),
         }
-        if self.state.config.admin_requires_second_factor && !has_factor {
-            return Err(AppError::Redirect("/account/totp?admin=1".into()));
-        }
-        Ok(Admin { user, perms })
     }
 
     /// `require_permission`, for a change: also a sign-in within the step-up window.

@@ -38,7 +38,7 @@ pub enum AppError {
 
 impl AppError {
     /// For `db.run` closures that return diesel's error.
-    pub fn from_db(e: diesel::result::Error) -> Self {
+    pub fn from_db(e: crate::db::QueryError) -> Self {
         AppError::Internal(InternalError::Db(DbError::Query(e)))
     }
 }
@@ -115,7 +115,7 @@ impl AppError {
     pub fn json_response(&self) -> HttpResponse {
         let redirect = self.location();
         if let AppError::Internal(e) = self {
-            tracing::error!(request_id = %request_id::current(), error = %e, "internal error");
+            tracing::error!(request_id = %request_id::current(), error = %crate::telemetry::cause_chain(e), "internal error");
         }
         let status = match self {
             AppError::SignInRequired { .. }
@@ -167,7 +167,7 @@ impl ResponseError for AppError {
                 .finish();
         }
         if let AppError::Internal(e) = self {
-            tracing::error!(request_id = %request_id, error = %e, "internal error");
+            tracing::error!(request_id = %request_id, error = %crate::telemetry::cause_chain(e), "internal error");
         }
         let (heading, message, link) = self.page();
         let page = ErrorPage::new(heading, &message, link, &request_id);

@@ -107,7 +107,7 @@ fn allowed(req: &HttpRequest, st: &AppState) -> bool {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|t| subtle::ConstantTimeEq::ct_eq(t.as_bytes(), token.as_bytes()).into()),
-        None => super::client::client_ip(req, &st.config).is_loopback(),
+        None => crate::web::caller::client_ip(req, &st.config).is_loopback(),
     }
 }
 
@@ -115,25 +115,14 @@ pub async fn scrape(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpRes
     if !allowed(&req, &st) {
         return Err(AppError::NotFound);
     }
-    let now = st.clock.now();
-    let (sessions, outbox) = st
-        .db
-        .run(move |c| {
-            Ok::<_, AppError>((
-                crate::db::repo::sessions::count_active(c, now).map_err(AppError::from_db)?,
-                crate::db::repo::outbox::pending_count(c).map_err(AppError::from_db)?,
-            ))
-        })
-        .await?;
-    let pool = st.db.pool_state();
+    let g = st.health.gauges().await?;
     let mut body = handle().render();
     body.push_str(&format!(
-        "# TYPE sessions_active gauge\nsessions_active {sessions}\n\
-         # TYPE mail_outbox_depth gauge\nmail_outbox_depth {outbox}\n\
+        "# TYPE sessions_active gauge\nsessions_active {}\n\
+         # TYPE mail_outbox_depth gauge\nmail_outbox_depth {}\n\
          # TYPE db_pool_connections gauge\ndb_pool_connections{{state=\"idle\"}} {}\n\
          db_pool_connections{{state=\"in_use\"}} {}\n",
-        pool.idle_connections,
-        pool.connections - pool.idle_connections
+        g.sessions_active, g.outbox_depth, g.pool_idle, g.pool_in_use
     ));
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -1,6 +1,6 @@
 //! HTTP only: extract, call `auth`, render. No SQL here.
 
-pub mod client;
+pub mod caller;
 pub mod csrf;
 pub mod ctx;
 pub mod error;

@@ -4,11 +4,13 @@ use actix_web::http::{Method, header};
 use actix_web::{HttpResponse, Route, guard, web};
 
 use super::error::AppError;
-use super::handlers::{
-    account, admin, admin_audit, admin_clients, admin_roles, apps, forward, health, home, login,
-    logout, mfa, oauth, oidc, password, reauth, register, security_keys, sessions, setup, totp,
-    verify, webauthn_login,
+use super::handlers::account::{apps, profile, security_keys, sessions, totp};
+use super::handlers::admin::{audit, clients, roles, users};
+use super::handlers::oauth::{back_channel, front_channel};
+use super::handlers::sign_in::{
+    login, logout, passkey, password_reset, register, second_step, setup, step_up, verify_email,
 };
+use super::handlers::{forward, health, home};
 
 /// Every route, one resource per path, so a path that exists answers a method it does
 /// not serve with 405 and an `Allow` header listing those it does (actix-web's resource
@@ -26,35 +28,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/logout").route(web::post().to(logout::submit)))
         .service(
             web::resource("/login/mfa")
-                .route(get().to(mfa::form))
-                .route(web::post().to(mfa::submit)),
+                .route(get().to(second_step::form))
+                .route(web::post().to(second_step::submit)),
+        )
+        .service(web::resource("/login/webauthn/start").route(web::post().to(passkey::mfa_start)))
+        .service(web::resource("/login/webauthn/finish").route(web::post().to(passkey::mfa_finish)))
+        .service(
+            web::resource("/login/passkey/start").route(web::post().to(passkey::passkey_start)),
         )
         .service(
-            web::resource("/login/webauthn/start").route(web::post().to(webauthn_login::mfa_start)),
-        )
-        .service(
-            web::resource("/login/webauthn/finish")
-                .route(web::post().to(webauthn_login::mfa_finish)),
-        )
-        .service(
-            web::resource("/login/passkey/start")
-                .route(web::post().to(webauthn_login::passkey_start)),
-        )
-        .service(
-            web::resource("/login/passkey/finish")
-                .route(web::post().to(webauthn_login::passkey_finish)),
+            web::resource("/login/passkey/finish").route(web::post().to(passkey::passkey_finish)),
         )
         .service(
             web::resource("/login/reauth")
-                .route(get().to(reauth::form))
-                .route(web::post().to(reauth::submit)),
+                .route(get().to(step_up::form))
+                .route(web::post().to(step_up::submit)),
         )
         .service(
-            web::resource("/login/reauth/webauthn/start").route(web::post().to(reauth::key_start)),
+            web::resource("/login/reauth/webauthn/start").route(web::post().to(step_up::key_start)),
         )
         .service(
             web::resource("/login/reauth/webauthn/finish")
-                .route(web::post().to(reauth::key_finish)),
+                .route(web::post().to(step_up::key_finish)),
         )
         .service(
             web::resource("/account/totp")
@@ -98,28 +93,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(get().to(setup::form))
                 .route(web::post().to(setup::submit)),
         )
-        .service(web::resource("/account").route(get().to(account::show)))
-        .service(web::resource("/account/password").route(web::post().to(account::change_pw)))
-        .service(web::resource("/account/email").route(web::post().to(account::change_email)))
+        .service(web::resource("/account").route(get().to(profile::show)))
+        .service(web::resource("/account/password").route(web::post().to(profile::change_pw)))
+        .service(web::resource("/account/email").route(web::post().to(profile::change_email)))
         .service(
             web::resource("/verify-email")
-                .route(get().to(verify::show))
-                .route(web::post().to(verify::confirm)),
+                .route(get().to(verify_email::show))
+                .route(web::post().to(verify_email::confirm)),
         )
         .service(
             web::resource("/verify-email/resend")
-                .route(get().to(verify::resend_form))
-                .route(web::post().to(verify::resend)),
+                .route(get().to(verify_email::resend_form))
+                .route(web::post().to(verify_email::resend)),
         )
         .service(
             web::resource("/password/forgot")
-                .route(get().to(password::forgot_form))
-                .route(web::post().to(password::forgot)),
+                .route(get().to(password_reset::forgot_form))
+                .route(web::post().to(password_reset::forgot)),
         )
         .service(
             web::resource("/password/reset")
-                .route(get().to(password::reset_form))
-                .route(web::post().to(password::reset)),
+                .route(get().to(password_reset::reset_form))
+                .route(web::post().to(password_reset::reset)),
         )
         .service(web::resource("/account/sessions").route(get().to(sessions::list)))
         .service(web::resource("/account/sessions/revoke").route(web::post().to(sessions::revoke)))
@@ -128,80 +123,76 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(sessions::revoke_others)),
         )
         .service(
-            web::resource("/.well-known/openid-configuration").route(get().to(oidc::discovery)),
+            web::resource("/.well-known/openid-configuration")
+                .route(get().to(front_channel::discovery)),
         )
-        .service(web::resource("/oauth/jwks").route(get().to(oidc::jwks)))
+        .service(web::resource("/oauth/jwks").route(get().to(front_channel::jwks)))
         .service(
             web::resource("/oauth/authorize")
-                .route(get().to(oidc::authorize))
-                .route(web::post().to(oidc::consent)),
+                .route(get().to(front_channel::authorize))
+                .route(web::post().to(front_channel::consent)),
         )
         .service(
             web::resource("/oauth/token")
-                .route(web::post().to(oauth::token))
-                .route(web::method(Method::OPTIONS).to(oauth::preflight)),
+                .route(web::post().to(back_channel::token))
+                .route(web::method(Method::OPTIONS).to(back_channel::preflight)),
         )
         .service(
             web::resource("/oauth/userinfo")
-                .route(get().to(oauth::userinfo))
-                .route(web::post().to(oauth::userinfo))
-                .route(web::method(Method::OPTIONS).to(oauth::preflight)),
+                .route(get().to(back_channel::userinfo))
+                .route(web::post().to(back_channel::userinfo))
+                .route(web::method(Method::OPTIONS).to(back_channel::preflight)),
         )
         .service(
             web::resource("/oauth/revoke")
-                .route(web::post().to(oauth::revoke))
-                .route(web::method(Method::OPTIONS).to(oauth::preflight)),
+                .route(web::post().to(back_channel::revoke))
+                .route(web::method(Method::OPTIONS).to(back_channel::preflight)),
         )
-        .service(web::resource("/oauth/introspect").route(web::post().to(oauth::introspect)))
+        .service(web::resource("/oauth/introspect").route(web::post().to(back_channel::introspect)))
         .service(
             web::resource("/oauth/logout")
-                .route(get().to(oidc::logout))
-                .route(web::post().to(oidc::logout_confirmed)),
+                .route(get().to(front_channel::logout))
+                .route(web::post().to(front_channel::logout_confirmed)),
         )
         .service(web::resource("/auth/forward").route(get().to(forward::check)))
         .service(web::resource("/auth/forward/return").route(get().to(forward::back)))
-        .service(web::resource("/account/activity").route(get().to(admin_audit::activity)))
-        .service(web::resource("/admin").route(get().to(admin::home)))
-        .service(web::resource("/admin/users").route(get().to(admin::users)))
-        .service(web::resource("/admin/users/{id}").route(get().to(admin::user)))
-        .service(web::resource("/admin/users/{id}/{action}").route(web::post().to(admin::action)))
+        .service(web::resource("/account/activity").route(get().to(audit::activity)))
+        .service(web::resource("/admin").route(get().to(users::home)))
+        .service(web::resource("/admin/users").route(get().to(users::users)))
+        .service(web::resource("/admin/users/{id}").route(get().to(users::user)))
+        .service(web::resource("/admin/users/{id}/{action}").route(web::post().to(users::action)))
         .service(web::resource("/account/apps").route(get().to(apps::list)))
         .service(web::resource("/account/apps/revoke").route(web::post().to(apps::revoke)))
         .service(
             web::resource("/admin/clients")
-                .route(get().to(admin_clients::list))
-                .route(web::post().to(admin_clients::create)),
+                .route(get().to(clients::list))
+                .route(web::post().to(clients::create)),
         )
         .service(
             web::resource("/admin/clients/{id}")
-                .route(get().to(admin_clients::show))
-                .route(web::post().to(admin_clients::update)),
+                .route(get().to(clients::show))
+                .route(web::post().to(clients::update)),
         )
         .service(
             web::resource("/admin/clients/{id}/rotate-secret")
-                .route(web::post().to(admin_clients::rotate_secret)),
+                .route(web::post().to(clients::rotate_secret)),
         )
-        .service(
-            web::resource("/admin/clients/{id}/delete")
-                .route(web::post().to(admin_clients::delete)),
-        )
+        .service(web::resource("/admin/clients/{id}/delete").route(web::post().to(clients::delete)))
         .service(
             web::resource("/admin/roles")
-                .route(get().to(admin_roles::show))
-                .route(web::post().to(admin_roles::create)),
+                .route(get().to(roles::show))
+                .route(web::post().to(roles::create)),
         )
-        .service(web::resource("/admin/roles/{name}").route(web::post().to(admin_roles::update)))
-        .service(
-            web::resource("/admin/roles/{name}/delete").route(web::post().to(admin_roles::delete)),
-        )
+        .service(web::resource("/admin/roles/{name}").route(web::post().to(roles::update)))
+        .service(web::resource("/admin/roles/{name}/delete").route(web::post().to(roles::delete)))
         .service(
             web::resource("/admin/settings")
-                .route(get().to(admin_roles::settings_show))
-                .route(web::post().to(admin_roles::settings_save)),
+                .route(get().to(roles::settings_show))
+                .route(web::post().to(roles::settings_save)),
         )
-        .service(web::resource("/admin/audit").route(get().to(admin_audit::show)))
-        .service(web::resource("/admin/audit/verify").route(get().to(admin_audit::verify)))
-        .service(web::resource("/admin/audit/export").route(get().to(admin_audit::export)))
+        .service(web::resource("/admin/audit").route(get().to(audit::show)))
+        .service(web::resource("/admin/audit/verify").route(get().to(audit::verify)))
+        .service(web::resource("/admin/audit/export").route(get().to(audit::export)))
         .service(web::resource("/static/{file:.*}").route(get().to(static_file)))
         .default_service(web::to(not_found));
 }

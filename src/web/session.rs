@@ -33,7 +33,7 @@ pub struct MfaPending {
     /// The account as it was when the password was accepted: the sign-in gate refuses
     /// the second step when it changed since (a pending state without one is refused).
     #[serde(default)]
-    pub stamp: crate::auth::gate::Stamp,
+    pub stamp: crate::auth::sign_in::gate::Stamp,
 }
 
 pub fn pending(session: &Session) -> Option<MfaPending> {

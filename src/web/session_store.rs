@@ -1,5 +1,5 @@
 //! The actix-session store: keys are hashed, state lives in Redis or the database
-//! (`auth::session_state`), and a signed-in state is linked to its registry row.
+//! (`auth::sessions::store`), and a signed-in state is linked to its registry row.
 
 use std::collections::HashMap;
 

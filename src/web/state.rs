@@ -1,9 +1,7 @@
 use std::sync::Arc;
 
-use tokio::sync::Notify;
-
+use crate::auth::accounts::links::MailCtx;
 use crate::auth::password::Hasher;
-use crate::auth::recovery::MailCtx;
 use crate::auth::sessions::Sessions;
 use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
@@ -14,6 +12,9 @@ use crate::mail::Mailer;
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
     pub config: Config,
+    pub access: crate::auth::access::Access,
+    pub audit_log: crate::auth::audit::AuditLog,
+    pub health: crate::auth::health::Health,
     pub db: Db,
     pub hasher: Hasher,
     pub sessions: Sessions,
@@ -22,16 +23,14 @@ pub struct AppState {
     pub clock: Clock,
     pub csrf_key: [u8; 32],
     pub mail: MailCtx,
-    /// Wakes the mail worker after a request queued a message.
-    pub mail_wake: Arc<Notify>,
     pub mfa_keys: crate::auth::mfa::MfaKeys,
     /// The WebAuthn relying party (id and origin from the public URL); None when the
     /// public URL's host cannot be one (an IP address).
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
-    /// Anonymous WebAuthn ceremonies, sealed into the browser (see auth::ceremony).
-    pub ceremonies: crate::auth::ceremony::Ceremonies,
+    /// Anonymous WebAuthn ceremonies, sealed into the browser (see auth::sign_in::passkey_ceremony).
+    pub ceremonies: crate::auth::sign_in::passkey_ceremony::Ceremonies,
     /// The OpenID Connect provider's tokens and signing keys.
-    pub oidc: crate::auth::issuer::Issuer,
+    pub oidc: crate::auth::oauth::tokens::Issuer,
     /// The discovery document, serialised once.
     pub discovery: actix_web::web::Bytes,
 }

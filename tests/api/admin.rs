@@ -86,10 +86,10 @@ async fn every_admin_route_is_denied_by_default() {
     let target = app.create_user("target@example.com", &[]).await;
     app.create_user("plain@example.com", &[]).await;
     app.create_user("auditor@example.com", &["auditor"]).await;
-    let (client_id, _) = portcullis::auth::oidc::create_client(
+    let (client_id, _) = portcullis::auth::oauth::authorize::create_client(
         &app.state.db,
         &app.clock,
-        portcullis::auth::oidc::NewClient {
+        portcullis::auth::oauth::authorize::NewClient {
             name: "Wiki".into(),
             redirect_uris: vec!["http://app.example/cb".into()],
             post_logout_redirect_uris: vec![],
@@ -797,7 +797,7 @@ async fn clients_are_created_edited_rotated_and_deleted_on_admin_pages() {
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-    let client = portcullis::auth::oidc::client(&app.state.db, &id)
+    let client = portcullis::auth::oauth::authorize::client(&app.state.db, &id)
         .await
         .unwrap()
         .unwrap();
@@ -1115,14 +1115,14 @@ async fn a_role_editor_cannot_change_a_role_held_by_someone_stronger() {
         .state
         .db
         .run(|c| {
-            portcullis::auth::rbac::permissions_of_role(c, "viewer")
+            portcullis::auth::access::permissions::permissions_of_role(c, "viewer")
                 .map_err(portcullis::db::DbError::from)
         })
         .await
         .unwrap();
     assert_eq!(
         perms,
-        [portcullis::auth::rbac::Permission::UsersRead].into()
+        [portcullis::auth::access::permissions::Permission::UsersRead].into()
     );
     let denied: Vec<String> = app
         .audit()
@@ -1145,7 +1145,7 @@ async fn a_role_editor_cannot_change_a_role_held_by_someone_stronger() {
 /// role, be disabled again or be deleted while one other admin is active.
 #[tokio::test]
 async fn a_disabled_admin_is_never_the_last_admin() {
-    use portcullis::auth::admin::{self, Actor};
+    use portcullis::auth::accounts::admin::{self, Actor};
     use portcullis::auth::audit::AuditCtx;
     let app = admin_app().await;
     let st = &app.state;
@@ -1157,7 +1157,7 @@ async fn a_disabled_admin_is_never_the_last_admin() {
             &st.db,
             &st.clock,
             &st.sessions,
-            &st.oidc.memo,
+            &st.oidc.cache,
             &Actor::Operator,
             &gone,
             true,
@@ -1171,7 +1171,7 @@ async fn a_disabled_admin_is_never_the_last_admin() {
     let taken = admin::set_role(
         &st.db,
         &st.clock,
-        &st.oidc.memo,
+        &st.oidc.cache,
         &Actor::Operator,
         &gone,
         "admin",
@@ -1185,7 +1185,7 @@ async fn a_disabled_admin_is_never_the_last_admin() {
         &st.db,
         &st.clock,
         &st.sessions,
-        &st.oidc.memo,
+        &st.oidc.cache,
         &Actor::Operator,
         &gone,
         "gone@example.com",

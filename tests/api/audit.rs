@@ -262,8 +262,8 @@ async fn a_forged_checkpoint_is_refused() {
     let other_hash = "0".repeat(64);
     let moved = format!("v1.{}.{}.{}.{}", parts[1], other_hash, parts[3], parts[4]);
     // A checkpoint signed with another key.
-    let stranger = portcullis::auth::checkpoint::Signer::new(
-        &portcullis::keys::MasterKey::from_bytes([9; 32]),
+    let stranger = portcullis::auth::audit::checkpoint::Signer::new(
+        &portcullis::master_key::MasterKey::from_bytes([9; 32]),
     );
     let foreign = stranger
         .sign(

@@ -212,10 +212,10 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
         (&signed, signed_csrf),
         (&pending, pending_csrf),
     ];
-    let (client_id, secret) = portcullis::auth::oidc::create_client(
+    let (client_id, secret) = portcullis::auth::oauth::authorize::create_client(
         &app.state.db,
         &app.clock,
-        portcullis::auth::oidc::NewClient {
+        portcullis::auth::oauth::authorize::NewClient {
             name: "Fuzzed".into(),
             redirect_uris: vec![CALLBACK.into()],
             post_logout_redirect_uris: vec![CALLBACK.into()],

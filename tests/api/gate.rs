@@ -3,7 +3,7 @@
 //! in a session. Anonymous passkey ceremonies keep nothing on the server.
 
 use portcullis::auth::audit::AuditCtx;
-use portcullis::auth::gate::{self, Entrant, Proof};
+use portcullis::auth::sign_in::gate::{self, Entrant, Proof};
 use portcullis::db::DbError;
 use portcullis::db::repo::{directory, mfa as mfa_rows, users};
 use reqwest::StatusCode;

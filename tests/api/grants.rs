@@ -1,4 +1,4 @@
-//! The events that end a user's app grants (auth::oidc::end_app_grants): a password
+//! The events that end a user's app grants (auth::oauth::authorize::end_app_grants): a password
 //! reset, a password change that asks for it, "sign out everywhere else", and an
 //! administrator's revoke sessions, disable and delete. After each, the app's refresh
 //! token is refused with invalid_grant, and its access token answers 401 at userinfo

@@ -207,7 +207,7 @@ async fn a_changed_argon2_setting_rehashes_on_sign_in() {
 #[tokio::test]
 async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
     use diesel::prelude::*;
-    use portcullis::auth::gate;
+    use portcullis::auth::sign_in::gate;
     use portcullis::db::DbError;
     use portcullis::db::repo::{directory, sessions as session_rows, users};
     let app = spawn_app().await;

@@ -15,6 +15,7 @@ mod fuzz;
 mod gate;
 mod grants;
 mod helpers;
+mod layers;
 mod lockout;
 mod login;
 mod methods;

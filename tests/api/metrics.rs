@@ -59,10 +59,10 @@ async fn counters_and_gauges_follow_what_happens() {
         "tokens_issued_total",
         &[("grant", "client_credentials")],
     );
-    let (id, secret) = portcullis::auth::oidc::create_client(
+    let (id, secret) = portcullis::auth::oauth::authorize::create_client(
         &app.state.db,
         &app.clock,
-        portcullis::auth::oidc::NewClient {
+        portcullis::auth::oauth::authorize::NewClient {
             name: "Metered".into(),
             redirect_uris: vec![],
             post_logout_redirect_uris: vec![],

@@ -178,15 +178,15 @@ async fn a_client_secret_rotated_on_one_instance_is_refused_at_once_on_the_other
     let (a, b) = pair(Default::default()).await;
     let (id, old) = crate::oidc::service_client(&a).await;
     let grant = [("grant_type", "client_credentials")];
-    // Twice on B: the second request is answered from B's memo of the client.
+    // Twice on B: the second request is answered from B's cache of the client.
     for _ in 0..2 {
         let (status, t) = crate::oidc::token_request(&b, Some((&id, &old)), &grant).await;
         assert_eq!(status, StatusCode::OK, "{t}");
     }
-    let new = portcullis::auth::oidc::rotate_secret(
+    let new = portcullis::auth::oauth::authorize::rotate_secret(
         &a.state.db,
         &a.clock,
-        &a.state.oidc.memo,
+        &a.state.oidc.cache,
         &id,
         &portcullis::auth::audit::AuditCtx::cli(),
     )

@@ -12,7 +12,7 @@ use openidconnect::{
     TokenIntrospectionResponse, TokenResponse, UserInfoClaims,
 };
 use portcullis::auth::audit::AuditCtx;
-use portcullis::auth::oidc::{NewClient, create_client};
+use portcullis::auth::oauth::authorize::{NewClient, create_client};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -807,10 +807,10 @@ async fn client_credentials_issue_audited_tokens_for_the_client_itself() {
     );
     // Deleting the client ends its tokens.
     assert!(
-        portcullis::auth::oidc::delete_client(
+        portcullis::auth::oauth::authorize::delete_client(
             &app.state.db,
             &app.clock,
-            &app.state.oidc.memo,
+            &app.state.oidc.cache,
             &id,
             &AuditCtx::cli(),
         )
@@ -1215,7 +1215,7 @@ async fn an_app_may_post_its_authorization_request() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
-/// Introspection and userinfo keep what they read in memory (auth::memo); every
+/// Introspection and userinfo keep what they read in memory (auth::oauth::cache); every
 /// revocation must still take effect at the very next call — on this instance, and with
 /// Redis on another instance sharing the database.
 /// A second instance behind the same load balancer (PostgreSQL + Redis only: alone on

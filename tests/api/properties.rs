@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use portcullis::auth::admin::{self, Actor};
+use portcullis::auth::accounts::admin::{self, Actor};
+use portcullis::auth::accounts::links::RESET;
 use portcullis::auth::audit::AuditCtx;
-use portcullis::auth::gate::{self, Entrant, Proof};
-use portcullis::auth::recovery::RESET;
+use portcullis::auth::sign_in::gate::{self, Entrant, Proof};
 use portcullis::db::DbError;
 use portcullis::db::repo::tokens;
 use proptest::prelude::*;
@@ -261,7 +261,7 @@ async fn apply(app: &TestApp, m: &mut Model, s: Step) -> Result<(), TestCaseErro
                     let row = portcullis::db::repo::webauthn::StoredCredential {
                         id: cid,
                         user_id: u,
-                        kind: portcullis::auth::webauthn::KIND_PASSKEY.into(),
+                        kind: portcullis::auth::mfa::webauthn::KIND_PASSKEY.into(),
                         name: "proptest passkey".into(),
                         credential: "{}".into(),
                         created_at: now,
@@ -308,7 +308,7 @@ async fn apply(app: &TestApp, m: &mut Model, s: Step) -> Result<(), TestCaseErro
                 &st.db,
                 &st.clock,
                 &st.sessions,
-                &st.oidc.memo,
+                &st.oidc.cache,
                 &Actor::Operator,
                 &m.uid,
                 disable,
@@ -382,7 +382,7 @@ async fn apply(app: &TestApp, m: &mut Model, s: Step) -> Result<(), TestCaseErro
             admin::set_role(
                 &st.db,
                 &st.clock,
-                &st.oidc.memo,
+                &st.oidc.cache,
                 &Actor::Operator,
                 &m.uid,
                 "admin",
@@ -398,7 +398,7 @@ async fn apply(app: &TestApp, m: &mut Model, s: Step) -> Result<(), TestCaseErro
                 &st.db,
                 &st.clock,
                 &st.sessions,
-                &st.oidc.memo,
+                &st.oidc.cache,
                 &Actor::Operator,
                 &m.uid,
                 &ctx,

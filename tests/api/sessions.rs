@@ -217,12 +217,12 @@ async fn a_sign_in_revoked_before_its_state_is_stored_does_not_come_back_signed_
             .state
             .db
             .run_sync(move |c| {
-                let who = portcullis::auth::gate::Entrant {
+                let who = portcullis::auth::sign_in::gate::Entrant {
                     user_id: &u,
                     ip: "192.0.2.1",
                     user_agent: "test",
                 };
-                portcullis::auth::gate::admit_password_in(c, &sessions, &who, kh, &h)
+                portcullis::auth::sign_in::gate::admit_password_in(c, &sessions, &who, kh, &h)
                     .map_err(DbError::from)
             })
             .unwrap()

@@ -4,10 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use diesel::prelude::*;
-
-use crate::db::AnyConnection;
-use crate::db::schema::{role_permissions, user_roles};
+use crate::db::repo::roles as repo;
+use crate::db::{AnyConnection, QueryResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Permission {
@@ -61,21 +59,13 @@ impl Permission {
 
 /// The permissions a user holds through all their roles.
 pub fn permissions_of(c: &mut AnyConnection, user_id: &str) -> QueryResult<BTreeSet<Permission>> {
-    let names: Vec<String> = role_permissions::table
-        .inner_join(user_roles::table.on(user_roles::role.eq(role_permissions::role)))
-        .filter(user_roles::user_id.eq(user_id))
-        .select(role_permissions::permission)
-        .distinct()
-        .load(c)?;
+    let names = repo::permission_names_of_user(c, user_id)?;
     Ok(names.iter().filter_map(|n| Permission::parse(n)).collect())
 }
 
 /// The permissions a role grants.
 pub fn permissions_of_role(c: &mut AnyConnection, role: &str) -> QueryResult<BTreeSet<Permission>> {
-    let names: Vec<String> = role_permissions::table
-        .filter(role_permissions::role.eq(role))
-        .select(role_permissions::permission)
-        .load(c)?;
+    let names = repo::permission_names_of_role(c, role)?;
     Ok(names.iter().filter_map(|n| Permission::parse(n)).collect())
 }
 
@@ -85,16 +75,7 @@ pub fn permissions_of_holders(
     c: &mut AnyConnection,
     role: &str,
 ) -> QueryResult<BTreeSet<Permission>> {
-    let holders: Vec<String> = user_roles::table
-        .filter(user_roles::role.eq(role))
-        .select(user_roles::user_id)
-        .load(c)?;
-    let names: Vec<String> = role_permissions::table
-        .inner_join(user_roles::table.on(user_roles::role.eq(role_permissions::role)))
-        .filter(user_roles::user_id.eq_any(holders))
-        .select(role_permissions::permission)
-        .distinct()
-        .load(c)?;
+    let names = repo::permission_names_of_holders(c, role)?;
     Ok(names.iter().filter_map(|n| Permission::parse(n)).collect())
 }
 

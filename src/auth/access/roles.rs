@@ -8,10 +8,12 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::InternalError;
-use super::audit::{AuditCtx, record};
-use super::memo::Memo;
-use super::rbac::{Permission, may_act_on, may_grant, permissions_of_holders, permissions_of_role};
+use crate::auth::InternalError;
+use crate::auth::access::permissions::{
+    Permission, may_act_on, may_grant, permissions_of_holders, permissions_of_role,
+};
+use crate::auth::audit::{AuditCtx, record};
+use crate::auth::oauth::cache::BackChannelCache;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::roles as repo;
@@ -36,7 +38,7 @@ pub enum RoleError {
 }
 
 /// Changing or deleting a role acts on everyone who holds it, so the editor must hold
-/// every permission each holder holds (the rule of `auth::admin`). A refusal is audited
+/// every permission each holder holds (the rule of `auth::accounts::admin`). A refusal is audited
 /// as `act` with outcome `denied`.
 fn outranked_by_holders(
     c: &mut crate::db::AnyConnection,
@@ -45,7 +47,7 @@ fn outranked_by_holders(
     act: AuditAction,
     ctx: &AuditCtx,
     now: i64,
-) -> diesel::QueryResult<bool> {
+) -> crate::db::QueryResult<bool> {
     let holds = permissions_of_holders(c, name)?;
     if may_act_on(held, &holds) {
         return Ok(false);
@@ -139,7 +141,7 @@ pub async fn save(
             )?;
             Ok(Ok(()))
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
+        .map_err(|e: crate::db::QueryError| InternalError::from(e))
     })
     .await
 }
@@ -147,7 +149,7 @@ pub async fn save(
 pub async fn delete(
     db: &Db,
     clock: &Clock,
-    memo: &Memo,
+    cache: &BackChannelCache,
     held: &BTreeSet<Permission>,
     name: &str,
     ctx: &AuditCtx,
@@ -180,12 +182,12 @@ pub async fn delete(
                 )?;
                 Ok(Ok(()))
             })
-            .map_err(|e: diesel::result::Error| InternalError::from(e))
+            .map_err(|e: crate::db::QueryError| InternalError::from(e))
         })
         .await?;
     // Its holders' userinfo lists it no more.
     if done.is_ok() {
-        memo.invalidate().await;
+        cache.invalidate().await;
     }
     Ok(done)
 }

@@ -11,17 +11,19 @@
 //! serialises changes to the admin set, finds the user and applies the first rule,
 //! auditing a refusal. The acts below take a `Target`, so a new one cannot skip it.
 
-use super::memo::Memo;
-use super::oidc::{GrantsEnd, end_app_grants};
+use crate::auth::oauth::authorize::{GrantsEnd, end_app_grants};
+use crate::auth::oauth::cache::BackChannelCache;
 use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::InternalError;
-use super::audit::{AuditCtx, record};
-use super::rbac::{Permission, may_act_on, may_grant, permissions_of, permissions_of_role};
-use super::recovery::MailCtx;
-use super::sessions::Sessions;
+use crate::auth::InternalError;
+use crate::auth::access::permissions::{
+    Permission, may_act_on, may_grant, permissions_of, permissions_of_role,
+};
+use crate::auth::accounts::links::MailCtx;
+use crate::auth::audit::{AuditCtx, record};
+use crate::auth::sessions::Sessions;
 use crate::clock::Clock;
 use crate::db::repo::{directory, mfa, roles, users, users::User, webauthn};
 use crate::db::{AnyConnection, Db};
@@ -86,7 +88,7 @@ pub(crate) fn target(
     ctx: &AuditCtx,
     now: i64,
     details: serde_json::Value,
-) -> diesel::QueryResult<Result<Target, AdminError>> {
+) -> crate::db::QueryResult<Result<Target, AdminError>> {
     crate::db::conn::serialize(c, crate::db::conn::locks::ADMIN_SET)?;
     let Some(user) = users::find(c, uid)? else {
         return Ok(Err(AdminError::NoSuchUser));
@@ -131,7 +133,7 @@ async fn act_on<T: Send + 'static>(
     ctx: &AuditCtx,
     now: i64,
     details: serde_json::Value,
-    f: impl FnOnce(&mut AnyConnection, Target) -> diesel::QueryResult<Result<T, AdminError>>
+    f: impl FnOnce(&mut AnyConnection, Target) -> crate::db::QueryResult<Result<T, AdminError>>
     + Send
     + 'static,
 ) -> Result<Result<T, AdminError>, InternalError> {
@@ -143,16 +145,14 @@ async fn act_on<T: Send + 'static>(
                 Err(e) => Ok(Err(e)),
             }
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
+        .map_err(|e: crate::db::QueryError| InternalError::from(e))
     })
     .await
 }
 
 /// Whether `user_id` is the only enabled holder of `admin`. Only meaningful after
 /// [`target`] took the admin-set lock in the same transaction.
-fn is_last_admin(c: &mut AnyConnection, user_id: &str) -> diesel::QueryResult<bool> {
-    use crate::db::schema::{user_roles, users as u};
-    use diesel::prelude::*;
+fn is_last_admin(c: &mut AnyConnection, user_id: &str) -> crate::db::QueryResult<bool> {
     // Only an enabled admin counts: taking `admin` from (or disabling, or deleting) a
     // disabled one leaves the active admins as they were, so it is never refused.
     let holds = roles::of_user(c, user_id)?.iter().any(|r| r == "admin");
@@ -160,13 +160,7 @@ fn is_last_admin(c: &mut AnyConnection, user_id: &str) -> diesel::QueryResult<bo
     if !holds || !enabled {
         return Ok(false);
     }
-    let others: i64 = user_roles::table
-        .inner_join(u::table)
-        .filter(user_roles::role.eq("admin"))
-        .filter(u::disabled.eq(false))
-        .filter(u::id.ne(user_id))
-        .count()
-        .get_result(c)?;
+    let others = roles::enabled_holders_besides(c, "admin", user_id)?;
     Ok(others == 0)
 }
 
@@ -201,7 +195,7 @@ pub async fn detail(db: &Db, user_id: &str) -> Result<Option<UserDetail>, Intern
 pub async fn set_role(
     db: &Db,
     clock: &Clock,
-    memo: &Memo,
+    cache: &BackChannelCache,
     actor: &Actor,
     user_id: &str,
     role: &str,
@@ -220,12 +214,12 @@ pub async fn set_role(
             crate::db::conn::write_transaction(c, |c| {
                 change_role(c, &actor, &uid, &role, assign, &ctx, now)
             })
-            .map_err(|e: diesel::result::Error| InternalError::from(e))
+            .map_err(|e: crate::db::QueryError| InternalError::from(e))
         })
         .await?;
     // Userinfo answers with the user's roles.
     if done == Ok(true) {
-        memo.invalidate().await;
+        cache.invalidate().await;
     }
     Ok(done)
 }
@@ -242,7 +236,7 @@ pub(crate) fn change_role(
     assign: bool,
     ctx: &AuditCtx,
     now: i64,
-) -> diesel::QueryResult<Result<bool, AdminError>> {
+) -> crate::db::QueryResult<Result<bool, AdminError>> {
     let action = if assign {
         AuditAction::RoleAssigned
     } else {
@@ -289,7 +283,7 @@ pub async fn set_disabled(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
-    memo: &Memo,
+    cache: &BackChannelCache,
     actor: &Actor,
     user_id: &str,
     disabled: bool,
@@ -339,10 +333,10 @@ pub async fn set_disabled(
         Err(e) => return Ok(Err(e)),
     };
     // The account's access tokens follow the flag at once.
-    memo.invalidate().await;
+    cache.invalidate().await;
     if disabled {
         // After the flag: a sign-in racing with this is refused by the flag.
-        end_sessions(db, clock, sessions, memo, &t, ctx).await?;
+        end_sessions(db, clock, sessions, cache, &t, ctx).await?;
     }
     Ok(Ok(()))
 }
@@ -352,7 +346,7 @@ pub async fn revoke_sessions(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
-    memo: &Memo,
+    cache: &BackChannelCache,
     actor: &Actor,
     user_id: &str,
     ctx: &AuditCtx,
@@ -372,7 +366,7 @@ pub async fn revoke_sessions(
         Ok(t) => t,
         Err(e) => return Ok(Err(e)),
     };
-    Ok(Ok(end_sessions(db, clock, sessions, memo, &t, ctx).await?))
+    Ok(Ok(end_sessions(db, clock, sessions, cache, &t, ctx).await?))
 }
 
 /// Ends every session of a checked target and audits it. The sessions live outside the
@@ -381,7 +375,7 @@ async fn end_sessions(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
-    memo: &Memo,
+    cache: &BackChannelCache,
     t: &Target,
     ctx: &AuditCtx,
 ) -> Result<usize, InternalError> {
@@ -403,7 +397,7 @@ async fn end_sessions(
         .map_err(InternalError::from)
     })
     .await?;
-    memo.invalidate().await;
+    cache.invalidate().await;
     Ok(n)
 }
 
@@ -444,10 +438,8 @@ pub async fn reset_second_factors(
                     email: user.email.clone(),
                     method: "every second factor, by an administrator".into(),
                 };
-                let rendered = notice
-                    .render_all()
-                    .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
-                enqueue(c, &user.email, rendered, now)?;
+                let rendered = notice.render_all().map_err(crate::db::abort)?;
+                enqueue(c, &mail.outbox, &user.email, rendered, now)?;
             }
             Ok(Ok(n))
         },
@@ -475,7 +467,13 @@ pub async fn send_password_reset(
         now,
         json!({}),
         move |c, t| {
-            super::recovery::issue_reset(c, &mail, &t.user.email_normalized, &ctx2, now)?;
+            crate::auth::accounts::links::issue_reset(
+                c,
+                &mail,
+                &t.user.email_normalized,
+                &ctx2,
+                now,
+            )?;
             Ok(Ok(()))
         },
     )
@@ -488,7 +486,7 @@ pub async fn delete(
     db: &Db,
     clock: &Clock,
     sessions: &Sessions,
-    memo: &Memo,
+    cache: &BackChannelCache,
     actor: &Actor,
     user_id: &str,
     confirmation: &str,
@@ -524,7 +522,7 @@ pub async fn delete(
     if let Err(e) = shut {
         return Ok(Err(e));
     }
-    memo.invalidate().await;
+    cache.invalidate().await;
     sessions.revoke_all(user_id, None).await?;
     let (ctx2, now) = (ctx.clone(), clock.now());
     // Checked again: the account may have gained a role since it was shut.

@@ -6,12 +6,12 @@
 
 use serde_json::json;
 
-use super::InternalError;
-use super::accounts::{AccountError, check_password_policy};
-use super::audit::{AuditCtx, record};
-use super::memo::Memo;
-use super::oidc::{GrantsEnd, end_app_grants};
-use super::password::{Hasher, Verified};
+use crate::auth::InternalError;
+use crate::auth::accounts::{AccountError, check_password_policy};
+use crate::auth::audit::{AuditCtx, record};
+use crate::auth::oauth::authorize::{GrantsEnd, end_app_grants};
+use crate::auth::oauth::cache::BackChannelCache;
+use crate::auth::password::{Hasher, Verified};
 use crate::clock::Clock;
 use crate::db::repo::{tokens, users, users::User};
 use crate::db::{AnyConnection, Db};
@@ -32,12 +32,14 @@ pub const CHANGE_EMAIL: &str = "change_email";
 #[derive(Clone)]
 pub struct MailCtx {
     pub base: String,
+    /// Where messages are queued (and what wakes their delivery).
+    pub outbox: crate::mail::outbox::Outbox,
     pub verify_ttl: i64,
     pub reset_ttl: i64,
 }
 
-fn render_err(e: askama::Error) -> diesel::result::Error {
-    diesel::result::Error::QueryBuilderError(Box::new(e))
+fn render_err(e: askama::Error) -> crate::db::QueryError {
+    crate::db::abort(e)
 }
 
 /// Inside a transaction: a fresh verification link for `user`, older ones voided.
@@ -46,7 +48,7 @@ pub fn issue_verification(
     m: &MailCtx,
     user: &User,
     now: i64,
-) -> diesel::QueryResult<()> {
+) -> crate::db::QueryResult<()> {
     tokens::invalidate(c, &user.id, VERIFY, now)?;
     let token = generate();
     tokens::insert(
@@ -64,7 +66,13 @@ pub fn issue_verification(
         link: format!("{}/verify-email?token={token}", m.base),
         valid_for: valid_for(m.verify_ttl),
     };
-    enqueue(c, &user.email, msg.render_all().map_err(render_err)?, now)
+    enqueue(
+        c,
+        &m.outbox,
+        &user.email,
+        msg.render_all().map_err(render_err)?,
+        now,
+    )
 }
 
 pub fn notify_registration_attempt(
@@ -72,12 +80,18 @@ pub fn notify_registration_attempt(
     m: &MailCtx,
     user: &User,
     now: i64,
-) -> diesel::QueryResult<()> {
+) -> crate::db::QueryResult<()> {
     let msg = RegistrationAttempt {
         base: m.base.clone(),
         email: user.email.clone(),
     };
-    enqueue(c, &user.email, msg.render_all().map_err(render_err)?, now)
+    enqueue(
+        c,
+        &m.outbox,
+        &user.email,
+        msg.render_all().map_err(render_err)?,
+        now,
+    )
 }
 
 pub fn notify_password_changed(
@@ -86,13 +100,19 @@ pub fn notify_password_changed(
     user: &User,
     reset: bool,
     now: i64,
-) -> diesel::QueryResult<()> {
+) -> crate::db::QueryResult<()> {
     let msg = PasswordChanged {
         base: m.base.clone(),
         email: user.email.clone(),
         reset,
     };
-    enqueue(c, &user.email, msg.render_all().map_err(render_err)?, now)
+    enqueue(
+        c,
+        &m.outbox,
+        &user.email,
+        msg.render_all().map_err(render_err)?,
+        now,
+    )
 }
 
 /// Why a link does not work; each gets its own clear page.
@@ -176,7 +196,7 @@ pub async fn confirm_email(
     db: &Db,
     clock: &Clock,
     m: &MailCtx,
-    memo: &Memo,
+    cache: &BackChannelCache,
     token: &str,
     ctx: &AuditCtx,
 ) -> Result<Result<Confirmed, ConfirmError>, InternalError> {
@@ -233,6 +253,7 @@ pub async fn confirm_email(
                 };
                 enqueue(
                     c,
+                    &m.outbox,
                     &user.email,
                     notice.render_all().map_err(render_err)?,
                     now,
@@ -242,12 +263,12 @@ pub async fn confirm_email(
                     new_email: new.to_string(),
                 }))
             })
-            .map_err(|e: diesel::result::Error| InternalError::from(e))
+            .map_err(|e: crate::db::QueryError| InternalError::from(e))
         })
         .await?;
     // Userinfo answers with the address and whether it is verified.
     if done.is_ok() {
-        memo.invalidate().await;
+        cache.invalidate().await;
     }
     Ok(done)
 }
@@ -272,7 +293,7 @@ pub async fn resend_verification(
             }
             _ => Ok(false),
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
+        .map_err(|e: crate::db::QueryError| InternalError::from(e))
     })
     .await
 }
@@ -292,7 +313,7 @@ pub async fn request_reset(
     let (m, now, ctx) = (m.clone(), clock.now(), ctx.clone());
     db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| issue_reset(c, &m, &norm, &ctx, now))
-            .map_err(|e: diesel::result::Error| InternalError::from(e))
+            .map_err(|e: crate::db::QueryError| InternalError::from(e))
     })
     .await
 }
@@ -306,7 +327,7 @@ pub(crate) fn issue_reset(
     norm: &str,
     ctx: &AuditCtx,
     now: i64,
-) -> diesel::QueryResult<()> {
+) -> crate::db::QueryResult<()> {
     match users::find_by_email(c, norm)? {
         Some(u) if !u.disabled => {
             tokens::invalidate(c, &u.id, RESET, now)?;
@@ -326,7 +347,13 @@ pub(crate) fn issue_reset(
                 link: format!("{}/password/reset?token={token}", m.base),
                 valid_for: valid_for(m.reset_ttl),
             };
-            enqueue(c, &u.email, msg.render_all().map_err(render_err)?, now)?;
+            enqueue(
+                c,
+                &m.outbox,
+                &u.email,
+                msg.render_all().map_err(render_err)?,
+                now,
+            )?;
             record(
                 c,
                 ctx,
@@ -371,7 +398,7 @@ pub async fn reset_password(
     db: &Db,
     hasher: &Hasher,
     clock: &Clock,
-    memo: &Memo,
+    cache: &BackChannelCache,
     m: &MailCtx,
     min_len: usize,
     token: &str,
@@ -413,11 +440,11 @@ pub async fn reset_password(
                 notify_password_changed(c, &m, &user, true, now)?;
                 Ok(Ok(user.id.clone()))
             })
-            .map_err(|e: diesel::result::Error| InternalError::from(e))
+            .map_err(|e: crate::db::QueryError| InternalError::from(e))
         })
         .await?;
     if done.is_ok() {
-        memo.invalidate().await;
+        cache.invalidate().await;
     }
     Ok(done)
 }
@@ -492,6 +519,7 @@ pub async fn request_email_change(
             };
             enqueue(
                 c,
+                &m.outbox,
                 new.as_ref(),
                 confirm.render_all().map_err(render_err)?,
                 now,
@@ -503,6 +531,7 @@ pub async fn request_email_change(
             };
             enqueue(
                 c,
+                &m.outbox,
                 &user.email,
                 notice.render_all().map_err(render_err)?,
                 now,
@@ -517,7 +546,7 @@ pub async fn request_email_change(
                 json!({"to": new.as_ref()}),
             )
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
+        .map_err(|e: crate::db::QueryError| InternalError::from(e))
     })
     .await?;
     Ok(Ok(()))

@@ -1,16 +1,20 @@
 //! Accounts: registration, creation from the shell, password change, roles.
 
+pub mod admin;
+pub mod links;
+pub mod setup;
+
 use serde_json::json;
 
-use super::InternalError;
-use super::audit::{AuditCtx, record};
-use super::memo::Memo;
-use super::oidc::{GrantsEnd, end_app_grants};
-use super::password::{Hasher, Verified};
-use super::recovery::{
+use crate::auth::InternalError;
+use crate::auth::accounts::links::{
     MailCtx, issue_verification, notify_password_changed, notify_registration_attempt,
 };
-use super::throttle::Throttle;
+use crate::auth::audit::{AuditCtx, record};
+use crate::auth::oauth::authorize::{GrantsEnd, end_app_grants};
+use crate::auth::oauth::cache::BackChannelCache;
+use crate::auth::password::{Hasher, Verified};
+use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
 use crate::db::repo::{roles, users, users::User};
 use crate::db::{Db, DbError};
@@ -209,7 +213,7 @@ pub async fn register(
                 issue_verification(c, &mail, &user, now)?;
                 Ok(Registered::Created(user))
             })
-            .map_err(|e: diesel::result::Error| DbError::from(e))
+            .map_err(|e: crate::db::QueryError| DbError::from(e))
         })
         .await;
     match result {
@@ -296,7 +300,7 @@ pub async fn create_user(
             }
             Ok(Ok(user))
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
+        .map_err(|e: crate::db::QueryError| InternalError::from(e))
     })
     .await
 }
@@ -306,7 +310,7 @@ pub async fn create_user(
 pub async fn set_role(
     db: &Db,
     clock: &Clock,
-    memo: &Memo,
+    cache: &BackChannelCache,
     email: &str,
     role: &str,
     assign: bool,
@@ -328,9 +332,9 @@ pub async fn set_role(
                 let Some(user) = users::find_by_email(c, &norm)? else {
                     return Ok(Err(AccountError::NoSuchUser));
                 };
-                Ok(super::admin::change_role(
+                Ok(admin::change_role(
                     c,
-                    &super::admin::Actor::Operator,
+                    &crate::auth::accounts::admin::Actor::Operator,
                     &user.id,
                     &role,
                     assign,
@@ -338,19 +342,21 @@ pub async fn set_role(
                     now,
                 )?
                 .map_err(|e| match e {
-                    super::admin::AdminError::LastAdmin => {
+                    crate::auth::accounts::admin::AdminError::LastAdmin => {
                         AccountError::LastAdmin(user.email.clone())
                     }
-                    super::admin::AdminError::NoSuchRole(r) => AccountError::NoSuchRole(r),
+                    crate::auth::accounts::admin::AdminError::NoSuchRole(r) => {
+                        AccountError::NoSuchRole(r)
+                    }
                     _ => AccountError::NoSuchUser,
                 }))
             })
-            .map_err(|e: diesel::result::Error| InternalError::from(e))
+            .map_err(|e: crate::db::QueryError| InternalError::from(e))
         })
         .await?;
     // Userinfo answers with the user's roles.
     if done == Ok(true) {
-        memo.invalidate().await;
+        cache.invalidate().await;
     }
     Ok(done)
 }
@@ -364,7 +370,7 @@ pub async fn change_password(
     hasher: &Hasher,
     clock: &Clock,
     mail: &MailCtx,
-    memo: &Memo,
+    cache: &BackChannelCache,
     min_len: usize,
     user_id: &str,
     current: String,
@@ -427,7 +433,7 @@ pub async fn change_password(
     })
     .await?;
     if end_apps {
-        memo.invalidate().await;
+        cache.invalidate().await;
     }
     Ok(Ok(()))
 }

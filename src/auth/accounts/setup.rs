@@ -4,10 +4,10 @@
 
 use serde_json::json;
 
-use super::InternalError;
-use super::accounts::{AccountError, NewAccount, check_password_policy, new_user};
-use super::audit::{AuditCtx, record};
-use super::password::Hasher;
+use crate::auth::InternalError;
+use crate::auth::accounts::{AccountError, NewAccount, check_password_policy, new_user};
+use crate::auth::audit::{AuditCtx, record};
+use crate::auth::password::Hasher;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::{roles, tokens, users, users::User};
@@ -136,7 +136,7 @@ pub async fn complete(
             )?;
             Ok(Ok(user))
         })
-        .map_err(|e: diesel::result::Error| InternalError::from(e))
+        .map_err(|e: crate::db::QueryError| InternalError::from(e))
     })
     .await
 }

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 
 use crate::db::AnyConnection;
-use crate::keys::MasterKey;
+use crate::master_key::MasterKey;
 
 /// What the signature covers, after a fixed context string so that no other
 /// signature made with this key can pass for a checkpoint.
@@ -141,11 +141,9 @@ pub fn take(
     conn: &mut AnyConnection,
     signer: &Signer,
     now: i64,
-) -> diesel::QueryResult<Result<Checkpoint, Refusal>> {
-    Ok(match super::audit::walk(conn, None)? {
-        (super::audit::ChainVerdict::Broken { id, problem }, _) => {
-            Err(Refusal::Broken { id, problem })
-        }
+) -> crate::db::QueryResult<Result<Checkpoint, Refusal>> {
+    Ok(match crate::auth::audit::walk(conn, None)? {
+        (super::ChainVerdict::Broken { id, problem }, _) => Err(Refusal::Broken { id, problem }),
         (_, None) => Err(Refusal::Empty),
         (_, Some((id, hash))) => Ok(signer.sign(id, &hash, now)),
     })
@@ -159,10 +157,9 @@ pub fn take_head(
     conn: &mut AnyConnection,
     signer: &Signer,
     now: i64,
-) -> diesel::QueryResult<Result<Checkpoint, Refusal>> {
-    let key = crate::db::conn::chain_key().ok_or_else(|| {
-        diesel::result::Error::QueryBuilderError("the audit chain key is not loaded".into())
-    })?;
+) -> crate::db::QueryResult<Result<Checkpoint, Refusal>> {
+    let key = crate::db::conn::chain_key()
+        .ok_or_else(|| crate::db::abort("the audit chain key is not loaded"))?;
     let Some(newest) = crate::db::repo::audit::last(conn)? else {
         return Ok(Err(Refusal::Empty));
     };

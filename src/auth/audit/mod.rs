@@ -1,11 +1,46 @@
 //! Every security-relevant action goes through `record`, in the same transaction as the
 //! change it describes where there is one, so the log and the data cannot disagree.
 
+pub mod checkpoint;
+
 use serde_json::Value;
 
-use crate::db::AnyConnection;
+use crate::clock::Clock;
 use crate::db::repo::audit::{ChainHead, NewAuditEvent, insert, insert_after};
+use crate::db::{AnyConnection, Db};
 use crate::domain::audit::{AuditAction, Outcome};
+
+/// The audit log as a service, for events that stand alone (no change of data in the
+/// same transaction): a sign-out, a refused attempt. Changes record inside their own
+/// transaction with [`record`].
+#[derive(Clone)]
+pub struct AuditLog {
+    db: Db,
+    clock: Clock,
+}
+
+impl AuditLog {
+    pub fn new(db: Db, clock: Clock) -> Self {
+        Self { db, clock }
+    }
+
+    pub async fn record(
+        &self,
+        ctx: &AuditCtx,
+        action: AuditAction,
+        outcome: Outcome,
+        target: Option<&str>,
+        details: Value,
+    ) -> Result<(), super::InternalError> {
+        let (ctx, now, target) = (ctx.clone(), self.clock.now(), target.map(str::to_string));
+        self.db
+            .run(move |c| {
+                record(c, &ctx, now, action, outcome, target.as_deref(), details)
+                    .map_err(super::InternalError::from)
+            })
+            .await
+    }
+}
 
 /// Who did it and from where: filled in by the web layer from the request.
 #[derive(Debug, Clone, Default)]
@@ -40,7 +75,7 @@ pub fn record(
     outcome: Outcome,
     target: Option<&str>,
     details: Value,
-) -> diesel::QueryResult<()> {
+) -> crate::db::QueryResult<()> {
     insert(conn, &event(ctx, now, action, outcome, target, details))
 }
 
@@ -51,7 +86,7 @@ pub fn record_event(
     conn: &mut AnyConnection,
     head: Option<ChainHead>,
     ev: &NewAuditEvent,
-) -> diesel::QueryResult<()> {
+) -> crate::db::QueryResult<()> {
     match head {
         Some(head) => insert_after(conn, head, std::slice::from_ref(ev)),
         None => insert(conn, ev),
@@ -144,10 +179,10 @@ impl Batcher {
         outcome: Outcome,
         target: Option<&str>,
         details: Value,
-    ) -> Result<(), super::InternalError> {
+    ) -> Result<(), crate::auth::InternalError> {
         let (done, committed) = tokio::sync::oneshot::channel();
         let ev = event(ctx, now, action, outcome, target, details);
-        let failed = || super::InternalError::Other("the audit event was not written".into());
+        let failed = || crate::auth::InternalError::Other("the audit event was not written".into());
         self.tx.send((ev, done)).await.map_err(|_| failed())?;
         match committed.await {
             Ok(true) => Ok(()),
@@ -165,7 +200,7 @@ pub async fn record_alone(
     outcome: Outcome,
     target: Option<String>,
     details: Value,
-) -> Result<(), super::InternalError> {
+) -> Result<(), crate::auth::InternalError> {
     let ctx = ctx.clone();
     db.run(move |c| {
         record(c, &ctx, now, action, outcome, target.as_deref(), details)
@@ -191,16 +226,14 @@ pub enum ChainVerdict {
 /// SHA-256 links before.
 pub const CHAIN_KEYED: &str = "audit.chain_keyed";
 
-fn no_key() -> diesel::result::Error {
-    diesel::result::Error::QueryBuilderError(
-        "the audit chain key is not loaded (open the database with the master key)".into(),
-    )
+fn no_key() -> crate::db::QueryError {
+    crate::db::abort("the audit chain key is not loaded (open the database with the master key)")
 }
 
 /// Reads the whole log in id order, in batches (constant memory), and checks each
 /// event's link to the one before and its hash: keyed (HMAC) from the chain's first
 /// event or from its `audit.chain_keyed` transition on, plain SHA-256 before that.
-pub fn verify_chain(conn: &mut AnyConnection) -> diesel::QueryResult<ChainVerdict> {
+pub fn verify_chain(conn: &mut AnyConnection) -> crate::db::QueryResult<ChainVerdict> {
     Ok(walk(conn, None)?.0)
 }
 
@@ -209,8 +242,8 @@ pub fn verify_chain(conn: &mut AnyConnection) -> diesel::QueryResult<ChainVerdic
 /// deletion of the newest events). The caller checks the checkpoint's signature.
 pub fn verify_chain_expecting(
     conn: &mut AnyConnection,
-    expect: &super::checkpoint::Checkpoint,
-) -> diesel::QueryResult<ChainVerdict> {
+    expect: &crate::auth::audit::checkpoint::Checkpoint,
+) -> crate::db::QueryResult<ChainVerdict> {
     Ok(walk(conn, Some((expect.id, expect.hash.as_str())))?.0)
 }
 
@@ -219,7 +252,7 @@ pub fn verify_chain_expecting(
 pub(crate) fn walk(
     conn: &mut AnyConnection,
     expect: Option<(i64, &str)>,
-) -> diesel::QueryResult<(ChainVerdict, Option<(i64, String)>)> {
+) -> crate::db::QueryResult<(ChainVerdict, Option<(i64, String)>)> {
     use crate::db::repo::audit::batch_after;
     use crate::domain::audit::chain_hash;
     let broken = |id: i64, problem: &'static str| Ok((ChainVerdict::Broken { id, problem }, None));
@@ -351,7 +384,7 @@ pub(crate) fn walk(
 /// the first keyed link, under the chain's lock. From there on `verify_chain` accepts
 /// only keyed links, and the transition's link covers the plain ones before it. Runs at
 /// every start (`startup::open_database`); a no-op on a keyed or empty chain.
-pub fn ensure_keyed(conn: &mut AnyConnection, now: i64) -> diesel::QueryResult<bool> {
+pub fn ensure_keyed(conn: &mut AnyConnection, now: i64) -> crate::db::QueryResult<bool> {
     use crate::db::repo::audit::{insert_after, last, lock_head};
     use crate::db::repo::settings;
     let key = crate::db::conn::chain_key().ok_or_else(no_key)?;
@@ -406,7 +439,7 @@ const KEYED: &str = "audit_chain_keyed";
 const ANCHOR: &str = "audit_anchor";
 
 /// The id and hash of the last event pruned by retention, if any.
-fn anchor(conn: &mut AnyConnection) -> diesel::QueryResult<Option<(i64, String)>> {
+fn anchor(conn: &mut AnyConnection) -> crate::db::QueryResult<Option<(i64, String)>> {
     Ok(crate::db::repo::settings::get(conn, ANCHOR)?
         .and_then(|v| serde_json::from_str::<Value>(&v).ok())
         .and_then(|v| Some((v["id"].as_i64()?, v["hash"].as_str()?.to_string()))))
@@ -421,19 +454,12 @@ pub fn prune(
     ctx: &AuditCtx,
     cutoff: i64,
     now: i64,
-) -> diesel::QueryResult<usize> {
-    use crate::db::schema::audit_events as a;
-    use diesel::prelude::*;
+) -> crate::db::QueryResult<usize> {
     crate::db::conn::ensure_write_transaction(conn, |c| {
         crate::db::conn::serialize(c, crate::db::conn::locks::AUDIT_CHAIN)?;
-        let last: Option<(i64, String)> = a::table
-            .filter(a::created_at.lt(cutoff))
-            .order(a::id.desc())
-            .select((a::id, a::hash))
-            .first(c)
-            .optional()?;
+        let last = crate::db::repo::audit::newest_before(c, cutoff)?;
         let Some((id, hash)) = last else { return Ok(0) };
-        let n = diesel::delete(a::table.filter(a::id.le(id))).execute(c)?;
+        let n = crate::db::repo::audit::delete_through(c, id)?;
         let anchor = serde_json::json!({"id": id, "hash": hash});
         crate::db::repo::settings::put(c, ANCHOR, &anchor.to_string(), now)?;
         record(

@@ -2,19 +2,21 @@
 //! second step of signing in. Every code works once: TOTP steps through the
 //! `last_used_step` guard, recovery codes through `used_at`.
 
+pub mod webauthn;
+
 use serde_json::json;
 
-use super::InternalError;
-use super::audit::{AuditCtx, record};
-use super::recovery::MailCtx;
+use crate::auth::InternalError;
+use crate::auth::accounts::links::MailCtx;
+use crate::auth::audit::{AuditCtx, record};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::{mfa, users};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::{recovery_codes, totp};
-use crate::keys::Sealer;
 use crate::mail::messages::{MethodAdded, MethodRemoved};
 use crate::mail::outbox::enqueue;
+use crate::master_key::Sealer;
 
 /// What the second-factor code needs besides the database.
 #[derive(Clone)]
@@ -69,7 +71,7 @@ pub async fn status(db: &Db, user_id: &str) -> Result<Status, InternalError> {
 
 /// Whether signing in needs a second step. The password step asks the same in its
 /// user read (`repo::users::find_for_sign_in`): a new kind of factor goes in both.
-pub fn required(c: &mut crate::db::AnyConnection, user_id: &str) -> diesel::QueryResult<bool> {
+pub fn required(c: &mut crate::db::AnyConnection, user_id: &str) -> crate::db::QueryResult<bool> {
     Ok(mfa::has_totp(c, user_id)? || crate::db::repo::webauthn::exists_for_user(c, user_id)?)
 }
 
@@ -101,7 +103,7 @@ pub async fn enable_totp(
     let (uid, ctx, mail) = (user_id.to_string(), ctx.clone(), mail.clone());
     db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| {
-            let user = users::find(c, &uid)?.ok_or(diesel::result::Error::NotFound)?;
+            let user = users::find(c, &uid)?.ok_or(crate::db::QueryError::NotFound)?;
             mfa::insert_totp(c, &uid, &sealed, now)?;
             // The code used to enable cannot be used again to sign in.
             mfa::accept_step(c, &uid, step as i64)?;
@@ -119,11 +121,9 @@ pub async fn enable_totp(
                 email: user.email.clone(),
                 method: "an authenticator app".into(),
             };
-            let rendered = notice
-                .render_all()
-                .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
-            enqueue(c, &user.email, rendered, now)?;
-            Ok::<_, diesel::result::Error>(())
+            let rendered = notice.render_all().map_err(crate::db::abort)?;
+            enqueue(c, &mail.outbox, &user.email, rendered, now)?;
+            Ok::<_, crate::db::QueryError>(())
         })
         .map_err(InternalError::from)
     })
@@ -154,7 +154,7 @@ pub async fn disable_totp(
                     json!({}),
                 )?;
             }
-            Ok::<_, diesel::result::Error>(removed)
+            Ok::<_, crate::db::QueryError>(removed)
         })
         .map_err(InternalError::from)
     })
@@ -169,20 +169,18 @@ pub(crate) fn factor_removed(
     user_id: &str,
     method: &str,
     now: i64,
-) -> diesel::QueryResult<()> {
+) -> crate::db::QueryResult<()> {
     if !required(c, user_id)? {
         mfa::delete_recovery_codes(c, user_id)?;
     }
-    let user = users::find(c, user_id)?.ok_or(diesel::result::Error::NotFound)?;
+    let user = users::find(c, user_id)?.ok_or(crate::db::QueryError::NotFound)?;
     let notice = MethodRemoved {
         base: mail.base.clone(),
         email: user.email.clone(),
         method: method.to_string(),
     };
-    let rendered = notice
-        .render_all()
-        .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
-    enqueue(c, &user.email, rendered, now)?;
+    let rendered = notice.render_all().map_err(crate::db::abort)?;
+    enqueue(c, &mail.outbox, &user.email, rendered, now)?;
     Ok(())
 }
 
@@ -215,7 +213,7 @@ pub async fn generate_recovery_codes(
                 Some(&uid),
                 json!({"count": hashes.len()}),
             )?;
-            Ok::<_, diesel::result::Error>(())
+            Ok::<_, crate::db::QueryError>(())
         })
         .map_err(InternalError::from)
     })
@@ -268,16 +266,14 @@ pub async fn verify(
                     json!({"left": left}),
                 )?;
                 // The owner hears of it: a used recovery code may be a stolen one.
-                let user = users::find(c, &uid)?.ok_or(diesel::result::Error::NotFound)?;
+                let user = users::find(c, &uid)?.ok_or(crate::db::QueryError::NotFound)?;
                 let notice = crate::mail::messages::RecoveryCodeUsed {
                     base: mail.base.clone(),
                     email: user.email.clone(),
                     left,
                 };
-                let rendered = notice
-                    .render_all()
-                    .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
-                enqueue(c, &user.email, rendered, now)?;
+                let rendered = notice.render_all().map_err(crate::db::abort)?;
+                enqueue(c, &mail.outbox, &user.email, rendered, now)?;
             }
             let (action, outcome) = match method {
                 Some(_) => (AuditAction::MfaSucceeded, Outcome::Success),
@@ -292,7 +288,7 @@ pub async fn verify(
                 Some(&uid),
                 json!({"method": method.map(|m| m.amr())}),
             )?;
-            Ok::<_, diesel::result::Error>(method)
+            Ok::<_, crate::db::QueryError>(method)
         })
         .map_err(InternalError::from)
     })

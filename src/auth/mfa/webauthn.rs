@@ -13,9 +13,9 @@ use serde_json::json;
 use url::Url;
 use webauthn_rs::prelude::*;
 
-use super::InternalError;
-use super::audit::{AuditCtx, record};
-use super::recovery::MailCtx;
+use crate::auth::InternalError;
+use crate::auth::accounts::links::MailCtx;
+use crate::auth::audit::{AuditCtx, record};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::{users, users::User, webauthn as repo};
@@ -163,7 +163,7 @@ pub async fn finish_registration(
             if repo::find(c, &row.id)?.is_some() {
                 return Ok(Err(WebauthnFailure::AlreadyRegistered));
             }
-            let user = users::find(c, &row.user_id)?.ok_or(diesel::result::Error::NotFound)?;
+            let user = users::find(c, &row.user_id)?.ok_or(crate::db::QueryError::NotFound)?;
             repo::insert(c, &row)?;
             record(
                 c,
@@ -184,11 +184,9 @@ pub async fn finish_registration(
                 email: user.email.clone(),
                 method: format!("{what} named \"{}\"", row.name),
             };
-            let rendered = notice
-                .render_all()
-                .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
-            enqueue(c, &user.email, rendered, now)?;
-            Ok::<_, diesel::result::Error>(Ok(()))
+            let rendered = notice.render_all().map_err(crate::db::abort)?;
+            enqueue(c, &mail.outbox, &user.email, rendered, now)?;
+            Ok::<_, crate::db::QueryError>(Ok(()))
         })
         .map_err(InternalError::from)
     })
@@ -407,7 +405,7 @@ pub async fn rename(
                     json!({"name": name}),
                 )?;
             }
-            Ok::<_, diesel::result::Error>(renamed)
+            Ok::<_, crate::db::QueryError>(renamed)
         })
         .map_err(InternalError::from)
     })
@@ -442,7 +440,7 @@ pub async fn remove(
                 } else {
                     "a security key"
                 };
-                super::mfa::factor_removed(
+                crate::auth::mfa::factor_removed(
                     c,
                     &mail,
                     &u,
@@ -459,7 +457,7 @@ pub async fn remove(
                     json!({"kind": row.kind, "name": row.name}),
                 )?;
             }
-            Ok::<_, diesel::result::Error>(removed)
+            Ok::<_, crate::db::QueryError>(removed)
         })
         .map_err(InternalError::from)
     })

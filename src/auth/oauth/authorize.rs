@@ -4,12 +4,12 @@
 //! Client secrets are generated here (32 random bytes), so SHA-256 at rest compared in
 //! constant time is right; codes live 60 s and work once.
 
-use super::memo::Memo;
+use crate::auth::oauth::cache::BackChannelCache;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::InternalError;
-use super::audit::{AuditCtx, record};
+use crate::auth::InternalError;
+use crate::auth::audit::{AuditCtx, record};
 use crate::clock::Clock;
 use crate::db::conn::write_transaction;
 use crate::db::repo::oauth::{self as repo, AuthCode, Client};
@@ -75,7 +75,7 @@ fn settings(c: &NewClient) -> Result<(Vec<String>, Vec<String>), String> {
     if c.public && grants.iter().any(|g| g == "client_credentials") {
         return Err("a public client has no secret, so it cannot use client_credentials".into());
     }
-    if crate::auth::keyring::supported(&c.id_token_alg).is_none() {
+    if crate::auth::oauth::signing_keys::supported(&c.id_token_alg).is_none() {
         return Err(format!(
             "unsupported ID token algorithm: {} (RS256, ES256 or EdDSA)",
             c.id_token_alg
@@ -136,7 +136,7 @@ pub async fn create_client(
 pub async fn update_client(
     db: &Db,
     clock: &Clock,
-    memo: &Memo,
+    cache: &BackChannelCache,
     id: &str,
     mut c: NewClient,
     ctx: &AuditCtx,
@@ -181,7 +181,7 @@ pub async fn update_client(
         .map_err(InternalError::from)
     })
     .await?;
-    memo.invalidate().await;
+    cache.invalidate().await;
     Ok(Ok(()))
 }
 
@@ -189,7 +189,7 @@ pub async fn update_client(
 pub async fn rotate_secret(
     db: &Db,
     clock: &Clock,
-    memo: &Memo,
+    cache: &BackChannelCache,
     id: &str,
     ctx: &AuditCtx,
 ) -> Result<Option<String>, InternalError> {
@@ -217,7 +217,7 @@ pub async fn rotate_secret(
         .map_err(InternalError::from)
     })
     .await?;
-    memo.invalidate().await;
+    cache.invalidate().await;
     Ok(Some(secret))
 }
 
@@ -225,7 +225,7 @@ pub async fn rotate_secret(
 pub async fn delete_client(
     db: &Db,
     clock: &Clock,
-    memo: &Memo,
+    cache: &BackChannelCache,
     id: &str,
     ctx: &AuditCtx,
 ) -> Result<bool, InternalError> {
@@ -248,10 +248,10 @@ pub async fn delete_client(
                 )?;
                 Ok(true)
             })
-            .map_err(|e: diesel::result::Error| InternalError::from(e))
+            .map_err(|e: crate::db::QueryError| InternalError::from(e))
         })
         .await?;
-    memo.invalidate().await;
+    cache.invalidate().await;
     Ok(deleted)
 }
 
@@ -289,7 +289,7 @@ pub async fn granted_apps(db: &Db, user_id: &str) -> Result<Vec<GrantedApp>, Int
 pub async fn revoke_consent(
     db: &Db,
     clock: &Clock,
-    memo: &Memo,
+    cache: &BackChannelCache,
     user_id: &str,
     client_id: &str,
     ctx: &AuditCtx,
@@ -321,10 +321,10 @@ pub async fn revoke_consent(
                 )?;
                 Ok(true)
             })
-            .map_err(|e: diesel::result::Error| InternalError::from(e))
+            .map_err(|e: crate::db::QueryError| InternalError::from(e))
         })
         .await?;
-    memo.invalidate().await;
+    cache.invalidate().await;
     Ok(revoked)
 }
 
@@ -363,7 +363,7 @@ impl GrantsEnd {
 /// user is not asked again to allow what they allowed.
 ///
 /// Runs in the caller's transaction, so the event and the end of its grants commit
-/// together; the caller then calls `memo.invalidate()` (every instance forgets what
+/// together; the caller then calls `cache.invalidate()` (every instance forgets what
 /// it memoised about these tokens at its next call). Returns how many grants ended.
 ///
 /// Codes go first: on PostgreSQL a code exchange committing at the same moment holds
@@ -378,7 +378,7 @@ pub fn end_app_grants(
     now: i64,
     user_id: &str,
     why: GrantsEnd,
-) -> diesel::QueryResult<usize> {
+) -> crate::db::QueryResult<usize> {
     let codes = repo::delete_unused_codes_of_user(c, user_id)?;
     let grants = repo::revoke_all_grants_of_user(c, user_id, now)?;
     if grants > 0 || codes > 0 {
@@ -396,12 +396,12 @@ pub fn end_app_grants(
     Ok(grants)
 }
 
-/// [`end_app_grants`] in a transaction of its own, published to the memo: for events
+/// [`end_app_grants`] in a transaction of its own, published to the cache: for events
 /// that have no transaction to join (ending sessions happens in the session store).
 pub async fn end_app_grants_now(
     db: &Db,
     clock: &Clock,
-    memo: &Memo,
+    cache: &BackChannelCache,
     user_id: &str,
     why: GrantsEnd,
     ctx: &AuditCtx,
@@ -413,7 +413,7 @@ pub async fn end_app_grants_now(
                 .map_err(InternalError::from)
         })
         .await?;
-    memo.invalidate().await;
+    cache.invalidate().await;
     Ok(n)
 }
 

@@ -1,18 +1,18 @@
-//! A per-instance memo of what the OAuth back channel would otherwise read from the
+//! A per-instance cache of what the OAuth back channel would otherwise read from the
 //! database on every call: client records, whether an access token is still live
 //! (not revoked, its grant not revoked, its user neither disabled nor deleted, its
 //! client not deleted), and the profile userinfo answers with (email, verification,
 //! name, roles). Introspection and userinfo are called by resource servers for every
 //! request they serve, so these reads are the hot path.
 //!
-//! Correctness rests on one rule: every change that could make a memo wrong is followed,
-//! after its transaction commits, by [`Memo::invalidate`], which moves a generation on.
-//! The functions making such changes take the memo as a parameter, so a new caller
+//! Correctness rests on one rule: every change that could make a cache wrong is followed,
+//! after its transaction commits, by [`BackChannelCache::invalidate`], which moves a generation on.
+//! The functions making such changes take the cache as a parameter, so a new caller
 //! cannot forget it: token, grant and consent revocation, client changes, user
 //! disable/enable/delete, email verification and change, role assignment, removal and
 //! deletion.
 //! Memos are kept only for the generation they were read in, and a reader takes the
-//! generation *before* its database read, so a memo can never be newer than what it
+//! generation *before* its database read, so a cache can never be newer than what it
 //! saw. Where the generation lives decides who sees a change:
 //!
 //! - SQLite (one instance by design): an atomic in this process — no I/O at all;
@@ -25,7 +25,7 @@
 //! Backstops: an entry is trusted for at most [`MAX_AGE`] (so a change whose `INCR` was
 //! lost to a Redis failure outlives it by that much at most on other instances, and this
 //! instance memoises nothing for that long), a generation that cannot be read means "no
-//! memo", and unknown client ids are never memoised (a client created later by the CLI
+//! cache", and unknown client ids are never memoised (a client created later by the CLI
 //! is found at once). The CLI's `user set-role` publishes through Redis when it is
 //! configured; on SQLite alone the server sees it within [`MAX_AGE`].
 
@@ -34,15 +34,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::keyring::Verified;
+use crate::auth::oauth::signing_keys::Verified;
 use crate::db::repo::oauth::Client;
 
 pub const MAX_AGE: Duration = Duration::from_secs(10);
-/// Entries per map; a full map starts again empty (the memo is an optimisation).
+/// Entries per map; a full map starts again empty (the cache is an optimisation).
 const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Clone, Default)]
-pub struct Memo {
+pub struct BackChannelCache {
     inner: Option<Arc<Inner>>,
 }
 
@@ -86,7 +86,7 @@ struct Maps {
     profiles: HashMap<String, (Instant, Option<Profile>)>,
 }
 
-/// What userinfo tells about a user; `None` in the memo is a user who is disabled or
+/// What userinfo tells about a user; `None` in the cache is a user who is disabled or
 /// gone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
@@ -126,8 +126,8 @@ fn put<T>(map: &mut HashMap<String, (Instant, T)>, key: &str, value: T) {
     map.insert(key.to_string(), (Instant::now(), value));
 }
 
-impl Memo {
-    /// No memo: every call reads the database.
+impl BackChannelCache {
+    /// No cache: every call reads the database.
     pub fn disabled() -> Self {
         Self { inner: None }
     }
@@ -176,7 +176,7 @@ impl Memo {
         }
     }
 
-    /// The current generation; None (memo off for this call) when there is no memo or
+    /// The current generation; None (cache off for this call) when there is no cache or
     /// the counter cannot be read. Take it before reading what will be memoised.
     pub async fn generation(&self) -> Option<u64> {
         let inner = self.inner.as_ref()?;
@@ -287,7 +287,7 @@ impl Memo {
         }
     }
 
-    /// Call after committing anything that can make a memo wrong: a token or grant
+    /// Call after committing anything that can make a cache wrong: a token or grant
     /// revoked, a consent withdrawn, a client changed or deleted, a user disabled or
     /// deleted, an email verified or changed, a role assigned, removed or deleted.
     pub async fn invalidate(&self) {
@@ -318,23 +318,23 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_hides_what_was_read_before_it() {
-        let memo = Memo::local();
-        let g = memo.generation().await;
-        memo.put_live(g, "jti-1", true);
-        assert_eq!(memo.live(memo.generation().await, "jti-1"), Some(true));
-        memo.invalidate().await;
-        assert_eq!(memo.live(memo.generation().await, "jti-1"), None);
+        let cache = BackChannelCache::local();
+        let g = cache.generation().await;
+        cache.put_live(g, "jti-1", true);
+        assert_eq!(cache.live(cache.generation().await, "jti-1"), Some(true));
+        cache.invalidate().await;
+        assert_eq!(cache.live(cache.generation().await, "jti-1"), None);
         // A reader that took its generation before the change cannot memoise after it.
-        memo.put_live(g, "jti-1", true);
-        assert_eq!(memo.live(memo.generation().await, "jti-1"), None);
+        cache.put_live(g, "jti-1", true);
+        assert_eq!(cache.live(cache.generation().await, "jti-1"), None);
     }
 
     #[tokio::test]
     async fn no_memo_without_a_generation() {
-        let memo = Memo::disabled();
-        let g = memo.generation().await;
+        let cache = BackChannelCache::disabled();
+        let g = cache.generation().await;
         assert_eq!(g, None);
-        memo.put_live(g, "jti-1", true);
-        assert_eq!(memo.live(g, "jti-1"), None);
+        cache.put_live(g, "jti-1", true);
+        assert_eq!(cache.live(g, "jti-1"), None);
     }
 }

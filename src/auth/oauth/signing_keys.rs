@@ -15,14 +15,14 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::InternalError;
-use super::jose::{self, SignKey, VerifyKey};
+use crate::auth::InternalError;
+use crate::auth::oauth::jws::{self, SignKey, VerifyKey};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::conn::{locks, serialize, write_transaction};
 use crate::db::repo::oauth::{self as repo, SigningKey};
 use crate::domain::tokens::generate;
-use crate::keys::Sealer;
+use crate::master_key::Sealer;
 
 /// The algorithms we sign with (OpenID Connect requires RS256; the others are cheaper).
 pub const ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
@@ -222,7 +222,7 @@ impl KeyRing {
                         repo::delete_retired_keys(c, now - overlap)?;
                         repo::published_keys(c)
                     })
-                    .map_err(|e: diesel::result::Error| InternalError::from(e))
+                    .map_err(|e: crate::db::QueryError| InternalError::from(e))
                 })
                 .await?
         };
@@ -235,7 +235,7 @@ impl KeyRing {
 
     /// A new key pair, sealed for storage (RSA generation takes a while: off the executor).
     async fn generate(&self, alg: &'static str, now: i64) -> Result<SigningKey, InternalError> {
-        let (der, mut public) = tokio::task::spawn_blocking(move || jose::generate(alg))
+        let (der, mut public) = tokio::task::spawn_blocking(move || jws::generate(alg))
             .await
             .map_err(other)?
             .map_err(other)?;
@@ -316,7 +316,7 @@ impl KeyRing {
     /// Checks a token's signature against our published keys (not its expiry: callers
     /// decide, since an expired ID token is still a fine logout hint).
     pub async fn verify(&self, token: &str) -> Result<Option<Verified>, InternalError> {
-        let Some(kid) = jose::key_id(token) else {
+        let Some(kid) = jws::key_id(token) else {
             return Ok(None);
         };
         let kid = kid.as_str();

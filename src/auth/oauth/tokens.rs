@@ -15,10 +15,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
-use super::InternalError;
-use super::audit::{AuditCtx, record};
-use super::keyring::{KeyRing, supported};
-use super::memo::Profile;
+use crate::auth::InternalError;
+use crate::auth::audit::{AuditCtx, record};
+use crate::auth::oauth::cache::Profile;
+use crate::auth::oauth::signing_keys::{KeyRing, supported};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::conn::write_transaction;
@@ -28,7 +28,7 @@ use crate::db::repo::{roles, users};
 use crate::db::{AnyConnection, Db};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::tokens::{generate, hash};
-use crate::keys::Sealer;
+use crate::master_key::Sealer;
 
 pub const ID_TOKEN_TTL_SECS: i64 = 300;
 
@@ -50,7 +50,7 @@ pub struct Tokens {
 
 pub struct Issuer {
     pub keys: KeyRing,
-    audit: super::audit::Batcher,
+    audit: crate::auth::audit::Batcher,
     db: Db,
     clock: Clock,
     issuer: String,
@@ -58,8 +58,8 @@ pub struct Issuer {
     refresh_ttl: i64,
     access_alg: &'static str,
     /// Client records and access-token liveness kept between calls; every change
-    /// that could make them wrong calls `memo.invalidate()` after committing.
-    pub memo: super::memo::Memo,
+    /// that could make them wrong calls `cache.invalidate()` after committing.
+    pub cache: crate::auth::oauth::cache::BackChannelCache,
 }
 
 fn s256(verifier: &str) -> String {
@@ -92,7 +92,7 @@ fn subset(asked: &str, allowed: &str) -> bool {
 
 /// What a look at a presented code found. (Lives for one call: size is no concern.)
 #[allow(clippy::large_enum_variant)]
-enum CodeLook {
+enum PresentedCode {
     Unknown,
     Reused,
     Invalid(&'static str),
@@ -100,7 +100,7 @@ enum CodeLook {
 }
 
 #[allow(clippy::large_enum_variant)]
-enum RefreshLook {
+enum PresentedRefresh {
     Invalid(&'static str),
     BadScope,
     Reused,
@@ -115,7 +115,7 @@ fn replayed(
     now: i64,
     grant: &GrantRow,
     what: &'static str,
-) -> diesel::QueryResult<()> {
+) -> crate::db::QueryResult<()> {
     let revoked = repo::revoke_grant(c, &grant.id, now)?.is_some();
     let (action, outcome) = if what == "refresh_token" {
         (AuditAction::RefreshTokenReused, Outcome::Denied)
@@ -137,7 +137,7 @@ fn replayed(
 fn active_user(
     c: &mut AnyConnection,
     id: &str,
-) -> diesel::QueryResult<Option<(User, Vec<String>)>> {
+) -> crate::db::QueryResult<Option<(User, Vec<String>)>> {
     match users::find(c, id)? {
         Some(u) if !u.disabled => Ok(Some((u, roles::of_user(c, id)?))),
         _ => Ok(None),
@@ -150,11 +150,11 @@ impl Issuer {
         clock: Clock,
         sealer: Sealer,
         config: &Config,
-        memo: super::memo::Memo,
+        cache: crate::auth::oauth::cache::BackChannelCache,
     ) -> Self {
         let longest = config.access_token_ttl_secs.max(ID_TOKEN_TTL_SECS);
         Self {
-            audit: super::audit::Batcher::start(db.clone()),
+            audit: crate::auth::audit::Batcher::start(db.clone()),
             keys: KeyRing::new(
                 db.clone(),
                 clock.clone(),
@@ -168,18 +168,18 @@ impl Issuer {
             access_ttl: config.access_token_ttl_secs,
             refresh_ttl: config.refresh_token_ttl_secs,
             access_alg: supported(&config.access_token_signing_alg).unwrap_or("RS256"),
-            memo,
+            cache,
         }
     }
 
-    /// The memo generation, read once per request and handed to `client`,
+    /// The cache generation, read once per request and handed to `client`,
     /// `introspect` and the like: with Redis each read is a round trip, and taking it
-    /// before every read of the request keeps the memo's rule (see `auth::memo`).
+    /// before every read of the request keeps the cache's rule (see `auth::oauth::cache`).
     pub async fn generation(&self) -> Option<u64> {
-        self.memo.generation().await
+        self.cache.generation().await
     }
 
-    /// A client record, from the memo when it is current for the request's
+    /// A client record, from the cache when it is current for the request's
     /// `generation` (only found clients are memoised: one created later is seen at
     /// once).
     pub async fn client(
@@ -187,12 +187,12 @@ impl Issuer {
         generation: Option<u64>,
         id: &str,
     ) -> Result<Option<Client>, InternalError> {
-        if let Some(c) = self.memo.client(generation, id) {
+        if let Some(c) = self.cache.client(generation, id) {
             return Ok(Some(c));
         }
-        let found = super::oidc::client(&self.db, id).await?;
+        let found = crate::auth::oauth::authorize::client(&self.db, id).await?;
         if let Some(c) = &found {
-            self.memo.put_client(generation, c);
+            self.cache.put_client(generation, c);
         }
         Ok(found)
     }
@@ -288,13 +288,13 @@ impl Issuer {
             .run(move |c| {
                 write_transaction(c, |c| {
                     let Some(row) = repo::find_code(c, &h2)? else {
-                        return Ok(CodeLook::Unknown);
+                        return Ok(PresentedCode::Unknown);
                     };
                     if row.used_at.is_some() {
                         if let Some(g) = repo::grant_of_code(c, &h2)? {
                             replayed(c, &ctx2, now, &g, "code")?;
                         }
-                        return Ok(CodeLook::Reused);
+                        return Ok(PresentedCode::Reused);
                     }
                     let why = if row.client_id != cid {
                         Some("code issued to another client")
@@ -314,27 +314,27 @@ impl Issuer {
                         }
                     };
                     if let Some(why) = why {
-                        return Ok(CodeLook::Invalid(why));
+                        return Ok(PresentedCode::Invalid(why));
                     }
                     match active_user(c, &row.user_id)? {
-                        Some((user, roles)) => Ok(CodeLook::Valid(row, user, roles)),
-                        None => Ok(CodeLook::Invalid("user no longer active")),
+                        Some((user, roles)) => Ok(PresentedCode::Valid(row, user, roles)),
+                        None => Ok(PresentedCode::Invalid("user no longer active")),
                     }
                 })
-                .map_err(|e: diesel::result::Error| InternalError::from(e))
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
             })
             .await?;
         let (row, user, roles) = match look {
-            CodeLook::Unknown => return Ok(Err(TokenError::InvalidGrant("unknown code"))),
-            CodeLook::Reused => {
+            PresentedCode::Unknown => return Ok(Err(TokenError::InvalidGrant("unknown code"))),
+            PresentedCode::Reused => {
                 // The first use's grant was revoked.
-                self.memo.invalidate().await;
+                self.cache.invalidate().await;
                 return Ok(Err(TokenError::InvalidGrant(
                     "code already used; what it issued is revoked",
                 )));
             }
-            CodeLook::Invalid(why) => return Ok(Err(TokenError::InvalidGrant(why))),
-            CodeLook::Valid(r, u, roles) => (r, u, roles),
+            PresentedCode::Invalid(why) => return Ok(Err(TokenError::InvalidGrant(why))),
+            PresentedCode::Valid(r, u, roles) => (r, u, roles),
         };
         let grant = GrantRow {
             id: generate(),
@@ -402,11 +402,11 @@ impl Issuer {
                     )?;
                     Ok(true)
                 })
-                .map_err(|e: diesel::result::Error| InternalError::from(e))
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
             })
             .await?;
         if !claimed {
-            self.memo.invalidate().await;
+            self.cache.invalidate().await;
             return Ok(Err(TokenError::InvalidGrant(
                 "code already used; what it issued is revoked",
             )));
@@ -449,41 +449,43 @@ impl Issuer {
             .run(move |c| {
                 write_transaction(c, |c| {
                     let Some(row) = repo::find_refresh(c, &h2)? else {
-                        return Ok(RefreshLook::Invalid("unknown refresh token"));
+                        return Ok(PresentedRefresh::Invalid("unknown refresh token"));
                     };
                     let Some(grant) = repo::find_grant(c, &row.grant_id)? else {
-                        return Ok(RefreshLook::Invalid("unknown refresh token"));
+                        return Ok(PresentedRefresh::Invalid("unknown refresh token"));
                     };
                     if grant.client_id != cid {
-                        return Ok(RefreshLook::Invalid(
+                        return Ok(PresentedRefresh::Invalid(
                             "refresh token issued to another client",
                         ));
                     }
                     if row.used_at.is_some() {
                         replayed(c, &ctx2, now, &grant, "refresh_token")?;
-                        return Ok(RefreshLook::Reused);
+                        return Ok(PresentedRefresh::Reused);
                     }
                     if grant.revoked_at.is_some() {
-                        return Ok(RefreshLook::Invalid("refresh token revoked"));
+                        return Ok(PresentedRefresh::Invalid("refresh token revoked"));
                     }
                     if row.expires_at <= now {
-                        return Ok(RefreshLook::Invalid("refresh token expired"));
+                        return Ok(PresentedRefresh::Invalid("refresh token expired"));
                     }
                     let scope = match asked {
                         Some(s) if !s.trim().is_empty() => {
                             if !subset(&s, &grant.scope) {
-                                return Ok(RefreshLook::BadScope);
+                                return Ok(PresentedRefresh::BadScope);
                             }
                             s.split_whitespace().collect::<Vec<_>>().join(" ")
                         }
                         _ => grant.scope.clone(),
                     };
                     match active_user(c, &grant.user_id)? {
-                        Some((user, roles)) => Ok(RefreshLook::Valid(grant, scope, user, roles)),
-                        None => Ok(RefreshLook::Invalid("user no longer active")),
+                        Some((user, roles)) => {
+                            Ok(PresentedRefresh::Valid(grant, scope, user, roles))
+                        }
+                        None => Ok(PresentedRefresh::Invalid("user no longer active")),
                     }
                 })
-                .map_err(|e: diesel::result::Error| InternalError::from(e))
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
             })
             .await?;
         let reused = || {
@@ -492,18 +494,18 @@ impl Issuer {
             )))
         };
         let (grant, scope, user, roles) = match look {
-            RefreshLook::Invalid(why) => return Ok(Err(TokenError::InvalidGrant(why))),
-            RefreshLook::BadScope => {
+            PresentedRefresh::Invalid(why) => return Ok(Err(TokenError::InvalidGrant(why))),
+            PresentedRefresh::BadScope => {
                 return Ok(Err(TokenError::InvalidScope(
                     "a refresh may only narrow the granted scope",
                 )));
             }
-            RefreshLook::Reused => {
+            PresentedRefresh::Reused => {
                 // The grant was revoked.
-                self.memo.invalidate().await;
+                self.cache.invalidate().await;
                 return reused();
             }
-            RefreshLook::Valid(g, s, u, r) => (g, s, u, r),
+            PresentedRefresh::Valid(g, s, u, r) => (g, s, u, r),
         };
         let access = self
             .access_token(client, &user.id, &scope, Some(&grant))
@@ -554,11 +556,11 @@ impl Issuer {
                     )?;
                     Ok(true)
                 })
-                .map_err(|e: diesel::result::Error| InternalError::from(e))
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
             })
             .await?;
         if !rotated {
-            self.memo.invalidate().await;
+            self.cache.invalidate().await;
             return reused();
         }
         crate::counters::token_issued("refresh_token");
@@ -632,13 +634,13 @@ impl Issuer {
         token: &str,
     ) -> Result<Option<Map<String, Value>>, InternalError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let v = match self.memo.verified(&digest) {
+        let v = match self.cache.verified(&digest) {
             Some(v) => v,
             None => {
                 let Some(v) = self.keys.verify(token).await? else {
                     return Ok(None);
                 };
-                self.memo.put_verified(digest, &v);
+                self.cache.put_verified(digest, &v);
                 v
             }
         };
@@ -673,7 +675,7 @@ impl Issuer {
             .to_string();
         // The generation was taken before the read, so a change committed after it
         // cannot be hidden by what this call memoises.
-        if let Some(live) = self.memo.live(generation, &jti) {
+        if let Some(live) = self.cache.live(generation, &jti) {
             return Ok(live.then_some(v.claims));
         }
         let key = jti.clone();
@@ -691,7 +693,7 @@ impl Issuer {
                 }
             })
             .await?;
-        self.memo.put_live(generation, &key, live);
+        self.cache.put_live(generation, &key, live);
         Ok(live.then_some(v.claims))
     }
 
@@ -740,7 +742,7 @@ impl Issuer {
         generation: Option<u64>,
         user_id: &str,
     ) -> Result<Option<Profile>, InternalError> {
-        if let Some(p) = self.memo.profile(generation, user_id) {
+        if let Some(p) = self.cache.profile(generation, user_id) {
             return Ok(p);
         }
         let uid = user_id.to_string();
@@ -758,7 +760,7 @@ impl Issuer {
                 }))
             })
             .await?;
-        self.memo.put_profile(generation, user_id, p.clone());
+        self.cache.put_profile(generation, user_id, p.clone());
         Ok(p)
     }
 
@@ -866,7 +868,7 @@ impl Issuer {
                     .map_err(InternalError::from)
                 })
                 .await;
-            self.memo.invalidate().await;
+            self.cache.invalidate().await;
             return done;
         }
         let h = hash(token);
@@ -896,7 +898,7 @@ impl Issuer {
                 .map_err(InternalError::from)
             })
             .await;
-        self.memo.invalidate().await;
+        self.cache.invalidate().await;
         done
     }
 

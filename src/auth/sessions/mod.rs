@@ -4,12 +4,14 @@
 //! (and revocable again), never alive but unlisted. The revoked cookie is refused on
 //! its very next request, on every instance.
 
+pub mod store;
+
 use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::InternalError;
-use super::session_state::StateBackend;
+use crate::auth::InternalError;
+use crate::auth::sessions::store::StateBackend;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::sessions::{self as repo, SessionRow};
@@ -58,7 +60,7 @@ impl Sessions {
     }
 
     /// The registry row of a session about to be signed in, with a new public id.
-    /// Private to `auth`, and called by the sign-in gate (`auth::gate`) alone: no
+    /// Private to `auth`, and called by the sign-in gate (`auth::sign_in::gate`) alone: no
     /// session is written without its check.
     pub(super) fn new_row(
         &self,
@@ -226,7 +228,7 @@ impl Sessions {
                         for (sid, seen, exp) in &batch {
                             repo::touch(c, sid, *seen, *exp)?;
                         }
-                        Ok::<_, diesel::result::Error>(())
+                        Ok::<_, crate::db::QueryError>(())
                     })
                     .map_err(InternalError::from)
                 })

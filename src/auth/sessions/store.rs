@@ -12,7 +12,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use redis::aio::ConnectionManager;
 
-use super::InternalError;
+use crate::auth::InternalError;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::session_state as repo;
@@ -413,7 +413,7 @@ impl StateBackend {
                         for (k, e) in &dirty {
                             repo::set_expiry(c, k, *e)?;
                         }
-                        Ok::<_, diesel::result::Error>(())
+                        Ok::<_, crate::db::QueryError>(())
                     })
                     .map_err(InternalError::from)
                 })

@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::InternalError;
-use super::audit::{AuditCtx, record};
-use super::sessions::Sessions;
+use crate::auth::InternalError;
+use crate::auth::audit::{AuditCtx, record};
+use crate::auth::sessions::Sessions;
 use crate::clock::Clock;
 use crate::db::conn::write_transaction;
 use crate::db::repo::audit::ChainHead;
@@ -57,7 +57,7 @@ pub struct Entrant<'a> {
 
 /// The account's stamp, read under the account's row lock (PostgreSQL; SQLite's
 /// writer already serialises). `None` when the account is gone or disabled.
-pub fn stamp_in(c: &mut AnyConnection, user_id: &str) -> diesel::QueryResult<Option<Stamp>> {
+pub fn stamp_in(c: &mut AnyConnection, user_id: &str) -> crate::db::QueryResult<Option<Stamp>> {
     let Some((hash, disabled)) = users::lock_for_sign_in(c, user_id)? else {
         return Ok(None);
     };
@@ -90,7 +90,7 @@ pub fn pending_stamp_in(
     c: &mut AnyConnection,
     user_id: &str,
     verified_hash: &str,
-) -> diesel::QueryResult<Option<Stamp>> {
+) -> crate::db::QueryResult<Option<Stamp>> {
     if !users::still_signs_in_with(c, user_id, verified_hash)? {
         return Ok(None);
     }
@@ -107,7 +107,7 @@ pub fn admit_password_in(
     who: &Entrant<'_>,
     key_hash: String,
     verified_hash: &str,
-) -> diesel::QueryResult<Option<(String, Option<ChainHead>)>> {
+) -> crate::db::QueryResult<Option<(String, Option<ChainHead>)>> {
     let row = sessions.new_row(who.user_id, who.ip, who.user_agent, Some(key_hash));
     let sid = row.sid.clone();
     Ok(
@@ -192,7 +192,7 @@ enum Check {
     Credential(String),
 }
 
-fn holds(c: &mut AnyConnection, uid: &str, check: &Check) -> diesel::QueryResult<bool> {
+fn holds(c: &mut AnyConnection, uid: &str, check: &Check) -> crate::db::QueryResult<bool> {
     Ok(match check {
         Check::Password(h) => users::still_signs_in_with(c, uid, h)?,
         Check::Stamp(s) => stamp_in(c, uid)?.as_ref() == Some(s),
@@ -205,13 +205,13 @@ fn holds(c: &mut AnyConnection, uid: &str, check: &Check) -> diesel::QueryResult
 }
 
 /// `login.failed` for a sign-in refused although what was proven was right, with why.
-pub(super) fn refused(
+pub(in crate::auth) fn refused(
     c: &mut AnyConnection,
     ctx: &AuditCtx,
     now: i64,
     uid: &str,
     reason: &str,
-) -> diesel::QueryResult<()> {
+) -> crate::db::QueryResult<()> {
     record(
         c,
         ctx,

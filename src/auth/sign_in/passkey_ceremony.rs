@@ -13,7 +13,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::keys::{MasterKey, Sealer};
+use crate::master_key::{MasterKey, Sealer};
 
 /// How long a started ceremony may take.
 pub const CEREMONY_SECS: i64 = 300;

@@ -4,12 +4,12 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
-use super::InternalError;
-use super::audit::{AuditCtx, event, record, record_event};
-use super::gate::{self, Stamp};
-use super::password::{Hasher, Verified};
-use super::sessions::Sessions;
-use super::throttle::{RetryAfter, Throttle};
+use crate::auth::InternalError;
+use crate::auth::audit::{AuditCtx, event, record, record_event};
+use crate::auth::password::{Hasher, Verified};
+use crate::auth::sessions::Sessions;
+use crate::auth::sign_in::gate::{self, Stamp};
+use crate::auth::throttle::{RetryAfter, Throttle};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::conn::write_transaction;

@@ -3,6 +3,7 @@ use diesel::prelude::*;
 use crate::db::AnyConnection;
 use crate::db::schema::audit_events as a;
 use crate::domain::audit::ChainFields;
+use crate::domain::export::ExportedEvent;
 
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent {
@@ -35,6 +36,16 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// The event as exports write it.
+    pub fn exported(&self) -> ExportedEvent<'_> {
+        ExportedEvent {
+            id: self.id,
+            fields: self.chain_fields(),
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+        }
+    }
+
     pub fn chain_fields(&self) -> ChainFields<'_> {
         ChainFields {
             created_at: self.created_at,
@@ -285,4 +296,19 @@ pub fn recent(
         .limit(limit)
         .select(AuditEvent::as_select())
         .load(conn)
+}
+
+/// The newest event older than `cutoff`: its id and hash.
+pub fn newest_before(conn: &mut AnyConnection, cutoff: i64) -> QueryResult<Option<(i64, String)>> {
+    a::table
+        .filter(a::created_at.lt(cutoff))
+        .order(a::id.desc())
+        .select((a::id, a::hash))
+        .first(conn)
+        .optional()
+}
+
+/// Deletes every event up to and including `id`.
+pub fn delete_through(conn: &mut AnyConnection, id: i64) -> QueryResult<usize> {
+    diesel::delete(a::table.filter(a::id.le(id))).execute(conn)
 }

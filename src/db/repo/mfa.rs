@@ -98,7 +98,7 @@ pub fn delete_recovery_codes(conn: &mut AnyConnection, user_id: &str) -> QueryRe
 }
 
 /// What identifies an account's second factors, for the sign-in gate's stamp
-/// (`auth::gate`): changes when one is added, removed or replaced, not when one is used.
+/// (`auth::sign_in::gate`): changes when one is added, removed or replaced, not when one is used.
 pub struct FactorIdentity {
     /// The authenticator app: when it was enrolled, and its sealed secret.
     pub totp: Option<(i64, String)>,

@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 
 use crate::db::AnyConnection;
-use crate::db::schema::{roles, user_roles};
+use crate::db::schema::{role_permissions, roles, user_roles, users};
 
 pub fn exists(conn: &mut AnyConnection, role: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(roles::table.find(role))).get_result(conn)
@@ -142,4 +142,57 @@ pub fn delete(conn: &mut AnyConnection, name: &str) -> QueryResult<usize> {
     diesel::delete(rp::table.filter(rp::role.eq(name))).execute(conn)?;
     diesel::delete(user_roles::table.filter(user_roles::role.eq(name))).execute(conn)?;
     diesel::delete(roles::table.find(name)).execute(conn)
+}
+
+/// The permission names a user holds through all their roles.
+pub fn permission_names_of_user(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> QueryResult<Vec<String>> {
+    role_permissions::table
+        .inner_join(user_roles::table.on(user_roles::role.eq(role_permissions::role)))
+        .filter(user_roles::user_id.eq(user_id))
+        .select(role_permissions::permission)
+        .distinct()
+        .load(conn)
+}
+
+/// The permission names a role grants.
+pub fn permission_names_of_role(conn: &mut AnyConnection, role: &str) -> QueryResult<Vec<String>> {
+    role_permissions::table
+        .filter(role_permissions::role.eq(role))
+        .select(role_permissions::permission)
+        .load(conn)
+}
+
+/// Every permission name held (through any of their roles) by anyone who holds `role`.
+pub fn permission_names_of_holders(
+    conn: &mut AnyConnection,
+    role: &str,
+) -> QueryResult<Vec<String>> {
+    let holders: Vec<String> = user_roles::table
+        .filter(user_roles::role.eq(role))
+        .select(user_roles::user_id)
+        .load(conn)?;
+    role_permissions::table
+        .inner_join(user_roles::table.on(user_roles::role.eq(role_permissions::role)))
+        .filter(user_roles::user_id.eq_any(holders))
+        .select(role_permissions::permission)
+        .distinct()
+        .load(conn)
+}
+
+/// Enabled holders of `role` other than `user_id`.
+pub fn enabled_holders_besides(
+    conn: &mut AnyConnection,
+    role: &str,
+    user_id: &str,
+) -> QueryResult<i64> {
+    user_roles::table
+        .inner_join(users::table)
+        .filter(user_roles::role.eq(role))
+        .filter(users::disabled.eq(false))
+        .filter(users::id.ne(user_id))
+        .count()
+        .get_result(conn)
 }

@@ -6,11 +6,10 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
-use crate::db::repo::{roles, users};
 use crate::domain::forward::allowed_return;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::url_encode as enc;
 
 #[derive(Deserialize)]
@@ -22,19 +21,7 @@ pub async fn check(ctx: Ctx, q: web::Query<ForwardQuery>) -> Result<HttpResponse
     let st = &ctx.state;
     if let Some(u) = &ctx.user {
         // Apps authorize on these headers: read them fresh, not from the session.
-        let uid = u.uid.clone();
-        let found = st
-            .db
-            .run(move |c| {
-                Ok::<_, AppError>((
-                    users::find(c, &uid).map_err(AppError::from_db)?,
-                    roles::of_user(c, &uid).map_err(AppError::from_db)?,
-                ))
-            })
-            .await?;
-        if let (Some(user), roles) = found
-            && !user.disabled
-        {
+        if let Some(who) = st.access.principal(&u.uid).await? {
             // Header values must be visible ASCII; a name that is not becomes empty.
             let safe = |s: &str| {
                 if s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
@@ -44,13 +31,10 @@ pub async fn check(ctx: Ctx, q: web::Query<ForwardQuery>) -> Result<HttpResponse
                 }
             };
             return Ok(HttpResponse::Ok()
-                .insert_header(("Remote-User", user.id.clone()))
-                .insert_header(("Remote-Email", safe(&user.email)))
-                .insert_header((
-                    "Remote-Name",
-                    safe(user.display_name.as_deref().unwrap_or_default()),
-                ))
-                .insert_header(("Remote-Groups", roles.join(",")))
+                .insert_header(("Remote-User", who.id))
+                .insert_header(("Remote-Email", safe(&who.email)))
+                .insert_header(("Remote-Name", safe(&who.name)))
+                .insert_header(("Remote-Groups", who.roles.join(",")))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish());
         }

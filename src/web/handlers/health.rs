@@ -9,7 +9,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// 200 only when the database (and Redis, when configured) answer.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let db = state.db.ping().await;
+    let db = state.health.database_ready().await;
     let redis = state.sessions.state.ping().await;
     let body = format!(
         "database: {}\nredis: {}\n",

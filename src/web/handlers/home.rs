@@ -1,8 +1,8 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 
-use super::see_other;
 use crate::web::ctx::Ctx;
+use crate::web::handlers::see_other;
 use crate::web::views::{HomePage, render};
 
 pub async fn get(ctx: Ctx) -> HttpResponse {

@@ -5,10 +5,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
-use crate::auth::oidc;
+use crate::auth::oauth::authorize;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::views::{AppView, AppsPage, render, when};
 
 #[derive(Deserialize)]
@@ -18,14 +18,14 @@ pub struct AppsQuery {
 
 pub async fn list(ctx: Ctx, q: web::Query<AppsQuery>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?;
-    let apps = oidc::granted_apps(&ctx.state.db, &user.uid)
+    let apps = authorize::granted_apps(&ctx.state.db, &user.uid)
         .await?
         .into_iter()
         .map(|a| AppView {
             scopes: a
                 .scope
                 .split_whitespace()
-                .map(super::oidc::describe)
+                .map(crate::web::handlers::oauth::front_channel::describe)
                 .collect(),
             granted: when(a.granted_at),
             client_id: a.client_id,
@@ -56,10 +56,10 @@ pub async fn revoke(ctx: Ctx, form: web::Form<RevokeForm>) -> Result<HttpRespons
     let user = ctx.require_user()?;
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
-    oidc::revoke_consent(
+    authorize::revoke_consent(
         &st.db,
         &st.clock,
-        &st.oidc.memo,
+        &st.oidc.cache,
         &user.uid,
         &form.client_id,
         &ctx.audit(),

@@ -4,12 +4,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
+use crate::auth::accounts::links::request_email_change;
 use crate::auth::accounts::{AccountError, change_password};
-use crate::auth::recovery::request_email_change;
 use crate::auth::throttle::Reservation;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::views::{AccountPage, render};
 
 #[derive(Deserialize)]
@@ -115,7 +115,7 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
         &st.hasher,
         &st.clock,
         &st.mail,
-        &st.oidc.memo,
+        &st.oidc.cache,
         st.config.password_min_length,
         &user.uid,
         form.current_password,
@@ -127,7 +127,6 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
     settle(reservation, &result).await;
     match result {
         Ok(()) => {
-            st.mail_wake.notify_one();
             st.sessions.revoke_all(&user.uid, Some(&user.sid)).await?;
             // A privilege change: this session continues under a new key.
             ctx.session.renew();
@@ -166,10 +165,7 @@ pub async fn change_email(ctx: Ctx, form: web::Form<EmailForm>) -> Result<HttpRe
     .await?;
     settle(reservation, &result).await;
     match result {
-        Ok(()) => {
-            st.mail_wake.notify_one();
-            Ok(see_other("/account?done=email"))
-        }
+        Ok(()) => Ok(see_other("/account?done=email")),
         Err(e) => {
             let m = Messages {
                 email_error: Some(e.to_string()),

@@ -10,12 +10,12 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential};
 
-use super::see_other;
-use crate::auth::webauthn::{
+use crate::auth::mfa::webauthn::{
     self as wa, KIND_PASSKEY, KIND_SECURITY_KEY, finish_registration, start_registration,
 };
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::session::{Ceremony, WEBAUTHN_REG_KEY, put_ceremony, take_ceremony};
 use crate::web::views::{KeyView, SecurityKeysPage, render, when};
 
@@ -127,7 +127,7 @@ pub async fn register_start(ctx: Ctx, body: web::Json<StartBody>) -> HttpRespons
         let (options, state) = start_registration(
             &st.db,
             st.webauthn()?,
-            &crate::auth::webauthn::Holder {
+            &crate::auth::mfa::webauthn::Holder {
                 uid: &u.uid,
                 email: &u.email,
                 name: u.name.as_deref(),
@@ -172,12 +172,9 @@ pub async fn register_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpRespo
         )
         .await?
         {
-            Ok(()) => {
-                st.mail_wake.notify_one();
-                Ok(HttpResponse::Ok().json(serde_json::json!({
-                    "redirect": format!("{PAGE}?done=added"),
-                })))
-            }
+            Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({
+                "redirect": format!("{PAGE}?done=added"),
+            }))),
             Err(why) => Err(AppError::BadRequest(why.to_string())),
         }
     };
@@ -216,6 +213,5 @@ pub async fn remove(ctx: Ctx, form: web::Form<RemoveForm>) -> Result<HttpRespons
     if !wa::remove(&st.db, &st.clock, &st.mail, &u.uid, &form.id, &ctx.audit()).await? {
         return Err(AppError::NotFound);
     }
-    st.mail_wake.notify_one();
     Ok(see_other(&format!("{PAGE}?done=removed")))
 }

@@ -5,14 +5,12 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::see_other;
-use crate::auth::InternalError;
-use crate::auth::audit::record;
-use crate::auth::oidc::{self, GrantsEnd};
+use crate::auth::oauth::authorize::{self, GrantsEnd};
 use crate::domain::audit::{AuditAction, Outcome};
-use crate::web::client::describe_browser;
+use crate::web::caller::describe_browser;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::views::{SessionView, SessionsPage, render, when};
 
 #[derive(Deserialize)]
@@ -57,28 +55,22 @@ pub async fn list(ctx: Ctx, q: web::Query<SessionsQuery>) -> Result<HttpResponse
         &SessionsPage {
             chrome: ctx.chrome(),
             sessions,
-            apps_signed_in: oidc::has_live_grant(&ctx.state.db, &user.uid).await?,
+            apps_signed_in: authorize::has_live_grant(&ctx.state.db, &user.uid).await?,
             notice,
         },
     ))
 }
 
 async fn audit_revoked(ctx: &Ctx, uid: &str, details: serde_json::Value) -> Result<(), AppError> {
-    let (audit, now, uid) = (ctx.audit(), ctx.state.clock.now(), uid.to_string());
     ctx.state
-        .db
-        .run(move |c| {
-            record(
-                c,
-                &audit,
-                now,
-                AuditAction::SessionRevoked,
-                Outcome::Success,
-                Some(&uid),
-                details,
-            )
-            .map_err(InternalError::from)
-        })
+        .audit_log
+        .record(
+            &ctx.audit(),
+            AuditAction::SessionRevoked,
+            Outcome::Success,
+            Some(uid),
+            details,
+        )
         .await?;
     Ok(())
 }
@@ -105,10 +97,10 @@ pub async fn revoke_others(
     audit_revoked(&ctx, &user.uid, json!({"count": n, "scope": "all_others"})).await?;
     // "Everywhere else" includes apps: a lost device's app is signed in as much as its
     // browser is. The consents stay, so each app asks only for a sign-in.
-    oidc::end_app_grants_now(
+    authorize::end_app_grants_now(
         &st.db,
         &st.clock,
-        &st.oidc.memo,
+        &st.oidc.cache,
         &user.uid,
         GrantsEnd::SignedOutEverywhere,
         &ctx.audit(),

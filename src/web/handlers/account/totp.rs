@@ -4,11 +4,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
 use crate::auth::mfa::{disable_totp, enable_totp, generate_recovery_codes, status};
 use crate::domain::totp;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::session::TOTP_SETUP_KEY;
 use crate::web::views::{RecoveryCodesPage, TotpPage, render};
 
@@ -125,7 +125,6 @@ pub async fn enable(ctx: Ctx, form: web::Form<EnableForm>) -> Result<HttpRespons
     {
         Ok(()) => {
             ctx.session.remove(TOTP_SETUP_KEY);
-            st.mail_wake.notify_one();
             // Fresh recovery codes come with the app, shown once.
             let codes =
                 generate_recovery_codes(&st.db, &st.clock, &st.mfa_keys, &u.uid, &ctx.audit())
@@ -148,9 +147,7 @@ pub async fn disable(ctx: Ctx, form: web::Form<PlainForm>) -> Result<HttpRespons
     let u = ctx.require_recent_auth("/account/totp")?.clone();
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
-    if disable_totp(&st.db, &st.clock, &st.mail, &u.uid, &ctx.audit()).await? {
-        st.mail_wake.notify_one();
-    }
+    disable_totp(&st.db, &st.clock, &st.mail, &u.uid, &ctx.audit()).await?;
     Ok(see_other("/account/totp?done=disabled"))
 }
 

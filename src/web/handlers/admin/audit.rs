@@ -4,9 +4,8 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::admin::event_rows;
+use crate::auth::access::permissions::Permission;
 use crate::auth::audit::{ChainVerdict, verify_chain};
-use crate::auth::rbac::Permission;
 use crate::db::Db;
 use crate::db::repo::audit::{AuditEvent, Filter, page};
 use crate::db::repo::users;
@@ -14,6 +13,7 @@ use crate::domain::audit::AuditAction;
 use crate::domain::export;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::admin::users::event_rows;
 use crate::web::url_encode as enc;
 use crate::web::views::{ActivityPage, AdminAuditPage, render};
 
@@ -200,9 +200,9 @@ pub async fn export(ctx: Ctx, q: web::Query<AuditQuery>) -> Result<HttpResponse,
                 }
                 for e in &batch {
                     out.push_str(&if csv {
-                        export::csv_row(e)
+                        export::csv_row(&e.exported())
                     } else {
-                        export::json_line(e)
+                        export::json_line(&e.exported())
                     });
                 }
                 let last = batch.last().map(|e| e.id);

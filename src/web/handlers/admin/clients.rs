@@ -5,14 +5,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
-use crate::auth::keyring::ALGS;
-use crate::auth::oidc::{self, GRANTS, NewClient, SCOPES};
-use crate::auth::rbac::Permission;
-use crate::db::repo::oauth::Client;
+use crate::auth::access::permissions::Permission;
+use crate::auth::oauth::Client;
+use crate::auth::oauth::authorize::{self, GRANTS, NewClient, SCOPES};
+use crate::auth::oauth::signing_keys::ALGS;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
+use crate::web::handlers::see_other;
 use crate::web::views::{AdminClientPage, AdminClientsPage, Choice, ClientForm, ClientRow, render};
 
 fn lines(text: &str) -> Vec<String> {
@@ -101,7 +101,7 @@ async fn list_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let clients = oidc::clients(&ctx.state.db)
+    let clients = authorize::clients(&ctx.state.db)
         .await?
         .into_iter()
         .map(|c| ClientRow {
@@ -146,9 +146,11 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
     let new = submitted(&form);
     let shown = form_from(&new, None);
     let st = &ctx.state;
-    match oidc::create_client(&st.db, &st.clock, new, &ctx.audit()).await? {
+    match authorize::create_client(&st.db, &st.clock, new, &ctx.audit()).await? {
         Ok((id, secret)) => {
-            let client = oidc::client(&st.db, &id).await?.ok_or(AppError::NotFound)?;
+            let client = authorize::client(&st.db, &id)
+                .await?
+                .ok_or(AppError::NotFound)?;
             Ok(client_page(
                 &ctx,
                 StatusCode::CREATED,
@@ -184,7 +186,7 @@ fn client_page(
 }
 
 async fn existing(ctx: &Ctx, id: &str) -> Result<Client, AppError> {
-    oidc::client(&ctx.state.db, id)
+    authorize::client(&ctx.state.db, id)
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -220,7 +222,9 @@ pub async fn update(
     new.public = client.is_public();
     let shown = form_from(&new, Some(id.clone()));
     let st = &ctx.state;
-    match oidc::update_client(&st.db, &st.clock, &st.oidc.memo, &id, new, &ctx.audit()).await? {
+    match authorize::update_client(&st.db, &st.clock, &st.oidc.cache, &id, new, &ctx.audit())
+        .await?
+    {
         Ok(()) => Ok(see_other(&format!("/admin/clients/{id}?done=saved"))),
         Err(why) => Ok(client_page(
             &ctx,
@@ -245,7 +249,7 @@ pub async fn rotate_secret(
     let client = existing(&ctx, &id).await?;
     let st = &ctx.state;
     let Some(secret) =
-        oidc::rotate_secret(&st.db, &st.clock, &st.oidc.memo, &id, &ctx.audit()).await?
+        authorize::rotate_secret(&st.db, &st.clock, &st.oidc.cache, &id, &ctx.audit()).await?
     else {
         return Err(AppError::BadRequest(
             "A public client has no secret to rotate.".into(),
@@ -282,6 +286,6 @@ pub async fn delete(
         ));
     }
     let st = &ctx.state;
-    oidc::delete_client(&st.db, &st.clock, &st.oidc.memo, &id, &ctx.audit()).await?;
+    authorize::delete_client(&st.db, &st.clock, &st.oidc.cache, &id, &ctx.audit()).await?;
     Ok(see_other("/admin/clients?done=deleted"))
 }

@@ -4,14 +4,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
-use crate::auth::rbac::Permission;
-use crate::auth::roles::{self, RoleError};
+use crate::auth::access::permissions::Permission;
+use crate::auth::access::roles::{self, RoleError};
 use crate::auth::settings::{self, Registration};
 use crate::db::repo::roles as repo;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
+use crate::web::handlers::see_other;
 use crate::web::views::{AdminRolesPage, AdminSettingsPage, PermissionView, RoleView, render};
 
 async fn roles_page(
@@ -143,7 +143,7 @@ pub async fn delete(
     match roles::delete(
         &st.db,
         &st.clock,
-        &st.oidc.memo,
+        &st.oidc.cache,
         &admin.perms,
         &path,
         &ctx.audit(),

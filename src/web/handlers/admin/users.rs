@@ -5,14 +5,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
-use crate::auth::admin::{self, AdminError};
-use crate::auth::rbac::Permission;
+use crate::auth::access::permissions::Permission;
+use crate::auth::accounts::admin::{self, AdminError};
 use crate::db::repo::audit::{AuditEvent, Filter, page as audit_page};
 use crate::db::repo::{directory, roles, users};
-use crate::web::client::describe_browser;
+use crate::web::caller::describe_browser;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::url_encode as enc;
 use crate::web::views::{
     AdminHomePage, AdminUserPage, AdminUsersPage, EventRow, KeyRow, SessionView, UserRow, render,
@@ -24,12 +24,7 @@ const PAGE_SIZE: i64 = 50;
 pub async fn home(ctx: Ctx) -> Result<HttpResponse, AppError> {
     // Anyone holding at least one admin permission; each section checks its own.
     let user = ctx.require_user()?.clone();
-    let uid = user.uid.clone();
-    let perms = ctx
-        .state
-        .db
-        .run(move |c| crate::auth::rbac::permissions_of(c, &uid).map_err(AppError::from_db))
-        .await?;
+    let perms = ctx.state.access.permissions(&user.uid).await?;
     let Some(first) = perms.iter().next().copied() else {
         return Err(AppError::Forbidden(
             "You do not have access to this page.".into(),
@@ -233,7 +228,7 @@ async fn user_page(
                 .iter()
                 .map(|k| KeyRow {
                     name: k.name.clone(),
-                    kind: if k.kind == crate::auth::webauthn::KIND_PASSKEY {
+                    kind: if k.kind == crate::auth::mfa::webauthn::KIND_PASSKEY {
                         "Passkey"
                     } else {
                         "Security key"
@@ -303,7 +298,7 @@ pub async fn action(
         "assign-role" | "remove-role" => admin::set_role(
             &st.db,
             &st.clock,
-            &st.oidc.memo,
+            &st.oidc.cache,
             &actor,
             &id,
             &form.role,
@@ -317,7 +312,7 @@ pub async fn action(
                 &st.db,
                 &st.clock,
                 &st.sessions,
-                &st.oidc.memo,
+                &st.oidc.cache,
                 &actor,
                 &id,
                 action == "disable",
@@ -329,7 +324,7 @@ pub async fn action(
             &st.db,
             &st.clock,
             &st.sessions,
-            &st.oidc.memo,
+            &st.oidc.cache,
             &actor,
             &id,
             &audit,
@@ -349,7 +344,7 @@ pub async fn action(
                 &st.db,
                 &st.clock,
                 &st.sessions,
-                &st.oidc.memo,
+                &st.oidc.cache,
                 &actor,
                 &id,
                 &form.confirm,
@@ -363,7 +358,6 @@ pub async fn action(
         }
         _ => return Err(AppError::NotFound),
     };
-    st.mail_wake.notify_one();
     match outcome {
         Ok(()) => Ok(see_other(&format!("{back}?done={action}"))),
         Err(AdminError::NoSuchUser) => Err(AppError::NotFound),

@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::audit::AuditCtx;
-use crate::auth::issuer::TokenError;
-use crate::auth::oidc;
+use crate::auth::oauth::Client;
+use crate::auth::oauth::authorize;
+use crate::auth::oauth::tokens::TokenError;
 use crate::auth::throttle::RetryAfter;
-use crate::db::repo::oauth::Client;
 use crate::web::error::AppError;
 use crate::web::state::AppState;
 
@@ -107,7 +107,7 @@ fn credentials(req: &HttpRequest, f: &TokenForm) -> Credentials {
 }
 
 fn peer_ip(req: &HttpRequest, st: &AppState) -> std::net::IpAddr {
-    crate::web::client::client_ip(req, &st.config)
+    crate::web::caller::client_ip(req, &st.config)
 }
 
 /// What a client authenticates for.
@@ -115,7 +115,7 @@ fn peer_ip(req: &HttpRequest, st: &AppState) -> std::net::IpAddr {
 enum Purpose {
     /// The token and revocation endpoints: counted against the per-client limit.
     Token,
-    /// Introspection, under the request's memo generation: confidential clients only,
+    /// Introspection, under the request's cache generation: confidential clients only,
     /// and not counted per client. Resource servers introspect for every request they
     /// serve, so a per-client budget would throttle the busy ones, and an authenticated
     /// caller guesses nothing here (failed client authentication is still limited per
@@ -157,18 +157,20 @@ async fn authenticate(
         Purpose::Token => {
             let fast = token_fast_path(st, &id, secret.as_deref(), &budget).await;
             match fast {
-                Fast::Done(client, verdict) => {
+                OneTrip::Done(client, verdict) => {
                     return Ok(verdict.map(|()| client).map_err(|w| too_many(w.0)));
                 }
-                Fast::Counted(generation, key, verdict) => (Some(generation), Some((key, verdict))),
-                Fast::NotTaken => (st.oidc.generation().await, None),
+                OneTrip::Counted(generation, key, verdict) => {
+                    (Some(generation), Some((key, verdict)))
+                }
+                OneTrip::NotTaken => (st.oidc.generation().await, None),
             }
         }
     };
     let client = st.oidc.client(generation, &id).await?;
     let confidential_only = matches!(purpose, Purpose::Introspection(_));
     let ok = client
-        .filter(|c| oidc::client_authenticates(c, secret.as_deref()))
+        .filter(|c| authorize::client_authenticates(c, secret.as_deref()))
         .filter(|c| !(confidential_only && c.is_public()));
     let Some(client) = ok else {
         if let Err(wait) = st.throttle.client_auth_failed(ip).await {
@@ -191,7 +193,7 @@ async fn authenticate(
 }
 
 /// How far the token endpoint's one-round-trip path got.
-enum Fast {
+enum OneTrip {
     /// The memoised client authenticated and its generation is still current.
     Done(Client, Result<(), RetryAfter>),
     /// The request was counted under `key`, but the generation moved on to this one:
@@ -200,31 +202,32 @@ enum Fast {
     NotTaken,
 }
 
-/// With Redis, a token request costs two round trips on the ordinary path: the memo
+/// With Redis, a token request costs two round trips on the ordinary path: the cache
 /// generation (to trust the memoised client record), then the client's rate limit.
-/// When the memo holds a client that these credentials authenticate, one script does
+/// When the cache holds a client that these credentials authenticate, one script does
 /// both: it counts the request and returns the current generation, and the record is
-/// used only if that generation is the one it was read in — the memo's rule, checked
-/// after instead of before. Credentials the memo does not accept take the ordinary
+/// used only if that generation is the one it was read in — the cache's rule, checked
+/// after instead of before. Credentials the cache does not accept take the ordinary
 /// path, so a stranger with a wrong secret never spends a client's budget.
 async fn token_fast_path(
     st: &AppState,
     id: &str,
     secret: Option<&str>,
     budget: &impl Fn(&Client) -> String,
-) -> Fast {
-    let memo = &st.oidc.memo;
-    let (Some(counter), Some((read_in, client))) = (memo.redis_key(), memo.client_as_of(id)) else {
-        return Fast::NotTaken;
+) -> OneTrip {
+    let cache = &st.oidc.cache;
+    let (Some(counter), Some((read_in, client))) = (cache.redis_key(), cache.client_as_of(id))
+    else {
+        return OneTrip::NotTaken;
     };
-    if !oidc::client_authenticates(&client, secret) {
-        return Fast::NotTaken;
+    if !authorize::client_authenticates(&client, secret) {
+        return OneTrip::NotTaken;
     }
     let key = budget(&client);
     match st.throttle.token_request_reading(&key, counter).await {
-        Some((verdict, current)) if current == read_in => Fast::Done(client, verdict),
-        Some((verdict, current)) => Fast::Counted(current, key, verdict),
-        None => Fast::NotTaken,
+        Some((verdict, current)) if current == read_in => OneTrip::Done(client, verdict),
+        Some((verdict, current)) => OneTrip::Counted(current, key, verdict),
+        None => OneTrip::NotTaken,
     }
 }
 

@@ -11,10 +11,10 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::keyring::ALGS;
-use crate::auth::oidc::{self, GRANTS, Grant, SCOPES};
+use crate::auth::oauth::Client;
+use crate::auth::oauth::authorize::{self, GRANTS, Grant, SCOPES};
+use crate::auth::oauth::signing_keys::ALGS;
 use crate::config::Config;
-use crate::db::repo::oauth::Client;
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
@@ -74,7 +74,7 @@ pub async fn return_targets(st: &AppState, next: &str) -> Vec<String> {
     let (Some(client_id), Some(uri)) = (get("client_id"), get("redirect_uri")) else {
         return Vec::new();
     };
-    match oidc::client(&st.db, &client_id).await {
+    match authorize::client(&st.db, &client_id).await {
         Ok(Some(c)) if c.redirect_uris().contains(&uri) => origin_of(&uri).into_iter().collect(),
         _ => Vec::new(),
     }
@@ -165,7 +165,7 @@ fn back(uri: &str, params: &[(&str, &str)], state: Option<&str>, issuer: &str) -
 
 /// Validation that decides whether we may redirect at all.
 async fn trusted_client(ctx: &Ctx, p: &AuthorizeParams) -> Result<Client, AppError> {
-    let Some(client) = oidc::client(&ctx.state.db, &p.client_id).await? else {
+    let Some(client) = authorize::client(&ctx.state.db, &p.client_id).await? else {
         return Err(AppError::BadRequest(
             "This sign-in link names an application portcullis does not know.".into(),
         ));
@@ -299,11 +299,11 @@ async fn authorize_inner(
             )));
         }
     }
-    let has = oidc::has_consent(&st.db, &user.uid, &client.client_id, &scope).await?;
+    let has = authorize::has_consent(&st.db, &user.uid, &client.client_id, &scope).await?;
     if client.skip_consent && !has {
         // First-party: no page, but recorded, so the user sees (and can revoke) it
         // on /account/apps like any other.
-        oidc::record_consent(
+        authorize::record_consent(
             &st.db,
             &st.clock,
             &user.uid,
@@ -340,7 +340,7 @@ async fn authorize_inner(
             return Ok(refuse("access_denied"));
         }
         if !consented {
-            oidc::record_consent(
+            authorize::record_consent(
                 &st.db,
                 &st.clock,
                 &user.uid,
@@ -372,7 +372,7 @@ async fn authorize_inner(
             origin_of(&p.redirect_uri).into_iter().collect(),
         ));
     }
-    let code = oidc::issue_code(
+    let code = authorize::issue_code(
         &st.db,
         &st.clock,
         Grant {
@@ -445,7 +445,7 @@ pub async fn authorize(ctx: Ctx, q: web::Query<AuthorizeParams>) -> Result<HttpR
 pub async fn consent(ctx: Ctx, f: web::Form<AuthorizeParams>) -> Result<HttpResponse, AppError> {
     let p = f.into_inner();
     if p.csrf_token.is_empty() && p.decision.is_empty() {
-        return Ok(super::see_other(&as_get(&p)));
+        return Ok(crate::web::handlers::see_other(&as_get(&p)));
     }
     authorize_inner(ctx, p, true).await
 }
@@ -512,7 +512,7 @@ async fn end_session(ctx: Ctx, p: LogoutParams, posted: bool) -> Result<HttpResp
         (a, b) => a.or(b),
     };
     let client = match &client_id {
-        Some(id) => oidc::client(&st.db, id).await?,
+        Some(id) => authorize::client(&st.db, id).await?,
         None => None,
     };
     let destination = match p
@@ -564,17 +564,17 @@ async fn end_session(ctx: Ctx, p: LogoutParams, posted: bool) -> Result<HttpResp
                     .collect(),
             ));
         }
-        super::logout::end(&ctx).await?;
+        crate::web::handlers::sign_in::logout::end(&ctx).await?;
     }
     let Some(uri) = destination else {
-        return Ok(super::see_other("/login?signed_out=1"));
+        return Ok(crate::web::handlers::see_other("/login?signed_out=1"));
     };
     let mut url =
         url::Url::parse(&uri).map_err(|_| AppError::BadRequest("bad return address".into()))?;
     if let Some(s) = &p.state {
         url.query_pairs_mut().append_pair("state", s);
     }
-    Ok(super::see_other(url.as_str()))
+    Ok(crate::web::handlers::see_other(url.as_str()))
 }
 
 pub async fn logout(ctx: Ctx, q: web::Query<LogoutParams>) -> Result<HttpResponse, AppError> {

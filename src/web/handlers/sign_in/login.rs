@@ -5,12 +5,12 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
-use crate::auth::login::{LoginOutcome, NextStep, authenticate};
 use crate::auth::settings::registration;
+use crate::auth::sign_in::password_step::{LoginOutcome, NextStep, authenticate};
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::{AppError, human_secs};
+use crate::web::handlers::see_other;
 use crate::web::session::{AUTH_KEY, MfaPending, PENDING_KEY, SignedIn, sign_in_with_key};
 use crate::web::views::{LoginPage, render};
 
@@ -69,8 +69,12 @@ fn login_hint(next: &str) -> String {
 
 pub async fn form(ctx: Ctx, q: web::Query<LoginQuery>) -> HttpResponse {
     let next = safe_next(q.next.as_deref());
-    let targets = super::oidc::return_targets(&ctx.state, &next).await;
-    super::oidc::allow_targets(form_page(ctx, q, next).await, targets)
+    let targets =
+        crate::web::handlers::oauth::front_channel::return_targets(&ctx.state, &next).await;
+    crate::web::handlers::oauth::front_channel::allow_targets(
+        form_page(ctx, q, next).await,
+        targets,
+    )
 }
 
 async fn form_page(ctx: Ctx, q: web::Query<LoginQuery>, next: String) -> HttpResponse {
@@ -98,8 +102,9 @@ async fn form_page(ctx: Ctx, q: web::Query<LoginQuery>, next: String) -> HttpRes
 
 pub async fn submit(ctx: Ctx, form: web::Form<LoginForm>) -> Result<HttpResponse, AppError> {
     let next = safe_next(form.next.as_deref());
-    let targets = super::oidc::return_targets(&ctx.state, &next).await;
-    Ok(super::oidc::allow_targets(
+    let targets =
+        crate::web::handlers::oauth::front_channel::return_targets(&ctx.state, &next).await;
+    Ok(crate::web::handlers::oauth::front_channel::allow_targets(
         submit_inner(ctx, form, next).await?,
         targets,
     ))

@@ -2,12 +2,10 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::see_other;
-use crate::auth::InternalError;
-use crate::auth::audit::record;
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::session::sign_out;
 
 #[derive(Deserialize)]
@@ -31,26 +29,15 @@ pub async fn submit(ctx: Ctx, form: web::Form<LogoutForm>) -> Result<HttpRespons
 pub async fn end(ctx: &Ctx) -> Result<(), AppError> {
     if let Some(u) = &ctx.user {
         ctx.state.sessions.revoke(&u.uid, &u.sid).await?;
-        let (audit, now, uid, sid) = (
-            ctx.audit(),
-            ctx.state.clock.now(),
-            u.uid.clone(),
-            u.sid.clone(),
-        );
         ctx.state
-            .db
-            .run(move |c| {
-                record(
-                    c,
-                    &audit,
-                    now,
-                    AuditAction::Logout,
-                    Outcome::Success,
-                    Some(&uid),
-                    json!({"sid_prefix": sid.get(..8).unwrap_or("")}),
-                )
-                .map_err(InternalError::from)
-            })
+            .audit_log
+            .record(
+                &ctx.audit(),
+                AuditAction::Logout,
+                Outcome::Success,
+                Some(&u.uid),
+                json!({"sid_prefix": u.sid.get(..8).unwrap_or("")}),
+            )
             .await?;
     }
     sign_out(&ctx.session);

@@ -15,13 +15,13 @@ use webauthn_rs::prelude::{
     DiscoverableAuthentication, PasskeyAuthentication, PublicKeyCredential,
 };
 
-use super::mfa::{complete, count_failure, current, throttle};
-use crate::auth::ceremony::CEREMONY_SECS;
-use crate::auth::gate;
-use crate::auth::webauthn as wa;
+use crate::auth::mfa::webauthn as wa;
+use crate::auth::sign_in::gate;
+use crate::auth::sign_in::passkey_ceremony::CEREMONY_SECS;
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::sign_in::second_step::{complete, count_failure, current, throttle};
 use crate::web::session::{
     AUTH_KEY, Ceremony, PENDING_KEY, SignedIn, WEBAUTHN_MFA_KEY, put_ceremony, sign_in,
     take_ceremony,
@@ -121,7 +121,7 @@ fn passkey_refused() -> AppError {
     )
 }
 
-/// The cookie that carries an anonymous passkey ceremony, sealed (auth::ceremony).
+/// The cookie that carries an anonymous passkey ceremony, sealed (auth::sign_in::passkey_ceremony).
 fn ceremony_cookie(https: bool) -> &'static str {
     if https {
         "__Host-portcullis-passkey"

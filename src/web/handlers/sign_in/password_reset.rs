@@ -4,13 +4,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
-use super::verify::problem_text;
-use crate::auth::recovery::{ResetError, request_reset, reset_link_status, reset_password};
+use crate::auth::accounts::links::{ResetError, request_reset, reset_link_status, reset_password};
 use crate::domain::email::EmailAddress;
 use crate::mail::messages::valid_for;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
+use crate::web::handlers::sign_in::verify_email::problem_text;
 use crate::web::views::{ForgotPage, ResetPage, render};
 
 #[derive(Deserialize)]
@@ -62,7 +62,6 @@ pub async fn forgot(ctx: Ctx, form: web::Form<ForgotForm>) -> Result<HttpRespons
         .unwrap_or_else(|_| form.email.trim().to_lowercase());
     if st.throttle.reset_to_address(&key).await {
         request_reset(&st.db, &st.clock, &st.mail, &form.email, &ctx.audit()).await?;
-        st.mail_wake.notify_one();
     }
     Ok(render(
         StatusCode::OK,
@@ -108,7 +107,7 @@ pub async fn reset(ctx: Ctx, form: web::Form<ResetForm>) -> Result<HttpResponse,
         &st.db,
         &st.hasher,
         &st.clock,
-        &st.oidc.memo,
+        &st.oidc.cache,
         &st.mail,
         st.config.password_min_length,
         &form.token,
@@ -118,7 +117,6 @@ pub async fn reset(ctx: Ctx, form: web::Form<ResetForm>) -> Result<HttpResponse,
     .await?;
     match result {
         Ok(user_id) => {
-            st.mail_wake.notify_one();
             // Every session ends, this browser's too: the next sign-in starts from scratch
             // (and asks for the second factor when there is one).
             st.sessions.revoke_all(&user_id, None).await?;

@@ -5,11 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
 use crate::auth::accounts::{AccountError, NewAccount, Registered, RegistrationPolicy, register};
 use crate::auth::settings::registration;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::views::{RegisterPage, render};
 
 #[derive(Deserialize)]
@@ -92,7 +92,6 @@ pub async fn submit(ctx: Ctx, form: web::Form<RegisterForm>) -> Result<HttpRespo
     {
         // A taken address answers exactly like a new one; its owner was mailed instead.
         Ok(Registered::Created(_) | Registered::AlreadyExists(_)) => {
-            st.mail_wake.notify_one();
             Ok(see_other("/login?registered=1"))
         }
         Err(e @ AccountError::RegistrationClosed) => Ok(render(

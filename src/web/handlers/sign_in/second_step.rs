@@ -4,12 +4,12 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
+use crate::web::handlers::see_other;
 use serde_json::json;
 
 use crate::auth::audit::record_alone;
-use crate::auth::gate;
 use crate::auth::mfa::{status, verify};
+use crate::auth::sign_in::gate;
 use crate::auth::throttle::Reservation;
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::web::ctx::Ctx;
@@ -126,8 +126,9 @@ pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
         return Ok(see_other("/login"));
     };
     let factors = status(&ctx.state.db, &p.uid).await?;
-    let targets = super::oidc::return_targets(&ctx.state, &p.next).await;
-    Ok(super::oidc::allow_targets(
+    let targets =
+        crate::web::handlers::oauth::front_channel::return_targets(&ctx.state, &p.next).await;
+    Ok(crate::web::handlers::oauth::front_channel::allow_targets(
         render(
             StatusCode::OK,
             &MfaPage {
@@ -142,10 +143,12 @@ pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
 
 pub async fn submit(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpResponse, AppError> {
     let targets = match current(&ctx) {
-        Some(p) => super::oidc::return_targets(&ctx.state, &p.next).await,
+        Some(p) => {
+            crate::web::handlers::oauth::front_channel::return_targets(&ctx.state, &p.next).await
+        }
         None => Vec::new(),
     };
-    Ok(super::oidc::allow_targets(
+    Ok(crate::web::handlers::oauth::front_channel::allow_targets(
         submit_inner(ctx, form).await?,
         targets,
     ))
@@ -171,7 +174,6 @@ async fn submit_inner(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpRespons
         &audit,
     )
     .await?;
-    st.mail_wake.notify_one();
     match verified {
         Some(method) => {
             let label = match method {

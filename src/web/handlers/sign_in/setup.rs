@@ -4,11 +4,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
 use crate::auth::accounts::NewAccount;
-use crate::auth::setup::{SetupError, complete, link_usable};
+use crate::auth::accounts::setup::{SetupError, complete, link_usable};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::session::{SignedIn, sign_in};
 use crate::web::views::{SetupPage, render};
 
@@ -74,16 +74,22 @@ pub async fn submit(ctx: Ctx, form: web::Form<SetupForm>) -> Result<HttpResponse
     {
         Ok(user) => {
             let ip = ctx.ip.to_string();
-            let entrant = crate::auth::gate::Entrant {
+            let entrant = crate::auth::sign_in::gate::Entrant {
                 user_id: &user.id,
                 ip: &ip,
                 user_agent: &ctx.user_agent,
             };
-            let proof = crate::auth::gate::Proof::Setup;
+            let proof = crate::auth::sign_in::gate::Proof::Setup;
             let audit = ctx.audit();
-            let Some(sid) =
-                crate::auth::gate::admit(&st.db, &st.sessions, &st.clock, entrant, proof, &audit)
-                    .await?
+            let Some(sid) = crate::auth::sign_in::gate::admit(
+                &st.db,
+                &st.sessions,
+                &st.clock,
+                entrant,
+                proof,
+                &audit,
+            )
+            .await?
             else {
                 return Ok(see_other("/login"));
             };

@@ -9,7 +9,6 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::see_other;
 use crate::auth::InternalError;
 use crate::auth::audit::record;
 use crate::auth::password::Verified;
@@ -17,6 +16,7 @@ use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::session::{Ceremony, WEBAUTHN_REAUTH_KEY, put_ceremony, take_ceremony, update};
 use crate::web::views::{ReauthPage, render};
 
@@ -54,8 +54,12 @@ fn add_methods(amr: &mut Vec<String>, methods: &[&str]) {
 pub async fn form(ctx: Ctx, q: web::Query<NextQuery>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?.clone();
     let factors = crate::auth::mfa::status(&ctx.state.db, &u.uid).await?;
-    let targets = super::oidc::return_targets(&ctx.state, &safe_next(q.next.as_deref())).await;
-    Ok(super::oidc::allow_targets(
+    let targets = crate::web::handlers::oauth::front_channel::return_targets(
+        &ctx.state,
+        &safe_next(q.next.as_deref()),
+    )
+    .await;
+    Ok(crate::web::handlers::oauth::front_channel::allow_targets(
         render(
             StatusCode::OK,
             &ReauthPage {
@@ -90,7 +94,8 @@ pub async fn key_start(ctx: Ctx) -> HttpResponse {
             .await
             .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
         let Some((options, state)) =
-            crate::auth::webauthn::start_authentication(&st.db, st.webauthn()?, &u.uid).await?
+            crate::auth::mfa::webauthn::start_authentication(&st.db, st.webauthn()?, &u.uid)
+                .await?
         else {
             return Err(AppError::BadRequest(
                 "There is no security key on this account.".into(),
@@ -126,7 +131,7 @@ pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
             .reserve(ctx.ip, &u.email.to_lowercase())
             .await
             .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
-        let ok = crate::auth::webauthn::finish_authentication(
+        let ok = crate::auth::mfa::webauthn::finish_authentication(
             &st.db,
             &st.clock,
             st.webauthn()?,
@@ -163,7 +168,9 @@ pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
             ));
         }
         reservation.succeeded().await;
-        if !crate::auth::gate::raise(&st.db, &st.clock, &u.uid, &u.sid, None, &ctx.audit()).await? {
+        if !crate::auth::sign_in::gate::raise(&st.db, &st.clock, &u.uid, &u.sid, None, &ctx.audit())
+            .await?
+        {
             crate::web::session::sign_out(&ctx.session);
             return Err(AppError::Forbidden(
                 "This session has ended. Sign in again.".into(),
@@ -181,8 +188,9 @@ pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
 
 pub async fn submit(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpResponse, AppError> {
     let next = safe_next(form.next.as_deref());
-    let targets = super::oidc::return_targets(&ctx.state, &next).await;
-    Ok(super::oidc::allow_targets(
+    let targets =
+        crate::web::handlers::oauth::front_channel::return_targets(&ctx.state, &next).await;
+    Ok(crate::web::handlers::oauth::front_channel::allow_targets(
         submit_inner(ctx, form).await?,
         targets,
     ))
@@ -263,7 +271,7 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
     reservation.succeeded().await;
     // The gate: the account unchanged (enabled, same password) and this session not
     // revoked while the password was being checked.
-    if !crate::auth::gate::raise(
+    if !crate::auth::sign_in::gate::raise(
         &st.db,
         &st.clock,
         &u.uid,

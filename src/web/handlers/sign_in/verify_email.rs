@@ -6,14 +6,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::see_other;
-use crate::auth::recovery::{
+use crate::auth::accounts::links::{
     CHANGE_EMAIL, ConfirmError, Confirmed, LinkProblem, confirm_email, email_link_info,
     resend_verification,
 };
 use crate::domain::email::EmailAddress;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::see_other;
 use crate::web::views::{ResendPage, VerifyEmailPage, render};
 
 #[derive(Deserialize)]
@@ -80,7 +80,7 @@ pub async fn confirm(ctx: Ctx, form: web::Form<ConfirmForm>) -> Result<HttpRespo
         &st.db,
         &st.clock,
         &st.mail,
-        &st.oidc.memo,
+        &st.oidc.cache,
         &form.token,
         &ctx.audit(),
     )
@@ -92,7 +92,6 @@ pub async fn confirm(ctx: Ctx, form: web::Form<ConfirmForm>) -> Result<HttpRespo
             "/login?verified=1"
         })),
         Ok(Confirmed::Changed { user_id, new_email }) => {
-            st.mail_wake.notify_one();
             // The browser that confirms, when signed in as that user, shows the new address.
             if let Some(mut who) = ctx.user.clone().filter(|u| u.uid == user_id) {
                 who.email = new_email;
@@ -131,11 +130,10 @@ pub async fn resend(ctx: Ctx, form: web::Form<ResendForm>) -> Result<HttpRespons
     let key = EmailAddress::parse(&form.email)
         .map(|e| e.normalized().to_string())
         .unwrap_or_default();
-    if !key.is_empty()
-        && st.throttle.resend_for_account(&key).await
-        && resend_verification(&st.db, &st.clock, &st.mail, &form.email).await?
-    {
-        st.mail_wake.notify_one();
+    // Over the limit (or for an unknown address) nothing is sent, and the page says the
+    // same either way.
+    if !key.is_empty() && st.throttle.resend_for_account(&key).await {
+        resend_verification(&st.db, &st.clock, &st.mail, &form.email).await?;
     }
     Ok(render(
         StatusCode::OK,

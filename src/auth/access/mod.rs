@@ -1,0 +1,100 @@
+//! Who may do what: permissions, and the roles that hold them. [`Access`] answers the
+//! two questions every request asks: may this user open an admin page, and who is this
+//! user for an app behind forward auth.
+
+pub mod permissions;
+pub mod roles;
+
+use std::collections::BTreeSet;
+
+use crate::auth::InternalError;
+use crate::db::Db;
+use crate::db::repo::{roles as role_rows, users};
+use permissions::{Permission, permissions_of};
+
+/// The access service.
+#[derive(Clone)]
+pub struct Access {
+    db: Db,
+    admin_requires_second_factor: bool,
+}
+
+/// Whether a user may open a page that needs a permission.
+#[derive(Debug)]
+pub enum Admission {
+    Granted(BTreeSet<Permission>),
+    /// The user does not hold the permission.
+    Denied,
+    /// The user holds it, but administrators must enrol a second factor first.
+    NeedsSecondFactor,
+}
+
+/// A signed-in user as apps behind forward auth see them, read fresh.
+#[derive(Debug)]
+pub struct Principal {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<String>,
+}
+
+impl Access {
+    pub fn new(db: Db, admin_requires_second_factor: bool) -> Self {
+        Self {
+            db,
+            admin_requires_second_factor,
+        }
+    }
+
+    /// Deny by default: read fresh from the database on every request, so a role taken
+    /// away a second ago no longer opens anything.
+    pub async fn admission(
+        &self,
+        user_id: &str,
+        p: Permission,
+    ) -> Result<Admission, InternalError> {
+        let uid = user_id.to_string();
+        let (perms, has_factor) = self
+            .db
+            .run(move |c| {
+                Ok::<_, InternalError>((
+                    permissions_of(c, &uid)?,
+                    crate::auth::mfa::required(c, &uid)?,
+                ))
+            })
+            .await?;
+        Ok(if !perms.contains(&p) {
+            Admission::Denied
+        } else if self.admin_requires_second_factor && !has_factor {
+            Admission::NeedsSecondFactor
+        } else {
+            Admission::Granted(perms)
+        })
+    }
+
+    /// Every permission the user holds through their roles.
+    pub async fn permissions(&self, user_id: &str) -> Result<BTreeSet<Permission>, InternalError> {
+        let uid = user_id.to_string();
+        self.db
+            .run(move |c| permissions_of(c, &uid).map_err(InternalError::from))
+            .await
+    }
+
+    /// The user behind a session, for the headers forward auth hands to apps; `None`
+    /// for an account that is gone or disabled.
+    pub async fn principal(&self, user_id: &str) -> Result<Option<Principal>, InternalError> {
+        let uid = user_id.to_string();
+        let (user, roles) = self
+            .db
+            .run(move |c| {
+                Ok::<_, InternalError>((users::find(c, &uid)?, role_rows::of_user(c, &uid)?))
+            })
+            .await?;
+        Ok(user.filter(|u| !u.disabled).map(|u| Principal {
+            id: u.id,
+            email: u.email,
+            name: u.display_name.unwrap_or_default(),
+            roles,
+        }))
+    }
+}
