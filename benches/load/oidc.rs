@@ -112,12 +112,7 @@ async fn user_tokens(
         .send()
         .await
         .map_err(|e| format!("authorize: {e}"))?;
-    let location = res
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let location = location_header(&res);
     let code = Url::parse(&location)
         .ok()
         .and_then(|u| {
