@@ -3,6 +3,9 @@
 //! Every key has a default that serves a single machine, so nothing is required to start.
 //! Unknown keys are an error at start-up, named, in the file and among `PORTCULLIS_*`
 //! variables alike: a typo must not silently fall back to a default.
+//!
+//! This module is a leaf: it imports nothing from the crate but `domain`. The database
+//! URL's scheme is parsed here, and `db` takes `DbBackend` and the path from here.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -192,6 +195,28 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 pub enum DbBackend {
     Sqlite,
     Postgres,
+}
+
+/// Picks the backend from the URL scheme. Unknown schemes are refused with a clear
+/// message instead of falling through to SQLite (which would create a stray file).
+pub fn backend_of(url: &str) -> Result<DbBackend, String> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(DbBackend::Postgres)
+    } else if url.starts_with("sqlite://") || url.starts_with("sqlite:") {
+        Ok(DbBackend::Sqlite)
+    } else {
+        Err(format!(
+            "unsupported database URL scheme in {:?}: use sqlite://PATH or postgres://…",
+            url.split(':').next().unwrap_or("")
+        ))
+    }
+}
+
+/// The file path inside a `sqlite://` URL.
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
 }
 
 /// The validated runtime configuration.
@@ -403,7 +428,7 @@ impl FileConfig {
         let database_url = self
             .database_url
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("portcullis.db").display()));
-        crate::db::backend_of(&database_url).map_err(|m| invalid("database_url", m))?;
+        backend_of(&database_url).map_err(|m| invalid("database_url", m))?;
         let secret_key_file = self
             .secret_key_file
             .map(PathBuf::from)
@@ -565,7 +590,7 @@ impl FileConfig {
 
 impl Config {
     pub fn backend(&self) -> DbBackend {
-        crate::db::backend_of(&self.database_url).unwrap_or(DbBackend::Sqlite)
+        backend_of(&self.database_url).unwrap_or(DbBackend::Sqlite)
     }
 
     /// Cookies are `Secure` (and `__Host-` prefixed) exactly when users reach us over https.
