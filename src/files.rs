@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, DbBackend};
+use crate::config::{Config, DbBackend, backend_of, sqlite_path};
 
 /// The permission bits nobody but the owner may hold.
 const GROUP_AND_OTHER: u32 = 0o077;
@@ -29,8 +29,8 @@ pub fn secure(config: &Config) -> Vec<PathBuf> {
     // Only the files themselves outside the data dir: their folders may be shared
     // (`/var/lib`, a home directory) and are not ours to change.
     let mut outside = vec![config.secret_key_file.clone()];
-    if crate::db::backend_of(&config.database_url) == Ok(DbBackend::Sqlite) {
-        let db = PathBuf::from(crate::db::sqlite_path(&config.database_url));
+    if backend_of(&config.database_url) == Ok(DbBackend::Sqlite) {
+        let db = PathBuf::from(sqlite_path(&config.database_url));
         for suffix in ["-wal", "-shm", "-journal"] {
             let mut p = db.clone().into_os_string();
             p.push(suffix);

@@ -7,7 +7,7 @@ use diesel::{Connection, PgConnection, SqliteConnection};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::DbBackend;
+use crate::config::{DbBackend, backend_of, sqlite_path};
 use crate::domain::audit::ChainKey;
 
 #[derive(diesel::MultiConnection)]
@@ -47,8 +47,9 @@ impl ManageConnection for Manager {
             DbBackend::Postgres => {
                 PgConnection::establish(&self.url).map(AnyConnection::Postgresql)
             }
-            DbBackend::Sqlite => SqliteConnection::establish(super::sqlite_path(&self.url))
-                .map(AnyConnection::Sqlite),
+            DbBackend::Sqlite => {
+                SqliteConnection::establish(sqlite_path(&self.url)).map(AnyConnection::Sqlite)
+            }
         }?;
         Ok(Pooled {
             conn,
@@ -223,9 +224,9 @@ impl Db {
     /// Opens the pool and checks one connection, so a wrong URL or a stopped server is
     /// reported at start with the backend's own message.
     pub fn connect(url: &str) -> Result<Self, DbError> {
-        let backend = super::backend_of(url).map_err(DbError::Pool)?;
+        let backend = backend_of(url).map_err(DbError::Pool)?;
         if backend == DbBackend::Sqlite {
-            let path = std::path::Path::new(super::sqlite_path(url));
+            let path = std::path::Path::new(sqlite_path(url));
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 crate::files::create_private_dir(parent).map_err(|e| {
                     DbError::Pool(format!("cannot create {}: {e}", parent.display()))
@@ -235,7 +236,7 @@ impl Db {
             // (`sqlite_busy`); no `PRAGMA busy_timeout`, which would replace that.
             super::sqlite_busy::install_for_new_connections();
             // WAL persists in the file; readers then never block the writer.
-            let mut c = SqliteConnection::establish(super::sqlite_path(url))
+            let mut c = SqliteConnection::establish(sqlite_path(url))
                 .map_err(|e| DbError::Pool(e.to_string()))?;
             c.batch_execute("PRAGMA journal_mode = WAL;")?;
             // One bound on SQLite's memory for the whole process (this pragma is not per

@@ -24,27 +24,3 @@ pub type QueryError = diesel::result::Error;
 pub fn abort(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> QueryError {
     diesel::result::Error::QueryBuilderError(cause.into())
 }
-
-use crate::config::DbBackend;
-
-/// Picks the backend from the URL scheme. Unknown schemes are refused with a clear
-/// message instead of falling through to SQLite (which would create a stray file).
-pub fn backend_of(url: &str) -> Result<DbBackend, String> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(DbBackend::Postgres)
-    } else if url.starts_with("sqlite://") || url.starts_with("sqlite:") {
-        Ok(DbBackend::Sqlite)
-    } else {
-        Err(format!(
-            "unsupported database URL scheme in {:?}: use sqlite://PATH or postgres://…",
-            url.split(':').next().unwrap_or("")
-        ))
-    }
-}
-
-/// The file path inside a `sqlite://` URL.
-pub fn sqlite_path(url: &str) -> &str {
-    url.strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url)
-}

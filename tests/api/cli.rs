@@ -246,6 +246,28 @@ fn unknown_configuration_is_an_error_naming_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("PORTCULLIS_LISTN"));
 }
 
+#[test]
+fn an_out_of_range_number_is_an_error_naming_the_key_and_range() {
+    // 2^32: once wrapped to 0 and then raised to a limit of 1 in silence.
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = portcullis_with(
+        dir.path(),
+        &format!("sqlite://{}", dir.path().join("p.db").display()),
+        &[(
+            "PORTCULLIS_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE",
+            "4294967296".into(),
+        )],
+        &["migrate"],
+        None,
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("PORTCULLIS_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE")
+            && stderr.contains("1 to 1000000"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn operator_registers_oauth_clients_from_the_shell() {
     let dir = tempfile::tempdir().unwrap();
