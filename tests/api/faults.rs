@@ -40,6 +40,10 @@ impl Drop for Redis {
 
 #[tokio::test]
 async fn redis_stopping_gives_503_pages_and_recovery_on_its_own() {
+    // Runs its own redis-server, in the suite's Redis pass (where one is installed).
+    if redis_url().is_none() {
+        return;
+    }
     let port = free_port();
     let mut redis = Redis::start(port).await;
     let app = spawn_app_with(Options {
