@@ -53,10 +53,15 @@ pub(crate) fn named(
 }
 
 impl AuditLog {
-    /// The user a filter names, given as an id or an email address: an address is
-    /// resolved to its user's id; an unknown one is kept, so it matches nothing
-    /// (rather than everything). Empty: no user filter.
-    pub async fn user_filter(&self, user: &str) -> Result<Option<String>, InternalError> {
+    /// `filter` narrowed to the user given as an id or an email address, as typed into
+    /// the viewer: an address is resolved to its user's id; an unknown one is kept, so
+    /// it matches nothing (rather than everything). Empty: any user.
+    pub async fn for_user(&self, user: &str, mut filter: Filter) -> Result<Filter, InternalError> {
+        filter.user_id = self.user_id(user).await?;
+        Ok(filter)
+    }
+
+    async fn user_id(&self, user: &str) -> Result<Option<String>, InternalError> {
         let user = user.trim().to_string();
         if user.is_empty() {
             return Ok(None);
@@ -72,6 +77,18 @@ impl AuditLog {
             .run(move |c| Ok::<_, InternalError>(users::find_by_email(c, &norm)?))
             .await?;
         Ok(Some(found.map(|u| u.id).unwrap_or(user)))
+    }
+
+    /// A page of the viewer: `filter` narrowed to `user` (see [`AuditLog::for_user`]).
+    pub async fn search(
+        &self,
+        user: &str,
+        filter: Filter,
+        before: Option<i64>,
+        size: i64,
+    ) -> Result<EventPage, InternalError> {
+        let filter = self.for_user(user, filter).await?;
+        self.page(filter, before, size).await
     }
 
     /// A page of at most `size` events matching `filter`, after the cursor `before`.

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::auth::access::permissions::Permission;
-use crate::auth::audit::{AuditLog, ChainVerdict, Filter};
+use crate::auth::audit::{ChainVerdict, Filter};
 use crate::domain::audit::AuditAction;
 use crate::domain::export;
 use crate::web::ctx::Ctx;
@@ -58,18 +58,17 @@ impl AuditQuery {
         )
     }
 
-    /// The filter, with a user given by email resolved to their id.
-    async fn filter(&self, log: &AuditLog) -> Result<Filter, AppError> {
-        let user_id = log.user_filter(&self.user).await?;
+    /// The filter but for the user (given as typed: the audit log resolves an email).
+    fn filter(&self) -> Filter {
         let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-        Ok(Filter {
-            user_id,
+        Filter {
+            user_id: None,
             event: nonempty(&self.event),
             outcome: nonempty(&self.outcome),
             ip: nonempty(&self.ip),
             from: day(&self.from),
             to: day(&self.to).map(|t| t + 86_400),
-        })
+        }
     }
 }
 
@@ -78,8 +77,11 @@ async fn audit_page(
     q: &AuditQuery,
     verdict: Option<(String, bool)>,
 ) -> Result<HttpResponse, AppError> {
-    let log = &ctx.state.audit_log;
-    let page = log.page(q.filter(log).await?, q.before, PAGE_SIZE).await?;
+    let page = ctx
+        .state
+        .audit_log
+        .search(&q.user, q.filter(), q.before, PAGE_SIZE)
+        .await?;
     let next = page
         .next_before
         .map(|id| format!("{}&before={id}", q.query_string()));
@@ -142,7 +144,7 @@ pub async fn export(ctx: Ctx, q: web::Query<AuditQuery>) -> Result<HttpResponse,
         }
     };
     let log = ctx.state.audit_log.clone();
-    let filter = q.filter(&log).await?;
+    let filter = log.for_user(&q.user, q.filter()).await?;
     // State: (cursor, first batch?, finished?).
     let stream =
         futures_util::stream::unfold((None::<i64>, true, false), move |(before, first, done)| {
