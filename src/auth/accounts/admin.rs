@@ -269,12 +269,8 @@ impl Admin {
         + Send
         + 'static,
     ) -> Result<T, AdminError> {
-        let (actor, uid, ctx, now) = (
-            actor.clone(),
-            uid.to_string(),
-            ctx.clone(),
-            self.clock.now(),
-        );
+        let (actor, uid) = (actor.clone(), uid.to_string());
+        let (ctx, now) = (ctx.clone(), self.clock.now());
         self.db
             .run(move |c| {
                 crate::db::conn::write_transaction(c, |c| {
@@ -358,13 +354,8 @@ impl Admin {
         assign: bool,
         ctx: &AuditCtx,
     ) -> Result<bool, AdminError> {
-        let (uid, role, ctx, now, actor) = (
-            user_id.to_string(),
-            role.to_string(),
-            ctx.clone(),
-            self.clock.now(),
-            actor.clone(),
-        );
+        let (uid, role) = (user_id.to_string(), role.to_string());
+        let (ctx, now, actor) = (ctx.clone(), self.clock.now(), actor.clone());
         let changed = self
             .db
             .run(move |c| {
