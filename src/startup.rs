@@ -197,7 +197,26 @@ impl Application {
             throttle.redis_connection(),
             &config.redis_prefix,
         );
+        let mail = MailCtx {
+            base: config.base_url(),
+            verify_ttl: config.email_verification_ttl_secs,
+            reset_ttl: config.password_reset_ttl_secs,
+            outbox: crate::mail::outbox::Outbox::new(mail_wake),
+        };
+        let admin = crate::auth::accounts::admin::Admin::new(
+            db.clone(),
+            clock.clone(),
+            mail.clone(),
+            sessions.clone(),
+            cache.clone(),
+        );
+        let roles =
+            crate::auth::access::roles::Roles::new(db.clone(), clock.clone(), cache.clone());
+        let settings = crate::auth::settings::Settings::new(db.clone(), clock.clone(), &config);
         let state = web::Data::new(AppState {
+            admin,
+            roles,
+            settings,
             webauthn,
             ceremonies,
             oidc: crate::auth::oauth::tokens::Issuer::new(
@@ -209,12 +228,7 @@ impl Application {
             ),
             discovery: crate::web::handlers::oauth::front_channel::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),
-            mail: MailCtx {
-                base: config.base_url(),
-                verify_ttl: config.email_verification_ttl_secs,
-                reset_ttl: config.password_reset_ttl_secs,
-                outbox: crate::mail::outbox::Outbox::new(mail_wake),
-            },
+            mail,
             mfa_keys: crate::auth::mfa::MfaKeys {
                 sealer: crate::master_key::Sealer::new(&master, "totp-secrets"),
                 pepper: master.derive::<32>("recovery-codes"),
