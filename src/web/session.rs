@@ -14,7 +14,7 @@ pub const PENDING_KEY: &str = "mfa_pending";
 pub const TOTP_SETUP_KEY: &str = "totp_setup";
 
 /// How long the second step may take after the password.
-pub const PENDING_SECS: i64 = 300;
+pub use crate::auth::sign_in::PENDING_SECS;
 
 /// The pending sign-in's state (owned by auth::sign_in).
 pub use crate::auth::sign_in::Pending as MfaPending;

@@ -52,6 +52,16 @@ pub struct Pending {
     pub stamp: gate::Stamp,
 }
 
+/// How long the second step may take after the password.
+pub const PENDING_SECS: i64 = 300;
+
+impl Pending {
+    /// Whether the second step may still follow at `now`.
+    pub fn live(&self, now: i64) -> bool {
+        now - self.at < PENDING_SECS
+    }
+}
+
 /// Why a sign-in step could not even be tried.
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {

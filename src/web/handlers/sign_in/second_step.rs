@@ -8,7 +8,7 @@ use crate::auth::sign_in::second_step::SecondStep;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
-use crate::web::session::{MfaPending, PENDING_KEY, PENDING_SECS, SignedIn, pending, sign_in};
+use crate::web::session::{MfaPending, PENDING_KEY, SignedIn, pending, sign_in};
 use crate::web::views::{MfaPage, render};
 
 #[derive(Deserialize)]
@@ -54,7 +54,7 @@ pub(super) fn settle(
 }
 
 pub(super) fn current(ctx: &Ctx) -> Option<MfaPending> {
-    pending(&ctx.session).filter(|p| ctx.state.clock.now() - p.at < PENDING_SECS)
+    pending(&ctx.session).filter(|p| p.live(ctx.state.clock.now()))
 }
 
 pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
