@@ -280,12 +280,14 @@ async fn operator_admin(config: &Config, db: Db, clock: Clock) -> anyhow::Result
             .map_err(|e| anyhow::anyhow!("{e}"))?,
         None => StateBackend::database(db.clone(), clock.clone()),
     };
+    let cache = BackChannelCache::publisher(config).await;
     let sessions = Sessions::new(
         db.clone(),
         clock.clone(),
         backend,
         config.session_idle_timeout_secs,
         config.session_lifetime_secs,
+        cache.clone(),
     );
     let mail = crate::auth::accounts::links::MailCtx {
         base: config.base_url(),
@@ -293,7 +295,6 @@ async fn operator_admin(config: &Config, db: Db, clock: Clock) -> anyhow::Result
         reset_ttl: config.password_reset_ttl_secs,
         outbox: crate::mail::outbox::Outbox::new(Default::default()),
     };
-    let cache = BackChannelCache::publisher(config).await;
     Ok(Admin::new(db, clock, mail, sessions, cache))
 }
 

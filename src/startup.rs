@@ -106,13 +106,6 @@ impl Application {
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
             None => StateBackend::database(db.clone(), clock.clone()),
         };
-        let sessions = Sessions::new(
-            db.clone(),
-            clock.clone(),
-            state_backend,
-            config.session_idle_timeout_secs,
-            config.session_lifetime_secs,
-        );
         let throttle = match &config.redis_url {
             Some(url) => {
                 Throttle::with_redis(
@@ -197,6 +190,14 @@ impl Application {
             throttle.redis_connection(),
             &config.redis_prefix,
         );
+        let sessions = Sessions::new(
+            db.clone(),
+            clock.clone(),
+            state_backend,
+            config.session_idle_timeout_secs,
+            config.session_lifetime_secs,
+            cache.clone(),
+        );
         let mail = MailCtx {
             base: config.base_url(),
             verify_ttl: config.email_verification_ttl_secs,
@@ -213,12 +214,28 @@ impl Application {
         let roles =
             crate::auth::access::roles::Roles::new(db.clone(), clock.clone(), cache.clone());
         let settings = crate::auth::settings::Settings::new(db.clone(), clock.clone(), &config);
+        let mfa_keys = crate::auth::mfa::MfaKeys {
+            sealer: crate::master_key::Sealer::new(&master, "totp-secrets"),
+            pepper: master.derive::<32>("recovery-codes"),
+        };
+        let sign_in = crate::auth::sign_in::SignIn::new(crate::auth::sign_in::Parts {
+            db: db.clone(),
+            clock: clock.clone(),
+            hasher: hasher.clone(),
+            sessions: sessions.clone(),
+            throttle: throttle.clone(),
+            mfa_keys: mfa_keys.clone(),
+            mail: mail.clone(),
+            webauthn: webauthn.clone(),
+            ceremonies,
+            config: config.clone(),
+        });
         let state = web::Data::new(AppState {
             admin,
             roles,
             settings,
             webauthn,
-            ceremonies,
+            sign_in,
             oidc: crate::auth::oauth::tokens::Issuer::new(
                 db.clone(),
                 clock.clone(),
@@ -229,10 +246,7 @@ impl Application {
             discovery: crate::web::handlers::oauth::front_channel::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),
             mail,
-            mfa_keys: crate::auth::mfa::MfaKeys {
-                sealer: crate::master_key::Sealer::new(&master, "totp-secrets"),
-                pepper: master.derive::<32>("recovery-codes"),
-            },
+            mfa_keys,
             access: crate::auth::access::Access::new(
                 db.clone(),
                 config.admin_requires_second_factor,

@@ -44,6 +44,20 @@ impl AppError {
     }
 }
 
+impl From<crate::auth::sign_in::SignInError> for AppError {
+    fn from(e: crate::auth::sign_in::SignInError) -> Self {
+        use crate::auth::sign_in::SignInError;
+        match e {
+            SignInError::Throttled(r) => AppError::TooManyRequests { retry_after: r.0 },
+            SignInError::NoRelyingParty => AppError::BadRequest(NO_RELYING_PARTY.into()),
+            SignInError::Internal(e) => AppError::Internal(e),
+        }
+    }
+}
+
+/// Why security keys and passkeys are off on this install.
+pub const NO_RELYING_PARTY: &str = "Security keys and passkeys need portcullis to be reached by a domain name: set PORTCULLIS_PUBLIC_URL to one.";
+
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
         AppError::Internal(InternalError::Db(e))

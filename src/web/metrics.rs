@@ -88,13 +88,7 @@ pub fn sign_in(method: &'static str, outcome: &'static str) {
     metrics::counter!("sign_ins_total", "method" => method, "outcome" => outcome).increment(1);
 }
 
-/// A second-factor attempt by method (totp, recovery, webauthn) and outcome.
-pub fn second_factor(method: &'static str, ok: bool) {
-    let outcome = if ok { "success" } else { "failure" };
-    metrics::counter!("second_factor_total", "method" => method, "outcome" => outcome).increment(1);
-}
-
-pub use crate::counters::{rate_limited, token_issued};
+pub use crate::counters::{rate_limited, second_factor, token_issued};
 
 /// Who may scrape: the configured bearer token, or, without one, a client on this host.
 /// "Client" as everywhere else (`client::client_ip`): behind a trusted proxy the socket

@@ -14,27 +14,10 @@ pub const PENDING_KEY: &str = "mfa_pending";
 pub const TOTP_SETUP_KEY: &str = "totp_setup";
 
 /// How long the second step may take after the password.
-pub const PENDING_SECS: i64 = 300;
+pub use crate::auth::sign_in::PENDING_SECS;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MfaPending {
-    pub uid: String,
-    pub email: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub roles: Vec<String>,
-    pub next: String,
-    /// When the password was accepted.
-    pub at: i64,
-    /// Wrong codes so far in this pending sign-in.
-    #[serde(default)]
-    pub failures: u32,
-    /// The account as it was when the password was accepted: the sign-in gate refuses
-    /// the second step when it changed since (a pending state without one is refused).
-    #[serde(default)]
-    pub stamp: crate::auth::sign_in::gate::Stamp,
-}
+/// The pending sign-in's state (owned by auth::sign_in).
+pub use crate::auth::sign_in::Pending as MfaPending;
 
 pub fn pending(session: &Session) -> Option<MfaPending> {
     session.get::<MfaPending>(PENDING_KEY).ok().flatten()

@@ -30,8 +30,8 @@ pub struct AppState {
     /// The WebAuthn relying party (id and origin from the public URL); None when the
     /// public URL's host cannot be one (an IP address).
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
-    /// Anonymous WebAuthn ceremonies, sealed into the browser (see auth::sign_in::passkey_ceremony).
-    pub ceremonies: crate::auth::sign_in::passkey_ceremony::Ceremonies,
+    /// Signing in and out, step-up.
+    pub sign_in: crate::auth::sign_in::SignIn,
     /// The OpenID Connect provider's tokens and signing keys.
     pub oidc: crate::auth::oauth::tokens::Issuer,
     /// The discovery document, serialised once.
@@ -41,9 +41,7 @@ pub struct AppState {
 impl AppState {
     pub fn webauthn(&self) -> Result<&webauthn_rs::Webauthn, super::error::AppError> {
         self.webauthn.as_deref().ok_or_else(|| {
-            super::error::AppError::BadRequest(
-                "Security keys and passkeys need portcullis to be reached by a domain name: set PORTCULLIS_PUBLIC_URL to one.".into(),
-            )
+            super::error::AppError::BadRequest(super::error::NO_RELYING_PARTY.into())
         })
     }
 }

@@ -265,3 +265,42 @@ async fn a_sign_in_revoked_before_its_state_is_stored_does_not_come_back_signed_
         "a revoked sign-in was stored signed in: {late:?}"
     );
 }
+
+#[tokio::test]
+async fn revoking_through_the_service_audits_it_and_only_the_owners_sessions() {
+    use portcullis::auth::audit::AuditCtx;
+    let app = spawn_app().await;
+    let uid = app.create_user("svc@example.com", &[]).await;
+    let other = app.create_user("svc-other@example.com", &[]).await;
+    let (a, b) = (app.browser(), app.browser());
+    a.login_ok("svc@example.com").await;
+    b.login_ok("svc@example.com").await;
+    let sessions = &app.state.sessions;
+    let rows = sessions.overview(&uid).await.unwrap().sessions;
+    assert_eq!(rows.len(), 2);
+    let ctx = AuditCtx::cli();
+    assert!(
+        !sessions
+            .revoke_own(&other, &rows[0].sid, &ctx)
+            .await
+            .unwrap(),
+        "another user's session is not found"
+    );
+    let revoked = |names: Vec<String>| names.iter().filter(|n| *n == "session.revoked").count();
+    assert_eq!(revoked(app.audit_names().await), 0);
+    assert!(sessions.revoke_own(&uid, &rows[0].sid, &ctx).await.unwrap());
+    assert_eq!(
+        revoked(app.audit_names().await),
+        1,
+        "audited with the revocation"
+    );
+    assert_eq!(
+        sessions
+            .revoke_others(&uid, &rows[0].sid, &ctx)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(revoked(app.audit_names().await), 2);
+    assert!(sessions.overview(&uid).await.unwrap().sessions.is_empty());
+}

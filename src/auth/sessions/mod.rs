@@ -2,7 +2,8 @@
 //! work the same whichever store holds the state. Revoking deletes the state first and
 //! the registry row after it, so a failure half-way leaves the session still listed
 //! (and revocable again), never alive but unlisted. The revoked cookie is refused on
-//! its very next request, on every instance.
+//! its very next request, on every instance. A user's own revocations are audited in
+//! the same call that makes them, so one cannot happen without the other.
 
 pub mod store;
 
@@ -10,11 +11,26 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use serde_json::json;
+
 use crate::auth::InternalError;
+use crate::auth::audit::{AuditCtx, record_alone};
+use crate::auth::oauth::authorize::{self, GrantsEnd};
+use crate::auth::oauth::cache::BackChannelCache;
 use crate::auth::sessions::store::StateBackend;
 use crate::clock::Clock;
 use crate::db::Db;
-use crate::db::repo::sessions::{self as repo, SessionRow};
+use crate::db::repo::sessions as repo;
+pub use crate::db::repo::sessions::SessionRow;
+use crate::domain::audit::{AuditAction, Outcome};
+
+/// What the sessions page shows.
+pub struct Overview {
+    /// Live sessions, most recently seen first.
+    pub sessions: Vec<SessionRow>,
+    /// Whether some app holds a live grant (signed in through OAuth).
+    pub apps_signed_in: bool,
+}
 
 /// Why sessions end: a revocation must win over a sign-in still storing its state.
 #[derive(Clone, Copy)]
@@ -39,6 +55,8 @@ pub struct Sessions {
     pub lifetime_secs: i64,
     pub state: StateBackend,
     seen: Arc<DashMap<String, Seen>>,
+    /// What "sign out everywhere else" invalidates besides sessions: apps' grants.
+    cache: BackChannelCache,
 }
 
 impl Sessions {
@@ -48,6 +66,7 @@ impl Sessions {
         state: StateBackend,
         idle_secs: i64,
         lifetime_secs: i64,
+        cache: BackChannelCache,
     ) -> Self {
         Self {
             db,
@@ -56,6 +75,7 @@ impl Sessions {
             lifetime_secs,
             state,
             seen: Arc::new(DashMap::new()),
+            cache,
         }
     }
 
@@ -136,6 +156,75 @@ impl Sessions {
         }
         rows.sort_by_key(|r| std::cmp::Reverse(r.last_seen_at));
         Ok(rows)
+    }
+
+    /// The user's sessions and whether any app is signed in as them.
+    pub async fn overview(&self, user_id: &str) -> Result<Overview, InternalError> {
+        let sessions = self.list(user_id).await?;
+        let apps_signed_in = authorize::has_live_grant(&self.db, user_id).await?;
+        Ok(Overview {
+            sessions,
+            apps_signed_in,
+        })
+    }
+
+    async fn audit_revoked(
+        &self,
+        user_id: &str,
+        details: serde_json::Value,
+        ctx: &AuditCtx,
+    ) -> Result<(), InternalError> {
+        record_alone(
+            &self.db,
+            self.clock.now(),
+            ctx,
+            AuditAction::SessionRevoked,
+            Outcome::Success,
+            Some(user_id.to_string()),
+            details,
+        )
+        .await
+    }
+
+    /// The user signs out one of their own sessions (another user's `sid` is simply not
+    /// found: false), audited as `session.revoked`.
+    pub async fn revoke_own(
+        &self,
+        user_id: &str,
+        sid: &str,
+        ctx: &AuditCtx,
+    ) -> Result<bool, InternalError> {
+        if !self.revoke(user_id, sid).await? {
+            return Ok(false);
+        }
+        self.audit_revoked(user_id, json!({"count": 1}), ctx)
+            .await?;
+        Ok(true)
+    }
+
+    /// "Sign out everywhere else": every session of the user but `keep`, audited, and
+    /// every app's grant. A lost device's app is signed in as much as its browser is;
+    /// the consents stay, so each app asks only for a sign-in. Returns how many
+    /// sessions ended.
+    pub async fn revoke_others(
+        &self,
+        user_id: &str,
+        keep: &str,
+        ctx: &AuditCtx,
+    ) -> Result<usize, InternalError> {
+        let n = self.revoke_all(user_id, Some(keep)).await?;
+        self.audit_revoked(user_id, json!({"count": n, "scope": "all_others"}), ctx)
+            .await?;
+        authorize::end_app_grants_now(
+            &self.db,
+            &self.clock,
+            &self.cache,
+            user_id,
+            GrantsEnd::SignedOutEverywhere,
+            ctx,
+        )
+        .await?;
+        Ok(n)
     }
 
     /// Drops the states of `rows`. A revocation marks each key as revoked in the store

@@ -13,13 +13,7 @@ pub async fn get(ctx: Ctx) -> HttpResponse {
         StatusCode::OK,
         &HomePage {
             chrome: ctx.chrome(),
-            registration_open: crate::auth::settings::registration(
-                &ctx.state.db,
-                &ctx.state.config,
-            )
-            .await
-            .map(|r| r.enabled)
-            .unwrap_or(ctx.state.config.registration_enabled),
+            registration_open: ctx.state.sign_in.registration_open().await,
         },
     )
 }

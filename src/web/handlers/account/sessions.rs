@@ -1,17 +1,13 @@
 //! `/account/sessions`: the signed-in devices; revoke one, or all others.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
-
-use crate::auth::oauth::authorize::{self, GrantsEnd};
-use crate::domain::audit::{AuditAction, Outcome};
 use crate::web::caller::describe_browser;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
 use crate::web::views::{SessionView, SessionsPage, render, when};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
 
 #[derive(Deserialize)]
 pub struct SessionsQuery {
@@ -33,8 +29,9 @@ pub struct RevokeOthersForm {
 
 pub async fn list(ctx: Ctx, q: web::Query<SessionsQuery>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?;
-    let rows = ctx.state.sessions.list(&user.uid).await?;
-    let sessions = rows
+    let overview = ctx.state.sessions.overview(&user.uid).await?;
+    let sessions = overview
+        .sessions
         .into_iter()
         .map(|r| SessionView {
             current: r.sid == user.sid,
@@ -55,34 +52,24 @@ pub async fn list(ctx: Ctx, q: web::Query<SessionsQuery>) -> Result<HttpResponse
         &SessionsPage {
             chrome: ctx.chrome(),
             sessions,
-            apps_signed_in: authorize::has_live_grant(&ctx.state.db, &user.uid).await?,
+            apps_signed_in: overview.apps_signed_in,
             notice,
         },
     ))
-}
-
-async fn audit_revoked(ctx: &Ctx, uid: &str, details: serde_json::Value) -> Result<(), AppError> {
-    ctx.state
-        .audit_log
-        .record(
-            &ctx.audit(),
-            AuditAction::SessionRevoked,
-            Outcome::Success,
-            Some(uid),
-            details,
-        )
-        .await?;
-    Ok(())
 }
 
 pub async fn revoke(ctx: Ctx, form: web::Form<RevokeForm>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
     // Only the user's own sessions: another user's sid is simply not found.
-    if !ctx.state.sessions.revoke(&user.uid, &form.sid).await? {
+    if !ctx
+        .state
+        .sessions
+        .revoke_own(&user.uid, &form.sid, &ctx.audit())
+        .await?
+    {
         return Err(AppError::NotFound);
     }
-    audit_revoked(&ctx, &user.uid, json!({"count": 1})).await?;
     Ok(see_other("/account/sessions?done=revoked"))
 }
 
@@ -92,19 +79,10 @@ pub async fn revoke_others(
 ) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
-    let st = &ctx.state;
-    let n = st.sessions.revoke_all(&user.uid, Some(&user.sid)).await?;
-    audit_revoked(&ctx, &user.uid, json!({"count": n, "scope": "all_others"})).await?;
-    // "Everywhere else" includes apps: a lost device's app is signed in as much as its
-    // browser is. The consents stay, so each app asks only for a sign-in.
-    authorize::end_app_grants_now(
-        &st.db,
-        &st.clock,
-        &st.oidc.cache,
-        &user.uid,
-        GrantsEnd::SignedOutEverywhere,
-        &ctx.audit(),
-    )
-    .await?;
+    // "Everywhere else" includes apps (see `Sessions::revoke_others`).
+    ctx.state
+        .sessions
+        .revoke_others(&user.uid, &user.sid, &ctx.audit())
+        .await?;
     Ok(see_other("/account/sessions?done=others"))
 }

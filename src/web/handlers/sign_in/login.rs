@@ -5,8 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::auth::settings::registration;
-use crate::auth::sign_in::password_step::{LoginOutcome, NextStep, authenticate};
+use crate::auth::sign_in::password_step::{LoginOutcome, NextStep};
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::{AppError, human_secs};
@@ -94,9 +93,7 @@ async fn form_page(ctx: Ctx, q: web::Query<LoginQuery>, next: String) -> HttpRes
     };
     let mut p = page(&ctx, &login_hint(&next), &next, None, notice);
     // The runtime setting (/admin/settings) decides whether to offer registration.
-    if let Ok(reg) = registration(&ctx.state.db, &ctx.state.config).await {
-        p.registration_open = reg.enabled;
-    }
+    p.registration_open = ctx.state.sign_in.registration_open().await;
     render(StatusCode::OK, &p)
 }
 
@@ -118,19 +115,10 @@ async fn submit_inner(
     ctx.check_csrf(&form.csrf_token)?;
     let form = form.into_inner();
     let st = &ctx.state;
-    let outcome = authenticate(
-        &st.db,
-        &st.sessions,
-        &st.hasher,
-        &st.throttle,
-        &st.clock,
-        ctx.ip,
-        &form.email,
-        form.password,
-        st.config.require_verified_email,
-        &ctx.audit(),
-    )
-    .await?;
+    let outcome = st
+        .sign_in
+        .password(ctx.ip, &form.email, form.password, &ctx.audit())
+        .await?;
     crate::web::metrics::sign_in(
         "password",
         match &outcome {

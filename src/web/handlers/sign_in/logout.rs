@@ -1,8 +1,8 @@
+//! `/logout`: ends this session.
+
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::domain::audit::{AuditAction, Outcome};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
@@ -28,16 +28,9 @@ pub async fn submit(ctx: Ctx, form: web::Form<LogoutForm>) -> Result<HttpRespons
 /// audited, and the cookie's state dropped.
 pub async fn end(ctx: &Ctx) -> Result<(), AppError> {
     if let Some(u) = &ctx.user {
-        ctx.state.sessions.revoke(&u.uid, &u.sid).await?;
         ctx.state
-            .audit_log
-            .record(
-                &ctx.audit(),
-                AuditAction::Logout,
-                Outcome::Success,
-                Some(&u.uid),
-                json!({"sid_prefix": u.sid.get(..8).unwrap_or("")}),
-            )
+            .sign_in
+            .sign_out(&u.uid, &u.sid, &ctx.audit())
             .await?;
     }
     sign_out(&ctx.session);

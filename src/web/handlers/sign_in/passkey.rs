@@ -11,17 +11,15 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
-use webauthn_rs::prelude::{
-    DiscoverableAuthentication, PasskeyAuthentication, PublicKeyCredential,
-};
+use webauthn_rs::prelude::{PasskeyAuthentication, PublicKeyCredential};
 
-use crate::auth::mfa::webauthn as wa;
-use crate::auth::sign_in::gate;
+use crate::auth::sign_in::passkey::PasskeySignIn;
 use crate::auth::sign_in::passkey_ceremony::CEREMONY_SECS;
+use crate::auth::sign_in::second_step::SecondStep;
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
-use crate::web::handlers::sign_in::second_step::{complete, count_failure, current, throttle};
+use crate::web::handlers::sign_in::second_step::{current, settle};
 use crate::web::session::{
     AUTH_KEY, Ceremony, PENDING_KEY, SignedIn, WEBAUTHN_MFA_KEY, put_ceremony, sign_in,
     take_ceremony,
@@ -44,13 +42,8 @@ pub async fn mfa_start(ctx: Ctx) -> HttpResponse {
         let Some(p) = current(&ctx) else {
             return Err(expired());
         };
-        // Starting a ceremony checks nothing: only the client's budget; the answer is
-        // the guess, reserved in `mfa_finish`.
         let st = &ctx.state;
-        st.throttle.login_attempt(ctx.ip).await?;
-        let Some((options, state)) =
-            wa::start_authentication(&st.db, st.webauthn()?, &p.uid).await?
-        else {
+        let Some((options, state)) = st.sign_in.second_step_key_start(ctx.ip, &p).await? else {
             return Err(AppError::BadRequest(
                 "There is no security key on this account. Enter a code instead.".into(),
             ));
@@ -78,34 +71,27 @@ pub async fn mfa_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpResponse {
         ) else {
             return Err(expired());
         };
-        let reservation = throttle(&ctx, &p).await?;
-        let st = &ctx.state;
-        let audit = ctx.audit().with_actor(&p.uid);
-        let ok = wa::finish_authentication(
-            &st.db,
-            &st.clock,
-            st.webauthn()?,
-            &p.uid,
-            &body.credential,
-            &c.state,
-            &audit,
-        )
-        .await?;
-        crate::web::metrics::second_factor("webauthn", ok);
-        if ok {
-            let next = complete(&ctx, p, "hwk", reservation).await?;
-            return Ok(HttpResponse::Ok().json(json!({ "redirect": next })));
+        let outcome = ctx
+            .state
+            .sign_in
+            .second_step_key(ctx.ip, &mut p, &body.credential, &c.state, &ctx.audit())
+            .await?;
+        match outcome {
+            SecondStep::StartOver => {
+                ctx.session.remove(PENDING_KEY);
+                Ok(HttpResponse::Unauthorized().json(json!({
+                    "error": "Too many failed attempts. Start signing in again.",
+                    "redirect": "/login",
+                })))
+            }
+            outcome => match settle(&ctx, p, outcome)? {
+                Some(next) => Ok(HttpResponse::Ok().json(json!({ "redirect": next }))),
+                None => Err(AppError::Forbidden(
+                    "That security key is not registered to this account, or it could not be verified."
+                        .into(),
+                )),
+            },
         }
-        if !count_failure(&ctx, &mut p, reservation).await? {
-            return Ok(HttpResponse::Unauthorized().json(json!({
-                "error": "Too many failed attempts. Start signing in again.",
-                "redirect": "/login",
-            })));
-        }
-        Err(AppError::Forbidden(
-            "That security key is not registered to this account, or it could not be verified."
-                .into(),
-        ))
     };
     run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
@@ -144,12 +130,7 @@ pub async fn passkey_start(ctx: Ctx) -> HttpResponse {
         // Nothing is stored on the server: the ceremony travels sealed in a cookie.
         ctx.check_csrf_header()?;
         let st = &ctx.state;
-        st.throttle.ceremony_from_ip(ctx.ip).await?;
-        let (options, state) = wa::start_discoverable(st.webauthn()?)?;
-        let sealed = st
-            .ceremonies
-            .seal(state, ctx.browser_seed(), st.clock.now())
-            .map_err(crate::auth::InternalError::Other)?;
+        let (options, sealed) = st.sign_in.passkey_start(ctx.ip, ctx.browser_seed()).await?;
         let https = st.config.is_https();
         Ok(HttpResponse::Ok()
             .cookie(ceremony_cookie_with(https, sealed, CEREMONY_SECS))
@@ -177,70 +158,40 @@ async fn passkey_finish_inner(
     req: HttpRequest,
     body: web::Json<FinishBody>,
 ) -> Result<HttpResponse, AppError> {
-    {
-        ctx.check_csrf_header()?;
-        let st = &ctx.state;
-        st.throttle.login_attempt(ctx.ip).await?;
-        let sealed = req
-            .cookie(ceremony_cookie(st.config.is_https()))
-            .map(|c| c.value().to_string())
-            .unwrap_or_default();
-        let Ok(state) = st
-            .ceremonies
-            .take::<DiscoverableAuthentication>(&sealed, ctx.browser_seed(), st.clock.now())
-            .await
-        else {
-            return Err(expired());
-        };
-        let Some((user, roles, credential_id)) = wa::finish_discoverable(
-            &st.db,
-            &st.clock,
-            st.webauthn()?,
+    ctx.check_csrf_header()?;
+    let st = &ctx.state;
+    let sealed = req
+        .cookie(ceremony_cookie(st.config.is_https()))
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    let outcome = st
+        .sign_in
+        .passkey_finish(
+            ctx.ip,
+            ctx.browser_seed(),
+            &sealed,
             &body.credential,
-            state,
-            st.config.require_verified_email,
             &ctx.audit(),
         )
-        .await?
-        else {
-            return Err(passkey_refused());
-        };
-        let ip = ctx.ip.to_string();
-        let entrant = gate::Entrant {
-            user_id: &user.id,
-            ip: &ip,
-            user_agent: &ctx.user_agent,
-        };
-        let proof = gate::Proof::Passkey {
-            credential_id: &credential_id,
-        };
-        let Some(sid) = gate::admit(
-            &st.db,
-            &st.sessions,
-            &st.clock,
-            entrant,
-            proof,
-            &ctx.audit(),
-        )
-        .await?
-        else {
-            return Err(passkey_refused());
-        };
-        crate::web::metrics::sign_in("passkey", "success");
-        ctx.session.remove(PENDING_KEY);
-        ctx.session.remove(AUTH_KEY);
-        let who = SignedIn {
-            uid: user.id,
-            sid,
-            auth_at: st.clock.now(),
-            amr: vec!["hwk".into(), "user".into(), "mfa".into()],
-            email: user.email,
-            name: user.display_name,
-            roles,
-        };
-        sign_in(&ctx.session, &who)
-            .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
-        let next = safe_next(body.next.as_deref());
-        Ok(HttpResponse::Ok().json(json!({ "redirect": next })))
-    }
+        .await?;
+    let (user, roles, sid) = match outcome {
+        PasskeySignIn::SignedIn { user, roles, sid } => (user, roles, sid),
+        PasskeySignIn::Refused => return Err(passkey_refused()),
+        PasskeySignIn::Expired => return Err(expired()),
+    };
+    crate::web::metrics::sign_in("passkey", "success");
+    ctx.session.remove(PENDING_KEY);
+    ctx.session.remove(AUTH_KEY);
+    let who = SignedIn {
+        uid: user.id,
+        sid,
+        auth_at: st.clock.now(),
+        amr: vec!["hwk".into(), "user".into(), "mfa".into()],
+        email: user.email,
+        name: user.display_name,
+        roles,
+    };
+    sign_in(&ctx.session, &who).map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+    let next = safe_next(body.next.as_deref());
+    Ok(HttpResponse::Ok().json(json!({ "redirect": next })))
 }
