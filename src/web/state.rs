@@ -29,8 +29,8 @@ pub struct AppState {
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Anonymous WebAuthn ceremonies, sealed into the browser (see auth::sign_in::passkey_ceremony).
     pub ceremonies: crate::auth::sign_in::passkey_ceremony::Ceremonies,
-    /// The OpenID Connect provider's tokens and signing keys.
-    pub oidc: crate::auth::oauth::tokens::Issuer,
+    /// The OAuth 2.0 / OpenID Connect provider.
+    pub oauth: crate::auth::oauth::OAuthProvider,
     /// The discovery document, serialised once.
     pub discovery: actix_web::web::Bytes,
 }

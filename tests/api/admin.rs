@@ -86,24 +86,24 @@ async fn every_admin_route_is_denied_by_default() {
     let target = app.create_user("target@example.com", &[]).await;
     app.create_user("plain@example.com", &[]).await;
     app.create_user("auditor@example.com", &["auditor"]).await;
-    let (client_id, _) = portcullis::auth::oauth::authorize::create_client(
-        &app.state.db,
-        &app.clock,
-        portcullis::auth::oauth::authorize::NewClient {
-            name: "Wiki".into(),
-            redirect_uris: vec!["http://app.example/cb".into()],
-            post_logout_redirect_uris: vec![],
-            public: false,
-            scopes: vec![],
-            grants: vec![],
-            skip_consent: false,
-            id_token_alg: "RS256".into(),
-        },
-        &portcullis::auth::audit::AuditCtx::cli(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (client_id, _) = app
+        .state
+        .oauth
+        .create_client(
+            portcullis::auth::oauth::authorize::NewClient {
+                name: "Wiki".into(),
+                redirect_uris: vec!["http://app.example/cb".into()],
+                post_logout_redirect_uris: vec![],
+                public: false,
+                scopes: vec![],
+                grants: vec![],
+                skip_consent: false,
+                id_token_alg: "RS256".into(),
+            },
+            &portcullis::auth::audit::AuditCtx::cli(),
+        )
+        .await
+        .unwrap();
     let client_page = format!("/admin/clients/{client_id}");
     let client_rotate = format!("/admin/clients/{client_id}/rotate-secret");
     let client_delete = format!("/admin/clients/{client_id}/delete");
@@ -797,10 +797,7 @@ async fn clients_are_created_edited_rotated_and_deleted_on_admin_pages() {
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-    let client = portcullis::auth::oauth::authorize::client(&app.state.db, &id)
-        .await
-        .unwrap()
-        .unwrap();
+    let client = app.state.oauth.find_client(&id).await.unwrap().unwrap();
     assert_eq!(client.name, "Billing v2");
     assert_eq!(client.redirect_uris(), vec!["https://billing.example/new"]);
     assert_eq!(
@@ -1157,7 +1154,7 @@ async fn a_disabled_admin_is_never_the_last_admin() {
             &st.db,
             &st.clock,
             &st.sessions,
-            &st.oidc.cache,
+            &st.oauth.cache,
             &Actor::Operator,
             &gone,
             true,
@@ -1171,7 +1168,7 @@ async fn a_disabled_admin_is_never_the_last_admin() {
     let taken = admin::set_role(
         &st.db,
         &st.clock,
-        &st.oidc.cache,
+        &st.oauth.cache,
         &Actor::Operator,
         &gone,
         "admin",
@@ -1185,7 +1182,7 @@ async fn a_disabled_admin_is_never_the_last_admin() {
         &st.db,
         &st.clock,
         &st.sessions,
-        &st.oidc.cache,
+        &st.oauth.cache,
         &Actor::Operator,
         &gone,
         "gone@example.com",
