@@ -100,7 +100,7 @@ pub async fn revoke_others(
     authorize::end_app_grants_now(
         &st.db,
         &st.clock,
-        &st.oidc.cache,
+        &st.oauth.cache,
         &user.uid,
         GrantsEnd::SignedOutEverywhere,
         &ctx.audit(),

@@ -143,7 +143,7 @@ pub async fn delete(
     match roles::delete(
         &st.db,
         &st.clock,
-        &st.oidc.cache,
+        &st.oauth.cache,
         &admin.perms,
         &path,
         &ctx.audit(),
