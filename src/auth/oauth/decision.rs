@@ -199,11 +199,9 @@ impl OAuthProvider {
                     .await?;
                 return Ok(refuse(OAuthError::AccessDenied));
             }
-            Some(ConsentAnswer::Allow) => {
-                if !consented {
-                    self.record_consent(&user.user_id, &client.client_id, &scope, ctx)
-                        .await?;
-                }
+            Some(ConsentAnswer::Allow) if !consented => {
+                self.record_consent(&user.user_id, &client.client_id, &scope, ctx)
+                    .await?;
             }
             None if !consented || prompts.contains(&"consent") => {
                 if silent {
@@ -214,7 +212,7 @@ impl OAuthProvider {
                     scopes: scope.split_whitespace().map(str::to_string).collect(),
                 });
             }
-            None => {}
+            Some(ConsentAnswer::Allow) | None => {}
         }
         let code = self
             .issue_code(Grant {

@@ -1,8 +1,8 @@
 //! The OAuth 2.0 / OpenID Connect provider, one service: [`OAuthProvider`]. It owns the
 //! authorize decision (`decision`), clients, consents and codes (`authorize`), the token
 //! endpoint's grants (`grants`), the checks on tokens we issued (`introspection`),
-//! signing keys and JWS, the back channel's read cache, and the protocol's errors
-//! (`error`).
+//! RP-initiated logout (`logout`), signing keys and JWS, the back channel's read cache,
+//! and the protocol's errors (`error`).
 
 pub mod authorize;
 pub mod cache;
@@ -11,6 +11,7 @@ pub mod error;
 pub mod grants;
 pub mod introspection;
 pub mod jws;
+pub mod logout;
 pub mod signing_keys;
 
 use crate::auth::InternalError;

@@ -3,12 +3,13 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::auth::oauth::decision::origin_of;
+use crate::auth::oauth::logout::{LogoutDecision, LogoutRequest};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::oauth::authorize::allow_targets;
+use crate::web::handlers::see_other;
 use crate::web::views::{LogoutPage, render};
 
 #[derive(Deserialize, Default)]
@@ -21,58 +22,31 @@ pub struct LogoutParams {
     csrf_token: String,
 }
 
-/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0). The portcullis
-/// session ends at once when the app proves it is this session's (an ID token hint
-/// naming this session); otherwise the user confirms, so a third-party page cannot
-/// sign anyone out. The user goes back only to a URI the app registered.
+impl LogoutParams {
+    fn request(&self) -> LogoutRequest {
+        LogoutRequest {
+            id_token_hint: self.id_token_hint.clone(),
+            post_logout_redirect_uri: self.post_logout_redirect_uri.clone(),
+            state: self.state.clone(),
+            client_id: self.client_id.clone(),
+        }
+    }
+}
+
+/// Maps the provider's logout decision: an error page, the confirmation page, or the
+/// end of the session and the way back.
 async fn end_session(ctx: Ctx, p: LogoutParams, posted: bool) -> Result<HttpResponse, AppError> {
-    let st = &ctx.state;
-    let invalid = |why: &str| {
-        Err(AppError::BadRequest(format!(
+    let session = ctx.user.as_ref().map(|u| u.sid.as_str());
+    let decision = ctx
+        .state
+        .oauth
+        .logout(&p.request(), session, posted)
+        .await?;
+    match decision {
+        LogoutDecision::Invalid { why } => Err(AppError::BadRequest(format!(
             "This sign-out link is not valid: {why}. You are still signed in."
-        )))
-    };
-    // A hint we cannot verify (say, signed by a key rotated out since) proves nothing:
-    // carry on as without one, which means the user confirms.
-    let hint = match p.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
-        Some(h) => st.oauth.id_token_hint(h).await?,
-        None => None,
-    };
-    let hinted_client = hint.as_ref().and_then(|c| match c.get("aud") {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_string),
-        _ => None,
-    });
-    let client_id = match (hinted_client, p.client_id.clone().filter(|c| !c.is_empty())) {
-        (Some(a), Some(b)) if a != b => return invalid("the token and client_id disagree"),
-        (a, b) => a.or(b),
-    };
-    let client = match &client_id {
-        Some(id) => st.oauth.find_client(id).await?,
-        None => None,
-    };
-    let destination = match p
-        .post_logout_redirect_uri
-        .as_deref()
-        .filter(|u| !u.is_empty())
-    {
-        Some(uri) => match &client {
-            Some(c) if c.post_logout_redirect_uris().iter().any(|r| r == uri) => {
-                Some(uri.to_string())
-            }
-            _ => return invalid("the app did not register that address to return to"),
-        },
-        None => None,
-    };
-    if let Some(user) = &ctx.user {
-        let same_session = hint
-            .as_ref()
-            .and_then(|c| c.get("sid"))
-            .and_then(Value::as_str)
-            == Some(user.sid.as_str());
-        if posted {
-            ctx.check_csrf(&p.csrf_token)?;
-        } else if !same_session {
+        ))),
+        LogoutDecision::Confirm { app, destination } => {
             let mut hidden = Vec::new();
             for (k, v) in [
                 ("id_token_hint", &p.id_token_hint),
@@ -84,12 +58,12 @@ async fn end_session(ctx: Ctx, p: LogoutParams, posted: bool) -> Result<HttpResp
                     hidden.push((k.to_string(), v.clone()));
                 }
             }
-            return Ok(allow_targets(
+            Ok(allow_targets(
                 render(
                     StatusCode::OK,
                     &LogoutPage {
                         chrome: ctx.chrome(),
-                        app: client.as_ref().map(|c| c.name.clone()),
+                        app,
                         hidden,
                     },
                 ),
@@ -98,19 +72,18 @@ async fn end_session(ctx: Ctx, p: LogoutParams, posted: bool) -> Result<HttpResp
                     .and_then(origin_of)
                     .into_iter()
                     .collect(),
-            ));
+            ))
         }
-        crate::web::handlers::sign_in::logout::end(&ctx).await?;
+        LogoutDecision::SignOut { then } => {
+            if ctx.user.is_some() {
+                if posted {
+                    ctx.check_csrf(&p.csrf_token)?;
+                }
+                crate::web::handlers::sign_in::logout::end(&ctx).await?;
+            }
+            Ok(see_other(then.as_deref().unwrap_or("/login?signed_out=1")))
+        }
     }
-    let Some(uri) = destination else {
-        return Ok(crate::web::handlers::see_other("/login?signed_out=1"));
-    };
-    let mut url =
-        url::Url::parse(&uri).map_err(|_| AppError::BadRequest("bad return address".into()))?;
-    if let Some(s) = &p.state {
-        url.query_pairs_mut().append_pair("state", s);
-    }
-    Ok(crate::web::handlers::see_other(url.as_str()))
 }
 
 pub async fn logout(ctx: Ctx, q: web::Query<LogoutParams>) -> Result<HttpResponse, AppError> {
