@@ -374,3 +374,27 @@ fn without_prompt_login(path: &str, max_age: Option<i64>) -> String {
     }
     format!("{route}?{}", out.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_login_is_dropped_and_max_age_capped() {
+        assert_eq!(
+            without_prompt_login(
+                "/oauth/authorize?prompt=login+consent&max_age=600",
+                Some(60)
+            ),
+            "/oauth/authorize?prompt=consent&max_age=60"
+        );
+        assert_eq!(
+            without_prompt_login("/oauth/authorize?prompt=login&client_id=a", Some(60)),
+            "/oauth/authorize?client_id=a&max_age=60"
+        );
+        assert_eq!(
+            without_prompt_login("/oauth/authorize?prompt=login&max_age=5", None),
+            "/oauth/authorize?max_age=5"
+        );
+    }
+}

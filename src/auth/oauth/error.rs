@@ -160,3 +160,30 @@ pub enum ClientError {
     #[error(transparent)]
     Internal(#[from] InternalError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn front_channel_errors_carry_state_and_issuer() {
+        let to = OAuthError::InvalidScope("a scope is unknown")
+            .redirect(
+                "https://app.example/cb?x=1",
+                Some("s 1"),
+                "https://id.example",
+            )
+            .unwrap();
+        assert_eq!(
+            to,
+            "https://app.example/cb?x=1&error=invalid_scope&error_description=a+scope+is+unknown&state=s+1&iss=https%3A%2F%2Fid.example"
+        );
+        let to = OAuthError::LoginRequired
+            .redirect("https://app.example/cb", None, "https://id.example")
+            .unwrap();
+        assert_eq!(
+            to,
+            "https://app.example/cb?error=login_required&iss=https%3A%2F%2Fid.example"
+        );
+    }
+}
