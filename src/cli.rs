@@ -97,11 +97,12 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
                 new,
                 &AuditCtx::cli(),
             )
-            .await?
+            .await
             {
                 Ok((id, Some(secret))) => Ok(format!("client_id={id}\nclient_secret={secret}")),
                 Ok((id, None)) => Ok(format!("client_id={id}")),
-                Err(msg) => anyhow::bail!("{msg}"),
+                Err(crate::auth::oauth::ClientError::Invalid(msg)) => anyhow::bail!("{msg}"),
+                Err(crate::auth::oauth::ClientError::Internal(e)) => Err(e.into()),
             }
         }
     }

@@ -236,14 +236,14 @@ impl Application {
             settings,
             webauthn,
             sign_in,
-            oidc: crate::auth::oauth::tokens::Issuer::new(
+            oauth: crate::auth::oauth::OAuthProvider::new(
                 db.clone(),
                 clock.clone(),
                 crate::master_key::Sealer::new(&master, "oidc-signing-keys"),
                 &config,
                 cache,
             ),
-            discovery: crate::web::handlers::oauth::front_channel::discovery_document(&config),
+            discovery: crate::web::handlers::oauth::discovery::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),
             mail,
             mfa_keys,

@@ -22,6 +22,8 @@ pub enum InternalError {
     Db(#[from] DbError),
     #[error(transparent)]
     Hash(#[from] password::HashError),
+    #[error(transparent)]
+    Signing(#[from] crate::auth::oauth::signing_keys::SigningError),
     #[error("{0}")]
     Other(String),
 }

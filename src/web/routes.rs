@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, Route, guard, web};
 use super::error::AppError;
 use super::handlers::account::{apps, profile, security_keys, sessions, totp};
 use super::handlers::admin::{audit, clients, roles, users};
-use super::handlers::oauth::{back_channel, front_channel};
+use super::handlers::oauth::{authorize, back_channel, discovery, logout as rp_logout};
 use super::handlers::sign_in::{
     login, logout, passkey, password_reset, register, second_step, setup, step_up, verify_email,
 };
@@ -124,13 +124,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/.well-known/openid-configuration")
-                .route(get().to(front_channel::discovery)),
+                .route(get().to(discovery::discovery)),
         )
-        .service(web::resource("/oauth/jwks").route(get().to(front_channel::jwks)))
+        .service(web::resource("/oauth/jwks").route(get().to(discovery::jwks)))
         .service(
             web::resource("/oauth/authorize")
-                .route(get().to(front_channel::authorize))
-                .route(web::post().to(front_channel::consent)),
+                .route(get().to(authorize::authorize))
+                .route(web::post().to(authorize::consent)),
         )
         .service(
             web::resource("/oauth/token")
@@ -151,8 +151,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/oauth/introspect").route(web::post().to(back_channel::introspect)))
         .service(
             web::resource("/oauth/logout")
-                .route(get().to(front_channel::logout))
-                .route(web::post().to(front_channel::logout_confirmed)),
+                .route(get().to(rp_logout::logout))
+                .route(web::post().to(rp_logout::logout_confirmed)),
         )
         .service(web::resource("/auth/forward").route(get().to(forward::check)))
         .service(web::resource("/auth/forward/return").route(get().to(forward::back)))

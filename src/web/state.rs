@@ -32,8 +32,8 @@ pub struct AppState {
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Signing in and out, step-up.
     pub sign_in: crate::auth::sign_in::SignIn,
-    /// The OpenID Connect provider's tokens and signing keys.
-    pub oidc: crate::auth::oauth::tokens::Issuer,
+    /// The OAuth 2.0 / OpenID Connect provider.
+    pub oauth: crate::auth::oauth::OAuthProvider,
     /// The discovery document, serialised once.
     pub discovery: actix_web::web::Bytes,
 }

@@ -86,24 +86,24 @@ async fn every_admin_route_is_denied_by_default() {
     let target = app.create_user("target@example.com", &[]).await;
     app.create_user("plain@example.com", &[]).await;
     app.create_user("auditor@example.com", &["auditor"]).await;
-    let (client_id, _) = portcullis::auth::oauth::authorize::create_client(
-        &app.state.db,
-        &app.clock,
-        portcullis::auth::oauth::authorize::NewClient {
-            name: "Wiki".into(),
-            redirect_uris: vec!["http://app.example/cb".into()],
-            post_logout_redirect_uris: vec![],
-            public: false,
-            scopes: vec![],
-            grants: vec![],
-            skip_consent: false,
-            id_token_alg: "RS256".into(),
-        },
-        &portcullis::auth::audit::AuditCtx::cli(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (client_id, _) = app
+        .state
+        .oauth
+        .create_client(
+            portcullis::auth::oauth::authorize::NewClient {
+                name: "Wiki".into(),
+                redirect_uris: vec!["http://app.example/cb".into()],
+                post_logout_redirect_uris: vec![],
+                public: false,
+                scopes: vec![],
+                grants: vec![],
+                skip_consent: false,
+                id_token_alg: "RS256".into(),
+            },
+            &portcullis::auth::audit::AuditCtx::cli(),
+        )
+        .await
+        .unwrap();
     let client_page = format!("/admin/clients/{client_id}");
     let client_rotate = format!("/admin/clients/{client_id}/rotate-secret");
     let client_delete = format!("/admin/clients/{client_id}/delete");

@@ -212,24 +212,24 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
         (&signed, signed_csrf),
         (&pending, pending_csrf),
     ];
-    let (client_id, secret) = portcullis::auth::oauth::authorize::create_client(
-        &app.state.db,
-        &app.clock,
-        portcullis::auth::oauth::authorize::NewClient {
-            name: "Fuzzed".into(),
-            redirect_uris: vec![CALLBACK.into()],
-            post_logout_redirect_uris: vec![CALLBACK.into()],
-            public: false,
-            scopes: vec!["openid".into(), "profile".into(), "email".into()],
-            grants: vec![],
-            skip_consent: false,
-            id_token_alg: "RS256".into(),
-        },
-        &portcullis::auth::audit::AuditCtx::cli(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (client_id, secret) = app
+        .state
+        .oauth
+        .create_client(
+            portcullis::auth::oauth::authorize::NewClient {
+                name: "Fuzzed".into(),
+                redirect_uris: vec![CALLBACK.into()],
+                post_logout_redirect_uris: vec![CALLBACK.into()],
+                public: false,
+                scopes: vec!["openid".into(), "profile".into(), "email".into()],
+                grants: vec![],
+                skip_consent: false,
+                id_token_alg: "RS256".into(),
+            },
+            &portcullis::auth::audit::AuditCtx::cli(),
+        )
+        .await
+        .unwrap();
     let known: Vec<String> = [
         client_id.as_str(),
         secret.as_deref().unwrap_or(""),

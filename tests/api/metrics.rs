@@ -59,24 +59,24 @@ async fn counters_and_gauges_follow_what_happens() {
         "tokens_issued_total",
         &[("grant", "client_credentials")],
     );
-    let (id, secret) = portcullis::auth::oauth::authorize::create_client(
-        &app.state.db,
-        &app.clock,
-        portcullis::auth::oauth::authorize::NewClient {
-            name: "Metered".into(),
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            public: false,
-            scopes: vec!["roles".into()],
-            grants: vec!["client_credentials".into()],
-            skip_consent: false,
-            id_token_alg: "RS256".into(),
-        },
-        &portcullis::auth::audit::AuditCtx::cli(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (id, secret) = app
+        .state
+        .oauth
+        .create_client(
+            portcullis::auth::oauth::authorize::NewClient {
+                name: "Metered".into(),
+                redirect_uris: vec![],
+                post_logout_redirect_uris: vec![],
+                public: false,
+                scopes: vec!["roles".into()],
+                grants: vec!["client_credentials".into()],
+                skip_consent: false,
+                id_token_alg: "RS256".into(),
+            },
+            &portcullis::auth::audit::AuditCtx::cli(),
+        )
+        .await
+        .unwrap();
     let r = reqwest::Client::new()
         .post(format!("{}/oauth/token", app.base))
         .basic_auth(id, secret)

@@ -193,16 +193,13 @@ async fn a_client_secret_rotated_on_one_instance_is_refused_at_once_on_the_other
         let (status, t) = crate::oidc::token_request(&b, Some((&id, &old)), &grant).await;
         assert_eq!(status, StatusCode::OK, "{t}");
     }
-    let new = portcullis::auth::oauth::authorize::rotate_secret(
-        &a.state.db,
-        &a.clock,
-        &a.state.oidc.cache,
-        &id,
-        &portcullis::auth::audit::AuditCtx::cli(),
-    )
-    .await
-    .unwrap()
-    .expect("a confidential client has a secret to rotate");
+    let new = a
+        .state
+        .oauth
+        .rotate_secret(&id, &portcullis::auth::audit::AuditCtx::cli())
+        .await
+        .unwrap()
+        .expect("a confidential client has a secret to rotate");
     let (status, t) = crate::oidc::token_request(&b, Some((&id, &old)), &grant).await;
     assert_eq!(
         status,

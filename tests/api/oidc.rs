@@ -12,7 +12,7 @@ use openidconnect::{
     TokenIntrospectionResponse, TokenResponse, UserInfoClaims,
 };
 use portcullis::auth::audit::AuditCtx;
-use portcullis::auth::oauth::authorize::{NewClient, create_client};
+use portcullis::auth::oauth::authorize::NewClient;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -76,9 +76,10 @@ pub async fn service_client(app: &TestApp) -> (String, String) {
 }
 
 async fn client_with(app: &TestApp, c: NewClient) -> (String, Option<String>) {
-    create_client(&app.state.db, &app.clock, c, &AuditCtx::cli())
+    app.state
+        .oauth
+        .create_client(c, &AuditCtx::cli())
         .await
-        .unwrap()
         .unwrap()
 }
 
@@ -807,20 +808,16 @@ async fn client_credentials_issue_audited_tokens_for_the_client_itself() {
     );
     // Deleting the client ends its tokens.
     assert!(
-        portcullis::auth::oauth::authorize::delete_client(
-            &app.state.db,
-            &app.clock,
-            &app.state.oidc.cache,
-            &id,
-            &AuditCtx::cli(),
-        )
-        .await
-        .unwrap()
+        app.state
+            .oauth
+            .delete_client(&id, &AuditCtx::cli(),)
+            .await
+            .unwrap()
     );
-    let generation = app.state.oidc.generation().await;
+    let generation = app.state.oauth.generation().await;
     let seen = app
         .state
-        .oidc
+        .oauth
         .introspect(generation, &id, access)
         .await
         .unwrap();
@@ -829,9 +826,10 @@ async fn client_credentials_issue_audited_tokens_for_the_client_itself() {
     let mut c = new_client(true);
     c.grants = vec!["client_credentials".into()];
     assert!(
-        create_client(&app.state.db, &app.clock, c, &AuditCtx::cli())
+        app.state
+            .oauth
+            .create_client(c, &AuditCtx::cli())
             .await
-            .unwrap()
             .is_err()
     );
 }

@@ -1,10 +1,13 @@
-//! The OpenID Connect provider's front channel: clients, consents and authorization
-//! codes. Tokens are `issuer`'s business, keys `keyring`'s.
+//! The provider's records behind the front channel: clients (the admin pages and the
+//! CLI), consents (and the apps page), authorization codes, and the end of a user's
+//! app grants. The authorize decision itself is `decision`'s; tokens are `grants`'.
 //!
 //! Client secrets are generated here (32 random bytes), so SHA-256 at rest compared in
 //! constant time is right; codes live 60 s and work once.
 
+use crate::auth::oauth::OAuthProvider;
 use crate::auth::oauth::cache::BackChannelCache;
+use crate::auth::oauth::error::ClientError;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
@@ -20,10 +23,6 @@ use crate::domain::tokens::{generate, hash};
 pub const CODE_TTL_SECS: i64 = 60;
 pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "roles", "offline_access"];
 pub const GRANTS: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
-
-fn other(e: impl std::fmt::Display) -> InternalError {
-    InternalError::Other(e.to_string())
-}
 
 /// A client's settings, as the CLI and /admin/clients give them.
 pub struct NewClient {
@@ -91,20 +90,16 @@ pub async fn create_client(
     clock: &Clock,
     c: NewClient,
     ctx: &AuditCtx,
-) -> Result<Result<(String, Option<String>), String>, InternalError> {
-    let (scopes, grants) = match settings(&c) {
-        Ok(v) => v,
-        Err(why) => return Ok(Err(why)),
-    };
+) -> Result<(String, Option<String>), ClientError> {
+    let (scopes, grants) = settings(&c).map_err(ClientError::Invalid)?;
     let client_id = generate()[..22].to_string();
     let secret = (!c.public).then(generate);
     let row = Client {
         client_id: client_id.clone(),
         name: c.name.trim().to_string(),
         secret_hash: secret.as_deref().map(hash),
-        redirect_uris: serde_json::to_string(&c.redirect_uris).map_err(other)?,
-        post_logout_redirect_uris: serde_json::to_string(&c.post_logout_redirect_uris)
-            .map_err(other)?,
+        redirect_uris: json!(c.redirect_uris).to_string(),
+        post_logout_redirect_uris: json!(c.post_logout_redirect_uris).to_string(),
         scopes: scopes.join(" "),
         grants: grants.join(" "),
         skip_consent: c.skip_consent,
@@ -128,136 +123,143 @@ pub async fn create_client(
         .map_err(InternalError::from)
     })
     .await?;
-    Ok(Ok((client_id, secret)))
+    Ok((client_id, secret))
 }
 
-/// Saves a client's new settings (whether it is public does not change: that would
-/// mean issuing or dropping a secret).
-pub async fn update_client(
-    db: &Db,
-    clock: &Clock,
-    cache: &BackChannelCache,
-    id: &str,
-    mut c: NewClient,
-    ctx: &AuditCtx,
-) -> Result<Result<(), String>, InternalError> {
-    let Some(existing) = client(db, id).await? else {
-        return Ok(Err("no such client".into()));
-    };
-    c.public = existing.is_public();
-    let (scopes, grants) = match settings(&c) {
-        Ok(v) => v,
-        Err(why) => return Ok(Err(why)),
-    };
-    let row = Client {
-        name: c.name.trim().to_string(),
-        redirect_uris: serde_json::to_string(&c.redirect_uris).map_err(other)?,
-        post_logout_redirect_uris: serde_json::to_string(&c.post_logout_redirect_uris)
-            .map_err(other)?,
-        scopes: scopes.join(" "),
-        grants: grants.join(" "),
-        skip_consent: c.skip_consent,
-        id_token_alg: c.id_token_alg,
-        ..existing
-    };
-    let (ctx, now) = (ctx.clone(), clock.now());
-    db.run(move |conn| {
-        write_transaction(conn, |conn| {
-            repo::update_client(conn, &row)?;
-            record(
-                conn,
-                &ctx,
-                now,
-                AuditAction::ClientUpdated,
-                Outcome::Success,
-                None,
-                json!({
-                    "client_id": row.client_id, "name": row.name,
-                    "redirect_uris": row.redirect_uris(), "scopes": row.scopes,
-                    "grants": row.grants, "skip_consent": row.skip_consent,
-                }),
-            )
-        })
-        .map_err(InternalError::from)
-    })
-    .await?;
-    cache.invalidate().await;
-    Ok(Ok(()))
-}
-
-/// A new secret for a confidential client: the old one stops working at once.
-pub async fn rotate_secret(
-    db: &Db,
-    clock: &Clock,
-    cache: &BackChannelCache,
-    id: &str,
-    ctx: &AuditCtx,
-) -> Result<Option<String>, InternalError> {
-    let Some(existing) = client(db, id).await? else {
-        return Ok(None);
-    };
-    if existing.is_public() {
-        return Ok(None);
-    }
-    let secret = generate();
-    let (h, id, ctx, now) = (hash(&secret), id.to_string(), ctx.clone(), clock.now());
-    db.run(move |conn| {
-        write_transaction(conn, |conn| {
-            repo::set_secret_hash(conn, &id, &h)?;
-            record(
-                conn,
-                &ctx,
-                now,
-                AuditAction::ClientUpdated,
-                Outcome::Success,
-                None,
-                json!({"client_id": id, "secret": "rotated"}),
-            )
-        })
-        .map_err(InternalError::from)
-    })
-    .await?;
-    cache.invalidate().await;
-    Ok(Some(secret))
-}
-
-/// Deletes a client with everything issued to it.
-pub async fn delete_client(
-    db: &Db,
-    clock: &Clock,
-    cache: &BackChannelCache,
-    id: &str,
-    ctx: &AuditCtx,
-) -> Result<bool, InternalError> {
-    let (id, ctx, now) = (id.to_string(), ctx.clone(), clock.now());
-    let deleted = db
-        .run(move |conn| {
+impl OAuthProvider {
+    /// Saves a client's new settings (whether it is public does not change: that would
+    /// mean issuing or dropping a secret).
+    pub async fn update_client(
+        &self,
+        id: &str,
+        mut c: NewClient,
+        ctx: &AuditCtx,
+    ) -> Result<(), ClientError> {
+        let (db, clock, cache) = (&self.db, &self.clock, &self.cache);
+        let Some(existing) = client(db, id).await? else {
+            return Err(ClientError::Invalid("no such client".into()));
+        };
+        c.public = existing.is_public();
+        let (scopes, grants) = settings(&c).map_err(ClientError::Invalid)?;
+        let row = Client {
+            name: c.name.trim().to_string(),
+            redirect_uris: json!(c.redirect_uris).to_string(),
+            post_logout_redirect_uris: json!(c.post_logout_redirect_uris).to_string(),
+            scopes: scopes.join(" "),
+            grants: grants.join(" "),
+            skip_consent: c.skip_consent,
+            id_token_alg: c.id_token_alg,
+            ..existing
+        };
+        let (ctx, now) = (ctx.clone(), clock.now());
+        db.run(move |conn| {
             write_transaction(conn, |conn| {
-                let Some(existing) = repo::find_client(conn, &id)? else {
-                    return Ok(false);
-                };
-                repo::delete_client(conn, &id)?;
+                repo::update_client(conn, &row)?;
                 record(
                     conn,
                     &ctx,
                     now,
-                    AuditAction::ClientDeleted,
+                    AuditAction::ClientUpdated,
                     Outcome::Success,
                     None,
-                    json!({"client_id": id, "name": existing.name}),
-                )?;
-                Ok(true)
+                    json!({
+                        "client_id": row.client_id, "name": row.name,
+                        "redirect_uris": row.redirect_uris(), "scopes": row.scopes,
+                        "grants": row.grants, "skip_consent": row.skip_consent,
+                    }),
+                )
             })
-            .map_err(|e: crate::db::QueryError| InternalError::from(e))
+            .map_err(InternalError::from)
         })
         .await?;
-    cache.invalidate().await;
-    Ok(deleted)
+        cache.invalidate().await;
+        Ok(())
+    }
 }
 
-pub async fn clients(db: &Db) -> Result<Vec<Client>, InternalError> {
-    db.run(|c| repo::list_clients(c).map_err(InternalError::from))
-        .await
+impl OAuthProvider {
+    /// Registers a client (see [`create_client`]).
+    pub async fn create_client(
+        &self,
+        c: NewClient,
+        ctx: &AuditCtx,
+    ) -> Result<(String, Option<String>), ClientError> {
+        create_client(&self.db, &self.clock, c, ctx).await
+    }
+
+    /// A new secret for a confidential client: the old one stops working at once.
+    pub async fn rotate_secret(
+        &self,
+        id: &str,
+        ctx: &AuditCtx,
+    ) -> Result<Option<String>, InternalError> {
+        let (db, clock, cache) = (&self.db, &self.clock, &self.cache);
+        let Some(existing) = client(db, id).await? else {
+            return Ok(None);
+        };
+        if existing.is_public() {
+            return Ok(None);
+        }
+        let secret = generate();
+        let (h, id, ctx, now) = (hash(&secret), id.to_string(), ctx.clone(), clock.now());
+        db.run(move |conn| {
+            write_transaction(conn, |conn| {
+                repo::set_secret_hash(conn, &id, &h)?;
+                record(
+                    conn,
+                    &ctx,
+                    now,
+                    AuditAction::ClientUpdated,
+                    Outcome::Success,
+                    None,
+                    json!({"client_id": id, "secret": "rotated"}),
+                )
+            })
+            .map_err(InternalError::from)
+        })
+        .await?;
+        cache.invalidate().await;
+        Ok(Some(secret))
+    }
+}
+
+impl OAuthProvider {
+    /// Deletes a client with everything issued to it.
+    pub async fn delete_client(&self, id: &str, ctx: &AuditCtx) -> Result<bool, InternalError> {
+        let (db, clock, cache) = (&self.db, &self.clock, &self.cache);
+        let (id, ctx, now) = (id.to_string(), ctx.clone(), clock.now());
+        let deleted = db
+            .run(move |conn| {
+                write_transaction(conn, |conn| {
+                    let Some(existing) = repo::find_client(conn, &id)? else {
+                        return Ok(false);
+                    };
+                    repo::delete_client(conn, &id)?;
+                    record(
+                        conn,
+                        &ctx,
+                        now,
+                        AuditAction::ClientDeleted,
+                        Outcome::Success,
+                        None,
+                        json!({"client_id": id, "name": existing.name}),
+                    )?;
+                    Ok(true)
+                })
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
+            })
+            .await?;
+        cache.invalidate().await;
+        Ok(deleted)
+    }
+}
+
+impl OAuthProvider {
+    pub async fn clients(&self) -> Result<Vec<Client>, InternalError> {
+        self.db
+            .run(|c| repo::list_clients(c).map_err(InternalError::from))
+            .await
+    }
 }
 
 /// An app the user let in, for /account/apps.
@@ -268,64 +270,68 @@ pub struct GrantedApp {
     pub granted_at: i64,
 }
 
-pub async fn granted_apps(db: &Db, user_id: &str) -> Result<Vec<GrantedApp>, InternalError> {
-    let u = user_id.to_string();
-    let rows = db
-        .run(move |c| repo::consents_of(c, &u).map_err(InternalError::from))
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(client_id, name, scope, granted_at)| GrantedApp {
-            client_id,
-            name,
-            scope,
-            granted_at,
-        })
-        .collect())
+impl OAuthProvider {
+    pub async fn granted_apps(&self, user_id: &str) -> Result<Vec<GrantedApp>, InternalError> {
+        let u = user_id.to_string();
+        let rows = self
+            .db
+            .run(move |c| repo::consents_of(c, &u).map_err(InternalError::from))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(client_id, name, scope, granted_at)| GrantedApp {
+                client_id,
+                name,
+                scope,
+                granted_at,
+            })
+            .collect())
+    }
 }
 
-/// Withdraws a user's consent for an app: the consent goes, and every grant the app
-/// holds for the user is revoked (its refresh tokens and access tokens stop working).
-pub async fn revoke_consent(
-    db: &Db,
-    clock: &Clock,
-    cache: &BackChannelCache,
-    user_id: &str,
-    client_id: &str,
-    ctx: &AuditCtx,
-) -> Result<bool, InternalError> {
-    let (u, cl, ctx, now) = (
-        user_id.to_string(),
-        client_id.to_string(),
-        ctx.clone(),
-        clock.now(),
-    );
-    let revoked = db
-        .run(move |c| {
-            write_transaction(c, |c| {
-                let had = repo::delete_consent(c, &u, &cl)?;
-                // Codes handed out but not yet exchanged would start new grants.
-                repo::delete_unused_codes(c, &u, &cl)?;
-                let grants = repo::revoke_grants_of(c, &u, &cl, now)?;
-                if !had && grants == 0 {
-                    return Ok(false);
-                }
-                record(
-                    c,
-                    &ctx,
-                    now,
-                    AuditAction::ConsentRevoked,
-                    Outcome::Success,
-                    Some(&u),
-                    json!({"client_id": cl, "grants_revoked": grants}),
-                )?;
-                Ok(true)
+impl OAuthProvider {
+    /// Withdraws a user's consent for an app: the consent goes, and every grant the app
+    /// holds for the user is revoked (its refresh tokens and access tokens stop working).
+    pub async fn revoke_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        ctx: &AuditCtx,
+    ) -> Result<bool, InternalError> {
+        let (db, clock, cache) = (&self.db, &self.clock, &self.cache);
+        let (u, cl, ctx, now) = (
+            user_id.to_string(),
+            client_id.to_string(),
+            ctx.clone(),
+            clock.now(),
+        );
+        let revoked = db
+            .run(move |c| {
+                write_transaction(c, |c| {
+                    let had = repo::delete_consent(c, &u, &cl)?;
+                    // Codes handed out but not yet exchanged would start new grants.
+                    repo::delete_unused_codes(c, &u, &cl)?;
+                    let grants = repo::revoke_grants_of(c, &u, &cl, now)?;
+                    if !had && grants == 0 {
+                        return Ok(false);
+                    }
+                    record(
+                        c,
+                        &ctx,
+                        now,
+                        AuditAction::ConsentRevoked,
+                        Outcome::Success,
+                        Some(&u),
+                        json!({"client_id": cl, "grants_revoked": grants}),
+                    )?;
+                    Ok(true)
+                })
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
             })
-            .map_err(|e: crate::db::QueryError| InternalError::from(e))
-        })
-        .await?;
-    cache.invalidate().await;
-    Ok(revoked)
+            .await?;
+        cache.invalidate().await;
+        Ok(revoked)
+    }
 }
 
 /// Why a user's app grants end, as the audit event's `reason`.
@@ -453,74 +459,82 @@ pub struct Grant {
     pub sid: String,
 }
 
-pub async fn issue_code(db: &Db, clock: &Clock, g: Grant) -> Result<String, InternalError> {
-    let code = generate();
-    let now = clock.now();
-    let row = AuthCode {
-        code_hash: hash(&code),
-        client_id: g.client_id,
-        user_id: g.user_id,
-        redirect_uri: g.redirect_uri,
-        scope: g.scope,
-        nonce: g.nonce,
-        code_challenge: g.code_challenge,
-        auth_time: g.auth_time,
-        amr: g.amr.join(" "),
-        sid: g.sid,
-        created_at: now,
-        expires_at: now + CODE_TTL_SECS,
-        used_at: None,
-    };
-    db.run(move |c| repo::insert_code(c, &row).map_err(InternalError::from))
-        .await?;
-    Ok(code)
+impl OAuthProvider {
+    pub async fn issue_code(&self, g: Grant) -> Result<String, InternalError> {
+        let (db, clock) = (&self.db, &self.clock);
+        let code = generate();
+        let now = clock.now();
+        let row = AuthCode {
+            code_hash: hash(&code),
+            client_id: g.client_id,
+            user_id: g.user_id,
+            redirect_uri: g.redirect_uri,
+            scope: g.scope,
+            nonce: g.nonce,
+            code_challenge: g.code_challenge,
+            auth_time: g.auth_time,
+            amr: g.amr.join(" "),
+            sid: g.sid,
+            created_at: now,
+            expires_at: now + CODE_TTL_SECS,
+            used_at: None,
+        };
+        db.run(move |c| repo::insert_code(c, &row).map_err(InternalError::from))
+            .await?;
+        Ok(code)
+    }
 }
 
-pub async fn has_consent(
-    db: &Db,
-    user_id: &str,
-    client_id: &str,
-    scope: &str,
-) -> Result<bool, InternalError> {
-    let (u, c2) = (user_id.to_string(), client_id.to_string());
-    let granted = db
-        .run(move |c| repo::consent(c, &u, &c2).map_err(InternalError::from))
-        .await?;
-    Ok(granted.is_some_and(|g| {
-        let have: Vec<&str> = g.split_whitespace().collect();
-        scope.split_whitespace().all(|s| have.contains(&s))
-    }))
+impl OAuthProvider {
+    pub async fn has_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<bool, InternalError> {
+        let db = &self.db;
+        let (u, c2) = (user_id.to_string(), client_id.to_string());
+        let granted = db
+            .run(move |c| repo::consent(c, &u, &c2).map_err(InternalError::from))
+            .await?;
+        Ok(granted.is_some_and(|g| {
+            let have: Vec<&str> = g.split_whitespace().collect();
+            scope.split_whitespace().all(|s| have.contains(&s))
+        }))
+    }
 }
 
-pub async fn record_consent(
-    db: &Db,
-    clock: &Clock,
-    user_id: &str,
-    client_id: &str,
-    scope: &str,
-    ctx: &AuditCtx,
-) -> Result<(), InternalError> {
-    let (u, cl, s, ctx, now) = (
-        user_id.to_string(),
-        client_id.to_string(),
-        scope.to_string(),
-        ctx.clone(),
-        clock.now(),
-    );
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            repo::grant(c, &u, &cl, &s, now)?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::ConsentGranted,
-                Outcome::Success,
-                Some(&u),
-                json!({"client_id": cl, "scope": s}),
-            )
+impl OAuthProvider {
+    pub async fn record_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        ctx: &AuditCtx,
+    ) -> Result<(), InternalError> {
+        let (db, clock) = (&self.db, &self.clock);
+        let (u, cl, s, ctx, now) = (
+            user_id.to_string(),
+            client_id.to_string(),
+            scope.to_string(),
+            ctx.clone(),
+            clock.now(),
+        );
+        db.run(move |c| {
+            crate::db::conn::write_transaction(c, |c| {
+                repo::grant(c, &u, &cl, &s, now)?;
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::ConsentGranted,
+                    Outcome::Success,
+                    Some(&u),
+                    json!({"client_id": cl, "scope": s}),
+                )
+            })
+            .map_err(InternalError::from)
         })
-        .map_err(InternalError::from)
-    })
-    .await
+        .await
+    }
 }

@@ -29,8 +29,25 @@ pub const ALGS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
 /// How long an instance trusts its in-memory copy of the keys.
 pub const CACHE_SECS: i64 = 30;
 
-fn other(e: impl std::fmt::Display) -> InternalError {
-    InternalError::Other(e.to_string())
+/// Why signing or loading keys failed: never the caller's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// A key that does not parse, or a signature the library refused (jws reports
+    /// these as text).
+    #[error("signing key: {0}")]
+    Key(String),
+    #[error("a signing key does not open with this master key")]
+    Sealed,
+    #[error("no {0} signing key")]
+    NoKey(String),
+    #[error("a stored public key is not JSON")]
+    Json(#[from] serde_json::Error),
+    #[error("key generation did not finish")]
+    Generation(#[from] tokio::task::JoinError),
+}
+
+fn key_error(e: String) -> InternalError {
+    SigningError::Key(e).into()
 }
 
 pub fn supported(alg: &str) -> Option<&'static str> {
@@ -237,8 +254,8 @@ impl KeyRing {
     async fn generate(&self, alg: &'static str, now: i64) -> Result<SigningKey, InternalError> {
         let (der, mut public) = tokio::task::spawn_blocking(move || jws::generate(alg))
             .await
-            .map_err(other)?
-            .map_err(other)?;
+            .map_err(SigningError::from)?
+            .map_err(key_error)?;
         let kid = generate()[..16].to_string();
         public.insert("kid".into(), kid.clone().into());
         public.insert("alg".into(), alg.into());
@@ -265,17 +282,17 @@ impl KeyRing {
             let Some(alg) = supported(&row.alg) else {
                 continue;
             };
-            let verifier = VerifyKey::from_jwk(alg, &row.public_jwk).map_err(other)?;
+            let verifier = VerifyKey::from_jwk(alg, &row.public_jwk).map_err(key_error)?;
             let signer = if signing.contains(&row.kid.as_str()) {
                 let der = self
                     .sealer
                     .open(&row.private_sealed, row.kid.as_bytes())
-                    .ok_or_else(|| other("a signing key does not open with this master key"))?;
-                Some(SignKey::from_der(alg, &der).map_err(other)?)
+                    .ok_or(SigningError::Sealed)?;
+                Some(SignKey::from_der(alg, &der).map_err(key_error)?)
             } else {
                 None
             };
-            jwks.push(serde_json::from_str::<Value>(&row.public_jwk).map_err(other)?);
+            jwks.push(serde_json::from_str::<Value>(&row.public_jwk).map_err(SigningError::from)?);
             keys.push(Key {
                 kid: row.kid.clone(),
                 alg,
@@ -283,7 +300,7 @@ impl KeyRing {
                 verifier,
             });
         }
-        let jwks = serde_json::to_vec(&json!({ "keys": jwks })).map_err(other)?;
+        let jwks = serde_json::to_vec(&json!({ "keys": jwks })).map_err(SigningError::from)?;
         Ok(Loaded {
             at: now,
             keys,
@@ -309,8 +326,8 @@ impl KeyRing {
         }
         let (kid, signer) = loaded
             .signer(alg)
-            .ok_or_else(|| other(format!("no {alg} signing key")))?;
-        signer.sign(kid, typ, &claims).map_err(other)
+            .ok_or_else(|| SigningError::NoKey(alg.to_string()))?;
+        signer.sign(kid, typ, &claims).map_err(key_error)
     }
 
     /// Checks a token's signature against our published keys (not its expiry: callers

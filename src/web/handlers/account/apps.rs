@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::auth::oauth::authorize;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
@@ -18,14 +17,17 @@ pub struct AppsQuery {
 
 pub async fn list(ctx: Ctx, q: web::Query<AppsQuery>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?;
-    let apps = authorize::granted_apps(&ctx.state.db, &user.uid)
+    let apps = ctx
+        .state
+        .oauth
+        .granted_apps(&user.uid)
         .await?
         .into_iter()
         .map(|a| AppView {
             scopes: a
                 .scope
                 .split_whitespace()
-                .map(crate::web::handlers::oauth::front_channel::describe)
+                .map(crate::web::handlers::oauth::authorize::describe)
                 .collect(),
             granted: when(a.granted_at),
             client_id: a.client_id,
@@ -55,15 +57,9 @@ pub struct RevokeForm {
 pub async fn revoke(ctx: Ctx, form: web::Form<RevokeForm>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?;
     ctx.check_csrf(&form.csrf_token)?;
-    let st = &ctx.state;
-    authorize::revoke_consent(
-        &st.db,
-        &st.clock,
-        &st.oidc.cache,
-        &user.uid,
-        &form.client_id,
-        &ctx.audit(),
-    )
-    .await?;
+    ctx.state
+        .oauth
+        .revoke_consent(&user.uid, &form.client_id, &ctx.audit())
+        .await?;
     Ok(see_other("/account/apps?done=revoked"))
 }

@@ -115,7 +115,7 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
         &st.hasher,
         &st.clock,
         &st.mail,
-        &st.oidc.cache,
+        &st.oauth.cache,
         st.config.password_min_length,
         &user.uid,
         form.current_password,

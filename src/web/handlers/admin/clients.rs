@@ -6,9 +6,9 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::auth::access::permissions::Permission;
-use crate::auth::oauth::Client;
-use crate::auth::oauth::authorize::{self, GRANTS, NewClient, SCOPES};
+use crate::auth::oauth::authorize::{GRANTS, NewClient, SCOPES};
 use crate::auth::oauth::signing_keys::ALGS;
+use crate::auth::oauth::{Client, ClientError};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
@@ -101,7 +101,10 @@ async fn list_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let clients = authorize::clients(&ctx.state.db)
+    let clients = ctx
+        .state
+        .oauth
+        .clients()
         .await?
         .into_iter()
         .map(|c| ClientRow {
@@ -145,12 +148,9 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
     ctx.check_csrf(field(&form, "csrf_token"))?;
     let new = submitted(&form);
     let shown = form_from(&new, None);
-    let st = &ctx.state;
-    match authorize::create_client(&st.db, &st.clock, new, &ctx.audit()).await? {
+    match ctx.state.oauth.create_client(new, &ctx.audit()).await {
         Ok((id, secret)) => {
-            let client = authorize::client(&st.db, &id)
-                .await?
-                .ok_or(AppError::NotFound)?;
+            let client = existing(&ctx, &id).await?;
             Ok(client_page(
                 &ctx,
                 StatusCode::CREATED,
@@ -160,7 +160,10 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
                 None,
             ))
         }
-        Err(why) => list_page(&ctx, StatusCode::BAD_REQUEST, shown, None, Some(why)).await,
+        Err(ClientError::Invalid(why)) => {
+            list_page(&ctx, StatusCode::BAD_REQUEST, shown, None, Some(why)).await
+        }
+        Err(ClientError::Internal(e)) => Err(e.into()),
     }
 }
 
@@ -186,7 +189,9 @@ fn client_page(
 }
 
 async fn existing(ctx: &Ctx, id: &str) -> Result<Client, AppError> {
-    authorize::client(&ctx.state.db, id)
+    ctx.state
+        .oauth
+        .find_client(id)
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -221,12 +226,10 @@ pub async fn update(
     let mut new = submitted(&form);
     new.public = client.is_public();
     let shown = form_from(&new, Some(id.clone()));
-    let st = &ctx.state;
-    match authorize::update_client(&st.db, &st.clock, &st.oidc.cache, &id, new, &ctx.audit())
-        .await?
-    {
+    match ctx.state.oauth.update_client(&id, new, &ctx.audit()).await {
         Ok(()) => Ok(see_other(&format!("/admin/clients/{id}?done=saved"))),
-        Err(why) => Ok(client_page(
+        Err(ClientError::Internal(e)) => Err(e.into()),
+        Err(ClientError::Invalid(why)) => Ok(client_page(
             &ctx,
             StatusCode::BAD_REQUEST,
             shown,
@@ -247,10 +250,7 @@ pub async fn rotate_secret(
         .await?;
     ctx.check_csrf(field(&form, "csrf_token"))?;
     let client = existing(&ctx, &id).await?;
-    let st = &ctx.state;
-    let Some(secret) =
-        authorize::rotate_secret(&st.db, &st.clock, &st.oidc.cache, &id, &ctx.audit()).await?
-    else {
+    let Some(secret) = ctx.state.oauth.rotate_secret(&id, &ctx.audit()).await? else {
         return Err(AppError::BadRequest(
             "A public client has no secret to rotate.".into(),
         ));
@@ -285,7 +285,6 @@ pub async fn delete(
             Some("Type the client's name exactly to delete it.".into()),
         ));
     }
-    let st = &ctx.state;
-    authorize::delete_client(&st.db, &st.clock, &st.oidc.cache, &id, &ctx.audit()).await?;
+    ctx.state.oauth.delete_client(&id, &ctx.audit()).await?;
     Ok(see_other("/admin/clients?done=deleted"))
 }

@@ -10,14 +10,14 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::auth::audit::AuditCtx;
-use crate::auth::oauth::Client;
-use crate::auth::oauth::authorize;
-use crate::auth::oauth::tokens::TokenError;
+use crate::auth::oauth::authorize::client_authenticates;
+use crate::auth::oauth::{Client, FlowError, OAuthError};
 use crate::auth::throttle::RetryAfter;
 use crate::web::error::AppError;
+use crate::web::handlers::oauth::error::{answer, back_channel, json_no_store};
 use crate::web::state::AppState;
 
 #[derive(Deserialize, Default)]
@@ -37,33 +37,6 @@ pub struct TokenForm {
     token: Option<String>,
     #[allow(dead_code)]
     token_type_hint: Option<String>,
-}
-
-fn json_no_store(status: StatusCode, body: Value) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .json(body)
-}
-
-fn oauth_error(status: StatusCode, code: &str, description: &str) -> HttpResponse {
-    json_no_store(
-        status,
-        json!({"error": code, "error_description": description}),
-    )
-}
-
-fn invalid_client() -> HttpResponse {
-    let mut res = oauth_error(
-        StatusCode::UNAUTHORIZED,
-        "invalid_client",
-        "client authentication failed",
-    );
-    res.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Basic realm=\"portcullis\""),
-    );
-    res
 }
 
 enum Credentials {
@@ -130,16 +103,14 @@ async fn authenticate(
     st: &AppState,
     f: &TokenForm,
     purpose: Purpose,
-) -> Result<Result<Client, HttpResponse>, AppError> {
+) -> Result<Client, FlowError> {
     let (id, secret) = match credentials(req, f) {
         Credentials::Given(id, secret) => (id, secret),
-        Credentials::Missing => return Ok(Err(invalid_client())),
+        Credentials::Missing => return Err(OAuthError::InvalidClient.into()),
         Credentials::Bad => {
-            return Ok(Err(oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "use exactly one client authentication method",
-            )));
+            return Err(
+                OAuthError::InvalidRequest("use exactly one client authentication method").into(),
+            );
         }
     };
     let ip = peer_ip(req, st);
@@ -158,38 +129,34 @@ async fn authenticate(
             let fast = token_fast_path(st, &id, secret.as_deref(), &budget).await;
             match fast {
                 OneTrip::Done(client, verdict) => {
-                    return Ok(verdict.map(|()| client).map_err(too_many));
+                    return verdict.map(|()| client).map_err(too_many);
                 }
                 OneTrip::Counted(generation, key, verdict) => {
                     (Some(generation), Some((key, verdict)))
                 }
-                OneTrip::NotTaken => (st.oidc.generation().await, None),
+                OneTrip::NotTaken => (st.oauth.generation().await, None),
             }
         }
     };
-    let client = st.oidc.client(generation, &id).await?;
+    let client = st.oauth.client(generation, &id).await?;
     let confidential_only = matches!(purpose, Purpose::Introspection(_));
     let ok = client
-        .filter(|c| authorize::client_authenticates(c, secret.as_deref()))
+        .filter(|c| client_authenticates(c, secret.as_deref()))
         .filter(|c| !(confidential_only && c.is_public()));
     let Some(client) = ok else {
-        if let Err(wait) = st.throttle.client_auth_failed(ip).await {
-            return Ok(Err(too_many(wait)));
-        }
-        return Ok(Err(invalid_client()));
+        st.throttle.client_auth_failed(ip).await.map_err(too_many)?;
+        return Err(OAuthError::InvalidClient.into());
     };
     if confidential_only {
-        return Ok(Ok(client));
+        return Ok(client);
     }
     let key = budget(&client);
     let verdict = match counted {
         Some((counted_key, verdict)) if counted_key == key => verdict,
         _ => st.throttle.token_request(&key).await,
     };
-    if let Err(wait) = verdict {
-        return Ok(Err(too_many(wait)));
-    }
-    Ok(Ok(client))
+    verdict.map_err(too_many)?;
+    Ok(client)
 }
 
 /// How far the token endpoint's one-round-trip path got.
@@ -215,12 +182,12 @@ async fn token_fast_path(
     secret: Option<&str>,
     budget: &impl Fn(&Client) -> String,
 ) -> OneTrip {
-    let cache = &st.oidc.cache;
+    let cache = &st.oauth.cache;
     let (Some(counter), Some((read_in, client))) = (cache.redis_key(), cache.client_as_of(id))
     else {
         return OneTrip::NotTaken;
     };
-    if !authorize::client_authenticates(&client, secret) {
+    if !client_authenticates(&client, secret) {
         return OneTrip::NotTaken;
     }
     let key = budget(&client);
@@ -231,18 +198,11 @@ async fn token_fast_path(
     }
 }
 
-/// A rate limit's refusal at the OAuth endpoints: the protocol's JSON error, not the
-/// HTML page that [`AppError`]'s conversion gives.
-fn too_many(wait: RetryAfter) -> HttpResponse {
-    let mut res = oauth_error(
-        StatusCode::TOO_MANY_REQUESTS,
-        "slow_down",
-        "too many requests; retry later",
-    );
-    if let Ok(v) = header::HeaderValue::from_str(&wait.0.to_string()) {
-        res.headers_mut().insert(header::RETRY_AFTER, v);
+fn too_many(wait: RetryAfter) -> FlowError {
+    OAuthError::SlowDown {
+        retry_after: wait.0,
     }
-    res
+    .into()
 }
 
 fn audit_ctx(req: &HttpRequest, st: &AppState, client: &Client) -> AuditCtx {
@@ -267,22 +227,24 @@ pub async fn token(
     st: web::Data<AppState>,
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, AppError> {
-    let f = form.into_inner();
-    let client = match authenticate(&req, &st, &f, Purpose::Token).await? {
-        Ok(c) => c,
-        Err(res) => return Ok(res),
-    };
-    let audit = audit_ctx(&req, &st, &client);
-    let result = match f.grant_type.as_str() {
+    answer(token_inner(&req, &st, form.into_inner()).await)
+}
+
+async fn token_inner(
+    req: &HttpRequest,
+    st: &AppState,
+    f: TokenForm,
+) -> Result<HttpResponse, FlowError> {
+    let client = authenticate(req, st, &f, Purpose::Token).await?;
+    let audit = audit_ctx(req, st, &client);
+    let t = match f.grant_type.as_str() {
         "authorization_code" => {
             if f.code.is_empty() || f.redirect_uri.is_empty() {
-                return Ok(oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "code and redirect_uri are required",
-                ));
+                return Err(
+                    OAuthError::InvalidRequest("code and redirect_uri are required").into(),
+                );
             }
-            st.oidc
+            st.oauth
                 .exchange_code(
                     &client,
                     &f.code,
@@ -294,55 +256,32 @@ pub async fn token(
         }
         "refresh_token" => {
             let Some(rt) = f.refresh_token.as_deref().filter(|t| !t.is_empty()) else {
-                return Ok(oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "refresh_token is required",
-                ));
+                return Err(OAuthError::InvalidRequest("refresh_token is required").into());
             };
-            st.oidc
+            st.oauth
                 .refresh(&client, rt, f.scope.as_deref(), &audit)
                 .await?
         }
         "client_credentials" => {
-            st.oidc
+            st.oauth
                 .client_credentials(&client, f.scope.as_deref(), &audit)
                 .await?
         }
-        _ => {
-            return Ok(oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "grant_type must be authorization_code, refresh_token or client_credentials",
-            ));
-        }
+        _ => return Err(OAuthError::UnsupportedGrantType.into()),
     };
-    Ok(match result {
-        Ok(t) => {
-            let mut body = json!({
-                "access_token": t.access_token,
-                "token_type": "Bearer",
-                "expires_in": t.expires_in,
-                "scope": t.scope,
-            });
-            if let Some(id) = t.id_token {
-                body["id_token"] = json!(id);
-            }
-            if let Some(r) = t.refresh_token {
-                body["refresh_token"] = json!(r);
-            }
-            json_no_store(StatusCode::OK, body)
-        }
-        Err(TokenError::InvalidGrant(why)) => {
-            oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why)
-        }
-        Err(TokenError::InvalidScope(why)) => {
-            oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", why)
-        }
-        Err(TokenError::UnauthorizedClient(why)) => {
-            oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", why)
-        }
-    })
+    let mut body = json!({
+        "access_token": t.access_token,
+        "token_type": "Bearer",
+        "expires_in": t.expires_in,
+        "scope": t.scope,
+    });
+    if let Some(id) = t.id_token {
+        body["id_token"] = json!(id);
+    }
+    if let Some(r) = t.refresh_token {
+        body["refresh_token"] = json!(r);
+    }
+    Ok(json_no_store(StatusCode::OK, body))
 }
 
 /// RFC 7009. The answer is 200 whether or not the token was valid, so it tells a
@@ -353,24 +292,20 @@ pub async fn revoke(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, AppError> {
     let f = form.into_inner();
-    let client = match authenticate(&req, &st, &f, Purpose::Token).await? {
-        Ok(c) => c,
-        Err(res) => return Ok(res),
-    };
-    let Some(token) = f.token.as_deref().filter(|t| !t.is_empty()) else {
-        return Ok(oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "token is required",
-        ));
-    };
-    st.oidc
-        .revoke(&client, token, &audit_ctx(&req, &st, &client))
-        .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .finish())
+    answer(
+        async {
+            let client = authenticate(&req, &st, &f, Purpose::Token).await?;
+            let token = required_token(&f)?;
+            st.oauth
+                .revoke(&client, token, &audit_ctx(&req, &st, &client))
+                .await?;
+            Ok(HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+                .finish())
+        }
+        .await,
+    )
 }
 
 /// RFC 7662, for confidential clients (resource servers register as clients).
@@ -382,37 +317,35 @@ pub async fn introspect(
     let f = form.into_inner();
     // One generation for the whole request: the client record and the token's
     // liveness are memoised under it (one Redis round trip instead of two).
-    let generation = st.oidc.generation().await;
-    let caller = match authenticate(&req, &st, &f, Purpose::Introspection(generation)).await? {
-        Ok(c) => c,
-        Err(res) => return Ok(res),
-    };
-    let Some(token) = f.token.as_deref().filter(|t| !t.is_empty()) else {
-        return Ok(oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "token is required",
-        ));
-    };
-    // For resource servers, not browsers: no CORS here.
-    let mut res = json_no_store(
-        StatusCode::OK,
-        st.oidc
-            .introspect(generation, &caller.client_id, token)
-            .await?,
-    );
-    res.headers_mut()
-        .remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
-    Ok(res)
+    let generation = st.oauth.generation().await;
+    answer(
+        async {
+            let caller = authenticate(&req, &st, &f, Purpose::Introspection(generation)).await?;
+            let token = required_token(&f)?;
+            let seen = st
+                .oauth
+                .introspect(generation, &caller.client_id, token)
+                .await?;
+            // For resource servers, not browsers: no CORS here.
+            let mut res = json_no_store(StatusCode::OK, seen);
+            res.headers_mut()
+                .remove(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+            Ok(res)
+        }
+        .await,
+    )
+}
+
+/// The token named in a revocation or introspection request.
+fn required_token(f: &TokenForm) -> Result<&str, OAuthError> {
+    f.token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or(OAuthError::InvalidRequest("token is required"))
 }
 
 pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let unauthorized = || {
-        HttpResponse::Unauthorized()
-            .insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""))
-            .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-            .finish()
-    };
+    let unauthorized = || back_channel(&OAuthError::InvalidToken);
     // RFC 6750: the scheme name is case-insensitive.
     let Some(token) = req
         .headers()
@@ -424,7 +357,7 @@ pub async fn userinfo(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpR
     else {
         return Ok(unauthorized());
     };
-    match st.oidc.userinfo(token.trim()).await? {
+    match st.oauth.userinfo(token.trim()).await? {
         Some(body) => Ok(json_no_store(StatusCode::OK, body)),
         None => Ok(unauthorized()),
     }

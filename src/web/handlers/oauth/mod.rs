@@ -1,5 +1,15 @@
-//! The OAuth 2.0 / OpenID Connect endpoints: front channel (discovery, JWKS, authorize,
-//! logout) and back channel (token, revocation, introspection, userinfo).
+//! The OAuth 2.0 / OpenID Connect endpoints: discovery and JWKS, authorize (with
+//! consent), RP-initiated logout, and the back channel (token, revocation,
+//! introspection, userinfo). Each calls the provider (`auth::oauth::OAuthProvider`)
+//! and maps what it answers; `error` turns an `OAuthError` into a response.
 
+pub mod authorize;
 pub mod back_channel;
-pub mod front_channel;
+pub mod discovery;
+pub mod error;
+pub mod logout;
+
+/// The path the sign-in pages use for an authorization request's return target.
+pub mod front_channel {
+    pub use super::authorize::{allow_targets, describe, return_targets};
+}

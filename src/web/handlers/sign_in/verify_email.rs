@@ -80,7 +80,7 @@ pub async fn confirm(ctx: Ctx, form: web::Form<ConfirmForm>) -> Result<HttpRespo
         &st.db,
         &st.clock,
         &st.mail,
-        &st.oidc.cache,
+        &st.oauth.cache,
         &form.token,
         &ctx.audit(),
     )

@@ -1,5 +1,5 @@
-//! The token side of the provider: the token endpoint's grants, introspection,
-//! revocation, and the checks userinfo and logout make on tokens we issued.
+//! The token endpoint's grants: `authorization_code`, `refresh_token` and
+//! `client_credentials`, and the tokens they sign.
 //!
 //! - An authorization code works once. Its first exchange starts a *grant* (a family);
 //!   a second use of the code revokes that grant, and with it everything it issued.
@@ -7,7 +7,7 @@
 //!   a used one again revokes the whole family (`refresh_token.reused`).
 //! - Access tokens are JWTs (RFC 9068: `typ: at+jwt`, `aud`, `scope`, `client_id`,
 //!   `jti`) carrying their grant's id in `gid`, so revoking the grant refuses them at
-//!   userinfo and introspection; one can also be revoked alone by its `jti`.
+//!   userinfo and introspection (see `introspection`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,28 +17,18 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::InternalError;
 use crate::auth::audit::{AuditCtx, record};
-use crate::auth::oauth::cache::Profile;
-use crate::auth::oauth::signing_keys::{KeyRing, supported};
-use crate::clock::Clock;
-use crate::config::Config;
+use crate::auth::oauth::OAuthProvider;
+use crate::auth::oauth::error::{FlowError, OAuthError};
+use crate::auth::oauth::signing_keys::supported;
+use crate::db::AnyConnection;
 use crate::db::conn::write_transaction;
 use crate::db::repo::oauth::{self as repo, AuthCode, Client, GrantRow, RefreshRow};
 use crate::db::repo::users::User;
 use crate::db::repo::{roles, users};
-use crate::db::{AnyConnection, Db};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::tokens::{generate, hash};
-use crate::master_key::Sealer;
 
 pub const ID_TOKEN_TTL_SECS: i64 = 300;
-
-/// RFC 6749 section 5.2 errors the token endpoint answers with.
-#[derive(Debug, PartialEq, Eq)]
-pub enum TokenError {
-    InvalidGrant(&'static str),
-    InvalidScope(&'static str),
-    UnauthorizedClient(&'static str),
-}
 
 pub struct Tokens {
     pub access_token: String,
@@ -46,20 +36,6 @@ pub struct Tokens {
     pub refresh_token: Option<String>,
     pub expires_in: i64,
     pub scope: String,
-}
-
-pub struct Issuer {
-    pub keys: KeyRing,
-    audit: crate::auth::audit::Batcher,
-    db: Db,
-    clock: Clock,
-    issuer: String,
-    access_ttl: i64,
-    refresh_ttl: i64,
-    access_alg: &'static str,
-    /// Client records and access-token liveness kept between calls; every change
-    /// that could make them wrong calls `cache.invalidate()` after committing.
-    pub cache: crate::auth::oauth::cache::BackChannelCache,
 }
 
 fn s256(verifier: &str) -> String {
@@ -144,59 +120,7 @@ fn active_user(
     }
 }
 
-impl Issuer {
-    pub fn new(
-        db: Db,
-        clock: Clock,
-        sealer: Sealer,
-        config: &Config,
-        cache: crate::auth::oauth::cache::BackChannelCache,
-    ) -> Self {
-        let longest = config.access_token_ttl_secs.max(ID_TOKEN_TTL_SECS);
-        Self {
-            audit: crate::auth::audit::Batcher::start(db.clone()),
-            keys: KeyRing::new(
-                db.clone(),
-                clock.clone(),
-                sealer,
-                config.signing_key_rotation_days * 86_400,
-                longest,
-            ),
-            db,
-            clock,
-            issuer: config.base_url().trim_end_matches('/').to_string(),
-            access_ttl: config.access_token_ttl_secs,
-            refresh_ttl: config.refresh_token_ttl_secs,
-            access_alg: supported(&config.access_token_signing_alg).unwrap_or("RS256"),
-            cache,
-        }
-    }
-
-    /// The cache generation, read once per request and handed to `client`,
-    /// `introspect` and the like: with Redis each read is a round trip, and taking it
-    /// before every read of the request keeps the cache's rule (see `auth::oauth::cache`).
-    pub async fn generation(&self) -> Option<u64> {
-        self.cache.generation().await
-    }
-
-    /// A client record, from the cache when it is current for the request's
-    /// `generation` (only found clients are memoised: one created later is seen at
-    /// once).
-    pub async fn client(
-        &self,
-        generation: Option<u64>,
-        id: &str,
-    ) -> Result<Option<Client>, InternalError> {
-        if let Some(c) = self.cache.client(generation, id) {
-            return Ok(Some(c));
-        }
-        let found = crate::auth::oauth::authorize::client(&self.db, id).await?;
-        if let Some(c) = &found {
-            self.cache.put_client(generation, c);
-        }
-        Ok(found)
-    }
-
+impl OAuthProvider {
     async fn access_token(
         &self,
         client: &Client,
@@ -267,11 +191,12 @@ impl Issuer {
         redirect_uri: &str,
         verifier: Option<&str>,
         ctx: &AuditCtx,
-    ) -> Result<Result<Tokens, TokenError>, InternalError> {
+    ) -> Result<Tokens, FlowError> {
         if !client.allows_grant("authorization_code") {
-            return Ok(Err(TokenError::UnauthorizedClient(
+            return Err(OAuthError::UnauthorizedClient(
                 "this client may not use authorization_code",
-            )));
+            )
+            .into());
         }
         let now = self.clock.now();
         let h = hash(code);
@@ -325,15 +250,16 @@ impl Issuer {
             })
             .await?;
         let (row, user, roles) = match look {
-            PresentedCode::Unknown => return Ok(Err(TokenError::InvalidGrant("unknown code"))),
+            PresentedCode::Unknown => return Err(OAuthError::InvalidGrant("unknown code").into()),
             PresentedCode::Reused => {
                 // The first use's grant was revoked.
                 self.cache.invalidate().await;
-                return Ok(Err(TokenError::InvalidGrant(
+                return Err(OAuthError::InvalidGrant(
                     "code already used; what it issued is revoked",
-                )));
+                )
+                .into());
             }
-            PresentedCode::Invalid(why) => return Ok(Err(TokenError::InvalidGrant(why))),
+            PresentedCode::Invalid(why) => return Err(OAuthError::InvalidGrant(why).into()),
             PresentedCode::Valid(r, u, roles) => (r, u, roles),
         };
         let grant = GrantRow {
@@ -407,18 +333,18 @@ impl Issuer {
             .await?;
         if !claimed {
             self.cache.invalidate().await;
-            return Ok(Err(TokenError::InvalidGrant(
-                "code already used; what it issued is revoked",
-            )));
+            return Err(
+                OAuthError::InvalidGrant("code already used; what it issued is revoked").into(),
+            );
         }
         crate::counters::token_issued("authorization_code");
-        Ok(Ok(Tokens {
+        Ok(Tokens {
             access_token: access,
             id_token,
             refresh_token: refresh,
             expires_in: self.access_ttl,
             scope: grant.scope,
-        }))
+        })
     }
 
     /// The `refresh_token` grant: rotates the token; a replay revokes the family.
@@ -430,11 +356,11 @@ impl Issuer {
         token: &str,
         scope: Option<&str>,
         ctx: &AuditCtx,
-    ) -> Result<Result<Tokens, TokenError>, InternalError> {
+    ) -> Result<Tokens, FlowError> {
         if !client.allows_grant("refresh_token") {
-            return Ok(Err(TokenError::UnauthorizedClient(
-                "this client may not use refresh_token",
-            )));
+            return Err(
+                OAuthError::UnauthorizedClient("this client may not use refresh_token").into(),
+            );
         }
         let now = self.clock.now();
         let h = hash(token);
@@ -488,17 +414,19 @@ impl Issuer {
                 .map_err(|e: crate::db::QueryError| InternalError::from(e))
             })
             .await?;
-        let reused = || {
-            Ok(Err(TokenError::InvalidGrant(
-                "refresh token already used; the whole grant is revoked",
-            )))
+        let reused = || -> Result<Tokens, FlowError> {
+            Err(
+                OAuthError::InvalidGrant("refresh token already used; the whole grant is revoked")
+                    .into(),
+            )
         };
         let (grant, scope, user, roles) = match look {
-            PresentedRefresh::Invalid(why) => return Ok(Err(TokenError::InvalidGrant(why))),
+            PresentedRefresh::Invalid(why) => return Err(OAuthError::InvalidGrant(why).into()),
             PresentedRefresh::BadScope => {
-                return Ok(Err(TokenError::InvalidScope(
+                return Err(OAuthError::InvalidScope(
                     "a refresh may only narrow the granted scope",
-                )));
+                )
+                .into());
             }
             PresentedRefresh::Reused => {
                 // The grant was revoked.
@@ -564,13 +492,13 @@ impl Issuer {
             return reused();
         }
         crate::counters::token_issued("refresh_token");
-        Ok(Ok(Tokens {
+        Ok(Tokens {
             access_token: access,
             id_token,
             refresh_token: Some(next),
             expires_in: self.access_ttl,
             scope,
-        }))
+        })
     }
 
     /// The `client_credentials` grant: a token for the client itself (no user, no
@@ -580,11 +508,12 @@ impl Issuer {
         client: &Client,
         scope: Option<&str>,
         ctx: &AuditCtx,
-    ) -> Result<Result<Tokens, TokenError>, InternalError> {
+    ) -> Result<Tokens, FlowError> {
         if client.is_public() || !client.allows_grant("client_credentials") {
-            return Ok(Err(TokenError::UnauthorizedClient(
+            return Err(OAuthError::UnauthorizedClient(
                 "this client may not use client_credentials",
-            )));
+            )
+            .into());
         }
         // User scopes mean nothing without a user.
         let allowed: Vec<String> = client
@@ -597,9 +526,10 @@ impl Issuer {
                 s.split_whitespace().collect::<Vec<_>>().join(" ")
             }
             Some(_) => {
-                return Ok(Err(TokenError::InvalidScope(
+                return Err(OAuthError::InvalidScope(
                     "a scope is unknown or not allowed for this client",
-                )));
+                )
+                .into());
             }
             None => allowed.join(" "),
         };
@@ -617,302 +547,13 @@ impl Issuer {
             )
             .await?;
         crate::counters::token_issued("client_credentials");
-        Ok(Ok(Tokens {
+        Ok(Tokens {
             access_token: access,
             id_token: None,
             refresh_token: None,
             expires_in: self.access_ttl,
             scope,
-        }))
-    }
-
-    /// An access token's claims if it is ours, unexpired and not revoked (alone, or
-    /// with its grant, or because its user was disabled).
-    async fn active_access_token(
-        &self,
-        generation: Option<u64>,
-        token: &str,
-    ) -> Result<Option<Map<String, Value>>, InternalError> {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let v = match self.cache.verified(&digest) {
-            Some(v) => v,
-            None => {
-                let Some(v) = self.keys.verify(token).await? else {
-                    return Ok(None);
-                };
-                self.cache.put_verified(digest, &v);
-                v
-            }
-        };
-        if v.typ.as_deref() != Some("at+jwt")
-            || v.claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str())
-            || v.claims.get("exp").and_then(Value::as_i64).unwrap_or(0) <= self.clock.now()
-        {
-            return Ok(None);
-        }
-        let jti = v
-            .claims
-            .get("jti")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let gid = v
-            .claims
-            .get("gid")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let sub = v
-            .claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let client_id = v
-            .claims
-            .get("client_id")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        // The generation was taken before the read, so a change committed after it
-        // cannot be hidden by what this call memoises.
-        if let Some(live) = self.cache.live(generation, &jti) {
-            return Ok(live.then_some(v.claims));
-        }
-        let key = jti.clone();
-        let live = self
-            .db
-            .run(move |c| -> Result<bool, InternalError> {
-                if repo::jti_revoked(c, &jti)? {
-                    return Ok(false);
-                }
-                match gid {
-                    Some(g) => Ok(!repo::grant_revoked(c, &g)?
-                        && users::find(c, &sub)?.is_some_and(|u| !u.disabled)),
-                    // A client's own token dies with the client.
-                    None => Ok(repo::find_client(c, &client_id)?.is_some()),
-                }
-            })
-            .await?;
-        self.cache.put_live(generation, &key, live);
-        Ok(live.then_some(v.claims))
-    }
-
-    /// OpenID Connect userinfo for a Bearer access token: `None` (answer 401) unless the
-    /// token is live, was issued to a user (it has a grant) with the `openid` scope, and
-    /// the user is enabled. Claims follow the token's scopes.
-    pub async fn userinfo(&self, token: &str) -> Result<Option<Value>, InternalError> {
-        let generation = self.generation().await;
-        let Some(claims) = self.active_access_token(generation, token).await? else {
-            return Ok(None);
-        };
-        let scopes: Vec<&str> = claims
-            .get("scope")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        if claims.get("gid").is_none() || !scopes.contains(&"openid") {
-            return Ok(None);
-        }
-        let sub = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let Some(p) = self.profile(generation, sub).await? else {
-            return Ok(None);
-        };
-        let mut body = json!({ "sub": sub });
-        if scopes.contains(&"email") {
-            body["email"] = json!(p.email);
-            body["email_verified"] = json!(p.email_verified);
-        }
-        if scopes.contains(&"profile") {
-            body["name"] = json!(p.name);
-        }
-        if scopes.contains(&"roles") {
-            body["roles"] = json!(p.roles);
-        }
-        Ok(Some(body))
-    }
-
-    /// A user's userinfo profile, `None` when disabled or gone; memoised like token
-    /// liveness (the generation is taken before the read).
-    async fn profile(
-        &self,
-        generation: Option<u64>,
-        user_id: &str,
-    ) -> Result<Option<Profile>, InternalError> {
-        if let Some(p) = self.cache.profile(generation, user_id) {
-            return Ok(p);
-        }
-        let uid = user_id.to_string();
-        let p = self
-            .db
-            .run(move |c| -> Result<Option<Profile>, InternalError> {
-                let Some(u) = users::find(c, &uid)?.filter(|u| !u.disabled) else {
-                    return Ok(None);
-                };
-                Ok(Some(Profile {
-                    roles: roles::of_user(c, &uid)?,
-                    email: u.email,
-                    email_verified: u.email_verified,
-                    name: u.display_name,
-                }))
-            })
-            .await?;
-        self.cache.put_profile(generation, user_id, p.clone());
-        Ok(p)
-    }
-
-    /// RFC 7662: what a resource server may learn about a token. Access tokens are for
-    /// resource servers to check, so any confidential client may ask; a refresh token
-    /// is reported only to the client holding it.
-    pub async fn introspect(
-        &self,
-        generation: Option<u64>,
-        caller: &str,
-        token: &str,
-    ) -> Result<Value, InternalError> {
-        if token.contains('.') {
-            let Some(claims) = self.active_access_token(generation, token).await? else {
-                return Ok(json!({"active": false}));
-            };
-            let mut out = json!({"active": true, "token_type": "Bearer"});
-            for k in [
-                "scope",
-                "client_id",
-                "sub",
-                "exp",
-                "iat",
-                "iss",
-                "aud",
-                "jti",
-            ] {
-                if let Some(v) = claims.get(k) {
-                    out[k] = v.clone();
-                }
-            }
-            return Ok(out);
-        }
-        let (h, now, caller) = (hash(token), self.clock.now(), caller.to_string());
-        let found = self
-            .db
-            .run(move |c| -> Result<_, InternalError> {
-                let Some(row) = repo::find_refresh(c, &h)? else {
-                    return Ok(None);
-                };
-                let Some(g) = repo::find_grant(c, &row.grant_id)? else {
-                    return Ok(None);
-                };
-                let active = row.used_at.is_none()
-                    && g.client_id == caller
-                    && row.expires_at > now
-                    && g.revoked_at.is_none()
-                    && users::find(c, &g.user_id)?.is_some_and(|u| !u.disabled);
-                Ok(active.then_some((row, g)))
-            })
-            .await?;
-        Ok(match found {
-            Some((row, g)) => json!({
-                "active": true, "token_type": "refresh_token", "scope": g.scope,
-                "client_id": g.client_id, "sub": g.user_id, "iat": row.created_at,
-                "exp": row.expires_at, "iss": self.issuer,
-            }),
-            None => json!({"active": false}),
         })
-    }
-
-    /// RFC 7009: revokes a token the client holds. A refresh token takes its whole
-    /// grant with it; an access token is revoked alone. Tokens that are unknown, not
-    /// this client's, or already dead are ignored (the answer is the same).
-    pub async fn revoke(
-        &self,
-        client: &Client,
-        token: &str,
-        ctx: &AuditCtx,
-    ) -> Result<(), InternalError> {
-        let now = self.clock.now();
-        let (cid, ctx) = (client.client_id.clone(), ctx.clone());
-        if token.contains('.') {
-            let Some(v) = self.keys.verify(token).await? else {
-                return Ok(());
-            };
-            let claim = |k: &str| v.claims.get(k).and_then(Value::as_str).map(str::to_string);
-            let exp = v.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-            if v.typ.as_deref() != Some("at+jwt")
-                || claim("client_id").as_deref() != Some(cid.as_str())
-                || exp <= now
-            {
-                return Ok(());
-            }
-            let (jti, sub) = (claim("jti").unwrap_or_default(), claim("sub"));
-            let target = sub.filter(|s| *s != cid);
-            let done = self
-                .db
-                .run(move |c| {
-                    write_transaction(c, |c| {
-                        if repo::jti_revoked(c, &jti)? {
-                            return Ok(());
-                        }
-                        repo::revoke_jti(c, &jti, exp)?;
-                        record(
-                            c,
-                            &ctx,
-                            now,
-                            AuditAction::TokenRevoked,
-                            Outcome::Success,
-                            target.as_deref(),
-                            json!({"client_id": cid, "token_type": "access_token", "jti": jti}),
-                        )
-                    })
-                    .map_err(InternalError::from)
-                })
-                .await;
-            self.cache.invalidate().await;
-            return done;
-        }
-        let h = hash(token);
-        let done = self
-            .db
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let Some(row) = repo::find_refresh(c, &h)? else {
-                        return Ok(());
-                    };
-                    let Some(g) = repo::find_grant(c, &row.grant_id)? else {
-                        return Ok(());
-                    };
-                    if g.client_id != cid || repo::revoke_grant(c, &g.id, now)?.is_none() {
-                        return Ok(());
-                    }
-                    record(
-                        c,
-                        &ctx,
-                        now,
-                        AuditAction::TokenRevoked,
-                        Outcome::Success,
-                        Some(&g.user_id),
-                        json!({"client_id": cid, "token_type": "refresh_token", "grant": g.id}),
-                    )
-                })
-                .map_err(InternalError::from)
-            })
-            .await;
-        self.cache.invalidate().await;
-        done
-    }
-
-    /// An ID token we issued, as a logout hint: signature and issuer checked, expiry
-    /// not (a hint may be old).
-    pub async fn id_token_hint(
-        &self,
-        token: &str,
-    ) -> Result<Option<Map<String, Value>>, InternalError> {
-        let Some(v) = self.keys.verify(token).await? else {
-            return Ok(None);
-        };
-        let ours = v.claims.get("iss").and_then(Value::as_str) == Some(self.issuer.as_str());
-        Ok((ours && v.typ.as_deref() != Some("at+jwt")).then_some(v.claims))
     }
 }
 

@@ -1,0 +1,196 @@
+//! `/oauth/authorize`: the authorization request and our consent form. The decision is
+//! the provider's (`auth::oauth::decision`); this maps it to a redirect, a sign-in or
+//! step-up, the consent page, or an error page.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::auth::oauth::decision::{
+    AuthorizeDecision, AuthorizeRequest, ConsentAnswer, SignedIn, origin_of,
+};
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+use crate::web::handlers::see_other;
+use crate::web::state::AppState;
+use crate::web::views::{ConsentPage, render};
+
+/// If `next` continues an authorization request of a known client with one of its
+/// registered redirect URIs, that URI's origin (for the page's `form-action`).
+pub async fn return_targets(st: &AppState, next: &str) -> Vec<String> {
+    st.oauth.return_origin(next).await
+}
+
+/// Lets the page's forms lead to `targets` (see `headers::FormTargets`).
+pub fn allow_targets(mut res: HttpResponse, targets: Vec<String>) -> HttpResponse {
+    if !targets.is_empty() {
+        res.extensions_mut()
+            .insert(crate::web::headers::FormTargets(targets));
+    }
+    res
+}
+
+#[derive(Deserialize, Clone, Default)]
+pub struct AuthorizeParams {
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    redirect_uri: String,
+    #[serde(default)]
+    response_type: String,
+    #[serde(default)]
+    scope: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    prompt: Option<String>,
+    max_age: Option<i64>,
+    acr_values: Option<String>,
+    /// Read by the login page from the request it continues.
+    login_hint: Option<String>,
+    // Consent form only.
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    decision: String,
+}
+
+impl AuthorizeParams {
+    fn request(&self, path: &str) -> AuthorizeRequest {
+        AuthorizeRequest {
+            client_id: self.client_id.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+            response_type: self.response_type.clone(),
+            scope: self.scope.clone(),
+            state: self.state.clone(),
+            nonce: self.nonce.clone(),
+            code_challenge: self.code_challenge.clone(),
+            code_challenge_method: self.code_challenge_method.clone(),
+            prompt: self.prompt.clone(),
+            max_age: self.max_age,
+            acr_values: self.acr_values.clone(),
+            path: path.to_string(),
+        }
+    }
+}
+
+async fn authorize_inner(
+    ctx: Ctx,
+    p: AuthorizeParams,
+    posted: bool,
+) -> Result<HttpResponse, AppError> {
+    let answer = if posted {
+        ctx.check_csrf(&p.csrf_token)?;
+        Some(if p.decision == "allow" {
+            ConsentAnswer::Allow
+        } else {
+            ConsentAnswer::Deny
+        })
+    } else {
+        None
+    };
+    let user = ctx.user.as_ref().map(|u| SignedIn {
+        user_id: u.uid.clone(),
+        auth_time: u.auth_at,
+        amr: u.amr.clone(),
+        sid: u.sid.clone(),
+    });
+    let decision = ctx
+        .state
+        .oauth
+        .authorize(&p.request(&ctx.path), user.as_ref(), answer, &ctx.audit())
+        .await?;
+    Ok(match decision {
+        AuthorizeDecision::Permitted { redirect }
+        | AuthorizeDecision::ErrorToClient { redirect, .. } => see_other(&redirect),
+        AuthorizeDecision::NeedsSignIn { next } => {
+            return Err(AppError::SignInRequired { next });
+        }
+        AuthorizeDecision::NeedsStepUp {
+            next,
+            second_factor: false,
+        } => return Err(AppError::StepUpRequired { next }),
+        AuthorizeDecision::NeedsStepUp {
+            next,
+            second_factor: true,
+        } => {
+            return Err(AppError::Redirect(format!(
+                "/login/reauth?factor=1&next={}",
+                crate::web::url_encode(&next)
+            )));
+        }
+        AuthorizeDecision::NeedsConsent { app, scopes } => {
+            let query = ctx.path.split_once('?').map(|(_, q)| q).unwrap_or_default();
+            let hidden: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .filter(|(k, _)| k != "csrf_token" && k != "decision")
+                .collect();
+            allow_targets(
+                render(
+                    StatusCode::OK,
+                    &ConsentPage {
+                        chrome: ctx.chrome(),
+                        app,
+                        scopes: scopes.iter().map(|s| describe(s)).collect(),
+                        hidden,
+                    },
+                ),
+                origin_of(&p.redirect_uri).into_iter().collect(),
+            )
+        }
+        AuthorizeDecision::ErrorPage { message } => return Err(AppError::BadRequest(message)),
+    })
+}
+
+pub fn describe(scope: &str) -> String {
+    match scope {
+        "openid" => "Know who you are (a stable identifier)",
+        "profile" => "See your name",
+        "email" => "See your email address and whether it is confirmed",
+        "roles" => "See your roles",
+        "offline_access" => "Stay connected when you are not using it",
+        other => other,
+    }
+    .to_string()
+}
+
+pub async fn authorize(ctx: Ctx, q: web::Query<AuthorizeParams>) -> Result<HttpResponse, AppError> {
+    authorize_inner(ctx, q.into_inner(), false).await
+}
+
+/// POST: our consent form (it carries a CSRF token and a decision), or an app sending
+/// its authorization request as a form (OpenID Connect Core 3.1.2.1), which goes on as
+/// the same request by GET: one path for sign-in, consent and every check.
+pub async fn consent(ctx: Ctx, f: web::Form<AuthorizeParams>) -> Result<HttpResponse, AppError> {
+    let p = f.into_inner();
+    if p.csrf_token.is_empty() && p.decision.is_empty() {
+        return Ok(see_other(&as_get(&p)));
+    }
+    authorize_inner(ctx, p, true).await
+}
+
+fn as_get(p: &AuthorizeParams) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [
+        ("response_type", Some(p.response_type.as_str())),
+        ("client_id", Some(p.client_id.as_str())),
+        ("redirect_uri", Some(p.redirect_uri.as_str())),
+        ("scope", Some(p.scope.as_str())),
+        ("state", p.state.as_deref()),
+        ("nonce", p.nonce.as_deref()),
+        ("code_challenge", p.code_challenge.as_deref()),
+        ("code_challenge_method", p.code_challenge_method.as_deref()),
+        ("prompt", p.prompt.as_deref()),
+        ("acr_values", p.acr_values.as_deref()),
+        ("login_hint", p.login_hint.as_deref()),
+    ] {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            q.append_pair(k, v);
+        }
+    }
+    if let Some(m) = p.max_age {
+        q.append_pair("max_age", &m.to_string());
+    }
+    format!("/oauth/authorize?{}", q.finish())
+}
