@@ -197,7 +197,36 @@ impl Application {
             throttle.redis_connection(),
             &config.redis_prefix,
         );
+        let mail = MailCtx {
+            base: config.base_url(),
+            verify_ttl: config.email_verification_ttl_secs,
+            reset_ttl: config.password_reset_ttl_secs,
+            outbox: crate::mail::outbox::Outbox::new(mail_wake),
+        };
+        let mfa_keys = crate::auth::mfa::MfaKeys {
+            sealer: crate::master_key::Sealer::new(&master, "totp-secrets"),
+            pepper: master.derive::<32>("recovery-codes"),
+        };
+        let accounts = crate::auth::accounts::Accounts::new(
+            db.clone(),
+            clock.clone(),
+            hasher.clone(),
+            throttle.clone(),
+            mail.clone(),
+            cache.clone(),
+            sessions.clone(),
+            config.clone(),
+        );
+        let second_factors = crate::auth::mfa::SecondFactors::new(
+            db.clone(),
+            clock.clone(),
+            mfa_keys.clone(),
+            mail.clone(),
+            webauthn.clone(),
+        );
         let state = web::Data::new(AppState {
+            accounts,
+            second_factors,
             webauthn,
             ceremonies,
             oidc: crate::auth::oauth::tokens::Issuer::new(
@@ -209,16 +238,8 @@ impl Application {
             ),
             discovery: crate::web::handlers::oauth::front_channel::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),
-            mail: MailCtx {
-                base: config.base_url(),
-                verify_ttl: config.email_verification_ttl_secs,
-                reset_ttl: config.password_reset_ttl_secs,
-                outbox: crate::mail::outbox::Outbox::new(mail_wake),
-            },
-            mfa_keys: crate::auth::mfa::MfaKeys {
-                sealer: crate::master_key::Sealer::new(&master, "totp-secrets"),
-                pepper: master.derive::<32>("recovery-codes"),
-            },
+            mail,
+            mfa_keys,
             access: crate::auth::access::Access::new(
                 db.clone(),
                 config.admin_requires_second_factor,
