@@ -246,7 +246,6 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
                 &ctx,
             )
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(format!("created user {} ({})", user.email, user.id))
         }
@@ -254,7 +253,6 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
             let cache = BackChannelCache::publisher(config).await;
             let changed = set_role(&db, &clock, &cache, &email, &role, true, &ctx)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(if changed {
                 format!("{email} now has the role {role}")
@@ -266,7 +264,6 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
             let cache = BackChannelCache::publisher(config).await;
             let changed = set_role(&db, &clock, &cache, &email, &role, false, &ctx)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(if changed {
                 format!("{email} no longer has the role {role}")

@@ -340,25 +340,19 @@ pub async fn create_user(
     role_names: &[String],
     verified: bool,
     ctx: &AuditCtx,
-) -> Result<Result<User, AccountError>, InternalError> {
-    let email = match EmailAddress::parse(&input.email) {
-        Ok(e) => e,
-        Err(m) => return Ok(Err(AccountError::Email(m.into()))),
-    };
-    let name = match clean_name(input.display_name) {
-        Ok(n) => n,
-        Err(e) => return Ok(Err(e)),
-    };
-    if let Err(e) = check_password_policy(
+) -> Result<User, AccountError> {
+    let email = EmailAddress::parse(&input.email).map_err(|m| AccountError::Email(m.into()))?;
+    let name = clean_name(input.display_name)?;
+    check_password_policy(
         &input.password,
         min_password_len,
         email_inputs(&email, name.as_deref()),
     )
-    .await
-    {
-        return Ok(Err(e));
-    }
-    let hash = hasher.hash(input.password).await?;
+    .await?;
+    let hash = hasher
+        .hash(input.password)
+        .await
+        .map_err(InternalError::from)?;
     let now = clock.now();
     let user = new_user(&email, name, hash, verified, now);
     let role_names = role_names.to_vec();
@@ -399,7 +393,7 @@ pub async fn create_user(
         })
         .map_err(|e: crate::db::QueryError| InternalError::from(e))
     })
-    .await
+    .await?
 }
 
 /// Assigns (`assign = true`) or removes a role, by email. The last holder of `admin`
@@ -412,11 +406,8 @@ pub async fn set_role(
     role: &str,
     assign: bool,
     ctx: &AuditCtx,
-) -> Result<Result<bool, AccountError>, InternalError> {
-    let email = match EmailAddress::parse(email) {
-        Ok(e) => e,
-        Err(m) => return Ok(Err(AccountError::Email(m.into()))),
-    };
+) -> Result<bool, AccountError> {
+    let email = EmailAddress::parse(email).map_err(|m| AccountError::Email(m.into()))?;
     let (norm, role, ctx, now) = (
         email.normalized().to_string(),
         role.to_string(),
@@ -451,11 +442,12 @@ pub async fn set_role(
             .map_err(|e: crate::db::QueryError| InternalError::from(e))
         })
         .await?;
+    let changed = done?;
     // Userinfo answers with the user's roles.
-    if matches!(done, Ok(true)) {
+    if changed {
         cache.invalidate().await;
     }
-    Ok(done)
+    Ok(changed)
 }
 
 /// Changes the password after checking the current one; with `end_apps`, the user's
