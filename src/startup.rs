@@ -207,16 +207,16 @@ impl Application {
             sealer: crate::master_key::Sealer::new(&master, "totp-secrets"),
             pepper: master.derive::<32>("recovery-codes"),
         };
-        let accounts = crate::auth::accounts::Accounts::new(
-            db.clone(),
-            clock.clone(),
-            hasher.clone(),
-            throttle.clone(),
-            mail.clone(),
-            cache.clone(),
-            sessions.clone(),
-            config.clone(),
-        );
+        let accounts = crate::auth::accounts::Accounts {
+            db: db.clone(),
+            clock: clock.clone(),
+            hasher: hasher.clone(),
+            throttle: throttle.clone(),
+            mail: mail.clone(),
+            cache: cache.clone(),
+            sessions: sessions.clone(),
+            config: config.clone(),
+        };
         let second_factors = crate::auth::mfa::SecondFactors::new(
             db.clone(),
             clock.clone(),

@@ -43,29 +43,6 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    #[expect(clippy::too_many_arguments)]
-    pub fn new(
-        db: Db,
-        clock: Clock,
-        hasher: Hasher,
-        throttle: Throttle,
-        mail: MailCtx,
-        cache: BackChannelCache,
-        sessions: Sessions,
-        config: Config,
-    ) -> Self {
-        Accounts {
-            db,
-            clock,
-            hasher,
-            throttle,
-            mail,
-            cache,
-            sessions,
-            config,
-        }
-    }
-
     fn min_password_len(&self) -> usize {
         self.config.password_min_length
     }
@@ -89,17 +66,7 @@ impl Accounts {
             allowed_domains: &reg.allowed_domains,
             min_password_len: self.min_password_len(),
         };
-        register(
-            &self.db,
-            &self.hasher,
-            &self.clock,
-            &self.throttle,
-            &policy,
-            &self.mail,
-            input,
-            ctx,
-        )
-        .await
+        register(self, &policy, input, ctx).await
     }
 
     /// Changes the password after checking the current one and ends the user's other
@@ -235,17 +202,13 @@ pub fn new_user(
 
 /// Registers an account and, in the same transaction, queues its verification link (or,
 /// for a taken address, the notice to its owner, within the per-address cap).
-#[expect(clippy::too_many_arguments)]
 async fn register(
-    db: &Db,
-    hasher: &Hasher,
-    clock: &Clock,
-    throttle: &Throttle,
+    a: &Accounts,
     policy: &RegistrationPolicy<'_>,
-    mail: &MailCtx,
     input: NewAccount,
     ctx: &AuditCtx,
 ) -> Result<Registered, AccountError> {
+    let (db, hasher, clock, throttle, mail) = (&a.db, &a.hasher, &a.clock, &a.throttle, &a.mail);
     if !policy.enabled {
         return Err(AccountError::RegistrationClosed);
     }
