@@ -7,11 +7,13 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::auth::accounts::{NewAccount, create_user, set_role};
-use crate::auth::audit::AuditCtx;
+use crate::auth::accounts::admin::{Actor, Admin, AdminError};
+use crate::auth::accounts::{NewAccount, create_user};
+use crate::auth::audit::{AuditCtx, AuditLog};
 use crate::auth::oauth::cache::BackChannelCache;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::db::Db;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -154,15 +156,11 @@ pub async fn run_audit(config: &Config, cmd: AuditCommand) -> anyhow::Result<Str
                 }
                 None => None,
             };
-            let verdict = db
-                .run(move |c| {
-                    match &expect {
-                        Some(cp) => crate::auth::audit::verify_chain_expecting(c, cp),
-                        None => crate::auth::audit::verify_chain(c),
-                    }
-                    .map_err(crate::db::DbError::from)
-                })
-                .await?;
+            let log = AuditLog::new(db, Clock::system());
+            let verdict = match expect {
+                Some(cp) => log.verify_expecting(cp).await?,
+                None => log.verify().await?,
+            };
             match verdict {
                 crate::auth::audit::ChainVerdict::Intact { events } => {
                     Ok(format!("audit log intact: {events} events verified"))
@@ -250,10 +248,8 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
             Ok(format!("created user {} ({})", user.email, user.id))
         }
         UserCommand::SetRole { email, role } => {
-            let cache = BackChannelCache::publisher(config).await;
-            let changed = set_role(&db, &clock, &cache, &email, &role, true, &ctx)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let admin = operator_admin(config, db, clock).await?;
+            let changed = set_role(&admin, &email, &role, true, &ctx).await?;
             Ok(if changed {
                 format!("{email} now has the role {role}")
             } else {
@@ -261,15 +257,68 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
             })
         }
         UserCommand::UnsetRole { email, role } => {
-            let cache = BackChannelCache::publisher(config).await;
-            let changed = set_role(&db, &clock, &cache, &email, &role, false, &ctx)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let admin = operator_admin(config, db, clock).await?;
+            let changed = set_role(&admin, &email, &role, false, &ctx).await?;
             Ok(if changed {
                 format!("{email} no longer has the role {role}")
             } else {
                 format!("{email} did not have the role {role}")
             })
         }
+    }
+}
+
+/// The admin service for the operator's shell, built as the server builds it (the
+/// sessions where the server keeps them, the cache's changes published to it). Mail
+/// it queues waits in the outbox for a server's mail worker: none runs here.
+async fn operator_admin(config: &Config, db: Db, clock: Clock) -> anyhow::Result<Admin> {
+    use crate::auth::sessions::{Sessions, store::StateBackend};
+    let backend = match &config.redis_url {
+        Some(url) => StateBackend::redis(url, &config.redis_prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => StateBackend::database(db.clone(), clock.clone()),
+    };
+    let sessions = Sessions::new(
+        db.clone(),
+        clock.clone(),
+        backend,
+        config.session_idle_timeout_secs,
+        config.session_lifetime_secs,
+    );
+    let mail = crate::auth::accounts::links::MailCtx {
+        base: config.base_url(),
+        verify_ttl: config.email_verification_ttl_secs,
+        reset_ttl: config.password_reset_ttl_secs,
+        outbox: crate::mail::outbox::Outbox::new(Default::default()),
+    };
+    let cache = BackChannelCache::publisher(config).await;
+    Ok(Admin::new(db, clock, mail, sessions, cache))
+}
+
+/// Gives (`assign`) or takes a role by email, as the operator: any role, but the last
+/// active administrator keeps `admin`.
+async fn set_role(
+    admin: &Admin,
+    email: &str,
+    role: &str,
+    assign: bool,
+    ctx: &AuditCtx,
+) -> anyhow::Result<bool> {
+    crate::domain::email::EmailAddress::parse(email).map_err(|m| anyhow::anyhow!("{m}"))?;
+    let no_user = || anyhow::anyhow!("No account has that email address.");
+    let user = admin.find_by_email(email).await?.ok_or_else(no_user)?;
+    match admin
+        .set_role(&Actor::Operator, &user.id, role, assign, ctx)
+        .await
+    {
+        Ok(changed) => Ok(changed),
+        Err(AdminError::LastAdmin) => anyhow::bail!(
+            "{} is the last administrator; assign the role to someone else first.",
+            user.email
+        ),
+        Err(e @ AdminError::NoSuchRole(_)) => anyhow::bail!("{e}"),
+        Err(AdminError::Internal(e)) => Err(e.into()),
+        Err(_) => Err(no_user()),
     }
 }

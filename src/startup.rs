@@ -224,9 +224,22 @@ impl Application {
             mail.clone(),
             webauthn.clone(),
         );
+        let admin = crate::auth::accounts::admin::Admin::new(
+            db.clone(),
+            clock.clone(),
+            mail.clone(),
+            sessions.clone(),
+            cache.clone(),
+        );
+        let roles =
+            crate::auth::access::roles::Roles::new(db.clone(), clock.clone(), cache.clone());
+        let settings = crate::auth::settings::Settings::new(db.clone(), clock.clone(), &config);
         let state = web::Data::new(AppState {
             accounts,
             second_factors,
+            admin,
+            roles,
+            settings,
             webauthn,
             ceremonies,
             oidc: crate::auth::oauth::tokens::Issuer::new(

@@ -24,6 +24,20 @@ pub struct Registration {
 
 /// The registration settings in effect now.
 pub async fn registration(db: &Db, config: &Config) -> Result<Registration, InternalError> {
+    read_registration(
+        db,
+        config.registration_enabled,
+        config.registration_allowed_domains.clone(),
+    )
+    .await
+}
+
+/// The stored values, or the configuration's where none is stored.
+async fn read_registration(
+    db: &Db,
+    default_enabled: bool,
+    default_domains: Vec<String>,
+) -> Result<Registration, InternalError> {
     let (enabled, domains) = db
         .run(|c| {
             Ok::<_, InternalError>((
@@ -33,13 +47,51 @@ pub async fn registration(db: &Db, config: &Config) -> Result<Registration, Inte
         })
         .await?;
     Ok(Registration {
-        enabled: enabled
-            .map(|v| v == "true")
-            .unwrap_or(config.registration_enabled),
+        enabled: enabled.map(|v| v == "true").unwrap_or(default_enabled),
         allowed_domains: domains
             .map(|v| parse_domains(&v).unwrap_or_default())
-            .unwrap_or_else(|| config.registration_allowed_domains.clone()),
+            .unwrap_or(default_domains),
     })
+}
+
+/// The runtime settings as a service (`/admin/settings`), with the configuration's
+/// values that hold until an administrator stores others.
+#[derive(Clone)]
+pub struct Settings {
+    db: Db,
+    clock: Clock,
+    registration_enabled: bool,
+    registration_allowed_domains: Vec<String>,
+}
+
+impl Settings {
+    pub fn new(db: Db, clock: Clock, config: &Config) -> Self {
+        Self {
+            db,
+            clock,
+            registration_enabled: config.registration_enabled,
+            registration_allowed_domains: config.registration_allowed_domains.clone(),
+        }
+    }
+
+    /// The registration settings in effect now.
+    pub async fn registration(&self) -> Result<Registration, InternalError> {
+        read_registration(
+            &self.db,
+            self.registration_enabled,
+            self.registration_allowed_domains.clone(),
+        )
+        .await
+    }
+
+    /// Stores new registration settings (every instance sees them at once), audited.
+    pub async fn set_registration(
+        &self,
+        new: Registration,
+        ctx: &AuditCtx,
+    ) -> Result<(), InternalError> {
+        set_registration(&self.db, &self.clock, new, ctx).await
+    }
 }
 
 /// A comma- or line-separated list of domains, lower-cased; an error names a bad one.
@@ -68,7 +120,7 @@ pub fn parse_domains(input: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-pub async fn set_registration(
+async fn set_registration(
     db: &Db,
     clock: &Clock,
     new: Registration,

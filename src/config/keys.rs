@@ -187,7 +187,7 @@ config_keys! {
     argon2_memory_kib: Num<u32> = Num::new(19_456, 8..=4 * 1024 * 1024),
         env "PORTCULLIS_ARGON2_MEMORY_KIB";
     /// Argon2id passes over the memory.
-    argon2_iterations: Num<u32> = Num::new(2, 1..=100),
+    argon2_iterations: Num<u32> = Num::new(2, 1..=1000),
         env "PORTCULLIS_ARGON2_ITERATIONS";
     /// Argon2id lanes.
     argon2_parallelism: Num<u32> = Num::new(1, 1..=64),

@@ -62,6 +62,19 @@ fn expect_string(v: toml::Value) -> Result<String, String> {
     }
 }
 
+/// The readers of a kind whose raw value is the text as written.
+macro_rules! text_readers {
+    () => {
+        fn read_env(&self, v: &str) -> Result<String, String> {
+            Ok(v.to_string())
+        }
+
+        fn read_toml(&self, v: toml::Value) -> Result<String, String> {
+            expect_string(v)
+        }
+    };
+}
+
 /// Where a number's default comes from.
 #[derive(Debug, Clone, Copy)]
 pub enum NumDefault<T> {
@@ -226,13 +239,7 @@ impl Kind for Text {
     type Raw = String;
     type Out = String;
 
-    fn read_env(&self, v: &str) -> Result<String, String> {
-        Ok(v.to_string())
-    }
-
-    fn read_toml(&self, v: toml::Value) -> Result<String, String> {
-        expect_string(v)
-    }
+    text_readers!();
 
     fn finish(&self, raw: Option<String>, _: &mut Ctx) -> Result<String, String> {
         let v = raw.unwrap_or_else(|| self.default.to_string());
@@ -269,13 +276,7 @@ impl Kind for Unset {
     type Raw = String;
     type Out = Option<String>;
 
-    fn read_env(&self, v: &str) -> Result<String, String> {
-        Ok(v.to_string())
-    }
-
-    fn read_toml(&self, v: toml::Value) -> Result<String, String> {
-        expect_string(v)
-    }
+    text_readers!();
 
     fn finish(&self, raw: Option<String>, _: &mut Ctx) -> Result<Option<String>, String> {
         Ok(raw.filter(|s| !s.is_empty()))
@@ -290,13 +291,7 @@ impl Kind for PublicUrl {
     type Raw = String;
     type Out = Url;
 
-    fn read_env(&self, v: &str) -> Result<String, String> {
-        Ok(v.to_string())
-    }
-
-    fn read_toml(&self, v: toml::Value) -> Result<String, String> {
-        expect_string(v)
-    }
+    text_readers!();
 
     fn finish(&self, raw: Option<String>, _: &mut Ctx) -> Result<Url, String> {
         let url = Url::parse(raw.as_deref().unwrap_or(self.0)).map_err(|e| e.to_string())?;
@@ -323,13 +318,7 @@ impl Kind for DataDir {
     type Raw = String;
     type Out = PathBuf;
 
-    fn read_env(&self, v: &str) -> Result<String, String> {
-        Ok(v.to_string())
-    }
-
-    fn read_toml(&self, v: toml::Value) -> Result<String, String> {
-        expect_string(v)
-    }
+    text_readers!();
 
     fn finish(&self, raw: Option<String>, ctx: &mut Ctx) -> Result<PathBuf, String> {
         let dir = PathBuf::from(raw.as_deref().unwrap_or(Self::DEFAULT));
@@ -350,13 +339,7 @@ impl Kind for InDataDir {
     type Raw = String;
     type Out = PathBuf;
 
-    fn read_env(&self, v: &str) -> Result<String, String> {
-        Ok(v.to_string())
-    }
-
-    fn read_toml(&self, v: toml::Value) -> Result<String, String> {
-        expect_string(v)
-    }
+    text_readers!();
 
     fn finish(&self, raw: Option<String>, ctx: &mut Ctx) -> Result<PathBuf, String> {
         Ok(raw
@@ -374,13 +357,7 @@ impl Kind for DatabaseUrl {
     type Raw = String;
     type Out = String;
 
-    fn read_env(&self, v: &str) -> Result<String, String> {
-        Ok(v.to_string())
-    }
-
-    fn read_toml(&self, v: toml::Value) -> Result<String, String> {
-        expect_string(v)
-    }
+    text_readers!();
 
     fn finish(&self, raw: Option<String>, ctx: &mut Ctx) -> Result<String, String> {
         let url =

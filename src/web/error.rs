@@ -9,6 +9,7 @@ use askama::Template;
 use super::request_id;
 use super::views::ErrorPage;
 use crate::auth::InternalError;
+use crate::auth::throttle::RetryAfter;
 use crate::db::DbError;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,16 @@ impl AppError {
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
         AppError::Internal(InternalError::Db(e))
+    }
+}
+
+/// A rate limit's or back-off's refusal: 429 with `Retry-After`, so a handler passes
+/// it on with `?`.
+impl From<RetryAfter> for AppError {
+    fn from(wait: RetryAfter) -> Self {
+        AppError::TooManyRequests {
+            retry_after: wait.0,
+        }
     }
 }
 

@@ -14,6 +14,9 @@ pub struct AppState {
     pub config: Config,
     pub access: crate::auth::access::Access,
     pub audit_log: crate::auth::audit::AuditLog,
+    pub admin: crate::auth::accounts::admin::Admin,
+    pub roles: crate::auth::access::roles::Roles,
+    pub settings: crate::auth::settings::Settings,
     pub health: crate::auth::health::Health,
     /// Registration, emailed links, password and address changes, first-start setup.
     pub accounts: crate::auth::accounts::Accounts,

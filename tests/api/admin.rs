@@ -1145,53 +1145,29 @@ async fn a_role_editor_cannot_change_a_role_held_by_someone_stronger() {
 /// role, be disabled again or be deleted while one other admin is active.
 #[tokio::test]
 async fn a_disabled_admin_is_never_the_last_admin() {
-    use portcullis::auth::accounts::admin::{self, Actor};
+    use portcullis::auth::accounts::admin::Actor;
     use portcullis::auth::audit::AuditCtx;
     let app = admin_app().await;
-    let st = &app.state;
+    let admin = &app.state.admin;
     let ctx = AuditCtx::cli();
     app.create_user("stays@example.com", &["admin"]).await;
     let gone = app.create_user("gone@example.com", &["admin"]).await;
     let disable = async || {
-        admin::set_disabled(
-            &st.db,
-            &st.clock,
-            &st.sessions,
-            &st.oidc.cache,
-            &Actor::Operator,
-            &gone,
-            true,
-            &ctx,
-        )
-        .await
-        .unwrap()
+        admin
+            .set_disabled(&Actor::Operator, &gone, true, &ctx)
+            .await
     };
-    assert_eq!(disable().await, Ok(()));
-    assert_eq!(disable().await, Ok(()), "disabling a disabled admin again");
-    let taken = admin::set_role(
-        &st.db,
-        &st.clock,
-        &st.oidc.cache,
-        &Actor::Operator,
-        &gone,
-        "admin",
-        false,
-        &ctx,
-    )
-    .await
-    .unwrap();
-    assert_eq!(taken, Ok(true), "taking admin from a disabled admin");
-    let deleted = admin::delete(
-        &st.db,
-        &st.clock,
-        &st.sessions,
-        &st.oidc.cache,
-        &Actor::Operator,
-        &gone,
-        "gone@example.com",
-        &ctx,
-    )
-    .await
-    .unwrap();
-    assert_eq!(deleted, Ok(()));
+    disable()
+        .await
+        .expect("disabling an admin while another is active");
+    disable().await.expect("disabling a disabled admin again");
+    let taken = admin
+        .set_role(&Actor::Operator, &gone, "admin", false, &ctx)
+        .await
+        .expect("taking admin from a disabled admin");
+    assert!(taken, "taking admin from a disabled admin");
+    admin
+        .delete(&Actor::Operator, &gone, "gone@example.com", &ctx)
+        .await
+        .expect("deleting a disabled admin");
 }

@@ -213,3 +213,61 @@ async fn behind_a_trusted_proxy_the_token_still_decides() {
     assert_eq!(get(None).await, StatusCode::NOT_FOUND);
     assert_eq!(scrape(&app, None).await.0, StatusCode::NOT_FOUND);
 }
+
+/// Every rate limit feeds `rate_limit_rejections_total`, under its own label: a
+/// registration and a password reset refused per client address (429), and a reset
+/// mail dropped silently per address (the same answer), each count.
+#[tokio::test]
+async fn every_rate_limit_refusal_is_counted_by_its_limit() {
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            registrations_per_ip_per_hour: Some(1),
+            password_resets_per_ip_per_hour: Some(2),
+            password_resets_per_address_per_hour: Some(1),
+            ..Default::default()
+        },
+    })
+    .await;
+    let refusals =
+        |s: &Scrape, limit: &str| value(s, "rate_limit_rejections_total", &[("limit", limit)]);
+    let before = scrape(&app, None).await.1.unwrap();
+
+    let b = app.browser();
+    assert_eq!(
+        b.register("counted1@example.com", PASSWORD, "")
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        b.register("counted2@example.com", PASSWORD, "")
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let forgot = |email: &'static str| {
+        let b = &b;
+        async move {
+            b.submit("/password/forgot", "/password/forgot", &[("email", email)])
+                .await
+                .status
+        }
+    };
+    assert_eq!(forgot("someone@example.com").await, StatusCode::OK);
+    // Over the address's limit: no mail, and the same answer.
+    assert_eq!(forgot("someone@example.com").await, StatusCode::OK);
+    // Over the client's limit.
+    assert_eq!(
+        forgot("someone.else@example.com").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    let after = scrape(&app, None).await.1.unwrap();
+    // Other tests in this process count too: ours moved each by at least one.
+    for limit in ["register_ip", "reset_ip", "reset_address"] {
+        assert!(
+            refusals(&after, limit) >= refusals(&before, limit) + 1.0,
+            "rate_limit_rejections_total{{limit=\"{limit}\"}} did not count the refusal"
+        );
+    }
+}

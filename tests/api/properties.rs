@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use portcullis::auth::accounts::admin::{self, Actor};
+use portcullis::auth::accounts::admin::Actor;
 use portcullis::auth::accounts::links::RESET;
 use portcullis::auth::audit::AuditCtx;
 use portcullis::auth::sign_in::gate::{self, Entrant, Proof};
@@ -304,19 +304,10 @@ async fn apply(app: &TestApp, m: &mut Model, s: Step) -> Result<(), TestCaseErro
         }
         Step::Disable | Step::Enable => {
             let disable = matches!(s, Step::Disable);
-            admin::set_disabled(
-                &st.db,
-                &st.clock,
-                &st.sessions,
-                &st.oidc.cache,
-                &Actor::Operator,
-                &m.uid,
-                disable,
-                &ctx,
-            )
-            .await
-            .expect("no internal error")
-            .map_err(|e| fail(format!("set_disabled: {e}")))?;
+            st.admin
+                .set_disabled(&Actor::Operator, &m.uid, disable, &ctx)
+                .await
+                .map_err(|e| fail(format!("set_disabled: {e}")))?;
             m.disabled = disable;
             if disable {
                 m.sessions.clear();
@@ -363,49 +354,25 @@ async fn apply(app: &TestApp, m: &mut Model, s: Step) -> Result<(), TestCaseErro
             m.sessions.clear();
         }
         Step::RemoveFactors => {
-            admin::reset_second_factors(
-                &st.db,
-                &st.clock,
-                &st.mail,
-                &Actor::Operator,
-                &m.uid,
-                &ctx,
-            )
-            .await
-            .expect("no internal error")
-            .map_err(|e| fail(format!("reset_second_factors: {e}")))?;
+            st.admin
+                .reset_second_factors(&Actor::Operator, &m.uid, &ctx)
+                .await
+                .map_err(|e| fail(format!("reset_second_factors: {e}")))?;
             if m.totp.take().is_some() | m.passkey.take().is_some() {
                 m.factor_epoch += 1;
             }
         }
         Step::Role(give) => {
-            admin::set_role(
-                &st.db,
-                &st.clock,
-                &st.oidc.cache,
-                &Actor::Operator,
-                &m.uid,
-                "admin",
-                give,
-                &ctx,
-            )
-            .await
-            .expect("no internal error")
-            .map_err(|e| fail(format!("set_role: {e}")))?;
+            st.admin
+                .set_role(&Actor::Operator, &m.uid, "admin", give, &ctx)
+                .await
+                .map_err(|e| fail(format!("set_role: {e}")))?;
         }
         Step::Revoke => {
-            admin::revoke_sessions(
-                &st.db,
-                &st.clock,
-                &st.sessions,
-                &st.oidc.cache,
-                &Actor::Operator,
-                &m.uid,
-                &ctx,
-            )
-            .await
-            .expect("no internal error")
-            .map_err(|e| fail(format!("revoke_sessions: {e}")))?;
+            st.admin
+                .revoke_sessions(&Actor::Operator, &m.uid, &ctx)
+                .await
+                .map_err(|e| fail(format!("revoke_sessions: {e}")))?;
             m.sessions.clear();
         }
     }

@@ -10,6 +10,7 @@
 //! Every write on a user goes through [`target`], the only maker of a [`Target`]: it
 //! serialises changes to the admin set, finds the user and applies the first rule,
 //! auditing a refusal. The acts below take a `Target`, so a new one cannot skip it.
+//! [`Admin`] is the service the pages and the command line call.
 
 use crate::auth::oauth::authorize::{GrantsEnd, end_app_grants};
 use crate::auth::oauth::cache::BackChannelCache;
@@ -22,16 +23,22 @@ use crate::auth::access::permissions::{
     Permission, may_act_on, may_grant, permissions_of, permissions_of_role,
 };
 use crate::auth::accounts::links::MailCtx;
+use crate::auth::audit::reader::NamedEvent;
 use crate::auth::audit::{AuditCtx, record};
 use crate::auth::sessions::Sessions;
 use crate::clock::Clock;
-use crate::db::repo::{directory, mfa, roles, users, users::User, webauthn};
+use crate::db::repo::audit::Filter;
+use crate::db::repo::sessions::SessionRow;
+use crate::db::repo::{directory, mfa, roles, users, webauthn};
 use crate::db::{AnyConnection, Db};
+
+pub use crate::db::repo::directory::{Query as DirectoryQuery, Status};
+pub use crate::db::repo::users::User;
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::mail::messages::MethodRemoved;
 use crate::mail::outbox::enqueue;
 
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("There is no such user.")]
     NoSuchUser,
@@ -49,6 +56,8 @@ pub enum AdminError {
     ConfirmationMismatch,
     #[error("You cannot change this account: it holds permissions you do not hold.")]
     Outranked,
+    #[error(transparent)]
+    Internal(#[from] InternalError),
 }
 
 /// Who performs an admin write on a user.
@@ -123,33 +132,6 @@ pub(crate) fn target(
     Ok(Ok(Target { user, held, own }))
 }
 
-/// Runs one admin write on a user in a write transaction that starts with [`target`].
-#[expect(clippy::too_many_arguments)]
-async fn act_on<T: Send + 'static>(
-    db: &Db,
-    actor: &Actor,
-    uid: &str,
-    act: AuditAction,
-    ctx: &AuditCtx,
-    now: i64,
-    details: serde_json::Value,
-    f: impl FnOnce(&mut AnyConnection, Target) -> crate::db::QueryResult<Result<T, AdminError>>
-    + Send
-    + 'static,
-) -> Result<Result<T, AdminError>, InternalError> {
-    let (actor, uid, ctx) = (actor.clone(), uid.to_string(), ctx.clone());
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            match target(c, &actor, &uid, act, &ctx, now, details)? {
-                Ok(t) => f(c, t),
-                Err(e) => Ok(Err(e)),
-            }
-        })
-        .map_err(|e: crate::db::QueryError| InternalError::from(e))
-    })
-    .await
-}
-
 /// Whether `user_id` is the only enabled holder of `admin`. Only meaningful after
 /// [`target`] took the admin-set lock in the same transaction.
 fn is_last_admin(c: &mut AnyConnection, user_id: &str) -> crate::db::QueryResult<bool> {
@@ -162,66 +144,6 @@ fn is_last_admin(c: &mut AnyConnection, user_id: &str) -> crate::db::QueryResult
     }
     let others = roles::enabled_holders_besides(c, "admin", user_id)?;
     Ok(others == 0)
-}
-
-/// Everything `/admin/users/{id}` shows.
-pub struct UserDetail {
-    pub user: User,
-    pub roles: Vec<String>,
-    pub totp: bool,
-    pub keys: Vec<webauthn::StoredCredential>,
-    pub recovery_codes_left: i64,
-}
-
-pub async fn detail(db: &Db, user_id: &str) -> Result<Option<UserDetail>, InternalError> {
-    let uid = user_id.to_string();
-    db.run(move |c| {
-        let Some(user) = users::find(c, &uid)? else {
-            return Ok(None);
-        };
-        Ok(Some(UserDetail {
-            roles: roles::of_user(c, &uid)?,
-            totp: mfa::has_totp(c, &uid)?,
-            keys: webauthn::for_user(c, &uid)?,
-            recovery_codes_left: mfa::unused_recovery_codes(c, &uid)?,
-            user,
-        }))
-    })
-    .await
-}
-
-/// Assigns or removes a role.
-#[expect(clippy::too_many_arguments)]
-pub async fn set_role(
-    db: &Db,
-    clock: &Clock,
-    cache: &BackChannelCache,
-    actor: &Actor,
-    user_id: &str,
-    role: &str,
-    assign: bool,
-    ctx: &AuditCtx,
-) -> Result<Result<bool, AdminError>, InternalError> {
-    let (uid, role, ctx, now, actor) = (
-        user_id.to_string(),
-        role.to_string(),
-        ctx.clone(),
-        clock.now(),
-        actor.clone(),
-    );
-    let done = db
-        .run(move |c| {
-            crate::db::conn::write_transaction(c, |c| {
-                change_role(c, &actor, &uid, &role, assign, &ctx, now)
-            })
-            .map_err(|e: crate::db::QueryError| InternalError::from(e))
-        })
-        .await?;
-    // Userinfo answers with the user's roles.
-    if done == Ok(true) {
-        cache.invalidate().await;
-    }
-    Ok(done)
 }
 
 /// Assigns or removes a role, in the caller's write transaction (which must not have
@@ -277,277 +199,402 @@ pub(crate) fn change_role(
     Ok(Ok(changed))
 }
 
-/// Disables (and signs out everywhere at once) or enables an account.
-#[expect(clippy::too_many_arguments)]
-pub async fn set_disabled(
-    db: &Db,
-    clock: &Clock,
-    sessions: &Sessions,
-    cache: &BackChannelCache,
-    actor: &Actor,
-    user_id: &str,
-    disabled: bool,
-    ctx: &AuditCtx,
-) -> Result<Result<(), AdminError>, InternalError> {
-    let action = if disabled {
-        AuditAction::UserDisabled
-    } else {
-        AuditAction::UserEnabled
-    };
-    let (ctx2, now) = (ctx.clone(), clock.now());
-    let done = act_on(
-        db,
-        actor,
-        user_id,
-        action,
-        ctx,
-        now,
-        json!({}),
-        move |c, t| {
-            if disabled && t.own {
-                return Ok(Err(AdminError::OwnAccount));
-            }
-            if disabled && is_last_admin(c, &t.user.id)? {
-                return Ok(Err(AdminError::LastAdmin));
-            }
-            directory::set_disabled(c, &t.user.id, disabled, now)?;
-            if disabled {
-                // Enabling again must not bring the apps' tokens back.
-                end_app_grants(c, &ctx2, now, &t.user.id, GrantsEnd::AdminDisabled)?;
-            }
-            record(
-                c,
-                &ctx2,
-                now,
-                action,
-                Outcome::Success,
-                Some(&t.user.id),
-                json!({}),
-            )?;
-            Ok(Ok(t))
-        },
-    )
-    .await?;
-    let t = match done {
-        Ok(t) => t,
-        Err(e) => return Ok(Err(e)),
-    };
-    // The account's access tokens follow the flag at once.
-    cache.invalidate().await;
-    if disabled {
-        // After the flag: a sign-in racing with this is refused by the flag.
-        end_sessions(db, clock, sessions, cache, &t, ctx).await?;
+/// The administration of users as a service: every act on a user, and what the
+/// `/admin/users` pages read. Every act passes through [`Admin::act_on`] (so through
+/// [`target`]) or, for a role, through [`change_role`], which starts with `target`.
+#[derive(Clone)]
+pub struct Admin {
+    db: Db,
+    clock: Clock,
+    mail: MailCtx,
+    sessions: Sessions,
+    /// Userinfo and access tokens answer from it: emptied after a change of roles or
+    /// of the disabled flag.
+    cache: BackChannelCache,
+}
+
+/// Everything `/admin/users/{id}` shows.
+pub struct UserDetail {
+    pub user: User,
+    pub roles: Vec<String>,
+    /// Every role there is (the page offers those the user does not hold).
+    pub all_roles: Vec<String>,
+    pub totp: bool,
+    pub keys: Vec<webauthn::StoredCredential>,
+    pub recovery_codes_left: i64,
+    pub sessions: Vec<SessionRow>,
+    /// The newest events about the user, emails resolved.
+    pub events: Vec<NamedEvent>,
+}
+
+/// One page of `/admin/users`.
+pub struct Directory {
+    pub users: Vec<User>,
+    /// More users follow the last one.
+    pub more: bool,
+    /// Every role there is, for the filter.
+    pub roles: Vec<String>,
+}
+
+/// Events shown on a user's page.
+const RECENT_EVENTS: i64 = 20;
+
+impl Admin {
+    pub fn new(
+        db: Db,
+        clock: Clock,
+        mail: MailCtx,
+        sessions: Sessions,
+        cache: BackChannelCache,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            mail,
+            sessions,
+            cache,
+        }
     }
-    Ok(Ok(()))
-}
 
-/// Signs the user out on every device; returns how many sessions ended.
-pub async fn revoke_sessions(
-    db: &Db,
-    clock: &Clock,
-    sessions: &Sessions,
-    cache: &BackChannelCache,
-    actor: &Actor,
-    user_id: &str,
-    ctx: &AuditCtx,
-) -> Result<Result<usize, AdminError>, InternalError> {
-    let t = match act_on(
-        db,
-        actor,
-        user_id,
-        AuditAction::SessionRevoked,
-        ctx,
-        clock.now(),
-        json!({"all": true}),
-        |_, t| Ok(Ok(t)),
-    )
-    .await?
-    {
-        Ok(t) => t,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(Ok(end_sessions(db, clock, sessions, cache, &t, ctx).await?))
-}
+    /// Runs one admin write on a user in a write transaction that starts with
+    /// [`target`]; `f` gets the checked target and the time of the act.
+    async fn act_on<T: Send + 'static>(
+        &self,
+        actor: &Actor,
+        uid: &str,
+        act: AuditAction,
+        ctx: &AuditCtx,
+        details: serde_json::Value,
+        f: impl FnOnce(&mut AnyConnection, Target, i64) -> crate::db::QueryResult<Result<T, AdminError>>
+        + Send
+        + 'static,
+    ) -> Result<T, AdminError> {
+        let (actor, uid) = (actor.clone(), uid.to_string());
+        let (ctx, now) = (ctx.clone(), self.clock.now());
+        self.db
+            .run(move |c| {
+                crate::db::conn::write_transaction(c, |c| {
+                    match target(c, &actor, &uid, act, &ctx, now, details)? {
+                        Ok(t) => f(c, t, now),
+                        Err(e) => Ok(Err(e)),
+                    }
+                })
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
+            })
+            .await?
+    }
 
-/// Ends every session of a checked target and audits it. The sessions live outside the
-/// database (Redis when configured), so this follows the target's transaction.
-async fn end_sessions(
-    db: &Db,
-    clock: &Clock,
-    sessions: &Sessions,
-    cache: &BackChannelCache,
-    t: &Target,
-    ctx: &AuditCtx,
-) -> Result<usize, InternalError> {
-    let n = sessions.revoke_all(&t.user.id, None).await?;
-    let (uid, ctx, now) = (t.user.id.clone(), ctx.clone(), clock.now());
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            end_app_grants(c, &ctx, now, &uid, GrantsEnd::AdminRevokedSessions)?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::SessionRevoked,
-                Outcome::Success,
-                Some(&uid),
-                json!({"all": true, "count": n}),
-            )
-        })
-        .map_err(InternalError::from)
-    })
-    .await?;
-    cache.invalidate().await;
-    Ok(n)
-}
+    /// One page of users matching `query` (at most `size`), with every role's name.
+    pub async fn directory(
+        &self,
+        query: DirectoryQuery,
+        size: i64,
+    ) -> Result<Directory, InternalError> {
+        self.db
+            .run(move |c| {
+                let mut users = directory::search(c, &query, size + 1)?;
+                let more = users.len() as i64 > size;
+                users.truncate(size as usize);
+                Ok(Directory {
+                    users,
+                    more,
+                    roles: roles::all_names(c)?,
+                })
+            })
+            .await
+    }
 
-/// Removes the authenticator app, security keys, passkeys and recovery codes: the user
-/// signs in with the password alone and enrols again. They are told by email.
-pub async fn reset_second_factors(
-    db: &Db,
-    clock: &Clock,
-    mail: &MailCtx,
-    actor: &Actor,
-    user_id: &str,
-    ctx: &AuditCtx,
-) -> Result<Result<usize, AdminError>, InternalError> {
-    let (ctx2, now, mail) = (ctx.clone(), clock.now(), mail.clone());
-    act_on(
-        db,
-        actor,
-        user_id,
-        AuditAction::MfaReset,
-        ctx,
-        now,
-        json!({}),
-        move |c, t| {
-            let user = &t.user;
-            let n = directory::delete_second_factors(c, &user.id)?;
-            record(
-                c,
-                &ctx2,
-                now,
-                AuditAction::MfaReset,
-                Outcome::Success,
-                Some(&user.id),
-                json!({"removed": n}),
-            )?;
-            if n > 0 {
-                let notice = MethodRemoved {
-                    base: mail.base.clone(),
-                    email: user.email.clone(),
-                    method: "every second factor, by an administrator".into(),
+    /// The user's page: `None` when there is no such user.
+    pub async fn detail(&self, user_id: &str) -> Result<Option<UserDetail>, InternalError> {
+        let uid = user_id.to_string();
+        let found = self
+            .db
+            .run(move |c| {
+                let Some(user) = users::find(c, &uid)? else {
+                    return Ok::<_, InternalError>(None);
                 };
-                let rendered = notice.render_all().map_err(crate::db::abort)?;
-                enqueue(c, &mail.outbox, &user.email, rendered, now)?;
-            }
-            Ok(Ok(n))
-        },
-    )
-    .await
-}
-
-/// Mails the user a password reset link, as `/password/forgot` would (a disabled
-/// account gets none, and the refusal is audited there).
-pub async fn send_password_reset(
-    db: &Db,
-    clock: &Clock,
-    mail: &MailCtx,
-    actor: &Actor,
-    user_id: &str,
-    ctx: &AuditCtx,
-) -> Result<Result<(), AdminError>, InternalError> {
-    let (ctx2, now, mail) = (ctx.clone(), clock.now(), mail.clone());
-    act_on(
-        db,
-        actor,
-        user_id,
-        AuditAction::PasswordResetRequested,
-        ctx,
-        now,
-        json!({}),
-        move |c, t| {
-            crate::auth::accounts::links::issue_reset(
-                c,
-                &mail,
-                &t.user.email_normalized,
-                &ctx2,
-                now,
-            )?;
-            Ok(Ok(()))
-        },
-    )
-    .await
-}
-
-/// Deletes the account after the admin typed its email address.
-#[expect(clippy::too_many_arguments)]
-pub async fn delete(
-    db: &Db,
-    clock: &Clock,
-    sessions: &Sessions,
-    cache: &BackChannelCache,
-    actor: &Actor,
-    user_id: &str,
-    confirmation: &str,
-    ctx: &AuditCtx,
-) -> Result<Result<(), AdminError>, InternalError> {
-    // First shut the account (a sign-in racing with this is refused), then end its
-    // sessions while their registry rows still exist, then delete.
-    let (confirmation, now, ctx1) = (confirmation.trim().to_string(), clock.now(), ctx.clone());
-    let shut = act_on(
-        db,
-        actor,
-        user_id,
-        AuditAction::UserDeleted,
-        ctx,
-        now,
-        json!({}),
-        move |c, t| {
-            if t.own {
-                return Ok(Err(AdminError::OwnAccount));
-            }
-            if !confirmation.eq_ignore_ascii_case(&t.user.email) {
-                return Ok(Err(AdminError::ConfirmationMismatch));
-            }
-            if is_last_admin(c, &t.user.id)? {
-                return Ok(Err(AdminError::LastAdmin));
-            }
-            directory::set_disabled(c, &t.user.id, true, now)?;
-            end_app_grants(c, &ctx1, now, &t.user.id, GrantsEnd::AdminDeleted)?;
-            Ok(Ok(()))
-        },
-    )
-    .await?;
-    if let Err(e) = shut {
-        return Ok(Err(e));
+                let filter = Filter {
+                    user_id: Some(uid.clone()),
+                    ..Default::default()
+                };
+                let events = crate::db::repo::audit::page(c, &filter, None, RECENT_EVENTS)?;
+                Ok(Some(UserDetail {
+                    roles: roles::of_user(c, &uid)?,
+                    all_roles: roles::all_names(c)?,
+                    totp: mfa::has_totp(c, &uid)?,
+                    keys: webauthn::for_user(c, &uid)?,
+                    recovery_codes_left: mfa::unused_recovery_codes(c, &uid)?,
+                    sessions: Vec::new(),
+                    events: crate::auth::audit::reader::named(c, events)?,
+                    user,
+                }))
+            })
+            .await?;
+        let Some(mut d) = found else { return Ok(None) };
+        d.sessions = self.sessions.list(user_id).await?;
+        Ok(Some(d))
     }
-    cache.invalidate().await;
-    sessions.revoke_all(user_id, None).await?;
-    let (ctx2, now) = (ctx.clone(), clock.now());
-    // Checked again: the account may have gained a role since it was shut.
-    act_on(
-        db,
-        actor,
-        user_id,
-        AuditAction::UserDeleted,
-        ctx,
-        now,
-        json!({}),
-        move |c, t| {
-            // Rows of the user go with it (foreign keys cascade); audit rows stay.
-            directory::delete_user(c, &t.user.id)?;
-            record(
-                c,
-                &ctx2,
-                now,
-                AuditAction::UserDeleted,
-                Outcome::Success,
-                Some(&t.user.id),
-                json!({"email": t.user.email}),
-            )?;
-            Ok(Ok(()))
-        },
-    )
-    .await
+
+    /// The user with this email address (normalised as sign-in does), if any.
+    pub async fn find_by_email(&self, email: &str) -> Result<Option<User>, InternalError> {
+        let norm = crate::domain::email::EmailAddress::parse(email)
+            .map(|e| e.normalized().to_string())
+            .unwrap_or_else(|_| email.trim().to_lowercase());
+        self.db
+            .run(move |c| Ok(users::find_by_email(c, &norm)?))
+            .await
+    }
+
+    /// Assigns or removes a role; `true` when it changed something.
+    pub async fn set_role(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        role: &str,
+        assign: bool,
+        ctx: &AuditCtx,
+    ) -> Result<bool, AdminError> {
+        let (uid, role) = (user_id.to_string(), role.to_string());
+        let (ctx, now, actor) = (ctx.clone(), self.clock.now(), actor.clone());
+        let changed = self
+            .db
+            .run(move |c| {
+                crate::db::conn::write_transaction(c, |c| {
+                    change_role(c, &actor, &uid, &role, assign, &ctx, now)
+                })
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
+            })
+            .await??;
+        // Userinfo answers with the user's roles.
+        if changed {
+            self.cache.invalidate().await;
+        }
+        Ok(changed)
+    }
+
+    /// Disables (and signs out everywhere at once) or enables an account.
+    pub async fn set_disabled(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        disabled: bool,
+        ctx: &AuditCtx,
+    ) -> Result<(), AdminError> {
+        let action = if disabled {
+            AuditAction::UserDisabled
+        } else {
+            AuditAction::UserEnabled
+        };
+        let ctx2 = ctx.clone();
+        let t = self
+            .act_on(actor, user_id, action, ctx, json!({}), move |c, t, now| {
+                if disabled && t.own {
+                    return Ok(Err(AdminError::OwnAccount));
+                }
+                if disabled && is_last_admin(c, &t.user.id)? {
+                    return Ok(Err(AdminError::LastAdmin));
+                }
+                directory::set_disabled(c, &t.user.id, disabled, now)?;
+                if disabled {
+                    // Enabling again must not bring the apps' tokens back.
+                    end_app_grants(c, &ctx2, now, &t.user.id, GrantsEnd::AdminDisabled)?;
+                }
+                record(
+                    c,
+                    &ctx2,
+                    now,
+                    action,
+                    Outcome::Success,
+                    Some(&t.user.id),
+                    json!({}),
+                )?;
+                Ok(Ok(t))
+            })
+            .await?;
+        // The account's access tokens follow the flag at once.
+        self.cache.invalidate().await;
+        if disabled {
+            // After the flag: a sign-in racing with this is refused by the flag.
+            self.end_sessions(&t, ctx).await?;
+        }
+        Ok(())
+    }
+
+    /// Signs the user out on every device; returns how many sessions ended.
+    pub async fn revoke_sessions(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        ctx: &AuditCtx,
+    ) -> Result<usize, AdminError> {
+        let t = self
+            .act_on(
+                actor,
+                user_id,
+                AuditAction::SessionRevoked,
+                ctx,
+                json!({"all": true}),
+                |_, t, _| Ok(Ok(t)),
+            )
+            .await?;
+        Ok(self.end_sessions(&t, ctx).await?)
+    }
+
+    /// Ends every session of a checked target and audits it. The sessions live outside
+    /// the database (Redis when configured), so this follows the target's transaction.
+    async fn end_sessions(&self, t: &Target, ctx: &AuditCtx) -> Result<usize, InternalError> {
+        let n = self.sessions.revoke_all(&t.user.id, None).await?;
+        let (uid, ctx, now) = (t.user.id.clone(), ctx.clone(), self.clock.now());
+        self.db
+            .run(move |c| {
+                crate::db::conn::write_transaction(c, |c| {
+                    end_app_grants(c, &ctx, now, &uid, GrantsEnd::AdminRevokedSessions)?;
+                    record(
+                        c,
+                        &ctx,
+                        now,
+                        AuditAction::SessionRevoked,
+                        Outcome::Success,
+                        Some(&uid),
+                        json!({"all": true, "count": n}),
+                    )
+                })
+                .map_err(InternalError::from)
+            })
+            .await?;
+        self.cache.invalidate().await;
+        Ok(n)
+    }
+
+    /// Removes the authenticator app, security keys, passkeys and recovery codes: the
+    /// user signs in with the password alone and enrols again. They are told by email.
+    pub async fn reset_second_factors(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        ctx: &AuditCtx,
+    ) -> Result<usize, AdminError> {
+        let (ctx2, mail) = (ctx.clone(), self.mail.clone());
+        self.act_on(
+            actor,
+            user_id,
+            AuditAction::MfaReset,
+            ctx,
+            json!({}),
+            move |c, t, now| {
+                let user = &t.user;
+                let n = directory::delete_second_factors(c, &user.id)?;
+                record(
+                    c,
+                    &ctx2,
+                    now,
+                    AuditAction::MfaReset,
+                    Outcome::Success,
+                    Some(&user.id),
+                    json!({"removed": n}),
+                )?;
+                if n > 0 {
+                    let notice = MethodRemoved {
+                        base: mail.base.clone(),
+                        email: user.email.clone(),
+                        method: "every second factor, by an administrator".into(),
+                    };
+                    let rendered = notice.render_all().map_err(crate::db::abort)?;
+                    enqueue(c, &mail.outbox, &user.email, rendered, now)?;
+                }
+                Ok(Ok(n))
+            },
+        )
+        .await
+    }
+
+    /// Mails the user a password reset link, as `/password/forgot` would (a disabled
+    /// account gets none, and the refusal is audited there).
+    pub async fn send_password_reset(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        ctx: &AuditCtx,
+    ) -> Result<(), AdminError> {
+        let (ctx2, mail) = (ctx.clone(), self.mail.clone());
+        self.act_on(
+            actor,
+            user_id,
+            AuditAction::PasswordResetRequested,
+            ctx,
+            json!({}),
+            move |c, t, now| {
+                crate::auth::accounts::links::issue_reset(
+                    c,
+                    &mail,
+                    &t.user.email_normalized,
+                    &ctx2,
+                    now,
+                )?;
+                Ok(Ok(()))
+            },
+        )
+        .await
+    }
+
+    /// Deletes the account after the admin typed its email address.
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        confirmation: &str,
+        ctx: &AuditCtx,
+    ) -> Result<(), AdminError> {
+        // First shut the account (a sign-in racing with this is refused), then end its
+        // sessions while their registry rows still exist, then delete.
+        let (confirmation, ctx1) = (confirmation.trim().to_string(), ctx.clone());
+        self.act_on(
+            actor,
+            user_id,
+            AuditAction::UserDeleted,
+            ctx,
+            json!({}),
+            move |c, t, now| {
+                if t.own {
+                    return Ok(Err(AdminError::OwnAccount));
+                }
+                if !confirmation.eq_ignore_ascii_case(&t.user.email) {
+                    return Ok(Err(AdminError::ConfirmationMismatch));
+                }
+                if is_last_admin(c, &t.user.id)? {
+                    return Ok(Err(AdminError::LastAdmin));
+                }
+                directory::set_disabled(c, &t.user.id, true, now)?;
+                end_app_grants(c, &ctx1, now, &t.user.id, GrantsEnd::AdminDeleted)?;
+                Ok(Ok(()))
+            },
+        )
+        .await?;
+        self.cache.invalidate().await;
+        self.sessions.revoke_all(user_id, None).await?;
+        let ctx2 = ctx.clone();
+        // Checked again: the account may have gained a role since it was shut.
+        self.act_on(
+            actor,
+            user_id,
+            AuditAction::UserDeleted,
+            ctx,
+            json!({}),
+            move |c, t, now| {
+                // Rows of the user go with it (foreign keys cascade); audit rows stay.
+                directory::delete_user(c, &t.user.id)?;
+                record(
+                    c,
+                    &ctx2,
+                    now,
+                    AuditAction::UserDeleted,
+                    Outcome::Success,
+                    Some(&t.user.id),
+                    json!({"email": t.user.email}),
+                )?;
+                Ok(Ok(()))
+            },
+        )
+        .await
+    }
 }

@@ -359,60 +359,6 @@ pub async fn create_user(
     .await?
 }
 
-/// Assigns (`assign = true`) or removes a role, by email. The last holder of `admin`
-/// keeps it: nobody can lock everyone out of administration.
-pub async fn set_role(
-    db: &Db,
-    clock: &Clock,
-    cache: &BackChannelCache,
-    email: &str,
-    role: &str,
-    assign: bool,
-    ctx: &AuditCtx,
-) -> Result<bool, AccountError> {
-    let email = EmailAddress::parse(email).map_err(|m| AccountError::Email(m.into()))?;
-    let (norm, role, ctx, now) = (
-        email.normalized().to_string(),
-        role.to_string(),
-        ctx.clone(),
-        clock.now(),
-    );
-    let done = db
-        .run(move |c| {
-            crate::db::conn::write_transaction(c, |c| {
-                let Some(user) = users::find_by_email(c, &norm)? else {
-                    return Ok(Err(AccountError::NoSuchUser));
-                };
-                Ok(admin::change_role(
-                    c,
-                    &crate::auth::accounts::admin::Actor::Operator,
-                    &user.id,
-                    &role,
-                    assign,
-                    &ctx,
-                    now,
-                )?
-                .map_err(|e| match e {
-                    crate::auth::accounts::admin::AdminError::LastAdmin => {
-                        AccountError::LastAdmin(user.email.clone())
-                    }
-                    crate::auth::accounts::admin::AdminError::NoSuchRole(r) => {
-                        AccountError::NoSuchRole(r)
-                    }
-                    _ => AccountError::NoSuchUser,
-                }))
-            })
-            .map_err(|e: crate::db::QueryError| InternalError::from(e))
-        })
-        .await?;
-    let changed = done?;
-    // Userinfo answers with the user's roles.
-    if changed {
-        cache.invalidate().await;
-    }
-    Ok(changed)
-}
-
 /// Changes the password after checking the current one; with `end_apps`, the user's
 /// app grants end in the same transaction. The caller then ends the user's other
 /// sessions.

@@ -2,6 +2,9 @@
 //! change it describes where there is one, so the log and the data cannot disagree.
 
 pub mod checkpoint;
+pub mod reader;
+
+pub use reader::{AuditEvent, EventPage, Filter, NamedEvent};
 
 use serde_json::Value;
 

@@ -86,7 +86,7 @@ async fn throttle(ctx: &Ctx, email: &str) -> Result<Reservation, AppError> {
         .throttle
         .reserve(ctx.ip, &email.to_lowercase())
         .await
-        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })
+        .map_err(AppError::from)
 }
 
 /// How the guess of the current password ended: a wrong password stays counted, a

@@ -5,10 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::auth::access::permissions::Permission;
-use crate::auth::audit::{ChainVerdict, verify_chain};
-use crate::db::Db;
-use crate::db::repo::audit::{AuditEvent, Filter, page};
-use crate::db::repo::users;
+use crate::auth::audit::{ChainVerdict, Filter};
 use crate::domain::audit::AuditAction;
 use crate::domain::export;
 use crate::web::ctx::Ctx;
@@ -61,32 +58,17 @@ impl AuditQuery {
         )
     }
 
-    /// The filter, with a user given by email resolved to their id.
-    async fn filter(&self, db: &Db) -> Result<Filter, AppError> {
-        let user = self.user.trim().to_string();
-        let user_id = if user.is_empty() {
-            None
-        } else if user.contains('@') {
-            let norm = crate::domain::email::EmailAddress::parse(&user)
-                .map(|e| e.normalized().to_string())
-                .unwrap_or_else(|_| user.to_lowercase());
-            let found = db
-                .run(move |c| users::find_by_email(c, &norm).map_err(AppError::from_db))
-                .await?;
-            // An unknown address matches nothing (rather than everything).
-            Some(found.map(|u| u.id).unwrap_or(user))
-        } else {
-            Some(user)
-        };
+    /// The filter but for the user (given as typed: the audit log resolves an email).
+    fn filter(&self) -> Filter {
         let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-        Ok(Filter {
-            user_id,
+        Filter {
+            user_id: None,
             event: nonempty(&self.event),
             outcome: nonempty(&self.outcome),
             ip: nonempty(&self.ip),
             from: day(&self.from),
             to: day(&self.to).map(|t| t + 86_400),
-        })
+        }
     }
 }
 
@@ -95,23 +77,15 @@ async fn audit_page(
     q: &AuditQuery,
     verdict: Option<(String, bool)>,
 ) -> Result<HttpResponse, AppError> {
-    let filter = q.filter(&ctx.state.db).await?;
-    let before = q.before;
-    let mut events = ctx
+    let page = ctx
         .state
-        .db
-        .run(move |c| page(c, &filter, before, PAGE_SIZE + 1).map_err(AppError::from_db))
+        .audit_log
+        .search(&q.user, q.filter(), q.before, PAGE_SIZE)
         .await?;
-    let more = events.len() as i64 > PAGE_SIZE;
-    events.truncate(PAGE_SIZE as usize);
-    let next = more.then(|| {
-        format!(
-            "{}&before={}",
-            q.query_string(),
-            events.last().map(|e| e.id).unwrap_or_default()
-        )
-    });
-    let events = event_rows(ctx, events).await?;
+    let next = page
+        .next_before
+        .map(|id| format!("{}&before={id}", q.query_string()));
+    let events = event_rows(page.events);
     let (verdict, verdict_ok) = match verdict {
         Some((v, ok)) => (Some(v), ok),
         None => (None, true),
@@ -143,11 +117,7 @@ pub async fn show(ctx: Ctx, q: web::Query<AuditQuery>) -> Result<HttpResponse, A
 
 pub async fn verify(ctx: Ctx) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::AuditRead).await?;
-    let verdict = ctx
-        .state
-        .db
-        .run(|c| verify_chain(c).map_err(AppError::from_db))
-        .await?;
+    let verdict = ctx.state.audit_log.verify().await?;
     let v = match verdict {
         ChainVerdict::Intact { events } => (
             format!("The audit log is intact: {events} events verified."),
@@ -173,20 +143,17 @@ pub async fn export(ctx: Ctx, q: web::Query<AuditQuery>) -> Result<HttpResponse,
             ));
         }
     };
-    let filter = q.filter(&ctx.state.db).await?;
-    let db = ctx.state.db.clone();
+    let log = ctx.state.audit_log.clone();
+    let filter = log.for_user(&q.user, q.filter()).await?;
     // State: (cursor, first batch?, finished?).
     let stream =
         futures_util::stream::unfold((None::<i64>, true, false), move |(before, first, done)| {
-            let (db, filter) = (db.clone(), filter.clone());
+            let (log, filter) = (log.clone(), filter.clone());
             async move {
                 if done {
                     return None;
                 }
-                let batch: Vec<AuditEvent> = match db
-                    .run(move |c| page(c, &filter, before, EXPORT_BATCH).map_err(AppError::from_db))
-                    .await
-                {
+                let batch = match log.export_batch(filter, before, EXPORT_BATCH).await {
                     Ok(b) => b,
                     // Headers are gone already: end the body; the log has the cause.
                     Err(e) => {
@@ -235,20 +202,13 @@ pub struct ActivityQuery {
 /// `/account/activity`: the signed-in user's own events.
 pub async fn activity(ctx: Ctx, q: web::Query<ActivityQuery>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?;
-    let filter = Filter {
-        user_id: Some(u.uid.clone()),
-        ..Default::default()
-    };
-    let before = q.before;
-    let mut events = ctx
+    let page = ctx
         .state
-        .db
-        .run(move |c| page(c, &filter, before, PAGE_SIZE + 1).map_err(AppError::from_db))
+        .audit_log
+        .activity(&u.uid, q.before, PAGE_SIZE)
         .await?;
-    let more = events.len() as i64 > PAGE_SIZE;
-    events.truncate(PAGE_SIZE as usize);
-    let next = more.then(|| format!("before={}", events.last().map(|e| e.id).unwrap_or_default()));
-    let events = event_rows(&ctx, events).await?;
+    let next = page.next_before.map(|id| format!("before={id}"));
+    let events = event_rows(page.events);
     Ok(render(
         StatusCode::OK,
         &ActivityPage {

@@ -5,9 +5,8 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::auth::access::permissions::Permission;
-use crate::auth::access::roles::{self, RoleError};
-use crate::auth::settings::{self, Registration};
-use crate::db::repo::roles as repo;
+use crate::auth::access::roles::RoleError;
+use crate::auth::settings::{Registration, parse_domains};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
@@ -20,11 +19,7 @@ async fn roles_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    let rows = ctx
-        .state
-        .db
-        .run(|c| repo::all(c).map_err(AppError::from_db))
-        .await?;
+    let rows = ctx.state.roles.list().await?;
     let roles = rows
         .into_iter()
         .map(|r| RoleView {
@@ -76,14 +71,15 @@ pub async fn show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, Ap
     roles_page(&ctx, StatusCode::OK, notice, None).await
 }
 
-fn role_error(e: RoleError) -> (StatusCode, String) {
+fn role_error(e: RoleError) -> Result<(StatusCode, String), AppError> {
     let status = match e {
+        RoleError::Internal(e) => return Err(e.into()),
         RoleError::Escalation | RoleError::Builtin | RoleError::Outranked => StatusCode::FORBIDDEN,
         RoleError::Exists(_) => StatusCode::CONFLICT,
         RoleError::NoSuchRole(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::BAD_REQUEST,
     };
-    (status, e.to_string())
+    Ok((status, e.to_string()))
 }
 
 async fn save(ctx: Ctx, name: Option<String>, form: Pairs) -> Result<HttpResponse, AppError> {
@@ -93,18 +89,18 @@ async fn save(ctx: Ctx, name: Option<String>, form: Pairs) -> Result<HttpRespons
     ctx.check_csrf(field(&form, "csrf_token"))?;
     let existing = name.is_some();
     let name = name.unwrap_or_else(|| field(&form, "name").to_string());
-    let st = &ctx.state;
-    match roles::save(
-        &st.db,
-        &st.clock,
-        &admin.perms,
-        &name,
-        field(&form, "description"),
-        &all_of(&form, "permission"),
-        existing,
-        &ctx.audit(),
-    )
-    .await?
+    match ctx
+        .state
+        .roles
+        .save(
+            &admin.perms,
+            &name,
+            field(&form, "description"),
+            &all_of(&form, "permission"),
+            existing,
+            &ctx.audit(),
+        )
+        .await
     {
         Ok(()) => Ok(see_other(if existing {
             "/admin/roles?done=saved"
@@ -112,7 +108,7 @@ async fn save(ctx: Ctx, name: Option<String>, form: Pairs) -> Result<HttpRespons
             "/admin/roles?done=created"
         })),
         Err(e) => {
-            let (status, msg) = role_error(e);
+            let (status, msg) = role_error(e)?;
             roles_page(&ctx, status, None, Some(msg)).await
         }
     }
@@ -139,20 +135,15 @@ pub async fn delete(
         .require_permission_recent(Permission::RolesWrite, "/admin/roles")
         .await?;
     ctx.check_csrf(field(&form, "csrf_token"))?;
-    let st = &ctx.state;
-    match roles::delete(
-        &st.db,
-        &st.clock,
-        &st.oidc.cache,
-        &admin.perms,
-        &path,
-        &ctx.audit(),
-    )
-    .await?
+    match ctx
+        .state
+        .roles
+        .delete(&admin.perms, &path, &ctx.audit())
+        .await
     {
         Ok(()) => Ok(see_other("/admin/roles?done=deleted")),
         Err(e) => {
-            let (status, msg) = role_error(e);
+            let (status, msg) = role_error(e)?;
             roles_page(&ctx, status, None, Some(msg)).await
         }
     }
@@ -180,7 +171,7 @@ async fn settings_page(
 
 pub async fn settings_show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::SettingsWrite).await?;
-    let current = settings::registration(&ctx.state.db, &ctx.state.config).await?;
+    let current = ctx.state.settings.registration().await?;
     let notice = q
         .done
         .is_some()
@@ -192,16 +183,18 @@ pub async fn settings_save(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppErr
     ctx.require_permission_recent(Permission::SettingsWrite, "/admin/settings")
         .await?;
     ctx.check_csrf(field(&form, "csrf_token"))?;
-    let st = &ctx.state;
     let enabled = field(&form, "registration_enabled") == "on";
     let raw = field(&form, "allowed_domains").to_string();
-    match settings::parse_domains(&raw) {
+    match parse_domains(&raw) {
         Ok(allowed_domains) => {
             let new = Registration {
                 enabled,
                 allowed_domains,
             };
-            settings::set_registration(&st.db, &st.clock, new, &ctx.audit()).await?;
+            ctx.state
+                .settings
+                .set_registration(new, &ctx.audit())
+                .await?;
             Ok(see_other("/admin/settings?done=1"))
         }
         Err(msg) => {

@@ -6,9 +6,8 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::auth::access::permissions::Permission;
-use crate::auth::accounts::admin::{self, AdminError};
-use crate::db::repo::audit::{AuditEvent, Filter, page as audit_page};
-use crate::db::repo::{directory, roles, users};
+use crate::auth::accounts::admin::{Actor, AdminError, DirectoryQuery, Status};
+use crate::auth::audit::NamedEvent;
 use crate::web::caller::describe_browser;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
@@ -56,13 +55,13 @@ pub struct UsersQuery {
 pub async fn users(ctx: Ctx, q: web::Query<UsersQuery>) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::UsersRead).await?;
     let q = q.into_inner();
-    let query = directory::Query {
+    let query = DirectoryQuery {
         prefix: Some(q.q.trim().to_lowercase()).filter(|s| !s.is_empty()),
         role: Some(q.role.clone()).filter(|s| !s.is_empty()),
         status: match q.status.as_str() {
-            "active" => Some(directory::Status::Active),
-            "disabled" => Some(directory::Status::Disabled),
-            "unverified" => Some(directory::Status::Unverified),
+            "active" => Some(Status::Active),
+            "disabled" => Some(Status::Disabled),
+            "unverified" => Some(Status::Unverified),
             _ => None,
         },
         second_factor: match q.mfa.as_str() {
@@ -72,18 +71,8 @@ pub async fn users(ctx: Ctx, q: web::Query<UsersQuery>) -> Result<HttpResponse, 
         },
         after: q.after.clone(),
     };
-    let (mut found, roles) = ctx
-        .state
-        .db
-        .run(move |c| {
-            Ok::<_, AppError>((
-                directory::search(c, &query, PAGE_SIZE + 1).map_err(AppError::from_db)?,
-                roles::all_names(c).map_err(AppError::from_db)?,
-            ))
-        })
-        .await?;
-    let more = found.len() as i64 > PAGE_SIZE;
-    found.truncate(PAGE_SIZE as usize);
+    let found = ctx.state.admin.directory(query, PAGE_SIZE).await?;
+    let (roles, more, found) = (found.roles, found.more, found.users);
     let next = more.then(|| {
         format!(
             "q={}&role={}&status={}&mfa={}&after={}",
@@ -129,36 +118,20 @@ pub async fn users(ctx: Ctx, q: web::Query<UsersQuery>) -> Result<HttpResponse, 
 }
 
 /// Audit rows for display, with user ids shown as email addresses where known.
-pub async fn event_rows(ctx: &Ctx, events: Vec<AuditEvent>) -> Result<Vec<EventRow>, AppError> {
-    let mut ids: Vec<String> = events
-        .iter()
-        .flat_map(|e| [e.actor_id.clone(), e.target_id.clone()])
-        .flatten()
-        .collect();
-    ids.sort();
-    ids.dedup();
-    let emails = ctx
-        .state
-        .db
-        .run(move |c| users::emails_of(c, &ids).map_err(AppError::from_db))
-        .await?;
-    let name = |id: &Option<String>| match id {
-        Some(i) => emails.get(i).cloned().unwrap_or_else(|| i.clone()),
-        None => String::new(),
-    };
-    Ok(events
+pub fn event_rows(events: Vec<NamedEvent>) -> Vec<EventRow> {
+    events
         .into_iter()
-        .map(|e| EventRow {
-            id: e.id,
-            time: when(e.created_at),
-            actor: name(&e.actor_id),
-            target: name(&e.target_id),
-            event: e.event,
-            outcome: e.outcome,
-            ip: e.ip.unwrap_or_default(),
-            details: e.details,
+        .map(|n| EventRow {
+            id: n.event.id,
+            time: when(n.event.created_at),
+            actor: n.actor,
+            target: n.target,
+            event: n.event.event,
+            outcome: n.event.outcome,
+            ip: n.event.ip.unwrap_or_default(),
+            details: n.event.details,
         })
-        .collect())
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -174,28 +147,11 @@ async fn user_page(
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let admin = ctx.require_permission(Permission::UsersRead).await?;
-    let st = &ctx.state;
-    let Some(d) = admin::detail(&st.db, id).await? else {
+    let Some(d) = ctx.state.admin.detail(id).await? else {
         return Err(AppError::NotFound);
     };
-    let uid = id.to_string();
-    let filter = Filter {
-        user_id: Some(uid.clone()),
-        ..Default::default()
-    };
-    let (all_roles, events) = st
-        .db
-        .run(move |c| {
-            Ok::<_, AppError>((
-                roles::all_names(c).map_err(AppError::from_db)?,
-                audit_page(c, &filter, None, 20).map_err(AppError::from_db)?,
-            ))
-        })
-        .await?;
-    let sessions = st
+    let sessions = d
         .sessions
-        .list(id)
-        .await?
         .into_iter()
         .map(|r| SessionView {
             current: false,
@@ -206,7 +162,7 @@ async fn user_page(
             sid: r.sid,
         })
         .collect();
-    let events = event_rows(ctx, events).await?;
+    let events = event_rows(d.events);
     Ok(render(
         status,
         &AdminUserPage {
@@ -217,7 +173,8 @@ async fn user_page(
             verified: d.user.email_verified,
             disabled: d.user.disabled,
             created: when(d.user.created_at),
-            other_roles: all_roles
+            other_roles: d
+                .all_roles
                 .into_iter()
                 .filter(|r| !d.roles.contains(r))
                 .collect(),
@@ -287,80 +244,38 @@ pub async fn action(
 ) -> Result<HttpResponse, AppError> {
     let (id, action) = path.into_inner();
     let back = format!("/admin/users/{id}");
-    let admin = ctx
+    let admin_user = ctx
         .require_permission_recent(Permission::UsersWrite, &back)
         .await?;
     ctx.check_csrf(&form.csrf_token)?;
-    let st = &ctx.state;
-    let audit = ctx.audit();
-    let actor = admin::Actor::User(admin.user.uid.clone());
+    let (admin, audit) = (&ctx.state.admin, ctx.audit());
+    let actor = Actor::User(admin_user.user.uid.clone());
     let outcome: Result<(), AdminError> = match action.as_str() {
-        "assign-role" | "remove-role" => admin::set_role(
-            &st.db,
-            &st.clock,
-            &st.oidc.cache,
-            &actor,
-            &id,
-            &form.role,
-            action == "assign-role",
-            &audit,
-        )
-        .await?
-        .map(|_| ()),
+        "assign-role" | "remove-role" => admin
+            .set_role(&actor, &id, &form.role, action == "assign-role", &audit)
+            .await
+            .map(|_| ()),
         "disable" | "enable" => {
-            admin::set_disabled(
-                &st.db,
-                &st.clock,
-                &st.sessions,
-                &st.oidc.cache,
-                &actor,
-                &id,
-                action == "disable",
-                &audit,
-            )
-            .await?
+            admin
+                .set_disabled(&actor, &id, action == "disable", &audit)
+                .await
         }
-        "revoke-sessions" => admin::revoke_sessions(
-            &st.db,
-            &st.clock,
-            &st.sessions,
-            &st.oidc.cache,
-            &actor,
-            &id,
-            &audit,
-        )
-        .await?
-        .map(|_| ()),
-        "reset-second-factors" => {
-            admin::reset_second_factors(&st.db, &st.clock, &st.mail, &actor, &id, &audit)
-                .await?
-                .map(|_| ())
-        }
-        "send-password-reset" => {
-            admin::send_password_reset(&st.db, &st.clock, &st.mail, &actor, &id, &audit).await?
-        }
-        "delete" => {
-            match admin::delete(
-                &st.db,
-                &st.clock,
-                &st.sessions,
-                &st.oidc.cache,
-                &actor,
-                &id,
-                &form.confirm,
-                &audit,
-            )
-            .await?
-            {
-                Ok(()) => return Ok(see_other("/admin/users?deleted=1")),
-                Err(e) => Err(e),
-            }
-        }
+        "revoke-sessions" => admin.revoke_sessions(&actor, &id, &audit).await.map(|_| ()),
+        "reset-second-factors" => admin
+            .reset_second_factors(&actor, &id, &audit)
+            .await
+            .map(|_| ()),
+        "send-password-reset" => admin.send_password_reset(&actor, &id, &audit).await,
+        "delete" => match admin.delete(&actor, &id, &form.confirm, &audit).await {
+            Ok(()) => return Ok(see_other("/admin/users?deleted=1")),
+            Err(e) => Err(e),
+        },
         _ => return Err(AppError::NotFound),
     };
     match outcome {
         Ok(()) => Ok(see_other(&format!("{back}?done={action}"))),
         Err(AdminError::NoSuchUser) => Err(AppError::NotFound),
+        Err(AdminError::Internal(e)) => Err(e.into()),
         Err(e) => {
             let status = match e {
                 AdminError::Escalation(_) | AdminError::Outranked => StatusCode::FORBIDDEN,

@@ -158,7 +158,7 @@ async fn authenticate(
             let fast = token_fast_path(st, &id, secret.as_deref(), &budget).await;
             match fast {
                 OneTrip::Done(client, verdict) => {
-                    return Ok(verdict.map(|()| client).map_err(|w| too_many(w.0)));
+                    return Ok(verdict.map(|()| client).map_err(too_many));
                 }
                 OneTrip::Counted(generation, key, verdict) => {
                     (Some(generation), Some((key, verdict)))
@@ -174,7 +174,7 @@ async fn authenticate(
         .filter(|c| !(confidential_only && c.is_public()));
     let Some(client) = ok else {
         if let Err(wait) = st.throttle.client_auth_failed(ip).await {
-            return Ok(Err(too_many(wait.0)));
+            return Ok(Err(too_many(wait)));
         }
         return Ok(Err(invalid_client()));
     };
@@ -187,7 +187,7 @@ async fn authenticate(
         _ => st.throttle.token_request(&key).await,
     };
     if let Err(wait) = verdict {
-        return Ok(Err(too_many(wait.0)));
+        return Ok(Err(too_many(wait)));
     }
     Ok(Ok(client))
 }
@@ -231,13 +231,15 @@ async fn token_fast_path(
     }
 }
 
-fn too_many(secs: u64) -> HttpResponse {
+/// A rate limit's refusal at the OAuth endpoints: the protocol's JSON error, not the
+/// HTML page that [`AppError`]'s conversion gives.
+fn too_many(wait: RetryAfter) -> HttpResponse {
     let mut res = oauth_error(
         StatusCode::TOO_MANY_REQUESTS,
         "slow_down",
         "too many requests; retry later",
     );
-    if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+    if let Ok(v) = header::HeaderValue::from_str(&wait.0.to_string()) {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
     res

@@ -47,10 +47,7 @@ pub async fn mfa_start(ctx: Ctx) -> HttpResponse {
         // Starting a ceremony checks nothing: only the client's budget; the answer is
         // the guess, reserved in `mfa_finish`.
         let st = &ctx.state;
-        st.throttle
-            .login_attempt(ctx.ip)
-            .await
-            .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+        st.throttle.login_attempt(ctx.ip).await?;
         let Some((options, state)) =
             wa::start_authentication(&st.db, st.webauthn()?, &p.uid).await?
         else {
@@ -147,10 +144,7 @@ pub async fn passkey_start(ctx: Ctx) -> HttpResponse {
         // Nothing is stored on the server: the ceremony travels sealed in a cookie.
         ctx.check_csrf_header()?;
         let st = &ctx.state;
-        st.throttle
-            .ceremony_from_ip(ctx.ip)
-            .await
-            .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+        st.throttle.ceremony_from_ip(ctx.ip).await?;
         let (options, state) = wa::start_discoverable(st.webauthn()?)?;
         let sealed = st
             .ceremonies
@@ -186,10 +180,7 @@ async fn passkey_finish_inner(
     {
         ctx.check_csrf_header()?;
         let st = &ctx.state;
-        st.throttle
-            .login_attempt(ctx.ip)
-            .await
-            .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+        st.throttle.login_attempt(ctx.ip).await?;
         let sealed = req
             .cookie(ceremony_cookie(st.config.is_https()))
             .map(|c| c.value().to_string())

@@ -52,10 +52,7 @@ pub async fn forgot_form(ctx: Ctx) -> HttpResponse {
 pub async fn forgot(ctx: Ctx, form: web::Form<ForgotForm>) -> Result<HttpResponse, AppError> {
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
-    st.throttle
-        .reset_from_ip(ctx.ip)
-        .await
-        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+    st.throttle.reset_from_ip(ctx.ip).await?;
     st.accounts.request_reset(&form.email, &ctx.audit()).await?;
     Ok(render(
         StatusCode::OK,

@@ -54,11 +54,7 @@ pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
 pub async fn submit(ctx: Ctx, form: web::Form<RegisterForm>) -> Result<HttpResponse, AppError> {
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
-    if let Err(retry) = st.throttle.registration(ctx.ip).await {
-        return Err(AppError::TooManyRequests {
-            retry_after: retry.0,
-        });
-    }
+    st.throttle.registration(ctx.ip).await?;
     let form = form.into_inner();
     let (email, name) = (
         form.email.clone(),

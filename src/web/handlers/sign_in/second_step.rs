@@ -35,7 +35,7 @@ pub(super) async fn throttle(ctx: &Ctx, p: &MfaPending) -> Result<Reservation, A
         .throttle
         .reserve(ctx.ip, &format!("mfa:{}", p.uid))
         .await
-        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })
+        .map_err(AppError::from)
 }
 
 /// The second factor checked out: the pending state becomes a signed-in session under
@@ -103,9 +103,7 @@ pub(super) async fn count_failure(
     };
     if let Some(retry) = reservation.failed().await {
         lockout("mfa_account", retry.0).await?;
-        return Err(AppError::TooManyRequests {
-            retry_after: retry.0,
-        });
+        return Err(retry.into());
     }
     p.failures += 1;
     if p.failures >= MAX_FAILURES {

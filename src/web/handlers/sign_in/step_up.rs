@@ -89,10 +89,7 @@ pub async fn key_start(ctx: Ctx) -> HttpResponse {
         let u = ctx.require_user()?.clone();
         ctx.check_csrf_header()?;
         let st = &ctx.state;
-        st.throttle
-            .login_attempt(ctx.ip)
-            .await
-            .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+        st.throttle.login_attempt(ctx.ip).await?;
         let Some((options, state)) =
             crate::auth::mfa::webauthn::start_authentication(&st.db, st.webauthn()?, &u.uid)
                 .await?
@@ -126,11 +123,7 @@ pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
             ));
         };
         // Counted before the key is checked, with the password guesses of the account.
-        let reservation = st
-            .throttle
-            .reserve(ctx.ip, &u.email.to_lowercase())
-            .await
-            .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+        let reservation = st.throttle.reserve(ctx.ip, &u.email.to_lowercase()).await?;
         let ok = crate::auth::mfa::webauthn::finish_authentication(
             &st.db,
             &st.clock,
@@ -202,11 +195,7 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
     let st = &ctx.state;
     // Counted before the (slow) hash: concurrent guesses from a stolen session cannot
     // all be checked before any failure counts.
-    let reservation = st
-        .throttle
-        .reserve(ctx.ip, &u.email.to_lowercase())
-        .await
-        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+    let reservation = st.throttle.reserve(ctx.ip, &u.email.to_lowercase()).await?;
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
     let uid = u.uid.clone();

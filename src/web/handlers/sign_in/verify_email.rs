@@ -116,10 +116,7 @@ pub async fn resend_form(ctx: Ctx) -> HttpResponse {
 pub async fn resend(ctx: Ctx, form: web::Form<ResendForm>) -> Result<HttpResponse, AppError> {
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
-    st.throttle
-        .reset_from_ip(ctx.ip)
-        .await
-        .map_err(|r| AppError::TooManyRequests { retry_after: r.0 })?;
+    st.throttle.reset_from_ip(ctx.ip).await?;
     // Sent or not, the page says the same.
     st.accounts.resend_verification(&form.email).await?;
     Ok(render(
