@@ -245,7 +245,6 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
                 &ctx,
             )
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(format!("created user {} ({})", user.email, user.id))
         }

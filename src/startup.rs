@@ -204,6 +204,27 @@ impl Application {
             reset_ttl: config.password_reset_ttl_secs,
             outbox: crate::mail::outbox::Outbox::new(mail_wake),
         };
+        let mfa_keys = crate::auth::mfa::MfaKeys {
+            sealer: crate::master_key::Sealer::new(&master, "totp-secrets"),
+            pepper: master.derive::<32>("recovery-codes"),
+        };
+        let accounts = crate::auth::accounts::Accounts {
+            db: db.clone(),
+            clock: clock.clone(),
+            hasher: hasher.clone(),
+            throttle: throttle.clone(),
+            mail: mail.clone(),
+            cache: cache.clone(),
+            sessions: sessions.clone(),
+            config: config.clone(),
+        };
+        let second_factors = crate::auth::mfa::SecondFactors::new(
+            db.clone(),
+            clock.clone(),
+            mfa_keys.clone(),
+            mail.clone(),
+            webauthn.clone(),
+        );
         let admin = crate::auth::accounts::admin::Admin::new(
             db.clone(),
             clock.clone(),
@@ -231,6 +252,8 @@ impl Application {
             config: config.clone(),
         });
         let state = web::Data::new(AppState {
+            accounts,
+            second_factors,
             admin,
             roles,
             settings,

@@ -26,6 +26,19 @@ pub enum InternalError {
     Signing(#[from] crate::auth::oauth::signing_keys::SigningError),
     #[error("{0}")]
     Other(String),
+    /// A row the request depends on is gone (e.g. the signed-in user, deleted meanwhile).
+    #[error("{0} not found")]
+    Missing(&'static str),
+    /// A stored value that should have been valid when it was written.
+    #[error("stored {what} is not valid: {why}")]
+    Corrupt { what: &'static str, why: String },
+    #[error("webauthn")]
+    Webauthn(#[from] webauthn_rs::prelude::WebauthnError),
+    #[error("json")]
+    Json(#[from] serde_json::Error),
+    /// The session store refused a write (its cause kept for the log).
+    #[error("session store")]
+    Session(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<crate::db::QueryError> for InternalError {

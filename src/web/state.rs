@@ -18,6 +18,10 @@ pub struct AppState {
     pub roles: crate::auth::access::roles::Roles,
     pub settings: crate::auth::settings::Settings,
     pub health: crate::auth::health::Health,
+    /// Registration, emailed links, password and address changes, first-start setup.
+    pub accounts: crate::auth::accounts::Accounts,
+    /// Enrolling and removing second factors (authenticator app, recovery codes, keys).
+    pub second_factors: crate::auth::mfa::SecondFactors,
     pub db: Db,
     pub hasher: Hasher,
     pub sessions: Sessions,

@@ -155,7 +155,6 @@ impl TestApp {
             &AuditCtx::cli(),
         )
         .await
-        .expect("no internal error")
         .expect("user created")
         .id
     }

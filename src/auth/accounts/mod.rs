@@ -1,4 +1,5 @@
-//! Accounts: registration, creation from the shell, password change, roles.
+//! Accounts: registration, creation from the shell, password change, roles, and the
+//! `Accounts` service that the account and emailed-link pages call.
 
 pub mod admin;
 pub mod links;
@@ -14,8 +15,10 @@ use crate::auth::audit::{AuditCtx, record};
 use crate::auth::oauth::authorize::{GrantsEnd, end_app_grants};
 use crate::auth::oauth::cache::BackChannelCache;
 use crate::auth::password::{Hasher, Verified};
+use crate::auth::sessions::Sessions;
 use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::db::repo::{roles, users, users::User};
 use crate::db::{Db, DbError};
 use crate::domain::audit::{AuditAction, Outcome};
@@ -24,8 +27,69 @@ use crate::domain::password;
 
 pub const MAX_NAME_LEN: usize = 100;
 
+/// Registration, email links, password and address changes, first-start setup: what
+/// the pages under /register, /verify-email, /password, /setup and /account call.
+#[derive(Clone)]
+pub struct Accounts {
+    pub(crate) db: Db,
+    pub(crate) clock: Clock,
+    pub(crate) hasher: Hasher,
+    pub(crate) throttle: Throttle,
+    pub(crate) mail: MailCtx,
+    pub(crate) cache: BackChannelCache,
+    pub(crate) sessions: Sessions,
+    /// The file's registration settings, under the runtime ones (/admin/settings).
+    pub(crate) config: Config,
+}
+
+impl Accounts {
+    fn min_password_len(&self) -> usize {
+        self.config.password_min_length
+    }
+
+    /// Whether `/register` takes new accounts now (runtime settings over the file).
+    pub async fn registration_open(&self) -> Result<bool, InternalError> {
+        Ok(crate::auth::settings::registration(&self.db, &self.config)
+            .await?
+            .enabled)
+    }
+
+    /// Registers an account under the registration settings in effect now.
+    pub async fn register(
+        &self,
+        input: NewAccount,
+        ctx: &AuditCtx,
+    ) -> Result<Registered, AccountError> {
+        let reg = crate::auth::settings::registration(&self.db, &self.config).await?;
+        let policy = RegistrationPolicy {
+            enabled: reg.enabled,
+            allowed_domains: &reg.allowed_domains,
+            min_password_len: self.min_password_len(),
+        };
+        register(self, &policy, input, ctx).await
+    }
+
+    /// Changes the password after checking the current one and ends the user's other
+    /// sessions (all but `keep_session`); with `end_apps`, their app grants too.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        keep_session: &str,
+        current: String,
+        new: String,
+        end_apps: bool,
+        ctx: &AuditCtx,
+    ) -> Result<(), AccountError> {
+        change_password(self, user_id, current, new, end_apps, ctx).await?;
+        self.sessions
+            .revoke_all(user_id, Some(keep_session))
+            .await?;
+        Ok(())
+    }
+}
+
 /// Problems the user can fix; each carries the message shown next to the form.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("{0}")]
     Email(String),
@@ -47,6 +111,8 @@ pub enum AccountError {
     WrongPassword,
     #[error("{0} is the last administrator; assign the role to someone else first.")]
     LastAdmin(String),
+    #[error(transparent)]
+    Internal(#[from] InternalError),
 }
 
 pub struct RegistrationPolicy<'a> {
@@ -136,46 +202,39 @@ pub fn new_user(
 
 /// Registers an account and, in the same transaction, queues its verification link (or,
 /// for a taken address, the notice to its owner, within the per-address cap).
-#[expect(clippy::too_many_arguments)]
-pub async fn register(
-    db: &Db,
-    hasher: &Hasher,
-    clock: &Clock,
-    throttle: &Throttle,
+async fn register(
+    a: &Accounts,
     policy: &RegistrationPolicy<'_>,
-    mail: &MailCtx,
     input: NewAccount,
     ctx: &AuditCtx,
-) -> Result<Result<Registered, AccountError>, InternalError> {
+) -> Result<Registered, AccountError> {
+    let (db, hasher, clock, throttle, mail) = (&a.db, &a.hasher, &a.clock, &a.throttle, &a.mail);
     if !policy.enabled {
-        return Ok(Err(AccountError::RegistrationClosed));
+        return Err(AccountError::RegistrationClosed);
     }
     let email = match EmailAddress::parse(&input.email) {
         Ok(e) => e,
-        Err(m) => return Ok(Err(AccountError::Email(m.into()))),
+        Err(m) => return Err(AccountError::Email(m.into())),
     };
     if !policy.allowed_domains.is_empty()
         && !policy.allowed_domains.iter().any(|d| d == email.domain())
     {
-        return Ok(Err(AccountError::DomainNotAllowed(
+        return Err(AccountError::DomainNotAllowed(
             policy.allowed_domains.join(", "),
-        )));
+        ));
     }
-    let name = match clean_name(input.display_name) {
-        Ok(n) => n,
-        Err(e) => return Ok(Err(e)),
-    };
-    if let Err(e) = check_password_policy(
+    let name = clean_name(input.display_name)?;
+    check_password_policy(
         &input.password,
         policy.min_password_len,
         email_inputs(&email, name.as_deref()),
     )
-    .await
-    {
-        return Ok(Err(e));
-    }
+    .await?;
     // Hash before looking the address up, so both answers cost the same.
-    let hash = hasher.hash(input.password).await?;
+    let hash = hasher
+        .hash(input.password)
+        .await
+        .map_err(InternalError::from)?;
     // Whether a notice may go out, asked for every registration of the address: a
     // question only a taken one asked would take longer, and tell.
     let notify = throttle.registration_notice_to(email.normalized()).await;
@@ -217,18 +276,19 @@ pub async fn register(
         })
         .await;
     match result {
-        Ok(r) => Ok(Ok(r)),
+        Ok(r) => Ok(r),
         // Two registrations of one address racing: the loser answers like the winner.
         Err(e) if e.is_unique_violation() => {
             let norm = email.normalized().to_string();
             let existing = db
                 .run(move |c| users::find_by_email(c, &norm).map_err(DbError::from))
-                .await?;
-            existing
-                .map(|u| Ok(Registered::AlreadyExists(u)))
-                .ok_or_else(|| InternalError::Other("unique violation without a row".into()))
+                .await
+                .map_err(InternalError::from)?;
+            existing.map(Registered::AlreadyExists).ok_or_else(|| {
+                InternalError::Missing("the account whose address was a unique violation").into()
+            })
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(InternalError::from(e).into()),
     }
 }
 
@@ -243,25 +303,19 @@ pub async fn create_user(
     role_names: &[String],
     verified: bool,
     ctx: &AuditCtx,
-) -> Result<Result<User, AccountError>, InternalError> {
-    let email = match EmailAddress::parse(&input.email) {
-        Ok(e) => e,
-        Err(m) => return Ok(Err(AccountError::Email(m.into()))),
-    };
-    let name = match clean_name(input.display_name) {
-        Ok(n) => n,
-        Err(e) => return Ok(Err(e)),
-    };
-    if let Err(e) = check_password_policy(
+) -> Result<User, AccountError> {
+    let email = EmailAddress::parse(&input.email).map_err(|m| AccountError::Email(m.into()))?;
+    let name = clean_name(input.display_name)?;
+    check_password_policy(
         &input.password,
         min_password_len,
         email_inputs(&email, name.as_deref()),
     )
-    .await
-    {
-        return Ok(Err(e));
-    }
-    let hash = hasher.hash(input.password).await?;
+    .await?;
+    let hash = hasher
+        .hash(input.password)
+        .await
+        .map_err(InternalError::from)?;
     let now = clock.now();
     let user = new_user(&email, name, hash, verified, now);
     let role_names = role_names.to_vec();
@@ -302,88 +356,32 @@ pub async fn create_user(
         })
         .map_err(|e: crate::db::QueryError| InternalError::from(e))
     })
-    .await
-}
-
-/// Assigns (`assign = true`) or removes a role, by email. The last holder of `admin`
-/// keeps it: nobody can lock everyone out of administration.
-pub async fn set_role(
-    db: &Db,
-    clock: &Clock,
-    cache: &BackChannelCache,
-    email: &str,
-    role: &str,
-    assign: bool,
-    ctx: &AuditCtx,
-) -> Result<Result<bool, AccountError>, InternalError> {
-    let email = match EmailAddress::parse(email) {
-        Ok(e) => e,
-        Err(m) => return Ok(Err(AccountError::Email(m.into()))),
-    };
-    let (norm, role, ctx, now) = (
-        email.normalized().to_string(),
-        role.to_string(),
-        ctx.clone(),
-        clock.now(),
-    );
-    let done = db
-        .run(move |c| {
-            crate::db::conn::write_transaction(c, |c| {
-                let Some(user) = users::find_by_email(c, &norm)? else {
-                    return Ok(Err(AccountError::NoSuchUser));
-                };
-                Ok(admin::change_role(
-                    c,
-                    &crate::auth::accounts::admin::Actor::Operator,
-                    &user.id,
-                    &role,
-                    assign,
-                    &ctx,
-                    now,
-                )?
-                .map_err(|e| match e {
-                    crate::auth::accounts::admin::AdminError::LastAdmin => {
-                        AccountError::LastAdmin(user.email.clone())
-                    }
-                    crate::auth::accounts::admin::AdminError::NoSuchRole(r) => {
-                        AccountError::NoSuchRole(r)
-                    }
-                    _ => AccountError::NoSuchUser,
-                }))
-            })
-            .map_err(|e: crate::db::QueryError| InternalError::from(e))
-        })
-        .await?;
-    // Userinfo answers with the user's roles.
-    if done == Ok(true) {
-        cache.invalidate().await;
-    }
-    Ok(done)
+    .await?
 }
 
 /// Changes the password after checking the current one; with `end_apps`, the user's
 /// app grants end in the same transaction. The caller then ends the user's other
 /// sessions.
-#[expect(clippy::too_many_arguments)]
-pub async fn change_password(
-    db: &Db,
-    hasher: &Hasher,
-    clock: &Clock,
-    mail: &MailCtx,
-    cache: &BackChannelCache,
-    min_len: usize,
+async fn change_password(
+    a: &Accounts,
     user_id: &str,
     current: String,
     new: String,
     end_apps: bool,
     ctx: &AuditCtx,
-) -> Result<Result<(), AccountError>, InternalError> {
+) -> Result<(), AccountError> {
+    let (db, hasher, clock, mail, cache) = (&a.db, &a.hasher, &a.clock, &a.mail, &a.cache);
+    let min_len = a.min_password_len();
     let uid = user_id.to_string();
     let user = db
         .run(move |c| users::find(c, &uid).map_err(InternalError::from))
         .await?
-        .ok_or(InternalError::Other("signed-in user vanished".into()))?;
-    if let Verified::No = hasher.verify(user.password_hash.clone(), current).await? {
+        .ok_or(InternalError::Missing("signed-in user"))?;
+    let verified = hasher
+        .verify(user.password_hash.clone(), current)
+        .await
+        .map_err(InternalError::from)?;
+    if let Verified::No = verified {
         let (ctx, uid, now) = (ctx.clone(), user.id.clone(), clock.now());
         db.run(move |c| {
             record(
@@ -398,19 +396,19 @@ pub async fn change_password(
             .map_err(InternalError::from)
         })
         .await?;
-        return Ok(Err(AccountError::WrongPassword));
+        return Err(AccountError::WrongPassword);
     }
-    let email = EmailAddress::parse(&user.email).map_err(|e| InternalError::Other(e.into()))?;
-    if let Err(e) = check_password_policy(
+    let email = EmailAddress::parse(&user.email).map_err(|e| InternalError::Corrupt {
+        what: "email address",
+        why: e.to_string(),
+    })?;
+    check_password_policy(
         &new,
         min_len,
         email_inputs(&email, user.display_name.as_deref()),
     )
-    .await
-    {
-        return Ok(Err(e));
-    }
-    let hash = hasher.hash(new).await?;
+    .await?;
+    let hash = hasher.hash(new).await.map_err(InternalError::from)?;
     let (ctx, now, mail) = (ctx.clone(), clock.now(), mail.clone());
     db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| {
@@ -435,5 +433,5 @@ pub async fn change_password(
     if end_apps {
         cache.invalidate().await;
     }
-    Ok(Ok(()))
+    Ok(())
 }

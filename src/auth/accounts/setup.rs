@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::auth::InternalError;
-use crate::auth::accounts::{AccountError, NewAccount, check_password_policy, new_user};
+use crate::auth::accounts::{AccountError, Accounts, NewAccount, check_password_policy, new_user};
 use crate::auth::audit::{AuditCtx, record};
 use crate::auth::password::Hasher;
 use crate::clock::Clock;
@@ -16,11 +16,65 @@ use crate::domain::email::EmailAddress;
 
 pub const PURPOSE: &str = "setup";
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// Used, expired, unknown, or an administrator exists already.
+    #[error("the setup link is not usable")]
     LinkInvalid,
+    #[error(transparent)]
     Account(AccountError),
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+/// The first administrator, and the session they are signed in with (None when the
+/// gate refused it meanwhile: they sign in at /login instead).
+pub struct SetupDone {
+    pub user: User,
+    pub session_id: Option<String>,
+}
+
+impl Accounts {
+    /// Whether the setup link can still be used (for the GET page).
+    pub async fn setup_link_usable(&self, token: &str) -> Result<bool, InternalError> {
+        Ok(!token.is_empty() && link_usable(&self.db, &self.clock, token).await?)
+    }
+
+    /// Creates the first administrator from the setup link and signs them in.
+    pub async fn complete_setup(
+        &self,
+        token: &str,
+        input: NewAccount,
+        ip: &str,
+        user_agent: &str,
+        ctx: &AuditCtx,
+    ) -> Result<SetupDone, SetupError> {
+        let user = complete(
+            &self.db,
+            &self.hasher,
+            &self.clock,
+            self.config.password_min_length,
+            token,
+            input,
+            ctx,
+        )
+        .await?;
+        let entrant = crate::auth::sign_in::gate::Entrant {
+            user_id: &user.id,
+            ip,
+            user_agent,
+        };
+        let session_id = crate::auth::sign_in::gate::admit(
+            &self.db,
+            &self.sessions,
+            &self.clock,
+            entrant,
+            crate::auth::sign_in::gate::Proof::Setup,
+            ctx,
+        )
+        .await?;
+        Ok(SetupDone { user, session_id })
+    }
 }
 
 pub async fn admin_exists(db: &Db) -> Result<bool, InternalError> {
@@ -65,7 +119,7 @@ pub async fn link_usable(db: &Db, clock: &Clock, token: &str) -> Result<bool, In
     )
 }
 
-pub async fn complete(
+async fn complete(
     db: &Db,
     hasher: &Hasher,
     clock: &Clock,
@@ -73,14 +127,12 @@ pub async fn complete(
     token: &str,
     input: NewAccount,
     ctx: &AuditCtx,
-) -> Result<Result<User, SetupError>, InternalError> {
+) -> Result<User, SetupError> {
     if !link_usable(db, clock, token).await? {
-        return Ok(Err(SetupError::LinkInvalid));
+        return Err(SetupError::LinkInvalid);
     }
-    let email = match EmailAddress::parse(&input.email) {
-        Ok(e) => e,
-        Err(m) => return Ok(Err(SetupError::Account(AccountError::Email(m.into())))),
-    };
+    let email = EmailAddress::parse(&input.email)
+        .map_err(|m| SetupError::Account(AccountError::Email(m.into())))?;
     let name = input
         .display_name
         .map(|n| n.trim().to_string())
@@ -92,9 +144,12 @@ pub async fn complete(
     )
     .await
     {
-        return Ok(Err(SetupError::Account(e)));
+        return Err(SetupError::Account(e));
     }
-    let hash = hasher.hash(input.password).await?;
+    let hash = hasher
+        .hash(input.password)
+        .await
+        .map_err(InternalError::from)?;
     let now = clock.now();
     let user = new_user(&email, name, hash, true, now);
     let token_hash = crate::domain::tokens::hash(token);
@@ -138,5 +193,5 @@ pub async fn complete(
         })
         .map_err(|e: crate::db::QueryError| InternalError::from(e))
     })
-    .await
+    .await?
 }

@@ -1,8 +1,11 @@
 //! Second factors: enrolment of an authenticator app (TOTP), recovery codes, and the
 //! second step of signing in. Every code works once: TOTP steps through the
-//! `last_used_step` guard, recovery codes through `used_at`.
+//! `last_used_step` guard, recovery codes through `used_at`. `SecondFactors` is the
+//! service the /account pages call; the sign-in steps use the free functions.
 
 pub mod webauthn;
+
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -25,6 +28,69 @@ pub struct MfaKeys {
     pub sealer: Sealer,
     /// Keys the recovery-code hashes.
     pub pepper: [u8; 32],
+}
+
+/// Enrolling and removing second factors: the authenticator app, recovery codes,
+/// security keys and passkeys.
+#[derive(Clone)]
+pub struct SecondFactors {
+    pub(crate) db: Db,
+    pub(crate) clock: Clock,
+    pub(crate) keys: MfaKeys,
+    pub(crate) mail: MailCtx,
+    /// None when the public URL's host cannot be a relying party (an IP address).
+    pub(crate) webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+}
+
+impl SecondFactors {
+    pub fn new(
+        db: Db,
+        clock: Clock,
+        keys: MfaKeys,
+        mail: MailCtx,
+        webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    ) -> Self {
+        SecondFactors {
+            db,
+            clock,
+            keys,
+            mail,
+            webauthn,
+        }
+    }
+
+    pub async fn status(&self, user_id: &str) -> Result<Status, InternalError> {
+        status(&self.db, user_id).await
+    }
+
+    /// Turns the app on once the user proved it works with a correct code, and returns
+    /// fresh recovery codes to show once.
+    pub async fn enable_totp(
+        &self,
+        user_id: &str,
+        secret: Vec<u8>,
+        code: &str,
+        ctx: &AuditCtx,
+    ) -> Result<Vec<String>, MfaError> {
+        enable_totp(self, user_id, secret, code, ctx).await?;
+        Ok(self.generate_recovery_codes(user_id, ctx).await?)
+    }
+
+    pub async fn disable_totp(&self, user_id: &str, ctx: &AuditCtx) -> Result<bool, InternalError> {
+        disable_totp(self, user_id, ctx).await
+    }
+
+    /// New recovery codes, which back up another factor: none without one.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        user_id: &str,
+        ctx: &AuditCtx,
+    ) -> Result<Vec<String>, MfaError> {
+        if !self.status(user_id).await?.any() {
+            return Err(MfaError::NothingToBackUp);
+        }
+        Ok(self.generate_recovery_codes(user_id, ctx).await?)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,33 +141,33 @@ pub fn required(c: &mut crate::db::AnyConnection, user_id: &str) -> crate::db::Q
     Ok(mfa::has_totp(c, user_id)? || crate::db::repo::webauthn::exists_for_user(c, user_id)?)
 }
 
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum MfaError {
     #[error("That code did not work. Check the time on your phone and try the newest code.")]
     WrongCode,
     #[error("The setup expired. Scan the new QR code and try again.")]
     SetupExpired,
+    #[error("Add an authenticator app or a security key first: recovery codes back it up.")]
+    NothingToBackUp,
+    #[error(transparent)]
+    Internal(#[from] InternalError),
 }
 
 /// Turns the app on once the user proved it works with a correct code.
-#[expect(clippy::too_many_arguments)]
-pub async fn enable_totp(
-    db: &Db,
-    clock: &Clock,
-    keys: &MfaKeys,
-    mail: &MailCtx,
+async fn enable_totp(
+    f: &SecondFactors,
     user_id: &str,
     secret: Vec<u8>,
     code: &str,
     ctx: &AuditCtx,
-) -> Result<Result<(), MfaError>, InternalError> {
-    let now = clock.now();
+) -> Result<(), MfaError> {
+    let now = f.clock.now();
     let Some(step) = totp::matching_step(&secret, code, now as u64) else {
-        return Ok(Err(MfaError::WrongCode));
+        return Err(MfaError::WrongCode);
     };
-    let sealed = keys.sealer.seal(&secret, user_id.as_bytes());
-    let (uid, ctx, mail) = (user_id.to_string(), ctx.clone(), mail.clone());
-    db.run(move |c| {
+    let sealed = f.keys.sealer.seal(&secret, user_id.as_bytes());
+    let (uid, ctx, mail) = (user_id.to_string(), ctx.clone(), f.mail.clone());
+    f.db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| {
             let user = users::find(c, &uid)?.ok_or(crate::db::QueryError::NotFound)?;
             mfa::insert_totp(c, &uid, &sealed, now)?;
@@ -128,18 +194,21 @@ pub async fn enable_totp(
         .map_err(InternalError::from)
     })
     .await?;
-    Ok(Ok(()))
+    Ok(())
 }
 
-pub async fn disable_totp(
-    db: &Db,
-    clock: &Clock,
-    mail: &MailCtx,
+async fn disable_totp(
+    f: &SecondFactors,
     user_id: &str,
     ctx: &AuditCtx,
 ) -> Result<bool, InternalError> {
-    let (uid, ctx, now, mail) = (user_id.to_string(), ctx.clone(), clock.now(), mail.clone());
-    db.run(move |c| {
+    let (uid, ctx, now, mail) = (
+        user_id.to_string(),
+        ctx.clone(),
+        f.clock.now(),
+        f.mail.clone(),
+    );
+    f.db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| {
             let removed = mfa::delete_totp(c, &uid)? > 0;
             if removed {
@@ -184,41 +253,42 @@ pub(crate) fn factor_removed(
     Ok(())
 }
 
-/// Ten new codes; the old ones stop working. Returned once, never stored in clear.
-pub async fn generate_recovery_codes(
-    db: &Db,
-    clock: &Clock,
-    keys: &MfaKeys,
-    user_id: &str,
-    ctx: &AuditCtx,
-) -> Result<Vec<String>, InternalError> {
-    let codes: Vec<String> = (0..recovery_codes::COUNT)
-        .map(|_| recovery_codes::generate())
-        .collect();
-    let hashes: Vec<String> = codes
-        .iter()
-        .filter_map(|c| recovery_codes::normalize(c))
-        .map(|n| recovery_codes::hash(&keys.pepper, &n))
-        .collect();
-    let (uid, ctx, now) = (user_id.to_string(), ctx.clone(), clock.now());
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            mfa::replace_recovery_codes(c, &uid, &hashes, now)?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::RecoveryCodesGenerated,
-                Outcome::Success,
-                Some(&uid),
-                json!({"count": hashes.len()}),
-            )?;
-            Ok::<_, crate::db::QueryError>(())
+impl SecondFactors {
+    /// Ten new codes; the old ones stop working. Returned once, never stored in clear.
+    async fn generate_recovery_codes(
+        &self,
+        user_id: &str,
+        ctx: &AuditCtx,
+    ) -> Result<Vec<String>, InternalError> {
+        let (db, clock, keys) = (&self.db, &self.clock, &self.keys);
+        let codes: Vec<String> = (0..recovery_codes::COUNT)
+            .map(|_| recovery_codes::generate())
+            .collect();
+        let hashes: Vec<String> = codes
+            .iter()
+            .filter_map(|c| recovery_codes::normalize(c))
+            .map(|n| recovery_codes::hash(&keys.pepper, &n))
+            .collect();
+        let (uid, ctx, now) = (user_id.to_string(), ctx.clone(), clock.now());
+        db.run(move |c| {
+            crate::db::conn::write_transaction(c, |c| {
+                mfa::replace_recovery_codes(c, &uid, &hashes, now)?;
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::RecoveryCodesGenerated,
+                    Outcome::Success,
+                    Some(&uid),
+                    json!({"count": hashes.len()}),
+                )?;
+                Ok::<_, crate::db::QueryError>(())
+            })
+            .map_err(InternalError::from)
         })
-        .map_err(InternalError::from)
-    })
-    .await?;
-    Ok(codes)
+        .await?;
+        Ok(codes)
+    }
 }
 
 /// Checks a TOTP code or a recovery code for `user_id` and uses it up.

@@ -14,10 +14,11 @@ use url::Url;
 use webauthn_rs::prelude::*;
 
 use crate::auth::InternalError;
-use crate::auth::accounts::links::MailCtx;
 use crate::auth::audit::{AuditCtx, record};
+use crate::auth::mfa::SecondFactors;
 use crate::clock::Clock;
 use crate::db::Db;
+pub use crate::db::repo::webauthn::StoredCredential;
 use crate::db::repo::{users, users::User, webauthn as repo};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::mail::messages::MethodAdded;
@@ -44,8 +45,10 @@ pub fn relying_party(public_url: &Url) -> anyhow::Result<Arc<Webauthn>> {
 }
 
 fn user_handle(user_id: &str) -> Result<Uuid, InternalError> {
-    Uuid::parse_str(user_id)
-        .map_err(|e| InternalError::Other(format!("user id is not a uuid: {e}")))
+    Uuid::parse_str(user_id).map_err(|e| InternalError::Corrupt {
+        what: "user id",
+        why: e.to_string(),
+    })
 }
 
 fn cred_key(id: &[u8]) -> String {
@@ -62,7 +65,7 @@ fn load_passkeys(rows: &[repo::StoredCredential]) -> Vec<(String, Passkey)> {
         .collect()
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum WebauthnFailure {
     #[error("The security key could not be verified. Try again.")]
     Rejected,
@@ -70,6 +73,23 @@ pub enum WebauthnFailure {
     AlreadyRegistered,
     #[error("Give the key a name (up to 60 characters).")]
     BadName,
+    #[error("Unknown kind of key.")]
+    UnknownKind,
+    #[error(
+        "Security keys and passkeys need portcullis to be reached by a domain name: set PORTCULLIS_PUBLIC_URL to one."
+    )]
+    Unavailable,
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+/// A registration under way: the options for the browser, the state to keep until
+/// the browser answers, and what the user asked for.
+pub struct RegistrationStarted {
+    pub options: serde_json::Value,
+    pub state: PasskeyRegistration,
+    pub kind: &'static str,
+    pub name: String,
 }
 
 /// A name the user gives a key: shown on the page and in emails.
@@ -85,112 +105,130 @@ pub struct Holder<'a> {
     pub name: Option<&'a str>,
 }
 
-/// Starts adding a credential: the browser gets the options, the session keeps the state.
-pub async fn start_registration(
-    db: &Db,
-    wa: &Webauthn,
-    user: &Holder<'_>,
-    kind: &str,
-) -> Result<(serde_json::Value, PasskeyRegistration), InternalError> {
-    let uid = user.uid.to_string();
-    let rows = db
-        .run(move |c| repo::for_user(c, &uid).map_err(InternalError::from))
-        .await?;
-    let exclude: Vec<CredentialID> = load_passkeys(&rows)
-        .iter()
-        .map(|(_, p)| p.cred_id().clone())
-        .collect();
-    let display = user.name.unwrap_or(user.email);
-    let (ccr, state) = wa
-        .start_passkey_registration(user_handle(user.uid)?, user.email, display, Some(exclude))
-        .map_err(|e| InternalError::Other(format!("webauthn: {e}")))?;
-    let mut options =
-        serde_json::to_value(&ccr).map_err(|e| InternalError::Other(e.to_string()))?;
-    if kind == KIND_PASSKEY {
-        // Discoverable, so that it can sign in without a username (and via autofill).
-        if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection") {
-            sel["residentKey"] = json!("required");
-            sel["requireResidentKey"] = json!(true);
-        }
+impl SecondFactors {
+    fn relying_party(&self) -> Result<&Webauthn, WebauthnFailure> {
+        self.webauthn.as_deref().ok_or(WebauthnFailure::Unavailable)
     }
-    Ok((options, state))
-}
 
-#[expect(clippy::too_many_arguments)]
-pub async fn finish_registration(
-    db: &Db,
-    clock: &Clock,
-    wa: &Webauthn,
-    mail: &MailCtx,
-    user_id: &str,
-    kind: &str,
-    name: &str,
-    credential: &RegisterPublicKeyCredential,
-    state: &PasskeyRegistration,
-    ctx: &AuditCtx,
-) -> Result<Result<(), WebauthnFailure>, InternalError> {
-    if !valid_name(name) {
-        return Ok(Err(WebauthnFailure::BadName));
-    }
-    let name = name.trim();
-    let passkey = match wa.finish_passkey_registration(credential, state) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::info!(error = %e, "webauthn registration rejected");
-            return Ok(Err(WebauthnFailure::Rejected));
+    /// Starts adding a credential of `kind` named `name`: the browser gets the options,
+    /// the session keeps the state.
+    pub async fn start_key_registration(
+        &self,
+        user: &Holder<'_>,
+        kind: &str,
+        name: &str,
+    ) -> Result<RegistrationStarted, WebauthnFailure> {
+        let kind = match kind {
+            KIND_PASSKEY => KIND_PASSKEY,
+            KIND_SECURITY_KEY => KIND_SECURITY_KEY,
+            _ => return Err(WebauthnFailure::UnknownKind),
+        };
+        if !valid_name(name) {
+            return Err(WebauthnFailure::BadName);
         }
-    };
-    let now = clock.now();
-    let row = repo::StoredCredential {
-        id: cred_key(passkey.cred_id().as_ref()),
-        user_id: user_id.to_string(),
-        kind: if kind == KIND_PASSKEY {
-            KIND_PASSKEY
-        } else {
-            KIND_SECURITY_KEY
-        }
-        .to_string(),
-        name: name.to_string(),
-        credential: serde_json::to_string(&passkey)
-            .map_err(|e| InternalError::Other(e.to_string()))?,
-        created_at: now,
-        last_used_at: None,
-    };
-    let (ctx, mail) = (ctx.clone(), mail.clone());
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            // Credential ids are unique across all users: one registered elsewhere is refused.
-            if repo::find(c, &row.id)?.is_some() {
-                return Ok(Err(WebauthnFailure::AlreadyRegistered));
+        let (db, wa) = (&self.db, self.relying_party()?);
+        let uid = user.uid.to_string();
+        let rows = db
+            .run(move |c| repo::for_user(c, &uid).map_err(InternalError::from))
+            .await?;
+        let exclude: Vec<CredentialID> = load_passkeys(&rows)
+            .iter()
+            .map(|(_, p)| p.cred_id().clone())
+            .collect();
+        let display = user.name.unwrap_or(user.email);
+        let (ccr, state) = wa
+            .start_passkey_registration(user_handle(user.uid)?, user.email, display, Some(exclude))
+            .map_err(InternalError::from)?;
+        let mut options = serde_json::to_value(&ccr).map_err(InternalError::from)?;
+        if kind == KIND_PASSKEY {
+            // Discoverable, so that it can sign in without a username (and via autofill).
+            if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection") {
+                sel["residentKey"] = json!("required");
+                sel["requireResidentKey"] = json!(true);
             }
-            let user = users::find(c, &row.user_id)?.ok_or(crate::db::QueryError::NotFound)?;
-            repo::insert(c, &row)?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::WebauthnAdded,
-                Outcome::Success,
-                Some(&row.user_id),
-                json!({"kind": row.kind, "name": row.name}),
-            )?;
-            let what = if row.kind == KIND_PASSKEY {
-                "a passkey"
-            } else {
-                "a security key"
-            };
-            let notice = MethodAdded {
-                base: mail.base.clone(),
-                email: user.email.clone(),
-                method: format!("{what} named \"{}\"", row.name),
-            };
-            let rendered = notice.render_all().map_err(crate::db::abort)?;
-            enqueue(c, &mail.outbox, &user.email, rendered, now)?;
-            Ok::<_, crate::db::QueryError>(Ok(()))
+        }
+        Ok(RegistrationStarted {
+            options,
+            state,
+            kind,
+            name: name.trim().to_string(),
         })
-        .map_err(InternalError::from)
-    })
-    .await
+    }
+
+    /// Adds the credential the browser made, once it checks out against `state`.
+    pub async fn finish_key_registration(
+        &self,
+        user_id: &str,
+        kind: &str,
+        name: &str,
+        credential: &RegisterPublicKeyCredential,
+        state: &PasskeyRegistration,
+        ctx: &AuditCtx,
+    ) -> Result<(), WebauthnFailure> {
+        let (db, clock, mail) = (&self.db, &self.clock, &self.mail);
+        if !valid_name(name) {
+            return Err(WebauthnFailure::BadName);
+        }
+        let wa = self.relying_party()?;
+        let name = name.trim();
+        let passkey = match wa.finish_passkey_registration(credential, state) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::info!(error = %e, "webauthn registration rejected");
+                return Err(WebauthnFailure::Rejected);
+            }
+        };
+        let now = clock.now();
+        let row = repo::StoredCredential {
+            id: cred_key(passkey.cred_id().as_ref()),
+            user_id: user_id.to_string(),
+            kind: if kind == KIND_PASSKEY {
+                KIND_PASSKEY
+            } else {
+                KIND_SECURITY_KEY
+            }
+            .to_string(),
+            name: name.to_string(),
+            credential: serde_json::to_string(&passkey).map_err(InternalError::from)?,
+            created_at: now,
+            last_used_at: None,
+        };
+        let (ctx, mail) = (ctx.clone(), mail.clone());
+        db.run(move |c| {
+            crate::db::conn::write_transaction(c, |c| {
+                // Credential ids are unique across all users: one registered elsewhere is refused.
+                if repo::find(c, &row.id)?.is_some() {
+                    return Ok(Err(WebauthnFailure::AlreadyRegistered));
+                }
+                let user = users::find(c, &row.user_id)?.ok_or(crate::db::QueryError::NotFound)?;
+                repo::insert(c, &row)?;
+                record(
+                    c,
+                    &ctx,
+                    now,
+                    AuditAction::WebauthnAdded,
+                    Outcome::Success,
+                    Some(&row.user_id),
+                    json!({"kind": row.kind, "name": row.name}),
+                )?;
+                let what = if row.kind == KIND_PASSKEY {
+                    "a passkey"
+                } else {
+                    "a security key"
+                };
+                let notice = MethodAdded {
+                    base: mail.base.clone(),
+                    email: user.email.clone(),
+                    method: format!("{what} named \"{}\"", row.name),
+                };
+                let rendered = notice.render_all().map_err(crate::db::abort)?;
+                enqueue(c, &mail.outbox, &user.email, rendered, now)?;
+                Ok::<_, crate::db::QueryError>(Ok(()))
+            })
+            .map_err(InternalError::from)
+        })
+        .await?
+    }
 }
 
 /// Second factor: a challenge for the user's own credentials (None when they have none).
@@ -209,7 +247,7 @@ pub async fn start_authentication(
     }
     wa.start_passkey_authentication(&keys)
         .map(Some)
-        .map_err(|e| InternalError::Other(format!("webauthn: {e}")))
+        .map_err(InternalError::from)
 }
 
 /// Checks an assertion against `user_id`'s credentials; a credential of another user,
@@ -280,7 +318,7 @@ pub fn start_discoverable(
     wa: &Webauthn,
 ) -> Result<(RequestChallengeResponse, DiscoverableAuthentication), InternalError> {
     wa.start_discoverable_authentication()
-        .map_err(|e| InternalError::Other(format!("webauthn: {e}")))
+        .map_err(InternalError::from)
 }
 
 /// Passwordless sign-in with a passkey: finds the user from the credential's user handle.
@@ -367,99 +405,103 @@ pub async fn finish_discoverable(
     Ok(ok.then_some((user, roles, used)))
 }
 
-pub async fn list(db: &Db, user_id: &str) -> Result<Vec<repo::StoredCredential>, InternalError> {
-    let uid = user_id.to_string();
-    db.run(move |c| repo::for_user(c, &uid).map_err(InternalError::from))
-        .await
-}
-
-pub async fn rename(
-    db: &Db,
-    clock: &Clock,
-    user_id: &str,
-    id: &str,
-    name: &str,
-    ctx: &AuditCtx,
-) -> Result<bool, InternalError> {
-    if !valid_name(name) {
-        return Ok(false);
+impl SecondFactors {
+    /// The user's security keys and passkeys, for their page.
+    pub async fn keys(&self, user_id: &str) -> Result<Vec<StoredCredential>, InternalError> {
+        let uid = user_id.to_string();
+        self.db
+            .run(move |c| repo::for_user(c, &uid).map_err(InternalError::from))
+            .await
     }
-    let name = name.trim().to_string();
-    let (u, i, ctx, now) = (
-        user_id.to_string(),
-        id.to_string(),
-        ctx.clone(),
-        clock.now(),
-    );
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            let renamed = repo::rename(c, &u, &i, &name)? == 1;
-            if renamed {
-                record(
-                    c,
-                    &ctx,
-                    now,
-                    AuditAction::WebauthnRenamed,
-                    Outcome::Success,
-                    Some(&u),
-                    json!({"name": name}),
-                )?;
-            }
-            Ok::<_, crate::db::QueryError>(renamed)
-        })
-        .map_err(InternalError::from)
-    })
-    .await
-}
 
-/// Removes one of the user's own credentials (another user's id removes nothing).
-pub async fn remove(
-    db: &Db,
-    clock: &Clock,
-    mail: &MailCtx,
-    user_id: &str,
-    id: &str,
-    ctx: &AuditCtx,
-) -> Result<bool, InternalError> {
-    let (u, i, ctx, now, mail) = (
-        user_id.to_string(),
-        id.to_string(),
-        ctx.clone(),
-        clock.now(),
-        mail.clone(),
-    );
-    db.run(move |c| {
-        crate::db::conn::write_transaction(c, |c| {
-            let Some(row) = repo::find(c, &i)?.filter(|r| r.user_id == u) else {
-                return Ok(false);
-            };
-            let removed = repo::delete(c, &u, &i)? == 1;
-            if removed {
-                let what = if row.kind == KIND_PASSKEY {
-                    "a passkey"
-                } else {
-                    "a security key"
-                };
-                crate::auth::mfa::factor_removed(
-                    c,
-                    &mail,
-                    &u,
-                    &format!("{what} named \"{}\"", row.name),
-                    now,
-                )?;
-                record(
-                    c,
-                    &ctx,
-                    now,
-                    AuditAction::WebauthnRemoved,
-                    Outcome::Success,
-                    Some(&u),
-                    json!({"kind": row.kind, "name": row.name}),
-                )?;
-            }
-            Ok::<_, crate::db::QueryError>(removed)
-        })
-        .map_err(InternalError::from)
-    })
-    .await
+    /// Renames one of the user's own credentials; false for a bad name or another's id.
+    pub async fn rename_key(
+        &self,
+        user_id: &str,
+        id: &str,
+        name: &str,
+        ctx: &AuditCtx,
+    ) -> Result<bool, InternalError> {
+        if !valid_name(name) {
+            return Ok(false);
+        }
+        let name = name.trim().to_string();
+        let (u, i, ctx, now) = (
+            user_id.to_string(),
+            id.to_string(),
+            ctx.clone(),
+            self.clock.now(),
+        );
+        self.db
+            .run(move |c| {
+                crate::db::conn::write_transaction(c, |c| {
+                    let renamed = repo::rename(c, &u, &i, &name)? == 1;
+                    if renamed {
+                        record(
+                            c,
+                            &ctx,
+                            now,
+                            AuditAction::WebauthnRenamed,
+                            Outcome::Success,
+                            Some(&u),
+                            json!({"name": name}),
+                        )?;
+                    }
+                    Ok::<_, crate::db::QueryError>(renamed)
+                })
+                .map_err(InternalError::from)
+            })
+            .await
+    }
+
+    /// Removes one of the user's own credentials (another user's id removes nothing).
+    pub async fn remove_key(
+        &self,
+        user_id: &str,
+        id: &str,
+        ctx: &AuditCtx,
+    ) -> Result<bool, InternalError> {
+        let (u, i, ctx, now, mail) = (
+            user_id.to_string(),
+            id.to_string(),
+            ctx.clone(),
+            self.clock.now(),
+            self.mail.clone(),
+        );
+        self.db
+            .run(move |c| {
+                crate::db::conn::write_transaction(c, |c| {
+                    let Some(row) = repo::find(c, &i)?.filter(|r| r.user_id == u) else {
+                        return Ok(false);
+                    };
+                    let removed = repo::delete(c, &u, &i)? == 1;
+                    if removed {
+                        let what = if row.kind == KIND_PASSKEY {
+                            "a passkey"
+                        } else {
+                            "a security key"
+                        };
+                        crate::auth::mfa::factor_removed(
+                            c,
+                            &mail,
+                            &u,
+                            &format!("{what} named \"{}\"", row.name),
+                            now,
+                        )?;
+                        record(
+                            c,
+                            &ctx,
+                            now,
+                            AuditAction::WebauthnRemoved,
+                            Outcome::Success,
+                            Some(&u),
+                            json!({"kind": row.kind, "name": row.name}),
+                        )?;
+                    }
+                    Ok::<_, crate::db::QueryError>(removed)
+                })
+                .map_err(InternalError::from)
+            })
+            .await
+    }
 }

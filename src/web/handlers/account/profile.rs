@@ -4,8 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::auth::accounts::links::request_email_change;
-use crate::auth::accounts::{AccountError, change_password};
+use crate::auth::accounts::AccountError;
 use crate::auth::throttle::Reservation;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
@@ -103,31 +102,36 @@ async fn settle(reservation: Reservation, result: &Result<(), AccountError>) {
     }
 }
 
+/// A refusal the user can fix, as the message for the form; anything else is ours.
+fn user_error(e: AccountError) -> Result<String, AppError> {
+    match e {
+        AccountError::Internal(e) => Err(e.into()),
+        e => Ok(e.to_string()),
+    }
+}
+
 pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
     let reservation = throttle(&ctx, &user.email).await?;
     let form = form.into_inner();
-    let st = &ctx.state;
     let ends_apps = form.sign_out_apps.is_some();
-    let result = change_password(
-        &st.db,
-        &st.hasher,
-        &st.clock,
-        &st.mail,
-        &st.oauth.cache,
-        st.config.password_min_length,
-        &user.uid,
-        form.current_password,
-        form.new_password,
-        ends_apps,
-        &ctx.audit(),
-    )
-    .await?;
+    // The user's other sessions end with it.
+    let result = ctx
+        .state
+        .accounts
+        .change_password(
+            &user.uid,
+            &user.sid,
+            form.current_password,
+            form.new_password,
+            ends_apps,
+            &ctx.audit(),
+        )
+        .await;
     settle(reservation, &result).await;
     match result {
         Ok(()) => {
-            st.sessions.revoke_all(&user.uid, Some(&user.sid)).await?;
             // A privilege change: this session continues under a new key.
             ctx.session.renew();
             Ok(see_other(if ends_apps {
@@ -138,7 +142,7 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
         }
         Err(e) => {
             let m = Messages {
-                error: Some(e.to_string()),
+                error: Some(user_error(e)?),
                 ..Default::default()
             };
             Ok(render(StatusCode::BAD_REQUEST, &page(&ctx, m)?))
@@ -151,24 +155,22 @@ pub async fn change_email(ctx: Ctx, form: web::Form<EmailForm>) -> Result<HttpRe
     ctx.check_csrf(&form.csrf_token)?;
     let reservation = throttle(&ctx, &user.email).await?;
     let form = form.into_inner();
-    let st = &ctx.state;
-    let result = request_email_change(
-        &st.db,
-        &st.hasher,
-        &st.clock,
-        &st.mail,
-        &user.uid,
-        form.current_password,
-        &form.new_email,
-        &ctx.audit(),
-    )
-    .await?;
+    let result = ctx
+        .state
+        .accounts
+        .request_email_change(
+            &user.uid,
+            form.current_password,
+            &form.new_email,
+            &ctx.audit(),
+        )
+        .await;
     settle(reservation, &result).await;
     match result {
         Ok(()) => Ok(see_other("/account?done=email")),
         Err(e) => {
             let m = Messages {
-                email_error: Some(e.to_string()),
+                email_error: Some(user_error(e)?),
                 ..Default::default()
             };
             Ok(render(StatusCode::BAD_REQUEST, &page(&ctx, m)?))

@@ -10,9 +10,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential};
 
-use crate::auth::mfa::webauthn::{
-    self as wa, KIND_PASSKEY, KIND_SECURITY_KEY, finish_registration, start_registration,
-};
+use crate::auth::mfa::webauthn::{Holder, KIND_PASSKEY, WebauthnFailure};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
@@ -52,6 +50,14 @@ pub struct RemoveForm {
     id: String,
 }
 
+/// A refusal the user can fix becomes a 400 with its message; anything else is ours.
+fn refusal(e: WebauthnFailure) -> AppError {
+    match e {
+        WebauthnFailure::Internal(e) => e.into(),
+        e => AppError::BadRequest(e.to_string()),
+    }
+}
+
 async fn page(
     ctx: &Ctx,
     status: StatusCode,
@@ -59,7 +65,10 @@ async fn page(
     notice: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?;
-    let keys = wa::list(&ctx.state.db, &u.uid)
+    let keys = ctx
+        .state
+        .second_factors
+        .keys(&u.uid)
         .await?
         .into_iter()
         .map(|k| KeyView {
@@ -113,35 +122,24 @@ pub async fn register_start(ctx: Ctx, body: web::Json<StartBody>) -> HttpRespons
         // A stolen session must not be able to plant a lasting way in.
         let u = ctx.require_recent_auth(PAGE)?.clone();
         ctx.check_csrf_header()?;
-        let kind = match body.kind.as_str() {
-            KIND_PASSKEY => KIND_PASSKEY,
-            KIND_SECURITY_KEY => KIND_SECURITY_KEY,
-            _ => return Err(AppError::BadRequest("Unknown kind of key.".into())),
-        };
-        if !wa::valid_name(&body.name) {
-            return Err(AppError::BadRequest(
-                wa::WebauthnFailure::BadName.to_string(),
-            ));
-        }
         let st = &ctx.state;
-        let (options, state) = start_registration(
-            &st.db,
-            st.webauthn()?,
-            &crate::auth::mfa::webauthn::Holder {
-                uid: &u.uid,
-                email: &u.email,
-                name: u.name.as_deref(),
-            },
-            kind,
-        )
-        .await?;
+        let holder = Holder {
+            uid: &u.uid,
+            email: &u.email,
+            name: u.name.as_deref(),
+        };
+        let started = st
+            .second_factors
+            .start_key_registration(&holder, &body.kind, &body.name)
+            .await
+            .map_err(refusal)?;
         let ceremony = Ceremony {
-            kind: kind.to_string(),
-            name: body.name.trim().to_string(),
-            ..Ceremony::new(state, st.clock.now())
+            kind: started.kind.to_string(),
+            name: started.name,
+            ..Ceremony::new(started.state, st.clock.now())
         };
         put_ceremony(&ctx.session, WEBAUTHN_REG_KEY, &ceremony)?;
-        Ok(HttpResponse::Ok().json(options))
+        Ok(HttpResponse::Ok().json(started.options))
     };
     run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
@@ -158,25 +156,20 @@ pub async fn register_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpRespo
                 "That took too long or was already used. Try again.".into(),
             ));
         };
-        match finish_registration(
-            &st.db,
-            &st.clock,
-            st.webauthn()?,
-            &st.mail,
-            &u.uid,
-            &c.kind,
-            &c.name,
-            &body.credential,
-            &c.state,
-            &ctx.audit(),
-        )
-        .await?
-        {
-            Ok(()) => Ok(HttpResponse::Ok().json(serde_json::json!({
-                "redirect": format!("{PAGE}?done=added"),
-            }))),
-            Err(why) => Err(AppError::BadRequest(why.to_string())),
-        }
+        st.second_factors
+            .finish_key_registration(
+                &u.uid,
+                &c.kind,
+                &c.name,
+                &body.credential,
+                &c.state,
+                &ctx.audit(),
+            )
+            .await
+            .map_err(refusal)?;
+        Ok(HttpResponse::Ok().json(serde_json::json!({
+            "redirect": format!("{PAGE}?done=added"),
+        })))
     };
     run.await.unwrap_or_else(|e: AppError| e.json_response())
 }
@@ -184,21 +177,16 @@ pub async fn register_finish(ctx: Ctx, body: web::Json<FinishBody>) -> HttpRespo
 pub async fn rename(ctx: Ctx, form: web::Form<RenameForm>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
-    let st = &ctx.state;
-    if !wa::rename(
-        &st.db,
-        &st.clock,
-        &u.uid,
-        &form.id,
-        &form.name,
-        &ctx.audit(),
-    )
-    .await?
+    if !ctx
+        .state
+        .second_factors
+        .rename_key(&u.uid, &form.id, &form.name, &ctx.audit())
+        .await?
     {
         return page(
             &ctx,
             StatusCode::BAD_REQUEST,
-            Some(wa::WebauthnFailure::BadName.to_string()),
+            Some(WebauthnFailure::BadName.to_string()),
             None,
         )
         .await;
@@ -209,8 +197,12 @@ pub async fn rename(ctx: Ctx, form: web::Form<RenameForm>) -> Result<HttpRespons
 pub async fn remove(ctx: Ctx, form: web::Form<RemoveForm>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_recent_auth(PAGE)?.clone();
     ctx.check_csrf(&form.csrf_token)?;
-    let st = &ctx.state;
-    if !wa::remove(&st.db, &st.clock, &st.mail, &u.uid, &form.id, &ctx.audit()).await? {
+    if !ctx
+        .state
+        .second_factors
+        .remove_key(&u.uid, &form.id, &ctx.audit())
+        .await?
+    {
         return Err(AppError::NotFound);
     }
     Ok(see_other(&format!("{PAGE}?done=removed")))

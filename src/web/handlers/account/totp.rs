@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::auth::mfa::{disable_totp, enable_totp, generate_recovery_codes, status};
+use crate::auth::mfa::MfaError;
 use crate::domain::totp;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
@@ -50,7 +50,7 @@ async fn page(
     notice: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?;
-    let st = status(&ctx.state.db, &u.uid).await?;
+    let st = ctx.state.second_factors.status(&u.uid).await?;
     let (qr, key) = if st.totp {
         (String::new(), String::new())
     } else {
@@ -111,24 +111,14 @@ pub async fn enable(ctx: Ctx, form: web::Form<EnableForm>) -> Result<HttpRespons
         )
         .await;
     };
-    match enable_totp(
-        &st.db,
-        &st.clock,
-        &st.mfa_keys,
-        &st.mail,
-        &u.uid,
-        secret,
-        &form.code,
-        &ctx.audit(),
-    )
-    .await?
+    match st
+        .second_factors
+        .enable_totp(&u.uid, secret, &form.code, &ctx.audit())
+        .await
     {
-        Ok(()) => {
+        // Fresh recovery codes come with the app, shown once.
+        Ok(codes) => {
             ctx.session.remove(TOTP_SETUP_KEY);
-            // Fresh recovery codes come with the app, shown once.
-            let codes =
-                generate_recovery_codes(&st.db, &st.clock, &st.mfa_keys, &u.uid, &ctx.audit())
-                    .await?;
             Ok(render(
                 StatusCode::OK,
                 &RecoveryCodesPage {
@@ -139,6 +129,7 @@ pub async fn enable(ctx: Ctx, form: web::Form<EnableForm>) -> Result<HttpRespons
                 },
             ))
         }
+        Err(MfaError::Internal(e)) => Err(e.into()),
         Err(e) => page(&ctx, Some(e.to_string()), None).await,
     }
 }
@@ -147,13 +138,13 @@ pub async fn disable(ctx: Ctx, form: web::Form<PlainForm>) -> Result<HttpRespons
     let u = ctx.require_recent_auth("/account/totp")?.clone();
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
-    disable_totp(&st.db, &st.clock, &st.mail, &u.uid, &ctx.audit()).await?;
+    st.second_factors.disable_totp(&u.uid, &ctx.audit()).await?;
     Ok(see_other("/account/totp?done=disabled"))
 }
 
 pub async fn recovery_codes(ctx: Ctx) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?;
-    let st = status(&ctx.state.db, &u.uid).await?;
+    let st = ctx.state.second_factors.status(&u.uid).await?;
     Ok(render(
         StatusCode::OK,
         &RecoveryCodesPage {
@@ -168,14 +159,16 @@ pub async fn recovery_codes(ctx: Ctx) -> Result<HttpResponse, AppError> {
 pub async fn regenerate(ctx: Ctx, form: web::Form<PlainForm>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_recent_auth("/account/recovery-codes")?.clone();
     ctx.check_csrf(&form.csrf_token)?;
-    let st = &ctx.state;
-    if !status(&st.db, &u.uid).await?.any() {
-        return Err(AppError::BadRequest(
-            "Add an authenticator app or a security key first: recovery codes back it up.".into(),
-        ));
-    }
-    let codes =
-        generate_recovery_codes(&st.db, &st.clock, &st.mfa_keys, &u.uid, &ctx.audit()).await?;
+    let codes = match ctx
+        .state
+        .second_factors
+        .regenerate_recovery_codes(&u.uid, &ctx.audit())
+        .await
+    {
+        Ok(codes) => codes,
+        Err(MfaError::Internal(e)) => return Err(e.into()),
+        Err(e) => return Err(AppError::BadRequest(e.to_string())),
+    };
     Ok(render(
         StatusCode::OK,
         &RecoveryCodesPage {

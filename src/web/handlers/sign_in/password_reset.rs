@@ -4,8 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::auth::accounts::links::{ResetError, request_reset, reset_link_status, reset_password};
-use crate::domain::email::EmailAddress;
+use crate::auth::accounts::links::{LinkError, ResetError};
 use crate::mail::messages::valid_for;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
@@ -54,12 +53,7 @@ pub async fn forgot(ctx: Ctx, form: web::Form<ForgotForm>) -> Result<HttpRespons
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
     st.throttle.reset_from_ip(ctx.ip).await?;
-    let key = EmailAddress::parse(&form.email)
-        .map(|e| e.normalized().to_string())
-        .unwrap_or_else(|_| form.email.trim().to_lowercase());
-    if st.throttle.reset_to_address(&key).await {
-        request_reset(&st.db, &st.clock, &st.mail, &form.email, &ctx.audit()).await?;
-    }
+    st.accounts.request_reset(&form.email, &ctx.audit()).await?;
     Ok(render(
         StatusCode::OK,
         &forgot_page(&ctx, &form.email, true),
@@ -84,39 +78,30 @@ fn reset_page(
 }
 
 pub async fn reset_form(ctx: Ctx, q: web::Query<TokenQuery>) -> Result<HttpResponse, AppError> {
-    match reset_link_status(&ctx.state.db, &ctx.state.clock, &q.token).await? {
+    match ctx.state.accounts.reset_link_status(&q.token).await {
         Ok(()) => Ok(render(
             StatusCode::OK,
             &reset_page(&ctx, &q.token, true, None, None),
         )),
-        Err(p) => Ok(render(
+        Err(LinkError::Unusable(p)) => Ok(render(
             StatusCode::GONE,
             &reset_page(&ctx, "", false, Some(problem_text(p)), None),
         )),
+        Err(LinkError::Internal(e)) => Err(e.into()),
     }
 }
 
 pub async fn reset(ctx: Ctx, form: web::Form<ResetForm>) -> Result<HttpResponse, AppError> {
     ctx.check_csrf(&form.csrf_token)?;
     let form = form.into_inner();
-    let st = &ctx.state;
-    let result = reset_password(
-        &st.db,
-        &st.hasher,
-        &st.clock,
-        &st.oauth.cache,
-        &st.mail,
-        st.config.password_min_length,
-        &form.token,
-        form.new_password,
-        &ctx.audit(),
-    )
-    .await?;
+    let result = ctx
+        .state
+        .accounts
+        .reset_password(&form.token, form.new_password, &ctx.audit())
+        .await;
     match result {
-        Ok(user_id) => {
-            // Every session ends, this browser's too: the next sign-in starts from scratch
-            // (and asks for the second factor when there is one).
-            st.sessions.revoke_all(&user_id, None).await?;
+        Ok(()) => {
+            // Every session ended, this browser's too.
             crate::web::session::sign_out(&ctx.session);
             Ok(see_other("/login?reset=1"))
         }
@@ -128,5 +113,6 @@ pub async fn reset(ctx: Ctx, form: web::Form<ResetForm>) -> Result<HttpResponse,
             StatusCode::BAD_REQUEST,
             &reset_page(&ctx, &form.token, true, None, Some(msg)),
         )),
+        Err(ResetError::Internal(e)) => Err(e.into()),
     }
 }

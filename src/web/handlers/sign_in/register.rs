@@ -5,8 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::auth::accounts::{AccountError, NewAccount, Registered, RegistrationPolicy, register};
-use crate::auth::settings::registration;
+use crate::auth::accounts::{AccountError, NewAccount, Registered};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
@@ -37,9 +36,7 @@ pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
     if ctx.user.is_some() {
         return Ok(see_other("/account"));
     }
-    // Runtime settings (/admin/settings) over the configuration file.
-    let reg = registration(&ctx.state.db, &ctx.state.config).await?;
-    if !reg.enabled {
+    if !ctx.state.accounts.registration_open().await? {
         return Ok(render(
             StatusCode::FORBIDDEN,
             &page(
@@ -63,40 +60,25 @@ pub async fn submit(ctx: Ctx, form: web::Form<RegisterForm>) -> Result<HttpRespo
         form.email.clone(),
         form.display_name.clone().unwrap_or_default(),
     );
-    let reg = registration(&st.db, &st.config).await?;
-    let policy = RegistrationPolicy {
-        enabled: reg.enabled,
-        allowed_domains: &reg.allowed_domains,
-        min_password_len: st.config.password_min_length,
-    };
     let input = NewAccount {
         email: form.email,
         password: form.password,
         display_name: form.display_name,
     };
-    match register(
-        &st.db,
-        &st.hasher,
-        &st.clock,
-        &st.throttle,
-        &policy,
-        &st.mail,
-        input,
-        &ctx.audit(),
-    )
-    .await?
-    {
+    match st.accounts.register(input, &ctx.audit()).await {
         // A taken address answers exactly like a new one; its owner was mailed instead.
         Ok(Registered::Created(_) | Registered::AlreadyExists(_)) => {
             Ok(see_other("/login?registered=1"))
         }
+        Err(AccountError::Internal(e)) => Err(e.into()),
         Err(e @ AccountError::RegistrationClosed) => Ok(render(
             StatusCode::FORBIDDEN,
-            &page(&ctx, reg.enabled, &email, &name, Some(e.to_string())),
+            &page(&ctx, false, &email, &name, Some(e.to_string())),
         )),
+        // Any other refusal comes after the open check: registration is open.
         Err(e) => Ok(render(
             StatusCode::BAD_REQUEST,
-            &page(&ctx, reg.enabled, &email, &name, Some(e.to_string())),
+            &page(&ctx, true, &email, &name, Some(e.to_string())),
         )),
     }
 }

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::auth::accounts::NewAccount;
-use crate::auth::accounts::setup::{SetupError, complete, link_usable};
+use crate::auth::accounts::setup::{SetupDone, SetupError};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
@@ -41,8 +41,7 @@ fn page(ctx: &Ctx, usable: bool, token: &str, email: &str, error: Option<String>
 }
 
 pub async fn form(ctx: Ctx, q: web::Query<SetupQuery>) -> Result<HttpResponse, AppError> {
-    let usable =
-        !q.token.is_empty() && link_usable(&ctx.state.db, &ctx.state.clock, &q.token).await?;
+    let usable = ctx.state.accounts.setup_link_usable(&q.token).await?;
     let status = if usable {
         StatusCode::OK
     } else {
@@ -61,38 +60,16 @@ pub async fn submit(ctx: Ctx, form: web::Form<SetupForm>) -> Result<HttpResponse
         password: form.password,
         display_name: form.display_name,
     };
-    match complete(
-        &st.db,
-        &st.hasher,
-        &st.clock,
-        st.config.password_min_length,
-        &form.token,
-        input,
-        &ctx.audit(),
-    )
-    .await?
-    {
-        Ok(user) => {
-            let ip = ctx.ip.to_string();
-            let entrant = crate::auth::sign_in::gate::Entrant {
-                user_id: &user.id,
-                ip: &ip,
-                user_agent: &ctx.user_agent,
-            };
-            let proof = crate::auth::sign_in::gate::Proof::Setup;
-            let audit = ctx.audit();
-            let Some(sid) = crate::auth::sign_in::gate::admit(
-                &st.db,
-                &st.sessions,
-                &st.clock,
-                entrant,
-                proof,
-                &audit,
-            )
-            .await?
-            else {
-                return Ok(see_other("/login"));
-            };
+    let ip = ctx.ip.to_string();
+    let done = st
+        .accounts
+        .complete_setup(&form.token, input, &ip, &ctx.user_agent, &ctx.audit())
+        .await;
+    match done {
+        Ok(SetupDone {
+            user,
+            session_id: Some(sid),
+        }) => {
             let who = SignedIn {
                 uid: user.id,
                 sid,
@@ -103,9 +80,12 @@ pub async fn submit(ctx: Ctx, form: web::Form<SetupForm>) -> Result<HttpResponse
                 roles: vec!["admin".into()],
             };
             sign_in(&ctx.session, &who)
-                .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+                .map_err(|e| crate::auth::InternalError::Session(Box::new(e)))?;
             Ok(see_other("/account"))
         }
+        Ok(SetupDone {
+            session_id: None, ..
+        }) => Ok(see_other("/login")),
         Err(SetupError::LinkInvalid) => {
             Ok(render(StatusCode::GONE, &page(&ctx, false, "", "", None)))
         }
@@ -113,5 +93,6 @@ pub async fn submit(ctx: Ctx, form: web::Form<SetupForm>) -> Result<HttpResponse
             StatusCode::BAD_REQUEST,
             &page(&ctx, true, &form.token, &email, Some(e.to_string())),
         )),
+        Err(SetupError::Internal(e)) => Err(e.into()),
     }
 }

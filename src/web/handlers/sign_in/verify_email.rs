@@ -6,11 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use crate::auth::accounts::links::{
-    CHANGE_EMAIL, ConfirmError, Confirmed, LinkProblem, confirm_email, email_link_info,
-    resend_verification,
-};
-use crate::domain::email::EmailAddress;
+use crate::auth::accounts::links::{CHANGE_EMAIL, ConfirmError, Confirmed, LinkError, LinkProblem};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
@@ -58,7 +54,7 @@ fn problem_page(ctx: &Ctx, msg: &str) -> HttpResponse {
 }
 
 pub async fn show(ctx: Ctx, q: web::Query<TokenQuery>) -> Result<HttpResponse, AppError> {
-    match email_link_info(&ctx.state.db, &ctx.state.clock, &q.token).await? {
+    match ctx.state.accounts.email_link_info(&q.token).await {
         Ok(info) => Ok(render(
             StatusCode::OK,
             &VerifyEmailPage {
@@ -69,22 +65,18 @@ pub async fn show(ctx: Ctx, q: web::Query<TokenQuery>) -> Result<HttpResponse, A
                 problem: None,
             },
         )),
-        Err(p) => Ok(problem_page(&ctx, problem_text(p))),
+        Err(LinkError::Unusable(p)) => Ok(problem_page(&ctx, problem_text(p))),
+        Err(LinkError::Internal(e)) => Err(e.into()),
     }
 }
 
 pub async fn confirm(ctx: Ctx, form: web::Form<ConfirmForm>) -> Result<HttpResponse, AppError> {
     ctx.check_csrf(&form.csrf_token)?;
-    let st = &ctx.state;
-    match confirm_email(
-        &st.db,
-        &st.clock,
-        &st.mail,
-        &st.oauth.cache,
-        &form.token,
-        &ctx.audit(),
-    )
-    .await?
+    match ctx
+        .state
+        .accounts
+        .confirm_email(&form.token, &ctx.audit())
+        .await
     {
         Ok(Confirmed::Verified { .. }) => Ok(see_other(if ctx.user.is_some() {
             "/account"
@@ -105,6 +97,7 @@ pub async fn confirm(ctx: Ctx, form: web::Form<ConfirmForm>) -> Result<HttpRespo
             &ctx,
             "That address now belongs to another account, so it cannot be used.",
         )),
+        Err(ConfirmError::Internal(e)) => Err(e.into()),
     }
 }
 
@@ -124,14 +117,8 @@ pub async fn resend(ctx: Ctx, form: web::Form<ResendForm>) -> Result<HttpRespons
     ctx.check_csrf(&form.csrf_token)?;
     let st = &ctx.state;
     st.throttle.reset_from_ip(ctx.ip).await?;
-    let key = EmailAddress::parse(&form.email)
-        .map(|e| e.normalized().to_string())
-        .unwrap_or_default();
-    // Over the limit (or for an unknown address) nothing is sent, and the page says the
-    // same either way.
-    if !key.is_empty() && st.throttle.resend_for_account(&key).await {
-        resend_verification(&st.db, &st.clock, &st.mail, &form.email).await?;
-    }
+    // Sent or not, the page says the same.
+    st.accounts.resend_verification(&form.email).await?;
     Ok(render(
         StatusCode::OK,
         &ResendPage {
