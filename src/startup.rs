@@ -31,6 +31,10 @@ pub struct Application {
     port: u16,
     server: Server,
     pub state: web::Data<AppState>,
+    /// The database and the hasher behind the services: handlers reach neither (they
+    /// call services); background tasks, the command line and the tests do.
+    pub db: Db,
+    pub hasher: Hasher,
     pub setup_link: Option<String>,
     shutdown: watch::Sender<bool>,
     checkpoints: Arc<crate::auth::audit::checkpoint::Signer>,
@@ -123,7 +127,7 @@ impl Application {
         let (shutdown, shutdown_rx) = watch::channel(false);
         crate::mail::worker::spawn(
             db.clone(),
-            mailer.clone(),
+            mailer,
             clock.clone(),
             crate::mail::worker::Settings {
                 from: config.mail_from.clone(),
@@ -257,7 +261,6 @@ impl Application {
             admin,
             roles,
             settings,
-            webauthn,
             sign_in,
             oauth: crate::auth::oauth::OAuthProvider::new(
                 db.clone(),
@@ -268,8 +271,6 @@ impl Application {
             ),
             discovery: crate::web::handlers::oauth::discovery::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),
-            mail,
-            mfa_keys,
             access: crate::auth::access::Access::new(
                 db.clone(),
                 config.admin_requires_second_factor,
@@ -277,16 +278,18 @@ impl Application {
             audit_log: crate::auth::audit::AuditLog::new(db.clone(), clock.clone()),
             health: crate::auth::health::Health::new(db.clone(), clock.clone()),
             config,
-            db,
-            hasher,
             sessions,
             throttle,
-            mailer,
             clock,
         });
         let checkpoints = Arc::new(crate::auth::audit::checkpoint::Signer::new(&master));
-        spawn_checkpoints(state.clone(), checkpoints.clone(), shutdown_rx.clone());
-        spawn_background(state.clone(), shutdown_rx);
+        spawn_checkpoints(
+            state.clone(),
+            db.clone(),
+            checkpoints.clone(),
+            shutdown_rx.clone(),
+        );
+        spawn_background(state.clone(), db.clone(), shutdown_rx);
 
         let cookie_key = Key::try_from(&master.derive::<64>("session-cookie")[..])
             .map_err(|e| anyhow::anyhow!("cookie key: {e}"))?;
@@ -297,9 +300,7 @@ impl Application {
         // Each worker has a runtime, and a blocking pool, of its own; together they need
         // no more threads than the database pool has connections.
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let blocking_threads = (state.db.max_connections() as usize)
-            .div_ceil(workers)
-            .max(2);
+        let blocking_threads = (db.max_connections() as usize).div_ceil(workers).max(2);
         let server = HttpServer::new(move || {
             let sessions_mw = SessionMiddleware::builder(store.clone(), cookie_key.clone())
                 .cookie_name(if https {
@@ -347,6 +348,8 @@ impl Application {
             port,
             server,
             state,
+            db,
+            hasher,
             setup_link,
             shutdown,
             checkpoints,
@@ -371,7 +374,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         let now = self.state.clock.now();
-        crate::auth::audit::checkpoint::log(&self.state.db, &self.checkpoints, now).await;
+        crate::auth::audit::checkpoint::log(&self.db, &self.checkpoints, now).await;
         served
     }
 }
@@ -382,6 +385,7 @@ impl Application {
 /// call started here while the runtime winds down would be cancelled, and say so).
 fn spawn_checkpoints(
     state: web::Data<AppState>,
+    db: Db,
     signer: Arc<crate::auth::audit::checkpoint::Signer>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -392,13 +396,13 @@ fn spawn_checkpoints(
                 _ = hourly.tick() => {}
                 _ = shutdown.changed() => break,
             }
-            crate::auth::audit::checkpoint::log(&state.db, &signer, state.clock.now()).await;
+            crate::auth::audit::checkpoint::log(&db, &signer, state.clock.now()).await;
         }
     });
 }
 
 /// Write-behind and pruning, off the request path.
-fn spawn_background(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+fn spawn_background(state: web::Data<AppState>, db: Db, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(15));
         // Retention runs about hourly (every 240 ticks), starting with the first tick.
@@ -421,8 +425,7 @@ fn spawn_background(state: web::Data<AppState>, mut shutdown: watch::Receiver<bo
             if days > 0 && ticks.is_multiple_of(240) {
                 let now = state.clock.now();
                 let ctx = crate::auth::audit::AuditCtx::cli();
-                let pruned = state
-                    .db
+                let pruned = db
                     .run(move |c| {
                         crate::auth::audit::prune(c, &ctx, now - days * 86_400, now)
                             .map_err(crate::db::DbError::from)
@@ -436,8 +439,7 @@ fn spawn_background(state: web::Data<AppState>, mut shutdown: watch::Receiver<bo
             }
             if ticks.is_multiple_of(240) {
                 let now = state.clock.now();
-                let pruned = state
-                    .db
+                let pruned = db
                     .run(move |c| {
                         crate::db::repo::oauth::prune(c, now).map_err(crate::db::DbError::from)
                     })

@@ -18,8 +18,7 @@ async fn admin_app() -> TestApp {
 }
 
 async fn sql(app: &TestApp, q: String) {
-    app.state
-        .db
+    app.db
         .run(move |c| {
             diesel::sql_query(q)
                 .execute(c)
@@ -797,7 +796,7 @@ async fn clients_are_created_edited_rotated_and_deleted_on_admin_pages() {
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-    let client = portcullis::auth::oauth::authorize::client(&app.state.db, &id)
+    let client = portcullis::auth::oauth::authorize::client(&app.db, &id)
         .await
         .unwrap()
         .unwrap();
@@ -895,8 +894,7 @@ async fn the_audit_viewer_pages_by_time_and_filters_a_date_range() {
             });
         }
     }
-    app.state
-        .db
+    app.db
         .run(move |c| insert_many(c, &events).map_err(portcullis::db::DbError::from))
         .await
         .unwrap();
@@ -974,8 +972,7 @@ async fn the_audit_viewer_pages_by_time_and_filters_a_date_range() {
 /// What `user_id` holds and whether it is disabled, read straight from the database.
 async fn roles_and_disabled(app: &TestApp, user_id: &str) -> (Vec<String>, bool) {
     let uid = user_id.to_string();
-    app.state
-        .db
+    app.db
         .run(move |c| {
             let roles = portcullis::db::repo::roles::of_user(c, &uid)?;
             let user = portcullis::db::repo::users::find(c, &uid)?.expect("the user exists");
@@ -1112,7 +1109,6 @@ async fn a_role_editor_cannot_change_a_role_held_by_someone_stronger() {
     let p = post_form(&smith, "/admin/roles/viewer/delete", &[]).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
     let perms = app
-        .state
         .db
         .run(|c| {
             portcullis::auth::access::permissions::permissions_of_role(c, "viewer")

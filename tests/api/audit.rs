@@ -8,16 +8,14 @@ use crate::cli::portcullis;
 use crate::helpers::*;
 
 async fn verdict(app: &TestApp) -> ChainVerdict {
-    app.state
-        .db
+    app.db
         .run(|c| verify_chain(c).map_err(portcullis::db::DbError::from))
         .await
         .unwrap()
 }
 
 async fn sql(app: &TestApp, q: &'static str) {
-    app.state
-        .db
+    app.db
         .run(move |c| {
             diesel::sql_query(q)
                 .execute(c)
@@ -129,7 +127,6 @@ async fn retention_prunes_the_oldest_and_the_rest_still_verifies() {
     app.browser().login_ok("eve@example.com").await;
     let now = app.clock.now();
     let pruned = app
-        .state
         .db
         .run(move |c| {
             portcullis::auth::audit::prune(
@@ -199,8 +196,7 @@ async fn a_writer_without_the_key_cannot_relink_the_chain_after_deleting_an_even
     activity(&app).await;
     let ids: Vec<i64> = app.audit().await.iter().rev().map(|e| e.id).collect();
     let victim = ids[2];
-    app.state
-        .db
+    app.db
         .run(move |c| {
             use diesel::prelude::*;
             use portcullis::db::schema::audit_events as a;
@@ -354,8 +350,7 @@ async fn a_chain_written_before_keying_verifies_after_its_transition() {
     assert!(ok, "{err}");
 
     // The old part is covered by the transition's keyed link: relinking it is caught.
-    app.state
-        .db
+    app.db
         .run(|c| {
             diesel::update(a::table.filter(a::id.eq(2)))
                 .set(a::outcome.eq("success"))

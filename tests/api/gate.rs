@@ -56,8 +56,7 @@ async fn a_second_step_finished_after_the_account_was_disabled_signs_nobody_in()
     let (uid, secret, b, csrf) = pending_second_step(&app, "dis@example.com").await;
     // An administrator disables the account between the password and the code.
     let (u, now) = (uid.clone(), app.clock.now());
-    app.state
-        .db
+    app.db
         .run_sync(move |c| directory::set_disabled(c, &u, true, now).map_err(DbError::from))
         .unwrap();
     second_step_is_refused(&app, &b, &csrf, &secret).await;
@@ -69,14 +68,12 @@ async fn a_second_step_finished_after_a_password_reset_signs_nobody_in() {
     let (uid, secret, b, csrf) = pending_second_step(&app, "reset@example.com").await;
     // The owner resets the password (the attacker had the old one) meanwhile.
     let hash = app
-        .state
         .hasher
         .hash("a brand new passphrase 77".into())
         .await
         .unwrap();
     let (u, now) = (uid.clone(), app.clock.now());
-    app.state
-        .db
+    app.db
         .run_sync(move |c| users::set_password_hash(c, &u, &hash, now).map_err(DbError::from))
         .unwrap();
     second_step_is_refused(&app, &b, &csrf, &secret).await;
@@ -88,8 +85,7 @@ async fn a_second_step_finished_after_the_second_factors_changed_signs_nobody_in
     let (uid, secret, b, csrf) = pending_second_step(&app, "factors@example.com").await;
     // A new set of recovery codes replaces the old one meanwhile.
     let (u, now) = (uid.clone(), app.clock.now());
-    app.state
-        .db
+    app.db
         .run_sync(move |c| {
             mfa_rows::replace_recovery_codes(c, &u, &["fresh-code-hash".into()], now)
                 .map_err(DbError::from)
@@ -117,7 +113,7 @@ async fn an_unchanged_account_finishes_its_second_step() {
 async fn the_gate_refuses_a_passkey_removed_or_an_account_disabled_since_the_ceremony() {
     let app = spawn_app().await;
     let uid = app.create_user("gate@example.com", &[]).await;
-    let st = &app.state;
+    let (st, db) = (&app.state, &app.db);
     let admit = |proof_key: Option<&'static str>| {
         let uid = uid.clone();
         async move {
@@ -130,16 +126,9 @@ async fn the_gate_refuses_a_passkey_removed_or_an_account_disabled_since_the_cer
                 Some(id) => Proof::Passkey { credential_id: id },
                 None => Proof::Setup,
             };
-            gate::admit(
-                &st.db,
-                &st.sessions,
-                &st.clock,
-                who,
-                proof,
-                &AuditCtx::cli(),
-            )
-            .await
-            .unwrap()
+            gate::admit(db, &st.sessions, &st.clock, who, proof, &AuditCtx::cli())
+                .await
+                .unwrap()
         }
     };
     assert!(admit(None).await.is_some(), "an enabled account comes in");
@@ -148,7 +137,7 @@ async fn the_gate_refuses_a_passkey_removed_or_an_account_disabled_since_the_cer
         "a passkey that is not (or no longer) the account's"
     );
     let (u, now) = (uid.clone(), app.clock.now());
-    st.db
+    app.db
         .run_sync(move |c| directory::set_disabled(c, &u, true, now).map_err(DbError::from))
         .unwrap();
     assert!(admit(None).await.is_none(), "a disabled account stays out");
@@ -162,10 +151,10 @@ async fn a_step_up_on_a_revoked_session_or_after_a_password_change_raises_nothin
     let uid = app.create_user("step@example.com", &[]).await;
     let b = app.browser();
     b.login_ok("step@example.com").await;
-    let st = &app.state;
+    let (st, db) = (&app.state, &app.db);
     let sid = st.sessions.list(&uid).await.unwrap()[0].sid.clone();
     let (u, s) = (uid.clone(), sid.clone());
-    let hash = st
+    let hash = app
         .db
         .run_sync(move |c| users::find(c, &u).map_err(DbError::from))
         .unwrap()
@@ -175,7 +164,7 @@ async fn a_step_up_on_a_revoked_session_or_after_a_password_change_raises_nothin
     let raise = |h: Option<String>| {
         let (u, s) = (uid.clone(), s.clone());
         async move {
-            gate::raise(&st.db, &st.clock, &u, &s, h.as_deref(), &AuditCtx::cli())
+            gate::raise(db, &st.clock, &u, &s, h.as_deref(), &AuditCtx::cli())
                 .await
                 .unwrap()
         }
@@ -269,7 +258,6 @@ async fn stored_states(app: &TestApp) -> usize {
             keys.len()
         }
         None => app
-            .state
             .db
             .run_sync(|c| {
                 use diesel::prelude::*;

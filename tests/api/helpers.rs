@@ -27,6 +27,9 @@ pub struct TestApp {
     pub handle: portcullis::startup::AppHandle,
     pub base: String,
     pub state: actix_web::web::Data<AppState>,
+    /// The database and hasher behind the services, for arranging and inspecting.
+    pub db: portcullis::db::Db,
+    pub hasher: portcullis::auth::password::Hasher,
     pub clock: Clock,
     pub data_dir: tempfile::TempDir,
     pub config: Config,
@@ -107,6 +110,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         .expect("application starts");
     let port = app.port();
     let state = app.state.clone();
+    let (db, hasher) = (app.db.clone(), app.hasher.clone());
     let setup_link = app.setup_link.clone();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
@@ -114,6 +118,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         handle,
         base: format!("http://127.0.0.1:{port}"),
         state,
+        db,
+        hasher,
         clock,
         data_dir: dir,
         config,
@@ -145,8 +151,8 @@ impl TestApp {
             display_name: Some("Test User".into()),
         };
         create_user(
-            &st.db,
-            &st.hasher,
+            &self.db,
+            &self.hasher,
             &st.clock,
             10,
             input,
@@ -161,8 +167,7 @@ impl TestApp {
 
     /// Newest first.
     pub async fn audit(&self) -> Vec<AuditEvent> {
-        self.state
-            .db
+        self.db
             .run(|c| {
                 portcullis::db::repo::audit::recent(c, None, 1000)
                     .map_err(portcullis::db::DbError::from)

@@ -180,8 +180,7 @@ async fn a_changed_argon2_setting_rehashes_on_sign_in() {
     let hash = hasher.hash(PASSWORD.into()).await.unwrap();
     let uid = app.create_user("rehash@example.com", &[]).await;
     let (h2, id) = (hash.clone(), uid.clone());
-    app.state
-        .db
+    app.db
         .run(move |c| {
             portcullis::db::repo::users::set_password_hash(c, &id, &h2, 0)
                 .map_err(portcullis::db::DbError::from)
@@ -191,7 +190,6 @@ async fn a_changed_argon2_setting_rehashes_on_sign_in() {
     app.browser().login_ok("rehash@example.com").await;
     let id = uid.clone();
     let user = app
-        .state
         .db
         .run(move |c| {
             portcullis::db::repo::users::find(c, &id).map_err(portcullis::db::DbError::from)
@@ -218,8 +216,7 @@ async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
     let check = |verified: String| {
         let uid = uid.clone();
         let sessions = app.state.sessions.clone();
-        app.state
-            .db
+        app.db
             .run_sync(move |c| {
                 let read = users::still_signs_in_with(c, &uid, &verified)?;
                 let who = gate::Entrant {
@@ -247,7 +244,6 @@ async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
             .unwrap()
     };
     let hash = app
-        .state
         .db
         .run_sync(|c| users::find(c, &uid).map_err(DbError::from))
         .unwrap()
@@ -265,10 +261,9 @@ async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
     // On PostgreSQL the guarded insert locks the user's row to the end of the sign-in's
     // transaction: a password change or disable started meanwhile waits for it (and then
     // sees, and ends, the new session) instead of slipping past it.
-    let (db, u, h) = (app.state.db.clone(), uid.clone(), hash.clone());
+    let (db, u, h) = (app.db.clone(), uid.clone(), hash.clone());
     let sessions = app.state.sessions.clone();
-    app.state
-        .db
+    app.db
         .run_sync(move |c| {
             if !matches!(c, portcullis::db::AnyConnection::Postgresql(_)) {
                 return Ok(());
@@ -320,8 +315,7 @@ async fn a_disable_or_password_change_during_the_hash_wins_over_the_sign_in() {
         })
         .unwrap();
     let u = uid.clone();
-    app.state
-        .db
+    app.db
         .run_sync(move |c| directory::set_disabled(c, &u, true, 0).map_err(DbError::from))
         .unwrap();
     assert!(!check(hash), "disabled since the hash was read");

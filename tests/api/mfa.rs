@@ -128,7 +128,6 @@ async fn totp_enrolment_then_sign_in_needs_a_fresh_code() {
     // The secret is encrypted at rest.
     let id = uid.clone();
     let stored = app
-        .state
         .db
         .run(move |c| {
             portcullis::db::repo::mfa::totp_secret(c, &id).map_err(portcullis::db::DbError::from)

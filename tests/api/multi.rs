@@ -122,7 +122,6 @@ async fn two_instances_racing_on_their_setup_links_make_one_administrator() {
     );
     let admins = links[0]
         .0
-        .state
         .db
         .run(|c| {
             portcullis::db::repo::roles::holders_count(c, "admin")
@@ -214,8 +213,7 @@ async fn a_client_secret_rotated_on_one_instance_is_refused_at_once_on_the_other
 
 /// Active holders of `admin` (enabled accounts), read from the shared database.
 async fn active_admins(app: &TestApp) -> i64 {
-    app.state
-        .db
+    app.db
         .run(|c| {
             use diesel::prelude::*;
             use portcullis::db::schema::{user_roles, users};
@@ -253,21 +251,19 @@ async fn two_admins_removing_each_other_at_once_on_two_instances_leave_one() {
         let y = a.create_user(&y_email, &["admin"]).await;
         // Only this round's pair holds admin, so each is the other's "another admin".
         let (keep_x, keep_y) = (x.clone(), y.clone());
-        a.state
-            .db
-            .run(move |c| {
-                use diesel::prelude::*;
-                use portcullis::db::schema::user_roles;
-                diesel::delete(
-                    user_roles::table
-                        .filter(user_roles::role.eq("admin"))
-                        .filter(user_roles::user_id.ne_all(vec![keep_x, keep_y])),
-                )
-                .execute(c)
-                .map_err(portcullis::db::DbError::from)
-            })
-            .await
-            .unwrap();
+        a.db.run(move |c| {
+            use diesel::prelude::*;
+            use portcullis::db::schema::user_roles;
+            diesel::delete(
+                user_roles::table
+                    .filter(user_roles::role.eq("admin"))
+                    .filter(user_roles::user_id.ne_all(vec![keep_x, keep_y])),
+            )
+            .execute(c)
+            .map_err(portcullis::db::DbError::from)
+        })
+        .await
+        .unwrap();
         assert_eq!(active_admins(&a).await, 2);
         let on_a = a.browser();
         on_a.login_ok(&x_email).await;

@@ -794,7 +794,6 @@ async fn client_credentials_issue_audited_tokens_for_the_client_itself() {
         .count();
     assert_eq!(issued, 41);
     let verdict = app
-        .state
         .db
         .run(|c| portcullis::auth::audit::verify_chain(c).map_err(portcullis::db::DbError::from))
         .await

@@ -256,7 +256,7 @@ async fn apply(app: &TestApp, m: &mut Model, s: Step) -> Result<(), TestCaseErro
             // A passkey beside the app, as the security-keys page would store one.
             let id = format!("cred-{}", uuid::Uuid::new_v4().simple());
             let (u, cid, now) = (m.uid.clone(), id.clone(), app.clock.now());
-            st.db
+            app.db
                 .run_sync(move |c| {
                     let row = portcullis::db::repo::webauthn::StoredCredential {
                         id: cid,
@@ -285,7 +285,7 @@ async fn apply(app: &TestApp, m: &mut Model, s: Step) -> Result<(), TestCaseErro
                 user_agent: "proptest",
             };
             let got = gate::admit(
-                &st.db,
+                &app.db,
                 &st.sessions,
                 &st.clock,
                 who,
@@ -327,7 +327,7 @@ async fn apply(app: &TestApp, m: &mut Model, s: Step) -> Result<(), TestCaseErro
                 portcullis::domain::tokens::hash(&token),
                 app.clock.now(),
             );
-            st.db
+            app.db
                 .run_sync(move |c| {
                     tokens::insert(c, &h, RESET, Some(&u), "", now, now + 3600)
                         .map_err(DbError::from)

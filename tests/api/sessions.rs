@@ -198,8 +198,7 @@ async fn a_sign_in_revoked_before_its_state_is_stored_does_not_come_back_signed_
     // then the response stores the signed-in state under that key.
     let hash = {
         let uid = uid.clone();
-        app.state
-            .db
+        app.db
             .run_sync(move |c| portcullis::db::repo::users::find(c, &uid).map_err(DbError::from))
             .unwrap()
             .unwrap()
@@ -214,7 +213,6 @@ async fn a_sign_in_revoked_before_its_state_is_stored_does_not_come_back_signed_
             sessions.clone(),
         );
         let sid = app
-            .state
             .db
             .run_sync(move |c| {
                 let who = portcullis::auth::sign_in::gate::Entrant {

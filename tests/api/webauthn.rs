@@ -117,8 +117,7 @@ async fn second_factor(
 async fn stored_counter_set(app: &TestApp, id: &[u8], counter: u64) {
     use base64::Engine;
     let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id);
-    app.state
-        .db
+    app.db
         .run(move |c| {
             use portcullis::db::repo::webauthn as repo;
             let row = repo::find(c, &id)?.expect("stored credential");
