@@ -26,6 +26,11 @@ pub enum InternalError {
     Signing(#[from] crate::auth::oauth::signing_keys::SigningError),
     #[error("{0}")]
     Other(String),
+    #[error("redis")]
+    Redis(#[from] redis::RedisError),
+    /// The audit log's writer did not confirm an event (it stopped, or its write failed).
+    #[error("the audit event was not written")]
+    AuditNotWritten,
     /// A row the request depends on is gone (e.g. the signed-in user, deleted meanwhile).
     #[error("{0} not found")]
     Missing(&'static str),

@@ -58,6 +58,12 @@ impl From<crate::auth::sign_in::SignInError> for AppError {
 /// Why security keys and passkeys are off on this install.
 pub const NO_RELYING_PARTY: &str = "Security keys and passkeys need portcullis to be reached by a domain name: set PORTCULLIS_PUBLIC_URL to one.";
 
+impl From<actix_session::SessionInsertError> for AppError {
+    fn from(e: actix_session::SessionInsertError) -> Self {
+        AppError::Internal(InternalError::Session(Box::new(e)))
+    }
+}
+
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
         AppError::Internal(InternalError::Db(e))

@@ -115,7 +115,7 @@ pub fn put_ceremony<T: Serialize>(
 ) -> Result<(), crate::auth::InternalError> {
     session
         .insert(key, ceremony)
-        .map_err(|e| crate::auth::InternalError::Other(e.to_string()))
+        .map_err(|e| crate::auth::InternalError::Session(Box::new(e)))
 }
 
 pub fn take_ceremony<T: serde::de::DeserializeOwned>(

@@ -185,7 +185,7 @@ impl Batcher {
     ) -> Result<(), crate::auth::InternalError> {
         let (done, committed) = tokio::sync::oneshot::channel();
         let ev = event(ctx, now, action, outcome, target, details);
-        let failed = || crate::auth::InternalError::Other("the audit event was not written".into());
+        let failed = || crate::auth::InternalError::AuditNotWritten;
         self.tx.send((ev, done)).await.map_err(|_| failed())?;
         match committed.await {
             Ok(true) => Ok(()),

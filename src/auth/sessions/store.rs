@@ -82,7 +82,7 @@ pub enum StateBackend {
 pub type StateMap = HashMap<String, String>;
 
 fn redis_err(e: redis::RedisError) -> InternalError {
-    InternalError::Other(format!("redis: {e}"))
+    InternalError::Redis(e)
 }
 
 impl StateBackend {
@@ -197,7 +197,7 @@ impl StateBackend {
         state: &StateMap,
         ttl_secs: i64,
     ) -> Result<(), InternalError> {
-        let json = serde_json::to_string(state).map_err(|e| InternalError::Other(e.to_string()))?;
+        let json = serde_json::to_string(state)?;
         match self {
             StateBackend::Redis { conn, prefix } => {
                 let mut c = conn.clone();
@@ -236,8 +236,7 @@ impl StateBackend {
     ) -> Result<Option<bool>, InternalError> {
         match self {
             StateBackend::Redis { conn, prefix } => {
-                let json = serde_json::to_string(state)
-                    .map_err(|e| InternalError::Other(e.to_string()))?;
+                let json = serde_json::to_string(state)?;
                 let mut c = conn.clone();
                 let stored: i64 = STORE_UNLESS_REVOKED
                     .key(format!("{prefix}{key_hash}"))
@@ -286,7 +285,7 @@ impl StateBackend {
         state: &StateMap,
         ttl_secs: i64,
     ) -> Result<bool, InternalError> {
-        let json = serde_json::to_string(state).map_err(|e| InternalError::Other(e.to_string()))?;
+        let json = serde_json::to_string(state)?;
         match self {
             StateBackend::Redis { conn, prefix } => {
                 let mut c = conn.clone();

@@ -44,7 +44,7 @@ impl SignIn {
         let sealed = self
             .ceremonies
             .seal(state, seed, self.clock.now())
-            .map_err(InternalError::Other)?;
+            .map_err(InternalError::from)?;
         Ok((options, sealed))
     }
 

@@ -57,13 +57,18 @@ impl Ceremonies {
 
     /// The sealed form of a ceremony's state, for a cookie of the browser whose CSRF
     /// seed is `seed`.
-    pub fn seal<T: Serialize>(&self, state: T, seed: &str, now: i64) -> Result<String, String> {
+    pub fn seal<T: Serialize>(
+        &self,
+        state: T,
+        seed: &str,
+        now: i64,
+    ) -> Result<String, serde_json::Error> {
         let v = Sealed {
             id: crate::domain::tokens::generate(),
             at: now,
             state,
         };
-        let json = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec(&v)?;
         Ok(self.sealer.seal(&json, seed.as_bytes()))
     }
 

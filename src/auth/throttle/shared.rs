@@ -120,7 +120,7 @@ pub(super) struct Shared {
 
 impl Shared {
     pub(super) async fn connect(url: &str, prefix: &str) -> Result<Self, InternalError> {
-        let err = |e: redis::RedisError| InternalError::Other(format!("redis: {e}"));
+        let err = InternalError::Redis;
         let client = redis::Client::open(url).map_err(err)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(std::time::Duration::from_secs(2))

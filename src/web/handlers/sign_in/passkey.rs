@@ -191,7 +191,7 @@ async fn passkey_finish_inner(
         name: user.display_name,
         roles,
     };
-    sign_in(&ctx.session, &who).map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+    sign_in(&ctx.session, &who)?;
     let next = safe_next(body.next.as_deref());
     Ok(HttpResponse::Ok().json(json!({ "redirect": next })))
 }

@@ -38,8 +38,7 @@ pub(super) fn settle(
                 name: p.name,
                 roles: p.roles,
             };
-            sign_in(&ctx.session, &who)
-                .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+            sign_in(&ctx.session, &who)?;
             Ok(Some(p.next))
         }
         SecondStep::Refused | SecondStep::StartOver => {
