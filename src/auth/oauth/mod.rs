@@ -6,6 +6,7 @@
 
 pub mod authorize;
 pub mod cache;
+pub mod client_auth;
 pub mod decision;
 pub mod error;
 pub mod grants;
