@@ -289,7 +289,7 @@ async fn operator_admin(config: &Config, db: Db, clock: Clock) -> anyhow::Result
         config.session_lifetime_secs,
         cache.clone(),
     );
-    let mail = crate::auth::accounts::links::MailCtx {
+    let mail = crate::mail::MailCtx {
         base: config.base_url(),
         verify_ttl: config.email_verification_ttl_secs,
         reset_ttl: config.password_reset_ttl_secs,

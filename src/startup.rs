@@ -12,7 +12,6 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
-use crate::auth::accounts::links::MailCtx;
 use crate::auth::password::Hasher;
 use crate::auth::sessions::Sessions;
 use crate::auth::sessions::store::StateBackend;
@@ -20,6 +19,7 @@ use crate::auth::throttle::{Limits, Throttle};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, migrate};
+use crate::mail::MailCtx;
 use crate::mail::Mailer;
 use crate::master_key::MasterKey;
 use crate::web::session_store::Store;

@@ -99,3 +99,15 @@ mod tests {
         assert!(names[0].ends_with(".eml") && !names[0].starts_with('.'));
     }
 }
+
+/// What the code that writes messages needs, whichever capability it serves (emailed
+/// links, "a factor was added" notices, admin notices): the public base URL for
+/// absolute links, the links' lifetimes, and the outbox.
+#[derive(Clone)]
+pub struct MailCtx {
+    pub base: String,
+    /// Where messages are queued (and what wakes their delivery).
+    pub outbox: outbox::Outbox,
+    pub verify_ttl: i64,
+    pub reset_ttl: i64,
+}

@@ -22,7 +22,6 @@ use crate::auth::InternalError;
 use crate::auth::access::permissions::{
     Permission, may_act_on, may_grant, permissions_of, permissions_of_role,
 };
-use crate::auth::accounts::links::MailCtx;
 use crate::auth::audit::reader::NamedEvent;
 use crate::auth::audit::{AuditCtx, record};
 use crate::auth::sessions::Sessions;
@@ -31,6 +30,7 @@ use crate::db::repo::audit::Filter;
 use crate::db::repo::sessions::SessionRow;
 use crate::db::repo::{directory, mfa, roles, users, webauthn};
 use crate::db::{AnyConnection, Db};
+use crate::mail::MailCtx;
 
 pub use crate::db::repo::directory::{Query as DirectoryQuery, Status};
 pub use crate::db::repo::users::User;

@@ -17,6 +17,7 @@ use crate::db::{AnyConnection, Db};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::email::EmailAddress;
 use crate::domain::tokens::{generate, hash};
+use crate::mail::MailCtx;
 use crate::mail::messages::{
     EmailChangeConfirm, EmailChangeRequested, EmailChanged, PasswordChanged, PasswordReset,
     RegistrationAttempt, VerifyEmail, valid_for,
@@ -26,16 +27,6 @@ use crate::mail::outbox::enqueue;
 pub const VERIFY: &str = "verify_email";
 pub const RESET: &str = "reset_password";
 pub const CHANGE_EMAIL: &str = "change_email";
-
-/// What the mail-writing functions need from the configuration.
-#[derive(Clone)]
-pub struct MailCtx {
-    pub base: String,
-    /// Where messages are queued (and what wakes their delivery).
-    pub outbox: crate::mail::outbox::Outbox,
-    pub verify_ttl: i64,
-    pub reset_ttl: i64,
-}
 
 fn render_err(e: askama::Error) -> crate::db::QueryError {
     crate::db::abort(e)

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::auth::InternalError;
 use crate::auth::accounts::links::{
-    MailCtx, issue_verification, notify_password_changed, notify_registration_attempt,
+    issue_verification, notify_password_changed, notify_registration_attempt,
 };
 use crate::auth::audit::{AuditCtx, record};
 use crate::auth::oauth::authorize::{GrantsEnd, end_app_grants};
@@ -24,6 +24,7 @@ use crate::db::{Db, DbError};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::email::EmailAddress;
 use crate::domain::password;
+use crate::mail::MailCtx;
 
 pub const MAX_NAME_LEN: usize = 100;
 

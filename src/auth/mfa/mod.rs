@@ -10,13 +10,13 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::auth::InternalError;
-use crate::auth::accounts::links::MailCtx;
 use crate::auth::audit::{AuditCtx, record};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::{mfa, users};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::{recovery_codes, totp};
+use crate::mail::MailCtx;
 use crate::mail::messages::{MethodAdded, MethodRemoved};
 use crate::mail::outbox::enqueue;
 use crate::master_key::Sealer;

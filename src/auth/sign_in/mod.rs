@@ -18,7 +18,6 @@ use serde_json::json;
 use webauthn_rs::Webauthn;
 
 use crate::auth::InternalError;
-use crate::auth::accounts::links::MailCtx;
 use crate::auth::audit::{AuditCtx, record_alone};
 use crate::auth::mfa::{MfaKeys, Status};
 use crate::auth::password::Hasher;
@@ -29,6 +28,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::domain::audit::{AuditAction, Outcome};
+use crate::mail::MailCtx;
 
 /// Password accepted, second factor still to come: not signed in. Kept in the
 /// visitor's session state between the two steps.
