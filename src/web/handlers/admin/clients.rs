@@ -213,16 +213,27 @@ pub async fn show(
     ))
 }
 
+/// What every change to one client checks first: a recent sign-in with the
+/// write permission, the form's CSRF token, and that the client exists.
+async fn writable(
+    ctx: &Ctx,
+    path: web::Path<String>,
+    form: &Pairs,
+) -> Result<(String, Client), AppError> {
+    let id = path.into_inner();
+    ctx.require_permission_recent(Permission::ClientsWrite, &format!("/admin/clients/{id}"))
+        .await?;
+    ctx.check_csrf(field(form, "csrf_token"))?;
+    let client = existing(ctx, &id).await?;
+    Ok((id, client))
+}
+
 pub async fn update(
     ctx: Ctx,
     path: web::Path<String>,
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    ctx.require_permission_recent(Permission::ClientsWrite, &format!("/admin/clients/{id}"))
-        .await?;
-    ctx.check_csrf(field(&form, "csrf_token"))?;
-    let client = existing(&ctx, &id).await?;
+    let (id, client) = writable(&ctx, path, &form).await?;
     let mut new = submitted(&form);
     new.public = client.is_public();
     let shown = form_from(&new, Some(id.clone()));
@@ -245,11 +256,7 @@ pub async fn rotate_secret(
     path: web::Path<String>,
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    ctx.require_permission_recent(Permission::ClientsWrite, &format!("/admin/clients/{id}"))
-        .await?;
-    ctx.check_csrf(field(&form, "csrf_token"))?;
-    let client = existing(&ctx, &id).await?;
+    let (id, client) = writable(&ctx, path, &form).await?;
     let Some(secret) = ctx.state.oauth.rotate_secret(&id, &ctx.audit()).await? else {
         return Err(AppError::BadRequest(
             "A public client has no secret to rotate.".into(),
@@ -270,11 +277,7 @@ pub async fn delete(
     path: web::Path<String>,
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    ctx.require_permission_recent(Permission::ClientsWrite, &format!("/admin/clients/{id}"))
-        .await?;
-    ctx.check_csrf(field(&form, "csrf_token"))?;
-    let client = existing(&ctx, &id).await?;
+    let (id, client) = writable(&ctx, path, &form).await?;
     if field(&form, "confirm").trim() != client.name {
         return Ok(client_page(
             &ctx,
