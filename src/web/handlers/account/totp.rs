@@ -119,15 +119,7 @@ pub async fn enable(ctx: Ctx, form: web::Form<EnableForm>) -> Result<HttpRespons
         // Fresh recovery codes come with the app, shown once.
         Ok(codes) => {
             ctx.session.remove(TOTP_SETUP_KEY);
-            Ok(render(
-                StatusCode::OK,
-                &RecoveryCodesPage {
-                    chrome: ctx.chrome(),
-                    codes,
-                    left: 0,
-                    enabled: true,
-                },
-            ))
+            Ok(fresh_codes_page(&ctx, codes))
         }
         Err(MfaError::Internal(e)) => Err(e.into()),
         Err(e) => page(&ctx, Some(e.to_string()), None).await,
@@ -169,7 +161,12 @@ pub async fn regenerate(ctx: Ctx, form: web::Form<PlainForm>) -> Result<HttpResp
         Err(MfaError::Internal(e)) => return Err(e.into()),
         Err(e) => return Err(AppError::BadRequest(e.to_string())),
     };
-    Ok(render(
+    Ok(fresh_codes_page(&ctx, codes))
+}
+
+/// The page that shows a fresh set of recovery codes, once.
+fn fresh_codes_page(ctx: &Ctx, codes: Vec<String>) -> HttpResponse {
+    render(
         StatusCode::OK,
         &RecoveryCodesPage {
             chrome: ctx.chrome(),
@@ -177,5 +174,5 @@ pub async fn regenerate(ctx: Ctx, form: web::Form<PlainForm>) -> Result<HttpResp
             left: 0,
             enabled: true,
         },
-    ))
+    )
 }
