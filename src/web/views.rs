@@ -123,6 +123,20 @@ pub struct SessionView {
     pub current: bool,
 }
 
+impl SessionView {
+    /// A registry row as a list shows it; `current` marks the viewer's own session.
+    pub fn of(r: crate::auth::sessions::SessionRow, current: bool) -> Self {
+        SessionView {
+            current,
+            browser: crate::web::caller::describe_browser(&r.user_agent),
+            ip: r.ip,
+            created: when(r.created_at),
+            last_seen: when(r.last_seen_at),
+            sid: r.sid,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "account/sessions.html")]
 pub struct SessionsPage {

@@ -1,10 +1,9 @@
 //! `/account/sessions`: the signed-in devices; revoke one, or all others.
 
-use crate::web::caller::describe_browser;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
-use crate::web::views::{SessionView, SessionsPage, render, when};
+use crate::web::views::{SessionView, SessionsPage, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -33,13 +32,9 @@ pub async fn list(ctx: Ctx, q: web::Query<SessionsQuery>) -> Result<HttpResponse
     let sessions = overview
         .sessions
         .into_iter()
-        .map(|r| SessionView {
-            current: r.sid == user.sid,
-            browser: describe_browser(&r.user_agent),
-            ip: r.ip,
-            created: when(r.created_at),
-            last_seen: when(r.last_seen_at),
-            sid: r.sid,
+        .map(|r| {
+            let current = r.sid == user.sid;
+            SessionView::of(r, current)
         })
         .collect();
     let notice = match q.done.as_deref() {

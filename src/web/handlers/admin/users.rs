@@ -8,7 +8,6 @@ use serde::Deserialize;
 use crate::auth::access::permissions::Permission;
 use crate::auth::accounts::admin::{Actor, AdminError, DirectoryQuery, Status};
 use crate::auth::audit::NamedEvent;
-use crate::web::caller::describe_browser;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
@@ -153,14 +152,7 @@ async fn user_page(
     let sessions = d
         .sessions
         .into_iter()
-        .map(|r| SessionView {
-            current: false,
-            browser: describe_browser(&r.user_agent),
-            ip: r.ip,
-            created: when(r.created_at),
-            last_seen: when(r.last_seen_at),
-            sid: r.sid,
-        })
+        .map(|r| SessionView::of(r, false))
         .collect();
     let events = event_rows(d.events);
     Ok(render(
