@@ -7,7 +7,9 @@
 use serde_json::json;
 
 use crate::auth::InternalError;
-use crate::auth::accounts::{AccountError, Accounts, check_password_policy};
+use crate::auth::accounts::{
+    AccountError, Accounts, check_password_policy, signed_in_user_verified,
+};
 use crate::auth::audit::{AuditCtx, record};
 use crate::auth::oauth::authorize::{GrantsEnd, end_app_grants};
 use crate::auth::password::Verified;
@@ -481,15 +483,8 @@ impl Accounts {
     ) -> Result<(), AccountError> {
         let (db, hasher, clock, m) = (&self.db, &self.hasher, &self.clock, &self.mail);
         let new = EmailAddress::parse(new_email).map_err(|msg| AccountError::Email(msg.into()))?;
-        let uid = user_id.to_string();
-        let user = db
-            .run(move |c| users::find(c, &uid).map_err(InternalError::from))
-            .await?
-            .ok_or(InternalError::Missing("signed-in user"))?;
-        let verified = hasher
-            .verify(user.password_hash.clone(), current_password)
-            .await
-            .map_err(InternalError::from)?;
+        let (user, verified) =
+            signed_in_user_verified(db, hasher, user_id, current_password).await?;
         if let Verified::No = verified {
             return Err(AccountError::WrongPassword);
         }
