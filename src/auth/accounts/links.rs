@@ -7,7 +7,9 @@
 use serde_json::json;
 
 use crate::auth::InternalError;
-use crate::auth::accounts::{AccountError, Accounts, check_password_policy};
+use crate::auth::accounts::{
+    AccountError, Accounts, check_password_policy, signed_in_user_verified,
+};
 use crate::auth::audit::{AuditCtx, record};
 use crate::auth::oauth::authorize::{GrantsEnd, end_app_grants};
 use crate::auth::password::Verified;
@@ -28,6 +30,22 @@ pub const VERIFY: &str = "verify_email";
 pub const RESET: &str = "reset_password";
 pub const CHANGE_EMAIL: &str = "change_email";
 
+/// Ends the user's outstanding tokens of `kind` and issues a new one (stored hashed,
+/// with `data`, valid for `ttl` seconds); returns the token for the link.
+fn replace_token(
+    c: &mut AnyConnection,
+    user_id: &str,
+    kind: &str,
+    data: &str,
+    now: i64,
+    ttl: i64,
+) -> crate::db::QueryResult<String> {
+    tokens::invalidate(c, user_id, kind, now)?;
+    let token = generate();
+    tokens::insert(c, &hash(&token), kind, Some(user_id), data, now, now + ttl)?;
+    Ok(token)
+}
+
 fn render_err(e: askama::Error) -> crate::db::QueryError {
     crate::db::abort(e)
 }
@@ -39,17 +57,7 @@ pub fn issue_verification(
     user: &User,
     now: i64,
 ) -> crate::db::QueryResult<()> {
-    tokens::invalidate(c, &user.id, VERIFY, now)?;
-    let token = generate();
-    tokens::insert(
-        c,
-        &hash(&token),
-        VERIFY,
-        Some(&user.id),
-        "",
-        now,
-        now + m.verify_ttl,
-    )?;
+    let token = replace_token(c, &user.id, VERIFY, "", now, m.verify_ttl)?;
     let msg = VerifyEmail {
         base: m.base.clone(),
         email: user.email.clone(),
@@ -342,17 +350,7 @@ pub(crate) fn issue_reset(
 ) -> crate::db::QueryResult<()> {
     match users::find_by_email(c, norm)? {
         Some(u) if !u.disabled => {
-            tokens::invalidate(c, &u.id, RESET, now)?;
-            let token = generate();
-            tokens::insert(
-                c,
-                &hash(&token),
-                RESET,
-                Some(&u.id),
-                "",
-                now,
-                now + m.reset_ttl,
-            )?;
+            let token = replace_token(c, &u.id, RESET, "", now, m.reset_ttl)?;
             let msg = PasswordReset {
                 base: m.base.clone(),
                 email: u.email.clone(),
@@ -481,15 +479,8 @@ impl Accounts {
     ) -> Result<(), AccountError> {
         let (db, hasher, clock, m) = (&self.db, &self.hasher, &self.clock, &self.mail);
         let new = EmailAddress::parse(new_email).map_err(|msg| AccountError::Email(msg.into()))?;
-        let uid = user_id.to_string();
-        let user = db
-            .run(move |c| users::find(c, &uid).map_err(InternalError::from))
-            .await?
-            .ok_or(InternalError::Missing("signed-in user"))?;
-        let verified = hasher
-            .verify(user.password_hash.clone(), current_password)
-            .await
-            .map_err(InternalError::from)?;
+        let (user, verified) =
+            signed_in_user_verified(db, hasher, user_id, current_password).await?;
         if let Verified::No = verified {
             return Err(AccountError::WrongPassword);
         }
@@ -513,17 +504,8 @@ impl Accounts {
                     )?;
                     return Ok(());
                 }
-                tokens::invalidate(c, &user.id, CHANGE_EMAIL, now)?;
-                let token = generate();
-                tokens::insert(
-                    c,
-                    &hash(&token),
-                    CHANGE_EMAIL,
-                    Some(&user.id),
-                    new.as_ref(),
-                    now,
-                    now + m.verify_ttl,
-                )?;
+                let token =
+                    replace_token(c, &user.id, CHANGE_EMAIL, new.as_ref(), now, m.verify_ttl)?;
                 let confirm = EmailChangeConfirm {
                     base: m.base.clone(),
                     email: user.email.clone(),

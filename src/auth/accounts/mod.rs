@@ -169,6 +169,19 @@ pub async fn check_password_policy(
     .map_err(AccountError::Password)
 }
 
+/// Checks `password` against the policy (it may not echo the address or the name),
+/// then hashes it.
+async fn checked_hash(
+    hasher: &Hasher,
+    password: String,
+    min_len: usize,
+    email: &EmailAddress,
+    name: Option<&str>,
+) -> Result<String, AccountError> {
+    check_password_policy(&password, min_len, email_inputs(email, name)).await?;
+    Ok(hasher.hash(password).await.map_err(InternalError::from)?)
+}
+
 fn email_inputs(email: &EmailAddress, name: Option<&str>) -> Vec<String> {
     let mut v = vec![email.normalized().to_string()];
     if let Some((local, _)) = email.normalized().split_once('@') {
@@ -225,17 +238,15 @@ async fn register(
         ));
     }
     let name = clean_name(input.display_name)?;
-    check_password_policy(
-        &input.password,
+    // Hash before looking the address up, so both answers cost the same.
+    let hash = checked_hash(
+        hasher,
+        input.password,
         policy.min_password_len,
-        email_inputs(&email, name.as_deref()),
+        &email,
+        name.as_deref(),
     )
     .await?;
-    // Hash before looking the address up, so both answers cost the same.
-    let hash = hasher
-        .hash(input.password)
-        .await
-        .map_err(InternalError::from)?;
     // Whether a notice may go out, asked for every registration of the address: a
     // question only a taken one asked would take longer, and tell.
     let notify = throttle.registration_notice_to(email.normalized()).await;
@@ -307,16 +318,14 @@ pub async fn create_user(
 ) -> Result<User, AccountError> {
     let email = EmailAddress::parse(&input.email).map_err(|m| AccountError::Email(m.into()))?;
     let name = clean_name(input.display_name)?;
-    check_password_policy(
-        &input.password,
+    let hash = checked_hash(
+        hasher,
+        input.password,
         min_password_len,
-        email_inputs(&email, name.as_deref()),
+        &email,
+        name.as_deref(),
     )
     .await?;
-    let hash = hasher
-        .hash(input.password)
-        .await
-        .map_err(InternalError::from)?;
     let now = clock.now();
     let user = new_user(&email, name, hash, verified, now);
     let role_names = role_names.to_vec();
@@ -360,6 +369,25 @@ pub async fn create_user(
     .await?
 }
 
+/// The signed-in user's row and whether `password` is their current password.
+pub(super) async fn signed_in_user_verified(
+    db: &Db,
+    hasher: &Hasher,
+    user_id: &str,
+    password: String,
+) -> Result<(User, Verified), InternalError> {
+    let uid = user_id.to_string();
+    let user = db
+        .run(move |c| users::find(c, &uid).map_err(InternalError::from))
+        .await?
+        .ok_or(InternalError::Missing("signed-in user"))?;
+    let verified = hasher
+        .verify(user.password_hash.clone(), password)
+        .await
+        .map_err(InternalError::from)?;
+    Ok((user, verified))
+}
+
 /// Changes the password after checking the current one; with `end_apps`, the user's
 /// app grants end in the same transaction. The caller then ends the user's other
 /// sessions.
@@ -373,15 +401,7 @@ async fn change_password(
 ) -> Result<(), AccountError> {
     let (db, hasher, clock, mail, cache) = (&a.db, &a.hasher, &a.clock, &a.mail, &a.cache);
     let min_len = a.min_password_len();
-    let uid = user_id.to_string();
-    let user = db
-        .run(move |c| users::find(c, &uid).map_err(InternalError::from))
-        .await?
-        .ok_or(InternalError::Missing("signed-in user"))?;
-    let verified = hasher
-        .verify(user.password_hash.clone(), current)
-        .await
-        .map_err(InternalError::from)?;
+    let (user, verified) = signed_in_user_verified(db, hasher, user_id, current).await?;
     if let Verified::No = verified {
         let (ctx, uid, now) = (ctx.clone(), user.id.clone(), clock.now());
         db.run(move |c| {
@@ -403,13 +423,7 @@ async fn change_password(
         what: "email address",
         why: e.to_string(),
     })?;
-    check_password_policy(
-        &new,
-        min_len,
-        email_inputs(&email, user.display_name.as_deref()),
-    )
-    .await?;
-    let hash = hasher.hash(new).await.map_err(InternalError::from)?;
+    let hash = checked_hash(hasher, new, min_len, &email, user.display_name.as_deref()).await?;
     let (ctx, now, mail) = (ctx.clone(), clock.now(), mail.clone());
     db.run(move |c| {
         crate::db::conn::write_transaction(c, |c| {
