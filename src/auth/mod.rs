@@ -24,8 +24,6 @@ pub enum InternalError {
     Hash(#[from] password::HashError),
     #[error(transparent)]
     Signing(#[from] crate::auth::oauth::signing_keys::SigningError),
-    #[error("{0}")]
-    Other(String),
     #[error("redis")]
     Redis(#[from] redis::RedisError),
     /// The audit log's writer did not confirm an event (it stopped, or its write failed).

@@ -43,6 +43,26 @@ pub struct SignedIn {
     pub roles: Vec<String>,
 }
 
+impl SignedIn {
+    /// The state of a session that a password just opened (`sid` its registry row).
+    pub fn by_password(
+        user: &crate::auth::accounts::admin::User,
+        sid: String,
+        roles: Vec<String>,
+        now: i64,
+    ) -> Self {
+        SignedIn {
+            uid: user.id.clone(),
+            sid,
+            auth_at: now,
+            amr: vec!["pwd".into()],
+            email: user.email.clone(),
+            name: user.display_name.clone(),
+            roles,
+        }
+    }
+}
+
 pub fn signed_in(session: &Session) -> Option<SignedIn> {
     session.get::<SignedIn>(AUTH_KEY).ok().flatten()
 }

@@ -152,9 +152,7 @@ async fn submit_inner(
             };
             ctx.session.remove(AUTH_KEY);
             ctx.session.renew();
-            ctx.session
-                .insert(PENDING_KEY, &pending)
-                .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+            ctx.session.insert(PENDING_KEY, &pending)?;
             Ok(see_other("/login/mfa"))
         }
         LoginOutcome::Success {
@@ -162,17 +160,8 @@ async fn submit_inner(
             roles,
             next: NextStep::SignedIn { sid, key },
         } => {
-            let who = SignedIn {
-                uid: user.id,
-                sid,
-                auth_at: st.clock.now(),
-                amr: vec!["pwd".into()],
-                email: user.email,
-                name: user.display_name,
-                roles,
-            };
-            sign_in_with_key(&ctx.session, &who, &key)
-                .map_err(|e| crate::auth::InternalError::Other(e.to_string()))?;
+            let who = SignedIn::by_password(&user, sid, roles, st.clock.now());
+            sign_in_with_key(&ctx.session, &who, &key)?;
             Ok(see_other(&next))
         }
         LoginOutcome::Invalid => Ok(render(

@@ -70,17 +70,8 @@ pub async fn submit(ctx: Ctx, form: web::Form<SetupForm>) -> Result<HttpResponse
             user,
             session_id: Some(sid),
         }) => {
-            let who = SignedIn {
-                uid: user.id,
-                sid,
-                auth_at: st.clock.now(),
-                amr: vec!["pwd".into()],
-                email: user.email,
-                name: user.display_name,
-                roles: vec!["admin".into()],
-            };
-            sign_in(&ctx.session, &who)
-                .map_err(|e| crate::auth::InternalError::Session(Box::new(e)))?;
+            let who = SignedIn::by_password(&user, sid, vec!["admin".into()], st.clock.now());
+            sign_in(&ctx.session, &who)?;
             Ok(see_other("/account"))
         }
         Ok(SetupDone {
