@@ -8,8 +8,3 @@ pub mod back_channel;
 pub mod discovery;
 pub mod error;
 pub mod logout;
-
-/// The path the sign-in pages use for an authorization request's return target.
-pub mod front_channel {
-    pub use super::authorize::{allow_targets, describe, return_targets};
-}
