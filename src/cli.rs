@@ -273,13 +273,8 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
 /// sessions where the server keeps them, the cache's changes published to it). Mail
 /// it queues waits in the outbox for a server's mail worker: none runs here.
 async fn operator_admin(config: &Config, db: Db, clock: Clock) -> anyhow::Result<Admin> {
-    use crate::auth::sessions::{Sessions, store::StateBackend};
-    let backend = match &config.redis_url {
-        Some(url) => StateBackend::redis(url, &config.redis_prefix)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => StateBackend::database(db.clone(), clock.clone()),
-    };
+    use crate::auth::sessions::Sessions;
+    let backend = crate::startup::session_state(config, &db, &clock).await?;
     let cache = BackChannelCache::publisher(config).await;
     let sessions = Sessions::new(
         db.clone(),
@@ -289,12 +284,7 @@ async fn operator_admin(config: &Config, db: Db, clock: Clock) -> anyhow::Result
         config.session_lifetime_secs,
         cache.clone(),
     );
-    let mail = crate::mail::MailCtx {
-        base: config.base_url(),
-        verify_ttl: config.email_verification_ttl_secs,
-        reset_ttl: config.password_reset_ttl_secs,
-        outbox: crate::mail::outbox::Outbox::new(Default::default()),
-    };
+    let mail = crate::mail::MailCtx::from_config(config, Default::default());
     Ok(Admin::new(db, clock, mail, sessions, cache))
 }
 

@@ -82,6 +82,21 @@ pub fn open_database_with(config: &Config, master: &MasterKey) -> anyhow::Result
     Ok(db)
 }
 
+/// Where session state lives: Redis when configured (shared by every instance),
+/// otherwise the database. The server and the command line must agree.
+pub async fn session_state(
+    config: &Config,
+    db: &Db,
+    clock: &Clock,
+) -> anyhow::Result<StateBackend> {
+    Ok(match &config.redis_url {
+        Some(url) => StateBackend::redis(url, &config.redis_prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => StateBackend::database(db.clone(), clock.clone()),
+    })
+}
+
 pub fn hasher(config: &Config) -> anyhow::Result<Hasher> {
     Hasher::new(
         config.argon2_memory_kib,
@@ -104,12 +119,7 @@ impl Application {
         let master = MasterKey::load_or_create(&config.secret_key_file)?;
         let db = open_database_with(&config, &master)?;
         let hasher = hasher(&config)?;
-        let state_backend = match &config.redis_url {
-            Some(url) => StateBackend::redis(url, &config.redis_prefix)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-            None => StateBackend::database(db.clone(), clock.clone()),
-        };
+        let state_backend = session_state(&config, &db, &clock).await?;
         let throttle = match &config.redis_url {
             Some(url) => {
                 Throttle::with_redis(
@@ -202,12 +212,7 @@ impl Application {
             config.session_lifetime_secs,
             cache.clone(),
         );
-        let mail = MailCtx {
-            base: config.base_url(),
-            verify_ttl: config.email_verification_ttl_secs,
-            reset_ttl: config.password_reset_ttl_secs,
-            outbox: crate::mail::outbox::Outbox::new(mail_wake),
-        };
+        let mail = MailCtx::from_config(&config, crate::mail::outbox::Outbox::new(mail_wake));
         let mfa_keys = crate::auth::mfa::MfaKeys {
             sealer: crate::master_key::Sealer::new(&master, "totp-secrets"),
             pepper: master.derive::<32>("recovery-codes"),

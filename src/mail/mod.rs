@@ -111,3 +111,14 @@ pub struct MailCtx {
     pub verify_ttl: i64,
     pub reset_ttl: i64,
 }
+
+impl MailCtx {
+    pub fn from_config(config: &crate::config::Config, outbox: outbox::Outbox) -> Self {
+        Self {
+            base: config.base_url(),
+            verify_ttl: config.email_verification_ttl_secs,
+            reset_ttl: config.password_reset_ttl_secs,
+            outbox,
+        }
+    }
+}
