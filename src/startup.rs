@@ -260,6 +260,8 @@ impl Application {
             ceremonies,
             config: config.clone(),
         });
+        let access =
+            crate::auth::access::Access::new(db.clone(), config.admin_requires_second_factor);
         let state = web::Data::new(AppState {
             accounts,
             second_factors,
@@ -276,10 +278,8 @@ impl Application {
             ),
             discovery: crate::web::handlers::oauth::discovery::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),
-            access: crate::auth::access::Access::new(
-                db.clone(),
-                config.admin_requires_second_factor,
-            ),
+            access: access.clone(),
+            forward: crate::auth::access::forward::ForwardAuth::new(access, &config),
             audit_log: crate::auth::audit::AuditLog::new(db.clone(), clock.clone()),
             health: crate::auth::health::Health::new(db.clone(), clock.clone()),
             config,
@@ -299,6 +299,7 @@ impl Application {
         let cookie_key = Key::try_from(&master.derive::<64>("session-cookie")[..])
             .map_err(|e| anyhow::anyhow!("cookie key: {e}"))?;
         let https = state.config.is_https();
+        let cookie_name = state.config.session_cookie_name();
         let idle = state.config.session_idle_timeout_secs;
         let store = Store::new(state.sessions.clone());
         let data = state.clone();
@@ -308,11 +309,7 @@ impl Application {
         let blocking_threads = (db.max_connections() as usize).div_ceil(workers).max(2);
         let server = HttpServer::new(move || {
             let sessions_mw = SessionMiddleware::builder(store.clone(), cookie_key.clone())
-                .cookie_name(if https {
-                    "__Host-portcullis".into()
-                } else {
-                    "portcullis".into()
-                })
+                .cookie_name(cookie_name.into())
                 .cookie_secure(https)
                 .cookie_http_only(true)
                 .cookie_same_site(SameSite::Lax)
@@ -335,6 +332,7 @@ impl Application {
                 .configure(routes::configure)
                 .wrap(from_fn(csrf::middleware))
                 .wrap(sessions_mw)
+                .wrap(from_fn(crate::web::cookie_domain::middleware))
                 .wrap(from_fn(headers::middleware))
                 .wrap(from_fn(request_id::middleware))
                 .wrap(from_fn(crate::web::metrics::middleware))

@@ -3,11 +3,12 @@
 //! table into `FileConfig` (what the operator wrote), `Config` (the checked values),
 //! the environment and file readers, and the list that tests and docs iterate.
 
+use crate::domain::forward::cookie_domain::CookieDomain;
 use std::net::IpAddr;
 
 use super::parse::{
-    DataDir, DatabaseUrl, Flag, InDataDir, Kind, List, Num, PublicUrl, Text, Unset, cores,
-    email_domain, forward_domain, ip_address, listen_address, signing_alg,
+    DataDir, DatabaseUrl, Flag, InDataDir, Kind, List, Num, PublicUrl, Text, Unset, cookie_domain,
+    cores, email_domain, forward_domain, ip_address, listen_address, signing_alg,
 };
 use super::{ConfigError, invalid};
 
@@ -159,6 +160,12 @@ config_keys! {
     /// Where `/auth/forward?rd=` may send users back to (and their subdomains).
     forward_auth_allowed_domains: List<String> = List::of(forward_domain),
         env "PORTCULLIS_FORWARD_AUTH_ALLOWED_DOMAINS";
+    /// Parent domains the session cookie is written for, so apps on sibling hosts
+    /// behind forward auth see the sign-in (`example.com`, or
+    /// `example.org=https://auth.example.org` for a domain with a sign-in address of
+    /// its own). Each is also a domain forward auth may return to.
+    cookie_domains: List<CookieDomain> = List::of(cookie_domain),
+        env "PORTCULLIS_COOKIE_DOMAINS";
     /// Bearer token for /metrics; without one, only loopback clients may scrape.
     metrics_token: Unset = Unset,
         env "PORTCULLIS_METRICS_TOKEN";
@@ -257,6 +264,33 @@ config_keys! {
 
 /// Checks between keys, after each key passed its own.
 pub(super) fn check_together(c: &Config) -> Result<(), ConfigError> {
+    for d in &c.cookie_domains {
+        let host = c.public_url.host_str().unwrap_or_default();
+        let portal_scheme = d
+            .portal
+            .as_ref()
+            .map_or(c.public_url.scheme(), |p| p.scheme());
+        if d.portal.is_none() && !d.covers(host) {
+            return Err(invalid(
+                "cookie_domains",
+                format!(
+                    "{}: the public URL's host {host} is not under it; name its sign-in \
+                     address as {}=https://auth.{}",
+                    d.domain, d.domain, d.domain
+                ),
+            ));
+        }
+        if portal_scheme != c.public_url.scheme() {
+            return Err(invalid(
+                "cookie_domains",
+                format!(
+                    "{}: its sign-in address must use {}",
+                    d.domain,
+                    c.public_url.scheme()
+                ),
+            ));
+        }
+    }
     // Argon2 needs 8 KiB of memory per lane.
     let least = c.argon2_parallelism.saturating_mul(8);
     if c.argon2_memory_kib < least {

@@ -120,6 +120,30 @@ impl Config {
     pub fn origin(&self) -> String {
         self.public_url.origin().ascii_serialization()
     }
+
+    /// Every origin our pages are served on: the public URL's, and the sign-in address
+    /// of each cookie domain that has one.
+    pub fn origins(&self) -> Vec<String> {
+        let mut all = vec![self.origin()];
+        all.extend(
+            self.cookie_domains
+                .iter()
+                .filter_map(|d| d.portal.as_ref())
+                .map(|p| p.origin().ascii_serialization()),
+        );
+        all
+    }
+
+    /// The session cookie's name. Over https it carries a prefix browsers enforce:
+    /// `__Host-` (this host only, no `Domain`) unless it is written for parent domains,
+    /// then `__Secure-` (which allows `Domain` and still demands `Secure`).
+    pub fn session_cookie_name(&self) -> &'static str {
+        match (self.is_https(), self.cookie_domains.is_empty()) {
+            (true, true) => "__Host-portcullis",
+            (true, false) => "__Secure-portcullis",
+            (false, _) => "portcullis",
+        }
+    }
 }
 
 impl FileConfig {

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
+use crate::domain::forward::cookie_domain::CookieDomain;
 use url::Url;
 
 use super::{DbBackend, backend_of};
@@ -430,6 +431,14 @@ pub fn forward_domain(d: &str) -> Result<Option<String>, String> {
     crate::domain::forward::normalize_domain(d)
         .map(Some)
         .ok_or_else(|| format!("{d} is not a domain name (with an optional :port)"))
+}
+
+/// A session cookie domain, `example.com` or `example.org=https://auth.example.org`.
+pub fn cookie_domain(d: &str) -> Result<Option<CookieDomain>, String> {
+    if d.trim().is_empty() {
+        return Ok(None);
+    }
+    CookieDomain::parse(d).map(Some)
 }
 
 /// An IP address.

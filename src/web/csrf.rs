@@ -85,7 +85,7 @@ pub async fn middleware(
     let https = state.config.is_https();
 
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method && !exempt(req.path()) && !same_origin(&req, &state.config.origin()) {
+    if unsafe_method && !exempt(req.path()) && !same_origin(&req, &state.config.origins()) {
         let (http_req, _) = req.into_parts();
         let res =
             AppError::Forbidden("This form was sent from another site, so it was refused.".into())
@@ -127,13 +127,13 @@ fn is_html(v: &HeaderValue) -> bool {
 
 /// Browsers say where a request comes from; non-browser clients (scripts, tests) send
 /// neither header and still need the form token.
-fn same_origin(req: &ServiceRequest, origin: &str) -> bool {
+fn same_origin(req: &ServiceRequest, origins: &[String]) -> bool {
     let h = req.headers();
     if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return matches!(site, "same-origin" | "none");
     }
     match h.get("origin").and_then(|v| v.to_str().ok()) {
-        Some(o) => o == origin,
+        Some(o) => origins.iter().any(|ours| ours == o),
         None => true,
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP only: extract, call `auth`, render. No SQL here.
 
 pub mod caller;
+pub mod cookie_domain;
 pub mod csrf;
 pub mod ctx;
 pub mod error;

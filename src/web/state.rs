@@ -11,6 +11,8 @@ use crate::config::Config;
 pub struct AppState {
     pub config: Config,
     pub access: crate::auth::access::Access,
+    /// Forward auth for reverse proxies.
+    pub forward: crate::auth::access::forward::ForwardAuth,
     pub audit_log: crate::auth::audit::AuditLog,
     pub admin: crate::auth::accounts::admin::Admin,
     pub roles: crate::auth::access::roles::Roles,

@@ -1,6 +1,7 @@
 //! `/auth/forward` as a reverse proxy calls it.
 
 use reqwest::StatusCode;
+use reqwest::header::SET_COOKIE;
 
 use crate::helpers::*;
 
@@ -123,5 +124,272 @@ async fn a_return_address_off_our_origin_is_refused() {
         ))
         .await,
         "http://localhost:8080/x",
+    );
+}
+
+async fn proxied_app(trusted: bool) -> TestApp {
+    spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            forward_auth_allowed_domains: Some(vec!["example.com".into()]),
+            trusted_proxies: Some(if trusted {
+                vec!["127.0.0.1".into()]
+            } else {
+                vec![]
+            }),
+            ..Default::default()
+        },
+    })
+    .await
+}
+
+impl Browser {
+    /// GET with extra request headers (what a proxy adds).
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("GET");
+        Page {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            body: resp.text().await.expect("body"),
+        }
+    }
+}
+
+/// The `rd` inside a sign-in address we answered with.
+fn return_address(login: &str) -> String {
+    let url = url::Url::parse(login).unwrap();
+    let next = url
+        .query_pairs()
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let next = url::Url::parse(&format!("http://x{next}")).unwrap();
+    assert_eq!(next.path(), "/auth/forward/return");
+    next.query_pairs()
+        .find(|(k, _)| k == "rd")
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}
+
+const DEEP: &str = "https://app.example.com/search?q=alpha&page=2";
+
+/// nginx names the request in `X-Original-URL` and cannot follow a redirect from an
+/// auth subrequest: it gets 401 with the sign-in page in `Location`, the whole
+/// original address (every query parameter) inside it.
+#[tokio::test]
+async fn nginx_gets_401_with_the_sign_in_address_for_the_whole_original_url() {
+    let app = proxied_app(true).await;
+    app.create_user("hal@example.com", &[]).await;
+    let b = app.browser();
+    let p = b
+        .get_with(
+            "/auth/forward",
+            &[("X-Original-URL", DEEP), ("X-Original-Method", "GET")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    let login = p.location().expect("a sign-in address");
+    assert!(
+        login.starts_with("http://localhost:8080/login?next="),
+        "{login}"
+    );
+    assert_eq!(return_address(&login), DEEP);
+
+    // An address outside the allowed domains: a plain 401, nowhere to go.
+    let p = b
+        .get_with("/auth/forward", &[("X-Original-URL", "https://evil.com/")])
+        .await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(p.location(), None);
+
+    // Signed in: the user, whatever the proxy says about the request.
+    b.login_ok("hal@example.com").await;
+    let p = b
+        .get_with("/auth/forward", &[("X-Original-URL", DEEP)])
+        .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.headers["remote-email"], "hal@example.com");
+}
+
+/// Traefik and Caddy send the parts in `X-Forwarded-*` and pass our answer to the
+/// browser: a redirect, 302 after a GET and 303 after anything else.
+#[tokio::test]
+async fn traefik_and_caddy_get_a_redirect_built_from_the_forwarded_headers() {
+    let app = proxied_app(true).await;
+    let b = app.browser();
+    let parts = |method: &'static str| {
+        [
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "app.example.com"),
+            ("X-Forwarded-Uri", "/search?q=alpha&page=2"),
+            ("X-Forwarded-Method", method),
+        ]
+    };
+    let p = b.get_with("/auth/forward", &parts("GET")).await;
+    assert_eq!(p.status, StatusCode::FOUND);
+    assert_eq!(return_address(&p.location().unwrap()), DEEP);
+    let p = b.get_with("/auth/forward", &parts("POST")).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(return_address(&p.location().unwrap()), DEEP);
+
+    let mut evil = parts("GET");
+    evil[1] = ("X-Forwarded-Host", "evil.com");
+    let p = b.get_with("/auth/forward", &evil).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(p.location(), None);
+}
+
+/// From a peer that is not a trusted proxy, headers naming the request are ignored:
+/// otherwise anyone could have us redirect to an address of their choosing.
+#[tokio::test]
+async fn an_untrusted_peer_cannot_name_the_original_request() {
+    let app = proxied_app(false).await;
+    let b = app.browser();
+    for headers in [
+        vec![("X-Original-URL", DEEP)],
+        vec![
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "app.example.com"),
+            ("X-Forwarded-Uri", "/"),
+        ],
+    ] {
+        let p = b.get_with("/auth/forward", &headers).await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(p.location(), None);
+    }
+}
+
+/// The sign-in pages of a forward-auth return may send their forms on to the app's
+/// origin (browsers apply `form-action` to the redirects after a form), and only
+/// those pages, and only that origin.
+#[tokio::test]
+async fn only_a_sign_in_returning_to_an_allowed_app_may_lead_there() {
+    let app = forward_app().await;
+    let b = app.browser();
+    let csp = |p: &Page| {
+        p.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    let next = |rd: &str| urlencode(&format!("/auth/forward/return?rd={}", urlencode(rd)));
+    let p = b.get(&format!("/login?next={}", next(DEEP))).await;
+    assert!(
+        csp(&p).contains("form-action 'self' https://app.example.com;"),
+        "{}",
+        csp(&p)
+    );
+    for page in [
+        "/login".to_string(),
+        format!("/login?next={}", next("https://evil.com/")),
+    ] {
+        let p = b.get(&page).await;
+        assert!(
+            csp(&p).contains("form-action 'self';"),
+            "{page}: {}",
+            csp(&p)
+        );
+    }
+}
+
+/// With `cookie_domains`, the session cookie is written for the parent domain of the
+/// host the browser asked for, so `app.example.test` sees a sign-in made at
+/// `auth.example.test`; a host under no configured domain keeps a host-only cookie.
+#[tokio::test]
+async fn the_session_cookie_covers_the_configured_parent_domain() {
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            public_url: Some("http://auth.example.test:8080".into()),
+            cookie_domains: Some(vec!["example.test".into()]),
+            trusted_proxies: Some(vec!["127.0.0.1".into()]),
+            ..Default::default()
+        },
+    })
+    .await;
+    app.create_user("ida@example.com", &[]).await;
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookies = |r: &reqwest::Response| -> Vec<String> {
+        r.headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    };
+    let pair = |c: &str| c.split(';').next().unwrap().to_string();
+
+    let sign_in = |host: &'static str| {
+        let raw = raw.clone();
+        let base = app.base.clone();
+        async move {
+            let r = raw
+                .get(format!("{base}/login"))
+                .header("Host", host)
+                .send()
+                .await
+                .unwrap();
+            let seed = cookies(&r)
+                .into_iter()
+                .find(|c| c.starts_with("portcullis_csrf="))
+                .unwrap();
+            let page = Page {
+                status: r.status(),
+                headers: r.headers().clone(),
+                body: r.text().await.unwrap(),
+            };
+            raw.post(format!("{base}/login"))
+                .header("Host", host)
+                .header("Cookie", pair(&seed))
+                .form(&[
+                    ("csrf_token", page.csrf().as_str()),
+                    ("email", "ida@example.com"),
+                    ("password", PASSWORD),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    let r = sign_in("auth.example.test:8080").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("portcullis="))
+        .expect("a session cookie");
+    assert!(
+        session.to_ascii_lowercase().contains("domain=example.test"),
+        "{session}"
+    );
+    // The app's host presents it; forward auth knows the user.
+    let p = app
+        .browser()
+        .get_with(
+            "/auth/forward",
+            &[
+                ("Cookie", pair(&session).as_str()),
+                ("X-Forwarded-Proto", "http"),
+                ("X-Forwarded-Host", "app.example.test"),
+                ("X-Forwarded-Uri", "/"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.headers["remote-email"], "ida@example.com");
+
+    // Under no configured domain: host-only, as before.
+    let r = sign_in("other.org").await;
+    let session = cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("portcullis="))
+        .expect("a session cookie");
+    assert!(
+        !session.to_ascii_lowercase().contains("domain="),
+        "{session}"
     );
 }

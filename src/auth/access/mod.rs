@@ -2,6 +2,7 @@
 //! two questions every request asks: may this user open an admin page, and who is this
 //! user for an app behind forward auth.
 
+pub mod forward;
 pub mod permissions;
 pub mod roles;
 

@@ -6,6 +6,7 @@ pub mod forward;
 pub mod health;
 pub mod home;
 pub mod oauth;
+pub mod return_to;
 pub mod sign_in;
 
 use actix_web::HttpResponse;

@@ -11,24 +11,9 @@ use crate::auth::oauth::decision::{
 };
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::return_to::allow_targets;
 use crate::web::handlers::see_other;
-use crate::web::state::AppState;
 use crate::web::views::{ConsentPage, render};
-
-/// If `next` continues an authorization request of a known client with one of its
-/// registered redirect URIs, that URI's origin (for the page's `form-action`).
-pub async fn return_targets(st: &AppState, next: &str) -> Vec<String> {
-    st.oauth.return_origin(next).await
-}
-
-/// Lets the page's forms lead to `targets` (see `headers::FormTargets`).
-pub fn allow_targets(mut res: HttpResponse, targets: Vec<String>) -> HttpResponse {
-    if !targets.is_empty() {
-        res.extensions_mut()
-            .insert(crate::web::headers::FormTargets(targets));
-    }
-    res
-}
 
 #[derive(Deserialize, Clone, Default)]
 pub struct AuthorizeParams {

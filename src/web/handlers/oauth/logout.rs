@@ -8,7 +8,7 @@ use crate::auth::oauth::decision::origin_of;
 use crate::auth::oauth::logout::{LogoutDecision, LogoutRequest};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
-use crate::web::handlers::oauth::authorize::allow_targets;
+use crate::web::handlers::return_to::allow_targets;
 use crate::web::handlers::see_other;
 use crate::web::views::{LogoutPage, render};
 

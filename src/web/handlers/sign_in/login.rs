@@ -68,8 +68,8 @@ fn login_hint(next: &str) -> String {
 
 pub async fn form(ctx: Ctx, q: web::Query<LoginQuery>) -> HttpResponse {
     let next = safe_next(q.next.as_deref());
-    let targets = crate::web::handlers::oauth::authorize::return_targets(&ctx.state, &next).await;
-    crate::web::handlers::oauth::authorize::allow_targets(form_page(ctx, q, next).await, targets)
+    let targets = crate::web::handlers::return_to::return_targets(&ctx.state, &next).await;
+    crate::web::handlers::return_to::allow_targets(form_page(ctx, q, next).await, targets)
 }
 
 async fn form_page(ctx: Ctx, q: web::Query<LoginQuery>, next: String) -> HttpResponse {
@@ -95,8 +95,8 @@ async fn form_page(ctx: Ctx, q: web::Query<LoginQuery>, next: String) -> HttpRes
 
 pub async fn submit(ctx: Ctx, form: web::Form<LoginForm>) -> Result<HttpResponse, AppError> {
     let next = safe_next(form.next.as_deref());
-    let targets = crate::web::handlers::oauth::authorize::return_targets(&ctx.state, &next).await;
-    Ok(crate::web::handlers::oauth::authorize::allow_targets(
+    let targets = crate::web::handlers::return_to::return_targets(&ctx.state, &next).await;
+    Ok(crate::web::handlers::return_to::allow_targets(
         submit_inner(ctx, form, next).await?,
         targets,
     ))

@@ -61,8 +61,8 @@ pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
         return Ok(see_other("/login"));
     };
     let factors = ctx.state.sign_in.factors(&p.uid).await?;
-    let targets = crate::web::handlers::oauth::authorize::return_targets(&ctx.state, &p.next).await;
-    Ok(crate::web::handlers::oauth::authorize::allow_targets(
+    let targets = crate::web::handlers::return_to::return_targets(&ctx.state, &p.next).await;
+    Ok(crate::web::handlers::return_to::allow_targets(
         render(
             StatusCode::OK,
             &MfaPage {
@@ -77,12 +77,10 @@ pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
 
 pub async fn submit(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpResponse, AppError> {
     let targets = match current(&ctx) {
-        Some(p) => {
-            crate::web::handlers::oauth::authorize::return_targets(&ctx.state, &p.next).await
-        }
+        Some(p) => crate::web::handlers::return_to::return_targets(&ctx.state, &p.next).await,
         None => Vec::new(),
     };
-    Ok(crate::web::handlers::oauth::authorize::allow_targets(
+    Ok(crate::web::handlers::return_to::allow_targets(
         submit_inner(ctx, form).await?,
         targets,
     ))

@@ -49,12 +49,10 @@ fn add_methods(amr: &mut Vec<String>, methods: &[&str]) {
 pub async fn form(ctx: Ctx, q: web::Query<NextQuery>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?.clone();
     let factors = ctx.state.sign_in.factors(&u.uid).await?;
-    let targets = crate::web::handlers::oauth::authorize::return_targets(
-        &ctx.state,
-        &safe_next(q.next.as_deref()),
-    )
-    .await;
-    Ok(crate::web::handlers::oauth::authorize::allow_targets(
+    let targets =
+        crate::web::handlers::return_to::return_targets(&ctx.state, &safe_next(q.next.as_deref()))
+            .await;
+    Ok(crate::web::handlers::return_to::allow_targets(
         render(
             StatusCode::OK,
             &ReauthPage {
@@ -143,8 +141,8 @@ pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
 
 pub async fn submit(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpResponse, AppError> {
     let next = safe_next(form.next.as_deref());
-    let targets = crate::web::handlers::oauth::authorize::return_targets(&ctx.state, &next).await;
-    Ok(crate::web::handlers::oauth::authorize::allow_targets(
+    let targets = crate::web::handlers::return_to::return_targets(&ctx.state, &next).await;
+    Ok(crate::web::handlers::return_to::allow_targets(
         submit_inner(ctx, form).await?,
         targets,
     ))

@@ -13,6 +13,9 @@
 //! Hosts compare in their ASCII (punycode), lower-case form, as the URL parser writes
 //! them, and the caller redirects to that parsed form, never to the raw input.
 
+pub mod cookie_domain;
+pub mod original;
+
 use url::{Host, Url};
 
 /// Longer than any address a proxy sends; refused before parsing.
