@@ -49,7 +49,9 @@ pub async fn check(
                 .insert_header(("Remote-User", who.id))
                 .insert_header(("Remote-Email", safe(&who.email)))
                 .insert_header(("Remote-Name", safe(&who.name)))
+                // Until groups exist, Remote-Groups carries the roles, as it always has.
                 .insert_header(("Remote-Groups", who.roles.join(",")))
+                .insert_header(("Remote-Roles", who.roles.join(",")))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()
         }
