@@ -44,6 +44,57 @@ pub enum Command {
     /// OAuth / OpenID Connect clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Access rules.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Print what forward auth decides for this user and request, and which rule decides.
+    Check {
+        #[arg(long)]
+        email: String,
+        /// The address asked for, as the browser had it (https://app.example.com/admin).
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The client's address (default 127.0.0.1).
+        #[arg(long, default_value = "127.0.0.1")]
+        ip: std::net::IpAddr,
+    },
+}
+
+/// `policy check`: the decision, the rule and why, one `key=value` per line.
+pub async fn run_policy(config: &Config, cmd: PolicyCommand) -> anyhow::Result<String> {
+    let PolicyCommand::Check {
+        email,
+        url,
+        method,
+        ip,
+    } = cmd;
+    let url = url::Url::parse(&url).map_err(|e| anyhow::anyhow!("--url {url}: {e}"))?;
+    let Some(host) = url.host_str() else {
+        anyhow::bail!("--url {url}: no host");
+    };
+    let db = crate::startup::open_database(config)?;
+    let access = crate::auth::access::Access::new(db.clone(), config.admin_requires_second_factor);
+    let policies = crate::startup::policies(config, &db, &Clock::system()).await?;
+    let Some(who) = access.principal_by_email(&email).await? else {
+        anyhow::bail!("no active account with the email address {email}");
+    };
+    let req = crate::domain::access::Request::new(host, url.path(), &method, ip);
+    let subject = crate::domain::access::Subject {
+        email: who.email.to_lowercase(),
+        groups: who.groups,
+        roles: who.roles,
+    };
+    let e = policies.explain(&req, Some(&subject));
+    Ok(format!(
+        "decision={}\nrule={}\nwhy={}",
+        e.decision, e.rule, e.why
+    ))
 }
 
 #[derive(Subcommand, Debug)]

@@ -74,6 +74,7 @@ async fn run() -> anyhow::Result<()> {
         Command::User(cmd) => println!("{}", portcullis::cli::run_user(&config, cmd).await?),
         Command::Audit(cmd) => println!("{}", portcullis::cli::run_audit(&config, cmd).await?),
         Command::Client(cmd) => println!("{}", portcullis::cli::run_client(&config, cmd).await?),
+        Command::Policy(cmd) => println!("{}", portcullis::cli::run_policy(&config, cmd).await?),
     }
     Ok(())
 }

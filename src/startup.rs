@@ -279,7 +279,11 @@ impl Application {
             discovery: crate::web::handlers::oauth::discovery::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),
             access: access.clone(),
-            forward: crate::auth::access::forward::ForwardAuth::new(access, &config),
+            forward: crate::auth::access::forward::ForwardAuth::new(
+                access,
+                policies(&config, &db, &clock).await?,
+                &config,
+            ),
             audit_log: crate::auth::audit::AuditLog::new(db.clone(), clock.clone()),
             health: crate::auth::health::Health::new(db.clone(), clock.clone()),
             config,
@@ -454,4 +458,20 @@ fn spawn_background(state: web::Data<AppState>, db: Db, mut shutdown: watch::Rec
             ticks += 1;
         }
     });
+}
+
+/// The access rules service: the configured rules, then those stored by admins.
+pub async fn policies(
+    config: &Config,
+    db: &Db,
+    clock: &Clock,
+) -> anyhow::Result<crate::auth::access::policy::Policies> {
+    let p = crate::auth::access::policy::Policies::new(
+        db.clone(),
+        clock.clone(),
+        config.access_rule.clone(),
+        crate::domain::access::Policy::parse(&config.access_default).map_err(anyhow::Error::msg)?,
+        config.access_two_factor_max_age_secs,
+    );
+    Ok(p)
 }

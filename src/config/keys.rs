@@ -7,8 +7,9 @@ use crate::domain::forward::cookie_domain::CookieDomain;
 use std::net::IpAddr;
 
 use super::parse::{
-    DataDir, DatabaseUrl, Flag, InDataDir, Kind, List, Num, PublicUrl, Text, Unset, cookie_domain,
-    cores, email_domain, forward_domain, ip_address, listen_address, signing_alg,
+    AccessRules, DataDir, DatabaseUrl, Flag, InDataDir, Kind, List, Num, PublicUrl, Text, Unset,
+    access_default, cookie_domain, cores, email_domain, forward_domain, ip_address, listen_address,
+    signing_alg,
 };
 use super::{ConfigError, invalid};
 
@@ -166,6 +167,18 @@ config_keys! {
     /// its own). Each is also a domain forward auth may return to.
     cookie_domains: List<CookieDomain> = List::of(cookie_domain),
         env "PORTCULLIS_COOKIE_DOMAINS";
+    /// Forward auth's decision where no access rule matches: `deny`, `one_factor`
+    /// (any signed-in user) or `two_factor`.
+    access_default: Text = Text::checked("one_factor", access_default),
+        env "PORTCULLIS_ACCESS_DEFAULT";
+    /// Access rules for the sites behind forward auth, tried in order (file:
+    /// `[[access_rule]]` tables; environment: a JSON array of the same objects).
+    access_rule: AccessRules = AccessRules,
+        env "PORTCULLIS_ACCESS_RULE";
+    /// A `two_factor` rule lets a session through if its second factor was proven at
+    /// most this many seconds ago; else the user confirms it again.
+    access_two_factor_max_age_secs: Num<i64> = Num::new(12 * HOUR, 1..=YEAR),
+        env "PORTCULLIS_ACCESS_TWO_FACTOR_MAX_AGE_SECS";
     /// Bearer token for /metrics; without one, only loopback clients may scrape.
     metrics_token: Unset = Unset,
         env "PORTCULLIS_METRICS_TOKEN";

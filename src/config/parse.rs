@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
+use crate::domain::access::rule::{Rule, RuleSpec, check_all};
 use crate::domain::forward::cookie_domain::CookieDomain;
 use url::Url;
 
@@ -446,4 +447,55 @@ pub fn ip_address(p: &str) -> Result<Option<IpAddr>, String> {
     p.parse::<IpAddr>()
         .map(Some)
         .map_err(|_| format!("{p} is not an IP address"))
+}
+
+/// What forward auth does where no access rule matches.
+pub fn access_default(v: &str) -> Result<(), String> {
+    match v {
+        "deny" | "one_factor" | "two_factor" => Ok(()),
+        _ => Err("expected deny, one_factor or two_factor".into()),
+    }
+}
+
+/// Access rules: `[[access_rule]]` tables in the file, a JSON array of the same
+/// objects in the environment. Each is checked here, so a bad rule stops the start
+/// with its name and field, not the first request it would have decided.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessRules;
+
+impl Kind for AccessRules {
+    type Raw = Vec<RuleSpec>;
+    type Out = Vec<Rule>;
+
+    fn read_env(&self, v: &str) -> Result<Vec<RuleSpec>, String> {
+        if v.is_empty() {
+            return Ok(Vec::new());
+        }
+        serde_json::from_str(v).map_err(|e| format!("expected a JSON array of rules: {e}"))
+    }
+
+    fn read_toml(&self, v: toml::Value) -> Result<Vec<RuleSpec>, String> {
+        match v {
+            toml::Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    item.try_into::<RuleSpec>()
+                        .map_err(|e| format!("rule {}: {}", i + 1, e.message()))
+                })
+                .collect(),
+            other => Err(format!(
+                "expected [[access_rule]] tables, found {}",
+                type_name(&other)
+            )),
+        }
+    }
+
+    fn finish(&self, raw: Option<Vec<RuleSpec>>, _: &mut Ctx) -> Result<Vec<Rule>, String> {
+        check_all(raw.unwrap_or_default())
+    }
+
+    fn default_text(&self) -> Option<String> {
+        Some(String::new())
+    }
 }

@@ -50,6 +50,7 @@ pub enum AuditAction {
     RefreshTokenReused,
     ConsentDenied,
     ChainKeyed,
+    AccessDenied,
 }
 
 impl AuditAction {
@@ -103,6 +104,7 @@ impl AuditAction {
         Self::RefreshTokenReused,
         Self::ConsentDenied,
         Self::ChainKeyed,
+        Self::AccessDenied,
     ];
 
     pub fn name(self) -> &'static str {
@@ -154,6 +156,7 @@ impl AuditAction {
             Self::TokenRevoked => "token.revoked",
             Self::RefreshTokenReused => "refresh_token.reused",
             Self::ConsentDenied => "consent.denied",
+            Self::AccessDenied => "access.denied",
             Self::ChainKeyed => "audit.chain_keyed",
         }
     }

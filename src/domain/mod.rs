@@ -1,5 +1,6 @@
 //! Pure types and rules: no I/O, no actix, no diesel.
 
+pub mod access;
 pub mod audit;
 pub mod email;
 pub mod export;

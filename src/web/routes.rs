@@ -155,6 +155,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(rp_logout::logout_confirmed)),
         )
         .service(web::resource("/auth/forward").route(get().to(forward::check)))
+        .service(web::resource("/auth/forward/denied").route(get().to(forward::denied)))
         .service(web::resource("/auth/forward/return").route(get().to(forward::back)))
         .service(web::resource("/account/activity").route(get().to(audit::activity)))
         .service(web::resource("/admin").route(get().to(users::home)))

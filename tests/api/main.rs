@@ -3,6 +3,7 @@
 //! `TEST_DATABASE_URL` / `TEST_REDIS_URL` are set (a run asked for them that cannot
 //! reach them fails; it does not skip).
 
+mod access;
 mod account;
 mod admin;
 mod audit;

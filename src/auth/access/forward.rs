@@ -7,13 +7,22 @@
 //! `/auth/forward/return?rd=…`, which redirects only to an allowed address
 //! (`domain::forward::allowed_return`): this service's origin, a domain in
 //! `forward_auth_allowed_domains`, or a cookie domain.
+//!
+//! Which sites a user may reach, and how proven, is the access rules' decision
+//! (`domain::access`, compiled in [`Policies`]): every answer goes through
+//! [`ForwardAuth::answer`], so no path can skip them.
+
+use std::net::IpAddr;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use url::Url;
 
+use super::policy::{Denial, Policies};
 use super::{Access, Principal};
 use crate::auth::InternalError;
+use crate::auth::audit::AuditCtx;
 use crate::config::Config;
+use crate::domain::access::{Policy, Request, Subject, Verdict};
 use crate::domain::forward::allowed_return;
 use crate::domain::forward::cookie_domain::{CookieDomain, for_host};
 use crate::domain::forward::original::{Original, Style};
@@ -22,63 +31,233 @@ use crate::domain::forward::original::{Original, Style};
 #[derive(Clone)]
 pub struct ForwardAuth {
     access: Access,
+    pub policies: Policies,
     public_url: Url,
     /// `forward_auth_allowed_domains` and the cookie domains.
     allowed: Vec<String>,
     cookie_domains: Vec<CookieDomain>,
 }
 
+/// Who asks.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Anonymous,
+    /// A browser session: when it was proven, and with what (`amr`).
+    Session {
+        user_id: String,
+        auth_at: i64,
+        amr: Vec<String>,
+    },
+    /// A personal access token (a script): one factor, whatever the account has.
+    Token {
+        user_id: String,
+    },
+}
+
+impl Caller {
+    fn user_id(&self) -> Option<&str> {
+        match self {
+            Self::Anonymous => None,
+            Self::Session { user_id, .. } | Self::Token { user_id } => Some(user_id),
+        }
+    }
+}
+
+/// Why a signed-in request is refused, for the page that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// A rule (or the default) refuses this user here.
+    Rule,
+    /// The site needs a second factor and the account has none.
+    NoSecondFactor,
+    /// The site needs a second factor, which a token cannot prove.
+    Token,
+    /// The proxy did not say which site it asks about, and rules are set.
+    UnknownSite,
+}
+
+impl DenyReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rule => "rule",
+            Self::NoSecondFactor => "second_factor",
+            Self::Token => "token",
+            Self::UnknownSite => "unknown_site",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "second_factor" => Self::NoSecondFactor,
+            "token" => Self::Token,
+            "unknown_site" => Self::UnknownSite,
+            _ => Self::Rule,
+        }
+    }
+}
+
 /// What to tell the proxy.
 #[derive(Debug)]
 pub enum ForwardAnswer {
-    /// Let the request through, with this user in the headers.
-    Allow(Principal),
-    /// Not signed in: send the browser to `location`, in the proxy's way.
+    /// Let the request through, with this user in the headers (none on a public path
+    /// asked for anonymously).
+    Allow(Option<Principal>),
+    /// Sign in first (or confirm a second factor): send the browser to `location`, in
+    /// the proxy's way.
     SignIn {
         location: String,
         style: Style,
         /// The original request's method (a redirect after a POST is a 303).
         method: String,
     },
+    /// Refused. `location` is the page that explains it, when the site is known.
+    Denied {
+        reason: DenyReason,
+        /// The site, as the user knows it.
+        app: Option<String>,
+        location: Option<String>,
+    },
     /// Not signed in, and no allowed address to come back to.
     Unauthorized,
 }
 
 impl ForwardAuth {
-    pub fn new(access: Access, config: &Config) -> Self {
+    pub fn new(access: Access, policies: Policies, config: &Config) -> Self {
         let mut allowed = config.forward_auth_allowed_domains.clone();
         allowed.extend(config.cookie_domains.iter().map(|d| d.domain.clone()));
         Self {
             access,
+            policies,
             public_url: config.public_url.clone(),
             allowed,
             cookie_domains: config.cookie_domains.clone(),
         }
     }
 
-    /// The answer for a request by `user_id` (None: no session) to `original` (None:
-    /// the proxy did not say, or is not trusted to).
+    /// The answer for `caller`'s request to `original` (None: the proxy did not say,
+    /// or is not trusted to), from client address `ip`, at time `now`.
     pub async fn answer(
         &self,
-        user_id: Option<&str>,
+        caller: &Caller,
         original: Option<Original>,
+        ip: IpAddr,
+        now: i64,
+        audit: &AuditCtx,
     ) -> Result<ForwardAnswer, InternalError> {
-        if let Some(uid) = user_id
-            && let Some(who) = self.access.principal(uid).await?
-        {
+        let who = match caller.user_id() {
+            Some(uid) => self.access.principal(uid).await?,
+            None => None,
+        };
+        let rules = self.policies.current();
+        let Some(original) = original else {
+            // Without the address, no rule can be matched. With none set, the default
+            // is all there is to apply; with some, refusing is the only safe answer.
+            if !rules.rules().is_empty() {
+                return Ok(ForwardAnswer::Denied {
+                    reason: DenyReason::UnknownSite,
+                    app: None,
+                    location: None,
+                });
+            }
+            return Ok(match (who, rules.default_policy()) {
+                (_, Policy::Deny) => ForwardAnswer::Denied {
+                    reason: DenyReason::Rule,
+                    app: None,
+                    location: None,
+                },
+                (Some(p), Policy::OneFactor) => ForwardAnswer::Allow(Some(p)),
+                (Some(p), _) if self.second_factor_fresh(caller, now) => {
+                    ForwardAnswer::Allow(Some(p))
+                }
+                _ => ForwardAnswer::Unauthorized,
+            });
+        };
+        let url = &original.url;
+        let host = url.host_str().unwrap_or_default().to_string();
+        let req = Request::new(&host, url.path(), &original.method, ip);
+        let subject = who.as_ref().map(|p| Subject {
+            email: p.email.to_ascii_lowercase(),
+            groups: p.groups.clone(),
+            roles: p.roles.clone(),
+        });
+        let verdict = rules.decide(&req, subject.as_ref());
+        let rule_name = match verdict.rule() {
+            Some(i) => rules.rules()[i].name.clone(),
+            None => "default".to_string(),
+        };
+        let deny = |reason: DenyReason| async move {
+            self.policies
+                .record_denial(
+                    Denial {
+                        user_id: caller.user_id(),
+                        host: &req.host,
+                        path: &req.path,
+                        method: &req.method,
+                        rule: &rule_name,
+                        reason: reason.as_str(),
+                    },
+                    audit,
+                )
+                .await?;
+            Ok::<_, InternalError>(ForwardAnswer::Denied {
+                reason,
+                app: Some(host.clone()),
+                location: self.page_url(url, "/auth/forward/denied", reason),
+            })
+        };
+        let policy = match (verdict, &who) {
+            (Verdict::Policy(Policy::Bypass, _), _) => return Ok(ForwardAnswer::Allow(who)),
+            (Verdict::Policy(Policy::Deny, _), _) => return deny(DenyReason::Rule).await,
+            (Verdict::NeedsIdentity(_), _) | (_, None) => {
+                // Who asks is not known (or the account is gone): sign in. A token
+                // that names no live account gets no sign-in page.
+                if matches!(caller, Caller::Token { .. }) {
+                    return Ok(ForwardAnswer::Unauthorized);
+                }
+                return Ok(self.sign_in(&original, "/login", None));
+            }
+            (Verdict::Policy(p, _), Some(_)) => p,
+        };
+        if policy == Policy::OneFactor || self.second_factor_fresh(caller, now) {
             return Ok(ForwardAnswer::Allow(who));
         }
-        let Some(original) = original else {
-            return Ok(ForwardAnswer::Unauthorized);
-        };
-        Ok(match self.sign_in_url(&original.url) {
+        // two_factor, not proven recently enough.
+        match caller {
+            Caller::Token { .. } => deny(DenyReason::Token).await,
+            Caller::Session { user_id, .. } => {
+                if crate::auth::mfa::status(&self.access.db, user_id)
+                    .await?
+                    .any()
+                {
+                    Ok(self.sign_in(&original, "/login/reauth", Some("factor=1")))
+                } else {
+                    deny(DenyReason::NoSecondFactor).await
+                }
+            }
+            Caller::Anonymous => Ok(self.sign_in(&original, "/login", None)),
+        }
+    }
+
+    /// A session whose second factor was proven within the configured time.
+    fn second_factor_fresh(&self, caller: &Caller, now: i64) -> bool {
+        match caller {
+            Caller::Session { auth_at, amr, .. } => {
+                amr.iter().any(|m| m == "mfa")
+                    && now.saturating_sub(*auth_at) <= self.policies.two_factor_max_age
+            }
+            _ => false,
+        }
+    }
+
+    fn sign_in(&self, original: &Original, page: &str, extra: Option<&str>) -> ForwardAnswer {
+        match self.return_page(&original.url, page, extra) {
             Some(location) => ForwardAnswer::SignIn {
                 location,
                 style: original.style,
-                method: original.method,
+                method: original.method.clone(),
             },
             None => ForwardAnswer::Unauthorized,
-        })
+        }
     }
 
     /// `rd` as a parsed address, if forward auth may send a browser there.
@@ -86,22 +265,39 @@ impl ForwardAuth {
         allowed_return(rd, &self.public_url, &self.allowed)
     }
 
-    /// The sign-in page that comes back to `original`: on the sign-in address of the
-    /// cookie domain the app is under (so the cookie is written where the app sees it),
-    /// else on the public URL.
-    fn sign_in_url(&self, original: &Url) -> Option<String> {
+    /// The page (`/login`, `/login/reauth`) that comes back to `original`: on the
+    /// sign-in address of the cookie domain the app is under (so the cookie is
+    /// written where the app sees it), else on the public URL.
+    fn return_page(&self, original: &Url, page: &str, extra: Option<&str>) -> Option<String> {
         let url = self.return_target(original.as_str())?;
-        let portal = url
-            .host_str()
-            .and_then(|h| for_host(&self.cookie_domains, h))
-            .and_then(|d| d.portal.as_ref())
-            .unwrap_or(&self.public_url);
         let back = format!("/auth/forward/return?rd={}", enc(url.as_str()));
+        let extra = extra.map(|e| format!("{e}&")).unwrap_or_default();
         Some(format!(
-            "{}/login?next={}",
-            portal.as_str().trim_end_matches('/'),
+            "{}{page}?{extra}next={}",
+            self.portal(&url),
             enc(&back)
         ))
+    }
+
+    /// The page that explains a refusal, on the portal of the app's domain.
+    fn page_url(&self, original: &Url, page: &str, reason: DenyReason) -> Option<String> {
+        let url = self.return_target(original.as_str())?;
+        Some(format!(
+            "{}{page}?rd={}&why={}",
+            self.portal(&url),
+            enc(url.as_str()),
+            reason.as_str()
+        ))
+    }
+
+    fn portal(&self, url: &Url) -> String {
+        url.host_str()
+            .and_then(|h| for_host(&self.cookie_domains, h))
+            .and_then(|d| d.portal.as_ref())
+            .unwrap_or(&self.public_url)
+            .as_str()
+            .trim_end_matches('/')
+            .to_string()
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod forward;
 pub mod permissions;
+pub mod policy;
 pub mod roles;
 
 use std::collections::BTreeSet;
@@ -37,6 +38,8 @@ pub struct Principal {
     pub email: String,
     pub name: String,
     pub roles: Vec<String>,
+    /// Groups, inherited ones included.
+    pub groups: Vec<String>,
 }
 
 impl Access {
@@ -81,6 +84,22 @@ impl Access {
             .await
     }
 
+    /// An active account by email, as access rules see it (`policy check`).
+    pub async fn principal_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<Principal>, InternalError> {
+        let normalized = email.trim().to_lowercase();
+        let found = self
+            .db
+            .run(move |c| users::find_by_email(c, &normalized).map_err(InternalError::from))
+            .await?;
+        match found {
+            Some(u) => self.principal(&u.id).await,
+            None => Ok(None),
+        }
+    }
+
     /// The user behind a session, for the headers forward auth hands to apps; `None`
     /// for an account that is gone or disabled.
     pub async fn principal(&self, user_id: &str) -> Result<Option<Principal>, InternalError> {
@@ -96,6 +115,7 @@ impl Access {
             email: u.email,
             name: u.display_name.unwrap_or_default(),
             roles,
+            groups: Vec::new(),
         }))
     }
 }

@@ -62,10 +62,12 @@ pub fn original_request(h: &ProxyHeaders) -> Option<Original> {
         || host.is_empty()
         || host.contains(['/', '\\', '@', '?', '#'])
         || !uri.starts_with('/')
-        || uri.starts_with("//")
     {
         return None;
     }
+    // `//x` is a path here (the host came in its own header), but after `https://host`
+    // it would read as the start of another address: one slash is what the app serves.
+    let uri = format!("/{}", uri.trim_start_matches('/'));
     let url = absolute(&format!("{proto}://{host}{uri}"))?;
     Some(Original {
         url,
@@ -187,12 +189,6 @@ mod tests {
             ProxyHeaders {
                 forwarded_proto: Some("https"),
                 forwarded_host: Some("app.example.com"),
-                forwarded_uri: Some("//evil.com/"),
-                ..Default::default()
-            },
-            ProxyHeaders {
-                forwarded_proto: Some("https"),
-                forwarded_host: Some("app.example.com"),
                 forwarded_uri: Some("x"),
                 ..Default::default()
             },
@@ -206,5 +202,18 @@ mod tests {
         for h in bad {
             assert_eq!(original_request(&h), None, "{h:?}");
         }
+    }
+
+    /// A path that starts with `//` stays on the host the proxy named.
+    #[test]
+    fn a_double_slash_path_stays_on_the_named_host() {
+        let o = original_request(&ProxyHeaders {
+            forwarded_proto: Some("https"),
+            forwarded_host: Some("app.example.com"),
+            forwarded_uri: Some("//evil.com/x"),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(o.url.as_str(), "https://app.example.com/evil.com/x");
     }
 }

@@ -7,12 +7,15 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use crate::auth::access::forward::ForwardAnswer;
+use actix_web::http::StatusCode;
+
+use crate::auth::access::forward::{Caller, DenyReason, ForwardAnswer};
 use crate::domain::forward::original::{Original, ProxyHeaders, Style, original_request};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
 use crate::web::state::AppState;
+use crate::web::views::{ErrorPage, render};
 
 #[derive(Deserialize)]
 pub struct ForwardQuery {
@@ -34,25 +37,46 @@ pub async fn check(
             style: Style::Redirect,
         })
     });
-    let uid = ctx.user.as_ref().map(|u| u.uid.as_str());
-    Ok(match st.forward.answer(uid, original).await? {
+    let caller = match &ctx.user {
+        Some(u) => Caller::Session {
+            user_id: u.uid.clone(),
+            auth_at: u.auth_at,
+            amr: u.amr.clone(),
+        },
+        None => Caller::Anonymous,
+    };
+    let answer = st
+        .forward
+        .answer(&caller, original, ctx.ip, st.clock.now(), &ctx.audit())
+        .await?;
+    Ok(respond(&ctx, answer))
+}
+
+/// The answer in HTTP, shaped for the proxy that asked.
+fn respond(ctx: &Ctx, answer: ForwardAnswer) -> HttpResponse {
+    match answer {
         ForwardAnswer::Allow(who) => {
-            // Header values must be visible ASCII; a name that is not becomes empty.
-            let safe = |s: &str| {
-                if s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
-                    s.to_string()
-                } else {
-                    String::new()
-                }
+            let mut res = HttpResponse::Ok();
+            res.insert_header((header::CACHE_CONTROL, "no-store"));
+            // Every header, always (empty on a public path asked for anonymously):
+            // Caddy's copy_headers hands an app its unexpanded placeholder for a header
+            // that is missing from the answer.
+            let (id, email, name, groups, roles) = match who {
+                Some(p) => (
+                    p.id,
+                    safe(&p.email),
+                    safe(&p.name),
+                    // Until groups exist, Remote-Groups carries the roles, as it always has.
+                    p.roles.join(","),
+                    p.roles.join(","),
+                ),
+                None => Default::default(),
             };
-            HttpResponse::Ok()
-                .insert_header(("Remote-User", who.id))
-                .insert_header(("Remote-Email", safe(&who.email)))
-                .insert_header(("Remote-Name", safe(&who.name)))
-                // Until groups exist, Remote-Groups carries the roles, as it always has.
-                .insert_header(("Remote-Groups", who.roles.join(",")))
-                .insert_header(("Remote-Roles", who.roles.join(",")))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
+            res.insert_header(("Remote-User", id))
+                .insert_header(("Remote-Email", email))
+                .insert_header(("Remote-Name", name))
+                .insert_header(("Remote-Groups", groups))
+                .insert_header(("Remote-Roles", roles))
                 .finish()
         }
         ForwardAnswer::SignIn {
@@ -78,10 +102,102 @@ pub async fn check(
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()
         }
+        ForwardAnswer::Denied {
+            reason,
+            app,
+            location,
+        } => {
+            // Traefik and Caddy show this body to the user; nginx sends the browser to
+            // `Location` (the same words on our own page).
+            let mut res = render(
+                StatusCode::FORBIDDEN,
+                &denied_page(ctx, reason, app.as_deref()),
+            );
+            res.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            if let Some(l) = location.and_then(|l| header::HeaderValue::from_str(&l).ok()) {
+                res.headers_mut().insert(header::LOCATION, l);
+            }
+            res
+        }
         ForwardAnswer::Unauthorized => HttpResponse::Unauthorized()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
-    })
+    }
+}
+
+/// Header values must be visible ASCII; a value that is not becomes empty.
+fn safe(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        s.to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// Why the user cannot open the site, and what they can do about it.
+fn denied_page(ctx: &Ctx, reason: DenyReason, app: Option<&str>) -> ErrorPage {
+    let site = app.unwrap_or("this site");
+    let (message, link) = match reason {
+        DenyReason::Rule => (
+            format!(
+                "Your account does not have access to {site}. If you need it, ask the \
+                 administrator of this sign-in service to give you access, and tell them \
+                 request {}.",
+                ctx.request_id
+            ),
+            Some(("Your account".to_string(), "/account".to_string())),
+        ),
+        DenyReason::NoSecondFactor => (
+            format!(
+                "{site} asks for a second factor. Add an authenticator app or a security \
+                 key to your account, then open it again."
+            ),
+            Some((
+                "Add a second factor".to_string(),
+                "/account/totp".to_string(),
+            )),
+        ),
+        DenyReason::Token => (
+            format!("{site} asks for a second factor, which an access token cannot give."),
+            None,
+        ),
+        DenyReason::UnknownSite => (
+            "The proxy did not say which site this is, so access rules cannot be applied. \
+             The administrator needs to check the proxy's configuration."
+                .to_string(),
+            None,
+        ),
+    };
+    // Without the navigation (`ctx.chrome()`): its CSRF seed could write the session,
+    // and this page also goes out through the proxy, on the app's host.
+    ErrorPage::new(
+        &format!("No access to {site}"),
+        &message,
+        link,
+        &ctx.request_id,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct DeniedQuery {
+    rd: Option<String>,
+    why: Option<String>,
+}
+
+/// `/auth/forward/denied`: the explanation nginx sends the browser to.
+pub async fn denied(ctx: Ctx, q: web::Query<DeniedQuery>) -> HttpResponse {
+    let app =
+        q.rd.as_deref()
+            .and_then(|rd| ctx.state.forward.return_target(rd))
+            .and_then(|u| u.host_str().map(str::to_string));
+    let reason = DenyReason::parse(q.why.as_deref().unwrap_or(""));
+    render(
+        StatusCode::FORBIDDEN,
+        &denied_page(&ctx, reason, app.as_deref()),
+    )
 }
 
 /// The request the proxy asks about, from its headers, when it is a trusted proxy.

@@ -1,0 +1,365 @@
+//! Access rules at forward auth: who reaches which site, and how proven.
+
+use portcullis::domain::access::RuleSpec;
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+use crate::mfa::{enrol, hotp};
+
+fn rule(name: &str, domain: &str, policy: &str) -> RuleSpec {
+    RuleSpec {
+        name: Some(name.into()),
+        domain: vec![domain.into()],
+        policy: policy.into(),
+        ..Default::default()
+    }
+}
+
+async fn ruled_app(rules: Vec<RuleSpec>, default: &str) -> TestApp {
+    spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            forward_auth_allowed_domains: Some(vec!["example.com".into()]),
+            trusted_proxies: Some(vec!["127.0.0.1".into()]),
+            access_rule: Some(rules),
+            access_default: Some(default.into()),
+            access_two_factor_max_age_secs: Some(600),
+            ..Default::default()
+        },
+    })
+    .await
+}
+
+/// What Caddy or Traefik would send for `url`.
+fn asked(url: &str) -> Vec<(&'static str, String)> {
+    let u = url::Url::parse(url).unwrap();
+    let mut uri = u.path().to_string();
+    if let Some(q) = u.query() {
+        uri = format!("{uri}?{q}");
+    }
+    vec![
+        ("X-Forwarded-Proto", u.scheme().to_string()),
+        ("X-Forwarded-Host", u.host_str().unwrap().to_string()),
+        ("X-Forwarded-Uri", uri),
+        ("X-Forwarded-Method", "GET".to_string()),
+    ]
+}
+
+async fn forward(b: &Browser, url: &str) -> Page {
+    let headers = asked(url);
+    let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    b.get_with("/auth/forward", &refs).await
+}
+
+fn site_rules() -> Vec<RuleSpec> {
+    vec![
+        RuleSpec {
+            path: vec!["/public".into()],
+            ..rule("public pages", "app.example.com", "bypass")
+        },
+        RuleSpec {
+            path: vec!["/admin".into()],
+            subject: vec!["role:admin".into()],
+            ..rule("admins", "app.example.com", "one_factor")
+        },
+        RuleSpec {
+            path: vec!["/admin".into()],
+            ..rule("admin area closed", "app.example.com", "deny")
+        },
+        rule("staff only", "*.internal.example.com", "deny"),
+    ]
+}
+
+/// A public path needs no sign-in; an admin path is for admins only, whatever way its
+/// address is spelled; the rest of the site is for anyone signed in.
+#[tokio::test]
+async fn rules_decide_by_site_path_and_who_asks() {
+    let app = ruled_app(site_rules(), "one_factor").await;
+    app.create_user("ann@example.com", &["admin"]).await;
+    app.create_user("bo@example.com", &[]).await;
+    let anon = app.browser();
+
+    let p = forward(&anon, "https://app.example.com/public/logo.png").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.headers["remote-user"], "", "no one is signed in");
+    let p = forward(&anon, "https://app.example.com/notes").await;
+    assert_eq!(p.status, StatusCode::FOUND, "sign in first");
+    // Who asks decides the admin path: sign in first to find out.
+    let p = forward(&anon, "https://app.example.com/admin").await;
+    assert_eq!(p.status, StatusCode::FOUND);
+    assert!(p.location().unwrap().contains("/login?next="));
+
+    let bo = app.browser();
+    bo.login_ok("bo@example.com").await;
+    let p = forward(&bo, "https://app.example.com/notes").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.headers["remote-email"], "bo@example.com");
+    for spelled in [
+        "https://app.example.com/admin",
+        "https://app.example.com/admin/users?x=1",
+        "https://app.example.com/%61dmin",
+        "https://app.example.com//admin",
+        "https://app.example.com/public/..%2Fadmin",
+        "https://APP.example.com/admin",
+    ] {
+        let p = forward(&bo, spelled).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{spelled}");
+        assert!(
+            p.body.contains("does not have access to app.example.com"),
+            "{spelled}: {}",
+            p.body
+        );
+        let explained = p.location().expect("the page that explains");
+        assert!(
+            explained.contains("/auth/forward/denied?rd="),
+            "{explained}"
+        );
+    }
+    let p = forward(&bo, "https://app.example.com/administrator").await;
+    assert_eq!(p.status, StatusCode::OK, "a segment is a whole segment");
+    let p = forward(&bo, "https://db.internal.example.com/").await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+    let ann = app.browser();
+    ann.login_ok("ann@example.com").await;
+    let p = forward(&ann, "https://app.example.com/admin/users").await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.headers["remote-roles"], "admin");
+
+    // The explanation nginx sends the browser to.
+    let p = bo
+        .get("/auth/forward/denied?rd=https%3A%2F%2Fapp.example.com%2Fadmin&why=rule")
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(
+        p.body.contains("No access to app.example.com"),
+        "{}",
+        p.body
+    );
+}
+
+/// A user refused again and again (a proxy asks on every request) leaves one audit
+/// event per minute, saying how many were folded into it.
+#[tokio::test]
+async fn denials_are_audited_without_flooding_the_log() {
+    let app = ruled_app(site_rules(), "one_factor").await;
+    let bo_id = app.create_user("bo@example.com", &[]).await;
+    let bo = app.browser();
+    bo.login_ok("bo@example.com").await;
+    for _ in 0..5 {
+        let p = forward(&bo, "https://app.example.com/admin").await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN);
+    }
+    let denied = |events: Vec<portcullis::db::repo::audit::AuditEvent>| {
+        events
+            .into_iter()
+            .filter(|e| e.event == "access.denied")
+            .collect::<Vec<_>>()
+    };
+    let events = denied(app.audit().await);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].target_id.as_deref(), Some(bo_id.as_str()));
+    let details: serde_json::Value = serde_json::from_str(&events[0].details).unwrap();
+    assert_eq!(details["host"], "app.example.com");
+    assert_eq!(details["rule"], "admin area closed");
+
+    app.clock.advance(61);
+    let p = forward(&bo, "https://app.example.com/admin").await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let events = denied(app.audit().await);
+    assert_eq!(events.len(), 2);
+    let details: serde_json::Value = serde_json::from_str(&events[0].details).unwrap();
+    assert_eq!(details["earlier_denials_folded_in"], 4);
+}
+
+/// A two-factor site: a session proven by the password alone confirms the second
+/// factor on our pages and comes back; an account without one is told to add one;
+/// the proof lasts `access_two_factor_max_age_secs`.
+#[tokio::test]
+async fn a_two_factor_site_steps_up_and_comes_back() {
+    let app = ruled_app(
+        vec![rule("vault", "vault.example.com", "two_factor")],
+        "one_factor",
+    )
+    .await;
+    app.create_user("cy@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("cy@example.com").await;
+    let site = "https://vault.example.com/secrets?id=7";
+
+    // No second factor on the account: refused, with what to do.
+    let p = forward(&b, site).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.body.contains("asks for a second factor"), "{}", p.body);
+
+    let (secret, _) = enrol(&app, &b).await;
+    // The password session does not count as two factors: confirm it.
+    let p = forward(&b, site).await;
+    assert_eq!(p.status, StatusCode::FOUND);
+    let location = p.location().unwrap();
+    assert!(
+        location.starts_with("http://localhost:8080/login/reauth?factor=1&next="),
+        "{location}"
+    );
+    let next = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "next")
+        .unwrap()
+        .1
+        .into_owned();
+    let page = b.get(&location.replace("http://localhost:8080", "")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    app.clock.advance(30);
+    let step = app.clock.now() as u64 / 30;
+    let p = b
+        .post(
+            "/login/reauth",
+            &[
+                ("csrf_token", &page.csrf()),
+                ("password", PASSWORD),
+                ("code", &hotp(&secret, step, 6)),
+                ("next", &next),
+            ],
+        )
+        .await;
+    assert_redirect(&p, &next);
+    assert_redirect(&b.get(&next).await, site);
+    let p = forward(&b, site).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+
+    // Past the configured age, confirm again.
+    app.clock.advance(601);
+    let p = forward(&b, site).await;
+    assert_eq!(p.status, StatusCode::FOUND);
+}
+
+/// With rules set, a request whose site the proxy did not name cannot be judged:
+/// refused, never waved through.
+#[tokio::test]
+async fn with_rules_an_unnamed_site_is_refused() {
+    let app = ruled_app(site_rules(), "one_factor").await;
+    app.create_user("di@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("di@example.com").await;
+    let p = b.get("/auth/forward").await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+}
+
+/// `access_default = "deny"`: a site no rule names is closed, even to a session.
+#[tokio::test]
+async fn the_default_decides_where_no_rule_matches() {
+    let app = ruled_app(vec![rule("open", "open.example.com", "one_factor")], "deny").await;
+    app.create_user("ed@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("ed@example.com").await;
+    assert_eq!(
+        forward(&b, "https://open.example.com/").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        forward(&b, "https://other.example.com/").await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// `portcullis policy check` prints what forward auth decides, and the rule.
+#[tokio::test]
+async fn policy_check_prints_the_decision_and_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        r#"
+access_default = "one_factor"
+
+[[access_rule]]
+name = "public pages"
+domain = "app.example.com"
+path = "/public"
+policy = "bypass"
+
+[[access_rule]]
+name = "admins"
+domain = "app.example.com"
+path = "/admin"
+subject = ["role:admin"]
+policy = "two_factor"
+
+[[access_rule]]
+name = "admin area closed"
+domain = "app.example.com"
+path = "/admin"
+policy = "deny"
+"#,
+    )
+    .unwrap();
+    let cfg = config.display().to_string();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut all = vec!["--config", cfg.as_str()];
+        all.extend_from_slice(args);
+        crate::cli::portcullis(dir.path(), &db, &all, stdin)
+    };
+    let (ok, _, err) = run(&["migrate"], None);
+    assert!(ok, "{err}");
+    for (email, role) in [("fe@example.com", "admin"), ("gu@example.com", "")] {
+        let mut args = vec!["user", "create", "--email", email, "--verified"];
+        if !role.is_empty() {
+            args.extend(["--role", role]);
+        }
+        let (ok, _, err) = run(&args, Some(&format!("{PASSWORD}\n")));
+        assert!(ok, "{err}");
+    }
+    let check = |email: &str, url: &str| {
+        let (ok, out, err) = run(&["policy", "check", "--email", email, "--url", url], None);
+        assert!(ok, "{err}");
+        out
+    };
+    let out = check("fe@example.com", "https://app.example.com/admin/x");
+    assert!(out.contains("decision=two_factor\nrule=admins\n"), "{out}");
+    assert!(out.contains("why=rule 2 of 3 matches"), "{out}");
+    let out = check("gu@example.com", "https://app.example.com/admin/x");
+    assert!(
+        out.contains("decision=deny\nrule=admin area closed"),
+        "{out}"
+    );
+    let out = check("gu@example.com", "https://app.example.com/public/a");
+    assert!(out.contains("decision=allow\nrule=public pages"), "{out}");
+    let out = check("gu@example.com", "https://app.example.com/notes");
+    assert!(out.contains("decision=one_factor\nrule=default"), "{out}");
+
+    let (ok, _, err) = run(
+        &[
+            "policy",
+            "check",
+            "--email",
+            "nobody@example.com",
+            "--url",
+            "https://app.example.com/",
+        ],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("no active account"), "{err}");
+}
+
+/// A rule that does not check stops the start, naming the rule and the field.
+#[tokio::test]
+async fn a_bad_rule_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path());
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        "[[access_rule]]\nname = \"api\"\ndomain = \"app.example.com\"\npath_regex = \"(\"\npolicy = \"deny\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = crate::cli::portcullis(
+        dir.path(),
+        &db,
+        &["--config", &config.display().to_string(), "migrate"],
+        None,
+    );
+    assert!(!ok);
+    assert!(err.contains("access rule \"api\": path_regex"), "{err}");
+}
