@@ -307,7 +307,7 @@ export function runCli(server, args, stdin = '') {
 }
 
 /** Launches headless Debian Chromium (never a downloaded browser). */
-export async function launchBrowser() {
+export async function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -319,6 +319,7 @@ export async function launchBrowser() {
       '--disable-sync',
       '--no-first-run',
       '--disable-quic',
+      ...extraArgs,
     ],
   });
 }

@@ -205,7 +205,7 @@ impl Rule {
             && (self.paths.is_empty() && self.path_regexes.is_empty()
                 || self.paths.iter().any(|p| under(&req.path, p))
                 || self.path_regexes.iter().any(|r| r.is_match(&req.path)))
-            && (self.methods.is_empty() || self.methods.iter().any(|m| *m == req.method))
+            && (self.methods.is_empty() || self.methods.contains(&req.method))
             && (self.networks.is_empty() || self.networks.iter().any(|n| n.contains(&req.ip)))
     }
 
