@@ -253,6 +253,19 @@ pub enum UserCommand {
         #[arg(long)]
         role: String,
     },
+    /// Disable an account: it cannot sign in, and every session, app grant and token
+    /// it holds ends at once (as the admin page's Disable).
+    Disable {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account again (its ended sessions and tokens stay ended).
+    Enable {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn read_password_line() -> anyhow::Result<String> {
@@ -317,6 +330,43 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
                 format!("{email} did not have the role {role}")
             })
         }
+        UserCommand::Disable { email } => {
+            let admin = operator_admin(config, db, clock).await?;
+            set_disabled(&admin, &email, true, &ctx).await?;
+            Ok(format!(
+                "{email} is disabled; its sessions and tokens have ended"
+            ))
+        }
+        UserCommand::Enable { email } => {
+            let admin = operator_admin(config, db, clock).await?;
+            set_disabled(&admin, &email, false, &ctx).await?;
+            Ok(format!("{email} is enabled"))
+        }
+    }
+}
+
+/// Disables or enables an account by email, as the operator; the last active
+/// administrator stays enabled.
+async fn set_disabled(
+    admin: &Admin,
+    email: &str,
+    disabled: bool,
+    ctx: &AuditCtx,
+) -> anyhow::Result<()> {
+    crate::domain::email::EmailAddress::parse(email).map_err(|m| anyhow::anyhow!("{m}"))?;
+    let no_user = || anyhow::anyhow!("No account has that email address.");
+    let user = admin.find_by_email(email).await?.ok_or_else(no_user)?;
+    match admin
+        .set_disabled(&Actor::Operator, &user.id, disabled, ctx)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(AdminError::LastAdmin) => anyhow::bail!(
+            "{} is the last administrator; make someone else an administrator first.",
+            user.email
+        ),
+        Err(AdminError::Internal(e)) => Err(e.into()),
+        Err(_) => Err(no_user()),
     }
 }
 

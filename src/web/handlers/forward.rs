@@ -49,6 +49,14 @@ pub async fn check(
         .forward
         .answer(&caller, original, ctx.ip, st.clock.now(), &ctx.audit())
         .await?;
+    if let ForwardAnswer::SignIn {
+        end_session: true, ..
+    } = answer
+    {
+        // The account is gone or disabled (perhaps from another process, whose removal
+        // of the session this one has not noticed yet).
+        ctx.session.purge();
+    }
     Ok(respond(&ctx, answer))
 }
 
