@@ -79,7 +79,11 @@ pub async fn run_policy(config: &Config, cmd: PolicyCommand) -> anyhow::Result<S
         anyhow::bail!("--url {url}: no host");
     };
     let db = crate::startup::open_database(config)?;
-    let access = crate::auth::access::Access::new(db.clone(), config.admin_requires_second_factor);
+    let access = crate::auth::access::Access::new(
+        db.clone(),
+        config.admin_requires_second_factor,
+        crate::auth::oauth::cache::BackChannelCache::disabled(),
+    );
     let policies = crate::startup::policies(config, &db, &Clock::system()).await?;
     let Some(who) = access.principal_by_email(&email).await? else {
         anyhow::bail!("no active account with the email address {email}");

@@ -260,8 +260,11 @@ impl Application {
             ceremonies,
             config: config.clone(),
         });
-        let access =
-            crate::auth::access::Access::new(db.clone(), config.admin_requires_second_factor);
+        let access = crate::auth::access::Access::new(
+            db.clone(),
+            config.admin_requires_second_factor,
+            cache.clone(),
+        );
         let state = web::Data::new(AppState {
             accounts,
             second_factors,
