@@ -3,6 +3,7 @@
 //! user for an app behind forward auth.
 
 pub mod forward;
+pub mod groups;
 pub mod permissions;
 pub mod policy;
 pub mod roles;
@@ -11,7 +12,7 @@ use std::collections::BTreeSet;
 
 use crate::auth::InternalError;
 use crate::db::Db;
-use crate::db::repo::{roles as role_rows, users};
+use crate::db::repo::{groups as group_rows, roles as role_rows, users};
 use permissions::{Permission, permissions_of};
 
 /// The access service.
@@ -104,10 +105,14 @@ impl Access {
     /// for an account that is gone or disabled.
     pub async fn principal(&self, user_id: &str) -> Result<Option<Principal>, InternalError> {
         let uid = user_id.to_string();
-        let (user, roles) = self
+        let (user, roles, groups) = self
             .db
             .run(move |c| {
-                Ok::<_, InternalError>((users::find(c, &uid)?, role_rows::of_user(c, &uid)?))
+                Ok::<_, InternalError>((
+                    users::find(c, &uid)?,
+                    role_rows::of_user(c, &uid)?,
+                    group_rows::effective_of_user(c, &uid)?,
+                ))
             })
             .await?;
         Ok(user.filter(|u| !u.disabled).map(|u| Principal {
@@ -115,7 +120,7 @@ impl Access {
             email: u.email,
             name: u.display_name.unwrap_or_default(),
             roles,
-            groups: Vec::new(),
+            groups,
         }))
     }
 }
