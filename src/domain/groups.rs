@@ -40,9 +40,10 @@ pub fn validate_name(raw: &str) -> Result<String, NameError> {
     if name.len() > NAME_MAX {
         return Err(NameError::TooLong);
     }
-    if !name.chars().all(|c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.'
-    }) {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.')
+    {
         return Err(NameError::BadCharacter);
     }
     Ok(name.to_string())
@@ -127,7 +128,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(validate_name(" eng.backend_2-x ").as_deref(), Ok("eng.backend_2-x"));
+        assert_eq!(
+            validate_name(" eng.backend_2-x ").as_deref(),
+            Ok("eng.backend_2-x")
+        );
         assert_eq!(validate_name(""), Err(NameError::Empty));
         assert_eq!(validate_name("   "), Err(NameError::Empty));
         assert_eq!(validate_name(&"a".repeat(64)).map(|n| n.len()), Ok(64));

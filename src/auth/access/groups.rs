@@ -20,6 +20,7 @@ use crate::db::repo::groups::{self as repo, GroupRow};
 use crate::db::repo::users;
 use crate::db::{AnyConnection, Db, QueryResult};
 use crate::domain::audit::{AuditAction, Outcome};
+use crate::domain::email::EmailAddress;
 use crate::domain::groups::{NameError, validate_name};
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +93,12 @@ pub struct Groups {
     clock: Clock,
     /// Userinfo lists a user's groups: emptied on every change.
     cache: BackChannelCache,
+}
+
+/// Whom a membership change is about.
+enum Member {
+    Email(String),
+    Id(String),
 }
 
 type Tx<T> = QueryResult<Result<T, GroupError>>;
@@ -439,13 +446,56 @@ impl Groups {
         add: bool,
         ctx: &AuditCtx,
     ) -> Result<bool, GroupError> {
-        let (group, email) = (group.trim().to_string(), email.trim().to_string());
+        self.change_member(
+            editor,
+            group,
+            Member::Email(email.trim().to_string()),
+            add,
+            ctx,
+        )
+        .await
+    }
+
+    /// [`Self::set_member`] for the account with id `user_id`.
+    pub async fn set_member_by_id(
+        &self,
+        editor: &Editor,
+        group: &str,
+        user_id: &str,
+        add: bool,
+        ctx: &AuditCtx,
+    ) -> Result<bool, GroupError> {
+        self.change_member(editor, group, Member::Id(user_id.to_string()), add, ctx)
+            .await
+    }
+
+    async fn change_member(
+        &self,
+        editor: &Editor,
+        group: &str,
+        member: Member,
+        add: bool,
+        ctx: &AuditCtx,
+    ) -> Result<bool, GroupError> {
+        let group = group.trim().to_string();
         let (editor, ctx) = (editor.clone(), ctx.clone());
         self.write(move |c, now| {
             let held = tri!(editor_holds(c, &editor));
             let g = tri!(find(c, &group));
-            let Some(user) = users::find_by_email(c, &email.to_lowercase())? else {
-                return Ok(Err(GroupError::NoSuchUser(email)));
+            let found = match &member {
+                Member::Email(e) => {
+                    let norm = EmailAddress::parse(e)
+                        .map(|a| a.normalized().to_string())
+                        .unwrap_or_else(|_| e.to_lowercase());
+                    users::find_by_email(c, &norm)?
+                }
+                Member::Id(id) => users::find(c, id)?,
+            };
+            let Some(user) = found else {
+                return Ok(Err(GroupError::NoSuchUser(match member {
+                    Member::Email(e) => e,
+                    Member::Id(_) => "given".into(),
+                })));
             };
             let action = if add {
                 AuditAction::GroupMemberAdded

@@ -56,9 +56,7 @@ impl Permission {
             Permission::ClientsWrite => "Manage OAuth / OpenID Connect clients",
             Permission::AuditRead => "Read and export the audit log",
             Permission::SettingsWrite => "Change runtime settings",
-            Permission::GroupsWrite => {
-                "Create, nest and delete groups, and change their members"
-            }
+            Permission::GroupsWrite => "Create, nest and delete groups, and change their members",
         }
     }
 }
