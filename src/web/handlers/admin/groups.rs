@@ -235,8 +235,9 @@ pub async fn user_groups(
         .set_member_by_id(&editor, field(&form, "group"), &id, add, &ctx.audit())
         .await
     {
+        // The service found the account by this id: it is a real one, safe as it is.
         Ok(_) => Ok(see_other(&format!(
-            "{back}?done={}",
+            "/admin/users/{id}?done={}",
             if add { "add-group" } else { "remove-group" }
         ))),
         Err(e) => {
