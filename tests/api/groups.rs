@@ -501,8 +501,27 @@ async fn the_groups_scope_puts_effective_groups_in_id_token_and_userinfo() {
 async fn the_shell_creates_groups_and_changes_members() {
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(dir.path());
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        r#"
+access_default = "deny"
+
+[[access_rule]]
+name = "staff site"
+domain = "staff.example.com"
+subject = "group:staff"
+policy = "one_factor"
+"#,
+    )
+    .unwrap();
+    let cfg = config.display().to_string();
     let pw = format!("{PASSWORD}\n");
-    let run = |args: &[&str]| portcullis(dir.path(), &db, args, None);
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", cfg.as_str()];
+        all.extend_from_slice(args);
+        portcullis(dir.path(), &db, &all, None)
+    };
     assert!(
         portcullis(
             dir.path(),
@@ -512,6 +531,21 @@ async fn the_shell_creates_groups_and_changes_members() {
         )
         .0
     );
+    let check = || {
+        let (ok, out, err) = run(&[
+            "policy",
+            "check",
+            "--email",
+            "u@example.com",
+            "--url",
+            "https://staff.example.com/",
+        ]);
+        assert!(ok, "{err}");
+        out.lines()
+            .find_map(|l| l.strip_prefix("decision="))
+            .unwrap()
+            .to_string()
+    };
     let (ok, out, err) = run(&["group", "create", "--name", "staff"]);
     assert!(ok, "{err}");
     assert!(out.contains("created group staff"), "{out}");
@@ -534,8 +568,11 @@ async fn the_shell_creates_groups_and_changes_members() {
     assert!(!ok && err.contains("already exists"), "{err}");
 
     let add = ["group", "add", "--group", "eng", "--email", "u@example.com"];
+    assert_eq!(check(), "deny");
     let (ok, out, _) = run(&add);
     assert!(ok && out.contains("is now in the group eng"), "{out}");
+    // In eng, inside staff: the rule for group:staff lets them in.
+    assert_eq!(check(), "one_factor");
     let (ok, out, _) = run(&add);
     assert!(ok && out.contains("already in the group eng"), "{out}");
     let (ok, _, err) = run(&[
@@ -566,6 +603,7 @@ async fn the_shell_creates_groups_and_changes_members() {
     ];
     let (ok, out, _) = run(&remove);
     assert!(ok && out.contains("no longer in the group eng"), "{out}");
+    assert_eq!(check(), "deny");
     let (ok, out, _) = run(&remove);
     assert!(ok && out.contains("was not in the group eng"), "{out}");
 

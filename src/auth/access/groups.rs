@@ -194,8 +194,11 @@ impl Groups {
         let out = self
             .db
             .run(move |c| {
-                crate::db::conn::write_transaction(c, |c| f(c, now))
-                    .map_err(|e: crate::db::QueryError| InternalError::from(e))
+                crate::db::conn::write_transaction(c, |c| {
+                    crate::db::conn::serialize(c, crate::db::conn::locks::GROUP_TREE)?;
+                    f(c, now)
+                })
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
             })
             .await??;
         // Userinfo and introspection list groups: they read them fresh from now on.
