@@ -57,7 +57,8 @@ pub enum Command {
 pub enum GroupCommand {
     /// Create a group, at the top level or inside a parent group.
     Create {
-        /// The group's name: 1 to 64 lower-case letters, digits, '-', '_' or '.'.
+        /// The group's name: 1 to 64 lower-case letters, digits, '-', '_' or '.',
+        /// starting with a letter or digit.
         #[arg(long)]
         name: String,
         /// An existing group to put this one inside; its members are then members of

@@ -24,14 +24,17 @@ impl std::fmt::Display for NameError {
             Self::Empty => "A group needs a name.",
             Self::TooLong => "A group name is at most 64 characters.",
             Self::BadCharacter => {
-                "A group name uses only lower-case letters a-z, digits, '-', '_' and '.'."
+                "A group name starts with a lower-case letter or a digit and uses only \
+                 lower-case letters a-z, digits, '-', '_' and '.'."
             }
         })
     }
 }
 
 /// A valid group name (surrounding spaces trimmed): 1 to 64 of `a-z`, `0-9`, `-`, `_`,
-/// `.`. Commas (the `Remote-Groups` separator), spaces and colons never appear in one.
+/// `.`, starting with a letter or digit. Commas (the `Remote-Groups` separator), spaces
+/// and colons never appear in one, and neither is `.` nor `..` (it is a path segment
+/// in `/admin/groups/{name}`).
 pub fn validate_name(raw: &str) -> Result<String, NameError> {
     let name = raw.trim();
     if name.is_empty() {
@@ -40,9 +43,11 @@ pub fn validate_name(raw: &str) -> Result<String, NameError> {
     if name.len() > NAME_MAX {
         return Err(NameError::TooLong);
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.')
+    let first_ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !first_ok
+        || !name.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.'
+        })
     {
         return Err(NameError::BadCharacter);
     }
@@ -136,7 +141,9 @@ mod tests {
         assert_eq!(validate_name("   "), Err(NameError::Empty));
         assert_eq!(validate_name(&"a".repeat(64)).map(|n| n.len()), Ok(64));
         assert_eq!(validate_name(&"a".repeat(65)), Err(NameError::TooLong));
-        for bad in ["Admins", "a,b", "a b", "group:x", "é", "a/b", "a\nb"] {
+        for bad in [
+            "Admins", "a,b", "a b", "group:x", "é", "a/b", "a\nb", ".", "..", "-x", "_x",
+        ] {
             assert_eq!(validate_name(bad), Err(NameError::BadCharacter), "{bad:?}");
         }
         assert!(NameError::BadCharacter.to_string().contains("lower-case"));
