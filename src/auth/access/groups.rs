@@ -33,6 +33,8 @@ pub enum GroupError {
     NoSuchGroup(String),
     #[error("No account has the email address {0}.")]
     NoSuchUser(String),
+    #[error("There is no such account.")]
+    NoSuchAccount,
     #[error("{0} cannot be inside {1}: {1} is {0} or already inside it.")]
     Cycle(String, String),
     #[error("You may not manage groups.")]
@@ -495,10 +497,10 @@ impl Groups {
                 Member::Id(id) => users::find(c, id)?,
             };
             let Some(user) = found else {
-                return Ok(Err(GroupError::NoSuchUser(match member {
-                    Member::Email(e) => e,
-                    Member::Id(_) => "given".into(),
-                })));
+                return Ok(Err(match member {
+                    Member::Email(e) => GroupError::NoSuchUser(e),
+                    Member::Id(_) => GroupError::NoSuchAccount,
+                }));
             };
             let action = if add {
                 AuditAction::GroupMemberAdded

@@ -41,7 +41,9 @@ fn group_error(e: GroupError) -> Result<(StatusCode, String), AppError> {
         GroupError::Internal(e) => return Err(e.into()),
         GroupError::Forbidden | GroupError::Outranked => StatusCode::FORBIDDEN,
         GroupError::Exists(_) | GroupError::Cycle(..) => StatusCode::CONFLICT,
-        GroupError::NoSuchGroup(_) | GroupError::NoSuchUser(_) => StatusCode::NOT_FOUND,
+        GroupError::NoSuchGroup(_) | GroupError::NoSuchUser(_) | GroupError::NoSuchAccount => {
+            StatusCode::NOT_FOUND
+        }
         GroupError::BadName(_) => StatusCode::BAD_REQUEST,
     };
     Ok((status, e.to_string()))
