@@ -1,4 +1,5 @@
-//! The command line (CONTRACT.md): `serve`, `migrate`, `user create|set-role|unset-role`.
+//! The command line (CONTRACT.md): `serve`, `migrate`, `user create|set-role|unset-role`,
+//! `group create|add|remove`, and the others below.
 //! Passwords come from standard input, never from argv (argv is visible to every user
 //! of the machine through `ps`).
 
@@ -47,6 +48,102 @@ pub enum Command {
     /// Access rules.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Groups of users (for access rules, Remote-Groups and the OIDC groups claim).
+    #[command(subcommand)]
+    Group(GroupCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Create a group, at the top level or inside a parent group.
+    Create {
+        /// The group's name: 1 to 64 lower-case letters, digits, '-', '_' or '.',
+        /// starting with a letter or digit.
+        #[arg(long)]
+        name: String,
+        /// An existing group to put this one inside; its members are then members of
+        /// the parent too (default: none, a top-level group).
+        #[arg(long)]
+        parent: Option<String>,
+        /// A short description shown on /admin/groups (default: empty).
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Add a user to a group.
+    Add {
+        /// The group's name.
+        #[arg(long)]
+        group: String,
+        /// The email address of the account to add.
+        #[arg(long)]
+        email: String,
+    },
+    /// Remove a user from a group.
+    Remove {
+        /// The group's name.
+        #[arg(long)]
+        group: String,
+        /// The email address of the account to remove.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// Runs a group command as the operator; `Ok(message)` goes to stdout.
+pub async fn run_group(config: &Config, cmd: GroupCommand) -> anyhow::Result<String> {
+    use crate::auth::access::groups::{Editor, GroupError, Groups};
+    let db = crate::startup::open_database(config)?;
+    let cache = BackChannelCache::publisher(config).await;
+    let groups = Groups::new(db, Clock::system(), cache);
+    let ctx = AuditCtx::cli();
+    let fail = |e: GroupError| match e {
+        GroupError::Internal(e) => anyhow::Error::from(e),
+        e => anyhow::anyhow!("{e}"),
+    };
+    match cmd {
+        GroupCommand::Create {
+            name,
+            parent,
+            description,
+        } => {
+            groups
+                .create(
+                    &Editor::Operator,
+                    &name,
+                    &description,
+                    parent.as_deref(),
+                    &ctx,
+                )
+                .await
+                .map_err(fail)?;
+            Ok(match parent {
+                Some(p) => format!("created group {} inside {p}", name.trim()),
+                None => format!("created group {}", name.trim()),
+            })
+        }
+        GroupCommand::Add { group, email } => {
+            let changed = groups
+                .set_member(&Editor::Operator, &group, &email, true, &ctx)
+                .await
+                .map_err(fail)?;
+            Ok(if changed {
+                format!("{email} is now in the group {group}")
+            } else {
+                format!("{email} was already in the group {group}")
+            })
+        }
+        GroupCommand::Remove { group, email } => {
+            let changed = groups
+                .set_member(&Editor::Operator, &group, &email, false, &ctx)
+                .await
+                .map_err(fail)?;
+            Ok(if changed {
+                format!("{email} is no longer in the group {group}")
+            } else {
+                format!("{email} was not in the group {group}")
+            })
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

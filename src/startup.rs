@@ -243,6 +243,8 @@ impl Application {
         );
         let roles =
             crate::auth::access::roles::Roles::new(db.clone(), clock.clone(), cache.clone());
+        let groups =
+            crate::auth::access::groups::Groups::new(db.clone(), clock.clone(), cache.clone());
         let settings = crate::auth::settings::Settings::new(db.clone(), clock.clone(), &config);
         let mfa_keys = crate::auth::mfa::MfaKeys {
             sealer: crate::master_key::Sealer::new(&master, "totp-secrets"),
@@ -270,6 +272,7 @@ impl Application {
             second_factors,
             admin,
             roles,
+            groups,
             settings,
             sign_in,
             oauth: crate::auth::oauth::OAuthProvider::new(

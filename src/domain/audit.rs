@@ -51,6 +51,11 @@ pub enum AuditAction {
     ConsentDenied,
     ChainKeyed,
     AccessDenied,
+    GroupCreated,
+    GroupUpdated,
+    GroupDeleted,
+    GroupMemberAdded,
+    GroupMemberRemoved,
 }
 
 impl AuditAction {
@@ -105,6 +110,11 @@ impl AuditAction {
         Self::ConsentDenied,
         Self::ChainKeyed,
         Self::AccessDenied,
+        Self::GroupCreated,
+        Self::GroupUpdated,
+        Self::GroupDeleted,
+        Self::GroupMemberAdded,
+        Self::GroupMemberRemoved,
     ];
 
     pub fn name(self) -> &'static str {
@@ -157,6 +167,11 @@ impl AuditAction {
             Self::RefreshTokenReused => "refresh_token.reused",
             Self::ConsentDenied => "consent.denied",
             Self::AccessDenied => "access.denied",
+            Self::GroupCreated => "group.created",
+            Self::GroupUpdated => "group.updated",
+            Self::GroupDeleted => "group.deleted",
+            Self::GroupMemberAdded => "group.member_added",
+            Self::GroupMemberRemoved => "group.member_removed",
             Self::ChainKeyed => "audit.chain_keyed",
         }
     }

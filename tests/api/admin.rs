@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 
 /// An app where admins need no second factor (the enrolment rule has its own test).
-async fn admin_app() -> TestApp {
+pub(crate) async fn admin_app() -> TestApp {
     spawn_app_with(Options {
         file: portcullis::config::FileConfig {
             admin_requires_second_factor: Some(false),
@@ -29,7 +29,7 @@ async fn sql(app: &TestApp, q: String) {
 }
 
 /// A custom role holding exactly `perms`.
-async fn role_with(app: &TestApp, role: &str, perms: &[&str]) {
+pub(crate) async fn role_with(app: &TestApp, role: &str, perms: &[&str]) {
     sql(
         app,
         format!("INSERT INTO roles (name, description, builtin, created_at) VALUES ('{role}', '', FALSE, 0)"),
@@ -589,7 +589,7 @@ async fn the_audit_viewer_filters_and_exports_what_it_shows() {
     assert!(!mine.body.contains("admin@example.com"));
 }
 
-async fn post_form(b: &Browser, path: &str, fields: &[(&str, &str)]) -> Page {
+pub(crate) async fn post_form(b: &Browser, path: &str, fields: &[(&str, &str)]) -> Page {
     let token = b.get("/account").await.csrf();
     let mut all = vec![("csrf_token", token.as_str())];
     all.extend_from_slice(fields);

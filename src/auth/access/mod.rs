@@ -3,6 +3,7 @@
 //! user for an app behind forward auth.
 
 pub mod forward;
+pub mod groups;
 pub mod permissions;
 pub mod policy;
 pub mod roles;
@@ -12,7 +13,7 @@ use std::collections::BTreeSet;
 use crate::auth::InternalError;
 use crate::auth::oauth::cache::BackChannelCache;
 use crate::db::Db;
-use crate::db::repo::{roles as role_rows, users};
+use crate::db::repo::{groups as group_rows, roles as role_rows, users};
 use permissions::{Permission, permissions_of};
 
 /// The access service.
@@ -121,10 +122,14 @@ impl Access {
 
     async fn principal_fresh(&self, user_id: &str) -> Result<Option<Principal>, InternalError> {
         let uid = user_id.to_string();
-        let (user, roles) = self
+        let (user, roles, groups) = self
             .db
             .run(move |c| {
-                Ok::<_, InternalError>((users::find(c, &uid)?, role_rows::of_user(c, &uid)?))
+                Ok::<_, InternalError>((
+                    users::find(c, &uid)?,
+                    role_rows::of_user(c, &uid)?,
+                    group_rows::effective_of_user(c, &uid)?,
+                ))
             })
             .await?;
         Ok(user.filter(|u| !u.disabled).map(|u| Principal {
@@ -132,7 +137,7 @@ impl Access {
             email: u.email,
             name: u.display_name.unwrap_or_default(),
             roles,
-            groups: Vec::new(),
+            groups,
         }))
     }
 }

@@ -101,6 +101,8 @@ pub struct Profile {
     pub email_verified: bool,
     pub name: Option<String>,
     pub roles: Vec<String>,
+    /// Groups, inherited ones included.
+    pub groups: Vec<String>,
 }
 
 impl Maps {

@@ -74,8 +74,8 @@ fn respond(ctx: &Ctx, answer: ForwardAnswer) -> HttpResponse {
                     p.id,
                     safe(&p.email),
                     safe(&p.name),
-                    // Until groups exist, Remote-Groups carries the roles, as it always has.
-                    p.roles.join(","),
+                    // Groups, inherited ones included.
+                    p.groups.join(","),
                     p.roles.join(","),
                 ),
                 None => Default::default(),
