@@ -80,6 +80,17 @@ impl Request {
     }
 }
 
+/// A signed-in user as apps behind forward auth see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    /// Groups, inherited ones included.
+    pub groups: Vec<String>,
+}
+
 /// Who asks, when known.
 #[derive(Debug, Clone, Default)]
 pub struct Subject {
