@@ -171,10 +171,6 @@ pub async fn run_policy(config: &Config, cmd: PolicyCommand) -> anyhow::Result<S
         method,
         ip,
     } = cmd;
-    let url = url::Url::parse(&url).map_err(|e| anyhow::anyhow!("--url {url}: {e}"))?;
-    let Some(host) = url.host_str() else {
-        anyhow::bail!("--url {url}: no host");
-    };
     let db = crate::startup::open_database(config)?;
     let access = crate::auth::access::Access::new(
         db.clone(),
@@ -182,16 +178,10 @@ pub async fn run_policy(config: &Config, cmd: PolicyCommand) -> anyhow::Result<S
         crate::auth::oauth::cache::BackChannelCache::disabled(),
     );
     let policies = crate::startup::policies(config, &db, &Clock::system()).await?;
-    let Some(who) = access.principal_by_email(&email).await? else {
-        anyhow::bail!("no active account with the email address {email}");
-    };
-    let req = crate::domain::access::Request::new(host, url.path(), &method, ip);
-    let subject = crate::domain::access::Subject {
-        email: who.email.to_lowercase(),
-        groups: who.groups,
-        roles: who.roles,
-    };
-    let e = policies.explain(&req, Some(&subject));
+    let e = policies
+        .test(&access, Some(&email), &url, &method, ip)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(format!(
         "decision={}\nrule={}\nwhy={}",
         e.decision, e.rule, e.why

@@ -141,7 +141,59 @@ pub struct Explanation {
     pub why: String,
 }
 
+/// Why a request could not be tried against the rules.
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("No active account has the email address {0}.")]
+    NoSuchUser(String),
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
 impl Policies {
+    /// What forward auth would decide for the account with `email` (anonymous when
+    /// `None`) asking for `url`: the admin page's "test a request" and `policy check`.
+    pub async fn test(
+        &self,
+        access: &super::Access,
+        email: Option<&str>,
+        url: &str,
+        method: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<Explanation, TestError> {
+        let parsed = url::Url::parse(url.trim())
+            .map_err(|e| TestError::BadRequest(format!("The address {url} is not a URL: {e}.")))?;
+        let Some(host) = parsed.host_str() else {
+            return Err(TestError::BadRequest(format!(
+                "The address {url} names no host."
+            )));
+        };
+        let method = method.trim().to_ascii_uppercase();
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(TestError::BadRequest(format!(
+                "{method:?} is not an HTTP method."
+            )));
+        }
+        let subject = match email.map(str::trim).filter(|e| !e.is_empty()) {
+            None => None,
+            Some(email) => {
+                let who = access
+                    .principal_by_email(email)
+                    .await?
+                    .ok_or_else(|| TestError::NoSuchUser(email.to_string()))?;
+                Some(crate::domain::access::Subject {
+                    email: who.email.to_lowercase(),
+                    groups: who.groups,
+                    roles: who.roles,
+                })
+            }
+        };
+        let req = crate::domain::access::Request::new(host, parsed.path(), &method, ip);
+        Ok(self.explain(&req, subject.as_ref()))
+    }
+
     /// What forward auth would decide for `who` asking for `req`.
     pub fn explain(
         &self,
