@@ -51,6 +51,8 @@ pub enum AuditAction {
     ConsentDenied,
     ChainKeyed,
     AccessDenied,
+    PersonalTokenCreated,
+    PersonalTokenRevoked,
 }
 
 impl AuditAction {
@@ -105,6 +107,8 @@ impl AuditAction {
         Self::ConsentDenied,
         Self::ChainKeyed,
         Self::AccessDenied,
+        Self::PersonalTokenCreated,
+        Self::PersonalTokenRevoked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -158,6 +162,8 @@ impl AuditAction {
             Self::ConsentDenied => "consent.denied",
             Self::AccessDenied => "access.denied",
             Self::ChainKeyed => "audit.chain_keyed",
+            Self::PersonalTokenCreated => "personal_token.created",
+            Self::PersonalTokenRevoked => "personal_token.revoked",
         }
     }
 }

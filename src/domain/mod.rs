@@ -6,6 +6,7 @@ pub mod email;
 pub mod export;
 pub mod forward;
 pub mod password;
+pub mod personal_tokens;
 pub mod recovery_codes;
 pub mod redirect;
 pub mod tokens;

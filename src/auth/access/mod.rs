@@ -6,6 +6,7 @@ pub mod forward;
 pub mod permissions;
 pub mod policy;
 pub mod roles;
+pub mod tokens;
 
 use std::collections::BTreeSet;
 

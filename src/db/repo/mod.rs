@@ -6,6 +6,7 @@ pub mod directory;
 pub mod mfa;
 pub mod oauth;
 pub mod outbox;
+pub mod personal_tokens;
 pub mod roles;
 pub mod session_state;
 pub mod sessions;
