@@ -387,6 +387,9 @@ pub fn end_app_grants(
 ) -> crate::db::QueryResult<usize> {
     let codes = repo::delete_unused_codes_of_user(c, user_id)?;
     let grants = repo::revoke_all_grants_of_user(c, user_id, now)?;
+    // A script's personal access tokens are the account's credentials as much as an
+    // app's grants: whatever ends the one ends the other.
+    crate::auth::access::tokens::end_all(c, ctx, now, user_id, why.reason())?;
     if grants > 0 || codes > 0 {
         record(
             c,
