@@ -284,6 +284,10 @@ impl Application {
                 policies(&config, &db, &clock).await?,
                 &config,
             ),
+            personal_tokens: crate::auth::access::tokens::PersonalTokens::new(
+                db.clone(),
+                clock.clone(),
+            ),
             audit_log: crate::auth::audit::AuditLog::new(db.clone(), clock.clone()),
             health: crate::auth::health::Health::new(db.clone(), clock.clone()),
             config,

@@ -127,6 +127,42 @@ pub fn allows_forward(scopes: &[&str], method: Option<&str>) -> bool {
         })
 }
 
+/// What an `Authorization` header presents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// `Bearer <secret>`.
+    Bearer(String),
+    /// `Basic base64(user:secret)`: the account's email address and a token.
+    Basic { user: String, secret: String },
+    /// Any other scheme, or a value that does not parse.
+    Other,
+}
+
+/// Reads an `Authorization` header value (the scheme is case-insensitive).
+pub fn parse_authorization(value: &str) -> Presented {
+    use base64::Engine;
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        return Presented::Bearer(rest.to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        // A token holds no ':', so the last one ends the user part.
+        if let Some((user, secret)) = decoded.as_deref().and_then(|d| d.rsplit_once(':')) {
+            return Presented::Basic {
+                user: user.to_string(),
+                secret: secret.to_string(),
+            };
+        }
+    }
+    Presented::Other
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +226,37 @@ mod tests {
         assert!(!allows_forward(&["forward:read"], Some("DELETE")));
         assert!(!allows_forward(&["forward:read"], None));
         assert!(!allows_forward(&[], Some("GET")));
+    }
+
+    #[test]
+    fn authorization_headers_are_read_by_scheme() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert_eq!(
+            parse_authorization("Bearer pcp_abc"),
+            Presented::Bearer("pcp_abc".into())
+        );
+        assert_eq!(
+            parse_authorization("bearer   pcp_abc "),
+            Presented::Bearer("pcp_abc".into())
+        );
+        assert_eq!(
+            parse_authorization(&format!("Basic {}", b64("a:b@x.org:pcp_t"))),
+            Presented::Basic {
+                user: "a:b@x.org".into(),
+                secret: "pcp_t".into()
+            }
+        );
+        for other in [
+            "Bearer",
+            "Bearer ",
+            "Basic !!!",
+            &format!("Basic {}", b64("no colon")),
+            "Digest username=x",
+            "",
+            "pcp_abc",
+        ] {
+            assert_eq!(parse_authorization(other), Presented::Other, "{other}");
+        }
     }
 }

@@ -74,19 +74,11 @@ pub fn revoke_own(
     if n == 0 {
         return Ok(None);
     }
-    t::table
-        .find(id)
-        .select(t::name)
-        .first(conn)
-        .optional()
+    t::table.find(id).select(t::name).first(conn).optional()
 }
 
 /// Revokes every token of a user that is not revoked yet; returns how many.
-pub fn revoke_all_of_user(
-    conn: &mut AnyConnection,
-    user_id: &str,
-    now: i64,
-) -> QueryResult<usize> {
+pub fn revoke_all_of_user(conn: &mut AnyConnection, user_id: &str, now: i64) -> QueryResult<usize> {
     diesel::update(
         t::table
             .filter(t::user_id.eq(user_id))
