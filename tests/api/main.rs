@@ -31,4 +31,5 @@ mod security;
 mod sessions;
 mod setup;
 mod smtp_sink;
+mod tokens;
 mod webauthn;
