@@ -3,18 +3,18 @@
 //! SHA-256 kept), lists and revokes the owner's own, and checks a secret
 //! ([`PersonalTokens::verify`]): known, not revoked, not expired, and its account
 //! active. Every event that ends a user's app grants ends their tokens too
-//! ([`end_all`], called from `oauth::authorize::end_app_grants`), so no path that
-//! signs a user out everywhere can forget them.
+//! (`oauth::authorize::end_personal_tokens`, called from `end_app_grants`), so no path
+//! that signs a user out everywhere can forget them.
 
 use serde_json::json;
 
 use crate::auth::InternalError;
 use crate::auth::audit::{AuditCtx, record};
 use crate::clock::Clock;
+use crate::db::Db;
 use crate::db::conn::write_transaction;
 use crate::db::repo::personal_tokens::{self as repo, PersonalToken};
 use crate::db::repo::users;
-use crate::db::{AnyConnection, Db};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::personal_tokens::{self as rules, TokenInputError};
 use crate::domain::tokens::hash;
@@ -246,29 +246,4 @@ impl PersonalTokens {
             })
             .await
     }
-}
-
-/// Ends every token of a user, in the caller's transaction, audited as
-/// `personal_token.revoked` with `reason` when there was any. Called wherever a user's
-/// app grants end (`oauth::authorize::end_app_grants`) and at a password change.
-pub fn end_all(
-    c: &mut AnyConnection,
-    ctx: &AuditCtx,
-    now: i64,
-    user_id: &str,
-    reason: &str,
-) -> crate::db::QueryResult<usize> {
-    let n = repo::revoke_all_of_user(c, user_id, now)?;
-    if n > 0 {
-        record(
-            c,
-            ctx,
-            now,
-            AuditAction::PersonalTokenRevoked,
-            Outcome::Success,
-            Some(user_id),
-            json!({"reason": reason, "tokens_revoked": n}),
-        )?;
-    }
-    Ok(n)
 }

@@ -433,7 +433,13 @@ async fn change_password(
             } else {
                 // Tokens end at every password change: whoever knew the old password
                 // may have made some.
-                crate::auth::access::tokens::end_all(c, &ctx, now, &user.id, "password.changed")?;
+                crate::auth::oauth::authorize::end_personal_tokens(
+                    c,
+                    &ctx,
+                    now,
+                    &user.id,
+                    "password.changed",
+                )?;
             }
             record(
                 c,
