@@ -198,7 +198,7 @@ config_keys! {
     signing_key_rotation_days: Num<i64> = Num::new(30, 1..=366),
         env "PORTCULLIS_SIGNING_KEY_ROTATION_DAYS";
     /// Failed personal-access-token checks at forward auth one client address may make
-    /// per minute (all instances); over it, its token requests are answered 429.
+    /// per minute (all instances); over it, its failing tokens are answered 429.
     personal_token_requests_per_minute: Num<u32> = Num::new(20, 1..=QUOTA),
         env "PORTCULLIS_PERSONAL_TOKEN_REQUESTS_PER_MINUTE";
     /// Token-endpoint requests one client may make per minute (all instances).

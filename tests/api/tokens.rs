@@ -416,8 +416,8 @@ async fn tokens_end_at_disable_password_change_and_sign_out_everywhere() {
     assert_eq!(bearer_status(&app, &t).await, StatusCode::UNAUTHORIZED);
 }
 
-/// Guesses are counted per client address: past the limit the answer is 429, for
-/// any token from that address, until the window passes.
+/// Guesses are counted per client address: past the limit a failing token (the
+/// account password in Basic too) gets 429 instead of 401, until the window passes.
 #[tokio::test]
 async fn guessing_tokens_is_throttled() {
     let app = token_app(|f| f.personal_token_requests_per_minute = Some(3)).await;
