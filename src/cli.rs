@@ -83,7 +83,12 @@ pub async fn run_token(config: &Config, cmd: TokenCommand) -> anyhow::Result<Str
         expires_in_days,
     } = cmd;
     let db = crate::startup::open_database(config)?;
-    let tokens = crate::auth::access::tokens::PersonalTokens::new(db, Clock::system());
+    let clock = Clock::system();
+    let throttle = crate::auth::throttle::Throttle::new(
+        crate::auth::throttle::Limits::from_config(config),
+        clock.clone(),
+    );
+    let tokens = crate::auth::access::tokens::PersonalTokens::new(db, clock, throttle);
     let new = crate::auth::access::tokens::NewToken {
         name,
         scopes,

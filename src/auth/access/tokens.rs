@@ -6,17 +6,20 @@
 //! (`oauth::authorize::end_personal_tokens`, called from `end_app_grants`), so no path
 //! that signs a user out everywhere can forget them.
 
+use std::net::IpAddr;
+
 use serde_json::json;
 
 use crate::auth::InternalError;
 use crate::auth::audit::{AuditCtx, record};
+use crate::auth::throttle::{RetryAfter, Throttle};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::conn::write_transaction;
 use crate::db::repo::personal_tokens::{self as repo, PersonalToken};
 use crate::db::repo::users;
 use crate::domain::audit::{AuditAction, Outcome};
-use crate::domain::personal_tokens::{self as rules, TokenInputError};
+use crate::domain::personal_tokens::{self as rules, Presented, TokenInputError};
 use crate::domain::tokens::hash;
 
 /// A use is written at most this often per token (seconds).
@@ -27,6 +30,19 @@ const TOUCH_EVERY: i64 = 60;
 pub struct PersonalTokens {
     db: Db,
     clock: Clock,
+    throttle: Throttle,
+}
+
+/// What a script's `Authorization` header comes to.
+#[derive(Debug)]
+pub enum Presentation {
+    /// A live token of an active account, presented the right way.
+    Valid(Verified),
+    /// Anything else: unknown, revoked or expired, another account's (Basic), not a
+    /// token at all (an account password), or another scheme.
+    Invalid,
+    /// Too many failures from this address: wait.
+    Throttled(RetryAfter),
 }
 
 /// What a new token is asked to be.
@@ -83,8 +99,41 @@ impl From<crate::db::QueryError> for TokenError {
 }
 
 impl PersonalTokens {
-    pub fn new(db: Db, clock: Clock) -> Self {
-        Self { db, clock }
+    pub fn new(db: Db, clock: Clock, throttle: Throttle) -> Self {
+        Self {
+            db,
+            clock,
+            throttle,
+        }
+    }
+
+    /// Judges an `Authorization` header sent from `ip`: `Bearer <token>`, or Basic
+    /// with the account's email address as the user and a token as the password (the
+    /// account's password is not a token, so it fails like any wrong guess). Every
+    /// failure of a Bearer or Basic credential is counted against `ip`; past the limit
+    /// the answer is [`Presentation::Throttled`]. Another scheme is not a guess at a
+    /// token and is not counted.
+    pub async fn present(
+        &self,
+        presented: Presented,
+        ip: IpAddr,
+    ) -> Result<Presentation, InternalError> {
+        let (secret, user) = match presented {
+            Presented::Bearer(secret) => (secret, None),
+            Presented::Basic { user, secret } => (secret, Some(user)),
+            Presented::Other => return Ok(Presentation::Invalid),
+        };
+        let verified = self
+            .verify(&secret)
+            .await?
+            .filter(|v| user.is_none_or(|u| u.trim().eq_ignore_ascii_case(&v.email)));
+        Ok(match verified {
+            Some(v) => Presentation::Valid(v),
+            None => match self.throttle.personal_token_failed(ip).await {
+                Ok(()) => Presentation::Invalid,
+                Err(wait) => Presentation::Throttled(wait),
+            },
+        })
     }
 
     /// A new token for an active user; returns its id and its secret, which is never

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use actix_web::http::StatusCode;
 
 use crate::auth::access::forward::{Caller, DenyReason, ForwardAnswer};
+use crate::auth::access::tokens::Presentation;
 use crate::domain::forward::original::{Original, ProxyHeaders, Style, original_request};
 use crate::domain::personal_tokens::{
     Presented, SCOPE_FORWARD, allows_forward, parse_authorization,
@@ -89,29 +90,19 @@ async fn token_caller(
     value: &header::HeaderValue,
     method: Option<&str>,
 ) -> Result<Result<Caller, HttpResponse>, AppError> {
-    let st = &ctx.state;
     let presented = value
         .to_str()
         .map(parse_authorization)
         .unwrap_or(Presented::Other);
-    let (secret, user) = match presented {
-        Presented::Bearer(secret) => (secret, None),
-        Presented::Basic { user, secret } => (secret, Some(user)),
-        Presented::Other => return Ok(Err(invalid_token())),
-    };
-    let verified = st
-        .personal_tokens
-        .verify(&secret)
-        .await?
-        .filter(|v| user.is_none_or(|u| u.trim().eq_ignore_ascii_case(&v.email)));
-    let Some(v) = verified else {
-        return Ok(Err(match st.throttle.personal_token_failed(ctx.ip).await {
-            Ok(()) => invalid_token(),
-            Err(wait) => HttpResponse::TooManyRequests()
+    let v = match ctx.state.personal_tokens.present(presented, ctx.ip).await? {
+        Presentation::Valid(v) => v,
+        Presentation::Invalid => return Ok(Err(invalid_token())),
+        Presentation::Throttled(wait) => {
+            return Ok(Err(HttpResponse::TooManyRequests()
                 .insert_header((header::RETRY_AFTER, wait.0.to_string()))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish(),
-        }));
+                .finish()));
+        }
     };
     if !allows_forward(&v.scopes, method) {
         return Ok(Err(HttpResponse::Forbidden()
