@@ -558,3 +558,40 @@ async fn the_shell_makes_a_token() {
         assert!(out.contains(flag), "{flag} in --help: {out}");
     }
 }
+
+/// A password reset from the emailed link ends the account's tokens.
+#[tokio::test]
+async fn a_password_reset_ends_tokens() {
+    let app = token_app(|_| {}).await;
+    let uid = app.create_user("una@example.com", &[]).await;
+    let t = make(&app, &uid, &[], None).await;
+    assert_eq!(bearer_status(&app, &t).await, StatusCode::OK);
+
+    let b = app.browser();
+    b.submit(
+        "/password/forgot",
+        "/password/forgot",
+        &[("email", "una@example.com")],
+    )
+    .await;
+    let mails = app.wait_for_outbox(1).await;
+    let link = mails
+        .iter()
+        .find_map(|m| crate::smtp_sink::extract_link(m, "/password/reset?token="))
+        .expect("a reset link in the outbox");
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let page = b.get(&format!("/password/reset?token={token}")).await;
+    let p = b
+        .post(
+            "/password/reset",
+            &[
+                ("csrf_token", &page.csrf()),
+                ("token", &token),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_redirect(&p, "/login?reset=1");
+    assert_eq!(bearer_status(&app, &t).await, StatusCode::UNAUTHORIZED);
+    token_ended_audited(&app, "password.reset").await;
+}
