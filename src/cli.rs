@@ -1,5 +1,5 @@
 //! The command line (CONTRACT.md): `serve`, `migrate`, `user create|set-role|unset-role`,
-//! `token create`, …
+//! `group create|add|remove`, `token create`, and the others below.
 //! Passwords come from standard input, never from argv (argv is visible to every user
 //! of the machine through `ps`).
 
@@ -51,6 +51,9 @@ pub enum Command {
     /// Personal access tokens (scripts through forward auth).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Groups of users (for access rules, Remote-Groups and the OIDC groups claim).
+    #[command(subcommand)]
+    Group(GroupCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,6 +108,99 @@ pub async fn run_token(config: &Config, cmd: TokenCommand) -> anyhow::Result<Str
 }
 
 #[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Create a group, at the top level or inside a parent group.
+    Create {
+        /// The group's name: 1 to 64 lower-case letters, digits, '-', '_' or '.',
+        /// starting with a letter or digit.
+        #[arg(long)]
+        name: String,
+        /// An existing group to put this one inside; its members are then members of
+        /// the parent too (default: none, a top-level group).
+        #[arg(long)]
+        parent: Option<String>,
+        /// A short description shown on /admin/groups (default: empty).
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Add a user to a group.
+    Add {
+        /// The group's name.
+        #[arg(long)]
+        group: String,
+        /// The email address of the account to add.
+        #[arg(long)]
+        email: String,
+    },
+    /// Remove a user from a group.
+    Remove {
+        /// The group's name.
+        #[arg(long)]
+        group: String,
+        /// The email address of the account to remove.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// Runs a group command as the operator; `Ok(message)` goes to stdout.
+pub async fn run_group(config: &Config, cmd: GroupCommand) -> anyhow::Result<String> {
+    use crate::auth::access::groups::{Editor, GroupError, Groups};
+    let db = crate::startup::open_database(config)?;
+    let cache = BackChannelCache::publisher(config).await;
+    let groups = Groups::new(db, Clock::system(), cache);
+    let ctx = AuditCtx::cli();
+    let fail = |e: GroupError| match e {
+        GroupError::Internal(e) => anyhow::Error::from(e),
+        e => anyhow::anyhow!("{e}"),
+    };
+    match cmd {
+        GroupCommand::Create {
+            name,
+            parent,
+            description,
+        } => {
+            groups
+                .create(
+                    &Editor::Operator,
+                    &name,
+                    &description,
+                    parent.as_deref(),
+                    &ctx,
+                )
+                .await
+                .map_err(fail)?;
+            Ok(match parent {
+                Some(p) => format!("created group {} inside {p}", name.trim()),
+                None => format!("created group {}", name.trim()),
+            })
+        }
+        GroupCommand::Add { group, email } => {
+            let changed = groups
+                .set_member(&Editor::Operator, &group, &email, true, &ctx)
+                .await
+                .map_err(fail)?;
+            Ok(if changed {
+                format!("{email} is now in the group {group}")
+            } else {
+                format!("{email} was already in the group {group}")
+            })
+        }
+        GroupCommand::Remove { group, email } => {
+            let changed = groups
+                .set_member(&Editor::Operator, &group, &email, false, &ctx)
+                .await
+                .map_err(fail)?;
+            Ok(if changed {
+                format!("{email} is no longer in the group {group}")
+            } else {
+                format!("{email} was not in the group {group}")
+            })
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
 pub enum PolicyCommand {
     /// Print what forward auth decides for this user and request, and which rule decides.
     Check {
@@ -134,7 +230,11 @@ pub async fn run_policy(config: &Config, cmd: PolicyCommand) -> anyhow::Result<S
         anyhow::bail!("--url {url}: no host");
     };
     let db = crate::startup::open_database(config)?;
-    let access = crate::auth::access::Access::new(db.clone(), config.admin_requires_second_factor);
+    let access = crate::auth::access::Access::new(
+        db.clone(),
+        config.admin_requires_second_factor,
+        crate::auth::oauth::cache::BackChannelCache::disabled(),
+    );
     let policies = crate::startup::policies(config, &db, &Clock::system()).await?;
     let Some(who) = access.principal_by_email(&email).await? else {
         anyhow::bail!("no active account with the email address {email}");
@@ -308,6 +408,19 @@ pub enum UserCommand {
         #[arg(long)]
         role: String,
     },
+    /// Disable an account: it cannot sign in, and every session, app grant and token
+    /// it holds ends at once (as the admin page's Disable).
+    Disable {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account again (its ended sessions and tokens stay ended).
+    Enable {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn read_password_line() -> anyhow::Result<String> {
@@ -372,6 +485,43 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
                 format!("{email} did not have the role {role}")
             })
         }
+        UserCommand::Disable { email } => {
+            let admin = operator_admin(config, db, clock).await?;
+            set_disabled(&admin, &email, true, &ctx).await?;
+            Ok(format!(
+                "{email} is disabled; its sessions and tokens have ended"
+            ))
+        }
+        UserCommand::Enable { email } => {
+            let admin = operator_admin(config, db, clock).await?;
+            set_disabled(&admin, &email, false, &ctx).await?;
+            Ok(format!("{email} is enabled"))
+        }
+    }
+}
+
+/// Disables or enables an account by email, as the operator; the last active
+/// administrator stays enabled.
+async fn set_disabled(
+    admin: &Admin,
+    email: &str,
+    disabled: bool,
+    ctx: &AuditCtx,
+) -> anyhow::Result<()> {
+    crate::domain::email::EmailAddress::parse(email).map_err(|m| anyhow::anyhow!("{m}"))?;
+    let no_user = || anyhow::anyhow!("No account has that email address.");
+    let user = admin.find_by_email(email).await?.ok_or_else(no_user)?;
+    match admin
+        .set_disabled(&Actor::Operator, &user.id, disabled, ctx)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(AdminError::LastAdmin) => anyhow::bail!(
+            "{} is the last administrator; make someone else an administrator first.",
+            user.email
+        ),
+        Err(AdminError::Internal(e)) => Err(e.into()),
+        Err(_) => Err(no_user()),
     }
 }
 

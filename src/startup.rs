@@ -243,6 +243,8 @@ impl Application {
         );
         let roles =
             crate::auth::access::roles::Roles::new(db.clone(), clock.clone(), cache.clone());
+        let groups =
+            crate::auth::access::groups::Groups::new(db.clone(), clock.clone(), cache.clone());
         let settings = crate::auth::settings::Settings::new(db.clone(), clock.clone(), &config);
         let mfa_keys = crate::auth::mfa::MfaKeys {
             sealer: crate::master_key::Sealer::new(&master, "totp-secrets"),
@@ -260,13 +262,17 @@ impl Application {
             ceremonies,
             config: config.clone(),
         });
-        let access =
-            crate::auth::access::Access::new(db.clone(), config.admin_requires_second_factor);
+        let access = crate::auth::access::Access::new(
+            db.clone(),
+            config.admin_requires_second_factor,
+            cache.clone(),
+        );
         let state = web::Data::new(AppState {
             accounts,
             second_factors,
             admin,
             roles,
+            groups,
             settings,
             sign_in,
             oauth: crate::auth::oauth::OAuthProvider::new(

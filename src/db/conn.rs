@@ -415,6 +415,9 @@ pub mod locks {
     /// Every admin write on a user (`auth::accounts::admin::target`): the last-admin rule must
     /// see the other admin's concurrent demotion or disabling, on any instance.
     pub const ADMIN_SET: i64 = 0x706f_7274_0a01;
+    /// Every change to groups (`auth::access::groups`): two moves at once on two
+    /// instances must not each pass the cycle check and together close a loop.
+    pub const GROUP_TREE: i64 = 0x706f_7274_0a02;
 }
 
 /// Runs `f` in a write transaction, or directly when the caller already opened one.

@@ -98,7 +98,27 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    groups (id) {
+        id -> Text,
+        name -> Text,
+        description -> Text,
+        parent_id -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    user_groups (user_id, group_id) {
+        user_id -> Text,
+        group_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(user_roles -> users (user_id));
+diesel::joinable!(user_groups -> users (user_id));
+diesel::joinable!(user_groups -> groups (group_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(personal_tokens -> users (user_id));
 
@@ -107,6 +127,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     roles,
     role_permissions,
     user_roles,
+    groups,
+    user_groups,
     sessions,
     session_state,
     one_time_tokens,

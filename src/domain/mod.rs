@@ -5,6 +5,7 @@ pub mod audit;
 pub mod email;
 pub mod export;
 pub mod forward;
+pub mod groups;
 pub mod password;
 pub mod personal_tokens;
 pub mod recovery_codes;

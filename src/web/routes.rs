@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, Route, guard, web};
 
 use super::error::AppError;
 use super::handlers::account::{apps, profile, security_keys, sessions, tokens, totp};
-use super::handlers::admin::{audit, clients, roles, users};
+use super::handlers::admin::{audit, clients, groups, roles, users};
 use super::handlers::oauth::{authorize, back_channel, discovery, logout as rp_logout};
 use super::handlers::sign_in::{
     login, logout, passkey, password_reset, register, second_step, setup, step_up, verify_email,
@@ -161,6 +161,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/admin").route(get().to(users::home)))
         .service(web::resource("/admin/users").route(get().to(users::users)))
         .service(web::resource("/admin/users/{id}").route(get().to(users::user)))
+        .service(
+            web::resource("/admin/users/{id}/groups").route(web::post().to(groups::user_groups)),
+        )
         .service(web::resource("/admin/users/{id}/{action}").route(web::post().to(users::action)))
         .service(web::resource("/account/apps").route(get().to(apps::list)))
         .service(web::resource("/account/apps/revoke").route(web::post().to(apps::revoke)))
@@ -192,6 +195,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/admin/roles/{name}").route(web::post().to(roles::update)))
         .service(web::resource("/admin/roles/{name}/delete").route(web::post().to(roles::delete)))
+        .service(
+            web::resource("/admin/groups")
+                .route(get().to(groups::list))
+                .route(web::post().to(groups::create)),
+        )
+        .service(web::resource("/admin/groups/{name}").route(get().to(groups::show)))
+        .service(web::resource("/admin/groups/{name}/delete").route(web::post().to(groups::delete)))
+        .service(
+            web::resource("/admin/groups/{name}/{action}").route(web::post().to(groups::action)),
+        )
         .service(
             web::resource("/admin/settings")
                 .route(get().to(roles::settings_show))

@@ -18,6 +18,7 @@ pub struct AppState {
     pub audit_log: crate::auth::audit::AuditLog,
     pub admin: crate::auth::accounts::admin::Admin,
     pub roles: crate::auth::access::roles::Roles,
+    pub groups: crate::auth::access::groups::Groups,
     pub settings: crate::auth::settings::Settings,
     pub health: crate::auth::health::Health,
     /// Registration, emailed links, password and address changes, first-start setup.

@@ -317,6 +317,14 @@ pub struct AdminUserPage {
     pub roles: Vec<String>,
     /// Roles that can still be assigned.
     pub other_roles: Vec<String>,
+    /// Groups the user is a direct member of.
+    pub groups: Vec<String>,
+    /// Groups the user is in through a group inside them (not directly).
+    pub inherited_groups: Vec<String>,
+    /// Groups the user can still be added to.
+    pub other_groups: Vec<String>,
+    /// The viewer may change groups.
+    pub can_groups: bool,
     pub totp: bool,
     pub keys: Vec<KeyRow>,
     pub recovery_codes_left: i64,
@@ -375,6 +383,43 @@ pub struct AdminRolesPage {
     pub roles: Vec<RoleView>,
     /// Every permission, for the "new role" form.
     pub all: Vec<PermissionView>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+pub struct GroupView {
+    pub name: String,
+    pub description: String,
+    pub parent: String,
+    pub members: i64,
+}
+
+#[derive(Template)]
+#[template(path = "admin/groups.html")]
+pub struct AdminGroupsPage {
+    pub chrome: Chrome,
+    pub groups: Vec<GroupView>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+pub struct MemberView {
+    pub id: String,
+    pub email: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/group.html")]
+pub struct AdminGroupPage {
+    pub chrome: Chrome,
+    pub name: String,
+    pub description: String,
+    /// The parent group's name, or "" at the top level.
+    pub parent: String,
+    pub children: Vec<String>,
+    pub members: Vec<MemberView>,
+    /// Groups this one may be moved inside (all but itself).
+    pub others: Vec<String>,
     pub notice: Option<String>,
     pub error: Option<String>,
 }

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 use crate::mfa::{enrol, hotp};
 
-fn rule(name: &str, domain: &str, policy: &str) -> RuleSpec {
+pub(crate) fn rule(name: &str, domain: &str, policy: &str) -> RuleSpec {
     RuleSpec {
         name: Some(name.into()),
         domain: vec![domain.into()],
@@ -15,7 +15,7 @@ fn rule(name: &str, domain: &str, policy: &str) -> RuleSpec {
     }
 }
 
-async fn ruled_app(rules: Vec<RuleSpec>, default: &str) -> TestApp {
+pub(crate) async fn ruled_app(rules: Vec<RuleSpec>, default: &str) -> TestApp {
     spawn_app_with(Options {
         file: portcullis::config::FileConfig {
             forward_auth_allowed_domains: Some(vec!["example.com".into()]),
@@ -44,7 +44,7 @@ fn asked(url: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn forward(b: &Browser, url: &str) -> Page {
+pub(crate) async fn forward(b: &Browser, url: &str) -> Page {
     let headers = asked(url);
     let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
     b.get_with("/auth/forward", &refs).await

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 
 /// An app where admins need no second factor (the enrolment rule has its own test).
-async fn admin_app() -> TestApp {
+pub(crate) async fn admin_app() -> TestApp {
     spawn_app_with(Options {
         file: portcullis::config::FileConfig {
             admin_requires_second_factor: Some(false),
@@ -29,7 +29,7 @@ async fn sql(app: &TestApp, q: String) {
 }
 
 /// A custom role holding exactly `perms`.
-async fn role_with(app: &TestApp, role: &str, perms: &[&str]) {
+pub(crate) async fn role_with(app: &TestApp, role: &str, perms: &[&str]) {
     sql(
         app,
         format!("INSERT INTO roles (name, description, builtin, created_at) VALUES ('{role}', '', FALSE, 0)"),
@@ -295,13 +295,31 @@ async fn admin_actions_work_take_effect_at_once_and_are_audited() {
             .unwrap_or_else(|| panic!("no {name}"))
     };
 
+    // Forward auth remembers who Sam is (a proxy asks on every request), but no
+    // longer than until an admin changes him.
+    let roles_at_the_proxy = async || {
+        let p = sam.get("/auth/forward").await;
+        assert_eq!(p.status, StatusCode::OK);
+        p.headers["remote-roles"].to_str().unwrap().to_string()
+    };
+    assert_eq!(roles_at_the_proxy().await, "");
     let p = post_action(&b, &uid, "assign-role", &[("role", "admin")]).await;
     assert_redirect(&p, &format!("/admin/users/{uid}?done=assign-role"));
+    assert_eq!(
+        roles_at_the_proxy().await,
+        "admin",
+        "a new role is seen at once"
+    );
     let e = last_event(app.audit().await, "role.assigned");
     assert_eq!(e.actor_id.as_deref(), Some(admin_id.as_str()));
     assert_eq!(e.target_id.as_deref(), Some(uid.as_str()));
     let p = post_action(&b, &uid, "remove-role", &[("role", "admin")]).await;
     assert_redirect(&p, &format!("/admin/users/{uid}?done=remove-role"));
+    assert_eq!(
+        roles_at_the_proxy().await,
+        "",
+        "a removed role is gone at once"
+    );
     assert_eq!(
         last_event(app.audit().await, "role.removed")
             .target_id
@@ -312,6 +330,11 @@ async fn admin_actions_work_take_effect_at_once_and_are_audited() {
     // Disable: Sam's open session is refused on its next request, and sign-in too.
     let p = post_action(&b, &uid, "disable", &[]).await;
     assert_redirect(&p, &format!("/admin/users/{uid}?done=disable"));
+    assert_eq!(
+        sam.get("/auth/forward").await.status,
+        StatusCode::UNAUTHORIZED,
+        "forward auth refuses him at once"
+    );
     assert_redirect(&sam.get("/account").await, "/login?next=%2Faccount");
     assert_ne!(
         sam.login("sam@example.com", PASSWORD)
@@ -566,7 +589,7 @@ async fn the_audit_viewer_filters_and_exports_what_it_shows() {
     assert!(!mine.body.contains("admin@example.com"));
 }
 
-async fn post_form(b: &Browser, path: &str, fields: &[(&str, &str)]) -> Page {
+pub(crate) async fn post_form(b: &Browser, path: &str, fields: &[(&str, &str)]) -> Page {
     let token = b.get("/account").await.csrf();
     let mut all = vec![("csrf_token", token.as_str())];
     all.extend_from_slice(fields);

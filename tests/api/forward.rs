@@ -19,6 +19,21 @@ async fn forward_app() -> TestApp {
 async fn a_session_gets_the_user_in_headers_and_nothing_else_passes() {
     let app = forward_app().await;
     let uid = app.create_user("fay@example.com", &["admin"]).await;
+    // Remote-Groups lists groups (inherited ones too), Remote-Roles the roles.
+    let groups = &app.state.groups;
+    let (op, cli) = (
+        portcullis::auth::access::groups::Editor::Operator,
+        portcullis::auth::audit::AuditCtx::cli(),
+    );
+    groups.create(&op, "staff", "", None, &cli).await.unwrap();
+    groups
+        .create(&op, "design", "", Some("staff"), &cli)
+        .await
+        .unwrap();
+    groups
+        .set_member(&op, "design", "fay@example.com", true, &cli)
+        .await
+        .unwrap();
     let b = app.browser();
 
     // No session: 401, or a trip through the login page for an allowed return address.
@@ -69,7 +84,8 @@ async fn a_session_gets_the_user_in_headers_and_nothing_else_passes() {
     assert_eq!(p.headers["remote-user"], uid.as_str());
     assert_eq!(p.headers["remote-email"], "fay@example.com");
     assert_eq!(p.headers["remote-name"], "Test User");
-    assert_eq!(p.headers["remote-groups"], "admin");
+    assert_eq!(p.headers["remote-groups"], "design,staff");
+    assert_eq!(p.headers["remote-roles"], "admin");
 
     // Signed out: refused at once.
     b.logout().await;

@@ -15,6 +15,7 @@ mod forward;
 mod fuzz;
 mod gate;
 mod grants;
+mod groups;
 mod helpers;
 mod layers;
 mod lockout;

@@ -41,7 +41,7 @@ pub(crate) async fn oidc_app_with(file: portcullis::config::FileConfig) -> TestA
     .await
 }
 
-fn new_client(public: bool) -> NewClient {
+pub(crate) fn new_client(public: bool) -> NewClient {
     NewClient {
         name: "Wiki".into(),
         redirect_uris: vec![CALLBACK.into()],
@@ -75,7 +75,7 @@ pub async fn service_client(app: &TestApp) -> (String, String) {
     (id, secret.expect("a confidential client has a secret"))
 }
 
-async fn client_with(app: &TestApp, c: NewClient) -> (String, Option<String>) {
+pub(crate) async fn client_with(app: &TestApp, c: NewClient) -> (String, Option<String>) {
     app.state
         .oauth
         .create_client(c, &AuditCtx::cli())
@@ -435,7 +435,7 @@ pub(crate) async fn authorize(
     authorize_scope(b, client_id, "openid email", extra).await
 }
 
-async fn authorize_scope(
+pub(crate) async fn authorize_scope(
     b: &Browser,
     client_id: &str,
     scope: &str,
@@ -1497,7 +1497,7 @@ async fn userinfo_shows_profile_changes_at_once() {
 
 /// The payload of a JWT we were just given over a trusted channel (other tests check
 /// signatures against the JWKS with a real relying party).
-fn jwt_claims(token: &str) -> Value {
+pub(crate) fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(
         &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)

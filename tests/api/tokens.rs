@@ -204,7 +204,7 @@ async fn a_token_from_the_page_reaches_a_proxied_site_as_its_owner() {
         assert_eq!(p.headers["remote-user"], uid.as_str());
         assert_eq!(p.headers["remote-email"], "ann@example.com");
         assert_eq!(p.headers["remote-name"], "Test User");
-        assert_eq!(p.headers["remote-groups"], "user");
+        assert_eq!(p.headers["remote-groups"], "", "no groups");
         assert_eq!(p.headers["remote-roles"], "user");
     }
     // Without the proxy's headers too (nothing to match rules against, none set).

@@ -109,6 +109,9 @@ pub enum ForwardAnswer {
         style: Style,
         /// The original request's method (a redirect after a POST is a 303).
         method: String,
+        /// The caller's session names an account that is gone or disabled: end it, or
+        /// the sign-in page, which trusts the session, would send the browser back.
+        end_session: bool,
     },
     /// Refused. `location` is the page that explains it, when the site is known.
     Denied {
@@ -214,7 +217,8 @@ impl ForwardAuth {
                 if matches!(caller, Caller::Token { .. }) {
                     return Ok(ForwardAnswer::Unauthorized);
                 }
-                return Ok(self.sign_in(&original, "/login", None));
+                let ended = matches!(caller, Caller::Session { .. });
+                return Ok(self.sign_in(&original, "/login", None, ended));
             }
             (Verdict::Policy(p, _), Some(_)) => p,
         };
@@ -229,12 +233,12 @@ impl ForwardAuth {
                     .await?
                     .any()
                 {
-                    Ok(self.sign_in(&original, "/login/reauth", Some("factor=1")))
+                    Ok(self.sign_in(&original, "/login/reauth", Some("factor=1"), false))
                 } else {
                     deny(DenyReason::NoSecondFactor).await
                 }
             }
-            Caller::Anonymous => Ok(self.sign_in(&original, "/login", None)),
+            Caller::Anonymous => Ok(self.sign_in(&original, "/login", None, false)),
         }
     }
 
@@ -249,12 +253,19 @@ impl ForwardAuth {
         }
     }
 
-    fn sign_in(&self, original: &Original, page: &str, extra: Option<&str>) -> ForwardAnswer {
+    fn sign_in(
+        &self,
+        original: &Original,
+        page: &str,
+        extra: Option<&str>,
+        end_session: bool,
+    ) -> ForwardAnswer {
         match self.return_page(&original.url, page, extra) {
             Some(location) => ForwardAnswer::SignIn {
                 location,
                 style: original.style,
                 method: original.method.clone(),
+                end_session,
             },
             None => ForwardAnswer::Unauthorized,
         }

@@ -3,6 +3,7 @@
 //! user for an app behind forward auth.
 
 pub mod forward;
+pub mod groups;
 pub mod permissions;
 pub mod policy;
 pub mod roles;
@@ -11,8 +12,9 @@ pub mod tokens;
 use std::collections::BTreeSet;
 
 use crate::auth::InternalError;
+use crate::auth::oauth::cache::BackChannelCache;
 use crate::db::Db;
-use crate::db::repo::{roles as role_rows, users};
+use crate::db::repo::{groups as group_rows, roles as role_rows, users};
 use permissions::{Permission, permissions_of};
 
 /// The access service.
@@ -20,6 +22,8 @@ use permissions::{Permission, permissions_of};
 pub struct Access {
     db: Db,
     admin_requires_second_factor: bool,
+    /// Forward auth asks about the same users on every request a proxy serves.
+    cache: BackChannelCache,
 }
 
 /// Whether a user may open a page that needs a permission.
@@ -32,8 +36,8 @@ pub enum Admission {
     NeedsSecondFactor,
 }
 
-/// A signed-in user as apps behind forward auth see them, read fresh.
-#[derive(Debug)]
+/// A signed-in user as apps behind forward auth see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub id: String,
     pub email: String,
@@ -44,10 +48,11 @@ pub struct Principal {
 }
 
 impl Access {
-    pub fn new(db: Db, admin_requires_second_factor: bool) -> Self {
+    pub fn new(db: Db, admin_requires_second_factor: bool, cache: BackChannelCache) -> Self {
         Self {
             db,
             admin_requires_second_factor,
+            cache,
         }
     }
 
@@ -103,12 +108,29 @@ impl Access {
 
     /// The user behind a session, for the headers forward auth hands to apps; `None`
     /// for an account that is gone or disabled.
+    /// Memoised until anything that could change it (a role, the account's state)
+    /// moves the cache's generation on; see `auth::oauth::cache`.
     pub async fn principal(&self, user_id: &str) -> Result<Option<Principal>, InternalError> {
+        // The generation before the read: a change meanwhile makes the memo unusable.
+        let generation = self.cache.generation().await;
+        if let Some(hit) = self.cache.principal(generation, user_id) {
+            return Ok(hit);
+        }
+        let found = self.principal_fresh(user_id).await?;
+        self.cache.put_principal(generation, user_id, found.clone());
+        Ok(found)
+    }
+
+    async fn principal_fresh(&self, user_id: &str) -> Result<Option<Principal>, InternalError> {
         let uid = user_id.to_string();
-        let (user, roles) = self
+        let (user, roles, groups) = self
             .db
             .run(move |c| {
-                Ok::<_, InternalError>((users::find(c, &uid)?, role_rows::of_user(c, &uid)?))
+                Ok::<_, InternalError>((
+                    users::find(c, &uid)?,
+                    role_rows::of_user(c, &uid)?,
+                    group_rows::effective_of_user(c, &uid)?,
+                ))
             })
             .await?;
         Ok(user.filter(|u| !u.disabled).map(|u| Principal {
@@ -116,7 +138,7 @@ impl Access {
             email: u.email,
             name: u.display_name.unwrap_or_default(),
             roles,
-            groups: Vec::new(),
+            groups,
         }))
     }
 }

@@ -15,16 +15,18 @@ pub enum Permission {
     ClientsWrite,
     AuditRead,
     SettingsWrite,
+    GroupsWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 7] = [
         Permission::UsersRead,
         Permission::UsersWrite,
         Permission::RolesWrite,
         Permission::ClientsWrite,
         Permission::AuditRead,
         Permission::SettingsWrite,
+        Permission::GroupsWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Permission {
             Permission::ClientsWrite => "clients.write",
             Permission::AuditRead => "audit.read",
             Permission::SettingsWrite => "settings.write",
+            Permission::GroupsWrite => "groups.write",
         }
     }
 
@@ -53,6 +56,7 @@ impl Permission {
             Permission::ClientsWrite => "Manage OAuth / OpenID Connect clients",
             Permission::AuditRead => "Read and export the audit log",
             Permission::SettingsWrite => "Change runtime settings",
+            Permission::GroupsWrite => "Create, nest and delete groups, and change their members",
         }
     }
 }

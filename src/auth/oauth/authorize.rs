@@ -21,7 +21,14 @@ use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::tokens::{generate, hash};
 
 pub const CODE_TTL_SECS: i64 = 60;
-pub const SCOPES: [&str; 5] = ["openid", "profile", "email", "roles", "offline_access"];
+pub const SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "roles",
+    "groups",
+    "offline_access",
+];
 pub const GRANTS: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
 
 /// A client's settings, as the CLI and /admin/clients give them.

@@ -34,10 +34,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::auth::access::Principal;
 use crate::auth::oauth::signing_keys::Verified;
 use crate::db::repo::oauth::Client;
 
 pub const MAX_AGE: Duration = Duration::from_secs(10);
+/// Forward auth's users are trusted for less: the command line on SQLite (which
+/// cannot move this process's generation) disabling a user is seen within this, as a
+/// session it ends is (`auth::sessions::store`).
+pub const PRINCIPAL_MAX_AGE: Duration = Duration::from_secs(2);
 /// Entries per map; a full map starts again empty (the cache is an optimisation).
 const MAX_ENTRIES: usize = 100_000;
 
@@ -84,6 +89,8 @@ struct Maps {
     clients: HashMap<String, (Instant, Client)>,
     live: HashMap<String, (Instant, bool)>,
     profiles: HashMap<String, (Instant, Option<Profile>)>,
+    /// Forward auth's view of a user (`None`: disabled or gone).
+    principals: HashMap<String, (Instant, Option<Principal>)>,
 }
 
 /// What userinfo tells about a user; `None` in the cache is a user who is disabled or
@@ -94,6 +101,8 @@ pub struct Profile {
     pub email_verified: bool,
     pub name: Option<String>,
     pub roles: Vec<String>,
+    /// Groups, inherited ones included.
+    pub groups: Vec<String>,
 }
 
 impl Maps {
@@ -110,6 +119,7 @@ impl Maps {
         self.clients.clear();
         self.live.clear();
         self.profiles.clear();
+        self.principals.clear();
     }
 }
 
@@ -255,6 +265,27 @@ impl BackChannelCache {
     pub fn put_profile(&self, generation: Option<u64>, user_id: &str, profile: Option<Profile>) {
         if let Some(mut m) = self.current(generation) {
             put(&mut m.0.profiles, user_id, profile);
+        }
+    }
+
+    /// Forward auth's user when last read (`Some(None)`: disabled or gone).
+    pub fn principal(&self, generation: Option<u64>, user_id: &str) -> Option<Option<Principal>> {
+        self.current(generation)?
+            .0
+            .principals
+            .get(user_id)
+            .filter(|(at, _)| at.elapsed() < PRINCIPAL_MAX_AGE)
+            .map(|(_, p)| p.clone())
+    }
+
+    pub fn put_principal(
+        &self,
+        generation: Option<u64>,
+        user_id: &str,
+        principal: Option<Principal>,
+    ) {
+        if let Some(mut m) = self.current(generation) {
+            put(&mut m.0.principals, user_id, principal);
         }
     }
 

@@ -24,7 +24,7 @@ use crate::db::AnyConnection;
 use crate::db::conn::write_transaction;
 use crate::db::repo::oauth::{self as repo, AuthCode, Client, GrantRow, RefreshRow};
 use crate::db::repo::users::User;
-use crate::db::repo::{roles, users};
+use crate::db::repo::{groups, roles, users};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::tokens::{generate, hash};
 
@@ -72,7 +72,7 @@ enum PresentedCode {
     Unknown,
     Reused,
     Invalid(&'static str),
-    Valid(AuthCode, User, Vec<String>),
+    Valid(AuthCode, User, Memberships),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -80,7 +80,7 @@ enum PresentedRefresh {
     Invalid(&'static str),
     BadScope,
     Reused,
-    Valid(GrantRow, String, User, Vec<String>),
+    Valid(GrantRow, String, User, Memberships),
 }
 
 /// A rotated refresh token or a second use of a code: someone else holds a copy, so
@@ -109,13 +109,27 @@ fn replayed(
     )
 }
 
+/// A user's roles and groups (inherited ones included), for the `roles` and `groups`
+/// claims.
+#[derive(Debug)]
+pub(crate) struct Memberships {
+    roles: Vec<String>,
+    groups: Vec<String>,
+}
+
 /// The user behind a grant, if still allowed in.
 fn active_user(
     c: &mut AnyConnection,
     id: &str,
-) -> crate::db::QueryResult<Option<(User, Vec<String>)>> {
+) -> crate::db::QueryResult<Option<(User, Memberships)>> {
     match users::find(c, id)? {
-        Some(u) if !u.disabled => Ok(Some((u, roles::of_user(c, id)?))),
+        Some(u) if !u.disabled => Ok(Some((
+            u,
+            Memberships {
+                roles: roles::of_user(c, id)?,
+                groups: groups::effective_of_user(c, id)?,
+            },
+        ))),
         _ => Ok(None),
     }
 }
@@ -146,7 +160,7 @@ impl OAuthProvider {
     async fn id_token(
         &self,
         client: &Client,
-        (user, roles): (&User, &[String]),
+        (user, memberships): (&User, &Memberships),
         grant: &GrantRow,
         scope: &str,
         nonce: Option<&str>,
@@ -173,7 +187,10 @@ impl OAuthProvider {
             claims["name"] = json!(user.display_name);
         }
         if scopes.contains(&"roles") {
-            claims["roles"] = json!(roles);
+            claims["roles"] = json!(memberships.roles);
+        }
+        if scopes.contains(&"groups") {
+            claims["groups"] = json!(memberships.groups);
         }
         self.keys.sign(alg, object(claims), "JWT").await
     }

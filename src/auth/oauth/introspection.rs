@@ -12,7 +12,7 @@ use crate::auth::oauth::OAuthProvider;
 use crate::auth::oauth::cache::Profile;
 use crate::db::conn::write_transaction;
 use crate::db::repo::oauth::{self as repo, Client};
-use crate::db::repo::{roles, users};
+use crate::db::repo::{groups, roles, users};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::tokens::hash;
 
@@ -123,6 +123,9 @@ impl OAuthProvider {
         if scopes.contains(&"roles") {
             body["roles"] = json!(p.roles);
         }
+        if scopes.contains(&"groups") {
+            body["groups"] = json!(p.groups);
+        }
         Ok(Some(body))
     }
 
@@ -145,6 +148,7 @@ impl OAuthProvider {
                 };
                 Ok(Some(Profile {
                     roles: roles::of_user(c, &uid)?,
+                    groups: groups::effective_of_user(c, &uid)?,
                     email: u.email,
                     email_verified: u.email_verified,
                     name: u.display_name,

@@ -25,7 +25,15 @@ pub struct Cached {
     /// A tombstone: the state was removed. Kept for an idle period so that a load or
     /// update racing the removal cannot put the state back into the cache.
     revoked: bool,
+    /// When the row was last seen in the database (`RECHECK_SECS`).
+    checked_at: i64,
 }
+
+/// How long a cached state is trusted before the database is asked whether it is still
+/// there. This process removes states from the cache itself; another process on the
+/// same file (the command line disabling a user) can only delete the row, and the
+/// server then refuses the session within this time.
+const RECHECK_SECS: i64 = 2;
 
 /// How long a removed state stays remembered as removed: longer than any request.
 const TOMBSTONE_SECS: i64 = 3600;
@@ -45,12 +53,13 @@ fn revoked_key(prefix: &str, key_hash: &str) -> String {
 }
 
 impl Cached {
-    fn live(state: String, expires_at: i64, dirty: bool) -> Self {
+    fn live(state: String, expires_at: i64, dirty: bool, checked_at: i64) -> Self {
         Self {
             state,
             expires_at,
             dirty,
             revoked: false,
+            checked_at,
         }
     }
 
@@ -60,6 +69,7 @@ impl Cached {
             expires_at,
             dirty: false,
             revoked: true,
+            checked_at: 0,
         }
     }
 }
@@ -147,6 +157,7 @@ impl StateBackend {
             }
             StateBackend::Db { db, clock, cache } => {
                 let now = clock.now();
+                let mut recheck = false;
                 if let Some(cache) = cache
                     && let Some(mut hit) = cache.get_mut(key_hash)
                     && (hit.revoked || hit.expires_at > now)
@@ -154,9 +165,38 @@ impl StateBackend {
                     if hit.revoked {
                         return Ok(None);
                     }
-                    hit.expires_at = now + idle_secs;
-                    hit.dirty = true;
-                    return Ok(serde_json::from_str(&hit.state).ok());
+                    if now - hit.checked_at < RECHECK_SECS {
+                        hit.expires_at = now + idle_secs;
+                        hit.dirty = true;
+                        return Ok(serde_json::from_str(&hit.state).ok());
+                    }
+                    recheck = true;
+                }
+                if let Some(cache) = cache
+                    && recheck
+                {
+                    // The expiry in the row may lag the cache's (written behind): ask
+                    // only whether the row is still there.
+                    let kh = key_hash.to_string();
+                    let exists = db
+                        .run(move |c| repo::exists(c, &kh).map_err(InternalError::from))
+                        .await?;
+                    if !exists {
+                        cache.insert(
+                            key_hash.to_string(),
+                            Cached::tombstone(now + TOMBSTONE_SECS),
+                        );
+                        return Ok(None);
+                    }
+                    if let Some(mut hit) = cache.get_mut(key_hash)
+                        && !hit.revoked
+                    {
+                        hit.checked_at = now;
+                        hit.expires_at = now + idle_secs;
+                        hit.dirty = true;
+                        return Ok(serde_json::from_str(&hit.state).ok());
+                    }
+                    return Ok(None);
                 }
                 let kh = key_hash.to_string();
                 let row = db
@@ -168,9 +208,9 @@ impl StateBackend {
                 match cache {
                     Some(cache) => {
                         // A tombstone written meanwhile wins: the state was just removed.
-                        let entry = cache
-                            .entry(key_hash.to_string())
-                            .or_insert_with(|| Cached::live(state.clone(), now + idle_secs, true));
+                        let entry = cache.entry(key_hash.to_string()).or_insert_with(|| {
+                            Cached::live(state.clone(), now + idle_secs, true, now)
+                        });
                         if entry.revoked {
                             return Ok(None);
                         }
@@ -211,12 +251,16 @@ impl StateBackend {
                     .map_err(redis_err)
             }
             StateBackend::Db { db, clock, cache } => {
-                let expires = clock.now() + ttl_secs;
+                let now = clock.now();
+                let expires = now + ttl_secs;
                 let (kh, j) = (key_hash.to_string(), json.clone());
                 db.run(move |c| repo::insert(c, &kh, &j, expires).map_err(InternalError::from))
                     .await?;
                 if let Some(cache) = cache {
-                    cache.insert(key_hash.to_string(), Cached::live(json, expires, false));
+                    cache.insert(
+                        key_hash.to_string(),
+                        Cached::live(json, expires, false, now),
+                    );
                 }
                 Ok(())
             }
@@ -302,7 +346,8 @@ impl StateBackend {
                 Ok(r.is_some())
             }
             StateBackend::Db { db, clock, cache } => {
-                let expires = clock.now() + ttl_secs;
+                let now = clock.now();
+                let expires = now + ttl_secs;
                 let (kh, j) = (key_hash.to_string(), json.clone());
                 let updated = db
                     .run(move |c| repo::update(c, &kh, &j, expires).map_err(InternalError::from))
@@ -311,11 +356,11 @@ impl StateBackend {
                     if updated {
                         let mut entry = cache
                             .entry(key_hash.to_string())
-                            .or_insert_with(|| Cached::live(String::new(), expires, false));
+                            .or_insert_with(|| Cached::live(String::new(), expires, false, now));
                         if entry.revoked {
                             return Ok(false);
                         }
-                        *entry = Cached::live(json, expires, false);
+                        *entry = Cached::live(json, expires, false, now);
                     } else {
                         cache.insert(key_hash.to_string(), Cached::tombstone(expires));
                     }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod directory;
+pub mod groups;
 pub mod mfa;
 pub mod oauth;
 pub mod outbox;

@@ -18,6 +18,11 @@ pub fn load(
         .optional()
 }
 
+/// Whether the state's row is still there, whatever its expiry says.
+pub fn exists(conn: &mut AnyConnection, key_hash: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(session_state::table.find(key_hash))).get_result(conn)
+}
+
 pub fn insert(
     conn: &mut AnyConnection,
     key_hash: &str,

@@ -76,6 +76,14 @@ pub async fn check(
         // A script cannot sign in: its token names no live account (any more).
         return Ok(invalid_token());
     }
+    if let ForwardAnswer::SignIn {
+        end_session: true, ..
+    } = answer
+    {
+        // The account is gone or disabled (perhaps from another process, whose removal
+        // of the session this one has not noticed yet).
+        ctx.session.purge();
+    }
     Ok(respond(&ctx, answer))
 }
 
@@ -144,8 +152,8 @@ fn respond(ctx: &Ctx, answer: ForwardAnswer) -> HttpResponse {
                     p.id,
                     safe(&p.email),
                     safe(&p.name),
-                    // Until groups exist, Remote-Groups carries the roles, as it always has.
-                    p.roles.join(","),
+                    // Groups, inherited ones included.
+                    p.groups.join(","),
                     p.roles.join(","),
                 ),
                 None => Default::default(),

@@ -1,6 +1,7 @@
-//! `/admin/*`: users, roles and settings, OAuth clients, and the audit log.
+//! `/admin/*`: users, roles and settings, groups, OAuth clients, and the audit log.
 
 pub mod audit;
 pub mod clients;
+pub mod groups;
 pub mod roles;
 pub mod users;

@@ -155,6 +155,8 @@ async fn user_page(
         .map(|r| SessionView::of(r, false))
         .collect();
     let events = event_rows(d.events);
+    let groups = ctx.state.groups.of_user(&d.user.id).await?;
+    let can_groups = admin.perms.contains(&Permission::GroupsWrite);
     Ok(render(
         status,
         &AdminUserPage {
@@ -171,6 +173,20 @@ async fn user_page(
                 .filter(|r| !d.roles.contains(r))
                 .collect(),
             roles: d.roles,
+            inherited_groups: groups
+                .effective
+                .iter()
+                .filter(|g| !groups.direct.contains(g))
+                .cloned()
+                .collect(),
+            other_groups: groups
+                .all
+                .iter()
+                .filter(|g| !groups.direct.contains(g))
+                .cloned()
+                .collect(),
+            groups: groups.direct,
+            can_groups,
             totp: d.totp,
             keys: d
                 .keys
@@ -211,6 +227,8 @@ pub async fn user(
                 "Second factors removed: the user signs in with the password and enrols again."
             }
             "send-password-reset" => "A password reset link was sent.",
+            "add-group" => "The user was added to the group.",
+            "remove-group" => "The user was removed from the group.",
             _ => "Done.",
         }
         .to_string()

@@ -134,6 +134,7 @@ pub fn describe(scope: &str) -> String {
         "profile" => "See your name",
         "email" => "See your email address and whether it is confirmed",
         "roles" => "See your roles",
+        "groups" => "See your groups",
         "offline_access" => "Stay connected when you are not using it",
         other => other,
     }

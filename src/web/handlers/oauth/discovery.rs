@@ -39,7 +39,7 @@ pub fn discovery_document(config: &Config) -> web::Bytes {
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
         "acr_values_supported": ["pwd", "mfa"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "sid", "at_hash", "azp", "email", "email_verified", "name", "roles"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "sid", "at_hash", "azp", "email", "email_verified", "name", "roles", "groups"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
