@@ -36,16 +36,9 @@ pub enum Admission {
     NeedsSecondFactor,
 }
 
-/// A signed-in user as apps behind forward auth see them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-    pub roles: Vec<String>,
-    /// Groups, inherited ones included.
-    pub groups: Vec<String>,
-}
+/// A signed-in user as apps behind forward auth see them (defined in `domain`, so
+/// the back-channel cache can hold it without `oauth` depending on `access`).
+pub use crate::domain::access::Principal;
 
 impl Access {
     pub fn new(db: Db, admin_requires_second_factor: bool, cache: BackChannelCache) -> Self {

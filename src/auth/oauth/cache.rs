@@ -34,9 +34,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::auth::access::Principal;
 use crate::auth::oauth::signing_keys::Verified;
 use crate::db::repo::oauth::Client;
+use crate::domain::access::Principal;
 
 pub const MAX_AGE: Duration = Duration::from_secs(10);
 /// Forward auth's users are trusted for less: the command line on SQLite (which

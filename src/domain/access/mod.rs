@@ -149,3 +149,14 @@ pub(crate) fn first_match<'a>(
 
 #[cfg(test)]
 mod tests;
+
+/// A signed-in user as apps behind forward auth see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    /// Groups, inherited ones included.
+    pub groups: Vec<String>,
+}
