@@ -1,5 +1,5 @@
 //! The command line (CONTRACT.md): `serve`, `migrate`, `user create|set-role|unset-role`,
-//! `group create|add|remove`, and the others below.
+//! `group create|add|remove`, `token create`, and the others below.
 //! Passwords come from standard input, never from argv (argv is visible to every user
 //! of the machine through `ps`).
 
@@ -48,9 +48,63 @@ pub enum Command {
     /// Access rules.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Personal access tokens (scripts through forward auth).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Groups of users (for access rules, Remote-Groups and the OIDC groups claim).
     #[command(subcommand)]
     Group(GroupCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a personal access token for a user; prints token=… (shown once).
+    Create {
+        /// The account the token acts as (an active one).
+        #[arg(long)]
+        email: String,
+        /// What the token is for, as its owner will see it (1 to 60 characters).
+        #[arg(long)]
+        name: String,
+        /// What the token may do: `forward` (reach sites behind forward auth) or
+        /// `forward:read` (only GET, HEAD and OPTIONS there). Repeat for several;
+        /// default `forward`.
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+        /// Days until the token stops working (1 to 3650); default: it never expires.
+        #[arg(long, value_name = "D")]
+        expires_in_days: Option<u32>,
+    },
+}
+
+/// `token create`: the secret as one `token=…` line.
+pub async fn run_token(config: &Config, cmd: TokenCommand) -> anyhow::Result<String> {
+    let TokenCommand::Create {
+        email,
+        name,
+        scopes,
+        expires_in_days,
+    } = cmd;
+    let db = crate::startup::open_database(config)?;
+    let clock = Clock::system();
+    let throttle = crate::auth::throttle::Throttle::new(
+        crate::auth::throttle::Limits::from_config(config),
+        clock.clone(),
+    );
+    let tokens = crate::auth::access::tokens::PersonalTokens::new(db, clock, throttle);
+    let new = crate::auth::access::tokens::NewToken {
+        name,
+        scopes,
+        expires_in_days,
+    };
+    match tokens.create_for_email(&email, new, &AuditCtx::cli()).await {
+        Ok((_, secret)) => Ok(format!("token={secret}")),
+        Err(crate::auth::access::tokens::TokenError::NoSuchUser) => {
+            anyhow::bail!("no active account with the email address {email}")
+        }
+        Err(crate::auth::access::tokens::TokenError::Input(e)) => anyhow::bail!("{e}"),
+        Err(crate::auth::access::tokens::TokenError::Internal(e)) => Err(e.into()),
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -75,6 +75,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Audit(cmd) => println!("{}", portcullis::cli::run_audit(&config, cmd).await?),
         Command::Client(cmd) => println!("{}", portcullis::cli::run_client(&config, cmd).await?),
         Command::Policy(cmd) => println!("{}", portcullis::cli::run_policy(&config, cmd).await?),
+        Command::Token(cmd) => println!("{}", portcullis::cli::run_token(&config, cmd).await?),
         Command::Group(cmd) => println!("{}", portcullis::cli::run_group(&config, cmd).await?),
     }
     Ok(())

@@ -290,6 +290,11 @@ impl Application {
                 policies(&config, &db, &clock).await?,
                 &config,
             ),
+            personal_tokens: crate::auth::access::tokens::PersonalTokens::new(
+                db.clone(),
+                clock.clone(),
+                throttle.clone(),
+            ),
             audit_log: crate::auth::audit::AuditLog::new(db.clone(), clock.clone()),
             health: crate::auth::health::Health::new(db.clone(), clock.clone()),
             config,

@@ -197,6 +197,10 @@ config_keys! {
     /// A signing key signs for this many days, then a new one takes over.
     signing_key_rotation_days: Num<i64> = Num::new(30, 1..=366),
         env "PORTCULLIS_SIGNING_KEY_ROTATION_DAYS";
+    /// Failed personal-access-token checks at forward auth one client address may make
+    /// per minute (all instances); over it, its failing tokens are answered 429.
+    personal_token_requests_per_minute: Num<u32> = Num::new(20, 1..=QUOTA),
+        env "PORTCULLIS_PERSONAL_TOKEN_REQUESTS_PER_MINUTE";
     /// Token-endpoint requests one client may make per minute (all instances).
     token_requests_per_client_per_minute: Num<u32> = Num::new(6000, 1..=QUOTA),
         env "PORTCULLIS_TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE";

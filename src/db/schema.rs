@@ -120,6 +120,7 @@ diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(user_groups -> users (user_id));
 diesel::joinable!(user_groups -> groups (group_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(personal_tokens -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -144,6 +145,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_grants,
     refresh_tokens,
     revoked_access_tokens,
+    personal_tokens,
 );
 
 diesel::table! {
@@ -276,5 +278,19 @@ diesel::table! {
         credential -> Text,
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    personal_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        scopes -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        expires_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
     }
 }

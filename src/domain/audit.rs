@@ -56,6 +56,8 @@ pub enum AuditAction {
     GroupDeleted,
     GroupMemberAdded,
     GroupMemberRemoved,
+    PersonalTokenCreated,
+    PersonalTokenRevoked,
 }
 
 impl AuditAction {
@@ -115,6 +117,8 @@ impl AuditAction {
         Self::GroupDeleted,
         Self::GroupMemberAdded,
         Self::GroupMemberRemoved,
+        Self::PersonalTokenCreated,
+        Self::PersonalTokenRevoked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -173,6 +177,8 @@ impl AuditAction {
             Self::GroupMemberAdded => "group.member_added",
             Self::GroupMemberRemoved => "group.member_removed",
             Self::ChainKeyed => "audit.chain_keyed",
+            Self::PersonalTokenCreated => "personal_token.created",
+            Self::PersonalTokenRevoked => "personal_token.revoked",
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod export;
 pub mod forward;
 pub mod groups;
 pub mod password;
+pub mod personal_tokens;
 pub mod recovery_codes;
 pub mod redirect;
 pub mod tokens;

@@ -4,7 +4,7 @@ use actix_web::http::{Method, header};
 use actix_web::{HttpResponse, Route, guard, web};
 
 use super::error::AppError;
-use super::handlers::account::{apps, profile, security_keys, sessions, totp};
+use super::handlers::account::{apps, profile, security_keys, sessions, tokens, totp};
 use super::handlers::admin::{audit, clients, groups, roles, users};
 use super::handlers::oauth::{authorize, back_channel, discovery, logout as rp_logout};
 use super::handlers::sign_in::{
@@ -167,6 +167,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/admin/users/{id}/{action}").route(web::post().to(users::action)))
         .service(web::resource("/account/apps").route(get().to(apps::list)))
         .service(web::resource("/account/apps/revoke").route(web::post().to(apps::revoke)))
+        .service(
+            web::resource("/account/tokens")
+                .route(get().to(tokens::show))
+                .route(web::post().to(tokens::create)),
+        )
+        .service(web::resource("/account/tokens/revoke").route(web::post().to(tokens::revoke)))
         .service(
             web::resource("/admin/clients")
                 .route(get().to(clients::list))

@@ -13,6 +13,8 @@ pub struct AppState {
     pub access: crate::auth::access::Access,
     /// Forward auth for reverse proxies.
     pub forward: crate::auth::access::forward::ForwardAuth,
+    /// Personal access tokens (scripts through forward auth).
+    pub personal_tokens: crate::auth::access::tokens::PersonalTokens,
     pub audit_log: crate::auth::audit::AuditLog,
     pub admin: crate::auth::accounts::admin::Admin,
     pub roles: crate::auth::access::roles::Roles,

@@ -468,6 +468,43 @@ pub struct AppsPage {
     pub notice: Option<String>,
 }
 
+#[derive(Template)]
+#[template(path = "account/tokens.html")]
+pub struct TokensPage {
+    pub chrome: Chrome,
+    pub tokens: Vec<TokenView>,
+    /// The secret of the token just made: shown this once.
+    pub created: Option<String>,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+    /// The create form, filled again after a refusal.
+    pub name: String,
+    pub scopes: Vec<ScopeChoice>,
+    pub expiries: Vec<ExpiryChoice>,
+}
+
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub scopes: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+}
+
+pub struct ScopeChoice {
+    pub id: String,
+    pub value: &'static str,
+    pub what: &'static str,
+    pub checked: bool,
+}
+
+pub struct ExpiryChoice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
 pub struct ClientRow {
     pub client_id: String,
     pub name: String,

@@ -32,4 +32,5 @@ mod security;
 mod sessions;
 mod setup;
 mod smtp_sink;
+mod tokens;
 mod webauthn;

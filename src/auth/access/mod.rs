@@ -7,6 +7,7 @@ pub mod groups;
 pub mod permissions;
 pub mod policy;
 pub mod roles;
+pub mod tokens;
 
 use std::collections::BTreeSet;
 
@@ -35,6 +36,8 @@ pub enum Admission {
     NeedsSecondFactor,
 }
 
+/// A signed-in user as apps behind forward auth see them (defined in `domain`, so
+/// the back-channel cache can hold it without `oauth` depending on `access`).
 pub use crate::domain::access::Principal;
 
 impl Access {

@@ -430,6 +430,16 @@ async fn change_password(
             users::set_password_hash(c, &user.id, &hash, now)?;
             if end_apps {
                 end_app_grants(c, &ctx, now, &user.id, GrantsEnd::PasswordChanged)?;
+            } else {
+                // Tokens end at every password change: whoever knew the old password
+                // may have made some.
+                crate::auth::oauth::authorize::end_personal_tokens(
+                    c,
+                    &ctx,
+                    now,
+                    &user.id,
+                    "password.changed",
+                )?;
             }
             record(
                 c,

@@ -373,7 +373,8 @@ impl GrantsEnd {
 /// asks for it, "sign out everywhere else", an administrator's revoke sessions,
 /// disable and delete). Consents stay: they record what the user allowed, not a
 /// credential, so an app gets back in only through a fresh authorization, and the
-/// user is not asked again to allow what they allowed.
+/// user is not asked again to allow what they allowed. The user's personal access
+/// tokens end with them ([`end_personal_tokens`]).
 ///
 /// Runs in the caller's transaction, so the event and the end of its grants commit
 /// together; the caller then calls `cache.invalidate()` (every instance forgets what
@@ -394,6 +395,9 @@ pub fn end_app_grants(
 ) -> crate::db::QueryResult<usize> {
     let codes = repo::delete_unused_codes_of_user(c, user_id)?;
     let grants = repo::revoke_all_grants_of_user(c, user_id, now)?;
+    // A script's personal access tokens are the account's credentials as much as an
+    // app's grants: whatever ends the one ends the other.
+    end_personal_tokens(c, ctx, now, user_id, why.reason())?;
     if grants > 0 || codes > 0 {
         record(
             c,
@@ -407,6 +411,31 @@ pub fn end_app_grants(
         )?;
     }
     Ok(grants)
+}
+
+/// Ends every personal access token of a user (`auth::access::tokens`), in the
+/// caller's transaction, audited as `personal_token.revoked` with `reason` when there
+/// was any: from [`end_app_grants`], and at a password change that leaves apps alone.
+pub fn end_personal_tokens(
+    c: &mut AnyConnection,
+    ctx: &AuditCtx,
+    now: i64,
+    user_id: &str,
+    reason: &str,
+) -> crate::db::QueryResult<usize> {
+    let n = crate::db::repo::personal_tokens::revoke_all_of_user(c, user_id, now)?;
+    if n > 0 {
+        record(
+            c,
+            ctx,
+            now,
+            AuditAction::PersonalTokenRevoked,
+            Outcome::Success,
+            Some(user_id),
+            json!({"reason": reason, "tokens_revoked": n}),
+        )?;
+    }
+    Ok(n)
 }
 
 /// [`end_app_grants`] in a transaction of its own, published to the cache: for events

@@ -38,6 +38,8 @@ pub enum Limit {
     RegistrationNoticeTo,
     /// Verification mails re-sent for one account (over it: not sent).
     ResendForAccount,
+    /// Failed personal-access-token checks at forward auth, per client address.
+    PersonalTokenFromIp,
 }
 
 /// What a limit's quota is counted over.
@@ -72,7 +74,7 @@ pub struct Spec {
 
 impl Limit {
     /// Every limit, in declaration order (`ALL[l as usize] == l`).
-    pub const ALL: [Limit; 9] = [
+    pub const ALL: [Limit; 10] = [
         Limit::LoginFromIp,
         Limit::CeremonyFromIp,
         Limit::ClientAuthFromIp,
@@ -82,6 +84,7 @@ impl Limit {
         Limit::ResetToAddress,
         Limit::RegistrationNoticeTo,
         Limit::ResendForAccount,
+        Limit::PersonalTokenFromIp,
     ];
 
     /// The table.
@@ -117,6 +120,9 @@ impl Limit {
             }),
             Limit::ResendForAccount => row("resend_account", "resend", Hour, Name, |l| {
                 l.resend_per_account_per_hour
+            }),
+            Limit::PersonalTokenFromIp => row("personal_token_ip", "pat", Minute, Ip, |l| {
+                l.personal_token_per_ip_per_minute
             }),
         }
     }

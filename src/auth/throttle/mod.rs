@@ -57,6 +57,7 @@ pub struct Limits {
     pub resend_per_account_per_hour: u32,
     pub notice_per_address_per_hour: u32,
     pub token_per_client_per_minute: u32,
+    pub personal_token_per_ip_per_minute: u32,
 }
 
 impl Limits {
@@ -70,6 +71,7 @@ impl Limits {
             resend_per_account_per_hour: c.verification_resends_per_account_per_hour,
             notice_per_address_per_hour: c.registration_notices_per_address_per_hour,
             token_per_client_per_minute: c.token_requests_per_client_per_minute,
+            personal_token_per_ip_per_minute: c.personal_token_requests_per_minute,
         }
     }
 }
@@ -126,6 +128,12 @@ impl Throttle {
     /// A failed client authentication at the token endpoints, per caller address.
     pub async fn client_auth_failed(&self, ip: IpAddr) -> Result<(), RetryAfter> {
         self.check(Limit::ClientAuthFromIp, Key::Ip(ip)).await
+    }
+
+    /// A personal access token that did not check out at forward auth, per caller
+    /// address (a guess). Over the limit the caller is told to wait.
+    pub async fn personal_token_failed(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+        self.check(Limit::PersonalTokenFromIp, Key::Ip(ip)).await
     }
 
     /// One authenticated request of a client at the token endpoints.

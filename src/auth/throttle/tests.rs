@@ -17,6 +17,7 @@ fn limits(login: u32, register: u32, free: u32) -> Limits {
         resend_per_account_per_hour: 2,
         notice_per_address_per_hour: 2,
         token_per_client_per_minute: 100,
+        personal_token_per_ip_per_minute: 10,
     }
 }
 
@@ -175,6 +176,7 @@ fn redis_names_and_quotas_are_the_ones_in_use() {
         resend_per_account_per_hour: 16,
         notice_per_address_per_hour: 17,
         token_per_client_per_minute: 18,
+        personal_token_per_ip_per_minute: 19,
     };
     let table: Vec<_> = Limit::ALL
         .iter()
@@ -197,6 +199,7 @@ fn redis_names_and_quotas_are_the_ones_in_use() {
             ("reset_to", Hour, Name, (3_600_000 / 15, 15)),
             ("notice_to", Hour, Name, (3_600_000 / 17, 17)),
             ("resend", Hour, Name, (3_600_000 / 16, 16)),
+            ("pat", Minute, Ip, (60_000 / 19, 19)),
         ]
     );
     // A quota of 0 counts as 1.
@@ -219,6 +222,7 @@ async fn every_limit_counts_per_key() {
         resend_per_account_per_hour: 1,
         notice_per_address_per_hour: 1,
         token_per_client_per_minute: 1,
+        personal_token_per_ip_per_minute: 1,
     };
     let t = Throttle::new(one, Clock::system());
     let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());

@@ -7,6 +7,7 @@ pub mod groups;
 pub mod mfa;
 pub mod oauth;
 pub mod outbox;
+pub mod personal_tokens;
 pub mod roles;
 pub mod session_state;
 pub mod sessions;

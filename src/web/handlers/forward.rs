@@ -2,6 +2,8 @@
 //! `forward_auth`: 200 with the user in `Remote-*` headers for a valid session; else
 //! "sign in first" in the proxy's way (see `domain::forward::original`), or 401.
 //! `/auth/forward/return` is where the sign-in comes back to before going to the app.
+//! Scripts send a personal access token instead of a cookie (`Authorization: Bearer`,
+//! or Basic with the account's email address and the token).
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,7 +12,11 @@ use serde::Deserialize;
 use actix_web::http::StatusCode;
 
 use crate::auth::access::forward::{Caller, DenyReason, ForwardAnswer};
+use crate::auth::access::tokens::Presentation;
 use crate::domain::forward::original::{Original, ProxyHeaders, Style, original_request};
+use crate::domain::personal_tokens::{
+    Presented, SCOPE_FORWARD, allows_forward, parse_authorization,
+};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
@@ -37,18 +43,39 @@ pub async fn check(
             style: Style::Redirect,
         })
     });
-    let caller = match &ctx.user {
-        Some(u) => Caller::Session {
-            user_id: u.uid.clone(),
-            auth_at: u.auth_at,
-            amr: u.amr.clone(),
+    // A request that carries credentials of its own (a script) is judged by them
+    // alone, never by a session cookie that may come with it.
+    let caller = match req.headers().get(header::AUTHORIZATION) {
+        Some(value) => {
+            let method = original.as_ref().map(|o| o.method.as_str());
+            match token_caller(&ctx, value, method).await? {
+                Ok(caller) => caller,
+                Err(refusal) => return Ok(refusal),
+            }
+        }
+        None => match &ctx.user {
+            Some(u) => Caller::Session {
+                user_id: u.uid.clone(),
+                auth_at: u.auth_at,
+                amr: u.amr.clone(),
+            },
+            None => Caller::Anonymous,
         },
-        None => Caller::Anonymous,
     };
+    let is_token = matches!(caller, Caller::Token { .. });
     let answer = st
         .forward
         .answer(&caller, original, ctx.ip, st.clock.now(), &ctx.audit())
         .await?;
+    if is_token
+        && matches!(
+            answer,
+            ForwardAnswer::Unauthorized | ForwardAnswer::SignIn { .. }
+        )
+    {
+        // A script cannot sign in: its token names no live account (any more).
+        return Ok(invalid_token());
+    }
     if let ForwardAnswer::SignIn {
         end_session: true, ..
     } = answer
@@ -58,6 +85,57 @@ pub async fn check(
         ctx.session.purge();
     }
     Ok(respond(&ctx, answer))
+}
+
+/// The caller behind an `Authorization` header: a personal access token, sent as
+/// `Bearer <token>` or as HTTP Basic with the account's email address and a token as
+/// the password (never the account's password: it is not a token, so it is refused
+/// like any wrong guess). Anything else is the answer to send: 401 (counted against
+/// the caller's address; over the limit, 429), or 403 for a token whose scopes do not
+/// cover the request.
+async fn token_caller(
+    ctx: &Ctx,
+    value: &header::HeaderValue,
+    method: Option<&str>,
+) -> Result<Result<Caller, HttpResponse>, AppError> {
+    let presented = value
+        .to_str()
+        .map(parse_authorization)
+        .unwrap_or(Presented::Other);
+    let v = match ctx.state.personal_tokens.present(presented, ctx.ip).await? {
+        Presentation::Valid(v) => v,
+        Presentation::Invalid => return Ok(Err(invalid_token())),
+        Presentation::Throttled(wait) => {
+            return Ok(Err(HttpResponse::TooManyRequests()
+                .insert_header((header::RETRY_AFTER, wait.0.to_string()))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()));
+        }
+    };
+    if !allows_forward(&v.scopes, method) {
+        return Ok(Err(HttpResponse::Forbidden()
+            .insert_header((
+                header::WWW_AUTHENTICATE,
+                format!(
+                    "Bearer realm=\"portcullis\", error=\"insufficient_scope\", scope=\"{SCOPE_FORWARD}\""
+                ),
+            ))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()));
+    }
+    Ok(Ok(Caller::Token { user_id: v.user_id }))
+}
+
+/// 401 for a script: which schemes to use, and that the one sent did not do.
+fn invalid_token() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .append_header((
+            header::WWW_AUTHENTICATE,
+            "Bearer realm=\"portcullis\", error=\"invalid_token\"",
+        ))
+        .append_header((header::WWW_AUTHENTICATE, "Basic realm=\"portcullis\""))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
 }
 
 /// The answer in HTTP, shaped for the proxy that asked.

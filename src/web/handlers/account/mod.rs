@@ -4,4 +4,5 @@ pub mod apps;
 pub mod profile;
 pub mod security_keys;
 pub mod sessions;
+pub mod tokens;
 pub mod totp;

@@ -1,0 +1,177 @@
+//! `/account/tokens`: personal access tokens for scripts. Listing and revoking are
+//! plain forms; creating one shows its secret on the answer to the form, once (it is
+//! never stored, so it cannot be shown again).
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::auth::access::tokens::{NewToken, TokenError};
+use crate::domain::personal_tokens::{DEFAULT_SCOPE, EXPIRY_CHOICES, SCOPES};
+use crate::web::ctx::Ctx;
+use crate::web::error::AppError;
+use crate::web::form::{Pairs, all_of, field};
+use crate::web::handlers::see_other;
+use crate::web::views::{ExpiryChoice, ScopeChoice, TokenView, TokensPage, render, when};
+
+const PAGE: &str = "/account/tokens";
+
+/// The lifetime the form offers first, in days.
+const DEFAULT_DAYS: u32 = 90;
+
+#[derive(Deserialize)]
+pub struct DoneQuery {
+    done: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    id: String,
+}
+
+/// What the form held, to show it again after a refusal.
+struct Filled<'a> {
+    name: &'a str,
+    scopes: Vec<String>,
+    days: Option<u32>,
+}
+
+async fn page(
+    ctx: &Ctx,
+    status: StatusCode,
+    created: Option<String>,
+    error: Option<String>,
+    notice: Option<String>,
+    filled: Option<Filled<'_>>,
+) -> Result<HttpResponse, AppError> {
+    let u = ctx.require_user()?;
+    let tokens = ctx
+        .state
+        .personal_tokens
+        .list(&u.uid)
+        .await?
+        .into_iter()
+        .map(|t| TokenView {
+            scopes: t.scopes.join(", "),
+            created: when(t.created_at),
+            last_used: t.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+            expires: t.expires_at.map(when).unwrap_or_else(|| "never".into()),
+            id: t.id,
+            name: t.name,
+        })
+        .collect();
+    let (name, asked, days) = match &filled {
+        Some(f) => (f.name.to_string(), f.scopes.clone(), f.days),
+        None => (
+            String::new(),
+            vec![DEFAULT_SCOPE.to_string()],
+            Some(DEFAULT_DAYS),
+        ),
+    };
+    let scopes = SCOPES
+        .iter()
+        .enumerate()
+        .map(|(i, (value, what))| ScopeChoice {
+            id: format!("scope-{i}"),
+            value,
+            what,
+            checked: asked.iter().any(|a| a == value),
+        })
+        .collect();
+    let expiries = EXPIRY_CHOICES
+        .iter()
+        .map(|d| ExpiryChoice {
+            value: d.map_or_else(|| "never".to_string(), |d| d.to_string()),
+            label: d.map_or_else(|| "Never".to_string(), |d| format!("{d} days")),
+            selected: *d == days,
+        })
+        .collect();
+    let mut res = render(
+        status,
+        &TokensPage {
+            chrome: ctx.chrome(),
+            tokens,
+            created,
+            error,
+            notice,
+            name,
+            scopes,
+            expiries,
+        },
+    );
+    // The page may hold a secret: no cache keeps it.
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}
+
+pub async fn show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {
+    ctx.require_user()?;
+    let notice = (q.done.as_deref() == Some("revoked"))
+        .then(|| "Revoked. Scripts using that token are refused from now on.".to_string());
+    page(&ctx, StatusCode::OK, None, None, notice, None).await
+}
+
+pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
+    // A stolen session must not be able to plant a lasting way in.
+    let u = ctx.require_recent_auth(PAGE)?.clone();
+    ctx.check_csrf(field(&form, "csrf_token"))?;
+    let name = field(&form, "name");
+    let scopes = all_of(&form, "scope");
+    let days = match field(&form, "expires_in_days") {
+        "" | "never" => None,
+        d => match d.parse::<u32>() {
+            Ok(d) => Some(d),
+            Err(_) => Some(0), // refused below, with the expiry's message
+        },
+    };
+    let new = NewToken {
+        name: name.to_string(),
+        scopes: scopes.clone(),
+        expires_in_days: days,
+    };
+    match ctx
+        .state
+        .personal_tokens
+        .create(&u.uid, new, &ctx.audit())
+        .await
+    {
+        Ok((_, secret)) => page(&ctx, StatusCode::OK, Some(secret), None, None, None).await,
+        Err(TokenError::Input(e)) => {
+            let filled = Filled { name, scopes, days };
+            page(
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                None,
+                Some(e.to_string()),
+                None,
+                Some(filled),
+            )
+            .await
+        }
+        Err(TokenError::NoSuchUser) => Err(AppError::Forbidden(
+            "This account cannot make tokens.".into(),
+        )),
+        Err(TokenError::Internal(e)) => Err(e.into()),
+    }
+}
+
+pub async fn revoke(ctx: Ctx, form: web::Form<RevokeForm>) -> Result<HttpResponse, AppError> {
+    let u = ctx.require_user()?.clone();
+    ctx.check_csrf(&form.csrf_token)?;
+    // Another user's token is as unknown as a made-up id.
+    if !ctx
+        .state
+        .personal_tokens
+        .revoke(&u.uid, &form.id, &ctx.audit())
+        .await?
+    {
+        return Err(AppError::NotFound);
+    }
+    Ok(see_other(&format!("{PAGE}?done=revoked")))
+}
