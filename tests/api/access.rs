@@ -340,7 +340,7 @@ policy = "deny"
         None,
     );
     assert!(!ok);
-    assert!(err.contains("no active account"), "{err}");
+    assert!(err.contains("No active account"), "{err}");
 }
 
 /// A rule that does not check stops the start, naming the rule and the field.
