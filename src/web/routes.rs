@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, Route, guard, web};
 
 use super::error::AppError;
 use super::handlers::account::{apps, profile, security_keys, sessions, tokens, totp};
-use super::handlers::admin::{audit, clients, groups, roles, users};
+use super::handlers::admin::{audit, clients, groups, policies, roles, users};
 use super::handlers::oauth::{authorize, back_channel, discovery, logout as rp_logout};
 use super::handlers::sign_in::{
     login, logout, passkey, password_reset, register, second_step, setup, step_up, verify_email,
@@ -210,6 +210,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(get().to(roles::settings_show))
                 .route(web::post().to(roles::settings_save)),
         )
+        .service(web::resource("/admin/policies").route(get().to(policies::show)))
         .service(web::resource("/admin/audit").route(get().to(audit::show)))
         .service(web::resource("/admin/audit/verify").route(get().to(audit::verify)))
         .service(web::resource("/admin/audit/export").route(get().to(audit::export)))

@@ -394,6 +394,33 @@ pub struct GroupView {
     pub members: i64,
 }
 
+pub struct RuleView {
+    pub position: usize,
+    pub name: String,
+    /// What the rule matches, in words.
+    pub matches: String,
+    pub policy: &'static str,
+}
+
+/// The "test a request" form, as sent (echoed back filled in).
+pub struct PolicyTestView {
+    pub email: String,
+    pub url: String,
+    pub method: String,
+    pub ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/policies.html")]
+pub struct AdminPoliciesPage {
+    pub chrome: Chrome,
+    pub default_policy: &'static str,
+    pub rules: Vec<RuleView>,
+    pub form: PolicyTestView,
+    pub result: Option<crate::auth::access::policy::Explanation>,
+    pub error: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "admin/groups.html")]
 pub struct AdminGroupsPage {

@@ -363,3 +363,82 @@ async fn a_bad_rule_stops_the_start() {
     assert!(!ok);
     assert!(err.contains("access rule \"api\": path_regex"), "{err}");
 }
+
+/// `/admin/policies` lists the rules in order and tries a request against them for a
+/// given account, as forward auth would answer it; only for those who may see users.
+#[tokio::test]
+async fn the_admin_page_lists_the_rules_and_tests_a_request() {
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            forward_auth_allowed_domains: Some(vec!["example.com".into()]),
+            access_rule: Some(site_rules()),
+            access_default: Some("deny".into()),
+            admin_requires_second_factor: Some(false),
+            ..Default::default()
+        },
+    })
+    .await;
+    app.create_user("root@example.com", &["admin"]).await;
+    app.create_user("bob@example.com", &[]).await;
+
+    // Bob, without the permission, sees nothing of it.
+    let bob = app.browser();
+    bob.login_ok("bob@example.com").await;
+    assert_eq!(
+        bob.get("/admin/policies?url=https%3A%2F%2Fapp.example.com%2F")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    let root = app.browser();
+    root.login_ok("root@example.com").await;
+    let page = root.get("/admin/policies").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.count("tr.rule"), site_rules().len());
+    assert!(page.body.contains("public pages"), "{}", page.body);
+    assert!(page.text_of("#default-policy").unwrap().contains("deny"));
+
+    // Would Bob reach the admin area? No, and the page names the rule.
+    let q = "/admin/policies?email=bob%40example.com&url=https%3A%2F%2Fapp.example.com%2Fadmin%2Fusers&method=GET&ip=";
+    let page = root.get(q).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let result = page.text_of("#policy-result").expect("a result");
+    assert!(result.contains("deny"), "{result}");
+    assert!(result.contains("admin area closed"), "{result}");
+    // The form comes back filled in.
+    assert!(page.body.contains("value=\"bob@example.com\""));
+
+    // A visitor who is not signed in, on the public pages: allowed.
+    let page = root
+        .get("/admin/policies?email=&url=https%3A%2F%2Fapp.example.com%2Fpublic%2Fx&method=GET&ip=")
+        .await;
+    let result = page.text_of("#policy-result").expect("a result");
+    assert!(result.contains("allow"), "{result}");
+    assert!(result.contains("public pages"), "{result}");
+
+    // Bad input: a clear message and a 4xx, never a 500.
+    for (q, says) in [
+        ("email=&url=not+a+url&method=GET&ip=", "not a URL"),
+        (
+            "email=nobody%40example.com&url=https%3A%2F%2Fapp.example.com%2F&method=GET&ip=",
+            "No active account",
+        ),
+        (
+            "email=&url=https%3A%2F%2Fapp.example.com%2F&method=GET&ip=300.1.1.1",
+            "not an IP address",
+        ),
+        (
+            "email=&url=https%3A%2F%2Fapp.example.com%2F&method=G%20T&ip=",
+            "not an HTTP method",
+        ),
+    ] {
+        let page = root.get(&format!("/admin/policies?{q}")).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{q}");
+        assert!(
+            page.text_of("#form-error").unwrap().contains(says),
+            "{q}: {}",
+            page.body
+        );
+    }
+}

@@ -1,7 +1,9 @@
-//! `/admin/*`: users, roles and settings, groups, OAuth clients, and the audit log.
+//! `/admin/*`: users, roles and settings, groups, access rules, OAuth clients, and the
+//! audit log.
 
 pub mod audit;
 pub mod clients;
 pub mod groups;
+pub mod policies;
 pub mod roles;
 pub mod users;
