@@ -4,6 +4,7 @@
 // over TLS, with the session cookie written for example.com.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -81,6 +82,36 @@ async function startStack(name, startProxy, extraEnv = {}) {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * curl through the proxy (the host names resolved to loopback, the test certificate
+ * accepted): what a script would run. Resolves with {status, body}.
+ */
+function curl(url, args = []) {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    execFile(
+      'curl',
+      ['-sk', '--max-time', '10', '--resolve', `${u.hostname}:${u.port}:127.0.0.1`, '-o', '-', '-w', '\n%{http_code}', ...args, url],
+      (err, stdout) => {
+        if (err) return reject(err);
+        const cut = stdout.lastIndexOf('\n');
+        resolve({ status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) });
+      },
+    );
+  });
+}
+
+/** Retries `probe` until it returns true; a server on SQLite alone sees another
+ * process's change within two seconds (with Redis, at once). */
+async function eventually(what, probe) {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    if (await probe()) return;
+    if (Date.now() > deadline) assert.fail(`${what}: not within 5 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 async function signInHere(page, email) {
@@ -235,6 +266,84 @@ for (const [name, startProxy] of [['nginx', startNginx], ['Caddy', startCaddy]])
 
     } catch (err) {
       if (page) t.diagnostic(`screenshot: ${await screenshot(page, `forward-rules-${name}`)}`);
+      t.diagnostic(`proxy log:\n${stack.proxy.logs().slice(-3000)}`);
+      t.diagnostic(`portcullis log:\n${server.logs().slice(-3000)}`);
+      throw err;
+    } finally {
+      await browser.close();
+      await stack.stop();
+    }
+  });
+}
+
+
+for (const [name, startProxy] of [['nginx', startNginx], ['Caddy', startCaddy]]) {
+  test(`${name}: a script with a personal access token (Bearer, Basic from curl), a group rule that refuses then admits, a revoked token refused`, { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const rules = [
+      { name: 'ops only', domain: 'app.example.com', path: '/ops', subject: 'group:ops', policy: 'one_factor' },
+      { name: 'ops closed', domain: 'app.example.com', path: '/ops', policy: 'deny' },
+      { name: 'app', domain: 'app.example.com', policy: 'one_factor' },
+    ];
+    const stack = await startStack(`${name}-tokens`, startProxy, {
+      PORTCULLIS_ACCESS_DEFAULT: 'deny',
+      PORTCULLIS_ACCESS_RULE: JSON.stringify(rules),
+    });
+    const { server, auth, app } = stack;
+    const browser = await launchBrowser(['--host-resolver-rules=MAP *.example.com 127.0.0.1']);
+    let page = null;
+    try {
+      const email = uniqueEmail('sky');
+      await server.createUser({ email, name: 'Sky' });
+      const out = await runCli(server, ['token', 'create', '--email', email, '--name', 'backup script']);
+      const token = out.match(/token=(\S+)/)[1];
+
+      // Bearer and Basic (email + token) reach the app as the token's owner.
+      let r = await curl(`${app}/report?week=12&format=csv`, ['-H', `Authorization: Bearer ${token}`]);
+      assert.equal(r.status, 200, r.body);
+      let seen = JSON.parse(r.body.match(/<pre id="seen">([\s\S]*?)<\/pre>/)?.[1] ?? r.body);
+      assert.equal(seen.headers['remote-email'], email);
+      assert.equal(seen.url, '/report?week=12&format=csv');
+      r = await curl(`${app}/report`, ['-u', `${email}:${token}`]);
+      assert.equal(r.status, 200, r.body);
+
+      // The account password is never a Basic password here; nor is a made-up token.
+      r = await curl(`${app}/report`, ['-u', `${email}:${STRONG_PASSWORD}`]);
+      assert.equal(r.status, 401, r.body);
+      r = await curl(`${app}/report`, ['-H', 'Authorization: Bearer pcp_madeup']);
+      assert.equal(r.status, 401, r.body);
+
+      // A group rule refuses Sky until an admin adds Sky to the group.
+      r = await curl(`${app}/ops/deploy`, ['-H', `Authorization: Bearer ${token}`]);
+      assert.equal(r.status, 403, r.body);
+      await runCli(server, ['group', 'create', '--name', 'ops']);
+      await runCli(server, ['group', 'add', '--group', 'ops', '--email', email]);
+      await eventually('a new member is admitted', async () => {
+        r = await curl(`${app}/ops/deploy`, ['-H', `Authorization: Bearer ${token}`]);
+        return r.status === 200;
+      });
+      seen = JSON.parse(r.body.match(/<pre id="seen">([\s\S]*?)<\/pre>/)?.[1] ?? r.body);
+      assert.equal(seen.headers['remote-groups'], 'ops');
+
+      // In the browser, a signed-out visitor to the group's path signs in and gets the
+      // page; the same person revokes the token on /account/tokens.
+      const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+      ctx.setDefaultTimeout(ACTION_TIMEOUT_MS);
+      page = await ctx.newPage();
+      await page.goto(`${app}/ops/status`);
+      await signInHere(page, email);
+      await page.waitForURL((u) => u.origin === app);
+      assert.equal(new URL(page.url()).pathname, '/ops/status');
+      await page.goto(`${auth}/account/tokens`);
+      assert.equal(await page.locator('tr.token').count(), 1);
+      assert.match(await page.locator('tr.token').innerText(), /backup script/);
+      await page.getByRole('button', { name: 'Revoke' }).click();
+      await page.locator('#no-tokens').waitFor();
+
+      // Revoked in this very server: refused at the next request.
+      r = await curl(`${app}/report`, ['-H', `Authorization: Bearer ${token}`]);
+      assert.equal(r.status, 401, 'a revoked token is refused at once');
+    } catch (err) {
+      if (page) t.diagnostic(`screenshot: ${await screenshot(page, `forward-tokens-${name}`)}`);
       t.diagnostic(`proxy log:\n${stack.proxy.logs().slice(-3000)}`);
       t.diagnostic(`portcullis log:\n${server.logs().slice(-3000)}`);
       throw err;

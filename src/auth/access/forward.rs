@@ -202,10 +202,15 @@ impl ForwardAuth {
                     audit,
                 )
                 .await?;
+            // A script gets the 403 itself; a browser, the page that says why.
+            let location = match caller {
+                Caller::Token { .. } => None,
+                _ => self.page_url(url, "/auth/forward/denied", reason),
+            };
             Ok::<_, InternalError>(ForwardAnswer::Denied {
                 reason,
                 app: Some(host.clone()),
-                location: self.page_url(url, "/auth/forward/denied", reason),
+                location,
             })
         };
         let policy = match (verdict, &who) {
