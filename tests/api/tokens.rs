@@ -595,3 +595,58 @@ async fn a_password_reset_ends_tokens() {
     assert_eq!(bearer_status(&app, &t).await, StatusCode::UNAUTHORIZED);
     token_ended_audited(&app, "password.reset").await;
 }
+
+/// An API behind portcullis asks about a personal access token at introspection, as it
+/// would about an app's access token: active with its owner while it lives, inactive
+/// once revoked; only registered clients may ask.
+#[tokio::test]
+async fn introspection_tells_an_api_whose_token_it_is() {
+    use crate::oidc::{back_channel, client};
+    let app = token_app(|_| {}).await;
+    let uid = app.create_user("api-user@example.com", &[]).await;
+    let secret = make(&app, &uid, &["forward"], Some(30)).await;
+    let (id, client_secret) = client(&app, false).await;
+    let client_secret = client_secret.unwrap();
+
+    let (status, seen) = back_channel(
+        &app,
+        "/oauth/introspect",
+        (&id, &client_secret),
+        &[("token", &secret)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["sub"], uid.as_str());
+    assert_eq!(seen["username"], "api-user@example.com");
+    assert_eq!(seen["scope"], "forward");
+
+    // Without the client's credentials: no answer about the token at all.
+    let (status, seen) = back_channel(
+        &app,
+        "/oauth/introspect",
+        (&id, "wrong secret"),
+        &[("token", &secret)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{seen}");
+
+    let token_id = app.state.personal_tokens.list(&uid).await.unwrap()[0]
+        .id
+        .clone();
+    assert!(
+        app.state
+            .personal_tokens
+            .revoke(&uid, &token_id, &AuditCtx::cli())
+            .await
+            .unwrap()
+    );
+    let (_, seen) = back_channel(
+        &app,
+        "/oauth/introspect",
+        (&id, &client_secret),
+        &[("token", &secret)],
+    )
+    .await;
+    assert_eq!(seen, serde_json::json!({"active": false}));
+}
