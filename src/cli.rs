@@ -231,7 +231,13 @@ pub async fn run_policy(config: &Config, cmd: PolicyCommand) -> anyhow::Result<S
         config.admin_requires_second_factor,
         crate::auth::oauth::cache::BackChannelCache::disabled(),
     );
-    let policies = crate::startup::policies(config, &db, &Clock::system()).await?;
+    let policies = crate::startup::policies(
+        config,
+        &db,
+        &Clock::system(),
+        crate::auth::oauth::cache::BackChannelCache::disabled(),
+    )
+    .await?;
     let e = policies
         .test(&access, Some(&email), &url, &method, ip)
         .await

@@ -280,14 +280,14 @@ impl Application {
                 clock.clone(),
                 crate::master_key::Sealer::new(&master, "oidc-signing-keys"),
                 &config,
-                cache,
+                cache.clone(),
             ),
             discovery: crate::web::handlers::oauth::discovery::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),
             access: access.clone(),
             forward: crate::auth::access::forward::ForwardAuth::new(
                 access,
-                policies(&config, &db, &clock).await?,
+                policies(&config, &db, &clock, cache.clone()).await?,
                 &config,
             ),
             personal_tokens: crate::auth::access::tokens::PersonalTokens::new(
@@ -476,13 +476,16 @@ pub async fn policies(
     config: &Config,
     db: &Db,
     clock: &Clock,
+    cache: crate::auth::oauth::cache::BackChannelCache,
 ) -> anyhow::Result<crate::auth::access::policy::Policies> {
     let p = crate::auth::access::policy::Policies::new(
         db.clone(),
         clock.clone(),
+        cache,
         config.access_rule.clone(),
         crate::domain::access::Policy::parse(&config.access_default).map_err(anyhow::Error::msg)?,
         config.access_two_factor_max_age_secs,
     );
+    p.load_stored().await?;
     Ok(p)
 }

@@ -146,6 +146,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     revoked_access_tokens,
     personal_tokens,
+    access_rules,
 );
 
 diesel::table! {
@@ -292,5 +293,14 @@ diesel::table! {
         last_used_at -> Nullable<BigInt>,
         expires_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    access_rules (id) {
+        id -> Text,
+        position -> BigInt,
+        spec -> Text,
+        created_at -> BigInt,
     }
 }

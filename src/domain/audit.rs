@@ -58,6 +58,8 @@ pub enum AuditAction {
     GroupMemberRemoved,
     PersonalTokenCreated,
     PersonalTokenRevoked,
+    AccessRuleCreated,
+    AccessRuleDeleted,
 }
 
 impl AuditAction {
@@ -119,6 +121,8 @@ impl AuditAction {
         Self::GroupMemberRemoved,
         Self::PersonalTokenCreated,
         Self::PersonalTokenRevoked,
+        Self::AccessRuleCreated,
+        Self::AccessRuleDeleted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -179,6 +183,8 @@ impl AuditAction {
             Self::ChainKeyed => "audit.chain_keyed",
             Self::PersonalTokenCreated => "personal_token.created",
             Self::PersonalTokenRevoked => "personal_token.revoked",
+            Self::AccessRuleCreated => "access_rule.created",
+            Self::AccessRuleDeleted => "access_rule.deleted",
         }
     }
 }

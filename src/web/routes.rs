@@ -210,7 +210,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(get().to(roles::settings_show))
                 .route(web::post().to(roles::settings_save)),
         )
-        .service(web::resource("/admin/policies").route(get().to(policies::show)))
+        .service(
+            web::resource("/admin/policies")
+                .route(get().to(policies::show))
+                .route(web::post().to(policies::add)),
+        )
+        .service(
+            web::resource("/admin/policies/{id}/delete").route(web::post().to(policies::delete)),
+        )
         .service(web::resource("/admin/audit").route(get().to(audit::show)))
         .service(web::resource("/admin/audit/verify").route(get().to(audit::verify)))
         .service(web::resource("/admin/audit/export").route(get().to(audit::export)))

@@ -400,6 +400,21 @@ pub struct RuleView {
     /// What the rule matches, in words.
     pub matches: String,
     pub policy: &'static str,
+    /// Set for a rule stored from this page (it can be deleted here).
+    pub id: Option<String>,
+}
+
+/// The "add a rule" form, as sent (echoed back after an error).
+#[derive(Default)]
+pub struct NewRuleView {
+    pub name: String,
+    pub domain: String,
+    pub path: String,
+    pub path_regex: String,
+    pub method: String,
+    pub network: String,
+    pub subject: String,
+    pub policy: String,
 }
 
 /// The "test a request" form, as sent (echoed back filled in).
@@ -419,6 +434,10 @@ pub struct AdminPoliciesPage {
     pub form: PolicyTestView,
     pub result: Option<crate::auth::access::policy::Explanation>,
     pub error: Option<String>,
+    pub can_write: bool,
+    pub new_rule: NewRuleView,
+    pub notice: Option<String>,
+    pub add_error: Option<String>,
 }
 
 #[derive(Template)]

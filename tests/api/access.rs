@@ -442,3 +442,162 @@ async fn the_admin_page_lists_the_rules_and_tests_a_request() {
         );
     }
 }
+
+/// Rules added on `/admin/policies` follow the configured ones and apply from the next
+/// request, on every instance; deleting one lifts it. Both are audited; a rule that
+/// does not check is refused with the reason; only `policies.write` may do it.
+#[tokio::test]
+async fn rules_added_on_the_admin_page_apply_at_once_and_can_be_deleted() {
+    let app = spawn_app_with(Options {
+        file: portcullis::config::FileConfig {
+            forward_auth_allowed_domains: Some(vec!["example.com".into()]),
+            trusted_proxies: Some(vec!["127.0.0.1".into()]),
+            access_rule: Some(site_rules()),
+            admin_requires_second_factor: Some(false),
+            ..Default::default()
+        },
+    })
+    .await;
+    app.create_user("root@example.com", &["admin"]).await;
+    app.create_user("cat@example.com", &[]).await;
+    let cat = app.browser();
+    cat.login_ok("cat@example.com").await;
+    let secret = "https://app.example.com/secret/plans";
+    assert_eq!(forward(&cat, secret).await.status, StatusCode::OK);
+
+    let root = app.browser();
+    root.login_ok("root@example.com").await;
+    let rule_form = |policy: &'static str, subject: &'static str| {
+        vec![
+            ("name", "secret plans"),
+            ("domain", "app.example.com"),
+            ("path", "/secret"),
+            ("path_regex", ""),
+            ("method", ""),
+            ("network", ""),
+            ("subject", subject),
+            ("policy", policy),
+        ]
+    };
+    // A rule that does not check: refused, saying why, and nothing stored.
+    let p = root
+        .submit(
+            "/admin/policies",
+            "/admin/policies",
+            &rule_form("bypass", "user:cat@example.com"),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        p.text_of("#add-error").unwrap().contains("secret plans"),
+        "{}",
+        p.body
+    );
+    assert!(
+        p.body.contains("value=\"/secret\""),
+        "the form comes back filled in"
+    );
+
+    let p = root
+        .submit("/admin/policies", "/admin/policies", &rule_form("deny", ""))
+        .await;
+    assert_redirect(&p, "/admin/policies?done=added");
+    assert_eq!(
+        forward(&cat, secret).await.status,
+        StatusCode::FORBIDDEN,
+        "refused from the next request"
+    );
+    let events = app.audit().await;
+    let created = events
+        .iter()
+        .find(|e| e.event == "access_rule.created")
+        .expect("audited");
+    assert!(
+        created.details.contains("secret plans"),
+        "{}",
+        created.details
+    );
+    // Another instance on the same storage (with Redis, as behind a load balancer)
+    // refuses too.
+    if app.config.redis_url.is_some() {
+        let other = spawn_app_with(Options {
+            file: portcullis::config::FileConfig {
+                database_url: Some(app.config.database_url.clone()),
+                redis_url: app.config.redis_url.clone(),
+                redis_prefix: Some(app.config.redis_prefix.clone()),
+                public_url: Some(app.config.public_url.to_string()),
+                secret_key_file: Some(app.config.secret_key_file.display().to_string()),
+                forward_auth_allowed_domains: Some(vec!["example.com".into()]),
+                trusted_proxies: Some(vec!["127.0.0.1".into()]),
+                access_rule: Some(site_rules()),
+                ..Default::default()
+            },
+        })
+        .await;
+        let b = other.browser();
+        b.login_ok("cat@example.com").await;
+        assert_eq!(forward(&b, secret).await.status, StatusCode::FORBIDDEN);
+    }
+
+    // The page lists it after the configured ones, with Delete.
+    let page = root.get("/admin/policies").await;
+    assert_eq!(page.count("tr.rule"), site_rules().len() + 1);
+    let id = page
+        .body
+        .split("/admin/policies/")
+        .nth(1)
+        .and_then(|s| s.split("/delete").next())
+        .expect("a delete form")
+        .to_string();
+
+    // Someone who may see users but not change rules sees them, and can neither add
+    // nor delete.
+    crate::admin::role_with(&app, "viewer", &["users.read"]).await;
+    app.create_user("viewer@example.com", &["viewer"]).await;
+    let viewer = app.browser();
+    viewer.login_ok("viewer@example.com").await;
+    let page = viewer.get("/admin/policies").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("Add rule") && !page.body.contains("/delete"));
+    let p = viewer
+        .submit(
+            "/admin/policies",
+            "/admin/policies",
+            &rule_form("bypass", ""),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let p = viewer
+        .submit(
+            "/admin/policies",
+            &format!("/admin/policies/{id}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(forward(&cat, secret).await.status, StatusCode::FORBIDDEN);
+
+    let p = root
+        .submit(
+            "/admin/policies",
+            &format!("/admin/policies/{id}/delete"),
+            &[],
+        )
+        .await;
+    assert_redirect(&p, "/admin/policies?done=deleted");
+    assert_eq!(forward(&cat, secret).await.status, StatusCode::OK);
+    assert!(
+        app.audit_names()
+            .await
+            .contains(&"access_rule.deleted".to_string())
+    );
+    // Deleting it again: gone.
+    let p = root
+        .submit(
+            "/admin/policies",
+            &format!("/admin/policies/{id}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+}

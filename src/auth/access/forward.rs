@@ -151,6 +151,8 @@ impl ForwardAuth {
             Some(uid) => self.access.principal(uid).await?,
             None => None,
         };
+        // Rules an admin stored on another instance since the last request.
+        self.policies.refresh().await?;
         let rules = self.policies.current();
         let Some(original) = original else {
             // Without the address, no rule can be matched. With none set, the default

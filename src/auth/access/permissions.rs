@@ -16,10 +16,11 @@ pub enum Permission {
     AuditRead,
     SettingsWrite,
     GroupsWrite,
+    PoliciesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 7] = [
+    pub const ALL: [Permission; 8] = [
         Permission::UsersRead,
         Permission::UsersWrite,
         Permission::RolesWrite,
@@ -27,6 +28,7 @@ impl Permission {
         Permission::AuditRead,
         Permission::SettingsWrite,
         Permission::GroupsWrite,
+        Permission::PoliciesWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +40,7 @@ impl Permission {
             Permission::AuditRead => "audit.read",
             Permission::SettingsWrite => "settings.write",
             Permission::GroupsWrite => "groups.write",
+            Permission::PoliciesWrite => "policies.write",
         }
     }
 
@@ -57,6 +60,9 @@ impl Permission {
             Permission::AuditRead => "Read and export the audit log",
             Permission::SettingsWrite => "Change runtime settings",
             Permission::GroupsWrite => "Create, nest and delete groups, and change their members",
+            Permission::PoliciesWrite => {
+                "Add and delete access rules: who reaches which site behind forward auth"
+            }
         }
     }
 }

@@ -3,17 +3,20 @@
 //! (or a script looping) must not write an audit event each time: denials are written
 //! once per user, site and rule per minute, with how many were folded in.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use serde_json::json;
 
 use crate::auth::InternalError;
-use crate::auth::audit::{AuditCtx, record_alone};
+use crate::auth::audit::{AuditCtx, record, record_alone};
+use crate::auth::oauth::cache::BackChannelCache;
 use crate::clock::Clock;
 use crate::db::Db;
+use crate::db::repo::access_rules as repo;
 use crate::domain::access::compiled::Compiled;
-use crate::domain::access::{Policy, Rule};
+use crate::domain::access::{Policy, Rule, RuleSpec};
 use crate::domain::audit::{AuditAction, Outcome};
 
 /// One audit event per key per this many seconds.
@@ -21,6 +24,9 @@ const DENIAL_WINDOW_SECS: i64 = 60;
 /// Past this many keys, old ones are dropped (a flood of distinct keys must not grow
 /// memory without bound).
 const DENIAL_KEYS_MAX: usize = 10_000;
+/// Without a shared generation (PostgreSQL without Redis), stored rules are read again
+/// this often, so another instance's change arrives within it.
+const RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Policies {
@@ -34,6 +40,23 @@ pub struct Policies {
     clock: Clock,
     /// key → (window start, denials folded in since).
     denials: Arc<DashMap<String, (i64, u64)>>,
+    /// Ids of the stored rules in force, in order (they follow the configured ones).
+    stored_ids: Arc<RwLock<Vec<String>>>,
+    /// A change to the stored rules moves the generation on; each instance reloads
+    /// when it sees a generation it has not loaded.
+    cache: BackChannelCache,
+    loaded: Arc<Mutex<(Option<u64>, Option<Instant>)>>,
+}
+
+/// Why a rule could not be added or deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("No such rule: it may have been deleted already.")]
+    NotFound,
+    #[error(transparent)]
+    Internal(#[from] InternalError),
 }
 
 /// What was refused, for the audit log.
@@ -52,6 +75,7 @@ impl Policies {
     pub fn new(
         db: Db,
         clock: Clock,
+        cache: BackChannelCache,
         rules: Vec<Rule>,
         default: Policy,
         two_factor_max_age: i64,
@@ -65,6 +89,9 @@ impl Policies {
             db,
             clock,
             denials: Arc::new(DashMap::new()),
+            stored_ids: Arc::new(RwLock::new(Vec::new())),
+            cache,
+            loaded: Arc::new(Mutex::new((None, None))),
         }
     }
 
@@ -77,11 +104,145 @@ impl Policies {
     }
 
     /// Replaces the rules that follow the configured ones.
-    pub fn set_stored(&self, stored: Vec<Rule>) {
+    fn set_stored(&self, stored: Vec<(String, Rule)>) {
         let mut all: Vec<Rule> = self.configured.as_ref().clone();
-        all.extend(stored);
+        let mut ids = Vec::with_capacity(stored.len());
+        for (id, rule) in stored {
+            ids.push(id);
+            all.push(rule);
+        }
         let next = Arc::new(Compiled::new(all, self.default));
-        *self.compiled.write().unwrap_or_else(|e| e.into_inner()) = next;
+        // Both under the rules' lock, so a reader never pairs one with the other's
+        // previous version.
+        let mut compiled = self.compiled.write().unwrap_or_else(|e| e.into_inner());
+        *self.stored_ids.write().unwrap_or_else(|e| e.into_inner()) = ids;
+        *compiled = next;
+    }
+
+    /// How many rules come from the configuration (they cannot be changed here).
+    pub fn configured_count(&self) -> usize {
+        self.configured.len()
+    }
+
+    /// The stored rules' ids, in order: rule `configured_count() + i` has `ids[i]`.
+    pub fn stored_ids(&self) -> Vec<String> {
+        let _rules = self.compiled.read().unwrap_or_else(|e| e.into_inner());
+        self.stored_ids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the stored rules (all of them, or none: a rule that no longer checks, say
+    /// after an upgrade, keeps the previous set in force and is logged).
+    pub async fn load_stored(&self) -> Result<(), InternalError> {
+        let generation = self.cache.generation().await;
+        let rows = self
+            .db
+            .run(|c| repo::all(c).map_err(InternalError::from))
+            .await?;
+        let first = self.configured.len() + 1;
+        let mut stored = Vec::with_capacity(rows.len());
+        for (i, (id, spec)) in rows.into_iter().enumerate() {
+            let rule = serde_json::from_str::<RuleSpec>(&spec)
+                .map_err(|e| e.to_string())
+                .and_then(|s| Rule::from_spec(s, first + i));
+            match rule {
+                Ok(r) => stored.push((id, r)),
+                Err(e) => {
+                    tracing::error!(rule = %id, error = %e, "a stored access rule does not check; keeping the rules in force");
+                    return Ok(());
+                }
+            }
+        }
+        self.set_stored(stored);
+        *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) = (generation, Some(Instant::now()));
+        Ok(())
+    }
+
+    /// Reloads the stored rules if another change may have happened since they were
+    /// read: a new generation, or (without one) `RELOAD_EVERY`. Cheap otherwise: an
+    /// atomic read on SQLite, one Redis GET with Redis.
+    pub async fn refresh(&self) -> Result<(), InternalError> {
+        let generation = self.cache.generation().await;
+        let stale = {
+            let (g, at) = *self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            match generation {
+                Some(now) => g != Some(now),
+                None => at.is_none_or(|t| t.elapsed() >= RELOAD_EVERY),
+            }
+        };
+        if stale {
+            self.load_stored().await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a rule after the others, as the admin page sends it.
+    pub async fn add(&self, spec: RuleSpec, ctx: &AuditCtx) -> Result<(), RuleError> {
+        let position = self.configured.len() + self.stored_ids().len() + 1;
+        let rule = Rule::from_spec(spec.clone(), position).map_err(RuleError::Invalid)?;
+        let json = serde_json::to_string(&spec).map_err(InternalError::from)?;
+        let (id, now, ctx) = (
+            uuid::Uuid::new_v4().to_string(),
+            self.clock.now(),
+            ctx.clone(),
+        );
+        let name = rule.name.clone();
+        self.db
+            .run(move |c| {
+                crate::db::conn::write_transaction(c, |c| {
+                    repo::append(c, &id, &json, now)?;
+                    record(
+                        c,
+                        &ctx,
+                        now,
+                        AuditAction::AccessRuleCreated,
+                        Outcome::Success,
+                        None,
+                        json!({"id": id, "name": name, "rule": spec}),
+                    )
+                })
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
+            })
+            .await?;
+        self.cache.invalidate().await;
+        self.load_stored().await?;
+        Ok(())
+    }
+
+    /// Deletes a stored rule.
+    pub async fn delete(&self, id: &str, ctx: &AuditCtx) -> Result<(), RuleError> {
+        let (id, now, ctx) = (id.to_string(), self.clock.now(), ctx.clone());
+        let removed = self
+            .db
+            .run(move |c| {
+                crate::db::conn::write_transaction(c, |c| {
+                    let Some(spec) = repo::remove(c, &id)? else {
+                        return Ok(false);
+                    };
+                    let spec: serde_json::Value =
+                        serde_json::from_str(&spec).unwrap_or(serde_json::Value::Null);
+                    record(
+                        c,
+                        &ctx,
+                        now,
+                        AuditAction::AccessRuleDeleted,
+                        Outcome::Success,
+                        None,
+                        json!({"id": id, "rule": spec}),
+                    )?;
+                    Ok(true)
+                })
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
+            })
+            .await?;
+        if !removed {
+            return Err(RuleError::NotFound);
+        }
+        self.cache.invalidate().await;
+        self.load_stored().await?;
+        Ok(())
     }
 
     pub fn default_policy(&self) -> Policy {

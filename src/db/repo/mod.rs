@@ -1,6 +1,7 @@
 //! Synchronous query functions, one module per aggregate. They take a connection and
 //! know nothing of HTTP; transactions are opened by the caller when several must agree.
 
+pub mod access_rules;
 pub mod audit;
 pub mod directory;
 pub mod groups;
