@@ -530,6 +530,9 @@ pub struct ClientForm {
     pub grants: Vec<Choice>,
     pub skip_consent: bool,
     pub algs: Vec<Choice>,
+    /// Comma-separated group names.
+    pub allowed_groups: String,
+    pub require_two_factor: bool,
 }
 
 #[derive(Template)]

@@ -56,6 +56,8 @@ pub(crate) fn new_client(public: bool) -> NewClient {
         grants: vec![],
         skip_consent: false,
         id_token_alg: "RS256".into(),
+        allowed_groups: vec![],
+        require_two_factor: false,
     }
 }
 

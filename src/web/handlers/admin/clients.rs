@@ -42,6 +42,8 @@ fn form_of(c: &Client) -> ClientForm {
         grants: c.grants(),
         skip_consent: c.skip_consent,
         id_token_alg: c.id_token_alg.clone(),
+        allowed_groups: c.allowed_groups(),
+        require_two_factor: c.require_two_factor,
     };
     form_from(&settings, Some(c.client_id.clone()))
 }
@@ -63,6 +65,8 @@ fn blank_form() -> ClientForm {
         ),
         skip_consent: false,
         algs: choices(&ALGS, &["RS256".into()]),
+        allowed_groups: String::new(),
+        require_two_factor: false,
     }
 }
 
@@ -77,6 +81,13 @@ fn submitted(pairs: &[(String, String)]) -> NewClient {
         grants: all_of(pairs, "grant"),
         skip_consent: field(pairs, "skip_consent") == "1",
         id_token_alg: field(pairs, "id_token_alg").to_string(),
+        allowed_groups: field(pairs, "allowed_groups")
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect(),
+        require_two_factor: field(pairs, "require_two_factor") == "1",
     }
 }
 
@@ -91,6 +102,8 @@ fn form_from(n: &NewClient, id: Option<String>) -> ClientForm {
         grants: choices(&GRANTS, &n.grants),
         skip_consent: n.skip_consent,
         algs: choices(&ALGS, std::slice::from_ref(&n.id_token_alg)),
+        allowed_groups: n.allowed_groups.join(", "),
+        require_two_factor: n.require_two_factor,
     }
 }
 
