@@ -178,8 +178,24 @@ async fn leaving_the_group_ends_the_grant_at_the_next_refresh() {
     assert_eq!(status, StatusCode::OK, "{t}");
     let access = t["access_token"].as_str().unwrap().to_string();
     let token = t["refresh_token"].as_str().unwrap().to_string();
+    let userinfo = |access: String| {
+        let base = app.base.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/oauth/userinfo"))
+                .bearer_auth(access)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(userinfo(access.clone()).await, StatusCode::OK);
 
+    // Out of the group: the access token stops working at once...
     set_member(&app, "staff", "amy@example.com", false).await;
+    assert_eq!(userinfo(access.clone()).await, StatusCode::UNAUTHORIZED);
+    // ...and the next refresh fails and ends the grant.
     let (status, body) = refresh(token.clone()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "invalid_grant");
@@ -188,16 +204,10 @@ async fn leaving_the_group_ends_the_grant_at_the_next_refresh() {
     assert_eq!(events[0].0.as_deref(), Some(amy.as_str()));
     assert_eq!(events[0].1["reason"], "not_in_allowed_groups");
     assert_eq!(events[0].1["via"], "refresh_token");
-    // The grant is over: its access token is refused, and joining again does not
-    // bring the old refresh token back.
-    let res = reqwest::Client::new()
-        .get(format!("{}/oauth/userinfo", app.base))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // The grant is over: joining again brings neither its access token nor its
+    // refresh token back.
     set_member(&app, "staff", "amy@example.com", true).await;
+    assert_eq!(userinfo(access).await, StatusCode::UNAUTHORIZED);
     let (status, body) = refresh(token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"], "invalid_grant");
