@@ -533,6 +533,8 @@ pub struct ClientForm {
     /// Comma-separated group names.
     pub allowed_groups: String,
     pub require_two_factor: bool,
+    /// The groups that exist, offered for `allowed_groups`.
+    pub known_groups: Vec<String>,
 }
 
 #[derive(Template)]

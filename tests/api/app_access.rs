@@ -315,6 +315,10 @@ async fn administrators_set_who_may_use_an_app_on_the_client_page() {
             .contains("<label for=\"allowed_groups\">Allowed groups</label>")
     );
     assert!(page.body.contains("Require a second factor"));
+    assert!(
+        page.body.contains("<code>ops</code>") && page.body.contains("<code>staff</code>"),
+        "the groups that exist are named"
+    );
     let csrf = page.csrf();
     let base = |groups: &'static str| {
         vec![

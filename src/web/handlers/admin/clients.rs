@@ -67,6 +67,7 @@ fn blank_form() -> ClientForm {
         algs: choices(&ALGS, &["RS256".into()]),
         allowed_groups: String::new(),
         require_two_factor: false,
+        known_groups: Vec::new(),
     }
 }
 
@@ -104,6 +105,7 @@ fn form_from(n: &NewClient, id: Option<String>) -> ClientForm {
         algs: choices(&ALGS, std::slice::from_ref(&n.id_token_alg)),
         allowed_groups: n.allowed_groups.join(", "),
         require_two_factor: n.require_two_factor,
+        known_groups: Vec::new(),
     }
 }
 
@@ -114,6 +116,7 @@ async fn list_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
+    let form = with_groups(ctx, form).await?;
     let clients = ctx
         .state
         .oauth
@@ -164,14 +167,15 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
     match ctx.state.oauth.create_client(new, &ctx.audit()).await {
         Ok((id, secret)) => {
             let client = existing(&ctx, &id).await?;
-            Ok(client_page(
+            client_page(
                 &ctx,
                 StatusCode::CREATED,
                 form_of(&client),
                 secret,
                 Some("The client was created."),
                 None,
-            ))
+            )
+            .await
         }
         Err(ClientError::Invalid(why)) => {
             list_page(&ctx, StatusCode::BAD_REQUEST, shown, None, Some(why)).await
@@ -180,16 +184,30 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
     }
 }
 
+/// The form with the names of the groups that exist, offered for "Allowed groups".
+async fn with_groups(ctx: &Ctx, mut form: ClientForm) -> Result<ClientForm, AppError> {
+    form.known_groups = ctx
+        .state
+        .groups
+        .list()
+        .await?
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    Ok(form)
+}
+
 /// One client's page: its form, and a secret when one was just generated.
-fn client_page(
+async fn client_page(
     ctx: &Ctx,
     status: StatusCode,
     form: ClientForm,
     secret: Option<String>,
     notice: Option<&str>,
     error: Option<String>,
-) -> HttpResponse {
-    render(
+) -> Result<HttpResponse, AppError> {
+    let form = with_groups(ctx, form).await?;
+    Ok(render(
         status,
         &AdminClientPage {
             chrome: ctx.chrome(),
@@ -198,7 +216,7 @@ fn client_page(
             notice: notice.map(str::to_string),
             error,
         },
-    )
+    ))
 }
 
 async fn existing(ctx: &Ctx, id: &str) -> Result<Client, AppError> {
@@ -216,14 +234,15 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::ClientsWrite).await?;
     let client = existing(&ctx, &path).await?;
-    Ok(client_page(
+    client_page(
         &ctx,
         StatusCode::OK,
         form_of(&client),
         None,
         (q.done.as_deref() == Some("saved")).then_some("The client was saved."),
         None,
-    ))
+    )
+    .await
 }
 
 /// What every change to one client checks first: a recent sign-in with the
@@ -253,14 +272,9 @@ pub async fn update(
     match ctx.state.oauth.update_client(&id, new, &ctx.audit()).await {
         Ok(()) => Ok(see_other(&format!("/admin/clients/{id}?done=saved"))),
         Err(ClientError::Internal(e)) => Err(e.into()),
-        Err(ClientError::Invalid(why)) => Ok(client_page(
-            &ctx,
-            StatusCode::BAD_REQUEST,
-            shown,
-            None,
-            None,
-            Some(why),
-        )),
+        Err(ClientError::Invalid(why)) => {
+            client_page(&ctx, StatusCode::BAD_REQUEST, shown, None, None, Some(why)).await
+        }
     }
 }
 
@@ -275,14 +289,15 @@ pub async fn rotate_secret(
             "A public client has no secret to rotate.".into(),
         ));
     };
-    Ok(client_page(
+    client_page(
         &ctx,
         StatusCode::OK,
         form_of(&client),
         Some(secret),
         Some("A new secret is in place; the old one no longer works."),
         None,
-    ))
+    )
+    .await
 }
 
 pub async fn delete(
@@ -292,14 +307,15 @@ pub async fn delete(
 ) -> Result<HttpResponse, AppError> {
     let (id, client) = writable(&ctx, path, &form).await?;
     if field(&form, "confirm").trim() != client.name {
-        return Ok(client_page(
+        return client_page(
             &ctx,
             StatusCode::BAD_REQUEST,
             form_of(&client),
             None,
             None,
             Some("Type the client's name exactly to delete it.".into()),
-        ));
+        )
+        .await;
     }
     ctx.state.oauth.delete_client(&id, &ctx.audit()).await?;
     Ok(see_other("/admin/clients?done=deleted"))
