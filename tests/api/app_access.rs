@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::cli::portcullis;
 use crate::helpers::*;
 use crate::oidc::{
-    CALLBACK, CHALLENGE, authorize, client_with, exchange, new_client, oidc_app_with, query,
-    token_request,
+    CALLBACK, CHALLENGE, authorize, back_channel, client_with, exchange, new_client, oidc_app_with,
+    query, token_request,
 };
 
 async fn group(app: &TestApp, name: &str, parent: Option<&str>) {
@@ -191,10 +191,28 @@ async fn leaving_the_group_ends_the_grant_at_the_next_refresh() {
         }
     };
     assert_eq!(userinfo(access.clone()).await, StatusCode::OK);
+    let introspect = |token: String| {
+        let (app, id, secret) = (&app, id.clone(), secret.clone());
+        async move {
+            let (status, body) = back_channel(
+                app,
+                "/oauth/introspect",
+                (&id, &secret),
+                &[("token", &token)],
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["active"].as_bool().unwrap()
+        }
+    };
+    assert!(introspect(access.clone()).await);
+    assert!(introspect(token.clone()).await);
 
-    // Out of the group: the access token stops working at once...
+    // Out of the group: the tokens stop working at once...
     set_member(&app, "staff", "amy@example.com", false).await;
     assert_eq!(userinfo(access.clone()).await, StatusCode::UNAUTHORIZED);
+    assert!(!introspect(access.clone()).await);
+    assert!(!introspect(token.clone()).await);
     // ...and the next refresh fails and ends the grant.
     let (status, body) = refresh(token.clone()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

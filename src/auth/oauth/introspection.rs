@@ -221,7 +221,18 @@ impl OAuthProvider {
                     && row.expires_at > now
                     && g.revoked_at.is_none()
                     && users::find(c, &g.user_id)?.is_some_and(|u| !u.disabled);
-                Ok(active.then_some((row, g)))
+                if !active {
+                    return Ok(None);
+                }
+                // The refresh would be refused (and the grant ended): not active.
+                let Some(client) = repo::find_client(c, &g.client_id)? else {
+                    return Ok(None);
+                };
+                let amr: Vec<&str> = g.amr.split_whitespace().collect();
+                if app_access::denial(c, &client, &g.user_id, &amr)?.is_some() {
+                    return Ok(None);
+                }
+                Ok(Some((row, g)))
             })
             .await?;
         Ok(match found {
