@@ -129,6 +129,12 @@ async fn members_get_a_code_and_everyone_else_is_refused_at_the_redirect_uri() {
     set_member(&app, "backend", "bob@example.com", true).await;
     let q = authorize(&b, &id, "").await;
     assert!(q.contains_key("code"), "{q:?}");
+    // Taken out again before the app exchanged the code: the code is refused.
+    set_member(&app, "backend", "bob@example.com", false).await;
+    let (status, body) = exchange(&app, &id, &secret, &q["code"]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(denials(&app).await[0].1["via"], "authorization_code");
 
     // A client without allowed groups is everyone's, and client_credentials has no
     // user to ask about.
