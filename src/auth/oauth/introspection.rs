@@ -84,7 +84,7 @@ impl OAuthProvider {
                         else {
                             return Ok(false);
                         };
-                        if !users::find(c, &sub)?.is_some_and(|u| !u.disabled) {
+                        if users::find(c, &sub)?.is_none_or(|u| u.disabled) {
                             return Ok(false);
                         }
                         // Who may use the app, asked again: a user taken out of its
