@@ -1,6 +1,7 @@
 //! The authorize decision: what `/oauth/authorize` does with a request, given who is
 //! signed in. Every rule of the front channel is here (the client and redirect URI
-//! checks, response type, scopes, PKCE, `prompt`, `max_age`, `acr_values`, consent
+//! checks, response type, scopes, PKCE, `prompt`, `max_age`, `acr_values`, who may
+//! use the app (`app_access`: its groups, its second-factor requirement), consent
 //! and its audit events, the code); the handler only maps the [`AuthorizeDecision`]
 //! to a page or a redirect.
 //!
