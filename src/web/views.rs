@@ -511,6 +511,8 @@ pub struct ClientRow {
     pub kind: &'static str,
     pub grants: String,
     pub redirect_uris: Vec<String>,
+    /// "Everyone", or the allowed groups; with "(second factor)" when required.
+    pub access: String,
 }
 
 /// One choice in a list of checkboxes.

@@ -377,6 +377,12 @@ async fn administrators_set_who_may_use_an_app_on_the_client_page() {
         .unwrap();
     assert_eq!(client.allowed_groups(), vec!["ops", "staff"]);
     assert!(client.require_two_factor);
+    assert!(
+        b.get("/admin/clients")
+            .await
+            .body
+            .contains("<td>ops, staff (second factor)</td>")
+    );
     let page = b.get(&format!("/admin/clients/{id}")).await;
     let sel = scraper::Selector::parse("#allowed_groups").unwrap();
     let input = page.doc().select(&sel).next().unwrap().value().clone();

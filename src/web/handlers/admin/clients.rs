@@ -23,6 +23,21 @@ fn lines(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Who may use a client, in a few words for the list.
+fn access_summary(c: &Client) -> String {
+    let groups = c.allowed_groups();
+    let who = if groups.is_empty() {
+        "Everyone".to_string()
+    } else {
+        groups.join(", ")
+    };
+    if c.require_two_factor {
+        format!("{who} (second factor)")
+    } else {
+        who
+    }
+}
+
 fn choices(all: &[&'static str], chosen: &[String]) -> Vec<Choice> {
     all.iter()
         .map(|v| Choice {
@@ -131,6 +146,7 @@ async fn list_page(
             },
             grants: c.grants.clone(),
             redirect_uris: c.redirect_uris(),
+            access: access_summary(&c),
             client_id: c.client_id,
             name: c.name,
         })
