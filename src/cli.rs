@@ -268,6 +268,14 @@ pub enum ClientCommand {
         /// First-party: no consent page.
         #[arg(long)]
         skip_consent: bool,
+        /// Only members of this group (or of a group inside it) may use the app;
+        /// repeat for several groups, any one is enough. Default: every account.
+        #[arg(long = "allowed-group", value_name = "GROUP")]
+        allowed_groups: Vec<String>,
+        /// Issue codes only to sessions proven with a second factor; accounts without
+        /// one are refused. Default: off.
+        #[arg(long)]
+        require_two_factor: bool,
     },
 }
 
@@ -282,6 +290,8 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
             scopes,
             grants,
             skip_consent,
+            allowed_groups,
+            require_two_factor,
         } => {
             let new = crate::auth::oauth::authorize::NewClient {
                 name,
@@ -292,6 +302,8 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
                 grants,
                 skip_consent,
                 id_token_alg: "RS256".into(),
+                allowed_groups,
+                require_two_factor,
             };
             match crate::auth::oauth::authorize::create_client(
                 &db,

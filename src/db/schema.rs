@@ -161,6 +161,8 @@ diesel::table! {
         skip_consent -> Bool,
         created_at -> BigInt,
         id_token_alg -> Text,
+        allowed_groups -> Text,
+        require_two_factor -> Bool,
     }
 }
 

@@ -557,6 +557,8 @@ pub struct ClientRow {
     pub kind: &'static str,
     pub grants: String,
     pub redirect_uris: Vec<String>,
+    /// "Everyone", or the allowed groups; with "(second factor)" when required.
+    pub access: String,
 }
 
 /// One choice in a list of checkboxes.
@@ -576,6 +578,11 @@ pub struct ClientForm {
     pub grants: Vec<Choice>,
     pub skip_consent: bool,
     pub algs: Vec<Choice>,
+    /// Comma-separated group names.
+    pub allowed_groups: String,
+    pub require_two_factor: bool,
+    /// The groups that exist, offered for `allowed_groups`.
+    pub known_groups: Vec<String>,
 }
 
 #[derive(Template)]

@@ -98,6 +98,8 @@ async fn every_admin_route_is_denied_by_default() {
                 grants: vec![],
                 skip_consent: false,
                 id_token_alg: "RS256".into(),
+                allowed_groups: vec![],
+                require_two_factor: false,
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )

@@ -225,6 +225,8 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
                 grants: vec![],
                 skip_consent: false,
                 id_token_alg: "RS256".into(),
+                allowed_groups: vec![],
+                require_two_factor: false,
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )

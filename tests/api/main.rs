@@ -6,6 +6,7 @@
 mod access;
 mod account;
 mod admin;
+mod app_access;
 mod audit;
 mod cli;
 mod data_dir;

@@ -72,6 +72,8 @@ async fn counters_and_gauges_follow_what_happens() {
                 grants: vec!["client_credentials".into()],
                 skip_consent: false,
                 id_token_alg: "RS256".into(),
+                allowed_groups: vec![],
+                require_two_factor: false,
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const CALLBACK: &str = "http://app.example/callback";
+pub(crate) const CALLBACK: &str = "http://app.example/callback";
 
 /// The issuer must be the address the tests reach, so the port is chosen first.
 async fn oidc_app() -> TestApp {
@@ -56,6 +56,8 @@ pub(crate) fn new_client(public: bool) -> NewClient {
         grants: vec![],
         skip_consent: false,
         id_token_alg: "RS256".into(),
+        allowed_groups: vec![],
+        require_two_factor: false,
     }
 }
 
@@ -83,7 +85,7 @@ pub(crate) async fn client_with(app: &TestApp, c: NewClient) -> (String, Option<
         .unwrap()
 }
 
-fn query(location: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn query(location: &str) -> std::collections::HashMap<String, String> {
     url::Url::parse(location)
         .unwrap()
         .query_pairs()
@@ -92,7 +94,7 @@ fn query(location: &str) -> std::collections::HashMap<String, String> {
 }
 
 /// Sends the consent page's form back with **Allow**.
-async fn allow(b: &Browser, page: &Page) -> Page {
+pub(crate) async fn allow(b: &Browser, page: &Page) -> Page {
     let sel =
         scraper::Selector::parse("form[action='/oauth/authorize'] input[type=hidden]").unwrap();
     let mut fields: Vec<(String, String)> = page
@@ -422,8 +424,8 @@ async fn bad_requests_are_refused_and_never_redirected_to_strangers() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// Runs the authorization request as the signed-in browser, allowing on the consent
 /// page if it shows; returns the redirect's query.

@@ -42,6 +42,38 @@ pub struct NewClient {
     pub skip_consent: bool,
     /// RS256 (the default), ES256 or EdDSA.
     pub id_token_alg: String,
+    /// Names of the groups whose members (inherited ones included) may use the app;
+    /// empty: every account.
+    pub allowed_groups: Vec<String>,
+    /// Issue codes only to sessions proven with a second factor.
+    pub require_two_factor: bool,
+}
+
+/// The allowed groups, checked against the groups that exist; `Err` names one that
+/// does not.
+async fn allowed_groups(db: &Db, names: &[String]) -> Result<String, ClientError> {
+    let names = crate::domain::access::app::parse_group_list(&names.join(","))
+        .map_err(|e| ClientError::Invalid(format!("allowed groups: {e}")))?;
+    let wanted = names.clone();
+    let missing = db
+        .run(move |c| {
+            let mut missing = None;
+            for n in &wanted {
+                if crate::db::repo::groups::find_by_name(c, n)
+                    .map_err(InternalError::from)?
+                    .is_none()
+                {
+                    missing = Some(n.clone());
+                    break;
+                }
+            }
+            Ok::<_, InternalError>(missing)
+        })
+        .await?;
+    if let Some(n) = missing {
+        return Err(ClientError::Invalid(format!("there is no group named {n}")));
+    }
+    Ok(json!(names).to_string())
 }
 
 /// Checks the settings and fills defaults; `Err` says what is wrong, for the operator.
@@ -99,6 +131,7 @@ pub async fn create_client(
     ctx: &AuditCtx,
 ) -> Result<(String, Option<String>), ClientError> {
     let (scopes, grants) = settings(&c).map_err(ClientError::Invalid)?;
+    let allowed = allowed_groups(db, &c.allowed_groups).await?;
     let client_id = generate()[..22].to_string();
     let secret = (!c.public).then(generate);
     let row = Client {
@@ -112,6 +145,8 @@ pub async fn create_client(
         skip_consent: c.skip_consent,
         created_at: clock.now(),
         id_token_alg: c.id_token_alg,
+        allowed_groups: allowed,
+        require_two_factor: c.require_two_factor,
     };
     let (ctx, now) = (ctx.clone(), clock.now());
     db.run(move |conn| {
@@ -124,7 +159,8 @@ pub async fn create_client(
                 AuditAction::ClientCreated,
                 Outcome::Success,
                 None,
-                json!({"client_id": row.client_id, "name": row.name, "public": row.secret_hash.is_none()}),
+                json!({"client_id": row.client_id, "name": row.name, "public": row.secret_hash.is_none(),
+                       "allowed_groups": row.allowed_groups(), "require_two_factor": row.require_two_factor}),
             )
         })
         .map_err(InternalError::from)
@@ -148,6 +184,7 @@ impl OAuthProvider {
         };
         c.public = existing.is_public();
         let (scopes, grants) = settings(&c).map_err(ClientError::Invalid)?;
+        let allowed = allowed_groups(db, &c.allowed_groups).await?;
         let row = Client {
             name: c.name.trim().to_string(),
             redirect_uris: json!(c.redirect_uris).to_string(),
@@ -156,6 +193,8 @@ impl OAuthProvider {
             grants: grants.join(" "),
             skip_consent: c.skip_consent,
             id_token_alg: c.id_token_alg,
+            allowed_groups: allowed,
+            require_two_factor: c.require_two_factor,
             ..existing
         };
         let (ctx, now) = (ctx.clone(), clock.now());
@@ -173,6 +212,8 @@ impl OAuthProvider {
                         "client_id": row.client_id, "name": row.name,
                         "redirect_uris": row.redirect_uris(), "scopes": row.scopes,
                         "grants": row.grants, "skip_consent": row.skip_consent,
+                        "allowed_groups": row.allowed_groups(),
+                        "require_two_factor": row.require_two_factor,
                     }),
                 )
             })

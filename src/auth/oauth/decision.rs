@@ -1,6 +1,7 @@
 //! The authorize decision: what `/oauth/authorize` does with a request, given who is
 //! signed in. Every rule of the front channel is here (the client and redirect URI
-//! checks, response type, scopes, PKCE, `prompt`, `max_age`, `acr_values`, consent
+//! checks, response type, scopes, PKCE, `prompt`, `max_age`, `acr_values`, who may
+//! use the app (`app_access`: its groups, its second-factor requirement), consent
 //! and its audit events, the code); the handler only maps the [`AuthorizeDecision`]
 //! to a page or a redirect.
 //!
@@ -12,6 +13,7 @@ use serde_json::json;
 
 use crate::auth::InternalError;
 use crate::auth::audit::{AuditCtx, record};
+use crate::auth::oauth::app_access::{self, Denial};
 use crate::auth::oauth::authorize::Grant;
 use crate::auth::oauth::error::{OAuthError, to_client};
 use crate::auth::oauth::{Client, OAuthProvider};
@@ -140,6 +142,22 @@ impl OAuthProvider {
                 next: without_prompt_login(&req.path, None),
             });
         };
+        // Who may use the app comes first: someone outside its groups is neither sent
+        // to sign in again nor asked to consent.
+        if !client.allowed_groups().is_empty() {
+            let uid = user.user_id.clone();
+            let groups = self
+                .db
+                .run(move |c| {
+                    crate::db::repo::groups::effective_of_user(c, &uid).map_err(InternalError::from)
+                })
+                .await?;
+            if !app_access::in_groups(&client, &groups) {
+                return self
+                    .app_denied(req, user, &client, Denial::NotInGroups, ctx)
+                    .await;
+            }
+        }
         if answer.is_none() {
             let too_old = req
                 .max_age
@@ -182,6 +200,27 @@ impl OAuthProvider {
                     second_factor: true,
                 });
             }
+        }
+        // An app that requires a second factor gets a code only for a session proven
+        // with one: a password-only session steps up (as for acr_values=mfa); an
+        // account without a second factor is refused and told to add one. The consent
+        // form's answer is held to it too, so posting the form cannot skip the step.
+        if client.require_two_factor && !user.used_second_factor() {
+            let has_factor = crate::auth::mfa::status(&self.db, &user.user_id)
+                .await?
+                .any();
+            if !has_factor {
+                return self
+                    .app_denied(req, user, &client, Denial::NoSecondFactor, ctx)
+                    .await;
+            }
+            if silent || answer.is_some() {
+                return Ok(refuse(OAuthError::InteractionRequired));
+            }
+            return Ok(AuthorizeDecision::NeedsStepUp {
+                next: req.path.clone(),
+                second_factor: true,
+            });
         }
         let has = self
             .has_consent(&user.user_id, &client.client_id, &scope)
@@ -238,6 +277,31 @@ impl OAuthProvider {
                 None => unparsable_redirect(),
             },
         )
+    }
+
+    /// The user may not use the app: `access.denied` is recorded and the client told
+    /// `access_denied`, with a description the user can act on.
+    async fn app_denied(
+        &self,
+        req: &AuthorizeRequest,
+        user: &SignedIn,
+        client: &Client,
+        why: Denial,
+        ctx: &AuditCtx,
+    ) -> Result<AuthorizeDecision, InternalError> {
+        let (ctx2, now, uid, cid) = (
+            ctx.clone(),
+            self.clock.now(),
+            user.user_id.clone(),
+            client.client_id.clone(),
+        );
+        self.db
+            .run(move |c| {
+                app_access::record_denied(c, &ctx2, now, &uid, &cid, why, "authorize")
+                    .map_err(InternalError::from)
+            })
+            .await?;
+        Ok(self.to_client_error(req, OAuthError::NoAccess(why.description())))
     }
 
     fn to_client_error(&self, req: &AuthorizeRequest, error: OAuthError) -> AuthorizeDecision {

@@ -27,6 +27,11 @@ pub enum OAuthError {
     /// The user said no.
     #[error("access denied")]
     AccessDenied,
+    /// `access_denied` for a reason the user cannot answer on the spot: the account
+    /// may not use this app (its groups), or the app asks for a second factor the
+    /// account does not have. The description says which.
+    #[error("access denied: {0}")]
+    NoAccess(&'static str),
     #[error("unsupported response type")]
     UnsupportedResponseType,
     #[error("server error")]
@@ -61,7 +66,7 @@ impl OAuthError {
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
-            Self::AccessDenied => "access_denied",
+            Self::AccessDenied | Self::NoAccess(_) => "access_denied",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
@@ -79,7 +84,8 @@ impl OAuthError {
             Self::InvalidRequest(why)
             | Self::InvalidGrant(why)
             | Self::UnauthorizedClient(why)
-            | Self::InvalidScope(why) => Some(why),
+            | Self::InvalidScope(why)
+            | Self::NoAccess(why) => Some(why),
             Self::InvalidClient => Some("client authentication failed"),
             Self::UnsupportedGrantType => {
                 Some("grant_type must be authorization_code, refresh_token or client_credentials")

@@ -18,6 +18,7 @@ use subtle::ConstantTimeEq;
 use crate::auth::InternalError;
 use crate::auth::audit::{AuditCtx, record};
 use crate::auth::oauth::OAuthProvider;
+use crate::auth::oauth::app_access::{self, Denial};
 use crate::auth::oauth::error::{FlowError, OAuthError};
 use crate::auth::oauth::signing_keys::supported;
 use crate::db::AnyConnection;
@@ -80,6 +81,8 @@ enum PresentedRefresh {
     Invalid(&'static str),
     BadScope,
     Reused,
+    /// The user may no longer use the client; the grant was revoked.
+    Denied,
     Valid(GrantRow, String, User, Memberships),
 }
 
@@ -117,20 +120,37 @@ pub(crate) struct Memberships {
     groups: Vec<String>,
 }
 
-/// The user behind a grant, if still allowed in.
+/// The user behind a code or a grant, as the token endpoint finds them.
+#[allow(clippy::large_enum_variant)]
+enum Holder {
+    Active(User, Memberships),
+    /// Disabled or deleted.
+    Gone,
+    /// Still there, but may not use this client any more (`app_access`).
+    Denied(Denial),
+}
+
+/// The user behind a code or a grant proven with `amr`, if still allowed in, and
+/// allowed to use `client`: every user-bound grant passes here before it signs.
 fn active_user(
     c: &mut AnyConnection,
     id: &str,
-) -> crate::db::QueryResult<Option<(User, Memberships)>> {
+    client: &Client,
+    amr: &str,
+) -> crate::db::QueryResult<Holder> {
     match users::find(c, id)? {
-        Some(u) if !u.disabled => Ok(Some((
-            u,
-            Memberships {
+        Some(u) if !u.disabled => {
+            let memberships = Memberships {
                 roles: roles::of_user(c, id)?,
                 groups: groups::effective_of_user(c, id)?,
-            },
-        ))),
-        _ => Ok(None),
+            };
+            let amr: Vec<&str> = amr.split_whitespace().collect();
+            Ok(match app_access::judge(client, &memberships.groups, &amr) {
+                Some(why) => Holder::Denied(why),
+                None => Holder::Active(u, memberships),
+            })
+        }
+        _ => Ok(Holder::Gone),
     }
 }
 
@@ -217,13 +237,14 @@ impl OAuthProvider {
         }
         let now = self.clock.now();
         let h = hash(code);
-        let (cid, public, redirect_uri, verifier, ctx2, h2) = (
+        let (cid, public, redirect_uri, verifier, ctx2, h2, cl) = (
             client.client_id.clone(),
             client.is_public(),
             redirect_uri.to_string(),
             verifier.map(str::to_string),
             ctx.clone(),
             h.clone(),
+            client.clone(),
         );
         let look = self
             .db
@@ -258,9 +279,23 @@ impl OAuthProvider {
                     if let Some(why) = why {
                         return Ok(PresentedCode::Invalid(why));
                     }
-                    match active_user(c, &row.user_id)? {
-                        Some((user, roles)) => Ok(PresentedCode::Valid(row, user, roles)),
-                        None => Ok(PresentedCode::Invalid("user no longer active")),
+                    match active_user(c, &row.user_id, &cl, &row.amr)? {
+                        Holder::Active(user, roles) => Ok(PresentedCode::Valid(row, user, roles)),
+                        Holder::Gone => Ok(PresentedCode::Invalid("user no longer active")),
+                        Holder::Denied(why) => {
+                            app_access::record_denied(
+                                c,
+                                &ctx2,
+                                now,
+                                &row.user_id,
+                                &cid,
+                                why,
+                                "authorization_code",
+                            )?;
+                            Ok(PresentedCode::Invalid(
+                                "the account may not use this app (any more)",
+                            ))
+                        }
                     }
                 })
                 .map_err(|e: crate::db::QueryError| InternalError::from(e))
@@ -381,11 +416,12 @@ impl OAuthProvider {
         }
         let now = self.clock.now();
         let h = hash(token);
-        let (h2, cid, asked, ctx2) = (
+        let (h2, cid, asked, ctx2, cl) = (
             h.clone(),
             client.client_id.clone(),
             scope.map(str::to_string),
             ctx.clone(),
+            client.clone(),
         );
         let look = self
             .db
@@ -421,11 +457,27 @@ impl OAuthProvider {
                         }
                         _ => grant.scope.clone(),
                     };
-                    match active_user(c, &grant.user_id)? {
-                        Some((user, roles)) => {
+                    match active_user(c, &grant.user_id, &cl, &grant.amr)? {
+                        Holder::Active(user, roles) => {
                             Ok(PresentedRefresh::Valid(grant, scope, user, roles))
                         }
-                        None => Ok(PresentedRefresh::Invalid("user no longer active")),
+                        Holder::Gone => Ok(PresentedRefresh::Invalid("user no longer active")),
+                        Holder::Denied(why) => {
+                            // Taken out of the app's groups (or the app now asks for a
+                            // second factor this grant was not proven with): the grant
+                            // ends, so its access tokens stop working too.
+                            repo::revoke_grant(c, &grant.id, now)?;
+                            app_access::record_denied(
+                                c,
+                                &ctx2,
+                                now,
+                                &grant.user_id,
+                                &cid,
+                                why,
+                                "refresh_token",
+                            )?;
+                            Ok(PresentedRefresh::Denied)
+                        }
                     }
                 })
                 .map_err(|e: crate::db::QueryError| InternalError::from(e))
@@ -449,6 +501,13 @@ impl OAuthProvider {
                 // The grant was revoked.
                 self.cache.invalidate().await;
                 return reused();
+            }
+            PresentedRefresh::Denied => {
+                self.cache.invalidate().await;
+                return Err(OAuthError::InvalidGrant(
+                    "the account may not use this app any more; the grant is revoked",
+                )
+                .into());
             }
             PresentedRefresh::Valid(g, s, u, r) => (g, s, u, r),
         };

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::InternalError;
 use crate::auth::audit::{AuditCtx, record};
 use crate::auth::oauth::OAuthProvider;
+use crate::auth::oauth::app_access;
 use crate::auth::oauth::cache::Profile;
 use crate::db::conn::write_transaction;
 use crate::db::repo::oauth::{self as repo, Client};
@@ -77,8 +78,24 @@ impl OAuthProvider {
                     return Ok(false);
                 }
                 match gid {
-                    Some(g) => Ok(!repo::grant_revoked(c, &g)?
-                        && users::find(c, &sub)?.is_some_and(|u| !u.disabled)),
+                    Some(g) => {
+                        let Some(grant) =
+                            repo::find_grant(c, &g)?.filter(|g| g.revoked_at.is_none())
+                        else {
+                            return Ok(false);
+                        };
+                        if users::find(c, &sub)?.is_none_or(|u| u.disabled) {
+                            return Ok(false);
+                        }
+                        // Who may use the app, asked again: a user taken out of its
+                        // groups loses its access tokens at once, not at the next
+                        // refresh (group and client changes empty this cache).
+                        let Some(client) = repo::find_client(c, &client_id)? else {
+                            return Ok(false);
+                        };
+                        let amr: Vec<&str> = grant.amr.split_whitespace().collect();
+                        Ok(app_access::denial(c, &client, &sub, &amr)?.is_none())
+                    }
                     // A client's own token dies with the client.
                     None => Ok(repo::find_client(c, &client_id)?.is_some()),
                 }
@@ -204,7 +221,18 @@ impl OAuthProvider {
                     && row.expires_at > now
                     && g.revoked_at.is_none()
                     && users::find(c, &g.user_id)?.is_some_and(|u| !u.disabled);
-                Ok(active.then_some((row, g)))
+                if !active {
+                    return Ok(None);
+                }
+                // The refresh would be refused (and the grant ended): not active.
+                let Some(client) = repo::find_client(c, &g.client_id)? else {
+                    return Ok(None);
+                };
+                let amr: Vec<&str> = g.amr.split_whitespace().collect();
+                if app_access::denial(c, &client, &g.user_id, &amr)?.is_some() {
+                    return Ok(None);
+                }
+                Ok(Some((row, g)))
             })
             .await?;
         Ok(match found {

@@ -4,6 +4,7 @@
 //! RP-initiated logout (`logout`), signing keys and JWS, the back channel's read cache,
 //! and the protocol's errors (`error`).
 
+pub mod app_access;
 pub mod authorize;
 pub mod cache;
 pub mod client_auth;

@@ -21,6 +21,10 @@ pub struct Client {
     pub skip_consent: bool,
     pub created_at: i64,
     pub id_token_alg: String,
+    /// A JSON array of group names; empty: every account may use the app.
+    pub allowed_groups: String,
+    /// A code is issued only to a session proven with a second factor.
+    pub require_two_factor: bool,
 }
 
 impl Client {
@@ -32,6 +36,9 @@ impl Client {
     }
     pub fn post_logout_redirect_uris(&self) -> Vec<String> {
         serde_json::from_str(&self.post_logout_redirect_uris).unwrap_or_default()
+    }
+    pub fn allowed_groups(&self) -> Vec<String> {
+        serde_json::from_str(&self.allowed_groups).unwrap_or_default()
     }
     pub fn grants(&self) -> Vec<String> {
         self.grants.split_whitespace().map(str::to_string).collect()
@@ -62,6 +69,8 @@ pub fn update_client(c: &mut AnyConnection, client: &Client) -> QueryResult<bool
             oauth_clients::grants.eq(&client.grants),
             oauth_clients::skip_consent.eq(client.skip_consent),
             oauth_clients::id_token_alg.eq(&client.id_token_alg),
+            oauth_clients::allowed_groups.eq(&client.allowed_groups),
+            oauth_clients::require_two_factor.eq(client.require_two_factor),
         ))
         .execute(c)
         .map(|n| n == 1)

@@ -11,6 +11,7 @@
 //! is what forward auth runs: the same rules indexed by domain, so a thousand rules
 //! cost about what ten do. A property test holds the two to the same answers.
 
+pub mod app;
 pub mod compiled;
 pub mod path;
 pub mod rule;

@@ -23,6 +23,21 @@ fn lines(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Who may use a client, in a few words for the list.
+fn access_summary(c: &Client) -> String {
+    let groups = c.allowed_groups();
+    let who = if groups.is_empty() {
+        "Everyone".to_string()
+    } else {
+        groups.join(", ")
+    };
+    if c.require_two_factor {
+        format!("{who} (second factor)")
+    } else {
+        who
+    }
+}
+
 fn choices(all: &[&'static str], chosen: &[String]) -> Vec<Choice> {
     all.iter()
         .map(|v| Choice {
@@ -42,6 +57,8 @@ fn form_of(c: &Client) -> ClientForm {
         grants: c.grants(),
         skip_consent: c.skip_consent,
         id_token_alg: c.id_token_alg.clone(),
+        allowed_groups: c.allowed_groups(),
+        require_two_factor: c.require_two_factor,
     };
     form_from(&settings, Some(c.client_id.clone()))
 }
@@ -63,6 +80,9 @@ fn blank_form() -> ClientForm {
         ),
         skip_consent: false,
         algs: choices(&ALGS, &["RS256".into()]),
+        allowed_groups: String::new(),
+        require_two_factor: false,
+        known_groups: Vec::new(),
     }
 }
 
@@ -77,6 +97,13 @@ fn submitted(pairs: &[(String, String)]) -> NewClient {
         grants: all_of(pairs, "grant"),
         skip_consent: field(pairs, "skip_consent") == "1",
         id_token_alg: field(pairs, "id_token_alg").to_string(),
+        allowed_groups: field(pairs, "allowed_groups")
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect(),
+        require_two_factor: field(pairs, "require_two_factor") == "1",
     }
 }
 
@@ -91,6 +118,9 @@ fn form_from(n: &NewClient, id: Option<String>) -> ClientForm {
         grants: choices(&GRANTS, &n.grants),
         skip_consent: n.skip_consent,
         algs: choices(&ALGS, std::slice::from_ref(&n.id_token_alg)),
+        allowed_groups: n.allowed_groups.join(", "),
+        require_two_factor: n.require_two_factor,
+        known_groups: Vec::new(),
     }
 }
 
@@ -101,6 +131,7 @@ async fn list_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
+    let form = with_groups(ctx, form).await?;
     let clients = ctx
         .state
         .oauth
@@ -115,6 +146,7 @@ async fn list_page(
             },
             grants: c.grants.clone(),
             redirect_uris: c.redirect_uris(),
+            access: access_summary(&c),
             client_id: c.client_id,
             name: c.name,
         })
@@ -151,14 +183,15 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
     match ctx.state.oauth.create_client(new, &ctx.audit()).await {
         Ok((id, secret)) => {
             let client = existing(&ctx, &id).await?;
-            Ok(client_page(
+            client_page(
                 &ctx,
                 StatusCode::CREATED,
                 form_of(&client),
                 secret,
                 Some("The client was created."),
                 None,
-            ))
+            )
+            .await
         }
         Err(ClientError::Invalid(why)) => {
             list_page(&ctx, StatusCode::BAD_REQUEST, shown, None, Some(why)).await
@@ -167,16 +200,30 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
     }
 }
 
+/// The form with the names of the groups that exist, offered for "Allowed groups".
+async fn with_groups(ctx: &Ctx, mut form: ClientForm) -> Result<ClientForm, AppError> {
+    form.known_groups = ctx
+        .state
+        .groups
+        .list()
+        .await?
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    Ok(form)
+}
+
 /// One client's page: its form, and a secret when one was just generated.
-fn client_page(
+async fn client_page(
     ctx: &Ctx,
     status: StatusCode,
     form: ClientForm,
     secret: Option<String>,
     notice: Option<&str>,
     error: Option<String>,
-) -> HttpResponse {
-    render(
+) -> Result<HttpResponse, AppError> {
+    let form = with_groups(ctx, form).await?;
+    Ok(render(
         status,
         &AdminClientPage {
             chrome: ctx.chrome(),
@@ -185,7 +232,7 @@ fn client_page(
             notice: notice.map(str::to_string),
             error,
         },
-    )
+    ))
 }
 
 async fn existing(ctx: &Ctx, id: &str) -> Result<Client, AppError> {
@@ -203,14 +250,15 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::ClientsWrite).await?;
     let client = existing(&ctx, &path).await?;
-    Ok(client_page(
+    client_page(
         &ctx,
         StatusCode::OK,
         form_of(&client),
         None,
         (q.done.as_deref() == Some("saved")).then_some("The client was saved."),
         None,
-    ))
+    )
+    .await
 }
 
 /// What every change to one client checks first: a recent sign-in with the
@@ -240,14 +288,9 @@ pub async fn update(
     match ctx.state.oauth.update_client(&id, new, &ctx.audit()).await {
         Ok(()) => Ok(see_other(&format!("/admin/clients/{id}?done=saved"))),
         Err(ClientError::Internal(e)) => Err(e.into()),
-        Err(ClientError::Invalid(why)) => Ok(client_page(
-            &ctx,
-            StatusCode::BAD_REQUEST,
-            shown,
-            None,
-            None,
-            Some(why),
-        )),
+        Err(ClientError::Invalid(why)) => {
+            client_page(&ctx, StatusCode::BAD_REQUEST, shown, None, None, Some(why)).await
+        }
     }
 }
 
@@ -262,14 +305,15 @@ pub async fn rotate_secret(
             "A public client has no secret to rotate.".into(),
         ));
     };
-    Ok(client_page(
+    client_page(
         &ctx,
         StatusCode::OK,
         form_of(&client),
         Some(secret),
         Some("A new secret is in place; the old one no longer works."),
         None,
-    ))
+    )
+    .await
 }
 
 pub async fn delete(
@@ -279,14 +323,15 @@ pub async fn delete(
 ) -> Result<HttpResponse, AppError> {
     let (id, client) = writable(&ctx, path, &form).await?;
     if field(&form, "confirm").trim() != client.name {
-        return Ok(client_page(
+        return client_page(
             &ctx,
             StatusCode::BAD_REQUEST,
             form_of(&client),
             None,
             None,
             Some("Type the client's name exactly to delete it.".into()),
-        ));
+        )
+        .await;
     }
     ctx.state.oauth.delete_client(&id, &ctx.audit()).await?;
     Ok(see_other("/admin/clients?done=deleted"))

@@ -1,0 +1,106 @@
+//! Who may use an app: the one check behind every way a user gets a code or a token
+//! for a client. The rule itself is `domain::access::app` (the client's allowed groups
+//! against the user's effective groups); here it meets the records: the authorize
+//! decision asks [`denial`] before anything else once a user is signed in, and the
+//! `authorization_code` and `refresh_token` grants ask it again (with the grant's
+//! `amr`) before they sign, so a user taken out of the groups, or a client that
+//! starts asking for a second factor, ends the grant at its next refresh.
+//! `client_credentials` has no user and is not asked.
+
+use serde_json::json;
+
+use crate::auth::audit::{AuditCtx, record};
+use crate::auth::oauth::Client;
+use crate::db::AnyConnection;
+use crate::db::repo::groups;
+use crate::domain::access::app::may_use;
+use crate::domain::audit::{AuditAction, Outcome};
+
+/// `error_description` when the account is in none of the app's groups.
+pub const NOT_IN_GROUPS: &str = "This account has no access to this app. Ask an administrator to add it to a group that may use the app.";
+
+/// `error_description` when the app asks for a second factor the account lacks.
+pub const NO_SECOND_FACTOR: &str = "This app requires a second factor. Add an authenticator app or a security key to your account, then try again.";
+
+/// Why a user may not use an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// In none of the client's allowed groups.
+    NotInGroups,
+    /// The client requires a second factor and the session (or grant) was proven
+    /// without one.
+    NoSecondFactor,
+}
+
+impl Denial {
+    /// The audit event's `reason`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NotInGroups => "not_in_allowed_groups",
+            Self::NoSecondFactor => "second_factor_required",
+        }
+    }
+
+    /// What the user and the app are told (`error_description`).
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::NotInGroups => NOT_IN_GROUPS,
+            Self::NoSecondFactor => NO_SECOND_FACTOR,
+        }
+    }
+}
+
+/// Whether a user with these effective groups is in the client's allowed groups.
+pub fn in_groups(client: &Client, effective: &[String]) -> bool {
+    may_use(&client.allowed_groups(), effective)
+}
+
+/// The check for a grant already proven with `amr`: `None` when the user may use the
+/// client, else why not. Reads the user's effective groups only when the client
+/// limits them.
+pub fn denial(
+    c: &mut AnyConnection,
+    client: &Client,
+    user_id: &str,
+    amr: &[&str],
+) -> crate::db::QueryResult<Option<Denial>> {
+    let effective = if client.allowed_groups().is_empty() {
+        Vec::new()
+    } else {
+        groups::effective_of_user(c, user_id)?
+    };
+    Ok(judge(client, &effective, amr))
+}
+
+/// [`denial`] with the user's effective groups at hand.
+pub fn judge(client: &Client, effective: &[String], amr: &[&str]) -> Option<Denial> {
+    if !in_groups(client, effective) {
+        return Some(Denial::NotInGroups);
+    }
+    if client.require_two_factor && !amr.contains(&"mfa") {
+        return Some(Denial::NoSecondFactor);
+    }
+    None
+}
+
+/// Records `access.denied` (client id, reason, and `via`: `authorize` or the grant
+/// type) in the caller's transaction.
+pub fn record_denied(
+    c: &mut AnyConnection,
+    ctx: &AuditCtx,
+    now: i64,
+    user_id: &str,
+    client_id: &str,
+    why: Denial,
+    via: &str,
+) -> crate::db::QueryResult<()> {
+    record(
+        c,
+        ctx,
+        now,
+        AuditAction::AccessDenied,
+        Outcome::Denied,
+        Some(user_id),
+        json!({"client_id": client_id, "reason": why.reason(), "via": via}),
+    )
+}
