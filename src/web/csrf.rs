@@ -101,9 +101,18 @@ pub async fn middleware(
         Some(s) => (s, false),
         None => (crate::domain::tokens::generate(), true),
     };
+    // Only a page the browser shows mints the seed. A browser's side fetch (a favicon
+    // behind forward auth, sent to the sign-in page by the proxy) would otherwise race
+    // the sign-in page itself, replace its seed, and leave its form refused.
+    let document = req
+        .headers()
+        .get("sec-fetch-dest")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|d| d == "document");
     req.extensions_mut().insert(Seed(seed.clone()));
     let mut res = next.call(req).await?;
     if fresh
+        && document
         && res
             .response()
             .headers()

@@ -409,3 +409,34 @@ async fn the_session_cookie_covers_the_configured_parent_domain() {
         "{session}"
     );
 }
+
+/// A browser's favicon request for a protected app is sent to the sign-in page too,
+/// racing the page the user sees. Only a page the browser shows may mint the CSRF
+/// seed, or the side fetch would replace it and the user's sign-in form be refused.
+#[tokio::test]
+async fn only_a_shown_page_mints_the_csrf_seed() {
+    let app = forward_app().await;
+    let seeds = |p: &Page| {
+        p.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter(|v| v.to_str().unwrap().starts_with("portcullis_csrf="))
+            .count()
+    };
+    let side = app
+        .browser()
+        .get_with("/login", &[("Sec-Fetch-Dest", "image")])
+        .await;
+    assert_eq!(side.status, StatusCode::OK);
+    assert_eq!(seeds(&side), 0, "a favicon fetch mints no seed");
+    let shown = app
+        .browser()
+        .get_with("/login", &[("Sec-Fetch-Dest", "document")])
+        .await;
+    assert_eq!(seeds(&shown), 1, "the page itself does");
+    assert_eq!(
+        seeds(&app.browser().get("/login").await),
+        1,
+        "as does a client that does not say"
+    );
+}
