@@ -17,7 +17,7 @@ pub(crate) async fn admin_app() -> TestApp {
     .await
 }
 
-async fn sql(app: &TestApp, q: String) {
+pub(crate) async fn sql(app: &TestApp, q: String) {
     app.db
         .run(move |c| {
             diesel::sql_query(q)
