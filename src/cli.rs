@@ -276,6 +276,10 @@ pub enum ClientCommand {
         /// one are refused. Default: off.
         #[arg(long)]
         require_two_factor: bool,
+        /// Only browsers in this network (CIDR block or single address) may sign in
+        /// to the app; repeat for several. Default: anywhere.
+        #[arg(long = "allowed-network", value_name = "CIDR")]
+        allowed_networks: Vec<String>,
     },
 }
 
@@ -292,6 +296,7 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
             skip_consent,
             allowed_groups,
             require_two_factor,
+            allowed_networks,
         } => {
             let new = crate::auth::oauth::authorize::NewClient {
                 name,
@@ -304,6 +309,7 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
                 id_token_alg: "RS256".into(),
                 allowed_groups,
                 require_two_factor,
+                allowed_networks,
             };
             match crate::auth::oauth::authorize::create_client(
                 &db,

@@ -100,6 +100,7 @@ async fn every_admin_route_is_denied_by_default() {
                 id_token_alg: "RS256".into(),
                 allowed_groups: vec![],
                 require_two_factor: false,
+                allowed_networks: Vec::new(),
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )
