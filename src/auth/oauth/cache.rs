@@ -91,6 +91,20 @@ struct Maps {
     profiles: HashMap<String, (Instant, Option<Profile>)>,
     /// Forward auth's view of a user (`None`: disabled or gone).
     principals: HashMap<String, (Instant, Option<Principal>)>,
+    /// Live personal access tokens, by the SHA-256 of the secret.
+    personal_tokens: HashMap<String, (Instant, LiveToken)>,
+}
+
+/// A personal access token that was live, of an active account, when last read
+/// (`auth::access::tokens`). Only live tokens are memoised; expiry is checked on every
+/// use.
+#[derive(Clone, Debug)]
+pub struct LiveToken {
+    pub token_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub scopes: Vec<&'static str>,
+    pub expires_at: Option<i64>,
 }
 
 /// What userinfo tells about a user; `None` in the cache is a user who is disabled or
@@ -120,6 +134,7 @@ impl Maps {
         self.live.clear();
         self.profiles.clear();
         self.principals.clear();
+        self.personal_tokens.clear();
     }
 }
 
@@ -289,6 +304,23 @@ impl BackChannelCache {
         }
     }
 
+    /// A live personal access token by the SHA-256 of its secret, trusted for as short
+    /// a time as a principal (the command line may end tokens on SQLite unseen).
+    pub fn personal_token(&self, generation: Option<u64>, hash: &str) -> Option<LiveToken> {
+        self.current(generation)?
+            .0
+            .personal_tokens
+            .get(hash)
+            .filter(|(at, _)| at.elapsed() < PRINCIPAL_MAX_AGE)
+            .map(|(_, t)| t.clone())
+    }
+
+    pub fn put_personal_token(&self, generation: Option<u64>, hash: &str, token: LiveToken) {
+        if let Some(mut m) = self.current(generation) {
+            put(&mut m.0.personal_tokens, hash, token);
+        }
+    }
+
     /// The maps, if `generation` is not older than theirs (a newer one empties them):
     /// what a reader learnt before a change is neither served nor kept after it.
     fn current(&self, generation: Option<u64>) -> Option<Current<'_>> {
@@ -319,7 +351,7 @@ impl BackChannelCache {
     }
 
     /// Call after committing anything that can make a cache wrong: a token or grant
-    /// revoked, a consent withdrawn, a client changed or deleted, a user disabled or
+    /// revoked (personal access tokens included), a consent withdrawn, a client changed or deleted, a user disabled or
     /// deleted, an email verified or changed, a role assigned, removed or deleted.
     pub async fn invalidate(&self) {
         let Some(inner) = &self.inner else { return };
