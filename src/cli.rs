@@ -91,7 +91,13 @@ pub async fn run_token(config: &Config, cmd: TokenCommand) -> anyhow::Result<Str
         crate::auth::throttle::Limits::from_config(config),
         clock.clone(),
     );
-    let tokens = crate::auth::access::tokens::PersonalTokens::new(db, clock, throttle);
+    // It only makes tokens: nothing to memoise, nothing to invalidate.
+    let tokens = crate::auth::access::tokens::PersonalTokens::new(
+        db,
+        clock,
+        throttle,
+        crate::auth::oauth::cache::BackChannelCache::disabled(),
+    );
     let new = crate::auth::access::tokens::NewToken {
         name,
         scopes,

@@ -294,6 +294,7 @@ impl Application {
                 db.clone(),
                 clock.clone(),
                 throttle.clone(),
+                cache.clone(),
             ),
             audit_log: crate::auth::audit::AuditLog::new(db.clone(), clock.clone()),
             health: crate::auth::health::Health::new(db.clone(), clock.clone()),
