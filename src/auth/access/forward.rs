@@ -147,12 +147,14 @@ impl ForwardAuth {
         now: i64,
         audit: &AuditCtx,
     ) -> Result<ForwardAnswer, InternalError> {
+        // One read of the generation for both memos (with Redis, one round trip).
+        let generation = self.access.generation().await;
         let who = match caller.user_id() {
-            Some(uid) => self.access.principal(uid).await?,
+            Some(uid) => self.access.principal_at(generation, uid).await?,
             None => None,
         };
         // Rules an admin stored on another instance since the last request.
-        self.policies.refresh().await?;
+        self.policies.refresh_at(generation).await?;
         let rules = self.policies.current();
         let Some(original) = original else {
             // Without the address, no rule can be matched. With none set, the default

@@ -106,6 +106,21 @@ impl Access {
     pub async fn principal(&self, user_id: &str) -> Result<Option<Principal>, InternalError> {
         // The generation before the read: a change meanwhile makes the memo unusable.
         let generation = self.cache.generation().await;
+        self.principal_at(generation, user_id).await
+    }
+
+    /// The cache's generation, read once for a request that memoises several things
+    /// (with Redis, each read is a round trip).
+    pub async fn generation(&self) -> Option<u64> {
+        self.cache.generation().await
+    }
+
+    /// [`Self::principal`] with the generation read before it.
+    pub async fn principal_at(
+        &self,
+        generation: Option<u64>,
+        user_id: &str,
+    ) -> Result<Option<Principal>, InternalError> {
         if let Some(hit) = self.cache.principal(generation, user_id) {
             return Ok(hit);
         }

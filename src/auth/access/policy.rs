@@ -164,7 +164,11 @@ impl Policies {
     /// read: a new generation, or (without one) `RELOAD_EVERY`. Cheap otherwise: an
     /// atomic read on SQLite, one Redis GET with Redis.
     pub async fn refresh(&self) -> Result<(), InternalError> {
-        let generation = self.cache.generation().await;
+        self.refresh_at(self.cache.generation().await).await
+    }
+
+    /// [`Self::refresh`] with the generation already read for this request.
+    pub async fn refresh_at(&self, generation: Option<u64>) -> Result<(), InternalError> {
         let stale = {
             let (g, at) = *self.loaded.lock().unwrap_or_else(|e| e.into_inner());
             match generation {
