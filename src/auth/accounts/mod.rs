@@ -211,6 +211,8 @@ pub fn new_user(
         disabled: false,
         created_at: now,
         updated_at: now,
+        kind: users::PERSON.to_string(),
+        owner_group_id: None,
     }
 }
 
@@ -266,7 +268,8 @@ async fn register(
                         Some(&existing.id),
                         json!({"reason": "email already registered", "owner_notified": notify}),
                     )?;
-                    if notify {
+                    // A service account's address is never mailed.
+                    if notify && !existing.is_service() {
                         notify_registration_attempt(c, &mail, &existing, now)?;
                     }
                     return Ok(Registered::AlreadyExists(existing));
