@@ -5,6 +5,7 @@
 use base64::Engine;
 use portcullis::auth::access::groups::{Editor, GroupError};
 use portcullis::auth::audit::AuditCtx;
+use portcullis::auth::sign_in::gate::{self, Entrant, Proof};
 use portcullis::domain::access::RuleSpec;
 use reqwest::StatusCode;
 
@@ -358,12 +359,33 @@ async fn made_and_deleted_from_the_shell() {
 #[tokio::test]
 async fn it_cannot_sign_in_reset_or_be_mailed() {
     let app = sa_app().await;
-    app.state
+    let id = app
+        .state
         .service_accounts
         .create("robot", "ops", &AuditCtx::cli())
         .await
         .expect("made");
     let email = "robot@service.invalid";
+
+    // The one gate into a session refuses it whatever was proven (a passkey, the
+    // second step and the setup link all end there).
+    let who = Entrant {
+        user_id: &id,
+        ip: "192.0.2.1",
+        user_agent: "test",
+    };
+    let st = &app.state;
+    let admitted = gate::admit(
+        &app.db,
+        &st.sessions,
+        &st.clock,
+        who,
+        Proof::Setup,
+        &AuditCtx::cli(),
+    )
+    .await
+    .unwrap();
+    assert!(admitted.is_none(), "no session for a service account");
 
     let b = app.browser();
     for password in [PASSWORD, ""] {
