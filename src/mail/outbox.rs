@@ -33,10 +33,7 @@ pub fn enqueue(
 ) -> crate::db::QueryResult<()> {
     // RFC 2606 reserves `.invalid`: service accounts' synthetic addresses live there,
     // and nothing is ever sent to one, whichever path asked.
-    if to
-        .rsplit_once('@')
-        .is_some_and(|(_, domain)| domain.to_ascii_lowercase().ends_with(".invalid"))
-    {
+    if crate::domain::email::EmailAddress::parse(to).is_ok_and(|a| a.undeliverable()) {
         return Ok(());
     }
     insert(

@@ -355,7 +355,8 @@ async fn made_and_deleted_from_the_shell() {
 }
 
 /// No page signs a service account in: a password (even the empty one it does not
-/// have) is refused, a reset mails nothing, and registering its address mails nothing.
+/// have) is refused, as is any other proof at the gate; a reset mails nothing; its
+/// address (any under `.invalid`) cannot be registered; nothing is mailed to it.
 #[tokio::test]
 async fn it_cannot_sign_in_reset_or_be_mailed() {
     let app = sa_app().await;
@@ -417,9 +418,20 @@ async fn it_cannot_sign_in_reset_or_be_mailed() {
         reset.details
     );
 
-    let _ = b
-        .register(email, "another long passphrase 123", "Robot")
-        .await;
+    // Nobody registers an address under .invalid (so nobody takes a service account's).
+    for address in [email, "someone@service.invalid"] {
+        let p = b
+            .register(address, "another long passphrase 123", "Robot")
+            .await;
+        assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+        assert!(
+            p.error()
+                .unwrap_or_default()
+                .contains("cannot receive mail"),
+            "{}",
+            p.body
+        );
+    }
     assert!(
         app.wait_for_outbox(1).await.is_empty(),
         "nothing is mailed to a service account"

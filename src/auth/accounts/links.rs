@@ -484,6 +484,9 @@ impl Accounts {
     ) -> Result<(), AccountError> {
         let (db, hasher, clock, m) = (&self.db, &self.hasher, &self.clock, &self.mail);
         let new = EmailAddress::parse(new_email).map_err(|msg| AccountError::Email(msg.into()))?;
+        if new.undeliverable() {
+            return Err(AccountError::Email(EmailAddress::UNDELIVERABLE.into()));
+        }
         let (user, verified) =
             signed_in_user_verified(db, hasher, user_id, current_password).await?;
         if let Verified::No = verified {

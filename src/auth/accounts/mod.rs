@@ -232,6 +232,9 @@ async fn register(
         Ok(e) => e,
         Err(m) => return Err(AccountError::Email(m.into())),
     };
+    if email.undeliverable() {
+        return Err(AccountError::Email(EmailAddress::UNDELIVERABLE.into()));
+    }
     if !policy.allowed_domains.is_empty()
         && !policy.allowed_domains.iter().any(|d| d == email.domain())
     {
@@ -320,6 +323,9 @@ pub async fn create_user(
     ctx: &AuditCtx,
 ) -> Result<User, AccountError> {
     let email = EmailAddress::parse(&input.email).map_err(|m| AccountError::Email(m.into()))?;
+    if email.undeliverable() {
+        return Err(AccountError::Email(EmailAddress::UNDELIVERABLE.into()));
+    }
     let name = clean_name(input.display_name)?;
     let hash = checked_hash(
         hasher,
