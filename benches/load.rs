@@ -14,7 +14,10 @@
 //!    per algorithm (`load/oidc.rs`);
 //! 6. on PostgreSQL + Redis, signed-in throughput of three instances against one
 //!    (`load/scaling.rs`);
-//! 7. with 100 000 users and 1 000 000 audit events seeded, the median time of the
+//! 7. forward auth: `GET /auth/forward` with a session against `GET /account`, with
+//!    1 000 access rules against 10, with a personal access token against a session
+//!    (`load/forward.rs`);
+//! 8. with 100 000 users and 1 000 000 audit events seeded, the median time of the
 //!    admin user search and audit viewer pages, and memory while the whole log is
 //!    exported (`load/admin.rs`).
 //!
@@ -22,7 +25,7 @@
 //! and time; children, temporary directories, the PostgreSQL database and the Redis keys
 //! are removed on every exit path (guards, Ctrl-C, and a watchdog for hangs).
 //! `BENCH_SKIP_PG=1` skips the PostgreSQL + Redis configuration; `BENCH_ONLY=admin` runs
-//! only the administration figures.
+//! only the administration figures, `BENCH_ONLY=forward` only the forward-auth ones.
 
 // Each module takes what it shares with the others through `use super::*`: the items of
 // the modules glob-imported below, the phase timing, and (admin, oidc, pg_tls, reference,
@@ -42,6 +45,8 @@ mod admin;
 mod client;
 #[path = "load/configuration.rs"]
 mod configuration;
+#[path = "load/forward.rs"]
+mod forward;
 #[path = "load/guards.rs"]
 mod guards;
 #[path = "load/oidc.rs"]
@@ -86,13 +91,14 @@ async fn run() -> Result<bool, String> {
     let bin = build_release()?;
     let started = Instant::now();
     let skip_pg = std::env::var("BENCH_SKIP_PG").is_ok_and(|v| v == "1");
-    // `BENCH_ONLY=admin`: only the administration figures (they seed their own data).
-    let only_admin = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "admin");
+    // `BENCH_ONLY=admin` or `=forward`: only those figures (they start their own servers).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let only = |phase: &str| only.is_empty() || only == phase;
     let mut outcomes = Vec::new();
     let mut scaled = None;
     let mut tls = None;
     let mut node = None;
-    if !only_admin {
+    if only("main") {
         node = Some(reference::measure().await);
         outcomes.push(("SQLite", TARGET_THROUGHPUT_SQLITE, run_sqlite(&bin).await));
         if !skip_pg {
@@ -105,14 +111,26 @@ async fn run() -> Result<bool, String> {
             tls = Some(pg_tls::measure(&bin).await);
         }
     }
-    let mut admins = vec![("admin SQLite", admin::measure(&bin, false).await)];
-    if !skip_pg {
-        admins.push(("admin PG+Redis", admin::measure(&bin, true).await));
+    let mut forwards = Vec::new();
+    if only("forward") {
+        forwards.push(("SQLite", forward::measure(&bin, false, "SQLite").await));
+        if !skip_pg {
+            let pg = forward::measure(&bin, true, "PostgreSQL+Redis").await;
+            forwards.push(("PostgreSQL+Redis", pg));
+        }
+    }
+    let mut admins = Vec::new();
+    if only("admin") {
+        admins.push(("admin SQLite", admin::measure(&bin, false).await));
+        if !skip_pg {
+            admins.push(("admin PG+Redis", admin::measure(&bin, true).await));
+        }
     }
     let skipped = skip_pg.then_some("PostgreSQL+Redis: skipped (BENCH_SKIP_PG=1)");
     print_report(
         node.as_ref(),
         &outcomes,
+        &forwards,
         scaled.as_ref(),
         tls.as_ref(),
         &admins,
@@ -122,7 +140,9 @@ async fn run() -> Result<bool, String> {
         "\n(measured in {:.0} s, build excluded)",
         started.elapsed().as_secs_f64()
     );
-    Ok(outcomes.iter().all(|(_, _, o)| o.is_ok()) && admins.iter().all(|(_, a)| a.is_ok()))
+    Ok(outcomes.iter().all(|(_, _, o)| o.is_ok())
+        && forwards.iter().all(|(_, f)| f.is_ok())
+        && admins.iter().all(|(_, a)| a.is_ok()))
 }
 
 fn main() -> ExitCode {

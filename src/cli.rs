@@ -94,8 +94,12 @@ pub async fn run_service_account(
         crate::auth::throttle::Limits::from_config(config),
         clock.clone(),
     );
-    let tokens =
-        crate::auth::access::tokens::PersonalTokens::new(db.clone(), clock.clone(), throttle);
+    let tokens = crate::auth::access::tokens::PersonalTokens::new(
+        db.clone(),
+        clock.clone(),
+        throttle,
+        cache.clone(),
+    );
     let accounts = ServiceAccounts::new(db, clock, cache, tokens);
     let ctx = AuditCtx::cli();
     let fail = |e: ServiceAccountError| match e {
@@ -153,7 +157,13 @@ pub async fn run_token(config: &Config, cmd: TokenCommand) -> anyhow::Result<Str
         crate::auth::throttle::Limits::from_config(config),
         clock.clone(),
     );
-    let tokens = crate::auth::access::tokens::PersonalTokens::new(db, clock, throttle);
+    // It only makes tokens: nothing to memoise, nothing to invalidate.
+    let tokens = crate::auth::access::tokens::PersonalTokens::new(
+        db,
+        clock,
+        throttle,
+        crate::auth::oauth::cache::BackChannelCache::disabled(),
+    );
     let new = crate::auth::access::tokens::NewToken {
         name,
         scopes,
@@ -338,6 +348,10 @@ pub enum ClientCommand {
         /// one are refused. Default: off.
         #[arg(long)]
         require_two_factor: bool,
+        /// Only browsers in this network (CIDR block or single address) may sign in
+        /// to the app; repeat for several. Default: anywhere.
+        #[arg(long = "allowed-network", value_name = "CIDR")]
+        allowed_networks: Vec<String>,
     },
 }
 
@@ -354,6 +368,7 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
             skip_consent,
             allowed_groups,
             require_two_factor,
+            allowed_networks,
         } => {
             let new = crate::auth::oauth::authorize::NewClient {
                 name,
@@ -366,6 +381,7 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
                 id_token_alg: "RS256".into(),
                 allowed_groups,
                 require_two_factor,
+                allowed_networks,
             };
             match crate::auth::oauth::authorize::create_client(
                 &db,

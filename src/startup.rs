@@ -271,6 +271,7 @@ impl Application {
             db.clone(),
             clock.clone(),
             throttle.clone(),
+            cache.clone(),
         );
         let state = web::Data::new(AppState {
             accounts,

@@ -305,6 +305,7 @@ fn cpu_model() -> String {
 pub(crate) fn print_report(
     node: Option<&Result<reference::NodeRates, String>>,
     outcomes: &[(&str, f64, Result<Results, String>)],
+    forwards: &[(&str, Result<forward::ForwardResults, String>)],
     scaling: Option<&Result<scaling::Scaling, String>>,
     pg_tls: Option<&Result<pg_tls::TlsCost, String>>,
     admins: &[(&str, Result<admin::AdminResults, String>)],
@@ -397,6 +398,9 @@ pub(crate) fn print_report(
                 readme.push(format!("- {name}: not measured ({})", snippet(e)));
             }
         }
+    }
+    for (name, f) in forwards {
+        forward::report(&mut out, &mut readme, name, f);
     }
     if let Some(s) = scaling {
         scaling::report(&mut out, &mut readme, s);

@@ -237,14 +237,23 @@ pub async fn beside_healthz(
     url: &str,
     req: Request<'_>,
 ) -> Result<Paired, String> {
-    let plain = Request::get();
-    answers_ok(healthz_url, &plain).await?;
-    answers_ok(url, &req).await?;
+    in_turns((healthz_url, Request::get()), (url, req)).await
+}
+
+/// Like `beside_healthz`, with any request as the base: `paired.healthz` is then the
+/// base's tally, `paired.endpoint` the other's, and the rounds endpoint ÷ base.
+pub async fn in_turns(
+    base: (&str, Request<'_>),
+    other: (&str, Request<'_>),
+) -> Result<Paired, String> {
+    let ((h_url, h_req), (e_url, e_req)) = (base, other);
+    answers_ok(h_url, &h_req).await?;
+    answers_ok(e_url, &e_req).await?;
     let dir = DataDir::create()?;
-    let (h_script, e_script) = (dir.path.join("healthz.lua"), dir.path.join("request.lua"));
-    std::fs::write(&h_script, script(&plain)).map_err(|e| format!("write wrk script: {e}"))?;
-    std::fs::write(&e_script, script(&req)).map_err(|e| format!("write wrk script: {e}"))?;
-    let (h_url, e_url) = (healthz_url.to_string(), url.to_string());
+    let (h_script, e_script) = (dir.path.join("base.lua"), dir.path.join("request.lua"));
+    std::fs::write(&h_script, script(&h_req)).map_err(|e| format!("write wrk script: {e}"))?;
+    std::fs::write(&e_script, script(&e_req)).map_err(|e| format!("write wrk script: {e}"))?;
+    let (h_url, e_url) = (h_url.to_string(), e_url.to_string());
     tokio::task::spawn_blocking(move || {
         let run = |url: &str, script: &Path, secs: u64| {
             run_wrk(url, script, secs, cores(), HTTP_CONCURRENCY)

@@ -165,6 +165,7 @@ diesel::table! {
         id_token_alg -> Text,
         allowed_groups -> Text,
         require_two_factor -> Bool,
+        allowed_networks -> Text,
     }
 }
 

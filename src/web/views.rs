@@ -581,6 +581,8 @@ pub struct ClientForm {
     /// Comma-separated group names.
     pub allowed_groups: String,
     pub require_two_factor: bool,
+    /// Comma-separated networks.
+    pub allowed_networks: String,
     /// The groups that exist, offered for `allowed_groups`.
     pub known_groups: Vec<String>,
 }

@@ -17,7 +17,7 @@ pub(crate) async fn admin_app() -> TestApp {
     .await
 }
 
-async fn sql(app: &TestApp, q: String) {
+pub(crate) async fn sql(app: &TestApp, q: String) {
     app.db
         .run(move |c| {
             diesel::sql_query(q)
@@ -100,6 +100,7 @@ async fn every_admin_route_is_denied_by_default() {
                 id_token_alg: "RS256".into(),
                 allowed_groups: vec![],
                 require_two_factor: false,
+                allowed_networks: Vec::new(),
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )

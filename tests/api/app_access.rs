@@ -455,3 +455,44 @@ async fn operators_limit_an_app_to_groups_from_the_shell() {
     assert!(ok, "{err}");
     assert!(out.lines().any(|l| l.starts_with("client_id=")), "{out}");
 }
+
+/// An app limited to networks: a browser outside them is sent back with
+/// `access_denied` (audited), one inside gets a code; a network that does not parse is
+/// refused when the client is saved.
+#[tokio::test]
+async fn an_app_limited_to_networks_refuses_browsers_outside_them() {
+    let app = oidc_app_with(Default::default()).await;
+    app.create_user("nia@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("nia@example.com").await;
+
+    // The test's browser is on loopback: outside 10.0.0.0/8.
+    let mut c = new_client(false);
+    c.allowed_networks = vec!["10.0.0.0/8".into(), "2001:db8::/32".into()];
+    let (office, _) = client_with(&app, c).await;
+    let p = b.get(&authorize_path(&office, "")).await;
+    let q = query(&p.location().unwrap());
+    assert_eq!(q["error"], "access_denied");
+    assert!(q["error_description"].contains("certain networks"), "{q:?}");
+    assert!(!q.contains_key("code"));
+    let events = denials(&app).await;
+    assert_eq!(events[0].1["reason"], "network_not_allowed");
+    assert_eq!(events[0].1["client_id"], office);
+
+    // Loopback allowed (as a single address): a code that works.
+    let mut c = new_client(false);
+    c.allowed_networks = vec!["127.0.0.1".into(), "::1".into()];
+    let (local, secret) = client_with(&app, c).await;
+    let q = authorize(&b, &local, "").await;
+    let (status, t) = exchange(&app, &local, &secret.unwrap(), &q["code"]).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+
+    // A typo is refused when saving, naming it.
+    let mut c = new_client(false);
+    c.allowed_networks = vec!["10.0.0.0/33".into()];
+    let err =
+        portcullis::auth::oauth::authorize::create_client(&app.db, &app.clock, c, &AuditCtx::cli())
+            .await
+            .unwrap_err();
+    assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
+}

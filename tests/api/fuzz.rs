@@ -227,6 +227,7 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
                 id_token_alg: "RS256".into(),
                 allowed_groups: vec![],
                 require_two_factor: false,
+                allowed_networks: Vec::new(),
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )

@@ -74,6 +74,7 @@ async fn counters_and_gauges_follow_what_happens() {
                 id_token_alg: "RS256".into(),
                 allowed_groups: vec![],
                 require_two_factor: false,
+                allowed_networks: Vec::new(),
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )

@@ -58,6 +58,7 @@ pub(crate) fn new_client(public: bool) -> NewClient {
         id_token_alg: "RS256".into(),
         allowed_groups: vec![],
         require_two_factor: false,
+        allowed_networks: Vec::new(),
     }
 }
 

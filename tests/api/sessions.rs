@@ -302,3 +302,32 @@ async fn revoking_through_the_service_audits_it_and_only_the_owners_sessions() {
     assert_eq!(revoked(app.audit_names().await), 2);
     assert!(sessions.overview(&uid).await.unwrap().sessions.is_empty());
 }
+
+/// Another process on the same database (the command line disabling a user, which
+/// deletes the user's sessions) cannot reach this server's memory: on SQLite a
+/// cached session is checked against the database again within two seconds, so the
+/// deleted session stops working then. (With Redis the state lives in Redis, and the
+/// command line deletes it there: nothing is cached.)
+#[tokio::test]
+async fn a_session_deleted_by_another_process_stops_working() {
+    let app = spawn_app().await;
+    if app.config.redis_url.is_some() {
+        return;
+    }
+    let uid = app.create_user("far@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("far@example.com").await;
+    assert_eq!(b.get("/account").await.status, StatusCode::OK);
+    crate::admin::sql(
+        &app,
+        format!("DELETE FROM sessions WHERE user_id = '{uid}'"),
+    )
+    .await;
+    crate::admin::sql(&app, "DELETE FROM session_state".into()).await;
+    app.clock.advance(3);
+    assert_eq!(
+        b.get("/account").await.status,
+        StatusCode::SEE_OTHER,
+        "the deleted session is refused"
+    );
+}

@@ -331,9 +331,43 @@ async fn revoked_and_expired_tokens_are_refused_and_only_the_owner_revokes() {
         })
         .await
         .unwrap();
+    // Written behind the service's back (time does not pass here): forget the memo of
+    // the token as it was, as every change through the service does.
+    app.state.oauth.cache.invalidate().await;
     assert_invalid_token(
         &ask(&app, Some(&format!("Bearer {anns}")), "GET", SITE).await,
         "expired",
+    );
+}
+
+/// A token that checks out is memoised; revoking it is still seen at the very next
+/// request, the memo warm from the requests just before. (The other ends of a token
+/// are tried the same way, used just before, in the tests around this one.)
+#[tokio::test]
+async fn a_revoked_token_is_refused_at_the_next_request_though_memoised() {
+    let app = token_app(|_| {}).await;
+    let uid = app.create_user("cy@example.com", &[]).await;
+    let secret = make(&app, &uid, &["forward"], None).await;
+    let id = app.state.personal_tokens.list(&uid).await.unwrap()[0]
+        .id
+        .clone();
+    for _ in 0..3 {
+        assert_eq!(bearer_status(&app, &secret).await, StatusCode::OK);
+    }
+    assert!(
+        app.state
+            .personal_tokens
+            .revoke(&uid, &id, &AuditCtx::cli())
+            .await
+            .unwrap()
+    );
+    assert_invalid_token(
+        &ask(&app, Some(&format!("Bearer {secret}")), "GET", SITE).await,
+        "revoked while memoised",
+    );
+    assert_invalid_token(
+        &ask(&app, Some(&basic("cy@example.com", &secret)), "GET", SITE).await,
+        "revoked while memoised, as Basic",
     );
 }
 

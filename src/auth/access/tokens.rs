@@ -5,6 +5,11 @@
 //! active. Every event that ends a user's app grants ends their tokens too
 //! (`oauth::authorize::end_personal_tokens`, called from `end_app_grants`), so no path
 //! that signs a user out everywhere can forget them.
+//!
+//! A token that checks out is memoised like forward auth's principals
+//! (`oauth::cache`): per cache generation, for at most `PRINCIPAL_MAX_AGE`. Whatever
+//! ends a token calls `cache.invalidate()` after it commits, so a revoked token is
+//! refused at the next request.
 
 use std::net::IpAddr;
 
@@ -12,6 +17,7 @@ use serde_json::json;
 
 use crate::auth::InternalError;
 use crate::auth::audit::{AuditCtx, record};
+use crate::auth::oauth::cache::{BackChannelCache, LiveToken};
 use crate::auth::throttle::{RetryAfter, Throttle};
 use crate::clock::Clock;
 use crate::db::Db;
@@ -31,6 +37,7 @@ pub struct PersonalTokens {
     db: Db,
     clock: Clock,
     throttle: Throttle,
+    cache: BackChannelCache,
 }
 
 /// What a script's `Authorization` header comes to.
@@ -99,11 +106,12 @@ impl From<crate::db::QueryError> for TokenError {
 }
 
 impl PersonalTokens {
-    pub fn new(db: Db, clock: Clock, throttle: Throttle) -> Self {
+    pub fn new(db: Db, clock: Clock, throttle: Throttle, cache: BackChannelCache) -> Self {
         Self {
             db,
             clock,
             throttle,
+            cache,
         }
     }
 
@@ -241,7 +249,8 @@ impl PersonalTokens {
             ctx.clone(),
             self.clock.now(),
         );
-        self.db
+        let revoked = self
+            .db
             .run(move |c| {
                 write_transaction(c, |c| {
                     let Some(name) = repo::revoke_own(c, &uid, &id, now)? else {
@@ -260,39 +269,66 @@ impl PersonalTokens {
                 })
                 .map_err(|e: crate::db::QueryError| InternalError::from(e))
             })
-            .await
+            .await?;
+        if revoked {
+            self.cache.invalidate().await;
+        }
+        Ok(revoked)
     }
 
     /// Who a secret belongs to, if it is a live token of an active account; `None` for
     /// anything else (unknown, revoked, expired, a disabled or deleted account, or not
     /// shaped like a token at all — then nothing is looked up). A use is recorded at
-    /// most once a minute.
+    /// most once a minute, when the token is read rather than found memoised.
     pub async fn verify(&self, secret: &str) -> Result<Option<Verified>, InternalError> {
         if !rules::looks_like_secret(secret) {
             return Ok(None);
         }
         let (h, now) = (hash(secret), self.clock.now());
-        self.db
-            .run(move |c| -> Result<Option<Verified>, InternalError> {
-                let Some(t) = repo::find_by_hash(c, &h)? else {
-                    return Ok(None);
-                };
-                if t.revoked_at.is_some() || t.expires_at.is_some_and(|e| e <= now) {
-                    return Ok(None);
+        // The generation before the read: a change meanwhile makes the memo unusable.
+        let generation = self.cache.generation().await;
+        let memo = self.cache.personal_token(generation, &h);
+        let live = match memo {
+            Some(t) => Some(t),
+            None => {
+                let key = h.clone();
+                let read = self
+                    .db
+                    .run(move |c| -> Result<Option<LiveToken>, InternalError> {
+                        let Some(t) = repo::find_by_hash(c, &key)? else {
+                            return Ok(None);
+                        };
+                        if t.revoked_at.is_some() || t.expires_at.is_some_and(|e| e <= now) {
+                            return Ok(None);
+                        }
+                        let Some(user) = users::find(c, &t.user_id)?.filter(|u| !u.disabled) else {
+                            return Ok(None);
+                        };
+                        if t.last_used_at.is_none_or(|u| u <= now - TOUCH_EVERY) {
+                            repo::touch(c, &t.id, now, now - TOUCH_EVERY)?;
+                        }
+                        Ok(Some(LiveToken {
+                            scopes: rules::stored_scopes(&t.scopes),
+                            token_id: t.id,
+                            user_id: t.user_id,
+                            email: user.email,
+                            expires_at: t.expires_at,
+                        }))
+                    })
+                    .await?;
+                if let Some(t) = &read {
+                    self.cache.put_personal_token(generation, &h, t.clone());
                 }
-                let Some(user) = users::find(c, &t.user_id)?.filter(|u| !u.disabled) else {
-                    return Ok(None);
-                };
-                if t.last_used_at.is_none_or(|u| u <= now - TOUCH_EVERY) {
-                    repo::touch(c, &t.id, now, now - TOUCH_EVERY)?;
-                }
-                Ok(Some(Verified {
-                    scopes: rules::stored_scopes(&t.scopes),
-                    token_id: t.id,
-                    user_id: t.user_id,
-                    email: user.email,
-                }))
-            })
-            .await
+                read
+            }
+        };
+        Ok(live
+            .filter(|t| t.expires_at.is_none_or(|e| e > now))
+            .map(|t| Verified {
+                token_id: t.token_id,
+                user_id: t.user_id,
+                email: t.email,
+                scopes: t.scopes,
+            }))
     }
 }

@@ -464,8 +464,7 @@ async fn change_password(
         .map_err(InternalError::from)
     })
     .await?;
-    if end_apps {
-        cache.invalidate().await;
-    }
+    // Either way the account's personal access tokens ended, and they are memoised.
+    cache.invalidate().await;
     Ok(())
 }

@@ -22,6 +22,10 @@ pub const NOT_IN_GROUPS: &str = "This account has no access to this app. Ask an 
 /// `error_description` when the app asks for a second factor the account lacks.
 pub const NO_SECOND_FACTOR: &str = "This app requires a second factor. Add an authenticator app or a security key to your account, then try again.";
 
+/// `error_description` when the browser is outside the app's networks.
+pub const OUTSIDE_NETWORKS: &str =
+    "This app can only be used from certain networks, and this request comes from outside them.";
+
 /// Why a user may not use an app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denial {
@@ -30,6 +34,8 @@ pub enum Denial {
     /// The client requires a second factor and the session (or grant) was proven
     /// without one.
     NoSecondFactor,
+    /// The browser's address is outside the client's allowed networks.
+    OutsideNetworks,
 }
 
 impl Denial {
@@ -38,6 +44,7 @@ impl Denial {
         match self {
             Self::NotInGroups => "not_in_allowed_groups",
             Self::NoSecondFactor => "second_factor_required",
+            Self::OutsideNetworks => "network_not_allowed",
         }
     }
 
@@ -46,6 +53,7 @@ impl Denial {
         match self {
             Self::NotInGroups => NOT_IN_GROUPS,
             Self::NoSecondFactor => NO_SECOND_FACTOR,
+            Self::OutsideNetworks => OUTSIDE_NETWORKS,
         }
     }
 }
@@ -53,6 +61,15 @@ impl Denial {
 /// Whether a user with these effective groups is in the client's allowed groups.
 pub fn in_groups(client: &Client, effective: &[String]) -> bool {
     may_use(&client.allowed_groups(), effective)
+}
+
+/// Whether a browser at `ip` (unknown: refused when the client names networks) is
+/// in the client's allowed networks. Asked at authorize, where the browser is; the
+/// token endpoint hears from the app's server, whose address says nothing of the user.
+pub fn in_networks(client: &Client, ip: Option<std::net::IpAddr>) -> bool {
+    let allowed = client.allowed_networks();
+    allowed.is_empty()
+        || ip.is_some_and(|ip| crate::domain::access::app::from_allowed_network(&allowed, ip))
 }
 
 /// The check for a grant already proven with `amr`: `None` when the user may use the

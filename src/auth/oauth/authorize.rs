@@ -47,6 +47,16 @@ pub struct NewClient {
     pub allowed_groups: Vec<String>,
     /// Issue codes only to sessions proven with a second factor.
     pub require_two_factor: bool,
+    /// Networks (CIDR or single addresses) the browser must be in at authorize;
+    /// empty: anywhere.
+    pub allowed_networks: Vec<String>,
+}
+
+/// The allowed networks as stored (a JSON array), each checked; `Err` names a bad one.
+fn allowed_networks(raw: &[String]) -> Result<String, ClientError> {
+    let nets = crate::domain::access::app::parse_network_list(&raw.join(","))
+        .map_err(|e| ClientError::Invalid(format!("allowed networks: {e}")))?;
+    Ok(json!(nets).to_string())
 }
 
 /// The allowed groups, checked against the groups that exist; `Err` names one that
@@ -132,6 +142,7 @@ pub async fn create_client(
 ) -> Result<(String, Option<String>), ClientError> {
     let (scopes, grants) = settings(&c).map_err(ClientError::Invalid)?;
     let allowed = allowed_groups(db, &c.allowed_groups).await?;
+    let networks = allowed_networks(&c.allowed_networks)?;
     let client_id = generate()[..22].to_string();
     let secret = (!c.public).then(generate);
     let row = Client {
@@ -147,6 +158,7 @@ pub async fn create_client(
         id_token_alg: c.id_token_alg,
         allowed_groups: allowed,
         require_two_factor: c.require_two_factor,
+        allowed_networks: networks,
     };
     let (ctx, now) = (ctx.clone(), clock.now());
     db.run(move |conn| {
@@ -160,7 +172,8 @@ pub async fn create_client(
                 Outcome::Success,
                 None,
                 json!({"client_id": row.client_id, "name": row.name, "public": row.secret_hash.is_none(),
-                       "allowed_groups": row.allowed_groups(), "require_two_factor": row.require_two_factor}),
+                       "allowed_groups": row.allowed_groups(), "require_two_factor": row.require_two_factor,
+                       "allowed_networks": row.allowed_networks()}),
             )
         })
         .map_err(InternalError::from)
@@ -185,6 +198,7 @@ impl OAuthProvider {
         c.public = existing.is_public();
         let (scopes, grants) = settings(&c).map_err(ClientError::Invalid)?;
         let allowed = allowed_groups(db, &c.allowed_groups).await?;
+        let networks = allowed_networks(&c.allowed_networks)?;
         let row = Client {
             name: c.name.trim().to_string(),
             redirect_uris: json!(c.redirect_uris).to_string(),
@@ -195,6 +209,7 @@ impl OAuthProvider {
             id_token_alg: c.id_token_alg,
             allowed_groups: allowed,
             require_two_factor: c.require_two_factor,
+            allowed_networks: networks,
             ..existing
         };
         let (ctx, now) = (ctx.clone(), clock.now());
@@ -214,6 +229,7 @@ impl OAuthProvider {
                         "grants": row.grants, "skip_consent": row.skip_consent,
                         "allowed_groups": row.allowed_groups(),
                         "require_two_factor": row.require_two_factor,
+                        "allowed_networks": row.allowed_networks(),
                     }),
                 )
             })

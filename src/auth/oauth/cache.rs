@@ -3,7 +3,8 @@
 //! (not revoked, its grant not revoked, its user neither disabled nor deleted, its
 //! client not deleted), and the profile userinfo answers with (email, verification,
 //! name, roles). Introspection and userinfo are called by resource servers for every
-//! request they serve, so these reads are the hot path.
+//! request they serve, so these reads are the hot path. Forward auth keeps its users
+//! and the personal access tokens that checked out here too, for less long.
 //!
 //! Correctness rests on one rule: every change that could make a cache wrong is followed,
 //! after its transaction commits, by [`BackChannelCache::invalidate`], which moves a generation on.
@@ -91,6 +92,20 @@ struct Maps {
     profiles: HashMap<String, (Instant, Option<Profile>)>,
     /// Forward auth's view of a user (`None`: disabled or gone).
     principals: HashMap<String, (Instant, Option<Principal>)>,
+    /// Live personal access tokens, by the SHA-256 of the secret.
+    personal_tokens: HashMap<String, (Instant, LiveToken)>,
+}
+
+/// A personal access token that was live, of an active account, when last read
+/// (`auth::access::tokens`). Only live tokens are memoised; expiry is checked on every
+/// use.
+#[derive(Clone, Debug)]
+pub struct LiveToken {
+    pub token_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub scopes: Vec<&'static str>,
+    pub expires_at: Option<i64>,
 }
 
 /// What userinfo tells about a user; `None` in the cache is a user who is disabled or
@@ -120,6 +135,7 @@ impl Maps {
         self.live.clear();
         self.profiles.clear();
         self.principals.clear();
+        self.personal_tokens.clear();
     }
 }
 
@@ -289,6 +305,23 @@ impl BackChannelCache {
         }
     }
 
+    /// A live personal access token by the SHA-256 of its secret, trusted for as short
+    /// a time as a principal (the command line may end tokens on SQLite unseen).
+    pub fn personal_token(&self, generation: Option<u64>, hash: &str) -> Option<LiveToken> {
+        self.current(generation)?
+            .0
+            .personal_tokens
+            .get(hash)
+            .filter(|(at, _)| at.elapsed() < PRINCIPAL_MAX_AGE)
+            .map(|(_, t)| t.clone())
+    }
+
+    pub fn put_personal_token(&self, generation: Option<u64>, hash: &str, token: LiveToken) {
+        if let Some(mut m) = self.current(generation) {
+            put(&mut m.0.personal_tokens, hash, token);
+        }
+    }
+
     /// The maps, if `generation` is not older than theirs (a newer one empties them):
     /// what a reader learnt before a change is neither served nor kept after it.
     fn current(&self, generation: Option<u64>) -> Option<Current<'_>> {
@@ -319,7 +352,7 @@ impl BackChannelCache {
     }
 
     /// Call after committing anything that can make a cache wrong: a token or grant
-    /// revoked, a consent withdrawn, a client changed or deleted, a user disabled or
+    /// revoked (personal access tokens included), a consent withdrawn, a client changed or deleted, a user disabled or
     /// deleted, an email verified or changed, a role assigned, removed or deleted.
     pub async fn invalidate(&self) {
         let Some(inner) = &self.inner else { return };

@@ -69,7 +69,7 @@ impl OAuthProvider {
                     .await;
                 match fast {
                     OneTrip::Done(client, verdict) => {
-                        return verdict.map(|()| client).map_err(too_many);
+                        return verdict.map(|()| *client).map_err(too_many);
                     }
                     OneTrip::Counted(generation, key, verdict) => {
                         (Some(generation), Some((key, verdict)))
@@ -103,7 +103,7 @@ impl OAuthProvider {
 /// How far the token endpoint's one-round-trip path got.
 enum OneTrip {
     /// The memoised client authenticated and its generation is still current.
-    Done(Client, Result<(), RetryAfter>),
+    Done(Box<Client>, Result<(), RetryAfter>),
     /// The request was counted under `key`, but the generation moved on to this one:
     /// the client must be read again (and counted again only if its key changed).
     Counted(u64, String, Result<(), RetryAfter>),
@@ -135,7 +135,9 @@ impl OAuthProvider {
         }
         let key = budget(&client);
         match throttle.token_request_reading(&key, counter).await {
-            Some((verdict, current)) if current == read_in => OneTrip::Done(client, verdict),
+            Some((verdict, current)) if current == read_in => {
+                OneTrip::Done(Box::new(client), verdict)
+            }
             Some((verdict, current)) => OneTrip::Counted(current, key, verdict),
             None => OneTrip::NotTaken,
         }

@@ -158,6 +158,12 @@ impl OAuthProvider {
                     .await;
             }
         }
+        let browser = ctx.ip.as_deref().and_then(|ip| ip.parse().ok());
+        if !app_access::in_networks(&client, browser) {
+            return self
+                .app_denied(req, user, &client, Denial::OutsideNetworks, ctx)
+                .await;
+        }
         if answer.is_none() {
             let too_old = req
                 .max_age

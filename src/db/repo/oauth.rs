@@ -25,6 +25,8 @@ pub struct Client {
     pub allowed_groups: String,
     /// A code is issued only to a session proven with a second factor.
     pub require_two_factor: bool,
+    /// A JSON array of networks the browser must be in at authorize; empty: anywhere.
+    pub allowed_networks: String,
 }
 
 impl Client {
@@ -39,6 +41,9 @@ impl Client {
     }
     pub fn allowed_groups(&self) -> Vec<String> {
         serde_json::from_str(&self.allowed_groups).unwrap_or_default()
+    }
+    pub fn allowed_networks(&self) -> Vec<String> {
+        serde_json::from_str(&self.allowed_networks).unwrap_or_default()
     }
     pub fn grants(&self) -> Vec<String> {
         self.grants.split_whitespace().map(str::to_string).collect()
@@ -71,6 +76,7 @@ pub fn update_client(c: &mut AnyConnection, client: &Client) -> QueryResult<bool
             oauth_clients::id_token_alg.eq(&client.id_token_alg),
             oauth_clients::allowed_groups.eq(&client.allowed_groups),
             oauth_clients::require_two_factor.eq(client.require_two_factor),
+            oauth_clients::allowed_networks.eq(&client.allowed_networks),
         ))
         .execute(c)
         .map(|n| n == 1)

@@ -10,6 +10,34 @@ pub fn may_use(allowed: &[String], effective: &[String]) -> bool {
     allowed.is_empty() || allowed.iter().any(|g| effective.contains(g))
 }
 
+/// Whether a browser at `ip` may use an app that allows `allowed` networks (empty:
+/// anywhere). Entries were checked when saved; one that no longer parses matches
+/// nothing (the app closes rather than opens).
+pub fn from_allowed_network(allowed: &[String], ip: std::net::IpAddr) -> bool {
+    allowed.is_empty()
+        || allowed
+            .iter()
+            .filter_map(|n| super::rule::network(n).ok())
+            .any(|net| net.contains(&ip.to_canonical()))
+}
+
+/// Networks as an operator types them (comma- or space-separated): CIDR blocks or
+/// single addresses, normalised, without repeats; `Err` names the first bad one.
+pub fn parse_network_list(raw: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for part in raw
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+    {
+        let net = super::rule::network(part).map_err(|e| format!("{part}: {e}"))?;
+        let s = net.to_string();
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
 /// The allowed groups as an operator types them (comma- or space-separated, or one a
 /// line), each a valid group name, sorted and without repeats; `Err` names the first
 /// bad one.

@@ -263,7 +263,7 @@ fn domain_pattern(d: &str) -> Result<DomainPattern, String> {
     })
 }
 
-fn network(n: &str) -> Result<IpNet, String> {
+pub(super) fn network(n: &str) -> Result<IpNet, String> {
     let n = n.trim();
     n.parse::<IpNet>()
         .or_else(|_| n.parse::<std::net::IpAddr>().map(IpNet::from))

@@ -31,6 +31,11 @@ fn access_summary(c: &Client) -> String {
     } else {
         groups.join(", ")
     };
+    let who = if c.allowed_networks().is_empty() {
+        who
+    } else {
+        format!("{who}, from {}", c.allowed_networks().join(", "))
+    };
     if c.require_two_factor {
         format!("{who} (second factor)")
     } else {
@@ -59,6 +64,7 @@ fn form_of(c: &Client) -> ClientForm {
         id_token_alg: c.id_token_alg.clone(),
         allowed_groups: c.allowed_groups(),
         require_two_factor: c.require_two_factor,
+        allowed_networks: c.allowed_networks(),
     };
     form_from(&settings, Some(c.client_id.clone()))
 }
@@ -82,6 +88,7 @@ fn blank_form() -> ClientForm {
         algs: choices(&ALGS, &["RS256".into()]),
         allowed_groups: String::new(),
         require_two_factor: false,
+        allowed_networks: String::new(),
         known_groups: Vec::new(),
     }
 }
@@ -104,6 +111,12 @@ fn submitted(pairs: &[(String, String)]) -> NewClient {
             .map(str::to_string)
             .collect(),
         require_two_factor: field(pairs, "require_two_factor") == "1",
+        allowed_networks: field(pairs, "allowed_networks")
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect(),
     }
 }
 
@@ -120,6 +133,7 @@ fn form_from(n: &NewClient, id: Option<String>) -> ClientForm {
         algs: choices(&ALGS, std::slice::from_ref(&n.id_token_alg)),
         allowed_groups: n.allowed_groups.join(", "),
         require_two_factor: n.require_two_factor,
+        allowed_networks: n.allowed_networks.join(", "),
         known_groups: Vec::new(),
     }
 }
