@@ -54,6 +54,72 @@ pub enum Command {
     /// Groups of users (for access rules, Remote-Groups and the OIDC groups claim).
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Service accounts: no password, no sign-in; they reach sites behind forward auth
+    /// with tokens (`token create --email NAME@service.invalid`).
+    #[command(subcommand)]
+    ServiceAccount(ServiceAccountCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServiceAccountCommand {
+    /// Create a service account owned by a group; prints `email=NAME@service.invalid`.
+    Create {
+        /// The account's name: 1 to 64 lower-case letters, digits, '-' or '_',
+        /// starting with a letter or digit.
+        #[arg(long)]
+        name: String,
+        /// The existing group that owns it; the account counts as its member for
+        /// access rules and Remote-Groups.
+        #[arg(long)]
+        group: String,
+    },
+    /// Delete a service account; every one of its tokens stops working.
+    Delete {
+        /// The account's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Runs a service-account command as the operator; `Ok(message)` goes to stdout.
+pub async fn run_service_account(
+    config: &Config,
+    cmd: ServiceAccountCommand,
+) -> anyhow::Result<String> {
+    use crate::auth::access::service_accounts::{ServiceAccountError, ServiceAccounts};
+    let db = crate::startup::open_database(config)?;
+    let clock = Clock::system();
+    let cache = BackChannelCache::publisher(config).await;
+    let throttle = crate::auth::throttle::Throttle::new(
+        crate::auth::throttle::Limits::from_config(config),
+        clock.clone(),
+    );
+    let tokens = crate::auth::access::tokens::PersonalTokens::new(
+        db.clone(),
+        clock.clone(),
+        throttle,
+        cache.clone(),
+    );
+    let accounts = ServiceAccounts::new(db, clock, cache, tokens);
+    let ctx = AuditCtx::cli();
+    let fail = |e: ServiceAccountError| match e {
+        ServiceAccountError::Internal(e) => anyhow::Error::from(e),
+        e => anyhow::anyhow!("{e}"),
+    };
+    match cmd {
+        ServiceAccountCommand::Create { name, group } => {
+            accounts.create(&name, &group, &ctx).await.map_err(fail)?;
+            let name = name.trim();
+            Ok(format!(
+                "email={}",
+                crate::domain::service_accounts::address(name)
+            ))
+        }
+        ServiceAccountCommand::Delete { name } => {
+            accounts.delete_by_name(&name, &ctx).await.map_err(fail)?;
+            Ok(format!("deleted service account {}", name.trim()))
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -77,6 +77,10 @@ async fn run() -> anyhow::Result<()> {
         Command::Policy(cmd) => println!("{}", portcullis::cli::run_policy(&config, cmd).await?),
         Command::Token(cmd) => println!("{}", portcullis::cli::run_token(&config, cmd).await?),
         Command::Group(cmd) => println!("{}", portcullis::cli::run_group(&config, cmd).await?),
+        Command::ServiceAccount(cmd) => println!(
+            "{}",
+            portcullis::cli::run_service_account(&config, cmd).await?
+        ),
     }
     Ok(())
 }

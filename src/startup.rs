@@ -267,6 +267,12 @@ impl Application {
             config.admin_requires_second_factor,
             cache.clone(),
         );
+        let personal_tokens = crate::auth::access::tokens::PersonalTokens::new(
+            db.clone(),
+            clock.clone(),
+            throttle.clone(),
+            cache.clone(),
+        );
         let state = web::Data::new(AppState {
             accounts,
             second_factors,
@@ -290,11 +296,12 @@ impl Application {
                 policies(&config, &db, &clock, cache.clone()).await?,
                 &config,
             ),
-            personal_tokens: crate::auth::access::tokens::PersonalTokens::new(
+            personal_tokens: personal_tokens.clone(),
+            service_accounts: crate::auth::access::service_accounts::ServiceAccounts::new(
                 db.clone(),
                 clock.clone(),
-                throttle.clone(),
                 cache.clone(),
+                personal_tokens,
             ),
             audit_log: crate::auth::audit::AuditLog::new(db.clone(), clock.clone()),
             health: crate::auth::health::Health::new(db.clone(), clock.clone()),

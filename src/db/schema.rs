@@ -13,6 +13,8 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         name_search -> Text,
+        kind -> Text,
+        owner_group_id -> Nullable<Text>,
     }
 }
 

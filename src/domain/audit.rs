@@ -58,6 +58,8 @@ pub enum AuditAction {
     GroupMemberRemoved,
     PersonalTokenCreated,
     PersonalTokenRevoked,
+    ServiceAccountCreated,
+    ServiceAccountDeleted,
     AccessRuleCreated,
     AccessRuleDeleted,
 }
@@ -121,6 +123,8 @@ impl AuditAction {
         Self::GroupMemberRemoved,
         Self::PersonalTokenCreated,
         Self::PersonalTokenRevoked,
+        Self::ServiceAccountCreated,
+        Self::ServiceAccountDeleted,
         Self::AccessRuleCreated,
         Self::AccessRuleDeleted,
     ];
@@ -183,6 +187,8 @@ impl AuditAction {
             Self::ChainKeyed => "audit.chain_keyed",
             Self::PersonalTokenCreated => "personal_token.created",
             Self::PersonalTokenRevoked => "personal_token.revoked",
+            Self::ServiceAccountCreated => "service_account.created",
+            Self::ServiceAccountDeleted => "service_account.deleted",
             Self::AccessRuleCreated => "access_rule.created",
             Self::AccessRuleDeleted => "access_rule.deleted",
         }

@@ -58,6 +58,16 @@ impl EmailAddress {
         &self.normalized
     }
 
+    /// Whether the address is under `.invalid` (RFC 2606): never deliverable, and
+    /// where service accounts' synthetic addresses live, so no person may take one.
+    pub fn undeliverable(&self) -> bool {
+        let d = self.domain();
+        d == "invalid" || d.ends_with(".invalid")
+    }
+
+    /// What a person is told when they give an [`Self::undeliverable`] address.
+    pub const UNDELIVERABLE: &'static str = "That address cannot receive mail: enter one that can.";
+
     pub fn domain(&self) -> &str {
         self.normalized
             .rsplit_once('@')

@@ -10,5 +10,6 @@ pub mod password;
 pub mod personal_tokens;
 pub mod recovery_codes;
 pub mod redirect;
+pub mod service_accounts;
 pub mod tokens;
 pub mod totp;

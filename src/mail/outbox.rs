@@ -31,6 +31,11 @@ pub fn enqueue(
     msg: Rendered,
     now: i64,
 ) -> crate::db::QueryResult<()> {
+    // RFC 2606 reserves `.invalid`: service accounts' synthetic addresses live there,
+    // and nothing is ever sent to one, whichever path asked.
+    if crate::domain::email::EmailAddress::parse(to).is_ok_and(|a| a.undeliverable()) {
+        return Ok(());
+    }
     insert(
         conn,
         &OutboxMail {

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, Route, guard, web};
 
 use super::error::AppError;
 use super::handlers::account::{apps, profile, security_keys, sessions, tokens, totp};
-use super::handlers::admin::{audit, clients, groups, policies, roles, users};
+use super::handlers::admin::{audit, clients, groups, policies, roles, service_accounts, users};
 use super::handlers::oauth::{authorize, back_channel, discovery, logout as rp_logout};
 use super::handlers::sign_in::{
     login, logout, passkey, password_reset, register, second_step, setup, step_up, verify_email,
@@ -204,6 +204,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/admin/groups/{name}/delete").route(web::post().to(groups::delete)))
         .service(
             web::resource("/admin/groups/{name}/{action}").route(web::post().to(groups::action)),
+        )
+        .service(
+            web::resource("/admin/service-accounts")
+                .route(get().to(service_accounts::list))
+                .route(web::post().to(service_accounts::create)),
+        )
+        .service(
+            web::resource("/admin/service-accounts/{id}").route(get().to(service_accounts::show)),
+        )
+        .service(
+            web::resource("/admin/service-accounts/{id}/tokens")
+                .route(web::post().to(service_accounts::create_token)),
+        )
+        .service(
+            web::resource("/admin/service-accounts/{id}/tokens/revoke")
+                .route(web::post().to(service_accounts::revoke_token)),
+        )
+        .service(
+            web::resource("/admin/service-accounts/{id}/delete")
+                .route(web::post().to(service_accounts::delete)),
         )
         .service(
             web::resource("/admin/settings")

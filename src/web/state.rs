@@ -15,6 +15,8 @@ pub struct AppState {
     pub forward: crate::auth::access::forward::ForwardAuth,
     /// Personal access tokens (scripts through forward auth).
     pub personal_tokens: crate::auth::access::tokens::PersonalTokens,
+    /// Service accounts (non-human principals with administrator-made tokens).
+    pub service_accounts: crate::auth::access::service_accounts::ServiceAccounts,
     pub audit_log: crate::auth::audit::AuditLog,
     pub admin: crate::auth::accounts::admin::Admin,
     pub roles: crate::auth::access::roles::Roles,

@@ -607,3 +607,38 @@ pub struct AdminClientPage {
     pub notice: Option<String>,
     pub error: Option<String>,
 }
+
+/// `/admin/service-accounts`.
+#[derive(Template)]
+#[template(path = "admin/service_accounts.html")]
+pub struct AdminServiceAccountsPage {
+    pub chrome: Chrome,
+    pub accounts: Vec<ServiceAccountView>,
+    /// Every group's name, for the owner choice.
+    pub groups: Vec<String>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+pub struct ServiceAccountView {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub group: String,
+    pub tokens: usize,
+}
+
+/// `/admin/service-accounts/{id}`: its tokens, a new one (secret shown once), delete.
+#[derive(Template)]
+#[template(path = "admin/service_account.html")]
+pub struct AdminServiceAccountPage {
+    pub chrome: Chrome,
+    pub account: ServiceAccountView,
+    pub tokens: Vec<TokenView>,
+    /// The secret of the token just made: shown this once.
+    pub created: Option<String>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub scopes: Vec<ScopeChoice>,
+    pub expiries: Vec<ExpiryChoice>,
+}

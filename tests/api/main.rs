@@ -30,6 +30,7 @@ mod processes;
 mod properties;
 mod register;
 mod security;
+mod service_accounts;
 mod sessions;
 mod setup;
 mod smtp_sink;

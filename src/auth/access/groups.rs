@@ -39,6 +39,8 @@ pub enum GroupError {
     Cycle(String, String),
     #[error("You may not manage groups.")]
     Forbidden,
+    #[error("{0} owns service accounts ({1}): delete them first.")]
+    OwnsServiceAccounts(String, String),
     #[error(
         "This change would affect an account that holds permissions you do not hold: ask an administrator."
     )]
@@ -399,7 +401,8 @@ impl Groups {
     }
 
     /// Deletes a group: its members leave it (and the groups above it, unless they
-    /// are in those otherwise); groups inside it move to the top level.
+    /// are in those otherwise); groups inside it move to the top level. Refused while
+    /// it owns service accounts.
     pub async fn delete(
         &self,
         editor: &Editor,
@@ -411,6 +414,15 @@ impl Groups {
         self.write(move |c, now| {
             let held = tri!(editor_holds(c, &editor));
             let g = tri!(find(c, &name));
+            // A service account's groups are its owner group: it must not be left
+            // without one (and so outside every rule that names it).
+            let owned = users::services_owned_by(c, &g.id)?;
+            if !owned.is_empty() {
+                return Ok(Err(GroupError::OwnsServiceAccounts(
+                    g.name,
+                    owned.join(", "),
+                )));
+            }
             let users = affected(c, &g.id)?;
             let details = json!({"group": g.name});
             if outranked(

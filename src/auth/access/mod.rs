@@ -7,6 +7,7 @@ pub mod groups;
 pub mod permissions;
 pub mod policy;
 pub mod roles;
+pub mod service_accounts;
 pub mod tokens;
 
 use std::collections::BTreeSet;

@@ -349,7 +349,8 @@ pub(crate) fn issue_reset(
     now: i64,
 ) -> crate::db::QueryResult<()> {
     match users::find_by_email(c, norm)? {
-        Some(u) if !u.disabled => {
+        // A service account has no password to reset (and its address is not mailed).
+        Some(u) if !u.disabled && !u.is_service() => {
             let token = replace_token(c, &u.id, RESET, "", now, m.reset_ttl)?;
             let msg = PasswordReset {
                 base: m.base.clone(),
@@ -381,7 +382,11 @@ pub(crate) fn issue_reset(
             AuditAction::PasswordResetRequested,
             Outcome::Failure,
             found.as_ref().map(|u| u.id.as_str()),
-            json!({"account": norm, "reason": if found.is_some() { "disabled" } else { "unknown address" }}),
+            json!({"account": norm, "reason": match &found {
+                Some(u) if u.is_service() => "service account",
+                Some(_) => "disabled",
+                None => "unknown address",
+            }}),
         ),
     }
 }
@@ -479,6 +484,9 @@ impl Accounts {
     ) -> Result<(), AccountError> {
         let (db, hasher, clock, m) = (&self.db, &self.hasher, &self.clock, &self.mail);
         let new = EmailAddress::parse(new_email).map_err(|msg| AccountError::Email(msg.into()))?;
+        if new.undeliverable() {
+            return Err(AccountError::Email(EmailAddress::UNDELIVERABLE.into()));
+        }
         let (user, verified) =
             signed_in_user_verified(db, hasher, user_id, current_password).await?;
         if let Verified::No = verified {

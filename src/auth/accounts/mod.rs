@@ -211,6 +211,8 @@ pub fn new_user(
         disabled: false,
         created_at: now,
         updated_at: now,
+        kind: users::PERSON.to_string(),
+        owner_group_id: None,
     }
 }
 
@@ -230,6 +232,9 @@ async fn register(
         Ok(e) => e,
         Err(m) => return Err(AccountError::Email(m.into())),
     };
+    if email.undeliverable() {
+        return Err(AccountError::Email(EmailAddress::UNDELIVERABLE.into()));
+    }
     if !policy.allowed_domains.is_empty()
         && !policy.allowed_domains.iter().any(|d| d == email.domain())
     {
@@ -266,7 +271,8 @@ async fn register(
                         Some(&existing.id),
                         json!({"reason": "email already registered", "owner_notified": notify}),
                     )?;
-                    if notify {
+                    // A service account's address is never mailed.
+                    if notify && !existing.is_service() {
                         notify_registration_attempt(c, &mail, &existing, now)?;
                     }
                     return Ok(Registered::AlreadyExists(existing));
@@ -317,6 +323,9 @@ pub async fn create_user(
     ctx: &AuditCtx,
 ) -> Result<User, AccountError> {
     let email = EmailAddress::parse(&input.email).map_err(|m| AccountError::Email(m.into()))?;
+    if email.undeliverable() {
+        return Err(AccountError::Email(EmailAddress::UNDELIVERABLE.into()));
+    }
     let name = clean_name(input.display_name)?;
     let hash = checked_hash(
         hasher,

@@ -133,6 +133,11 @@ async fn complete(
     }
     let email = EmailAddress::parse(&input.email)
         .map_err(|m| SetupError::Account(AccountError::Email(m.into())))?;
+    if email.undeliverable() {
+        return Err(SetupError::Account(AccountError::Email(
+            EmailAddress::UNDELIVERABLE.into(),
+        )));
+    }
     let name = input
         .display_name
         .map(|n| n.trim().to_string())

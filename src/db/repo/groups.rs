@@ -131,9 +131,16 @@ pub fn direct_of_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Ve
         .load(conn)
 }
 
-/// The names of the groups the user is in, inherited ones included, sorted.
+/// The names of the groups the user is in, inherited ones included, sorted. A service
+/// account is in its owner group.
 pub fn effective_of_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Vec<String>> {
-    let direct = direct_of_user(conn, user_id)?;
+    let mut direct = direct_of_user(conn, user_id)?;
+    let owner: Option<Option<String>> = users::table
+        .find(user_id)
+        .select(users::owner_group_id)
+        .first(conn)
+        .optional()?;
+    direct.extend(owner.flatten());
     if direct.is_empty() {
         return Ok(Vec::new());
     }

@@ -17,6 +17,21 @@ pub struct User {
     pub updated_at: i64,
     /// Lower-cased display name, for prefix search.
     pub name_search: String,
+    /// [`PERSON`] or [`SERVICE`].
+    pub kind: String,
+    /// A service account's owner group (its groups for access rules); `None` for a person.
+    pub owner_group_id: Option<String>,
+}
+
+/// An account a human signs in to.
+pub const PERSON: &str = "person";
+/// A service account: no password, never signs in; reaches sites with tokens only.
+pub const SERVICE: &str = "service";
+
+impl User {
+    pub fn is_service(&self) -> bool {
+        self.kind == SERVICE
+    }
 }
 
 pub fn insert(conn: &mut AnyConnection, user: &User) -> QueryResult<()> {
@@ -45,7 +60,7 @@ pub fn find_by_email(conn: &mut AnyConnection, normalized: &str) -> QueryResult<
 /// read before the password check, one statement instead of four (a row per role,
 /// one with no role when there is none). The same second-step rule as
 /// `auth::mfa::required` (by user id, for pages after sign-in): a new kind of factor
-/// goes in both.
+/// goes in both. Only a person is found: a service account never signs in.
 pub fn find_for_sign_in(
     conn: &mut AnyConnection,
     normalized: &str,
@@ -55,6 +70,7 @@ pub fn find_for_sign_in(
     let rows = users::table
         .left_join(r::table)
         .filter(users::email_normalized.eq(normalized))
+        .filter(users::kind.eq(PERSON))
         .select((
             User::as_select(),
             exists(t::table.filter(t::user_id.eq(users::id))),
@@ -75,7 +91,7 @@ pub fn find_for_sign_in(
 }
 
 /// The account `id`, as long as it still signs in with the password hash `verified`:
-/// not disabled, hash unchanged. The one statement of that condition, used by the
+/// a person (never a service account), not disabled, hash unchanged. The one statement of that condition, used by the
 /// re-read below and by `sessions::insert_if_signs_in_with`, so an account state that
 /// should stop a sign-in (a lock, an expiry) is added in one place for both.
 #[diesel::dsl::auto_type(no_type_alias)]
@@ -83,6 +99,8 @@ pub fn signing_in_with<'a>(id: &'a str, verified: &'a str) -> _ {
     users::table
         .filter(users::id.eq(id))
         .filter(users::disabled.eq(false))
+        // `PERSON`, spelled out: `auto_type` reads a constant here as a type.
+        .filter(users::kind.eq("person"))
         .filter(users::password_hash.eq(verified))
 }
 
@@ -109,13 +127,15 @@ pub fn still_signs_in_with(
 /// The account's password hash and disabled flag, read for the sign-in gate with the
 /// row locked to the end of the transaction on PostgreSQL (as `still_signs_in_with`),
 /// so a disable or password reset either lands before the gate looks or waits for the
-/// session it lets in, and then ends it.
+/// session it lets in, and then ends it. `None` for a service account, so no proof
+/// (second step, passkey, setup) lets one into a session.
 pub fn lock_for_sign_in(
     conn: &mut AnyConnection,
     id: &str,
 ) -> QueryResult<Option<(Option<String>, bool)>> {
     let q = users::table
         .filter(users::id.eq(id))
+        .filter(users::kind.eq(PERSON))
         .select((users::password_hash, users::disabled));
     match conn {
         AnyConnection::Postgresql(pg) => q.for_update().first(pg).optional(),
@@ -180,4 +200,23 @@ pub fn emails_of(
         .select((users::id, users::email))
         .load(conn)?;
     Ok(rows.into_iter().collect())
+}
+
+/// Every service account, by address.
+pub fn services(conn: &mut AnyConnection) -> QueryResult<Vec<User>> {
+    users::table
+        .filter(users::kind.eq(SERVICE))
+        .order(users::email_normalized.asc())
+        .select(User::as_select())
+        .load(conn)
+}
+
+/// The names of the service accounts the group owns (to refuse deleting it).
+pub fn services_owned_by(conn: &mut AnyConnection, group_id: &str) -> QueryResult<Vec<String>> {
+    users::table
+        .filter(users::kind.eq(SERVICE))
+        .filter(users::owner_group_id.eq(group_id))
+        .order(users::email_normalized.asc())
+        .select(users::email)
+        .load(conn)
 }

@@ -40,7 +40,9 @@ fn group_error(e: GroupError) -> Result<(StatusCode, String), AppError> {
     let status = match e {
         GroupError::Internal(e) => return Err(e.into()),
         GroupError::Forbidden | GroupError::Outranked => StatusCode::FORBIDDEN,
-        GroupError::Exists(_) | GroupError::Cycle(..) => StatusCode::CONFLICT,
+        GroupError::Exists(_) | GroupError::Cycle(..) | GroupError::OwnsServiceAccounts(..) => {
+            StatusCode::CONFLICT
+        }
         GroupError::NoSuchGroup(_) | GroupError::NoSuchUser(_) | GroupError::NoSuchAccount => {
             StatusCode::NOT_FOUND
         }

@@ -6,4 +6,5 @@ pub mod clients;
 pub mod groups;
 pub mod policies;
 pub mod roles;
+pub mod service_accounts;
 pub mod users;
