@@ -119,12 +119,7 @@ impl Policies {
         *compiled = next;
     }
 
-    /// How many rules come from the configuration (they cannot be changed here).
-    pub fn configured_count(&self) -> usize {
-        self.configured.len()
-    }
-
-    /// The stored rules' ids, in order: rule `configured_count() + i` has `ids[i]`.
+    /// The stored rules' ids, in order; they are the last rules of `current()`.
     pub fn stored_ids(&self) -> Vec<String> {
         let _rules = self.compiled.read().unwrap_or_else(|e| e.into_inner());
         self.stored_ids

@@ -370,15 +370,6 @@ pub fn has_live_grant(c: &mut AnyConnection, user_id: &str) -> QueryResult<bool>
     .get_result(c)
 }
 
-pub fn grant_revoked(c: &mut AnyConnection, id: &str) -> QueryResult<bool> {
-    oauth_grants::table
-        .find(id)
-        .select(oauth_grants::revoked_at)
-        .first::<Option<i64>>(c)
-        .optional()
-        .map(|r| !matches!(r, Some(None)))
-}
-
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refresh_tokens)]
 pub struct RefreshRow {
