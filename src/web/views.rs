@@ -529,6 +529,20 @@ pub struct TokensPage {
     pub expiries: Vec<ExpiryChoice>,
 }
 
+impl TokensPage {
+    /// Where the token table's Revoke posts (`_token_table.html`).
+    pub fn revoke_action(&self) -> String {
+        "/account/tokens/revoke".to_string()
+    }
+}
+
+impl AdminServiceAccountPage {
+    /// Where the token table's Revoke posts (`_token_table.html`).
+    pub fn revoke_action(&self) -> String {
+        format!("/admin/service-accounts/{}/tokens/revoke", self.account.id)
+    }
+}
+
 pub struct TokenView {
     pub id: String,
     pub name: String,
