@@ -7,51 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The longest group name.
-pub const NAME_MAX: usize = 64;
-
-/// Why a group name is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameError {
-    Empty,
-    TooLong,
-    BadCharacter,
-}
-
-impl std::fmt::Display for NameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Empty => "A group needs a name.",
-            Self::TooLong => "A group name is at most 64 characters.",
-            Self::BadCharacter => {
-                "A group name starts with a lower-case letter or a digit and uses only \
-                 lower-case letters a-z, digits, '-', '_' and '.'."
-            }
-        })
-    }
-}
+pub use crate::domain::names::NameError;
+use crate::domain::names::{Kind, check};
 
 /// A valid group name (surrounding spaces trimmed): 1 to 64 of `a-z`, `0-9`, `-`, `_`,
 /// `.`, starting with a letter or digit. Commas (the `Remote-Groups` separator), spaces
 /// and colons never appear in one, and neither is `.` nor `..` (it is a path segment
 /// in `/admin/groups/{name}`).
 pub fn validate_name(raw: &str) -> Result<String, NameError> {
-    let name = raw.trim();
-    if name.is_empty() {
-        return Err(NameError::Empty);
-    }
-    if name.len() > NAME_MAX {
-        return Err(NameError::TooLong);
-    }
-    let first_ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if !first_ok
-        || !name.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.'
-        })
-    {
-        return Err(NameError::BadCharacter);
-    }
-    Ok(name.to_string())
+    check(Kind::Group, raw)
 }
 
 /// The groups as a tree: each group's name and parent, by id.
@@ -122,6 +86,7 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::names::Fault;
 
     fn tree(edges: &[(&str, Option<&str>)]) -> Tree {
         Tree::new(
@@ -131,22 +96,34 @@ mod tests {
         )
     }
 
+    fn fault(raw: &str) -> Result<String, Fault> {
+        validate_name(raw).map_err(|e| e.fault)
+    }
+
     #[test]
     fn names() {
         assert_eq!(
             validate_name(" eng.backend_2-x ").as_deref(),
             Ok("eng.backend_2-x")
         );
-        assert_eq!(validate_name(""), Err(NameError::Empty));
-        assert_eq!(validate_name("   "), Err(NameError::Empty));
+        assert_eq!(fault(""), Err(Fault::Empty));
+        assert_eq!(fault("   "), Err(Fault::Empty));
         assert_eq!(validate_name(&"a".repeat(64)).map(|n| n.len()), Ok(64));
-        assert_eq!(validate_name(&"a".repeat(65)), Err(NameError::TooLong));
+        assert_eq!(fault(&"a".repeat(65)), Err(Fault::TooLong));
         for bad in [
             "Admins", "a,b", "a b", "group:x", "é", "a/b", "a\nb", ".", "..", "-x", "_x",
         ] {
-            assert_eq!(validate_name(bad), Err(NameError::BadCharacter), "{bad:?}");
+            assert_eq!(fault(bad), Err(Fault::BadCharacter), "{bad:?}");
         }
-        assert!(NameError::BadCharacter.to_string().contains("lower-case"));
+        assert_eq!(
+            validate_name("A").unwrap_err().to_string(),
+            "A group name starts with a lower-case letter or a digit and uses only \
+             lower-case letters a-z, digits, '-', '_' and '.'."
+        );
+        assert_eq!(
+            validate_name("").unwrap_err().to_string(),
+            "A group needs a name."
+        );
     }
 
     #[test]

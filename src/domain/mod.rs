@@ -6,6 +6,7 @@ pub mod email;
 pub mod export;
 pub mod forward;
 pub mod groups;
+pub mod names;
 pub mod password;
 pub mod personal_tokens;
 pub mod recovery_codes;

@@ -5,48 +5,13 @@
 /// The domain of every service account's address.
 pub const DOMAIN: &str = "service.invalid";
 
-const NAME_MAX: usize = 64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameError {
-    Empty,
-    TooLong,
-    BadCharacter,
-}
-
-impl std::fmt::Display for NameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Empty => "A service account needs a name.",
-            Self::TooLong => "A service account name is at most 64 characters.",
-            Self::BadCharacter => {
-                "A service account name starts with a lower-case letter or a digit and uses \
-                 only lower-case letters a-z, digits, '-' and '_'."
-            }
-        })
-    }
-}
-
-impl std::error::Error for NameError {}
+pub use crate::domain::names::NameError;
+use crate::domain::names::{Kind, check};
 
 /// A valid name (trimmed): 1 to 64 of `a-z 0-9 - _`, starting with a letter or digit,
 /// so that `NAME@service.invalid` is a valid address.
 pub fn parse_name(raw: &str) -> Result<String, NameError> {
-    let name = raw.trim();
-    if name.is_empty() {
-        return Err(NameError::Empty);
-    }
-    if name.len() > NAME_MAX {
-        return Err(NameError::TooLong);
-    }
-    let first_ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let rest_ok = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !first_ok || !rest_ok {
-        return Err(NameError::BadCharacter);
-    }
-    Ok(name.to_string())
+    check(Kind::ServiceAccount, raw)
 }
 
 /// The synthetic address of the service account `name` (already parsed).
@@ -58,6 +23,7 @@ pub fn address(name: &str) -> String {
 mod tests {
     use super::*;
     use crate::domain::email::EmailAddress;
+    use crate::domain::names::Fault;
 
     #[test]
     fn names_make_valid_undeliverable_addresses() {
@@ -72,10 +38,16 @@ mod tests {
 
     #[test]
     fn bad_names_are_refused() {
-        assert_eq!(parse_name(" "), Err(NameError::Empty));
-        assert_eq!(parse_name(&"n".repeat(65)), Err(NameError::TooLong));
+        let fault = |raw: &str| parse_name(raw).map_err(|e| e.fault);
+        assert_eq!(fault(" "), Err(Fault::Empty));
+        assert_eq!(fault(&"n".repeat(65)), Err(Fault::TooLong));
         for bad in ["Backup", "-ci", "_ci", "a.b", "a b", "a@b", "ci,x", "é"] {
-            assert_eq!(parse_name(bad), Err(NameError::BadCharacter), "{bad}");
+            assert_eq!(fault(bad), Err(Fault::BadCharacter), "{bad}");
         }
+        assert_eq!(
+            parse_name("A").unwrap_err().to_string(),
+            "A service account name starts with a lower-case letter or a digit and uses \
+             only lower-case letters a-z, digits, '-' and '_'."
+        );
     }
 }
