@@ -22,7 +22,7 @@ use crate::domain::tokens::{generate, hash};
 use crate::mail::MailCtx;
 use crate::mail::messages::{
     EmailChangeConfirm, EmailChangeRequested, EmailChanged, PasswordChanged, PasswordReset,
-    RegistrationAttempt, VerifyEmail, valid_for,
+    RegistrationAttempt, Rendered, VerifyEmail, valid_for,
 };
 use crate::mail::outbox::enqueue;
 
@@ -46,8 +46,15 @@ fn replace_token(
     Ok(token)
 }
 
-fn render_err(e: askama::Error) -> crate::db::QueryError {
-    crate::db::abort(e)
+/// Queues a rendered message to `to`, in the caller's transaction.
+fn send(
+    c: &mut AnyConnection,
+    m: &MailCtx,
+    to: &str,
+    msg: Result<Rendered, askama::Error>,
+    now: i64,
+) -> crate::db::QueryResult<()> {
+    enqueue(c, &m.outbox, to, msg.map_err(crate::db::abort)?, now)
 }
 
 /// Inside a transaction: a fresh verification link for `user`, older ones voided.
@@ -64,13 +71,7 @@ pub fn issue_verification(
         link: format!("{}/verify-email?token={token}", m.base),
         valid_for: valid_for(m.verify_ttl),
     };
-    enqueue(
-        c,
-        &m.outbox,
-        &user.email,
-        msg.render_all().map_err(render_err)?,
-        now,
-    )
+    send(c, m, &user.email, msg.render_all(), now)
 }
 
 pub fn notify_registration_attempt(
@@ -83,13 +84,7 @@ pub fn notify_registration_attempt(
         base: m.base.clone(),
         email: user.email.clone(),
     };
-    enqueue(
-        c,
-        &m.outbox,
-        &user.email,
-        msg.render_all().map_err(render_err)?,
-        now,
-    )
+    send(c, m, &user.email, msg.render_all(), now)
 }
 
 pub fn notify_password_changed(
@@ -104,13 +99,7 @@ pub fn notify_password_changed(
         email: user.email.clone(),
         reset,
     };
-    enqueue(
-        c,
-        &m.outbox,
-        &user.email,
-        msg.render_all().map_err(render_err)?,
-        now,
-    )
+    send(c, m, &user.email, msg.render_all(), now)
 }
 
 /// Why a link does not work; each gets its own clear page.
@@ -267,13 +256,7 @@ impl Accounts {
                         email: user.email.clone(),
                         new_email: new.to_string(),
                     };
-                    enqueue(
-                        c,
-                        &m.outbox,
-                        &user.email,
-                        notice.render_all().map_err(render_err)?,
-                        now,
-                    )?;
+                    send(c, &m, &user.email, notice.render_all(), now)?;
                     Ok(Ok(Confirmed::Changed {
                         user_id: user.id.clone(),
                         new_email: new.to_string(),
@@ -358,13 +341,7 @@ pub(crate) fn issue_reset(
                 link: format!("{}/password/reset?token={token}", m.base),
                 valid_for: valid_for(m.reset_ttl),
             };
-            enqueue(
-                c,
-                &m.outbox,
-                &u.email,
-                msg.render_all().map_err(render_err)?,
-                now,
-            )?;
+            send(c, m, &u.email, msg.render_all(), now)?;
             record(
                 c,
                 ctx,
@@ -521,25 +498,13 @@ impl Accounts {
                     link: format!("{}/verify-email?token={token}", m.base),
                     valid_for: valid_for(m.verify_ttl),
                 };
-                enqueue(
-                    c,
-                    &m.outbox,
-                    new.as_ref(),
-                    confirm.render_all().map_err(render_err)?,
-                    now,
-                )?;
+                send(c, &m, new.as_ref(), confirm.render_all(), now)?;
                 let notice = EmailChangeRequested {
                     base: m.base.clone(),
                     email: user.email.clone(),
                     new_email: new.to_string(),
                 };
-                enqueue(
-                    c,
-                    &m.outbox,
-                    &user.email,
-                    notice.render_all().map_err(render_err)?,
-                    now,
-                )?;
+                send(c, &m, &user.email, notice.render_all(), now)?;
                 record(
                     c,
                     &ctx,
