@@ -216,6 +216,34 @@ pub fn new_user(
     }
 }
 
+/// Inserts a new account and gives it `role_names`, in the caller's transaction: audited
+/// as `created` (with its details), then each role as `role.assigned`.
+pub(crate) fn insert_user(
+    c: &mut crate::db::AnyConnection,
+    (ctx, now): (&AuditCtx, i64),
+    user: &User,
+    (created, details): (AuditAction, serde_json::Value),
+    role_names: &[String],
+) -> crate::db::QueryResult<()> {
+    users::insert(c, user)?;
+    let uid = Some(user.id.as_str());
+    record(c, ctx, now, created, Outcome::Success, uid, details)?;
+    for r in role_names {
+        roles::assign(c, &user.id, r, now)?;
+        let role = json!({"role": r});
+        record(
+            c,
+            ctx,
+            now,
+            AuditAction::RoleAssigned,
+            Outcome::Success,
+            uid,
+            role,
+        )?;
+    }
+    Ok(())
+}
+
 /// Registers an account and, in the same transaction, queues its verification link (or,
 /// for a taken address, the notice to its owner, within the per-address cap).
 async fn register(
@@ -349,28 +377,8 @@ pub async fn create_user(
             if users::find_by_email(c, &user.email_normalized)?.is_some() {
                 return Ok(Err(AccountError::Exists));
             }
-            users::insert(c, &user)?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::UserCreated,
-                Outcome::Success,
-                Some(&user.id),
-                json!({"email": user.email}),
-            )?;
-            for r in &role_names {
-                roles::assign(c, &user.id, r, now)?;
-                record(
-                    c,
-                    &ctx,
-                    now,
-                    AuditAction::RoleAssigned,
-                    Outcome::Success,
-                    Some(&user.id),
-                    json!({"role": r}),
-                )?;
-            }
+            let created = (AuditAction::UserCreated, json!({"email": user.email}));
+            insert_user(c, (&ctx, now), &user, created, &role_names)?;
             Ok(Ok(user))
         })
         .map_err(|e: crate::db::QueryError| InternalError::from(e))

@@ -5,13 +5,15 @@
 use serde_json::json;
 
 use crate::auth::InternalError;
-use crate::auth::accounts::{AccountError, Accounts, NewAccount, check_password_policy, new_user};
-use crate::auth::audit::{AuditCtx, record};
+use crate::auth::accounts::{
+    AccountError, Accounts, NewAccount, check_password_policy, insert_user, new_user,
+};
+use crate::auth::audit::AuditCtx;
 use crate::auth::password::Hasher;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::{roles, tokens, users, users::User};
-use crate::domain::audit::{AuditAction, Outcome};
+use crate::domain::audit::AuditAction;
 use crate::domain::email::EmailAddress;
 
 pub const PURPOSE: &str = "setup";
@@ -173,27 +175,9 @@ async fn complete(
             {
                 return Ok(Err(SetupError::LinkInvalid));
             }
-            users::insert(c, &user)?;
-            roles::assign(c, &user.id, "admin", now)?;
             let ctx = ctx.with_actor(&user.id);
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::SetupCompleted,
-                Outcome::Success,
-                Some(&user.id),
-                json!({}),
-            )?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::RoleAssigned,
-                Outcome::Success,
-                Some(&user.id),
-                json!({"role": "admin"}),
-            )?;
+            let created = (AuditAction::SetupCompleted, json!({}));
+            insert_user(c, (&ctx, now), &user, created, &["admin".to_string()])?;
             Ok(Ok(user))
         })
         .map_err(|e: crate::db::QueryError| InternalError::from(e))
