@@ -17,9 +17,9 @@ use crate::auth::InternalError;
 use crate::auth::audit::{AuditCtx, record};
 use crate::auth::mfa::SecondFactors;
 use crate::clock::Clock;
-use crate::db::Db;
 pub use crate::db::repo::webauthn::StoredCredential;
 use crate::db::repo::{users, users::User, webauthn as repo};
+use crate::db::{AnyConnection, Db};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::mail::messages::MethodAdded;
 use crate::mail::outbox::enqueue;
@@ -283,35 +283,62 @@ pub async fn finish_authentication(
     let (ctx, uid) = (ctx.clone(), user_id.to_string());
     let ok = verdict.is_ok();
     db.run(move |c| {
-        match &verdict {
-            Ok(updated) => {
-                repo::record_use(c, &id, updated.as_deref(), now)?;
-                record(
-                    c,
-                    &ctx,
-                    now,
-                    AuditAction::MfaSucceeded,
-                    Outcome::Success,
-                    Some(&uid),
-                    json!({"method": "hwk"}),
-                )?;
-            }
-            Err(why) => {
-                record(
-                    c,
-                    &ctx,
-                    now,
-                    AuditAction::MfaFailed,
-                    Outcome::Failure,
-                    Some(&uid),
-                    json!({"method": "hwk", "reason": why}),
-                )?;
-            }
-        }
+        settle((c, id.as_str()), (&ctx, &uid), now, &verdict, SECOND_STEP)?;
         Ok::<_, InternalError>(())
     })
     .await?;
     Ok(ok)
+}
+
+/// How a checked assertion is audited: as `ok` or `failed`, naming `method`.
+struct Audited {
+    ok: AuditAction,
+    failed: AuditAction,
+    method: &'static str,
+}
+
+const SECOND_STEP: Audited = Audited {
+    ok: AuditAction::MfaSucceeded,
+    failed: AuditAction::MfaFailed,
+    method: "hwk",
+};
+
+const PASSKEY_SIGN_IN: Audited = Audited {
+    ok: AuditAction::LoginSucceeded,
+    failed: AuditAction::LoginFailed,
+    method: "passkey",
+};
+
+/// Settles a checked assertion of the credential `id`: on success its use is recorded
+/// (with the credential's new state, if any); either way the attempt is audited about
+/// the user `uid`.
+fn settle(
+    (c, id): (&mut AnyConnection, &str),
+    (ctx, uid): (&AuditCtx, &str),
+    now: i64,
+    verdict: &Result<Option<String>, String>,
+    how: Audited,
+) -> crate::db::QueryResult<()> {
+    let method = how.method;
+    match verdict {
+        Ok(updated) => {
+            repo::record_use(c, id, updated.as_deref(), now)?;
+            let details = json!({"method": method});
+            record(c, ctx, now, how.ok, Outcome::Success, Some(uid), details)
+        }
+        Err(why) => {
+            let details = json!({"method": method, "reason": why});
+            record(
+                c,
+                ctx,
+                now,
+                how.failed,
+                Outcome::Failure,
+                Some(uid),
+                details,
+            )
+        }
+    }
 }
 
 pub fn start_discoverable(
@@ -374,31 +401,13 @@ pub async fn finish_discoverable(
     let ok = verdict.is_ok();
     let roles = db
         .run(move |c| {
-            match &verdict {
-                Ok(updated) => {
-                    repo::record_use(c, &id, updated.as_deref(), now)?;
-                    record(
-                        c,
-                        &ctx,
-                        now,
-                        AuditAction::LoginSucceeded,
-                        Outcome::Success,
-                        Some(&u3),
-                        json!({"method": "passkey"}),
-                    )?;
-                }
-                Err(why) => {
-                    record(
-                        c,
-                        &ctx,
-                        now,
-                        AuditAction::LoginFailed,
-                        Outcome::Failure,
-                        Some(&u3),
-                        json!({"method": "passkey", "reason": why}),
-                    )?;
-                }
-            }
+            settle(
+                (c, id.as_str()),
+                (&ctx, &u3),
+                now,
+                &verdict,
+                PASSKEY_SIGN_IN,
+            )?;
             Ok::<_, InternalError>(crate::db::repo::roles::of_user(c, &u3)?)
         })
         .await?;
