@@ -130,38 +130,71 @@ fn editor_holds(
     }
 }
 
-/// Whether `held` outranks none of `users`; a refusal is audited as `act`, denied.
-#[allow(clippy::too_many_arguments)]
-fn outranked(
-    c: &mut AnyConnection,
-    held: Option<&BTreeSet<Permission>>,
-    users: &[String],
-    act: AuditAction,
-    target: Option<&str>,
-    details: serde_json::Value,
-    ctx: &AuditCtx,
+/// A change to the groups as the audit log records it: `act`, about the user `target`
+/// when it is about one.
+struct Change<'a> {
+    ctx: &'a AuditCtx,
     now: i64,
-) -> QueryResult<bool> {
-    let Some(held) = held else {
-        return Ok(false);
-    };
-    let mut missing = BTreeSet::new();
-    for u in users {
-        let holds = permissions_of(c, u)?;
-        if !may_act_on(held, &holds) {
-            missing.extend(holds.difference(held).map(|p| p.name()));
+    act: AuditAction,
+    target: Option<&'a str>,
+}
+
+impl<'a> Change<'a> {
+    fn new(ctx: &'a AuditCtx, now: i64, act: AuditAction, target: Option<&'a str>) -> Self {
+        Change {
+            ctx,
+            now,
+            act,
+            target,
         }
     }
-    if missing.is_empty() {
-        return Ok(false);
+
+    /// Refused as `Outranked` (audited as denied, with `details`) unless `held` outranks
+    /// none of `users`.
+    fn rank(
+        &self,
+        c: &mut AnyConnection,
+        held: Option<&BTreeSet<Permission>>,
+        users: &[String],
+        details: serde_json::Value,
+    ) -> Tx<()> {
+        let Some(held) = held else {
+            return Ok(Ok(()));
+        };
+        let mut missing = BTreeSet::new();
+        for u in users {
+            let holds = permissions_of(c, u)?;
+            if !may_act_on(held, &holds) {
+                missing.extend(holds.difference(held).map(|p| p.name()));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(Ok(()));
+        }
+        let mut details = details;
+        if let Some(map) = details.as_object_mut() {
+            map.insert("reason".into(), json!("outranked"));
+            map.insert("missing".into(), json!(missing));
+        }
+        let (ctx, now) = (self.ctx, self.now);
+        record(c, ctx, now, self.act, Outcome::Denied, self.target, details)?;
+        Ok(Err(GroupError::Outranked))
     }
-    let mut details = details;
-    if let Some(map) = details.as_object_mut() {
-        map.insert("reason".into(), json!("outranked"));
-        map.insert("missing".into(), json!(missing));
+
+    /// Audits the change as done, with `details`.
+    fn done(&self, c: &mut AnyConnection, details: serde_json::Value) -> Tx<()> {
+        let (ctx, now) = (self.ctx, self.now);
+        record(
+            c,
+            ctx,
+            now,
+            self.act,
+            Outcome::Success,
+            self.target,
+            details,
+        )?;
+        Ok(Ok(()))
     }
-    record(c, ctx, now, act, Outcome::Denied, target, details)?;
-    Ok(true)
 }
 
 fn find(c: &mut AnyConnection, name: &str) -> QueryResult<Result<GroupRow, GroupError>> {
@@ -305,10 +338,8 @@ impl Groups {
     ) -> Result<(), GroupError> {
         let name = validate_name(name).map_err(GroupError::BadName)?;
         let description: String = description.trim().chars().take(200).collect();
-        let parent = parent
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string);
+        let parent = parent.map(str::trim).filter(|p| !p.is_empty());
+        let parent = parent.map(str::to_string);
         let (editor, ctx) = (editor.clone(), ctx.clone());
         self.write(move |c, now| {
             tri!(editor_holds(c, &editor));
@@ -329,16 +360,8 @@ impl Groups {
                     created_at: now,
                 },
             )?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::GroupCreated,
-                Outcome::Success,
-                None,
-                json!({"group": name, "parent": parent}),
-            )?;
-            Ok(Ok(()))
+            let details = json!({"group": name, "parent": parent});
+            Change::new(&ctx, now, AuditAction::GroupCreated, None).done(c, details)
         })
         .await
     }
@@ -353,10 +376,8 @@ impl Groups {
         ctx: &AuditCtx,
     ) -> Result<(), GroupError> {
         let name = name.trim().to_string();
-        let parent = parent
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string);
+        let parent = parent.map(str::trim).filter(|p| !p.is_empty());
+        let parent = parent.map(str::to_string);
         let (editor, ctx) = (editor.clone(), ctx.clone());
         self.write(move |c, now| {
             let held = tri!(editor_holds(c, &editor));
@@ -373,29 +394,10 @@ impl Groups {
             };
             let details = json!({"group": g.name, "parent": parent});
             let users = affected(c, &g.id)?;
-            if outranked(
-                c,
-                held.as_ref(),
-                &users,
-                AuditAction::GroupUpdated,
-                None,
-                details.clone(),
-                &ctx,
-                now,
-            )? {
-                return Ok(Err(GroupError::Outranked));
-            }
+            let change = Change::new(&ctx, now, AuditAction::GroupUpdated, None);
+            tri!(change.rank(c, held.as_ref(), &users, details.clone()));
             repo::set_parent(c, &g.id, parent_id.as_deref())?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::GroupUpdated,
-                Outcome::Success,
-                None,
-                details,
-            )?;
-            Ok(Ok(()))
+            change.done(c, details)
         })
         .await
     }
@@ -424,31 +426,11 @@ impl Groups {
                 )));
             }
             let users = affected(c, &g.id)?;
-            let details = json!({"group": g.name});
-            if outranked(
-                c,
-                held.as_ref(),
-                &users,
-                AuditAction::GroupDeleted,
-                None,
-                details,
-                &ctx,
-                now,
-            )? {
-                return Ok(Err(GroupError::Outranked));
-            }
+            let change = Change::new(&ctx, now, AuditAction::GroupDeleted, None);
+            tri!(change.rank(c, held.as_ref(), &users, json!({"group": g.name})));
             let members = repo::member_count(c, &g.id)?;
             repo::delete(c, &g.id)?;
-            record(
-                c,
-                &ctx,
-                now,
-                AuditAction::GroupDeleted,
-                Outcome::Success,
-                None,
-                json!({"group": g.name, "members": members}),
-            )?;
-            Ok(Ok(()))
+            change.done(c, json!({"group": g.name, "members": members}))
         })
         .await
     }
@@ -520,33 +502,16 @@ impl Groups {
                 AuditAction::GroupMemberRemoved
             };
             let details = json!({"group": g.name});
-            if outranked(
-                c,
-                held.as_ref(),
-                std::slice::from_ref(&user.id),
-                action,
-                Some(&user.id),
-                details.clone(),
-                &ctx,
-                now,
-            )? {
-                return Ok(Err(GroupError::Outranked));
-            }
+            let change = Change::new(&ctx, now, action, Some(&user.id));
+            let user_ids = std::slice::from_ref(&user.id);
+            tri!(change.rank(c, held.as_ref(), user_ids, details.clone()));
             let changed = if add {
                 repo::add_member(c, &user.id, &g.id, now)?
             } else {
                 repo::remove_member(c, &user.id, &g.id)?
             };
             if changed {
-                record(
-                    c,
-                    &ctx,
-                    now,
-                    action,
-                    Outcome::Success,
-                    Some(&user.id),
-                    details,
-                )?;
+                tri!(change.done(c, details));
             }
             Ok(Ok(changed))
         })
