@@ -3,8 +3,10 @@
 //! Rendering goes through `render`, which sets the status and the HTML content type.
 
 use actix_web::HttpResponse;
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use askama::Template;
+
+use crate::domain::personal_tokens::{EXPIRY_CHOICES, SCOPES};
 
 mod account;
 mod admin;
@@ -21,6 +23,17 @@ pub struct Chrome {
     pub user: Option<String>,
     /// Show the link to /admin (a hint only: every admin route checks permissions).
     pub admin_link: bool,
+}
+
+/// A page that may hold a secret shown once: rendered as [`render`] does, and no cache
+/// keeps it.
+pub fn render_secret<T: Template>(status: StatusCode, page: &T) -> HttpResponse {
+    let mut res = render(status, page);
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res
 }
 
 pub fn render<T: Template>(status: StatusCode, page: &T) -> HttpResponse {
@@ -136,4 +149,57 @@ pub struct ExpiryChoice {
     pub value: String,
     pub label: String,
     pub selected: bool,
+}
+
+impl TokenView {
+    /// A personal token as the token table (`_token_table.html`) shows it.
+    pub fn of(t: crate::auth::access::tokens::TokenInfo) -> Self {
+        TokenView {
+            scopes: t.scopes.join(", "),
+            created: when(t.created_at),
+            last_used: t.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+            expires: t.expires_at.map(when).unwrap_or_else(|| "never".into()),
+            id: t.id,
+            name: t.name,
+        }
+    }
+}
+
+impl ScopeChoice {
+    /// The token form's scope checkboxes, those in `checked` ticked.
+    pub fn all(checked: &[impl AsRef<str>]) -> Vec<Self> {
+        SCOPES
+            .iter()
+            .enumerate()
+            .map(|(i, (value, what))| ScopeChoice {
+                id: format!("scope-{i}"),
+                value,
+                what,
+                checked: checked.iter().any(|c| c.as_ref() == *value),
+            })
+            .collect()
+    }
+}
+
+impl ExpiryChoice {
+    /// The token form's lifetimes (in days, or never), `selected` chosen.
+    pub fn all(selected: Option<u32>) -> Vec<Self> {
+        EXPIRY_CHOICES
+            .iter()
+            .map(|d| ExpiryChoice {
+                value: d.map_or_else(|| "never".to_string(), |d| d.to_string()),
+                label: d.map_or_else(|| "Never".to_string(), |d| format!("{d} days")),
+                selected: *d == selected,
+            })
+            .collect()
+    }
+
+    /// The form's `value` back as days; one that is no number is `Some(0)`, which the
+    /// service refuses with the lifetime's message.
+    pub fn parse(value: &str) -> Option<u32> {
+        match value {
+            "" | "never" => None,
+            d => Some(d.parse::<u32>().unwrap_or(0)),
+        }
+    }
 }

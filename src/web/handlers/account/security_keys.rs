@@ -13,16 +13,11 @@ use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential};
 use crate::auth::mfa::webauthn::{Holder, KIND_PASSKEY, WebauthnFailure};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
-use crate::web::handlers::see_other;
+use crate::web::handlers::{DoneQuery, see_other};
 use crate::web::session::{Ceremony, WEBAUTHN_REG_KEY, put_ceremony, take_ceremony};
 use crate::web::views::{KeyView, SecurityKeysPage, render, when};
 
 const PAGE: &str = "/account/security-keys";
-
-#[derive(Deserialize)]
-pub struct DoneQuery {
-    done: Option<String>,
-}
 
 #[derive(Deserialize)]
 pub struct StartBody {

@@ -2,27 +2,22 @@
 //! plain forms; creating one shows its secret on the answer to the form, once (it is
 //! never stored, so it cannot be shown again).
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::auth::access::tokens::{NewToken, TokenError};
-use crate::domain::personal_tokens::{DEFAULT_SCOPE, EXPIRY_CHOICES, SCOPES};
+use crate::domain::personal_tokens::DEFAULT_SCOPE;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
-use crate::web::handlers::see_other;
-use crate::web::views::{ExpiryChoice, ScopeChoice, TokenView, TokensPage, render, when};
+use crate::web::handlers::{DoneQuery, see_other};
+use crate::web::views::{ExpiryChoice, ScopeChoice, TokenView, TokensPage, render_secret};
 
 const PAGE: &str = "/account/tokens";
 
 /// The lifetime the form offers first, in days.
 const DEFAULT_DAYS: u32 = 90;
-
-#[derive(Deserialize)]
-pub struct DoneQuery {
-    done: Option<String>,
-}
 
 #[derive(Deserialize)]
 pub struct RevokeForm {
@@ -54,14 +49,7 @@ async fn page(
         .list(&u.uid)
         .await?
         .into_iter()
-        .map(|t| TokenView {
-            scopes: t.scopes.join(", "),
-            created: when(t.created_at),
-            last_used: t.last_used_at.map(when).unwrap_or_else(|| "never".into()),
-            expires: t.expires_at.map(when).unwrap_or_else(|| "never".into()),
-            id: t.id,
-            name: t.name,
-        })
+        .map(TokenView::of)
         .collect();
     let (name, asked, days) = match &filled {
         Some(f) => (f.name.to_string(), f.scopes.clone(), f.days),
@@ -71,25 +59,9 @@ async fn page(
             Some(DEFAULT_DAYS),
         ),
     };
-    let scopes = SCOPES
-        .iter()
-        .enumerate()
-        .map(|(i, (value, what))| ScopeChoice {
-            id: format!("scope-{i}"),
-            value,
-            what,
-            checked: asked.iter().any(|a| a == value),
-        })
-        .collect();
-    let expiries = EXPIRY_CHOICES
-        .iter()
-        .map(|d| ExpiryChoice {
-            value: d.map_or_else(|| "never".to_string(), |d| d.to_string()),
-            label: d.map_or_else(|| "Never".to_string(), |d| format!("{d} days")),
-            selected: *d == days,
-        })
-        .collect();
-    let mut res = render(
+    let scopes = ScopeChoice::all(&asked);
+    let expiries = ExpiryChoice::all(days);
+    Ok(render_secret(
         status,
         &TokensPage {
             chrome: ctx.chrome(),
@@ -101,13 +73,7 @@ async fn page(
             scopes,
             expiries,
         },
-    );
-    // The page may hold a secret: no cache keeps it.
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(res)
+    ))
 }
 
 pub async fn show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {
@@ -123,13 +89,7 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
     ctx.check_csrf(field(&form, "csrf_token"))?;
     let name = field(&form, "name");
     let scopes = all_of(&form, "scope");
-    let days = match field(&form, "expires_in_days") {
-        "" | "never" => None,
-        d => match d.parse::<u32>() {
-            Ok(d) => Some(d),
-            Err(_) => Some(0), // refused below, with the expiry's message
-        },
-    };
+    let days = ExpiryChoice::parse(field(&form, "expires_in_days"));
     let new = NewToken {
         name: name.to_string(),
         scopes: scopes.clone(),

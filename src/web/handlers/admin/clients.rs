@@ -3,7 +3,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
 
 use crate::auth::access::permissions::Permission;
 use crate::auth::oauth::authorize::{GRANTS, NewClient, SCOPES};
@@ -12,7 +11,7 @@ use crate::auth::oauth::{Client, ClientError};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
-use crate::web::handlers::see_other;
+use crate::web::handlers::{DoneQuery, see_other};
 use crate::web::views::{AdminClientPage, AdminClientsPage, Choice, ClientForm, ClientRow, render};
 
 fn lines(text: &str) -> Vec<String> {
@@ -177,11 +176,6 @@ async fn list_page(
     ))
 }
 
-#[derive(Deserialize)]
-pub struct DoneQuery {
-    done: Option<String>,
-}
-
 pub async fn list(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::ClientsWrite).await?;
     let notice = (q.done.as_deref() == Some("deleted")).then(|| "The client was deleted.".into());
@@ -216,14 +210,7 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
 
 /// The form with the names of the groups that exist, offered for "Allowed groups".
 async fn with_groups(ctx: &Ctx, mut form: ClientForm) -> Result<ClientForm, AppError> {
-    form.known_groups = ctx
-        .state
-        .groups
-        .list()
-        .await?
-        .into_iter()
-        .map(|g| g.name)
-        .collect();
+    form.known_groups = super::group_names(ctx).await?;
     Ok(form)
 }
 

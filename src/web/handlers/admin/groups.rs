@@ -5,35 +5,24 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
 
 use crate::auth::access::groups::{Editor, GroupError};
 use crate::auth::access::permissions::Permission;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, field};
-use crate::web::handlers::see_other;
+use crate::web::handlers::{DoneQuery, Shown, see_other};
 use crate::web::url_encode as enc;
 use crate::web::views::{AdminGroupPage, AdminGroupsPage, GroupView, MemberView, render};
 
-#[derive(Deserialize)]
-pub struct DoneQuery {
-    done: Option<String>,
-}
-
-fn notice(done: Option<&str>) -> Option<String> {
-    done.map(|d| {
-        match d {
-            "created" => "The group was created.",
-            "deleted" => "The group was deleted.",
-            "added" => "The member was added.",
-            "removed" => "The member was removed.",
-            "parent" => "The parent group was set.",
-            _ => "Done.",
-        }
-        .to_string()
-    })
-}
+/// The notices after `?done=…`.
+const NOTICES: &[(&str, &str)] = &[
+    ("created", "The group was created."),
+    ("deleted", "The group was deleted."),
+    ("added", "The member was added."),
+    ("removed", "The member was removed."),
+    ("parent", "The parent group was set."),
+];
 
 /// A refusal the editor can act on as (status, message); internal errors propagate.
 fn group_error(e: GroupError) -> Result<(StatusCode, String), AppError> {
@@ -51,12 +40,7 @@ fn group_error(e: GroupError) -> Result<(StatusCode, String), AppError> {
     Ok((status, e.to_string()))
 }
 
-async fn list_page(
-    ctx: &Ctx,
-    status: StatusCode,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Result<HttpResponse, AppError> {
+async fn list_page(ctx: &Ctx, shown: Shown) -> Result<HttpResponse, AppError> {
     let groups = ctx
         .state
         .groups
@@ -71,19 +55,19 @@ async fn list_page(
         })
         .collect();
     Ok(render(
-        status,
+        shown.status,
         &AdminGroupsPage {
             chrome: ctx.chrome(),
             groups,
-            notice,
-            error,
+            notice: shown.notice,
+            error: shown.error,
         },
     ))
 }
 
 pub async fn list(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::GroupsWrite).await?;
-    list_page(&ctx, StatusCode::OK, notice(q.done.as_deref()), None).await
+    list_page(&ctx, Shown::ok(q.notice(NOTICES))).await
 }
 
 async fn editor(ctx: &Ctx, back: &str) -> Result<Editor, AppError> {
@@ -110,10 +94,7 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
         .await
     {
         Ok(()) => Ok(see_other("/admin/groups?done=created")),
-        Err(e) => {
-            let (status, msg) = group_error(e)?;
-            list_page(&ctx, status, None, Some(msg)).await
-        }
+        Err(e) => list_page(&ctx, Shown::refused(group_error(e)?)).await,
     }
 }
 
@@ -126,34 +107,18 @@ pub async fn delete(
     ctx.check_csrf(field(&form, "csrf_token"))?;
     match ctx.state.groups.delete(&editor, &path, &ctx.audit()).await {
         Ok(()) => Ok(see_other("/admin/groups?done=deleted")),
-        Err(e) => {
-            let (status, msg) = group_error(e)?;
-            list_page(&ctx, status, None, Some(msg)).await
-        }
+        Err(e) => list_page(&ctx, Shown::refused(group_error(e)?)).await,
     }
 }
 
-async fn group_page(
-    ctx: &Ctx,
-    name: &str,
-    status: StatusCode,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Result<HttpResponse, AppError> {
+async fn group_page(ctx: &Ctx, name: &str, shown: Shown) -> Result<HttpResponse, AppError> {
     let Some(g) = ctx.state.groups.detail(name).await? else {
         return Err(AppError::NotFound);
     };
-    let others = ctx
-        .state
-        .groups
-        .list()
-        .await?
-        .into_iter()
-        .map(|x| x.name)
-        .filter(|x| *x != g.name)
-        .collect();
+    let mut others = super::group_names(ctx).await?;
+    others.retain(|x| *x != g.name);
     Ok(render(
-        status,
+        shown.status,
         &AdminGroupPage {
             chrome: ctx.chrome(),
             description: g.description,
@@ -166,8 +131,8 @@ async fn group_page(
                 .collect(),
             others,
             name: g.name,
-            notice,
-            error,
+            notice: shown.notice,
+            error: shown.error,
         },
     ))
 }
@@ -178,7 +143,7 @@ pub async fn show(
     q: web::Query<DoneQuery>,
 ) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::GroupsWrite).await?;
-    group_page(&ctx, &path, StatusCode::OK, notice(q.done.as_deref()), None).await
+    group_page(&ctx, &path, Shown::ok(q.notice(NOTICES))).await
 }
 
 /// `/admin/groups/{name}/{action}`: `add`, `remove` (a member, by email), `parent`.
@@ -215,10 +180,7 @@ pub async fn action(
     match outcome {
         Ok(done) => Ok(see_other(&format!("{back}?done={done}"))),
         Err(GroupError::NoSuchGroup(_)) => Err(AppError::NotFound),
-        Err(e) => {
-            let (status, msg) = group_error(e)?;
-            group_page(&ctx, &name, status, None, Some(msg)).await
-        }
+        Err(e) => group_page(&ctx, &name, Shown::refused(group_error(e)?)).await,
     }
 }
 

@@ -2,7 +2,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
 
 use crate::auth::access::permissions::Permission;
 use crate::auth::access::roles::RoleError;
@@ -10,7 +9,7 @@ use crate::auth::settings::{Registration, parse_domains};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
-use crate::web::handlers::see_other;
+use crate::web::handlers::{DoneQuery, see_other};
 use crate::web::views::{AdminRolesPage, AdminSettingsPage, PermissionView, RoleView, render};
 
 async fn roles_page(
@@ -54,11 +53,6 @@ async fn roles_page(
             error,
         },
     ))
-}
-
-#[derive(Deserialize)]
-pub struct DoneQuery {
-    done: Option<String>,
 }
 
 pub async fn show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {

@@ -2,22 +2,21 @@
 //! tokens: create, shown once, revoke; delete the account). Each needs `users.write`;
 //! changes also a recent sign-in and a CSRF token.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
 
 use crate::auth::access::permissions::Permission;
 use crate::auth::access::service_accounts::{ServiceAccount, ServiceAccountError};
 use crate::auth::access::tokens::{NewToken, TokenError};
-use crate::domain::personal_tokens::{DEFAULT_SCOPE, EXPIRY_CHOICES, SCOPES};
+use crate::domain::personal_tokens::DEFAULT_SCOPE;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
-use crate::web::handlers::see_other;
+use crate::web::handlers::{DoneQuery, Shown, see_other};
 use crate::web::url_encode as enc;
 use crate::web::views::{
     AdminServiceAccountPage, AdminServiceAccountsPage, ExpiryChoice, ScopeChoice,
-    ServiceAccountView, TokenView, render, when,
+    ServiceAccountView, TokenView, render, render_secret,
 };
 
 const LIST: &str = "/admin/service-accounts";
@@ -25,22 +24,18 @@ const LIST: &str = "/admin/service-accounts";
 /// The lifetime the token form offers first, in days.
 const DEFAULT_DAYS: u32 = 90;
 
-#[derive(Deserialize)]
-pub struct DoneQuery {
-    done: Option<String>,
-}
-
-fn notice(done: Option<&str>) -> Option<String> {
-    done.map(|d| {
-        match d {
-            "created" => "The service account was created.",
-            "deleted" => "The service account was deleted; its tokens no longer work.",
-            "revoked" => "Revoked. Scripts using that token are refused from now on.",
-            _ => "Done.",
-        }
-        .to_string()
-    })
-}
+/// The notices after `?done=…`.
+const NOTICES: &[(&str, &str)] = &[
+    ("created", "The service account was created."),
+    (
+        "deleted",
+        "The service account was deleted; its tokens no longer work.",
+    ),
+    (
+        "revoked",
+        "Revoked. Scripts using that token are refused from now on.",
+    ),
+];
 
 /// A refusal the administrator can act on as (status, message).
 fn refusal(e: ServiceAccountError) -> Result<(StatusCode, String), AppError> {
@@ -73,12 +68,7 @@ fn view(a: ServiceAccount) -> ServiceAccountView {
     }
 }
 
-async fn list_page(
-    ctx: &Ctx,
-    status: StatusCode,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Result<HttpResponse, AppError> {
+async fn list_page(ctx: &Ctx, shown: Shown) -> Result<HttpResponse, AppError> {
     let accounts = ctx
         .state
         .service_accounts
@@ -87,29 +77,22 @@ async fn list_page(
         .into_iter()
         .map(view)
         .collect();
-    let groups = ctx
-        .state
-        .groups
-        .list()
-        .await?
-        .into_iter()
-        .map(|g| g.name)
-        .collect();
+    let groups = super::group_names(ctx).await?;
     Ok(render(
-        status,
+        shown.status,
         &AdminServiceAccountsPage {
             chrome: ctx.chrome(),
             accounts,
             groups,
-            notice,
-            error,
+            notice: shown.notice,
+            error: shown.error,
         },
     ))
 }
 
 pub async fn list(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::UsersWrite).await?;
-    list_page(&ctx, StatusCode::OK, notice(q.done.as_deref()), None).await
+    list_page(&ctx, Shown::ok(q.notice(NOTICES))).await
 }
 
 pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
@@ -124,20 +107,15 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
     {
         // A fresh uuid: nothing in it needs escaping.
         Ok(id) => Ok(see_other(&format!("{LIST}/{id}?done=created"))),
-        Err(e) => {
-            let (status, msg) = refusal(e)?;
-            list_page(&ctx, status, None, Some(msg)).await
-        }
+        Err(e) => list_page(&ctx, Shown::refused(refusal(e)?)).await,
     }
 }
 
 async fn account_page(
     ctx: &Ctx,
     id: &str,
-    status: StatusCode,
+    shown: Shown,
     created: Option<String>,
-    notice: Option<String>,
-    error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let sa = &ctx.state.service_accounts;
     let Some(account) = sa.get(id).await? else {
@@ -147,54 +125,22 @@ async fn account_page(
         Ok(t) => t,
         Err(e) => return Err(fail(e)),
     };
-    let tokens = tokens
-        .into_iter()
-        .map(|t| TokenView {
-            scopes: t.scopes.join(", "),
-            created: when(t.created_at),
-            last_used: t.last_used_at.map(when).unwrap_or_else(|| "never".into()),
-            expires: t.expires_at.map(when).unwrap_or_else(|| "never".into()),
-            id: t.id,
-            name: t.name,
-        })
-        .collect();
-    let scopes = SCOPES
-        .iter()
-        .enumerate()
-        .map(|(i, (value, what))| ScopeChoice {
-            id: format!("scope-{i}"),
-            value,
-            what,
-            checked: *value == DEFAULT_SCOPE,
-        })
-        .collect();
-    let expiries = EXPIRY_CHOICES
-        .iter()
-        .map(|d| ExpiryChoice {
-            value: d.map_or_else(|| "never".to_string(), |d| d.to_string()),
-            label: d.map_or_else(|| "Never".to_string(), |d| format!("{d} days")),
-            selected: *d == Some(DEFAULT_DAYS),
-        })
-        .collect();
-    let mut res = render(
-        status,
+    let tokens = tokens.into_iter().map(TokenView::of).collect();
+    let scopes = ScopeChoice::all(&[DEFAULT_SCOPE]);
+    let expiries = ExpiryChoice::all(Some(DEFAULT_DAYS));
+    Ok(render_secret(
+        shown.status,
         &AdminServiceAccountPage {
             chrome: ctx.chrome(),
             account: view(account),
             tokens,
             created,
-            notice,
-            error,
+            notice: shown.notice,
+            error: shown.error,
             scopes,
             expiries,
         },
-    );
-    // The page may hold a secret: no cache keeps it.
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(res)
+    ))
 }
 
 pub async fn show(
@@ -203,15 +149,18 @@ pub async fn show(
     q: web::Query<DoneQuery>,
 ) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::UsersWrite).await?;
-    account_page(
-        &ctx,
-        &path,
-        StatusCode::OK,
-        None,
-        notice(q.done.as_deref()),
-        None,
-    )
-    .await
+    account_page(&ctx, &path, Shown::ok(q.notice(NOTICES)), None).await
+}
+
+/// The account's id from the path, once the administrator may change it (a recent
+/// sign-in) and the form's CSRF token checked.
+async fn writable(ctx: &Ctx, path: web::Path<String>, form: &Pairs) -> Result<String, AppError> {
+    let id = path.into_inner();
+    let back = format!("{LIST}/{}", enc(&id));
+    ctx.require_permission_recent(Permission::UsersWrite, &back)
+        .await?;
+    ctx.check_csrf(field(form, "csrf_token"))?;
+    Ok(id)
 }
 
 pub async fn create_token(
@@ -219,19 +168,11 @@ pub async fn create_token(
     path: web::Path<String>,
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    let back = format!("{LIST}/{}", enc(&id));
-    ctx.require_permission_recent(Permission::UsersWrite, &back)
-        .await?;
-    ctx.check_csrf(field(&form, "csrf_token"))?;
-    let days = match field(&form, "expires_in_days") {
-        "" | "never" => None,
-        d => Some(d.parse::<u32>().unwrap_or(0)), // 0 is refused with the expiry's message
-    };
+    let id = writable(&ctx, path, &form).await?;
     let new = NewToken {
         name: field(&form, "name").to_string(),
         scopes: all_of(&form, "scope"),
-        expires_in_days: days,
+        expires_in_days: ExpiryChoice::parse(field(&form, "expires_in_days")),
     };
     match ctx
         .state
@@ -239,11 +180,8 @@ pub async fn create_token(
         .create_token(&id, new, &ctx.audit())
         .await
     {
-        Ok(secret) => account_page(&ctx, &id, StatusCode::OK, Some(secret), None, None).await,
-        Err(e) => {
-            let (status, msg) = refusal(e)?;
-            account_page(&ctx, &id, status, None, None, Some(msg)).await
-        }
+        Ok(secret) => account_page(&ctx, &id, Shown::ok(None), Some(secret)).await,
+        Err(e) => account_page(&ctx, &id, Shown::refused(refusal(e)?), None).await,
     }
 }
 
@@ -252,11 +190,7 @@ pub async fn revoke_token(
     path: web::Path<String>,
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    let back = format!("{LIST}/{}", enc(&id));
-    ctx.require_permission_recent(Permission::UsersWrite, &back)
-        .await?;
-    ctx.check_csrf(field(&form, "csrf_token"))?;
+    let id = writable(&ctx, path, &form).await?;
     match ctx
         .state
         .service_accounts
@@ -275,11 +209,7 @@ pub async fn delete(
     path: web::Path<String>,
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
-    let id = path.into_inner();
-    let back = format!("{LIST}/{}", enc(&id));
-    ctx.require_permission_recent(Permission::UsersWrite, &back)
-        .await?;
-    ctx.check_csrf(field(&form, "csrf_token"))?;
+    let id = writable(&ctx, path, &form).await?;
     match ctx.state.service_accounts.delete(&id, &ctx.audit()).await {
         Ok(()) => Ok(see_other(&format!("{LIST}?done=deleted"))),
         Err(e) => Err(fail(e)),

@@ -10,7 +10,7 @@ use crate::auth::accounts::admin::{Actor, AdminError, DirectoryQuery, Status};
 use crate::auth::audit::NamedEvent;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
-use crate::web::handlers::see_other;
+use crate::web::handlers::{DoneQuery, see_other};
 use crate::web::url_encode as enc;
 use crate::web::views::{
     AdminHomePage, AdminUserPage, AdminUsersPage, EventRow, KeyRow, SessionView, UserRow, render,
@@ -131,11 +131,6 @@ pub fn event_rows(events: Vec<NamedEvent>) -> Vec<EventRow> {
             details: n.event.details,
         })
         .collect()
-}
-
-#[derive(Deserialize)]
-pub struct DoneQuery {
-    done: Option<String>,
 }
 
 async fn user_page(
