@@ -111,14 +111,9 @@ pub async fn key_finish(ctx: Ctx, body: web::Json<KeyFinish>) -> HttpResponse {
                 "That took too long. Try again.".into(),
             ));
         };
-        let who = Who {
-            user_id: &u.uid,
-            email: &u.email,
-            sid: &u.sid,
-        };
         let outcome = st
             .sign_in
-            .step_up_key(ctx.ip, &who, &body.credential, &c.state, &ctx.audit())
+            .step_up_key(ctx.ip, &who(&u), &body.credential, &c.state, &ctx.audit())
             .await?;
         match outcome {
             StepUp::Raised { at, methods } => raise(&ctx, &mut u, at, &methods),
@@ -153,15 +148,10 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
     ctx.check_csrf(&form.csrf_token)?;
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
-    let who = Who {
-        user_id: &u.uid,
-        email: &u.email,
-        sid: &u.sid,
-    };
     let outcome = ctx
         .state
         .sign_in
-        .step_up_password(ctx.ip, &who, form.password, &form.code, &ctx.audit())
+        .step_up_password(ctx.ip, &who(&u), form.password, &form.code, &ctx.audit())
         .await?;
     match outcome {
         StepUp::Raised { at, methods } => {
@@ -183,6 +173,15 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
             crate::web::session::sign_out(&ctx.session);
             Ok(see_other("/login"))
         }
+    }
+}
+
+/// The signed-in user as the step-up service takes them.
+fn who(u: &SignedIn) -> Who<'_> {
+    Who {
+        user_id: &u.uid,
+        email: &u.email,
+        sid: &u.sid,
     }
 }
 
