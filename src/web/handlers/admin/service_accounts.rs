@@ -36,6 +36,9 @@ fn notice(done: Option<&str>) -> Option<String> {
             "created" => "The service account was created.",
             "deleted" => "The service account was deleted; its tokens no longer work.",
             "revoked" => "Revoked. Scripts using that token are refused from now on.",
+            "client-deleted" => {
+                "The client was deleted. Its secret and its access tokens no longer work."
+            }
             _ => "Done.",
         }
         .to_string()
@@ -131,11 +134,19 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
     }
 }
 
+/// A secret just made, shown on the account's page this once.
+#[derive(Default)]
+struct Shown {
+    token: Option<String>,
+    /// Client id and secret.
+    client: Option<(String, String)>,
+}
+
 async fn account_page(
     ctx: &Ctx,
     id: &str,
     status: StatusCode,
-    created: Option<String>,
+    shown: Shown,
     notice: Option<String>,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
@@ -143,10 +154,14 @@ async fn account_page(
     let Some(account) = sa.get(id).await? else {
         return Err(AppError::NotFound);
     };
-    let tokens = match sa.tokens(id).await {
-        Ok(t) => t,
-        Err(e) => return Err(fail(e)),
+    let (tokens, clients) = match (sa.tokens(id).await, sa.clients(id).await) {
+        (Ok(t), Ok(c)) => (t, c),
+        (Err(e), _) | (_, Err(e)) => return Err(fail(e)),
     };
+    let clients = clients
+        .into_iter()
+        .map(|c| (c.client_id, when(c.created_at)))
+        .collect();
     let tokens = tokens
         .into_iter()
         .map(|t| TokenView {
@@ -182,11 +197,13 @@ async fn account_page(
             chrome: ctx.chrome(),
             account: view(account),
             tokens,
-            created,
+            created: shown.token,
             notice,
             error,
             scopes,
             expiries,
+            clients,
+            new_client: shown.client,
         },
     );
     // The page may hold a secret: no cache keeps it.
@@ -207,7 +224,7 @@ pub async fn show(
         &ctx,
         &path,
         StatusCode::OK,
-        None,
+        Shown::default(),
         notice(q.done.as_deref()),
         None,
     )
@@ -239,10 +256,16 @@ pub async fn create_token(
         .create_token(&id, new, &ctx.audit())
         .await
     {
-        Ok(secret) => account_page(&ctx, &id, StatusCode::OK, Some(secret), None, None).await,
+        Ok(secret) => {
+            let shown = Shown {
+                token: Some(secret),
+                ..Shown::default()
+            };
+            account_page(&ctx, &id, StatusCode::OK, shown, None, None).await
+        }
         Err(e) => {
             let (status, msg) = refusal(e)?;
-            account_page(&ctx, &id, status, None, None, Some(msg)).await
+            account_page(&ctx, &id, status, Shown::default(), None, Some(msg)).await
         }
     }
 }
@@ -282,6 +305,57 @@ pub async fn delete(
     ctx.check_csrf(field(&form, "csrf_token"))?;
     match ctx.state.service_accounts.delete(&id, &ctx.audit()).await {
         Ok(()) => Ok(see_other(&format!("{LIST}?done=deleted"))),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// New client credentials for the account, shown once.
+pub async fn add_client(
+    ctx: Ctx,
+    path: web::Path<String>,
+    form: Pairs,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let back = format!("{LIST}/{}", enc(&id));
+    ctx.require_permission_recent(Permission::UsersWrite, &back)
+        .await?;
+    ctx.check_csrf(field(&form, "csrf_token"))?;
+    match ctx
+        .state
+        .service_accounts
+        .add_client(&id, &ctx.audit())
+        .await
+    {
+        Ok(client) => {
+            let shown = Shown {
+                client: Some(client),
+                ..Shown::default()
+            };
+            account_page(&ctx, &id, StatusCode::OK, shown, None, None).await
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+pub async fn delete_client(
+    ctx: Ctx,
+    path: web::Path<String>,
+    form: Pairs,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    let back = format!("{LIST}/{}", enc(&id));
+    ctx.require_permission_recent(Permission::UsersWrite, &back)
+        .await?;
+    ctx.check_csrf(field(&form, "csrf_token"))?;
+    match ctx
+        .state
+        .service_accounts
+        .delete_client(&id, field(&form, "client_id"), &ctx.audit())
+        .await
+    {
+        // The service found the account by this id: it is a real one, safe as it is.
+        Ok(true) => Ok(see_other(&format!("{LIST}/{id}?done=client-deleted"))),
+        Ok(false) => Err(AppError::NotFound),
         Err(e) => Err(fail(e)),
     }
 }
