@@ -355,6 +355,7 @@ impl Application {
                 .configure(routes::configure)
                 .wrap(from_fn(csrf::middleware))
                 .wrap(sessions_mw)
+                .wrap(from_fn(crate::web::session_store::with_generation))
                 .wrap(from_fn(crate::web::cookie_domain::middleware))
                 .wrap(from_fn(headers::middleware))
                 .wrap(from_fn(request_id::middleware))

@@ -65,7 +65,8 @@ pub enum Command {
     #[command(subcommand)]
     Group(GroupCommand),
     /// Service accounts: no password, no sign-in; they reach sites behind forward auth
-    /// with tokens (`token create --email NAME@service.invalid`).
+    /// with tokens (`token create --email NAME@service.invalid`), and APIs with client
+    /// credentials (`service-account add-client`).
     #[command(subcommand)]
     ServiceAccount(ServiceAccountCommand),
 }

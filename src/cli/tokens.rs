@@ -23,8 +23,16 @@ pub enum ServiceAccountCommand {
         #[arg(long)]
         group: String,
     },
-    /// Delete a service account; every one of its tokens stops working.
+    /// Delete a service account; every one of its tokens and clients stops working.
     Delete {
+        /// The account's name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Give a service account client credentials: an OAuth client that may use only
+    /// the client_credentials grant, whose tokens name the account. Prints
+    /// `client_id=…` and `client_secret=…` (the secret shown once).
+    AddClient {
         /// The account's name.
         #[arg(long)]
         name: String,
@@ -59,6 +67,13 @@ pub async fn run_service_account(
         ServiceAccountCommand::Delete { name } => {
             accounts.delete_by_name(&name, &ctx).await.map_err(fail)?;
             Ok(format!("deleted service account {}", name.trim()))
+        }
+        ServiceAccountCommand::AddClient { name } => {
+            let Some(account) = accounts.by_name(&name).await? else {
+                return Err(fail(ServiceAccountError::NoSuchAccount));
+            };
+            let (id, secret) = accounts.add_client(&account.id, &ctx).await.map_err(fail)?;
+            Ok(format!("client_id={id}\nclient_secret={secret}"))
         }
     }
 }

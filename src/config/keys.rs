@@ -201,6 +201,10 @@ config_keys! {
     /// per minute (all instances); over it, its failing tokens are answered 429.
     personal_token_requests_per_minute: Num<u32> = Num::new(20, 1..=QUOTA),
         env "PORTCULLIS_PERSONAL_TOKEN_REQUESTS_PER_MINUTE";
+    /// Requests one personal access token may make at forward auth per minute (all
+    /// instances), in bursts of as many; over it, 429 with `Retry-After`.
+    personal_token_uses_per_minute: Num<u32> = Num::new(6000, 1..=QUOTA),
+        env "PORTCULLIS_PERSONAL_TOKEN_USES_PER_MINUTE";
     /// Token-endpoint requests one client may make per minute (all instances).
     token_requests_per_client_per_minute: Num<u32> = Num::new(6000, 1..=QUOTA),
         env "PORTCULLIS_TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE";

@@ -166,6 +166,7 @@ diesel::table! {
         allowed_groups -> Text,
         require_two_factor -> Bool,
         allowed_networks -> Text,
+        service_account_id -> Nullable<Text>,
     }
 }
 

@@ -226,6 +226,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(service_accounts::delete)),
         )
         .service(
+            web::resource("/admin/service-accounts/{id}/clients")
+                .route(web::post().to(service_accounts::add_client)),
+        )
+        .service(
+            web::resource("/admin/service-accounts/{id}/clients/delete")
+                .route(web::post().to(service_accounts::delete_client)),
+        )
+        .service(
             web::resource("/admin/settings")
                 .route(get().to(roles::settings_show))
                 .route(web::post().to(roles::settings_save)),

@@ -1,12 +1,16 @@
 //! The actix-session store: keys are hashed, state lives in Redis or the database
 //! (`auth::sessions::store`), and a signed-in state is linked to its registry row.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use actix_session::storage::{
     LoadError, SaveError, SessionKey, SessionStore, UpdateError, generate_session_key,
 };
+use actix_web::body::MessageBody;
 use actix_web::cookie::time::Duration;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
 
 use super::session::{AUTH_KEY, NEW_KEY, SignedIn};
 use crate::auth::sessions::Sessions;
@@ -39,18 +43,49 @@ fn dropped_write(what: &str, e: impl std::fmt::Display) {
     tracing::warn!(error = %e, "session store unavailable: {what} not stored");
 }
 
+tokio::task_local! {
+    /// Present while a forward-auth request is served ([`with_generation`]): the
+    /// session's load then reads the back-channel cache's generation counter in the
+    /// same Redis round trip, and leaves it here for the handler.
+    static GENERATION: Cell<Option<u64>>;
+}
+
+/// Middleware, outside the session middleware: `/auth/forward` asks for the cache
+/// generation with the session. A proxy calls it before every request to the sites
+/// it protects, so the second round trip it saves is the most frequent one there is.
+pub async fn with_generation(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.path() == "/auth/forward" {
+        GENERATION.scope(Cell::new(None), next.call(req)).await
+    } else {
+        next.call(req).await
+    }
+}
+
+/// The generation counter read with this request's session, if it was.
+pub fn generation_read() -> Option<u64> {
+    GENERATION.try_with(Cell::get).ok().flatten()
+}
+
 impl SessionStore for Store {
     async fn load(
         &self,
         session_key: &SessionKey,
     ) -> Result<Option<HashMap<String, String>>, LoadError> {
+        let wanted = GENERATION.try_with(|_| ()).is_ok();
         match self
             .sessions
-            .state
-            .load(&hash(session_key.as_ref()), self.sessions.idle_secs)
+            .load(&hash(session_key.as_ref()), wanted)
             .await
         {
-            Ok(state) => Ok(state),
+            Ok((state, generation)) => {
+                if generation.is_some() {
+                    let _ = GENERATION.try_with(|g| g.set(generation));
+                }
+                Ok(state)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "session store unavailable");
                 Ok(Some(HashMap::from([(

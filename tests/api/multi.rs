@@ -308,3 +308,62 @@ async fn two_admins_removing_each_other_at_once_on_two_instances_leave_one() {
         );
     }
 }
+
+/// Forward auth keeps users in memory per cache generation, which on the signed-in
+/// path it reads in the same Redis round trip as the session: a group change or a
+/// disable made on one instance decides the other's very next answer.
+#[tokio::test]
+async fn forward_auth_on_one_instance_follows_the_others_changes_at_once() {
+    use portcullis::auth::access::groups::Editor;
+    use portcullis::auth::audit::AuditCtx;
+    let Some((a, b)) = pair(portcullis::config::FileConfig {
+        forward_auth_allowed_domains: Some(vec!["example.com".into()]),
+        trusted_proxies: Some(vec!["127.0.0.1".into()]),
+        ..Default::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let gus = a.create_user("gus@example.com", &[]).await;
+    let cli = AuditCtx::cli();
+    a.state
+        .groups
+        .create(&Editor::Operator, "ops", "", None, &cli)
+        .await
+        .unwrap();
+    let on_b = b.browser();
+    on_b.login_ok("gus@example.com").await;
+    const SITE: &str = "https://app.example.com/";
+    // B answers, and keeps Gus in memory.
+    for _ in 0..2 {
+        let p = crate::access::forward(&on_b, SITE).await;
+        assert_eq!(p.status, StatusCode::OK);
+        assert_eq!(p.headers["remote-groups"], "");
+    }
+    a.state
+        .groups
+        .set_member(&Editor::Operator, "ops", "gus@example.com", true, &cli)
+        .await
+        .unwrap();
+    let p = crate::access::forward(&on_b, SITE).await;
+    assert_eq!(p.headers["remote-groups"], "ops", "B's next answer");
+    // Disabled on A: B's next answer sends the browser to sign in.
+    a.state
+        .admin
+        .set_disabled(
+            &portcullis::auth::accounts::admin::Actor::Operator,
+            &gus,
+            true,
+            &cli,
+        )
+        .await
+        .unwrap();
+    let p = crate::access::forward(&on_b, SITE).await;
+    assert_ne!(
+        p.status,
+        StatusCode::OK,
+        "a disabled user is refused at once"
+    );
+    assert!(p.headers.get("remote-user").is_none());
+}

@@ -482,3 +482,126 @@ async fn without_users_write_every_route_is_forbidden() {
             .is_empty()
     );
 }
+
+/// Client credentials: an OAuth client bound to the account, made on its page (secret
+/// shown once) or from the shell. Its access tokens name the account, introspection
+/// tells who it is and its groups, it may not be turned into an app users sign in
+/// to, and it stops working at once when deleted or when the account goes.
+#[tokio::test]
+async fn client_credentials_act_as_the_account_until_it_goes() {
+    use crate::oidc::{back_channel, service_client, token_request};
+    let app = sa_app().await;
+    app.create_user("ann@example.com", &["admin"]).await;
+    let b = app.browser();
+    b.login_ok("ann@example.com").await;
+    let id = app
+        .state
+        .service_accounts
+        .create("reporter", "ops", &AuditCtx::cli())
+        .await
+        .expect("made");
+    let detail = format!("{LIST}/{id}");
+    let page = b.get(&detail).await;
+    assert!(page.body.contains("id=\"no-clients\""), "{}", page.body);
+    // Without the CSRF token nothing is made.
+    let p = b.post(&format!("{detail}/clients"), &[]).await;
+    assert!(p.status.is_client_error(), "{}", p.status);
+
+    let p = b.submit(&detail, &format!("{detail}/clients"), &[]).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert_eq!(p.headers["cache-control"], "no-store");
+    let client_id = p.text_of("#new-client-id").expect("the client id");
+    let secret = p.text_of("#new-client-secret").expect("the secret, once");
+    let made = event(&app, "client.created").await.expect("audited");
+    assert_eq!(made.target_id.as_deref(), Some(id.as_str()));
+    let again = b.get(&detail).await;
+    assert!(!again.body.contains(&secret), "the secret is shown once");
+    assert!(again.body.contains(&client_id));
+
+    let (rs_id, rs_secret) = service_client(&app).await;
+    let get_token = async |client_id: &str, secret: &str| {
+        token_request(
+            &app,
+            Some((client_id, secret)),
+            &[("grant_type", "client_credentials"), ("scope", "groups")],
+        )
+        .await
+    };
+    let introspect = async |token: &str| {
+        back_channel(
+            &app,
+            "/oauth/introspect",
+            (&rs_id, &rs_secret),
+            &[("token", token)],
+        )
+        .await
+        .1
+    };
+    let (status, body) = get_token(&client_id, &secret).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_string();
+    let seen = introspect(&token).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["sub"], id.as_str());
+    assert_eq!(seen["client_id"], client_id.as_str());
+    assert_eq!(seen["username"], "reporter@service.invalid");
+    assert_eq!(seen["groups"], serde_json::json!(["ops", "staff"]));
+    // Only client_credentials: it cannot be made an app that users sign in to.
+    let mut as_app = crate::oidc::new_client(false);
+    as_app.grants = vec!["authorization_code".into()];
+    assert!(
+        app.state
+            .oauth
+            .update_client(&client_id, as_app, &AuditCtx::cli())
+            .await
+            .is_err()
+    );
+
+    // Deleted on the page: its token and its secret stop working at once.
+    let p = b
+        .submit(
+            &detail,
+            &format!("{detail}/clients/delete"),
+            &[("client_id", &client_id)],
+        )
+        .await;
+    assert_redirect(&p, &format!("{detail}?done=client-deleted"));
+    assert_eq!(introspect(&token).await["active"], false);
+    let (status, _) = get_token(&client_id, &secret).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Another account's client id is not this account's to delete.
+    let p = b
+        .submit(
+            &detail,
+            &format!("{detail}/clients/delete"),
+            &[("client_id", &rs_id)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+
+    // From the shell; then the account goes, and the client with it.
+    let db = app.config.database_url.clone();
+    let (ok, out, err) = crate::cli::portcullis(
+        app.data_dir.path(),
+        &db,
+        &["service-account", "add-client", "--name", "reporter"],
+        None,
+    );
+    assert!(ok, "{err}");
+    let line = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} in {out}"))
+            .to_string()
+    };
+    let (client_id, secret) = (line("client_id="), line("client_secret="));
+    let (status, body) = get_token(&client_id, &secret).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(introspect(&token).await["active"], true);
+    let p = b.submit(&detail, &format!("{detail}/delete"), &[]).await;
+    assert_redirect(&p, &format!("{LIST}?done=deleted"));
+    assert_eq!(introspect(&token).await["active"], false);
+    let (status, _) = get_token(&client_id, &secret).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

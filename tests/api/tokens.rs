@@ -472,6 +472,55 @@ async fn guessing_tokens_is_throttled() {
     assert!(p.headers.get("remote-user").is_none());
 }
 
+/// Each token has a budget of its own, across instances: past it that token gets 429
+/// with Retry-After (nginx, which takes only 401 and 403 from a subrequest, a 403
+/// with Retry-After that its documented configuration turns into the 429), while
+/// another token of the same account goes on working.
+#[tokio::test]
+async fn each_token_is_rate_limited() {
+    let app = token_app(|f| f.personal_token_uses_per_minute = Some(3)).await;
+    let uid = app.create_user("ann@example.com", &[]).await;
+    let busy = make(&app, &uid, &[], None).await;
+    let other = make(&app, &uid, &[], None).await;
+    for _ in 0..3 {
+        assert_eq!(bearer_status(&app, &busy).await, StatusCode::OK);
+    }
+    let p = ask(&app, Some(&format!("Bearer {busy}")), "GET", SITE).await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS, "{}", p.body);
+    let wait: u64 = p.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    assert!(p.headers.get("remote-user").is_none());
+    // Basic names the same token: the same budget.
+    let p = ask(&app, Some(&basic("ann@example.com", &busy)), "GET", SITE).await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
+    // As nginx asks: 403 with Retry-After, no Location to send a browser to.
+    let resp = reqwest::Client::new()
+        .get(format!("{}/auth/forward", app.base))
+        .header("X-Original-URL", SITE)
+        .header("X-Original-Method", "GET")
+        .header("Authorization", format!("Bearer {busy}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert!(resp.headers().get("location").is_none());
+    assert_eq!(bearer_status(&app, &other).await, StatusCode::OK);
+    // Counted in Redis when there is one: a second instance sees the same budget.
+    if let Some(redis) = app.config.redis_url.clone() {
+        let second = token_app(|f| {
+            f.personal_token_uses_per_minute = Some(3);
+            f.database_url = Some(app.config.database_url.clone());
+            f.redis_url = Some(redis);
+            f.redis_prefix = Some(app.config.redis_prefix.clone());
+            f.secret_key_file = Some(app.config.secret_key_file.display().to_string());
+        })
+        .await;
+        let p = ask(&second, Some(&format!("Bearer {busy}")), "GET", SITE).await;
+        assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+}
+
 /// A token proves one factor: a two_factor site refuses it, whatever the account has.
 /// A read-only token may not write.
 #[tokio::test]

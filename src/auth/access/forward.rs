@@ -138,7 +138,9 @@ impl ForwardAuth {
     }
 
     /// The answer for `caller`'s request to `original` (None: the proxy did not say,
-    /// or is not trusted to), from client address `ip`, at time `now`.
+    /// or is not trusted to), from client address `ip`, at time `now`. `generation`:
+    /// the cache generation counter when it was read along with the caller's session
+    /// or token (with Redis, in the same round trip), else `None`.
     pub async fn answer(
         &self,
         caller: &Caller,
@@ -146,9 +148,11 @@ impl ForwardAuth {
         ip: IpAddr,
         now: i64,
         audit: &AuditCtx,
+        generation: Option<u64>,
     ) -> Result<ForwardAnswer, InternalError> {
-        // One read of the generation for both memos (with Redis, one round trip).
-        let generation = self.access.generation().await;
+        // One generation for both memos: with Redis, read in the caller's round trip
+        // when it could be, else here (one more).
+        let generation = self.access.generation(generation).await;
         let who = match caller.user_id() {
             Some(uid) => self.access.principal_at(generation, uid).await?,
             None => None,

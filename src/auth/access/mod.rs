@@ -111,9 +111,13 @@ impl Access {
     }
 
     /// The cache's generation, read once for a request that memoises several things
-    /// (with Redis, each read is a round trip).
-    pub async fn generation(&self) -> Option<u64> {
-        self.cache.generation().await
+    /// (with Redis, each read is a round trip): `read`, the counter's value when it
+    /// came along with the caller's session or token check, else read now.
+    pub async fn generation(&self, read: Option<u64>) -> Option<u64> {
+        match read {
+            Some(value) => self.cache.generation_as_read(value),
+            None => self.cache.generation().await,
+        }
     }
 
     /// [`Self::principal`] with the generation read before it.

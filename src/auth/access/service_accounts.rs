@@ -5,7 +5,9 @@
 //! rules and `Remote-Groups`. It never signs in: every sign-in read in `repo::users`
 //! finds only persons, password resets skip it and the outbox never mails `.invalid`.
 //! It reaches sites behind forward auth with personal access tokens that
-//! administrators make for it ([`PersonalTokens`]); deleting it ends them.
+//! administrators make for it ([`PersonalTokens`]), and APIs with client credentials:
+//! OAuth clients bound to it (`oauth_clients.service_account_id`) that may use only
+//! `client_credentials`, whose tokens name it as `sub`. Deleting it ends both.
 //! Who may call these is the caller's check (`users.write` on the admin pages, the
 //! operator's shell).
 
@@ -18,6 +20,7 @@ use crate::auth::oauth::authorize::end_personal_tokens;
 use crate::auth::oauth::cache::BackChannelCache;
 use crate::clock::Clock;
 use crate::db::conn::write_transaction;
+use crate::db::repo::oauth::{self as client_rows, Client};
 use crate::db::repo::users::{self, SERVICE, User};
 use crate::db::repo::{directory, groups as group_rows, personal_tokens as token_rows};
 use crate::db::{Db, QueryError};
@@ -63,6 +66,13 @@ pub struct ServiceAccount {
     pub group: String,
     /// Live tokens.
     pub tokens: usize,
+    pub created_at: i64,
+}
+
+/// A service account's client credentials as its page lists them (never the secret).
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub client_id: String,
     pub created_at: i64,
 }
 
@@ -188,6 +198,9 @@ impl ServiceAccounts {
                         return Ok(Err(ServiceAccountError::NoSuchAccount));
                     };
                     end_personal_tokens(c, &ctx, now, &u.id, "service_account.deleted")?;
+                    for client in client_rows::of_service_account(c, &u.id)? {
+                        delete_client(c, &ctx, now, &u.id, &client.client_id)?;
+                    }
                     directory::delete_user(c, &u.id)?;
                     record(
                         c,
@@ -253,6 +266,114 @@ impl ServiceAccounts {
         Ok(self.tokens.revoke(id, token_id, ctx).await?)
     }
 
+    /// The account's client credentials (OAuth clients that act as it), oldest first.
+    pub async fn clients(&self, id: &str) -> Result<Vec<ClientInfo>, ServiceAccountError> {
+        self.require(id).await?;
+        let id = id.to_string();
+        let rows = self
+            .db
+            .run(move |c| client_rows::of_service_account(c, &id).map_err(InternalError::from))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|c| ClientInfo {
+                client_id: c.client_id,
+                created_at: c.created_at,
+            })
+            .collect())
+    }
+
+    /// New client credentials for the account: a confidential OAuth client that may
+    /// use only the `client_credentials` grant, and whose access tokens name the
+    /// service account as `sub` (with the `groups` scope, introspection lists its
+    /// groups). Returns the client id and its secret, shown once. Audited as
+    /// `client.created`, naming the account.
+    pub async fn add_client(
+        &self,
+        id: &str,
+        ctx: &AuditCtx,
+    ) -> Result<(String, String), ServiceAccountError> {
+        let (id, now, ctx) = (id.to_string(), self.clock.now(), ctx.clone());
+        let secret = crate::domain::tokens::generate();
+        let client_id = crate::domain::tokens::generate()[..22].to_string();
+        let (cid, secret_hash) = (client_id.clone(), crate::domain::tokens::hash(&secret));
+        self.db
+            .run(move |c| {
+                write_transaction(c, |c| {
+                    let Some(u) = users::find(c, &id)?.filter(User::is_service) else {
+                        return Ok(Err(ServiceAccountError::NoSuchAccount));
+                    };
+                    let name = u.display_name.unwrap_or_default();
+                    let row = Client {
+                        client_id: cid,
+                        name: name.clone(),
+                        secret_hash: Some(secret_hash),
+                        redirect_uris: "[]".into(),
+                        post_logout_redirect_uris: "[]".into(),
+                        scopes: "groups".into(),
+                        grants: "client_credentials".into(),
+                        skip_consent: false,
+                        created_at: now,
+                        id_token_alg: "RS256".into(),
+                        allowed_groups: "[]".into(),
+                        require_two_factor: false,
+                        allowed_networks: "[]".into(),
+                        service_account_id: Some(u.id.clone()),
+                    };
+                    client_rows::insert_client(c, &row)?;
+                    record(
+                        c,
+                        &ctx,
+                        now,
+                        AuditAction::ClientCreated,
+                        Outcome::Success,
+                        Some(&u.id),
+                        json!({"client_id": row.client_id, "name": name, "public": false,
+                               "service_account": name, "grants": row.grants}),
+                    )?;
+                    Ok::<_, QueryError>(Ok(()))
+                })
+                .map_err(ServiceAccountError::from)?
+            })
+            .await?;
+        Ok((client_id, secret))
+    }
+
+    /// Deletes one of the account's clients (its tokens stop working at once); false
+    /// when the account has no such client.
+    pub async fn delete_client(
+        &self,
+        id: &str,
+        client_id: &str,
+        ctx: &AuditCtx,
+    ) -> Result<bool, ServiceAccountError> {
+        self.require(id).await?;
+        let (id, cid, now, ctx) = (
+            id.to_string(),
+            client_id.to_string(),
+            self.clock.now(),
+            ctx.clone(),
+        );
+        let deleted = self
+            .db
+            .run(move |c| {
+                write_transaction(c, |c| {
+                    let ours = client_rows::find_client(c, &cid)?
+                        .is_some_and(|cl| cl.service_account_id.as_deref() == Some(id.as_str()));
+                    if ours {
+                        delete_client(c, &ctx, now, &id, &cid)?;
+                    }
+                    Ok(ours)
+                })
+                .map_err(|e: QueryError| InternalError::from(e))
+            })
+            .await?;
+        if deleted {
+            self.cache.invalidate().await;
+        }
+        Ok(deleted)
+    }
+
     async fn require(&self, id: &str) -> Result<(), ServiceAccountError> {
         let id = id.to_string();
         let found = self
@@ -264,6 +385,27 @@ impl ServiceAccounts {
             _ => Err(ServiceAccountError::NoSuchAccount),
         }
     }
+}
+
+/// Deletes a service account's client in the caller's transaction; audited as
+/// `client.deleted`, naming the account.
+fn delete_client(
+    c: &mut crate::db::AnyConnection,
+    ctx: &AuditCtx,
+    now: i64,
+    account: &str,
+    client_id: &str,
+) -> crate::db::QueryResult<()> {
+    client_rows::delete_client(c, client_id)?;
+    record(
+        c,
+        ctx,
+        now,
+        AuditAction::ClientDeleted,
+        Outcome::Success,
+        Some(account),
+        json!({"client_id": client_id}),
+    )
 }
 
 fn summary(

@@ -80,6 +80,9 @@ pub struct Verified {
     /// The owner's address as stored (Basic authentication names it).
     pub email: String,
     pub scopes: Vec<&'static str>,
+    /// The cache generation counter, when it was read in the same Redis round trip as
+    /// this use was counted: forward auth decides under it without reading it again.
+    pub generation_read: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +123,9 @@ impl PersonalTokens {
     /// account's password is not a token, so it fails like any wrong guess). Every
     /// failure of a Bearer or Basic credential is counted against `ip`; past the limit
     /// the answer is [`Presentation::Throttled`]. Another scheme is not a guess at a
-    /// token and is not counted.
+    /// token and is not counted. Every token-shaped secret counts as a use of that
+    /// token (`personal_token_uses_per_minute`); past it, [`Presentation::Throttled`]
+    /// too, before anything is looked up.
     pub async fn present(
         &self,
         presented: Presented,
@@ -131,10 +136,25 @@ impl PersonalTokens {
             Presented::Basic { user, secret } => (secret, Some(user)),
             Presented::Other => return Ok(Presentation::Invalid),
         };
-        let verified = self
-            .verify(&secret)
-            .await?
-            .filter(|v| user.is_none_or(|u| u.trim().eq_ignore_ascii_case(&v.email)));
+        let verified = if rules::looks_like_secret(&secret) {
+            let h = hash(&secret);
+            let (counted, read) = self.count_use(&h).await;
+            if let Err(wait) = counted {
+                return Ok(Presentation::Throttled(wait));
+            }
+            let generation = match read {
+                Some(value) => self.cache.generation_as_read(value),
+                None => self.cache.generation().await,
+            };
+            self.lookup(&h, generation).await?.map(|mut v| {
+                v.generation_read = read;
+                v
+            })
+        } else {
+            None
+        };
+        let verified =
+            verified.filter(|v| user.is_none_or(|u| u.trim().eq_ignore_ascii_case(&v.email)));
         Ok(match verified {
             Some(v) => Presentation::Valid(v),
             None => match self.throttle.personal_token_failed(ip).await {
@@ -284,9 +304,30 @@ impl PersonalTokens {
         if !rules::looks_like_secret(secret) {
             return Ok(None);
         }
-        let (h, now) = (hash(secret), self.clock.now());
         // The generation before the read: a change meanwhile makes the memo unusable.
         let generation = self.cache.generation().await;
+        self.lookup(&hash(secret), generation).await
+    }
+
+    /// One use of the token with this hash, counted: with Redis, in one round trip
+    /// that also reads the cache generation counter (returned when read).
+    async fn count_use(&self, h: &str) -> (Result<(), RetryAfter>, Option<u64>) {
+        if let Some(counter) = self.cache.redis_key()
+            && let Some((verdict, read)) =
+                self.throttle.personal_token_use_reading(h, counter).await
+        {
+            return (verdict, Some(read));
+        }
+        (self.throttle.personal_token_use(h).await, None)
+    }
+
+    /// [`Self::verify`] of the secret with hash `h`, under a generation read before.
+    async fn lookup(
+        &self,
+        h: &str,
+        generation: Option<u64>,
+    ) -> Result<Option<Verified>, InternalError> {
+        let (h, now) = (h.to_string(), self.clock.now());
         let memo = self.cache.personal_token(generation, &h);
         let live = match memo {
             Some(t) => Some(t),
@@ -329,6 +370,7 @@ impl PersonalTokens {
                 user_id: t.user_id,
                 email: t.email,
                 scopes: t.scopes,
+                generation_read: None,
             }))
     }
 }

@@ -223,6 +223,18 @@ impl BackChannelCache {
         }
     }
 
+    /// The generation from a counter value read elsewhere, in the same Redis round trip
+    /// as other work (a session's load, a rate limit): what [`Self::generation`] would
+    /// have answered at that moment. `None` when the cache is off, paused, or does not
+    /// keep its generation in Redis (then `read` is not this cache's counter).
+    pub fn generation_as_read(&self, read: u64) -> Option<u64> {
+        let inner = self.inner.as_ref()?;
+        match inner.source {
+            Source::Redis { .. } if !inner.paused() => Some(read),
+            _ => None,
+        }
+    }
+
     fn maps(&self) -> Option<std::sync::MutexGuard<'_, Maps>> {
         // A poisoned lock only means a panic elsewhere mid-insert: the maps are still
         // plain data, and the generation check keeps them honest.

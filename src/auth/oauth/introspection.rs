@@ -96,8 +96,11 @@ impl OAuthProvider {
                         let amr: Vec<&str> = grant.amr.split_whitespace().collect();
                         Ok(app_access::denial(c, &client, &sub, &amr)?.is_none())
                     }
-                    // A client's own token dies with the client.
-                    None => Ok(repo::find_client(c, &client_id)?.is_some()),
+                    // A client's own token dies with the client; a service
+                    // account's, with the account too.
+                    None => Ok(repo::find_client(c, &client_id)?.is_some()
+                        && (sub == client_id
+                            || users::find(c, &sub)?.is_some_and(|u| !u.disabled))),
                 }
             })
             .await?;
@@ -202,6 +205,18 @@ impl OAuthProvider {
             ] {
                 if let Some(v) = claims.get(k) {
                     out[k] = v.clone();
+                }
+            }
+            // A service account's token (client credentials, no grant): who it is, and
+            // its groups when the scope asks for them.
+            let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default();
+            if claims.get("gid").is_none()
+                && text("sub") != text("client_id")
+                && let Some(p) = self.profile(generation, text("sub")).await?
+            {
+                out["username"] = json!(p.email);
+                if text("scope").split_whitespace().any(|s| s == "groups") {
+                    out["groups"] = json!(p.groups);
                 }
             }
             return Ok(out);

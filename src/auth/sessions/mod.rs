@@ -79,6 +79,24 @@ impl Sessions {
         }
     }
 
+    /// A session's state by the hash of its key (its idle timeout extended), with the
+    /// back-channel cache's generation counter when `with_generation` and both live in
+    /// Redis: one round trip for forward auth, which needs both.
+    pub async fn load(
+        &self,
+        key_hash: &str,
+        with_generation: bool,
+    ) -> Result<(Option<store::StateMap>, Option<u64>), InternalError> {
+        match self.cache.redis_key() {
+            Some(counter) if with_generation => {
+                self.state
+                    .load_reading(key_hash, self.idle_secs, counter)
+                    .await
+            }
+            _ => Ok((self.state.load(key_hash, self.idle_secs).await?, None)),
+        }
+    }
+
     /// The registry row of a session about to be signed in, with a new public id.
     /// Private to `auth`, and called by the sign-in gate (`auth::sign_in::gate`) alone: no
     /// session is written without its check.

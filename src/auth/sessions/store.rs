@@ -134,6 +134,36 @@ impl StateBackend {
         }
     }
 
+    /// [`Self::load`], and in Redis also the counter under the key `read` (0 when
+    /// unset) in the same round trip: forward auth's cache generation, which it would
+    /// otherwise read in a round trip of its own. The database does not keep that
+    /// counter: there the second value is `None`.
+    pub async fn load_reading(
+        &self,
+        key_hash: &str,
+        idle_secs: i64,
+        read: &str,
+    ) -> Result<(Option<StateMap>, Option<u64>), InternalError> {
+        let StateBackend::Redis { conn, prefix } = self else {
+            return Ok((self.load(key_hash, idle_secs).await?, None));
+        };
+        let mut c = conn.clone();
+        let (raw, counter): (Option<String>, Option<u64>) = redis::pipe()
+            .cmd("GETEX")
+            .arg(format!("{prefix}{key_hash}"))
+            .arg("PX")
+            .arg(idle_secs * 1000)
+            .cmd("GET")
+            .arg(read)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        Ok((
+            raw.and_then(|s| serde_json::from_str(&s).ok()),
+            Some(counter.unwrap_or(0)),
+        ))
+    }
+
     /// Loads a state and extends its idle timeout.
     pub async fn load(
         &self,

@@ -40,6 +40,10 @@ pub enum Limit {
     ResendForAccount,
     /// Failed personal-access-token checks at forward auth, per client address.
     PersonalTokenFromIp,
+    /// Uses of one personal access token at forward auth, keyed by the SHA-256 of
+    /// the secret presented (known before the token is looked up, so the count rides
+    /// in the same Redis round trip as the cache generation).
+    PersonalTokenUse,
 }
 
 /// What a limit's quota is counted over.
@@ -74,7 +78,7 @@ pub struct Spec {
 
 impl Limit {
     /// Every limit, in declaration order (`ALL[l as usize] == l`).
-    pub const ALL: [Limit; 10] = [
+    pub const ALL: [Limit; 11] = [
         Limit::LoginFromIp,
         Limit::CeremonyFromIp,
         Limit::ClientAuthFromIp,
@@ -85,6 +89,7 @@ impl Limit {
         Limit::RegistrationNoticeTo,
         Limit::ResendForAccount,
         Limit::PersonalTokenFromIp,
+        Limit::PersonalTokenUse,
     ];
 
     /// The table.
@@ -123,6 +128,9 @@ impl Limit {
             }),
             Limit::PersonalTokenFromIp => row("personal_token_ip", "pat", Minute, Ip, |l| {
                 l.personal_token_per_ip_per_minute
+            }),
+            Limit::PersonalTokenUse => row("personal_token", "pat_use", Minute, Name, |l| {
+                l.personal_token_uses_per_minute
             }),
         }
     }

@@ -58,6 +58,7 @@ pub struct Limits {
     pub notice_per_address_per_hour: u32,
     pub token_per_client_per_minute: u32,
     pub personal_token_per_ip_per_minute: u32,
+    pub personal_token_uses_per_minute: u32,
 }
 
 impl Limits {
@@ -72,6 +73,7 @@ impl Limits {
             notice_per_address_per_hour: c.registration_notices_per_address_per_hour,
             token_per_client_per_minute: c.token_requests_per_client_per_minute,
             personal_token_per_ip_per_minute: c.personal_token_requests_per_minute,
+            personal_token_uses_per_minute: c.personal_token_uses_per_minute,
         }
     }
 }
@@ -134,6 +136,24 @@ impl Throttle {
     /// address (a guess). Over the limit the caller is told to wait.
     pub async fn personal_token_failed(&self, ip: IpAddr) -> Result<(), RetryAfter> {
         self.check(Limit::PersonalTokenFromIp, Key::Ip(ip)).await
+    }
+
+    /// One use of a personal access token at forward auth, by the SHA-256 of the
+    /// secret presented.
+    pub async fn personal_token_use(&self, token_hash: &str) -> Result<(), RetryAfter> {
+        self.check(Limit::PersonalTokenUse, Key::Name(token_hash))
+            .await
+    }
+
+    /// [`Self::personal_token_use`] counted in Redis, reading the counter `read` in the
+    /// same round trip (0 when unset); `None` as for [`Self::token_request_reading`].
+    pub async fn personal_token_use_reading(
+        &self,
+        token_hash: &str,
+        read: &str,
+    ) -> Option<(Result<(), RetryAfter>, u64)> {
+        self.check_reading(Limit::PersonalTokenUse, Key::Name(token_hash), read)
+            .await
     }
 
     /// One authenticated request of a client at the token endpoints.

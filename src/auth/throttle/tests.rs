@@ -18,6 +18,7 @@ fn limits(login: u32, register: u32, free: u32) -> Limits {
         notice_per_address_per_hour: 2,
         token_per_client_per_minute: 100,
         personal_token_per_ip_per_minute: 10,
+        personal_token_uses_per_minute: 100,
     }
 }
 
@@ -177,6 +178,7 @@ fn redis_names_and_quotas_are_the_ones_in_use() {
         notice_per_address_per_hour: 17,
         token_per_client_per_minute: 18,
         personal_token_per_ip_per_minute: 19,
+        personal_token_uses_per_minute: 20,
     };
     let table: Vec<_> = Limit::ALL
         .iter()
@@ -200,6 +202,7 @@ fn redis_names_and_quotas_are_the_ones_in_use() {
             ("notice_to", Hour, Name, (3_600_000 / 17, 17)),
             ("resend", Hour, Name, (3_600_000 / 16, 16)),
             ("pat", Minute, Ip, (60_000 / 19, 19)),
+            ("pat_use", Minute, Name, (60_000 / 20, 20)),
         ]
     );
     // A quota of 0 counts as 1.
@@ -223,6 +226,7 @@ async fn every_limit_counts_per_key() {
         notice_per_address_per_hour: 1,
         token_per_client_per_minute: 1,
         personal_token_per_ip_per_minute: 1,
+        personal_token_uses_per_minute: 1,
     };
     let t = Throttle::new(one, Clock::system());
     let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());

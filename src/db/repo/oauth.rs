@@ -27,6 +27,9 @@ pub struct Client {
     pub require_two_factor: bool,
     /// A JSON array of networks the browser must be in at authorize; empty: anywhere.
     pub allowed_networks: String,
+    /// Set for a service account's client credentials: it may use only
+    /// client_credentials, and its tokens name the service account as `sub`.
+    pub service_account_id: Option<String>,
 }
 
 impl Client {
@@ -59,6 +62,15 @@ impl Client {
 pub fn list_clients(c: &mut AnyConnection) -> QueryResult<Vec<Client>> {
     oauth_clients::table
         .order((oauth_clients::name.asc(), oauth_clients::client_id.asc()))
+        .select(Client::as_select())
+        .load(c)
+}
+
+/// The clients of a service account, oldest first.
+pub fn of_service_account(c: &mut AnyConnection, user_id: &str) -> QueryResult<Vec<Client>> {
+    oauth_clients::table
+        .filter(oauth_clients::service_account_id.eq(user_id))
+        .order(oauth_clients::created_at.asc())
         .select(Client::as_select())
         .load(c)
 }

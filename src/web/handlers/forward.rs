@@ -20,6 +20,7 @@ use crate::domain::personal_tokens::{
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
+use crate::web::session_store::generation_read;
 use crate::web::state::AppState;
 use crate::web::views::{ErrorPage, render};
 
@@ -45,27 +46,36 @@ pub async fn check(
     });
     // A request that carries credentials of its own (a script) is judged by them
     // alone, never by a session cookie that may come with it.
-    let caller = match req.headers().get(header::AUTHORIZATION) {
-        Some(value) => {
-            let method = original.as_ref().map(|o| o.method.as_str());
-            match token_caller(&ctx, value, method).await? {
-                Ok(caller) => caller,
-                Err(refusal) => return Ok(refusal),
-            }
-        }
-        None => match &ctx.user {
-            Some(u) => Caller::Session {
-                user_id: u.uid.clone(),
-                auth_at: u.auth_at,
-                amr: u.amr.clone(),
-            },
-            None => Caller::Anonymous,
+    // The cache generation counter, when it came with the session's load (see
+    // `session_store::with_generation`) or with the token's count.
+    let (caller, generation) = match req.headers().get(header::AUTHORIZATION) {
+        Some(value) => match token_caller(&ctx, value, original.as_ref()).await? {
+            Ok(caller) => caller,
+            Err(refusal) => return Ok(refusal),
         },
+        None => (
+            match &ctx.user {
+                Some(u) => Caller::Session {
+                    user_id: u.uid.clone(),
+                    auth_at: u.auth_at,
+                    amr: u.amr.clone(),
+                },
+                None => Caller::Anonymous,
+            },
+            generation_read(),
+        ),
     };
     let is_token = matches!(caller, Caller::Token { .. });
     let answer = st
         .forward
-        .answer(&caller, original, ctx.ip, st.clock.now(), &ctx.audit())
+        .answer(
+            &caller,
+            original,
+            ctx.ip,
+            st.clock.now(),
+            &ctx.audit(),
+            generation,
+        )
         .await?;
     if is_token
         && matches!(
@@ -90,14 +100,15 @@ pub async fn check(
 /// The caller behind an `Authorization` header: a personal access token, sent as
 /// `Bearer <token>` or as HTTP Basic with the account's email address and a token as
 /// the password (never the account's password: it is not a token, so it is refused
-/// like any wrong guess). Anything else is the answer to send: 401 (counted against
-/// the caller's address; over the limit, 429), or 403 for a token whose scopes do not
-/// cover the request.
+/// like any wrong guess), with the cache generation counter when it was read with the
+/// token's count. Anything else is the answer to send: 401 (counted against the
+/// caller's address), 429 past that limit or the token's own, or 403 for a token
+/// whose scopes do not cover the request.
 async fn token_caller(
     ctx: &Ctx,
     value: &header::HeaderValue,
-    method: Option<&str>,
-) -> Result<Result<Caller, HttpResponse>, AppError> {
+    original: Option<&Original>,
+) -> Result<Result<(Caller, Option<u64>), HttpResponse>, AppError> {
     let presented = value
         .to_str()
         .map(parse_authorization)
@@ -106,12 +117,20 @@ async fn token_caller(
         Presentation::Valid(v) => v,
         Presentation::Invalid => return Ok(Err(invalid_token())),
         Presentation::Throttled(wait) => {
-            return Ok(Err(HttpResponse::TooManyRequests()
+            // nginx's auth_request takes only 2xx, 401 and 403 from us (anything else
+            // becomes a 500): it gets a 403 with Retry-After, which the documented
+            // configuration turns into the 429. Traefik and Caddy pass the 429 on.
+            let mut res = match original.map(|o| o.style) {
+                Some(Style::AuthRequest) => HttpResponse::Forbidden(),
+                _ => HttpResponse::TooManyRequests(),
+            };
+            return Ok(Err(res
                 .insert_header((header::RETRY_AFTER, wait.0.to_string()))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()));
         }
     };
+    let method = original.map(|o| o.method.as_str());
     if !allows_forward(&v.scopes, method) {
         return Ok(Err(HttpResponse::Forbidden()
             .insert_header((
@@ -123,7 +142,10 @@ async fn token_caller(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish()));
     }
-    Ok(Ok(Caller::Token { user_id: v.user_id }))
+    Ok(Ok((
+        Caller::Token { user_id: v.user_id },
+        v.generation_read,
+    )))
 }
 
 /// 401 for a script: which schemes to use, and that the one sent did not do.

@@ -306,4 +306,8 @@ pub struct AdminServiceAccountPage {
     pub error: Option<String>,
     pub scopes: Vec<ScopeChoice>,
     pub expiries: Vec<ExpiryChoice>,
+    /// Client credentials: id and creation time.
+    pub clients: Vec<(String, String)>,
+    /// The id and secret of the client just made: shown this once.
+    pub new_client: Option<(String, String)>,
 }

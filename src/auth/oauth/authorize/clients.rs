@@ -153,6 +153,7 @@ pub async fn create_client(
         allowed_groups: allowed,
         require_two_factor: c.require_two_factor,
         allowed_networks: networks,
+        service_account_id: None,
     };
     let event = (AuditAction::ClientCreated, None);
     audited(db, (ctx, clock.now()), event, move |conn| {
@@ -182,6 +183,11 @@ impl OAuthProvider {
         };
         c.public = existing.is_public();
         let (scopes, grants) = settings(&c).map_err(ClientError::Invalid)?;
+        if existing.service_account_id.is_some() && grants != ["client_credentials"] {
+            return Err(ClientError::Invalid(
+                "a service account's client uses client_credentials only".into(),
+            ));
+        }
         let allowed = allowed_groups(db, &c.allowed_groups).await?;
         let networks = allowed_networks(&c.allowed_networks)?;
         let row = Client {

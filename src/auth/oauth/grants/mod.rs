@@ -286,16 +286,32 @@ impl OAuthProvider {
             }
             None => allowed.join(" "),
         };
-        let access = self
-            .access_token(client, &client.client_id, &scope, None)
-            .await?;
+        // A service account's client credentials act as the service account, while
+        // it is active.
+        if let Some(account) = client.service_account_id.clone() {
+            let active = self
+                .db
+                .run(move |c| {
+                    crate::db::repo::users::find(c, &account).map_err(InternalError::from)
+                })
+                .await?
+                .is_some_and(|u| !u.disabled);
+            if !active {
+                return Err(OAuthError::InvalidClient.into());
+            }
+        }
+        let sub = client
+            .service_account_id
+            .as_deref()
+            .unwrap_or(&client.client_id);
+        let access = self.access_token(client, sub, &scope, None).await?;
         self.audit
             .record(
                 ctx,
                 self.clock.now(),
                 AuditAction::TokenIssued,
                 Outcome::Success,
-                None,
+                client.service_account_id.as_deref(),
                 json!({"client_id": client.client_id, "scope": scope, "grant_type": "client_credentials"}),
             )
             .await?;

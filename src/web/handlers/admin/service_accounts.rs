@@ -16,7 +16,7 @@ use crate::web::handlers::{DoneQuery, Shown, see_other};
 use crate::web::url_encode as enc;
 use crate::web::views::{
     AdminServiceAccountPage, AdminServiceAccountsPage, ExpiryChoice, ScopeChoice,
-    ServiceAccountView, TokenView, render, render_secret,
+    ServiceAccountView, TokenView, render, render_secret, when,
 };
 
 const LIST: &str = "/admin/service-accounts";
@@ -34,6 +34,10 @@ const NOTICES: &[(&str, &str)] = &[
     (
         "revoked",
         "Revoked. Scripts using that token are refused from now on.",
+    ),
+    (
+        "client-deleted",
+        "The client was deleted. Its secret and its access tokens no longer work.",
     ),
 ];
 
@@ -111,20 +115,32 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
     }
 }
 
+/// A secret just made, shown on the account's page this once.
+#[derive(Default)]
+struct Secret {
+    token: Option<String>,
+    /// Client id and secret.
+    client: Option<(String, String)>,
+}
+
 async fn account_page(
     ctx: &Ctx,
     id: &str,
     shown: Shown,
-    created: Option<String>,
+    secret: Secret,
 ) -> Result<HttpResponse, AppError> {
     let sa = &ctx.state.service_accounts;
     let Some(account) = sa.get(id).await? else {
         return Err(AppError::NotFound);
     };
-    let tokens = match sa.tokens(id).await {
-        Ok(t) => t,
-        Err(e) => return Err(fail(e)),
+    let (tokens, clients) = match (sa.tokens(id).await, sa.clients(id).await) {
+        (Ok(t), Ok(c)) => (t, c),
+        (Err(e), _) | (_, Err(e)) => return Err(fail(e)),
     };
+    let clients = clients
+        .into_iter()
+        .map(|c| (c.client_id, when(c.created_at)))
+        .collect();
     let tokens = tokens.into_iter().map(TokenView::of).collect();
     let scopes = ScopeChoice::all(&[DEFAULT_SCOPE]);
     let expiries = ExpiryChoice::all(Some(DEFAULT_DAYS));
@@ -134,11 +150,13 @@ async fn account_page(
             chrome: ctx.chrome(),
             account: view(account),
             tokens,
-            created,
+            created: secret.token,
             notice: shown.notice,
             error: shown.error,
             scopes,
             expiries,
+            clients,
+            new_client: secret.client,
         },
     ))
 }
@@ -149,7 +167,8 @@ pub async fn show(
     q: web::Query<DoneQuery>,
 ) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::UsersWrite).await?;
-    account_page(&ctx, &path, Shown::ok(q.notice(NOTICES)), None).await
+    let shown = Shown::ok(q.notice(NOTICES));
+    account_page(&ctx, &path, shown, Secret::default()).await
 }
 
 /// The account's id from the path, once the administrator may change it (a recent
@@ -180,8 +199,17 @@ pub async fn create_token(
         .create_token(&id, new, &ctx.audit())
         .await
     {
-        Ok(secret) => account_page(&ctx, &id, Shown::ok(None), Some(secret)).await,
-        Err(e) => account_page(&ctx, &id, Shown::refused(refusal(e)?), None).await,
+        Ok(token) => {
+            let secret = Secret {
+                token: Some(token),
+                ..Secret::default()
+            };
+            account_page(&ctx, &id, Shown::ok(None), secret).await
+        }
+        Err(e) => {
+            let shown = Shown::refused(refusal(e)?);
+            account_page(&ctx, &id, shown, Secret::default()).await
+        }
     }
 }
 
@@ -212,6 +240,49 @@ pub async fn delete(
     let id = writable(&ctx, path, &form).await?;
     match ctx.state.service_accounts.delete(&id, &ctx.audit()).await {
         Ok(()) => Ok(see_other(&format!("{LIST}?done=deleted"))),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// New client credentials for the account, shown once.
+pub async fn add_client(
+    ctx: Ctx,
+    path: web::Path<String>,
+    form: Pairs,
+) -> Result<HttpResponse, AppError> {
+    let id = writable(&ctx, path, &form).await?;
+    match ctx
+        .state
+        .service_accounts
+        .add_client(&id, &ctx.audit())
+        .await
+    {
+        Ok(client) => {
+            let secret = Secret {
+                client: Some(client),
+                ..Secret::default()
+            };
+            account_page(&ctx, &id, Shown::ok(None), secret).await
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+pub async fn delete_client(
+    ctx: Ctx,
+    path: web::Path<String>,
+    form: Pairs,
+) -> Result<HttpResponse, AppError> {
+    let id = writable(&ctx, path, &form).await?;
+    match ctx
+        .state
+        .service_accounts
+        .delete_client(&id, field(&form, "client_id"), &ctx.audit())
+        .await
+    {
+        // The service found the account by this id: it is a real one, safe as it is.
+        Ok(true) => Ok(see_other(&format!("{LIST}/{id}?done=client-deleted"))),
+        Ok(false) => Err(AppError::NotFound),
         Err(e) => Err(fail(e)),
     }
 }
