@@ -116,11 +116,11 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
 }
 
 /// A secret just made, shown on the account's page this once.
-#[derive(Default)]
-struct Secret {
-    token: Option<String>,
+enum Secret {
+    None,
+    Token(String),
     /// Client id and secret.
-    client: Option<(String, String)>,
+    Client((String, String)),
 }
 
 async fn account_page(
@@ -142,6 +142,11 @@ async fn account_page(
         .map(|c| (c.client_id, when(c.created_at)))
         .collect();
     let tokens = tokens.into_iter().map(TokenView::of).collect();
+    let (created, new_client) = match secret {
+        Secret::None => (None, None),
+        Secret::Token(t) => (Some(t), None),
+        Secret::Client(c) => (None, Some(c)),
+    };
     let scopes = ScopeChoice::all(&[DEFAULT_SCOPE]);
     let expiries = ExpiryChoice::all(Some(DEFAULT_DAYS));
     Ok(render_secret(
@@ -150,13 +155,13 @@ async fn account_page(
             chrome: ctx.chrome(),
             account: view(account),
             tokens,
-            created: secret.token,
+            created,
             notice: shown.notice,
             error: shown.error,
             scopes,
             expiries,
             clients,
-            new_client: secret.client,
+            new_client,
         },
     ))
 }
@@ -168,7 +173,7 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     ctx.require_permission(Permission::UsersWrite).await?;
     let shown = Shown::ok(q.notice(NOTICES));
-    account_page(&ctx, &path, shown, Secret::default()).await
+    account_page(&ctx, &path, shown, Secret::None).await
 }
 
 /// The account's id from the path, once the administrator may change it (a recent
@@ -199,16 +204,10 @@ pub async fn create_token(
         .create_token(&id, new, &ctx.audit())
         .await
     {
-        Ok(token) => {
-            let secret = Secret {
-                token: Some(token),
-                ..Secret::default()
-            };
-            account_page(&ctx, &id, Shown::ok(None), secret).await
-        }
+        Ok(token) => account_page(&ctx, &id, Shown::ok(None), Secret::Token(token)).await,
         Err(e) => {
             let shown = Shown::refused(refusal(e)?);
-            account_page(&ctx, &id, shown, Secret::default()).await
+            account_page(&ctx, &id, shown, Secret::None).await
         }
     }
 }
@@ -219,14 +218,21 @@ pub async fn revoke_token(
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
     let id = writable(&ctx, path, &form).await?;
-    match ctx
-        .state
-        .service_accounts
-        .revoke_token(&id, field(&form, "id"), &ctx.audit())
-        .await
-    {
+    let sa = &ctx.state.service_accounts;
+    let outcome = sa.revoke_token(&id, field(&form, "id"), &ctx.audit()).await;
+    removed(&id, outcome, "revoked")
+}
+
+/// Where removing one of the account's credentials leads: back to the account's page
+/// with `done`, or not found when the form named none of the account's.
+fn removed(
+    id: &str,
+    outcome: Result<bool, ServiceAccountError>,
+    done: &str,
+) -> Result<HttpResponse, AppError> {
+    match outcome {
         // The service found the account by this id: it is a real one, safe as it is.
-        Ok(true) => Ok(see_other(&format!("{LIST}/{id}?done=revoked"))),
+        Ok(true) => Ok(see_other(&format!("{LIST}/{id}?done={done}"))),
         Ok(false) => Err(AppError::NotFound),
         Err(e) => Err(fail(e)),
     }
@@ -238,10 +244,9 @@ pub async fn delete(
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
     let id = writable(&ctx, path, &form).await?;
-    match ctx.state.service_accounts.delete(&id, &ctx.audit()).await {
-        Ok(()) => Ok(see_other(&format!("{LIST}?done=deleted"))),
-        Err(e) => Err(fail(e)),
-    }
+    let sa = &ctx.state.service_accounts;
+    sa.delete(&id, &ctx.audit()).await.map_err(fail)?;
+    Ok(see_other(&format!("{LIST}?done=deleted")))
 }
 
 /// New client credentials for the account, shown once.
@@ -251,21 +256,9 @@ pub async fn add_client(
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
     let id = writable(&ctx, path, &form).await?;
-    match ctx
-        .state
-        .service_accounts
-        .add_client(&id, &ctx.audit())
-        .await
-    {
-        Ok(client) => {
-            let secret = Secret {
-                client: Some(client),
-                ..Secret::default()
-            };
-            account_page(&ctx, &id, Shown::ok(None), secret).await
-        }
-        Err(e) => Err(fail(e)),
-    }
+    let sa = &ctx.state.service_accounts;
+    let client = sa.add_client(&id, &ctx.audit()).await.map_err(fail)?;
+    account_page(&ctx, &id, Shown::ok(None), Secret::Client(client)).await
 }
 
 pub async fn delete_client(
@@ -274,15 +267,8 @@ pub async fn delete_client(
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
     let id = writable(&ctx, path, &form).await?;
-    match ctx
-        .state
-        .service_accounts
-        .delete_client(&id, field(&form, "client_id"), &ctx.audit())
-        .await
-    {
-        // The service found the account by this id: it is a real one, safe as it is.
-        Ok(true) => Ok(see_other(&format!("{LIST}/{id}?done=client-deleted"))),
-        Ok(false) => Err(AppError::NotFound),
-        Err(e) => Err(fail(e)),
-    }
+    let sa = &ctx.state.service_accounts;
+    let client = field(&form, "client_id");
+    let outcome = sa.delete_client(&id, client, &ctx.audit()).await;
+    removed(&id, outcome, "client-deleted")
 }
