@@ -172,7 +172,18 @@ impl Drop for Server {
     }
 }
 
+/// The release binary to measure: `BENCH_BIN` when set (another build, say an
+/// earlier commit's, measured by this same harness for a before/after in one run),
+/// else this tree's, built now.
 pub(crate) fn build_release() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("BENCH_BIN").map(PathBuf::from) {
+        eprintln!("bench: measuring {}", bin.display());
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(format!("BENCH_BIN {} is not a file", bin.display()))
+        };
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("bench: cargo build --release --bin portcullis");

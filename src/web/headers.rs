@@ -41,7 +41,15 @@ pub async fn middleware(
         .app_data::<web::Data<AppState>>()
         .is_some_and(|s| s.config.is_https());
     let is_static = req.path().starts_with("/static/");
+    let is_forward = req.path() == "/auth/forward";
     let mut res = next.call(req).await?;
+    // Forward auth's yes goes to the proxy, which copies the Remote-* headers it is
+    // told to and never shows the (empty) body: the page headers would be written,
+    // sent and dropped before every request to a protected site. Its other answers
+    // (a redirect, a page saying why not) reach the browser and keep them.
+    if is_forward && res.status().is_success() {
+        return Ok(res);
+    }
     let csp = csp_for(res.response().extensions().get::<FormTargets>());
     let h = res.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, csp);

@@ -22,7 +22,7 @@ use super::{Access, Principal};
 use crate::auth::InternalError;
 use crate::auth::audit::AuditCtx;
 use crate::config::Config;
-use crate::domain::access::{Policy, Request, Subject, Verdict};
+use crate::domain::access::{Policy, Request, Verdict};
 use crate::domain::forward::allowed_return;
 use crate::domain::forward::cookie_domain::{CookieDomain, for_host};
 use crate::domain::forward::original::{Original, Style};
@@ -140,14 +140,15 @@ impl ForwardAuth {
     /// The answer for `caller`'s request to `original` (None: the proxy did not say,
     /// or is not trusted to), from client address `ip`, at time `now`. `generation`:
     /// the cache generation counter when it was read along with the caller's session
-    /// or token (with Redis, in the same round trip), else `None`.
+    /// or token (with Redis, in the same round trip), else `None`. `audit` makes the
+    /// audit context of a refusal (most answers write nothing).
     pub async fn answer(
         &self,
         caller: &Caller,
         original: Option<Original>,
         ip: IpAddr,
         now: i64,
-        audit: &AuditCtx,
+        audit: &dyn Fn() -> AuditCtx,
         generation: Option<u64>,
     ) -> Result<ForwardAnswer, InternalError> {
         // One generation for both memos: with Redis, read in the caller's round trip
@@ -186,17 +187,16 @@ impl ForwardAuth {
         let url = &original.url;
         let host = url.host_str().unwrap_or_default().to_string();
         let req = Request::new(&host, url.path(), &original.method, ip);
-        let subject = who.as_ref().map(|p| Subject {
-            email: p.email.to_ascii_lowercase(),
-            groups: p.groups.clone(),
-            roles: p.roles.clone(),
-        });
-        let verdict = rules.decide(&req, subject.as_ref());
-        let rule_name = match verdict.rule() {
-            Some(i) => rules.rules()[i].name.clone(),
-            None => "default".to_string(),
+        let mut who = who;
+        let verdict = match who.as_mut() {
+            Some(p) => p.as_subject(|s| rules.decide(&req, Some(s))),
+            None => rules.decide(&req, None),
         };
         let deny = |reason: DenyReason| async move {
+            let rule_name = match verdict.rule() {
+                Some(i) => rules.rules()[i].name.as_str(),
+                None => "default",
+            };
             self.policies
                 .record_denial(
                     Denial {
@@ -204,10 +204,10 @@ impl ForwardAuth {
                         host: &req.host,
                         path: &req.path,
                         method: &req.method,
-                        rule: &rule_name,
+                        rule: rule_name,
                         reason: reason.as_str(),
                     },
-                    audit,
+                    &audit(),
                 )
                 .await?;
             // A script gets the 403 itself; a browser, the page that says why.

@@ -92,10 +92,26 @@ pub struct Principal {
     pub groups: Vec<String>,
 }
 
+impl Principal {
+    /// Runs `f` with this principal as access rules see it. The subject borrows the
+    /// principal's address, groups and roles for the call rather than copying them:
+    /// forward auth decides before every request a proxy passes.
+    pub fn as_subject<T>(&mut self, f: impl FnOnce(&Subject) -> T) -> T {
+        let subject = Subject {
+            email: std::mem::take(&mut self.email),
+            groups: std::mem::take(&mut self.groups),
+            roles: std::mem::take(&mut self.roles),
+        };
+        let out = f(&subject);
+        (self.email, self.groups, self.roles) = (subject.email, subject.groups, subject.roles);
+        out
+    }
+}
+
 /// Who asks, when known.
 #[derive(Debug, Clone, Default)]
 pub struct Subject {
-    /// Lower case.
+    /// As stored: rules compare addresses and domains without regard to case.
     pub email: String,
     pub groups: Vec<String>,
     pub roles: Vec<String>,

@@ -363,3 +363,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_principal_lends_its_subject_and_keeps_it() {
+    let mut p = super::Principal {
+        id: "u1".into(),
+        email: "Alice@Example.com".into(),
+        name: "Alice".into(),
+        roles: vec!["admin".into()],
+        groups: vec!["staff".into(), "ops".into()],
+    };
+    let seen = p.as_subject(|s| (s.email.clone(), s.groups.clone(), s.roles.clone()));
+    assert_eq!(
+        seen,
+        (
+            "Alice@Example.com".to_string(),
+            vec!["staff".to_string(), "ops".to_string()],
+            vec!["admin".to_string()]
+        )
+    );
+    assert_eq!(p.email, "Alice@Example.com");
+    assert_eq!(p.groups, ["staff", "ops"]);
+    assert_eq!(p.roles, ["admin"]);
+    // Rules compare the address without regard to case.
+    let rules = one(RuleSpec {
+        subject: vec!["user:alice@example.com".into()],
+        ..spec("one_factor")
+    });
+    let r = req("app.example.com", "/");
+    assert_eq!(
+        p.as_subject(|s| policy_of(&rules, &r, Some(s))),
+        Some(Policy::OneFactor)
+    );
+}

@@ -73,7 +73,7 @@ pub async fn check(
             original,
             ctx.ip,
             st.clock.now(),
-            &ctx.audit(),
+            &|| ctx.audit(),
             generation,
         )
         .await?;
