@@ -25,7 +25,8 @@
 //! and time; children, temporary directories, the PostgreSQL database and the Redis keys
 //! are removed on every exit path (guards, Ctrl-C, and a watchdog for hangs).
 //! `BENCH_SKIP_PG=1` skips the PostgreSQL + Redis configuration; `BENCH_ONLY=admin` runs
-//! only the administration figures, `BENCH_ONLY=forward` only the forward-auth ones.
+//! only the administration figures, `BENCH_ONLY=forward` only the forward-auth ones,
+//! `BENCH_ONLY=main` only the rest; `BENCH_BIN` measures another build.
 
 // Each module takes what it shares with the others through `use super::*`: the items of
 // the modules glob-imported below, the phase timing, and (admin, oidc, pg_tls, reference,
