@@ -126,6 +126,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/.well-known/openid-configuration")
                 .route(get().to(discovery::discovery)),
         )
+        .service(
+            web::resource("/.well-known/oauth-authorization-server")
+                .route(get().to(discovery::discovery)),
+        )
         .service(web::resource("/oauth/jwks").route(get().to(discovery::jwks)))
         .service(
             web::resource("/oauth/authorize")

@@ -13,6 +13,7 @@ async fn head_answers_as_get_without_a_body() {
         "/healthz",
         "/login",
         "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
         // Signed out: the same redirect to sign in.
         "/account",
         "/static/css/portcullis.css",

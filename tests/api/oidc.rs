@@ -1662,3 +1662,52 @@ async fn the_token_endpoint_is_limited_per_client_but_introspection_is_not() {
         assert_eq!(seen["active"], true);
     }
 }
+
+/// RFC 8414: OAuth-only clients find the same metadata at
+/// `/.well-known/oauth-authorization-server`, with the issuer identical to ours and
+/// the fields the RFC requires.
+#[tokio::test]
+async fn authorization_server_metadata_is_served_as_rfc_8414_asks() {
+    let app = oidc_app().await;
+    let get = async |path: &str| {
+        let res = reqwest::get(format!("{}{path}", app.base)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(res.headers()["access-control-allow-origin"], "*");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        res.json::<Value>().await.unwrap()
+    };
+    let oauth = get("/.well-known/oauth-authorization-server").await;
+    let oidc = get("/.well-known/openid-configuration").await;
+    assert_eq!(oauth, oidc, "one document");
+    assert_eq!(oauth["issuer"], app.base.trim_end_matches('/'));
+    for field in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "revocation_endpoint",
+        "introspection_endpoint",
+    ] {
+        let url = oauth[field].as_str().unwrap_or_else(|| panic!("{field}"));
+        assert!(
+            url.starts_with(app.base.trim_end_matches('/')),
+            "{field}: {url}"
+        );
+    }
+    assert_eq!(
+        oauth["response_types_supported"],
+        serde_json::json!(["code"])
+    );
+    assert_eq!(
+        oauth["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(
+        oauth["authorization_response_iss_parameter_supported"],
+        true
+    );
+}

@@ -1,4 +1,5 @@
-//! Discovery (OpenID Connect Discovery 1.0) and the JWKS: public documents.
+//! Discovery (OpenID Connect Discovery 1.0, and the same document as OAuth 2.0
+//! Authorization Server Metadata, RFC 8414) and the JWKS: public documents.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -59,6 +60,9 @@ fn public_json(body: web::Bytes, max_age: u32) -> HttpResponse {
         .body(body)
 }
 
+/// `/.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`:
+/// RFC 8414 metadata is a subset of OpenID discovery's fields with the same meanings,
+/// so OAuth-only clients read the same document.
 pub async fn discovery(st: web::Data<AppState>) -> HttpResponse {
     public_json(st.discovery.clone(), 3600)
 }
