@@ -254,6 +254,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/admin/audit/verify").route(get().to(audit::verify)))
         .service(web::resource("/admin/audit/export").route(get().to(audit::export)))
         .service(web::resource("/static/{file:.*}").route(get().to(static_file)))
+        .service(web::resource("/favicon.ico").route(get().to(favicon)))
         .default_service(web::to(not_found));
 }
 
@@ -282,7 +283,22 @@ const STATIC: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/js/webauthn.js"),
     ),
+    (
+        "img/favicon.svg",
+        "image/svg+xml",
+        include_str!("../../static/img/favicon.svg"),
+    ),
 ];
+
+/// Browsers ask for `/favicon.ico` on their own: the icon, not an error page.
+async fn favicon() -> Result<HttpResponse, AppError> {
+    let mut res = static_file(web::Path::from("img/favicon.svg".to_string())).await?;
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("public, max-age=86400"),
+    );
+    Ok(res)
+}
 
 async fn static_file(path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let p = path.into_inner();

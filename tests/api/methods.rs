@@ -17,6 +17,7 @@ async fn head_answers_as_get_without_a_body() {
         // Signed out: the same redirect to sign in.
         "/account",
         "/static/css/portcullis.css",
+        "/favicon.ico",
     ] {
         let url = format!("{}{path}", app.base);
         let get = client.get(&url).send().await.unwrap();
@@ -87,4 +88,28 @@ async fn a_wrong_method_gets_405_with_allow_and_an_unknown_path_404() {
             .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method} {path}");
     }
+}
+
+/// Browsers ask for `/favicon.ico` by themselves: they get the icon (SVG), cached, not
+/// an HTML error page; pages name the same icon.
+#[tokio::test]
+async fn the_favicon_is_an_icon() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    let res = b
+        .client
+        .get(format!("{}/favicon.ico", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    assert_eq!(res.headers()["cache-control"], "public, max-age=86400");
+    assert!(res.text().await.unwrap().starts_with("<svg"));
+    let login = b.get("/login").await;
+    assert!(
+        login
+            .body
+            .contains(r#"<link rel="icon" href="/static/img/favicon.svg" type="image/svg+xml">"#)
+    );
 }

@@ -11,11 +11,14 @@ async fn register_then_sign_in_and_see_the_account() {
         .await;
     assert_redirect(&p, "/login?registered=1");
     let p = b.get("/login?registered=1").await;
+    // Signing in needs the address confirmed first (the default): the page says so,
+    // rather than that the account is ready.
+    let notice = p.text_of("[role=status]").unwrap();
     assert!(
-        p.text_of("[role=status]")
-            .unwrap()
-            .contains("Your account is ready")
+        notice.contains("Open the link we emailed you to confirm your address"),
+        "{notice}"
     );
+    assert!(!notice.contains("ready"), "{notice}");
 
     // Without SMTP the verification mail lands in the outbox folder; follow its link.
     let mails = app.wait_for_outbox(1).await;

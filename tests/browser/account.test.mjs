@@ -67,7 +67,7 @@ test('register, sign in, see the account, sign out', { timeout: TEST_TIMEOUT_MS 
     assert.equal(new URL(page.url()).searchParams.get('registered'), '1');
     const notice = page.getByRole('status');
     await notice.waitFor();
-    assert.match(await notice.innerText(), /Your account is ready/);
+    assert.match(await notice.innerText(), /confirm your address, then sign in/);
 
     // Not confirmed yet: signing in explains what to do.
     await page.getByLabel('Email', { exact: true }).fill(email);

@@ -77,7 +77,14 @@ async fn form_page(ctx: Ctx, q: web::Query<LoginQuery>, next: String) -> HttpRes
         return see_other(&next);
     }
     let notice = if q.registered.is_some() {
-        Some("Your account is ready. Sign in below.".to_string())
+        // Unless the operator lets unconfirmed addresses in, signing in now would only
+        // be refused: say what comes first.
+        Some(if ctx.state.config.require_verified_email {
+            "Your account is made. Open the link we emailed you to confirm your address, then sign in here."
+        } else {
+            "Your account is ready. Sign in below."
+        }
+        .to_string())
     } else if q.signed_out.is_some() {
         Some("You have signed out.".to_string())
     } else if q.verified.is_some() {
