@@ -76,7 +76,7 @@ pub async fn middleware(
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
-    if is_static {
+    if is_static && !h.contains_key(header::CACHE_CONTROL) {
         h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),

@@ -271,18 +271,31 @@ async fn not_found() -> Result<HttpResponse, AppError> {
     Err(AppError::NotFound)
 }
 
+const CSS: &str = include_str!("../../static/css/portcullis.css");
+const JS: &str = include_str!("../../static/js/webauthn.js");
+
+/// The versions pages put in the stylesheet's and script's URLs (`?v=`): a hash of the
+/// contents (FNV-1a; a cache key, not a security hash), so that after an upgrade a page
+/// asks for the new file rather than one a browser kept.
+pub const CSS_VERSION: u32 = content_version(CSS);
+pub const JS_VERSION: u32 = content_version(JS);
+
+const fn content_version(s: &str) -> u32 {
+    let b = s.as_bytes();
+    let mut h: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < b.len() {
+        h ^= b[i] as u32;
+        h = h.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    h
+}
+
 /// Static files are compiled in: one binary to deploy, nothing to find on disk.
 const STATIC: &[(&str, &str, &str)] = &[
-    (
-        "css/portcullis.css",
-        "text/css; charset=utf-8",
-        include_str!("../../static/css/portcullis.css"),
-    ),
-    (
-        "js/webauthn.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/js/webauthn.js"),
-    ),
+    ("css/portcullis.css", "text/css; charset=utf-8", CSS),
+    ("js/webauthn.js", "text/javascript; charset=utf-8", JS),
     (
         "img/favicon.svg",
         "image/svg+xml",
@@ -292,7 +305,7 @@ const STATIC: &[(&str, &str, &str)] = &[
 
 /// Browsers ask for `/favicon.ico` on their own: the icon, not an error page.
 async fn favicon() -> Result<HttpResponse, AppError> {
-    let mut res = static_file(web::Path::from("img/favicon.svg".to_string())).await?;
+    let mut res = file("img/favicon.svg")?;
     res.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("public, max-age=86400"),
@@ -300,11 +313,28 @@ async fn favicon() -> Result<HttpResponse, AppError> {
     Ok(res)
 }
 
-async fn static_file(path: web::Path<String>) -> Result<HttpResponse, AppError> {
-    let p = path.into_inner();
+async fn static_file(
+    req: actix_web::HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let mut res = file(&path)?;
+    // A versioned URL names one content for good; the plain one may change.
+    let cache = if req.query_string().starts_with("v=") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=3600"
+    };
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static(cache),
+    );
+    Ok(res)
+}
+
+fn file(name: &str) -> Result<HttpResponse, AppError> {
     let (_, mime, body) = STATIC
         .iter()
-        .find(|(name, _, _)| *name == p)
+        .find(|(n, _, _)| *n == name)
         .ok_or(AppError::NotFound)?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, *mime))

@@ -113,3 +113,49 @@ async fn the_favicon_is_an_icon() {
             .contains(r#"<link rel="icon" href="/static/img/favicon.svg" type="image/svg+xml">"#)
     );
 }
+
+/// Pages ask for the stylesheet and script by a versioned URL (a hash of the file), so
+/// an upgrade's new styles reach browsers at once; that URL may be cached for good, the
+/// plain one for an hour.
+#[tokio::test]
+async fn static_files_are_asked_for_by_version() {
+    let app = spawn_app().await;
+    let b = app.browser();
+    let login = b.get("/login").await;
+    let css = format!(
+        "/static/css/portcullis.css?v={}",
+        portcullis::web::routes::CSS_VERSION
+    );
+    let js = format!(
+        "/static/js/webauthn.js?v={}",
+        portcullis::web::routes::JS_VERSION
+    );
+    assert!(
+        login.body.contains(&format!("href=\"{css}\"")),
+        "{}",
+        login.body
+    );
+    assert!(
+        login.body.contains(&format!("src=\"{js}\"")),
+        "{}",
+        login.body
+    );
+    for (path, cache) in [
+        (css.as_str(), "public, max-age=31536000, immutable"),
+        (js.as_str(), "public, max-age=31536000, immutable"),
+        ("/static/css/portcullis.css", "public, max-age=3600"),
+    ] {
+        let res = b
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(res.headers()["cache-control"], cache, "{path}");
+    }
+    assert_ne!(
+        portcullis::web::routes::CSS_VERSION,
+        portcullis::web::routes::JS_VERSION
+    );
+}
