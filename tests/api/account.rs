@@ -84,3 +84,37 @@ async fn html_in_any_field_is_escaped() {
     assert_eq!(p.status, StatusCode::UNAUTHORIZED);
     assert!(!p.body.contains("<img src=x"));
 }
+
+/// Keyboard and screen-reader users can jump past the header: every page starts with
+/// a skip link to its main content (WCAG 2.4.1), signed in or not; the stylesheet
+/// tells browsers both colour schemes are handled, so native controls follow dark mode.
+#[tokio::test]
+async fn pages_start_with_a_skip_link_to_the_content() {
+    let app = spawn_app().await;
+    app.create_user("sam@example.com", &[]).await;
+    let b = app.browser();
+    let first_link = |p: &Page| {
+        let doc = scraper::Html::parse_document(&p.body);
+        let a = doc
+            .select(&scraper::Selector::parse("body a").unwrap())
+            .next()
+            .expect("a link")
+            .value()
+            .attr("href")
+            .map(str::to_string);
+        let main = doc
+            .select(&scraper::Selector::parse("main#main").unwrap())
+            .count();
+        (a, main)
+    };
+    for path in ["/login", "/register"] {
+        let p = b.get(path).await;
+        assert_eq!(first_link(&p), (Some("#main".to_string()), 1), "{path}");
+        assert!(p.body.contains(">Skip to content</a>"), "{path}");
+    }
+    b.login_ok("sam@example.com").await;
+    let p = b.get("/account").await;
+    assert_eq!(first_link(&p), (Some("#main".to_string()), 1));
+    let css = b.get("/static/css/portcullis.css").await;
+    assert!(css.body.contains("color-scheme: light dark;"));
+}
