@@ -290,6 +290,15 @@ async fn admin_actions_work_take_effect_at_once_and_are_audited() {
     let page = b.get(&format!("/admin/users/{uid}")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.count("tr.session"), 1, "Sam's session is listed");
+    // No role is picked for the administrator: the list starts with a prompt, and
+    // sending the form without a choice changes nothing.
+    assert_eq!(
+        page.text_of("#assign-role option[selected]").as_deref(),
+        Some("Choose a role")
+    );
+    assert_eq!(page.count("#assign-role option[selected]"), 1);
+    let p = post_action(&b, &uid, "assign-role", &[("role", "")]).await;
+    assert!(p.status.is_client_error(), "{}", p.status);
 
     let last_event = |events: Vec<portcullis::db::repo::audit::AuditEvent>, name: &str| {
         events
