@@ -40,7 +40,6 @@ pub async fn middleware(
     let https = req
         .app_data::<web::Data<AppState>>()
         .is_some_and(|s| s.config.is_https());
-    let is_static = req.path().starts_with("/static/");
     let is_forward = req.path() == "/auth/forward";
     let mut res = next.call(req).await?;
     // Forward auth's yes goes to the proxy, which copies the Remote-* headers it is
@@ -76,12 +75,9 @@ pub async fn middleware(
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
-    if is_static && !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=3600"),
-        );
-    } else if !h.contains_key(header::CACHE_CONTROL) {
+    // Static files say how long they keep (routes::static_file); pages show account
+    // data, so anything that does not say is not stored.
+    if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(res)

@@ -17,10 +17,11 @@ use crate::auth::InternalError;
 use crate::auth::access::tokens::{NewToken, PersonalTokens, TokenError, TokenInfo};
 use crate::auth::audit::{AuditCtx, record};
 use crate::auth::oauth::authorize::end_personal_tokens;
+use crate::auth::oauth::authorize::service_account_client;
 use crate::auth::oauth::cache::BackChannelCache;
 use crate::clock::Clock;
 use crate::db::conn::write_transaction;
-use crate::db::repo::oauth::{self as client_rows, Client};
+use crate::db::repo::oauth as client_rows;
 use crate::db::repo::users::{self, SERVICE, User};
 use crate::db::repo::{directory, groups as group_rows, personal_tokens as token_rows};
 use crate::db::{Db, QueryError};
@@ -294,32 +295,15 @@ impl ServiceAccounts {
         ctx: &AuditCtx,
     ) -> Result<(String, String), ServiceAccountError> {
         let (id, now, ctx) = (id.to_string(), self.clock.now(), ctx.clone());
-        let secret = crate::domain::tokens::generate();
-        let client_id = crate::domain::tokens::generate()[..22].to_string();
-        let (cid, secret_hash) = (client_id.clone(), crate::domain::tokens::hash(&secret));
-        self.db
+        let made = self
+            .db
             .run(move |c| {
                 write_transaction(c, |c| {
                     let Some(u) = users::find(c, &id)?.filter(User::is_service) else {
                         return Ok(Err(ServiceAccountError::NoSuchAccount));
                     };
                     let name = u.display_name.unwrap_or_default();
-                    let row = Client {
-                        client_id: cid,
-                        name: name.clone(),
-                        secret_hash: Some(secret_hash),
-                        redirect_uris: "[]".into(),
-                        post_logout_redirect_uris: "[]".into(),
-                        scopes: "groups".into(),
-                        grants: "client_credentials".into(),
-                        skip_consent: false,
-                        created_at: now,
-                        id_token_alg: "RS256".into(),
-                        allowed_groups: "[]".into(),
-                        require_two_factor: false,
-                        allowed_networks: "[]".into(),
-                        service_account_id: Some(u.id.clone()),
-                    };
+                    let (row, secret) = service_account_client(&u.id, &name, now);
                     client_rows::insert_client(c, &row)?;
                     record(
                         c,
@@ -331,12 +315,12 @@ impl ServiceAccounts {
                         json!({"client_id": row.client_id, "name": name, "public": false,
                                "service_account": name, "grants": row.grants}),
                     )?;
-                    Ok::<_, QueryError>(Ok(()))
+                    Ok::<_, QueryError>(Ok((row.client_id, secret)))
                 })
                 .map_err(ServiceAccountError::from)?
             })
             .await?;
-        Ok((client_id, secret))
+        Ok(made)
     }
 
     /// Deletes one of the account's clients (its tokens stop working at once); false

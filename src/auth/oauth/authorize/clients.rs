@@ -126,6 +126,36 @@ fn settings(c: &NewClient) -> Result<(Vec<String>, Vec<String>), String> {
     Ok((scopes, grants))
 }
 
+/// A fresh client id: 22 characters of a random token.
+fn new_client_id() -> String {
+    generate()[..22].to_string()
+}
+
+/// The row of a service account's client credentials (`access::service_accounts`
+/// stores it with the account's checks): confidential, `client_credentials` only,
+/// scope `groups`, bound to the account. Returns it with its secret (shown once,
+/// stored as SHA-256).
+pub fn service_account_client(account_id: &str, name: &str, now: i64) -> (Client, String) {
+    let secret = generate();
+    let row = Client {
+        client_id: new_client_id(),
+        name: name.to_string(),
+        secret_hash: Some(hash(&secret)),
+        redirect_uris: "[]".into(),
+        post_logout_redirect_uris: "[]".into(),
+        scopes: "groups".into(),
+        grants: "client_credentials".into(),
+        skip_consent: false,
+        created_at: now,
+        id_token_alg: "RS256".into(),
+        allowed_groups: "[]".into(),
+        require_two_factor: false,
+        allowed_networks: "[]".into(),
+        service_account_id: Some(account_id.to_string()),
+    };
+    (row, secret)
+}
+
 /// Registers a client; returns its id and, for a confidential client, the secret
 /// (shown once, stored as SHA-256).
 pub async fn create_client(
@@ -137,7 +167,7 @@ pub async fn create_client(
     let (scopes, grants) = settings(&c).map_err(ClientError::Invalid)?;
     let allowed = allowed_groups(db, &c.allowed_groups).await?;
     let networks = allowed_networks(&c.allowed_networks)?;
-    let client_id = generate()[..22].to_string();
+    let client_id = new_client_id();
     let secret = (!c.public).then(generate);
     let row = Client {
         client_id: client_id.clone(),
