@@ -184,14 +184,13 @@ impl ForwardAuth {
                 _ => ForwardAnswer::Unauthorized,
             });
         };
-        let url = &original.url;
-        let host = url.host_str().unwrap_or_default().to_string();
-        let req = Request::new(&host, url.path(), &original.method, ip);
+        let req = Request::new(&original.host, &original.path, &original.method, ip);
         let mut who = who;
         let verdict = match who.as_mut() {
             Some(p) => p.as_subject(|s| rules.decide(&req, Some(s))),
             None => rules.decide(&req, None),
         };
+        let asked = &original;
         let deny = |reason: DenyReason| async move {
             let rule_name = match verdict.rule() {
                 Some(i) => rules.rules()[i].name.as_str(),
@@ -211,13 +210,13 @@ impl ForwardAuth {
                 )
                 .await?;
             // A script gets the 403 itself; a browser, the page that says why.
-            let location = match caller {
-                Caller::Token { .. } => None,
-                _ => self.page_url(url, "/auth/forward/denied", reason),
+            let location = match (caller, asked.url()) {
+                (Caller::Token { .. }, _) | (_, None) => None,
+                (_, Some(url)) => self.page_url(&url, "/auth/forward/denied", reason),
             };
             Ok::<_, InternalError>(ForwardAnswer::Denied {
                 reason,
-                app: Some(host.clone()),
+                app: Some(asked.host.clone()),
                 location,
             })
         };
@@ -273,7 +272,10 @@ impl ForwardAuth {
         extra: Option<&str>,
         end_session: bool,
     ) -> ForwardAnswer {
-        match self.return_page(&original.url, page, extra) {
+        match original
+            .url()
+            .and_then(|url| self.return_page(&url, page, extra))
+        {
             Some(location) => ForwardAnswer::SignIn {
                 location,
                 style: original.style,

@@ -35,10 +35,35 @@ pub enum Style {
 /// The request behind the subrequest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Original {
-    pub url: Url,
+    /// The address, checked as [`original_request`] says; it parses as a [`Url`].
+    raw: String,
+    /// As [`Url::host_str`] gives it: lower case, without the port.
+    pub host: String,
+    /// As received up to the query; the rules normalise it (`domain::access::path`),
+    /// which gives the same result for it as for [`Url::path`].
+    pub path: String,
     /// Upper case, e.g. `GET`.
     pub method: String,
     pub style: Style,
+}
+
+impl Original {
+    /// From an address already parsed.
+    pub fn from_url(url: &Url, method: &str, style: Style) -> Self {
+        Self {
+            raw: url.as_str().to_string(),
+            host: url.host_str().unwrap_or_default().to_string(),
+            path: url.path().to_string(),
+            method: method.to_string(),
+            style,
+        }
+    }
+
+    /// The address, parsed: needed only for an answer that sends the browser
+    /// somewhere (most answers are a yes, which needs the host and path alone).
+    pub fn url(&self) -> Option<Url> {
+        Url::parse(&self.raw).ok()
+    }
 }
 
 /// Longer than any address a proxy sends; refused before parsing.
@@ -49,31 +74,25 @@ const MAX_LEN: usize = 4096;
 /// treated as absent: the proxy then gets a plain 401, never a redirect somewhere odd.
 pub fn original_request(h: &ProxyHeaders) -> Option<Original> {
     if let Some(raw) = h.original_url {
-        return Some(Original {
-            url: absolute(raw)?,
-            method: method(h.original_method)?,
-            style: Style::AuthRequest,
-        });
+        return checked(raw.trim(), method(h.original_method)?, Style::AuthRequest);
     }
-    let proto = first(h.forwarded_proto?).to_ascii_lowercase();
+    let proto = first(h.forwarded_proto?);
+    let proto = ["http", "https"]
+        .into_iter()
+        .find(|p| p.eq_ignore_ascii_case(proto))?;
     let host = first(h.forwarded_host?);
     let uri = h.forwarded_uri.unwrap_or("/");
-    if !matches!(proto.as_str(), "http" | "https")
-        || host.is_empty()
-        || host.contains(['/', '\\', '@', '?', '#'])
-        || !uri.starts_with('/')
-    {
+    if host.is_empty() || host.contains(['/', '\\', '@', '?', '#']) || !uri.starts_with('/') {
         return None;
     }
     // `//x` is a path here (the host came in its own header), but after `https://host`
     // it would read as the start of another address: one slash is what the app serves.
-    let uri = format!("/{}", uri.trim_start_matches('/'));
-    let url = absolute(&format!("{proto}://{host}{uri}"))?;
-    Some(Original {
-        url,
-        method: method(h.forwarded_method)?,
-        style: Style::Redirect,
-    })
+    let path = uri.trim_start_matches('/');
+    let mut raw = String::with_capacity(proto.len() + host.len() + path.len() + 4);
+    for part in [proto, "://", host, "/", path] {
+        raw.push_str(part);
+    }
+    checked(&raw, method(h.forwarded_method)?, Style::Redirect)
 }
 
 /// The first of a comma-separated list (a chain of proxies appends).
@@ -81,17 +100,84 @@ fn first(v: &str) -> &str {
     v.split(',').next().unwrap_or("").trim()
 }
 
-fn absolute(raw: &str) -> Option<Url> {
-    let raw = raw.trim();
+/// `raw` as an [`Original`] if it is an absolute http(s) address with a host and no
+/// credentials. A proxy asks before every request to the sites it protects, and
+/// nearly every address has the plain shape [`plain`] reads without a URL parser;
+/// any other goes through the parser.
+fn checked(raw: &str, method: String, style: Style) -> Option<Original> {
     if raw.len() > MAX_LEN || raw.bytes().any(|b| b.is_ascii_control() || b == b'\\') {
         return None;
+    }
+    if let Some((host, path)) = plain(raw) {
+        return Some(Original {
+            raw: raw.to_string(),
+            host,
+            path: path.to_string(),
+            method,
+            style,
+        });
     }
     let url = Url::parse(raw).ok()?;
     (matches!(url.scheme(), "http" | "https")
         && url.host_str().is_some()
         && url.username().is_empty()
         && url.password().is_none())
-    .then_some(url)
+    .then(|| Original::from_url(&url, &method, style))
+}
+
+/// The host (lower case) and path of `scheme://host[:port]/path[?query]` when every
+/// part has the common shape whose meaning the URL parser would not change: a DNS
+/// name of letters, digits, `-` and `.` whose last label starts with a letter (not
+/// an IP address, not punycode), a port number, a path of unreserved and sub-delim
+/// characters and `%`, a query without a fragment. Anything else: `None`, and the
+/// parser decides. A property test holds this to what the parser says.
+fn plain(raw: &str) -> Option<(String, &str)> {
+    let (scheme, rest) = raw.split_once("://")?;
+    if !(scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")) {
+        return None;
+    }
+    let slash = rest.find('/')?;
+    let (authority, path_query) = rest.split_at(slash);
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let port_ok = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| n <= 65535)
+    };
+    if !port.is_none_or(port_ok) {
+        return None;
+    }
+    let labels = host.strip_suffix('.').unwrap_or(host);
+    let plain_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && l.get(2..4).is_none_or(|d| d != "--")
+    };
+    if host.len() > 253
+        || !labels.split('.').all(plain_label)
+        || !labels
+            .rsplit('.')
+            .next()
+            .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()))
+    {
+        return None;
+    }
+    let (path, query) = match path_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_query, None),
+    };
+    let path_ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b));
+    let query_ok = query.is_none_or(|q| q.bytes().all(|b| b.is_ascii_graphic() && b != b'#'));
+    (path_ok && query_ok).then(|| (host.to_ascii_lowercase(), path))
 }
 
 /// A method token (RFC 9110), upper-cased; GET when the proxy sends none.
@@ -114,7 +200,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            o.url.as_str(),
+            o.url().unwrap().as_str(),
             "https://app.example.com/search?q=alpha&page=2"
         );
         assert_eq!(o.method, "POST");
@@ -132,7 +218,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            o.url.as_str(),
+            o.url().unwrap().as_str(),
             "https://app.example.com:8443/a/b?q=alpha&page=2"
         );
         assert_eq!(o.style, Style::Redirect);
@@ -144,7 +230,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(o.url.as_str(), "https://app.example.com/");
+        assert_eq!(o.url().unwrap().as_str(), "https://app.example.com/");
         assert_eq!(o.method, "GET");
     }
 
@@ -214,6 +300,84 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(o.url.as_str(), "https://app.example.com/evil.com/x");
+        assert_eq!(
+            o.url().unwrap().as_str(),
+            "https://app.example.com/evil.com/x"
+        );
+    }
+
+    /// The shortcut that skips the URL parser reads every address it takes exactly
+    /// as the parser does: the same host, and a path the rules normalise alike.
+    mod plain_reads_as_the_parser {
+        use super::super::plain;
+        use crate::domain::access::path::normalize;
+        use proptest::prelude::*;
+        use url::Url;
+
+        fn piece() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                "a", "B", "0", "9", "-", ".", "..", "%2e", "%2E", "%2f", "%41", "%zz", "%", "/",
+                "//", "\\", "?", "#", ":", "@", "xn--", "--", "0x", "[", "]", " ", "~", "\u{e9}",
+                "'", "+", "=", "&", ";", "|", "^", "`", "{", "\"",
+            ])
+            .prop_map(str::to_string)
+        }
+
+        fn part() -> impl Strategy<Value = String> {
+            prop::collection::vec(piece(), 0..8).prop_map(|v| v.concat())
+        }
+
+        /// Mostly DNS-like labels (so that the shortcut is taken often), some odd.
+        fn host() -> impl Strategy<Value = String> {
+            let label = prop_oneof![
+                4 => "[a-zA-Z0-9-]{1,6}",
+                1 => part(),
+            ];
+            (prop::collection::vec(label, 1..4), any::<bool>())
+                .prop_map(|(l, dot)| l.join(".") + if dot { "." } else { "" })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(20000))]
+            #[test]
+            fn same_host_and_path(
+                scheme in prop::sample::select(vec!["https", "HTTP", "ftp", "http"]),
+                host in host(),
+                port in prop::sample::select(vec!["", ":", ":443", ":8080", ":99999", ":0x1"]),
+                path in prop_oneof![3 => "[a-zA-Z0-9/.%~:@!$&'()*+,;=-]{0,12}", 1 => part()],
+                query in prop::option::of(prop_oneof!["[ -~]{0,8}", part()]),
+            ) {
+                let raw = format!(
+                    "{scheme}://{host}{port}/{path}{}",
+                    query.map(|q| format!("?{q}")).unwrap_or_default()
+                );
+                if let Some((h, p)) = plain(&raw) {
+                    let url = Url::parse(&raw).expect("the parser takes what the shortcut takes");
+                    prop_assert_eq!(url.host_str(), Some(h.as_str()), "{}", raw);
+                    prop_assert_eq!(normalize(p), normalize(url.path()), "{}", raw);
+                    prop_assert!(url.username().is_empty() && url.password().is_none());
+                }
+            }
+        }
+
+        #[test]
+        fn the_common_shapes_take_the_shortcut() {
+            for raw in [
+                "https://app.example.com/",
+                "https://App.Example.com:8443/reports/2026/q3?page=2&q=a%20b",
+                "http://wiki.internal./a/b.html",
+            ] {
+                assert!(plain(raw).is_some(), "{raw}");
+            }
+            for raw in [
+                "https://127.0.0.1/",
+                "https://xn--bcher-kva.example/",
+                "https://app.example.com/a b",
+                "https://app.example.com",
+                "https://[::1]/",
+            ] {
+                assert!(plain(raw).is_none(), "{raw}");
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! Scripts send a personal access token instead of a cookie (`Authorization: Bearer`,
 //! or Basic with the account's email address and the token).
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderName};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
@@ -38,11 +38,7 @@ pub async fn check(
     let original = proxied_request(&req, st).or_else(|| {
         // Judged as written (not as a URL parser would clean it up).
         let url = st.forward.return_target(q.rd.as_deref()?)?;
-        Some(Original {
-            url,
-            method: "GET".into(),
-            style: Style::Redirect,
-        })
+        Some(Original::from_url(&url, "GET", Style::Redirect))
     });
     // A request that carries credentials of its own (a script) is judged by them
     // alone, never by a session cookie that may come with it.
@@ -172,19 +168,20 @@ fn respond(ctx: &Ctx, answer: ForwardAnswer) -> HttpResponse {
             let (id, email, name, groups, roles) = match who {
                 Some(p) => (
                     p.id,
-                    safe(&p.email),
-                    safe(&p.name),
+                    safe(p.email),
+                    safe(p.name),
                     // Groups, inherited ones included.
                     p.groups.join(","),
                     p.roles.join(","),
                 ),
                 None => Default::default(),
             };
-            res.insert_header(("Remote-User", id))
-                .insert_header(("Remote-Email", email))
-                .insert_header(("Remote-Name", name))
-                .insert_header(("Remote-Groups", groups))
-                .insert_header(("Remote-Roles", roles))
+            // Static names: a proxy asks before every request to the sites it protects.
+            res.insert_header((REMOTE_USER, id))
+                .insert_header((REMOTE_EMAIL, email))
+                .insert_header((REMOTE_NAME, name))
+                .insert_header((REMOTE_GROUPS, groups))
+                .insert_header((REMOTE_ROLES, roles))
                 .finish()
         }
         ForwardAnswer::SignIn {
@@ -237,13 +234,25 @@ fn respond(ctx: &Ctx, answer: ForwardAnswer) -> HttpResponse {
 }
 
 /// Header values must be visible ASCII; a value that is not becomes empty.
-fn safe(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
-        s.to_string()
+fn safe(s: String) -> String {
+    if s.bytes().all(|c| c.is_ascii_graphic() || c == b' ') {
+        s
     } else {
         String::new()
     }
 }
+
+const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
+const REMOTE_EMAIL: HeaderName = HeaderName::from_static("remote-email");
+const REMOTE_NAME: HeaderName = HeaderName::from_static("remote-name");
+const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
+const REMOTE_ROLES: HeaderName = HeaderName::from_static("remote-roles");
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 
 /// Why the user cannot open the site, and what they can do about it.
 fn denied_page(ctx: &Ctx, reason: DenyReason, app: Option<&str>) -> ErrorPage {
@@ -311,14 +320,16 @@ pub async fn denied(ctx: Ctx, q: web::Query<DeniedQuery>) -> HttpResponse {
 /// The request the proxy asks about, from its headers, when it is a trusted proxy.
 /// Anyone else's headers are ignored: they could name any address.
 fn proxied_request(req: &HttpRequest, st: &AppState) -> Option<Original> {
-    let h = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    // Names as constants: looking a header up by a string parses (and, for names
+    // outside the standard set, allocates) the name first, on every request.
+    let h = |name: &HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
     let headers = ProxyHeaders {
-        original_url: h("x-original-url"),
-        original_method: h("x-original-method"),
-        forwarded_proto: h("x-forwarded-proto"),
-        forwarded_host: h("x-forwarded-host"),
-        forwarded_uri: h("x-forwarded-uri"),
-        forwarded_method: h("x-forwarded-method"),
+        original_url: h(&X_ORIGINAL_URL),
+        original_method: h(&X_ORIGINAL_METHOD),
+        forwarded_proto: h(&X_FORWARDED_PROTO),
+        forwarded_host: h(&X_FORWARDED_HOST),
+        forwarded_uri: h(&X_FORWARDED_URI),
+        forwarded_method: h(&X_FORWARDED_METHOD),
     };
     let named = headers.original_url.is_some() || headers.forwarded_uri.is_some();
     if !named {
