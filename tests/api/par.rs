@@ -585,3 +585,57 @@ async fn a_request_pushed_to_one_instance_is_used_at_another() {
     assert_eq!(query(&p.location().unwrap())["state"], "m1");
     assert_error_page(&app.browser().get(&authorize_path(&id, &uri)).await);
 }
+
+/// The client page's **Require pushed authorization requests (PAR)** box is shown as
+/// saved, and saving it makes the client refuse plain requests.
+#[tokio::test]
+async fn an_administrator_requires_par_on_the_client_page() {
+    let app = oidc_app_with(FileConfig {
+        admin_requires_second_factor: Some(false),
+        ..Default::default()
+    })
+    .await;
+    app.create_user("root@example.com", &["admin"]).await;
+    let mut c = new_client(false);
+    c.skip_consent = true;
+    let (id, _) = client_with(&app, c).await;
+    let b = app.browser();
+    b.login_ok("root@example.com").await;
+    let page_path = format!("/admin/clients/{id}");
+    let checked = |p: &Page| {
+        let sel = scraper::Selector::parse("input[name=require_par]").unwrap();
+        let doc = p.doc();
+        let input = doc.select(&sel).next().expect("the PAR box");
+        input.value().attr("checked").is_some()
+    };
+    let page = b.get(&page_path).await;
+    assert!(
+        page.body
+            .contains("Require pushed authorization requests (PAR)")
+    );
+    assert!(!checked(&page));
+    let plain = plain_request(&id);
+    assert!(query(&b.get(&plain).await.location().unwrap()).contains_key("code"));
+
+    let csrf = page.csrf();
+    let p = b
+        .post(
+            &page_path,
+            &[
+                ("csrf_token", &csrf),
+                ("name", "Wiki"),
+                ("redirect_uris", CALLBACK),
+                ("scope", "openid"),
+                ("grant", "authorization_code"),
+                ("id_token_alg", "RS256"),
+                ("skip_consent", "1"),
+                ("require_par", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert!(checked(&b.get(&page_path).await));
+    let back = query(&b.get(&plain).await.location().unwrap());
+    assert_eq!(back["error"], "invalid_request");
+    assert!(!back.contains_key("code"));
+}
