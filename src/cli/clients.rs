@@ -38,6 +38,10 @@ pub enum ClientCommand {
         /// to the app; repeat for several. Default: anywhere.
         #[arg(long = "allowed-network", value_name = "CIDR")]
         allowed_networks: Vec<String>,
+        /// The app must push its authorization requests to /oauth/par first (RFC 9126);
+        /// a plain request to /oauth/authorize is refused. Default: off.
+        #[arg(long)]
+        require_par: bool,
     },
 }
 
@@ -55,6 +59,7 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
             allowed_groups,
             require_two_factor,
             allowed_networks,
+            require_par,
         } => {
             let new = crate::auth::oauth::authorize::NewClient {
                 name,
@@ -68,6 +73,7 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
                 allowed_groups,
                 require_two_factor,
                 allowed_networks,
+                require_par,
             };
             match crate::auth::oauth::authorize::create_client(
                 &db,

@@ -205,7 +205,11 @@ config_keys! {
     /// instances), in bursts of as many; over it, 429 with `Retry-After`.
     personal_token_uses_per_minute: Num<u32> = Num::new(6000, 1..=QUOTA),
         env "PORTCULLIS_PERSONAL_TOKEN_USES_PER_MINUTE";
-    /// Token-endpoint requests one client may make per minute (all instances).
+    /// Every app must push its authorization requests first (RFC 9126, PAR): a
+    /// plain request to /oauth/authorize is refused, whatever the client's setting.
+    require_par: Flag = Flag(false),
+        env "PORTCULLIS_REQUIRE_PAR";
+    /// Token-endpoint (and PAR) requests one client may make per minute (all instances).
     token_requests_per_client_per_minute: Num<u32> = Num::new(6000, 1..=QUOTA),
         env "PORTCULLIS_TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE";
     /// Shortest password accepted, in characters.

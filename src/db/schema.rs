@@ -143,6 +143,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_clients,
     signing_keys,
     auth_codes,
+    pushed_requests,
     consents,
     oauth_grants,
     refresh_tokens,
@@ -167,6 +168,17 @@ diesel::table! {
         require_two_factor -> Bool,
         allowed_networks -> Text,
         service_account_id -> Nullable<Text>,
+        require_par -> Bool,
+    }
+}
+
+diesel::table! {
+    pushed_requests (request_hash) {
+        request_hash -> Text,
+        client_id -> Text,
+        params -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
     }
 }
 

@@ -64,6 +64,7 @@ fn exempt(path: &str) -> bool {
     matches!(
         path,
         "/oauth/token"
+            | "/oauth/par"
             | "/oauth/revoke"
             | "/oauth/introspect"
             | "/oauth/userinfo"

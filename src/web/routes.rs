@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, Route, guard, web};
 use super::error::AppError;
 use super::handlers::account::{apps, profile, security_keys, sessions, tokens, totp};
 use super::handlers::admin::{audit, clients, groups, policies, roles, service_accounts, users};
-use super::handlers::oauth::{authorize, back_channel, discovery, logout as rp_logout};
+use super::handlers::oauth::{authorize, back_channel, discovery, logout as rp_logout, par};
 use super::handlers::sign_in::{
     login, logout, passkey, password_reset, register, second_step, setup, step_up, verify_email,
 };
@@ -135,6 +135,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/oauth/authorize")
                 .route(get().to(authorize::authorize))
                 .route(web::post().to(authorize::consent)),
+        )
+        .service(
+            web::resource("/oauth/par")
+                .route(web::post().to(par::push))
+                .route(web::method(Method::OPTIONS).to(back_channel::preflight)),
         )
         .service(
             web::resource("/oauth/token")

@@ -101,6 +101,7 @@ async fn every_admin_route_is_denied_by_default() {
                 allowed_groups: vec![],
                 require_two_factor: false,
                 allowed_networks: Vec::new(),
+                require_par: false,
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )

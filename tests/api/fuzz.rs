@@ -228,6 +228,7 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
                 allowed_groups: vec![],
                 require_two_factor: false,
                 allowed_networks: Vec::new(),
+                require_par: false,
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )
@@ -258,7 +259,7 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
         .unwrap();
     let seed = env_or("FUZZ_SEED", SEED);
     let mut rng = StdRng::seed_from_u64(seed);
-    let posts: [(&str, &[&str]); 7] = [
+    let posts: [(&str, &[&str]); 8] = [
         ("/login", &["email", "password", "next"]),
         ("/register", &["email", "password", "display_name"]),
         ("/password/forgot", &["email"]),
@@ -274,6 +275,20 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
                 "code_verifier",
                 "refresh_token",
                 "scope",
+            ],
+        ),
+        (
+            "/oauth/par",
+            &[
+                "client_id",
+                "client_secret",
+                "response_type",
+                "redirect_uri",
+                "scope",
+                "code_challenge",
+                "code_challenge_method",
+                "max_age",
+                "request_uri",
             ],
         ),
         (
@@ -299,6 +314,7 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
                 "code_challenge_method",
                 "prompt",
                 "max_age",
+                "request_uri",
             ],
         ),
         ("/auth/forward", &["rd"]),

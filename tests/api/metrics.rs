@@ -75,6 +75,7 @@ async fn counters_and_gauges_follow_what_happens() {
                 allowed_groups: vec![],
                 require_two_factor: false,
                 allowed_networks: Vec::new(),
+                require_par: false,
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )

@@ -59,6 +59,7 @@ pub(crate) fn new_client(public: bool) -> NewClient {
         allowed_groups: vec![],
         require_two_factor: false,
         allowed_networks: Vec::new(),
+        require_par: false,
     }
 }
 

@@ -1,12 +1,15 @@
 // Hosted login for an app, in a real Chromium: an app on a loopback address sends the
 // user to portcullis, who signs in with a password and an authenticator-app code,
 // allows the app on the consent page, and comes back to the app with a code that the
-// app exchanges for tokens at the token endpoint.
+// app exchanges for tokens at the token endpoint. A second app, built on the
+// relying-party library openid-client, pushes its request first (PAR, RFC 9126).
 
 import assert from 'node:assert/strict';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { test } from 'node:test';
+
+import * as oidc from 'openid-client';
 
 import {
   freePort,
@@ -191,6 +194,140 @@ test('an app sends the user to portcullis; they sign in with TOTP, consent, and 
     await page.getByRole('button', { name: 'Verify' }).click();
     await page.waitForURL((u) => u.origin === app.url && u.pathname === '/callback');
     assert.equal(await page.locator('#who').innerText(), `Signed in as ${email}`);
+  } catch (err) {
+    for (const [i, p] of pages.entries()) {
+      const file = await screenshot(p, `${t.name}-${i}`);
+      if (file) t.diagnostic(`screenshot of page ${i} (${p.url()}): ${file}`);
+    }
+    const logs = server.logs().trim();
+    if (logs) t.diagnostic(`server log:\n${logs.slice(-4000)}`);
+    throw err;
+  } finally {
+    if (app) app.close();
+    await browser.close().catch(() => {});
+    await server.stop();
+  }
+});
+
+/**
+ * A relying party built on openid-client 6: `/` pushes the authorization request to
+ * the PAR endpoint (`buildAuthorizationUrlWithPAR`) and sends the browser with the
+ * request_uri; `/callback` redeems the code with the library's checks (state, nonce,
+ * PKCE, `iss`, the ID token's signature).
+ */
+async function startParApp({ port, issuer, clientId, clientSecret }) {
+  const redirectUri = `http://127.0.0.1:${port}/callback`;
+  const config = await oidc.discovery(new URL(issuer), clientId, clientSecret, undefined, {
+    execute: [oidc.allowInsecureRequests],
+  });
+  // The issuer is http://localhost:…, and the server listens on 127.0.0.1 only.
+  config[oidc.customFetch] = (url, options) =>
+    fetch(url.replace('//localhost:', '//127.0.0.1:'), options);
+  const pending = new Map();
+  const server = http.createServer(async (req, res) => {
+    try {
+      const url = new URL(req.url, redirectUri);
+      if (url.pathname === '/') {
+        const state = oidc.randomState();
+        const nonce = oidc.randomNonce();
+        const verifier = oidc.randomPKCECodeVerifier();
+        pending.set(state, { nonce, verifier });
+        const auth = await oidc.buildAuthorizationUrlWithPAR(config, {
+          redirect_uri: redirectUri,
+          scope: 'openid email',
+          state,
+          nonce,
+          code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+          code_challenge_method: 'S256',
+        });
+        res.writeHead(302, { location: auth.href }).end();
+        return;
+      }
+      if (url.pathname === '/callback') {
+        const state = url.searchParams.get('state');
+        const request = pending.get(state);
+        pending.delete(state);
+        const tokens = await oidc.authorizationCodeGrant(config, url, {
+          pkceCodeVerifier: request?.verifier,
+          expectedState: state,
+          expectedNonce: request?.nonce,
+          idTokenExpected: true,
+        });
+        res
+          .writeHead(200, { 'content-type': 'text/html' })
+          .end(`<h1 id="who">Signed in as ${tokens.claims().email}</h1>`);
+        return;
+      }
+      res.writeHead(404).end();
+    } catch (err) {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err));
+    }
+  });
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${port}`, redirectUri, close: () => server.close() };
+}
+
+test('an app built on openid-client pushes its request (PAR) and the user comes back signed in', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const server = await startPortcullis();
+  const browser = await launchBrowser();
+  let app;
+  const pages = [];
+  try {
+    const email = uniqueEmail('pia');
+    await server.createUser({ email, name: 'Pia' });
+    const appPort = await freePort();
+    const out = await runCli(server, [
+      'client', 'create', '--name', 'Pushed Notes',
+      '--redirect-uri', `http://127.0.0.1:${appPort}/callback`,
+      '--require-par',
+    ]);
+    const clientId = /client_id=(\S+)/.exec(out)[1];
+    const clientSecret = /client_secret=(\S+)/.exec(out)[1];
+    app = await startParApp({ port: appPort, issuer: server.baseUrl, clientId, clientSecret });
+
+    const ctx = await browser.newContext();
+    ctx.setDefaultTimeout(ACTION_TIMEOUT_MS);
+    const page = await ctx.newPage();
+    pages.push(page);
+
+    // The app pushed the request: the browser carries only client_id and request_uri.
+    await page.goto(app.url);
+    await page.waitForURL((u) => u.pathname === '/login');
+    const next = new URL(new URL(page.url()).searchParams.get('next'), server.baseUrl);
+    assert.deepEqual([...next.searchParams.keys()].sort(), ['client_id', 'request_uri']);
+    assert.match(next.searchParams.get('request_uri'), /^urn:ietf:params:oauth:request_uri:/);
+    await page.getByLabel('Email', { exact: true }).fill(email);
+    await page.getByLabel('Password', { exact: true }).fill('correct horse battery staple 42');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+
+    await page.getByRole('heading', { name: 'Allow Pushed Notes?' }).waitFor();
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await page.waitForURL((u) => u.origin === app.url && u.pathname === '/callback');
+    assert.equal(await page.locator('#who').innerText(), `Signed in as ${email}`);
+
+    // Going back to the used link gets an error page, not a second code.
+    const res = await page.goto(next.href);
+    assert.equal(res.status(), 400);
+    assert.match(await page.locator('main').innerText(), /expired or was already used/);
+
+    // The client requires PAR: a plain request for it is refused (sent back with
+    // invalid_request, no code).
+    const plain = new URL(`${server.baseUrl}/oauth/authorize`);
+    plain.search = new URLSearchParams({
+      response_type: 'code',
+      client_id: clientId,
+      redirect_uri: app.redirectUri,
+      scope: 'openid',
+      state: 'plain',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    }).toString();
+    const refused = await fetch(plain.href.replace('//localhost:', '//127.0.0.1:'), {
+      redirect: 'manual',
+    });
+    const back = new URL(refused.headers.get('location'));
+    assert.equal(back.searchParams.get('error'), 'invalid_request');
+    assert.equal(back.searchParams.get('code'), null);
   } catch (err) {
     for (const [i, p] of pages.entries()) {
       const file = await screenshot(p, `${t.name}-${i}`);

@@ -1,4 +1,4 @@
-//! Client authentication at the token, revocation and introspection endpoints: who
+//! Client authentication at the token, PAR, revocation and introspection endpoints: who
 //! the client is (a confidential client's secret, compared in constant time; a public
 //! client only names itself), and the rate limits that go with it: failed attempts per
 //! caller address, token requests per client. The HTTP side only reads the credentials
@@ -22,7 +22,7 @@ pub enum Credentials {
 /// What a client authenticates for.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
-    /// The token and revocation endpoints: counted against the per-client limit.
+    /// The token, PAR and revocation endpoints: counted against the per-client limit.
     Token,
     /// Introspection, under the request's cache generation: confidential clients only,
     /// and not counted per client. Resource servers introspect for every request they

@@ -8,7 +8,11 @@
 //! An unknown `client_id` or a `redirect_uri` not registered exactly is shown to the
 //! user as an error page and never redirected to; every other error goes back to the
 //! client per RFC 6749 with `state` and `iss` (RFC 9207).
+//!
+//! [`OAuthProvider::check_request`] holds the checks that need no user; the PAR
+//! endpoint (`pushed`) runs the very same ones when a request is pushed.
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::InternalError;
@@ -24,10 +28,11 @@ use crate::domain::audit::{AuditAction, Outcome};
 const MAX_AGE_GRACE_SECS: i64 = 5;
 
 /// How recent a proof `prompt=login` asks for once the user has signed in again.
-const PROMPT_LOGIN_MAX_AGE_SECS: i64 = 60;
+pub(crate) const PROMPT_LOGIN_MAX_AGE_SECS: i64 = 60;
 
-/// An authorization request's parameters, as the client sent them.
-#[derive(Debug, Clone, Default)]
+/// An authorization request's parameters, as the client sent them (in the query or
+/// pushed first; a pushed one is stored as this, serialised).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizeRequest {
     pub client_id: String,
     pub redirect_uri: String,
@@ -41,8 +46,62 @@ pub struct AuthorizeRequest {
     pub max_age: Option<i64>,
     /// `mfa` asks for a second factor.
     pub acr_values: Option<String>,
+    /// Read by the login page (it suggests the email address); kept with a pushed
+    /// request so that it is not lost.
+    #[serde(default)]
+    pub login_hint: Option<String>,
     /// The request as it arrived (path and query): where signing in comes back to.
+    #[serde(skip)]
     pub path: String,
+    /// It came through the PAR endpoint (RFC 9126): its parameters were pushed by the
+    /// authenticated client, not read from the browser's query.
+    #[serde(skip)]
+    pub pushed: bool,
+}
+
+impl AuthorizeRequest {
+    /// The prompts asked for (`prompt` is a space-separated list).
+    fn prompts(&self) -> Vec<&str> {
+        self.prompt
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect()
+    }
+
+    /// The request without `prompt=login`, once signed in: what `next` becomes for a
+    /// request in the query (see [`without_prompt_login`]), for a pushed request held
+    /// while the user signs in.
+    pub fn without_prompt_login(&self, max_age: Option<i64>) -> AuthorizeRequest {
+        let rest: Vec<&str> = self
+            .prompts()
+            .into_iter()
+            .filter(|p| *p != "login")
+            .collect();
+        AuthorizeRequest {
+            prompt: (!rest.is_empty()).then(|| rest.join(" ")),
+            max_age: match (self.max_age, max_age) {
+                (Some(given), Some(cap)) => Some(given.min(cap)),
+                (given, cap) => cap.or(given),
+            },
+            ..self.clone()
+        }
+    }
+
+    /// Whether `prompt` asks to sign in again.
+    pub fn prompts_login(&self) -> bool {
+        self.prompts().contains(&"login")
+    }
+}
+
+/// Why an authorization request is refused before any user is asked anything.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The redirect URI is not one the client registered exactly: it cannot be
+    /// trusted with an answer, so only the user (or the pushing client) hears of it.
+    UnregisteredRedirect,
+    /// Anything else: the client hears it, at its redirect URI or in the PAR answer.
+    ToClient(OAuthError),
 }
 
 /// Who is signed in, as far as the decision cares.
@@ -102,36 +161,22 @@ impl OAuthProvider {
         ctx: &AuditCtx,
     ) -> Result<AuthorizeDecision, InternalError> {
         // Only a known client's registered URI is ever redirected to.
-        let client = match self.find_client(&req.client_id).await? {
-            None => {
-                return Ok(AuthorizeDecision::ErrorPage {
-                    message: "This sign-in link names an application portcullis does not know."
-                        .into(),
-                });
-            }
-            Some(c) if !c.redirect_uris().contains(&req.redirect_uri) => {
+        let Some(client) = self.find_client(&req.client_id).await? else {
+            return Ok(AuthorizeDecision::ErrorPage {
+                message: "This sign-in link names an application portcullis does not know.".into(),
+            });
+        };
+        let refuse = |error: OAuthError| self.to_client_error(req, error);
+        let scope = match self.check_request(&client, req) {
+            Ok(s) => s,
+            Err(Refusal::UnregisteredRedirect) => {
                 return Ok(AuthorizeDecision::ErrorPage {
                     message: "This sign-in link would send you to an address the application did not register. Nothing was sent.".into(),
                 });
             }
-            Some(c) => c,
+            Err(Refusal::ToClient(e)) => return Ok(refuse(e)),
         };
-        let refuse = |error: OAuthError| self.to_client_error(req, error);
-        let scope = match checked(&client, req) {
-            Ok(s) => s,
-            Err(e) => return Ok(refuse(e)),
-        };
-        let prompts: Vec<&str> = req
-            .prompt
-            .as_deref()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if prompts.contains(&"none") && prompts.len() > 1 {
-            return Ok(refuse(OAuthError::InvalidRequest(
-                "prompt=none stands alone",
-            )));
-        }
+        let prompts = req.prompts();
         let silent = prompts.contains(&"none");
         let Some(user) = user else {
             if silent {
@@ -285,6 +330,34 @@ impl OAuthProvider {
         )
     }
 
+    /// The checks that need no user, the same for a request in the query and for one
+    /// pushed to the PAR endpoint (RFC 9126 section 4 asks that a pushed request be
+    /// validated as any other): the redirect URI registered exactly, PAR when the
+    /// client or the server requires it, the response type, scopes, PKCE, `prompt`.
+    /// Returns the scopes asked for and allowed.
+    pub fn check_request(
+        &self,
+        client: &Client,
+        req: &AuthorizeRequest,
+    ) -> Result<String, Refusal> {
+        if !client.redirect_uris().contains(&req.redirect_uri) {
+            return Err(Refusal::UnregisteredRedirect);
+        }
+        if !req.pushed && (self.require_par || client.require_par) {
+            return Err(Refusal::ToClient(OAuthError::InvalidRequest(
+                "this application must push its authorization requests to the PAR endpoint first",
+            )));
+        }
+        let scope = checked(client, req).map_err(Refusal::ToClient)?;
+        let prompts = req.prompts();
+        if prompts.contains(&"none") && prompts.len() > 1 {
+            return Err(Refusal::ToClient(OAuthError::InvalidRequest(
+                "prompt=none stands alone",
+            )));
+        }
+        Ok(scope)
+    }
+
     /// The user may not use the app: `access.denied` is recorded and the client told
     /// `access_denied`, with a description the user can act on.
     async fn app_denied(
@@ -355,6 +428,23 @@ impl OAuthProvider {
             .into_owned()
             .collect();
         let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        if let (Some(client_id), Some(_)) = (get("client_id"), get("request_uri")) {
+            // A pushed request: its redirect URI is not in the link, but it is one the
+            // client registered (checked when it was pushed), so any of those.
+            return match self.find_client(&client_id).await {
+                Ok(Some(c)) => {
+                    let mut origins: Vec<String> = c
+                        .redirect_uris()
+                        .iter()
+                        .filter_map(|u| origin_of(u))
+                        .collect();
+                    origins.sort();
+                    origins.dedup();
+                    origins
+                }
+                _ => Vec::new(),
+            };
+        }
         let (Some(client_id), Some(uri)) = (get("client_id"), get("redirect_uri")) else {
             return Vec::new();
         };

@@ -1,8 +1,8 @@
 //! The OAuth 2.0 / OpenID Connect provider, one service: [`OAuthProvider`]. It owns the
 //! authorize decision (`decision`), clients, consents and codes (`authorize`), the token
 //! endpoint's grants (`grants`), the checks on tokens we issued (`introspection`),
-//! RP-initiated logout (`logout`), signing keys and JWS, the back channel's read cache,
-//! and the protocol's errors (`error`).
+//! RP-initiated logout (`logout`), pushed authorization requests (`pushed`), signing
+//! keys and JWS, the back channel's read cache, and the protocol's errors (`error`).
 
 pub mod app_access;
 pub mod authorize;
@@ -14,6 +14,7 @@ pub mod grants;
 pub mod introspection;
 pub mod jws;
 pub mod logout;
+pub mod pushed;
 pub mod signing_keys;
 
 use crate::auth::InternalError;
@@ -39,6 +40,8 @@ pub struct OAuthProvider {
     access_ttl: i64,
     refresh_ttl: i64,
     access_alg: &'static str,
+    /// Every client must push its authorization requests (`require_par`).
+    require_par: bool,
     /// Client records and access-token liveness kept between calls; every change
     /// that could make them wrong calls `cache.invalidate()` after committing.
     pub cache: crate::auth::oauth::cache::BackChannelCache,
@@ -68,6 +71,7 @@ impl OAuthProvider {
             access_ttl: config.access_token_ttl_secs,
             refresh_ttl: config.refresh_token_ttl_secs,
             access_alg: supported(&config.access_token_signing_alg).unwrap_or("RS256"),
+            require_par: config.require_par,
             cache,
         }
     }

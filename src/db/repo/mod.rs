@@ -9,6 +9,7 @@ pub mod mfa;
 pub mod oauth;
 pub mod outbox;
 pub mod personal_tokens;
+pub mod pushed_requests;
 pub mod roles;
 pub mod session_state;
 pub mod sessions;

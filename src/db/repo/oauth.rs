@@ -30,6 +30,8 @@ pub struct Client {
     /// Set for a service account's client credentials: it may use only
     /// client_credentials, and its tokens name the service account as `sub`.
     pub service_account_id: Option<String>,
+    /// Authorization requests must be pushed (RFC 9126): a plain one is refused.
+    pub require_par: bool,
 }
 
 impl Client {
@@ -89,6 +91,7 @@ pub fn update_client(c: &mut AnyConnection, client: &Client) -> QueryResult<bool
             oauth_clients::allowed_groups.eq(&client.allowed_groups),
             oauth_clients::require_two_factor.eq(client.require_two_factor),
             oauth_clients::allowed_networks.eq(&client.allowed_networks),
+            oauth_clients::require_par.eq(client.require_par),
         ))
         .execute(c)
         .map(|n| n == 1)
@@ -112,6 +115,7 @@ pub fn delete_client(c: &mut AnyConnection, id: &str) -> QueryResult<bool> {
     diesel::delete(oauth_grants::table.filter(oauth_grants::client_id.eq(id))).execute(c)?;
     diesel::delete(consents::table.filter(consents::client_id.eq(id))).execute(c)?;
     diesel::delete(auth_codes::table.filter(auth_codes::client_id.eq(id))).execute(c)?;
+    super::pushed_requests::delete_of_client(c, id)?;
     diesel::delete(oauth_clients::table.find(id))
         .execute(c)
         .map(|n| n == 1)
@@ -469,11 +473,13 @@ pub fn jti_revoked(c: &mut AnyConnection, jti: &str) -> QueryResult<bool> {
         .map(|n| n > 0)
 }
 
-/// Forgets what can no longer be used: expired revocations and refresh tokens.
+/// Forgets what can no longer be used: expired revocations, refresh tokens, codes and
+/// pushed authorization requests.
 pub fn prune(c: &mut AnyConnection, now: i64) -> QueryResult<()> {
     diesel::delete(revoked_access_tokens::table.filter(revoked_access_tokens::expires_at.lt(now)))
         .execute(c)?;
     diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(now))).execute(c)?;
     diesel::delete(auth_codes::table.filter(auth_codes::expires_at.lt(now - 3600))).execute(c)?;
+    super::pushed_requests::prune(c, now)?;
     Ok(())
 }

@@ -248,6 +248,7 @@ pub struct ClientForm {
     pub require_two_factor: bool,
     /// Comma-separated networks.
     pub allowed_networks: String,
+    pub require_par: bool,
     /// The groups that exist, offered for `allowed_groups`.
     pub known_groups: Vec<String>,
 }

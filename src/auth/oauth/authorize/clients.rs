@@ -44,6 +44,8 @@ pub struct NewClient {
     /// Networks (CIDR or single addresses) the browser must be in at authorize;
     /// empty: anywhere.
     pub allowed_networks: Vec<String>,
+    /// Authorization requests must be pushed first (RFC 9126); plain ones are refused.
+    pub require_par: bool,
 }
 
 /// The allowed networks as stored (a JSON array), each checked; `Err` names a bad one.
@@ -152,6 +154,7 @@ pub fn service_account_client(account_id: &str, name: &str, now: i64) -> (Client
         require_two_factor: false,
         allowed_networks: "[]".into(),
         service_account_id: Some(account_id.to_string()),
+        require_par: false,
     };
     (row, secret)
 }
@@ -184,6 +187,7 @@ pub async fn create_client(
         require_two_factor: c.require_two_factor,
         allowed_networks: networks,
         service_account_id: None,
+        require_par: c.require_par,
     };
     let event = (AuditAction::ClientCreated, None);
     audited(db, (ctx, clock.now()), event, move |conn| {
@@ -191,7 +195,7 @@ pub async fn create_client(
         Ok(Some(
             json!({"client_id": row.client_id, "name": row.name, "public": row.secret_hash.is_none(),
                    "allowed_groups": row.allowed_groups(), "require_two_factor": row.require_two_factor,
-                   "allowed_networks": row.allowed_networks()}),
+                   "allowed_networks": row.allowed_networks(), "require_par": row.require_par}),
         ))
     })
     .await?;
@@ -231,6 +235,7 @@ impl OAuthProvider {
             allowed_groups: allowed,
             require_two_factor: c.require_two_factor,
             allowed_networks: networks,
+            require_par: c.require_par,
             ..existing
         };
         let event = (AuditAction::ClientUpdated, None);
@@ -243,6 +248,7 @@ impl OAuthProvider {
                 "allowed_groups": row.allowed_groups(),
                 "require_two_factor": row.require_two_factor,
                 "allowed_networks": row.allowed_networks(),
+                "require_par": row.require_par,
             })))
         })
         .await?;

@@ -64,6 +64,7 @@ fn form_of(c: &Client) -> ClientForm {
         allowed_groups: c.allowed_groups(),
         require_two_factor: c.require_two_factor,
         allowed_networks: c.allowed_networks(),
+        require_par: c.require_par,
     };
     form_from(&settings, Some(c.client_id.clone()))
 }
@@ -88,6 +89,7 @@ fn blank_form() -> ClientForm {
         allowed_groups: String::new(),
         require_two_factor: false,
         allowed_networks: String::new(),
+        require_par: false,
         known_groups: Vec::new(),
     }
 }
@@ -116,6 +118,7 @@ fn submitted(pairs: &[(String, String)]) -> NewClient {
             .filter(|n| !n.is_empty())
             .map(str::to_string)
             .collect(),
+        require_par: field(pairs, "require_par") == "1",
     }
 }
 
@@ -133,6 +136,7 @@ fn form_from(n: &NewClient, id: Option<String>) -> ClientForm {
         allowed_groups: n.allowed_groups.join(", "),
         require_two_factor: n.require_two_factor,
         allowed_networks: n.allowed_networks.join(", "),
+        require_par: n.require_par,
         known_groups: Vec::new(),
     }
 }

@@ -1,6 +1,8 @@
 //! `/oauth/authorize`: the authorization request and our consent form. The decision is
 //! the provider's (`auth::oauth::decision`); this maps it to a redirect, a sign-in or
-//! step-up, the consent page, or an error page.
+//! step-up, the consent page, or an error page. A pushed request (RFC 9126: only
+//! `client_id` and `request_uri` in the query) is taken from the provider once, then
+//! held in this browser's session until the app has its answer (`auth::oauth::pushed`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -9,6 +11,7 @@ use serde::Deserialize;
 use crate::auth::oauth::decision::{
     AuthorizeDecision, AuthorizeRequest, ConsentAnswer, SignedIn, origin_of,
 };
+use crate::auth::oauth::pushed;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::return_to::allow_targets;
@@ -34,6 +37,9 @@ pub struct AuthorizeParams {
     acr_values: Option<String>,
     /// Read by the login page from the request it continues.
     login_hint: Option<String>,
+    /// A pushed request's handle (RFC 9126): the parameters are the pushed ones, and
+    /// every other one here but `client_id` is ignored.
+    request_uri: Option<String>,
     // Consent form only.
     #[serde(default)]
     csrf_token: String,
@@ -55,8 +61,76 @@ impl AuthorizeParams {
             prompt: self.prompt.clone(),
             max_age: self.max_age,
             acr_values: self.acr_values.clone(),
+            login_hint: self.login_hint.clone(),
             path: path.to_string(),
+            pushed: false,
         }
+    }
+}
+
+/// Where this session keeps the pushed requests it took (`auth::oauth::pushed::Held`).
+const PUSHED_KEY: &str = "oauth_pushed";
+
+fn held_list(ctx: &Ctx) -> Vec<pushed::Held> {
+    ctx.session
+        .get(PUSHED_KEY)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// The request to decide: the query's, or the pushed one its `request_uri` names
+/// (held by this session, or taken from the provider now). A `request_uri` that is
+/// unknown, expired, used, or another client's is an error page: nothing in the link
+/// can be trusted to redirect to.
+async fn request_of(ctx: &Ctx, p: &AuthorizeParams) -> Result<AuthorizeRequest, AppError> {
+    let Some(uri) = p.request_uri.as_deref() else {
+        return Ok(p.request(&ctx.path));
+    };
+    let path = ctx.path.as_str();
+    let list = held_list(ctx);
+    let now = ctx.state.clock.now();
+    if let Some(r) = pushed::held(&list, &p.client_id, uri, path, now) {
+        return Ok(r);
+    }
+    match ctx.state.oauth.take_pushed(&p.client_id, uri, path).await? {
+        Some(r) => Ok(r),
+        None => Err(AppError::BadRequest(
+            "This sign-in link has expired or was already used. Go back to the application and sign in from there again.".into(),
+        )),
+    }
+}
+
+/// The pushed request that `next` (an authorization request's path) continues, if this
+/// session holds it.
+pub fn pushed_request(ctx: &Ctx, next: &str) -> Option<AuthorizeRequest> {
+    let query = next.strip_prefix("/oauth/authorize?")?;
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let list = held_list(ctx);
+    pushed::held(
+        &list,
+        get("client_id")?,
+        get("request_uri")?,
+        next,
+        ctx.state.clock.now(),
+    )
+}
+
+/// Keeps (or drops) the pushed request in the session after `decision`.
+fn hold(ctx: &Ctx, uri: &str, req: &AuthorizeRequest, decision: &AuthorizeDecision) {
+    let before = held_list(ctx);
+    let after = pushed::after(before.clone(), uri, req, decision, ctx.state.clock.now());
+    if after == before {
+        return;
+    }
+    if after.is_empty() {
+        ctx.session.remove(PUSHED_KEY);
+    } else if let Err(e) = ctx.session.insert(PUSHED_KEY, after) {
+        // The user is told the link expired when they come back; nothing is let through.
+        tracing::warn!(error = %e, "pushed authorization request not kept in the session");
     }
 }
 
@@ -81,11 +155,15 @@ async fn authorize_inner(
         amr: u.amr.clone(),
         sid: u.sid.clone(),
     });
+    let req = request_of(&ctx, &p).await?;
     let decision = ctx
         .state
         .oauth
-        .authorize(&p.request(&ctx.path), user.as_ref(), answer, &ctx.audit())
+        .authorize(&req, user.as_ref(), answer, &ctx.audit())
         .await?;
+    if let Some(uri) = p.request_uri.as_deref() {
+        hold(&ctx, uri, &req, &decision);
+    }
     Ok(match decision {
         AuthorizeDecision::Permitted { redirect }
         | AuthorizeDecision::ErrorToClient { redirect, .. } => see_other(&redirect),
@@ -121,7 +199,7 @@ async fn authorize_inner(
                         hidden,
                     },
                 ),
-                origin_of(&p.redirect_uri).into_iter().collect(),
+                origin_of(&req.redirect_uri).into_iter().collect(),
             )
         }
         AuthorizeDecision::ErrorPage { message } => return Err(AppError::BadRequest(message)),
@@ -170,6 +248,7 @@ fn as_get(p: &AuthorizeParams) -> String {
         ("prompt", p.prompt.as_deref()),
         ("acr_values", p.acr_values.as_deref()),
         ("login_hint", p.login_hint.as_deref()),
+        ("request_uri", p.request_uri.as_deref()),
     ] {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
             q.append_pair(k, v);

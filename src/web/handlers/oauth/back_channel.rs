@@ -40,14 +40,19 @@ pub struct TokenForm {
 
 /// `client_secret_basic` (RFC 6749 section 2.3.1: form-encoded id and secret), else
 /// `client_secret_post`, else a public client naming itself. Never two at once.
-fn credentials(req: &HttpRequest, f: &TokenForm) -> Credentials {
+/// `client_id` and `client_secret` are the form's.
+fn credentials(
+    req: &HttpRequest,
+    client_id: Option<&str>,
+    client_secret: Option<&str>,
+) -> Credentials {
     let Some(auth) = req.headers().get(header::AUTHORIZATION) else {
-        return match &f.client_id {
-            Some(id) => Credentials::Given(id.clone(), f.client_secret.clone()),
+        return match client_id {
+            Some(id) => Credentials::Given(id.to_string(), client_secret.map(str::to_string)),
             None => Credentials::Missing,
         };
     };
-    if f.client_secret.is_some() {
+    if client_secret.is_some() {
         return Credentials::Bad;
     }
     let parsed = (|| {
@@ -65,7 +70,7 @@ fn credentials(req: &HttpRequest, f: &TokenForm) -> Credentials {
         Some((unescape(id), unescape(secret)))
     })();
     match parsed {
-        Some((id, _)) if f.client_id.as_ref().is_some_and(|c| *c != id) => Credentials::Bad,
+        Some((id, _)) if client_id.is_some_and(|c| c != id) => Credentials::Bad,
         Some((id, secret)) => Credentials::Given(id, Some(secret)),
         None => Credentials::Bad,
     }
@@ -82,8 +87,20 @@ async fn authenticate(
     f: &TokenForm,
     purpose: Purpose,
 ) -> Result<Client, FlowError> {
+    let (id, secret) = (f.client_id.as_deref(), f.client_secret.as_deref());
+    authenticate_with(req, st, (id, secret), purpose).await
+}
+
+/// [`authenticate`] for a form of another shape: its `client_id` and `client_secret`.
+pub(super) async fn authenticate_with(
+    req: &HttpRequest,
+    st: &AppState,
+    (client_id, client_secret): (Option<&str>, Option<&str>),
+    purpose: Purpose,
+) -> Result<Client, FlowError> {
+    let credentials = credentials(req, client_id, client_secret);
     st.oauth
-        .authenticate_client(&st.throttle, credentials(req, f), peer_ip(req, st), purpose)
+        .authenticate_client(&st.throttle, credentials, peer_ip(req, st), purpose)
         .await
 }
 

@@ -27,6 +27,8 @@ pub fn discovery_document(config: &Config) -> web::Bytes {
         "revocation_endpoint": format!("{b}/oauth/revoke"),
         "introspection_endpoint": format!("{b}/oauth/introspect"),
         "end_session_endpoint": format!("{b}/oauth/logout"),
+        "pushed_authorization_request_endpoint": format!("{b}/oauth/par"),
+        "require_pushed_authorization_requests": config.require_par,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": GRANTS,

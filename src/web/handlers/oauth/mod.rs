@@ -1,6 +1,6 @@
 //! The OAuth 2.0 / OpenID Connect endpoints: discovery and JWKS, authorize (with
 //! consent), RP-initiated logout, and the back channel (token, revocation,
-//! introspection, userinfo). Each calls the provider (`auth::oauth::OAuthProvider`)
+//! introspection, userinfo, pushed authorization requests). Each calls the provider (`auth::oauth::OAuthProvider`)
 //! and maps what it answers; `error` turns an `OAuthError` into a response.
 
 pub mod authorize;
@@ -8,3 +8,4 @@ pub mod back_channel;
 pub mod discovery;
 pub mod error;
 pub mod logout;
+pub mod par;

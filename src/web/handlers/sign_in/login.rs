@@ -54,15 +54,20 @@ fn page(
     }
 }
 
-/// An app's `login_hint` (the authorization request being continued) fills the email
-/// field; it is only a suggestion the user can change.
-fn login_hint(next: &str) -> String {
+/// An app's `login_hint` (the authorization request being continued, in the link or
+/// pushed and held by this session) fills the email field; it is only a suggestion
+/// the user can change.
+fn login_hint(ctx: &Ctx, next: &str) -> String {
     let Some(query) = next.strip_prefix("/oauth/authorize?") else {
         return String::new();
     };
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "login_hint")
-        .map(|(_, v)| v.chars().take(254).collect())
+    let hint = match crate::web::handlers::oauth::authorize::pushed_request(ctx, next) {
+        Some(pushed) => pushed.login_hint,
+        None => url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "login_hint")
+            .map(|(_, v)| v.into_owned()),
+    };
+    hint.map(|h| h.chars().take(254).collect())
         .unwrap_or_default()
 }
 
@@ -94,7 +99,7 @@ async fn form_page(ctx: Ctx, q: web::Query<LoginQuery>, next: String) -> HttpRes
     } else {
         None
     };
-    let mut p = page(&ctx, &login_hint(&next), &next, None, notice);
+    let mut p = page(&ctx, &login_hint(&ctx, &next), &next, None, notice);
     // The runtime setting (/admin/settings) decides whether to offer registration.
     p.registration_open = ctx.state.sign_in.registration_open().await;
     render(StatusCode::OK, &p)
