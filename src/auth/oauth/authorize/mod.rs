@@ -27,7 +27,7 @@ pub use app_grants::{
 pub use clients::{
     GRANTS, NewClient, SCOPES, client, client_authenticates, create_client, service_account_client,
 };
-pub use consents::GrantedApp;
+pub use consents::{GrantedApp, consent_given};
 
 pub const CODE_TTL_SECS: i64 = 60;
 
