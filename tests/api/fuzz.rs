@@ -258,7 +258,7 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
         .unwrap();
     let seed = env_or("FUZZ_SEED", SEED);
     let mut rng = StdRng::seed_from_u64(seed);
-    let posts: [(&str, &[&str]); 7] = [
+    let posts: [(&str, &[&str]); 9] = [
         ("/login", &["email", "password", "next"]),
         ("/register", &["email", "password", "display_name"]),
         ("/password/forgot", &["email"]),
@@ -273,9 +273,15 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
                 "client_secret",
                 "code_verifier",
                 "refresh_token",
+                "device_code",
                 "scope",
             ],
         ),
+        (
+            "/oauth/device_authorization",
+            &["client_id", "client_secret", "scope"],
+        ),
+        ("/device", &["user_code", "decision"]),
         (
             "/oauth/introspect",
             &["token", "token_type_hint", "client_id", "client_secret"],

@@ -1,9 +1,9 @@
 //! Who may use an app: the one check behind every way a user gets a code or a token
 //! for a client. The rule itself is `domain::access::app` (the client's allowed groups
 //! against the user's effective groups); here it meets the records. In the browser
-//! (the authorize decision), once a user is signed in, [`OAuthProvider::app_admits`]
-//! (groups, networks) is asked before anything else and
-//! [`OAuthProvider::second_factor`] before a code is given; the
+//! (the authorize decision and a device's approval at `/device`), once a user is signed
+//! in, [`OAuthProvider::app_admits`] (groups, networks) is asked before anything else
+//! and [`OAuthProvider::second_factor`] before a code or an approval is given; the
 //! user-bound grants ask [`judge`] again (with the grant's `amr`) before they sign, so a
 //! user taken out of the groups, or a client that starts asking for a second factor,
 //! ends the grant at its next refresh. `client_credentials` has no user and is not
@@ -180,7 +180,7 @@ impl OAuthProvider {
     }
 
     /// Records `access.denied` for a user refused by an app's rules, from `via`
-    /// (`authorize`).
+    /// (`authorize`, `device`).
     pub async fn app_denied_by(
         &self,
         (user_id, client_id): (&str, &str),

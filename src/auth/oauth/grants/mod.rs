@@ -1,5 +1,5 @@
-//! The token endpoint's grants: `authorization_code`, `refresh_token` and
-//! `client_credentials`, and the tokens they sign.
+//! The token endpoint's grants: `authorization_code`, `refresh_token`,
+//! `client_credentials` and RFC 8628's device code, and the tokens they sign.
 //!
 //! - An authorization code works once. Its first exchange starts a *grant* (a family);
 //!   a second use of the code revokes that grant, and with it everything it issued.
@@ -9,9 +9,9 @@
 //!   `jti`) carrying their grant's id in `gid`, so revoking the grant refuses them at
 //!   userinfo and introspection (see `introspection`).
 //!
-//! `code` and `refresh` hold those two grants; here are what they share (the user
-//! behind a grant, replays, signing, starting a grant) and the `client_credentials`
-//! grant.
+//! `code`, `device` and `refresh` hold the user-bound grants; here are what they share
+//! (the user behind a grant, replays, signing, starting a grant) and the
+//! `client_credentials` grant.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -33,6 +33,7 @@ use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::tokens::generate;
 
 mod code;
+mod device;
 mod refresh;
 
 pub const ID_TOKEN_TTL_SECS: i64 = 300;
@@ -171,7 +172,8 @@ impl OAuthProvider {
             .await
     }
 
-    /// Starts a user's `grant` (from an authorization code): signs its tokens (the ID token when the scope asks for `openid`, a
+    /// Starts a user's `grant` (from an authorization code or an approved device
+    /// request): signs its tokens (the ID token when the scope asks for `openid`, a
     /// refresh token when the client may use that grant), then, in one transaction,
     /// `claim`s what started it and stores the grant, its refresh token and the
     /// `token.issued` event. `None` when the claim was lost: a concurrent exchange of
