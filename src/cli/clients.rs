@@ -12,7 +12,9 @@ pub enum ClientCommand {
     Create {
         #[arg(long)]
         name: String,
-        #[arg(long = "redirect-uri", required = true)]
+        /// Where codes are sent back; needed for authorization_code (the default
+        /// grant), not for a device-only client.
+        #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,

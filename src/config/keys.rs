@@ -212,6 +212,14 @@ config_keys! {
     /// Token-endpoint (and PAR) requests one client may make per minute (all instances).
     token_requests_per_client_per_minute: Num<u32> = Num::new(6000, 1..=QUOTA),
         env "PORTCULLIS_TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE";
+    /// Lifetime of a device authorization request (RFC 8628), in seconds: how long
+    /// the user code shown on a device can be entered at `/device`.
+    device_code_ttl_secs: Num<i64> = Num::new(10 * MINUTE, 60..=DAY),
+        env "PORTCULLIS_DEVICE_CODE_TTL_SECS";
+    /// Codes one account may enter at `/device` per hour (all instances); per client
+    /// address, the sign-in attempts' quota applies.
+    device_code_entries_per_account_per_hour: Num<u32> = Num::new(20, 1..=QUOTA),
+        env "PORTCULLIS_DEVICE_CODE_ENTRIES_PER_ACCOUNT_PER_HOUR";
     /// Shortest password accepted, in characters.
     password_min_length: Num<usize> = Num::new(10, 8..=256),
         env "PORTCULLIS_PASSWORD_MIN_LENGTH";

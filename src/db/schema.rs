@@ -150,6 +150,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     revoked_access_tokens,
     personal_tokens,
     access_rules,
+    device_codes,
 );
 
 diesel::table! {
@@ -240,6 +241,24 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    device_codes (device_code_hash) {
+        device_code_hash -> Text,
+        user_code_hash -> Text,
+        client_id -> Text,
+        scope -> Text,
+        status -> Text,
+        user_id -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
+        amr -> Nullable<Text>,
+        sid -> Nullable<Text>,
+        poll_interval -> BigInt,
+        last_polled_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
     }
 }
 

@@ -62,6 +62,8 @@ pub enum AuditAction {
     ServiceAccountDeleted,
     AccessRuleCreated,
     AccessRuleDeleted,
+    DeviceApproved,
+    DeviceDenied,
 }
 
 impl AuditAction {
@@ -127,6 +129,8 @@ impl AuditAction {
         Self::ServiceAccountDeleted,
         Self::AccessRuleCreated,
         Self::AccessRuleDeleted,
+        Self::DeviceApproved,
+        Self::DeviceDenied,
     ];
 
     pub fn name(self) -> &'static str {
@@ -191,6 +195,8 @@ impl AuditAction {
             Self::ServiceAccountDeleted => "service_account.deleted",
             Self::AccessRuleCreated => "access_rule.created",
             Self::AccessRuleDeleted => "access_rule.deleted",
+            Self::DeviceApproved => "device.approved",
+            Self::DeviceDenied => "device.denied",
         }
     }
 }

@@ -14,3 +14,4 @@ pub mod redirect;
 pub mod service_accounts;
 pub mod tokens;
 pub mod totp;
+pub mod user_code;

@@ -6,7 +6,9 @@ use actix_web::{HttpResponse, Route, guard, web};
 use super::error::AppError;
 use super::handlers::account::{apps, profile, security_keys, sessions, tokens, totp};
 use super::handlers::admin::{audit, clients, groups, policies, roles, service_accounts, users};
-use super::handlers::oauth::{authorize, back_channel, discovery, logout as rp_logout, par};
+use super::handlers::oauth::{
+    authorize, back_channel, device, discovery, logout as rp_logout, par,
+};
 use super::handlers::sign_in::{
     login, logout, passkey, password_reset, register, second_step, setup, step_up, verify_email,
 };
@@ -145,6 +147,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/oauth/token")
                 .route(web::post().to(back_channel::token))
                 .route(web::method(Method::OPTIONS).to(back_channel::preflight)),
+        )
+        .service(
+            web::resource("/oauth/device_authorization")
+                .route(web::post().to(back_channel::device_authorization))
+                .route(web::method(Method::OPTIONS).to(back_channel::preflight)),
+        )
+        .service(
+            web::resource("/device")
+                .route(get().to(device::show))
+                .route(web::post().to(device::submit)),
         )
         .service(
             web::resource("/oauth/userinfo")

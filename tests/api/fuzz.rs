@@ -259,7 +259,7 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
         .unwrap();
     let seed = env_or("FUZZ_SEED", SEED);
     let mut rng = StdRng::seed_from_u64(seed);
-    let posts: [(&str, &[&str]); 8] = [
+    let posts: [(&str, &[&str]); 10] = [
         ("/login", &["email", "password", "next"]),
         ("/register", &["email", "password", "display_name"]),
         ("/password/forgot", &["email"]),
@@ -274,6 +274,7 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
                 "client_secret",
                 "code_verifier",
                 "refresh_token",
+                "device_code",
                 "scope",
             ],
         ),
@@ -291,6 +292,11 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
                 "request_uri",
             ],
         ),
+        (
+            "/oauth/device_authorization",
+            &["client_id", "client_secret", "scope"],
+        ),
+        ("/device", &["user_code", "decision"]),
         (
             "/oauth/introspect",
             &["token", "token_type_hint", "client_id", "client_secret"],

@@ -10,6 +10,7 @@ mod app_access;
 mod audit;
 mod cli;
 mod data_dir;
+mod device;
 mod email;
 mod faults;
 mod forward;

@@ -1,16 +1,19 @@
 //! Who may use an app: the one check behind every way a user gets a code or a token
 //! for a client. The rule itself is `domain::access::app` (the client's allowed groups
-//! against the user's effective groups); here it meets the records: the authorize
-//! decision asks [`denial`] before anything else once a user is signed in, and the
-//! `authorization_code` and `refresh_token` grants ask it again (with the grant's
-//! `amr`) before they sign, so a user taken out of the groups, or a client that
-//! starts asking for a second factor, ends the grant at its next refresh.
-//! `client_credentials` has no user and is not asked.
+//! against the user's effective groups); here it meets the records. In the browser
+//! (the authorize decision and a device's approval at `/device`), once a user is signed
+//! in, [`OAuthProvider::app_admits`] (groups, networks) is asked before anything else
+//! and [`OAuthProvider::second_factor`] before a code or an approval is given; the
+//! user-bound grants ask [`judge`] again (with the grant's `amr`) before they sign, so a
+//! user taken out of the groups, or a client that starts asking for a second factor,
+//! ends the grant at its next refresh. `client_credentials` has no user and is not
+//! asked.
 
 use serde_json::json;
 
-use crate::auth::audit::{AuditCtx, record};
-use crate::auth::oauth::Client;
+use crate::auth::InternalError;
+use crate::auth::audit::{AuditCtx, record, record_alone};
+use crate::auth::oauth::{Client, OAuthProvider};
 use crate::db::AnyConnection;
 use crate::db::repo::groups;
 use crate::domain::access::app::may_use;
@@ -111,13 +114,83 @@ pub fn record_denied(
     why: Denial,
     via: &str,
 ) -> crate::db::QueryResult<()> {
-    record(
-        c,
-        ctx,
-        now,
-        AuditAction::AccessDenied,
-        Outcome::Denied,
-        Some(user_id),
-        json!({"client_id": client_id, "reason": why.reason(), "via": via}),
-    )
+    let details = denied_details(client_id, why, via);
+    let (action, outcome) = (AuditAction::AccessDenied, Outcome::Denied);
+    record(c, ctx, now, action, outcome, Some(user_id), details)
+}
+
+/// `access.denied`'s details.
+fn denied_details(client_id: &str, why: Denial, via: &str) -> serde_json::Value {
+    json!({"client_id": client_id, "reason": why.reason(), "via": via})
+}
+
+/// The app's second-factor rule for a signed-in session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecondFactor {
+    /// The app does not ask for one, or the session was proven with one.
+    Satisfied,
+    /// The session was proven without one, and the account has one: prove it again.
+    StepUp,
+    /// The account has none: refused ([`Denial::NoSecondFactor`]).
+    Missing,
+}
+
+impl OAuthProvider {
+    /// The app's groups and networks for a signed-in user whose browser is at
+    /// `browser`: `Some(why)` when refused (record it with [`Self::app_denied_by`]).
+    pub async fn app_admits(
+        &self,
+        client: &Client,
+        user_id: &str,
+        browser: Option<std::net::IpAddr>,
+    ) -> Result<Option<Denial>, InternalError> {
+        if !client.allowed_groups().is_empty() {
+            let uid = user_id.to_string();
+            let effective = self
+                .db
+                .run(move |c| groups::effective_of_user(c, &uid).map_err(InternalError::from))
+                .await?;
+            if !in_groups(client, &effective) {
+                return Ok(Some(Denial::NotInGroups));
+            }
+        }
+        if !in_networks(client, browser) {
+            return Ok(Some(Denial::OutsideNetworks));
+        }
+        Ok(None)
+    }
+
+    /// The app's second-factor requirement for a session proven with `amr`.
+    pub async fn second_factor(
+        &self,
+        client: &Client,
+        user_id: &str,
+        amr: &[String],
+    ) -> Result<SecondFactor, InternalError> {
+        if !client.require_two_factor || amr.iter().any(|m| m == "mfa") {
+            return Ok(SecondFactor::Satisfied);
+        }
+        Ok(
+            if crate::auth::mfa::status(&self.db, user_id).await?.any() {
+                SecondFactor::StepUp
+            } else {
+                SecondFactor::Missing
+            },
+        )
+    }
+
+    /// Records `access.denied` for a user refused by an app's rules, from `via`
+    /// (`authorize`, `device`).
+    pub async fn app_denied_by(
+        &self,
+        (user_id, client_id): (&str, &str),
+        why: Denial,
+        via: &'static str,
+        ctx: &AuditCtx,
+    ) -> Result<(), InternalError> {
+        let (action, outcome) = (AuditAction::AccessDenied, Outcome::Denied);
+        let details = denied_details(client_id, why, via);
+        let (db, now, target) = (&self.db, self.clock.now(), Some(user_id.to_string()));
+        record_alone(db, now, ctx, action, outcome, target, details).await
+    }
 }

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::InternalError;
-use crate::auth::audit::{AuditCtx, record};
-use crate::auth::oauth::app_access::{self, Denial};
+use crate::auth::audit::{AuditCtx, record_alone};
+use crate::auth::oauth::app_access::{Denial, SecondFactor};
 use crate::auth::oauth::authorize::Grant;
 use crate::auth::oauth::error::{OAuthError, to_client};
 use crate::auth::oauth::{Client, OAuthProvider};
@@ -187,27 +187,11 @@ impl OAuthProvider {
                 next: without_prompt_login(&req.path, None),
             });
         };
-        // Who may use the app comes first: someone outside its groups is neither sent
-        // to sign in again nor asked to consent.
-        if !client.allowed_groups().is_empty() {
-            let uid = user.user_id.clone();
-            let groups = self
-                .db
-                .run(move |c| {
-                    crate::db::repo::groups::effective_of_user(c, &uid).map_err(InternalError::from)
-                })
-                .await?;
-            if !app_access::in_groups(&client, &groups) {
-                return self
-                    .app_denied(req, user, &client, Denial::NotInGroups, ctx)
-                    .await;
-            }
-        }
+        // Who may use the app comes first: someone outside its groups (or its
+        // networks) is neither sent to sign in again nor asked to consent.
         let browser = ctx.ip.as_deref().and_then(|ip| ip.parse().ok());
-        if !app_access::in_networks(&client, browser) {
-            return self
-                .app_denied(req, user, &client, Denial::OutsideNetworks, ctx)
-                .await;
+        if let Some(why) = self.app_admits(&client, &user.user_id, browser).await? {
+            return self.app_denied(req, user, &client, why, ctx).await;
         }
         if answer.is_none() {
             let too_old = req
@@ -256,22 +240,25 @@ impl OAuthProvider {
         // with one: a password-only session steps up (as for acr_values=mfa); an
         // account without a second factor is refused and told to add one. The consent
         // form's answer is held to it too, so posting the form cannot skip the step.
-        if client.require_two_factor && !user.used_second_factor() {
-            let has_factor = crate::auth::mfa::status(&self.db, &user.user_id)
-                .await?
-                .any();
-            if !has_factor {
+        match self
+            .second_factor(&client, &user.user_id, &user.amr)
+            .await?
+        {
+            SecondFactor::Satisfied => {}
+            SecondFactor::Missing => {
                 return self
                     .app_denied(req, user, &client, Denial::NoSecondFactor, ctx)
                     .await;
             }
-            if silent || answer.is_some() {
+            SecondFactor::StepUp if silent || answer.is_some() => {
                 return Ok(refuse(OAuthError::InteractionRequired));
             }
-            return Ok(AuthorizeDecision::NeedsStepUp {
-                next: req.path.clone(),
-                second_factor: true,
-            });
+            SecondFactor::StepUp => {
+                return Ok(AuthorizeDecision::NeedsStepUp {
+                    next: req.path.clone(),
+                    second_factor: true,
+                });
+            }
         }
         let has = self
             .has_consent(&user.user_id, &client.client_id, &scope)
@@ -368,17 +355,7 @@ impl OAuthProvider {
         why: Denial,
         ctx: &AuditCtx,
     ) -> Result<AuthorizeDecision, InternalError> {
-        let (ctx2, now, uid, cid) = (
-            ctx.clone(),
-            self.clock.now(),
-            user.user_id.clone(),
-            client.client_id.clone(),
-        );
-        self.db
-            .run(move |c| {
-                app_access::record_denied(c, &ctx2, now, &uid, &cid, why, "authorize")
-                    .map_err(InternalError::from)
-            })
+        self.app_denied_by((&user.user_id, &client.client_id), why, "authorize", ctx)
             .await?;
         Ok(self.to_client_error(req, OAuthError::NoAccess(why.description())))
     }
@@ -396,26 +373,10 @@ impl OAuthProvider {
         client_id: &str,
         ctx: &AuditCtx,
     ) -> Result<(), InternalError> {
-        let (ctx, now, uid, cid) = (
-            ctx.clone(),
-            self.clock.now(),
-            user_id.to_string(),
-            client_id.to_string(),
-        );
-        self.db
-            .run(move |c| {
-                record(
-                    c,
-                    &ctx,
-                    now,
-                    AuditAction::ConsentDenied,
-                    Outcome::Denied,
-                    Some(&uid),
-                    json!({"client_id": cid}),
-                )
-                .map_err(InternalError::from)
-            })
-            .await
+        let (action, outcome) = (AuditAction::ConsentDenied, Outcome::Denied);
+        let (now, target) = (self.clock.now(), Some(user_id.to_string()));
+        let details = json!({"client_id": client_id});
+        record_alone(&self.db, now, ctx, action, outcome, target, details).await
     }
 
     /// If `next` continues an authorization request of a known client with one of its
@@ -476,13 +437,7 @@ fn checked(client: &Client, p: &AuthorizeRequest) -> Result<String, OAuthError> 
     if p.response_type != "code" {
         return Err(OAuthError::UnsupportedResponseType);
     }
-    let allowed = client.scopes();
-    let asked: Vec<&str> = p.scope.split_whitespace().collect();
-    if asked.is_empty() || asked.iter().any(|s| !allowed.iter().any(|a| a == s)) {
-        return Err(OAuthError::InvalidScope(
-            "a scope is unknown or not allowed for this client",
-        ));
-    }
+    let scope = allowed_scope(client, &p.scope)?;
     match (
         p.code_challenge.as_deref(),
         p.code_challenge_method.as_deref(),
@@ -499,6 +454,19 @@ fn checked(client: &Client, p: &AuthorizeRequest) -> Result<String, OAuthError> 
             ));
         }
         (None, _) => {}
+    }
+    Ok(scope)
+}
+
+/// The scopes asked for, when there are some and the client may have each (the
+/// authorization request's and a device request's rule), space-separated.
+pub(crate) fn allowed_scope(client: &Client, scope: &str) -> Result<String, OAuthError> {
+    let allowed = client.scopes();
+    let asked: Vec<&str> = scope.split_whitespace().collect();
+    if asked.is_empty() || asked.iter().any(|s| !allowed.iter().any(|a| a == s)) {
+        return Err(OAuthError::InvalidScope(
+            "a scope is unknown or not allowed for this client",
+        ));
     }
     Ok(asked.join(" "))
 }

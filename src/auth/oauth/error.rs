@@ -54,6 +54,16 @@ pub enum OAuthError {
     /// Too many requests (RFC 8628's code, with `Retry-After`).
     #[error("too many requests; retry after {retry_after} s")]
     SlowDown { retry_after: u64 },
+    /// RFC 8628: the user has not answered yet; poll again after the interval.
+    #[error("authorization pending")]
+    AuthorizationPending,
+    /// RFC 8628: polled before the interval was up; the interval grew by 5 s. (400,
+    /// unlike [`Self::SlowDown`]: a polling client's pace, not a rate limit.)
+    #[error("polling too fast")]
+    PollingTooFast,
+    /// RFC 8628: the device code expired before it was approved and exchanged.
+    #[error("expired token")]
+    ExpiredToken,
 }
 
 impl OAuthError {
@@ -74,7 +84,9 @@ impl OAuthError {
             Self::ConsentRequired => "consent_required",
             Self::InteractionRequired => "interaction_required",
             Self::InvalidToken => "invalid_token",
-            Self::SlowDown { .. } => "slow_down",
+            Self::SlowDown { .. } | Self::PollingTooFast => "slow_down",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::ExpiredToken => "expired_token",
         }
     }
 
@@ -87,11 +99,14 @@ impl OAuthError {
             | Self::InvalidScope(why)
             | Self::NoAccess(why) => Some(why),
             Self::InvalidClient => Some("client authentication failed"),
-            Self::UnsupportedGrantType => {
-                Some("grant_type must be authorization_code, refresh_token or client_credentials")
-            }
+            Self::UnsupportedGrantType => Some(
+                "grant_type must be authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:device_code",
+            ),
             Self::UnsupportedResponseType => Some("only response_type=code"),
             Self::SlowDown { .. } => Some("too many requests; retry later"),
+            Self::AuthorizationPending => Some("the user has not answered yet"),
+            Self::PollingTooFast => Some("poll less often: the interval grew by 5 seconds"),
+            Self::ExpiredToken => Some("the device code expired; start again"),
             Self::AccessDenied
             | Self::ServerError
             | Self::TemporarilyUnavailable

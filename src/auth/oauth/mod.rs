@@ -1,14 +1,16 @@
 //! The OAuth 2.0 / OpenID Connect provider, one service: [`OAuthProvider`]. It owns the
-//! authorize decision (`decision`), clients, consents and codes (`authorize`), the token
-//! endpoint's grants (`grants`), the checks on tokens we issued (`introspection`),
-//! RP-initiated logout (`logout`), pushed authorization requests (`pushed`), signing
-//! keys and JWS, the back channel's read cache, and the protocol's errors (`error`).
+//! authorize decision (`decision`), clients, consents and codes (`authorize`), device
+//! requests and their answers at `/device` (`device`), the token endpoint's grants
+//! (`grants`), the checks on tokens we issued (`introspection`), RP-initiated logout
+//! (`logout`), pushed authorization requests (`pushed`), signing keys and JWS, the back
+//! channel's read cache, and the protocol's errors (`error`).
 
 pub mod app_access;
 pub mod authorize;
 pub mod cache;
 pub mod client_auth;
 pub mod decision;
+pub mod device;
 pub mod error;
 pub mod grants;
 pub mod introspection;
@@ -39,6 +41,8 @@ pub struct OAuthProvider {
     issuer: String,
     access_ttl: i64,
     refresh_ttl: i64,
+    /// How long a device authorization request waits for its user (RFC 8628).
+    device_ttl: i64,
     access_alg: &'static str,
     /// Every client must push its authorization requests (`require_par`).
     require_par: bool,
@@ -70,6 +74,7 @@ impl OAuthProvider {
             issuer: config.base_url().trim_end_matches('/').to_string(),
             access_ttl: config.access_token_ttl_secs,
             refresh_ttl: config.refresh_token_ttl_secs,
+            device_ttl: config.device_code_ttl_secs,
             access_alg: supported(&config.access_token_signing_alg).unwrap_or("RS256"),
             require_par: config.require_par,
             cache,

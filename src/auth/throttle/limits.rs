@@ -44,6 +44,10 @@ pub enum Limit {
     /// the secret presented (known before the token is looked up, so the count rides
     /// in the same Redis round trip as the cache generation).
     PersonalTokenUse,
+    /// User codes entered at `/device`, per client address.
+    DeviceCodeFromIp,
+    /// User codes entered at `/device`, per signed-in account.
+    DeviceCodeForAccount,
 }
 
 /// What a limit's quota is counted over.
@@ -78,7 +82,7 @@ pub struct Spec {
 
 impl Limit {
     /// Every limit, in declaration order (`ALL[l as usize] == l`).
-    pub const ALL: [Limit; 11] = [
+    pub const ALL: [Limit; 13] = [
         Limit::LoginFromIp,
         Limit::CeremonyFromIp,
         Limit::ClientAuthFromIp,
@@ -90,6 +94,8 @@ impl Limit {
         Limit::ResendForAccount,
         Limit::PersonalTokenFromIp,
         Limit::PersonalTokenUse,
+        Limit::DeviceCodeFromIp,
+        Limit::DeviceCodeForAccount,
     ];
 
     /// The table.
@@ -132,6 +138,15 @@ impl Limit {
             Limit::PersonalTokenUse => row("personal_token", "pat_use", Minute, Name, |l| {
                 l.personal_token_uses_per_minute
             }),
+            // A user code is a guess, like a password: the sign-in attempts' budget.
+            Limit::DeviceCodeFromIp => row("device_code_ip", "device_ip", Minute, Ip, |l| {
+                l.login_per_ip_per_minute
+            }),
+            Limit::DeviceCodeForAccount => {
+                row("device_code_account", "device_user", Hour, Name, |l| {
+                    l.device_code_per_account_per_hour
+                })
+            }
         }
     }
 

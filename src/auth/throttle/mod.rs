@@ -59,6 +59,7 @@ pub struct Limits {
     pub token_per_client_per_minute: u32,
     pub personal_token_per_ip_per_minute: u32,
     pub personal_token_uses_per_minute: u32,
+    pub device_code_per_account_per_hour: u32,
 }
 
 impl Limits {
@@ -74,6 +75,7 @@ impl Limits {
             token_per_client_per_minute: c.token_requests_per_client_per_minute,
             personal_token_per_ip_per_minute: c.personal_token_requests_per_minute,
             personal_token_uses_per_minute: c.personal_token_uses_per_minute,
+            device_code_per_account_per_hour: c.device_code_entries_per_account_per_hour,
         }
     }
 }
@@ -170,6 +172,15 @@ impl Throttle {
         read: &str,
     ) -> Option<(Result<(), RetryAfter>, u64)> {
         self.check_reading(Limit::TokenPerClient, Key::Name(budget), read)
+            .await
+    }
+
+    /// A user code entered at `/device` (right or wrong: counted before it is looked
+    /// up), per client address and per signed-in account. Codes are short, so every
+    /// entry is a guess.
+    pub async fn device_code_entry(&self, ip: IpAddr, user_id: &str) -> Result<(), RetryAfter> {
+        self.check(Limit::DeviceCodeFromIp, Key::Ip(ip)).await?;
+        self.check(Limit::DeviceCodeForAccount, Key::Name(user_id))
             .await
     }
 

@@ -19,6 +19,7 @@ fn limits(login: u32, register: u32, free: u32) -> Limits {
         token_per_client_per_minute: 100,
         personal_token_per_ip_per_minute: 10,
         personal_token_uses_per_minute: 100,
+        device_code_per_account_per_hour: 20,
     }
 }
 
@@ -179,6 +180,7 @@ fn redis_names_and_quotas_are_the_ones_in_use() {
         token_per_client_per_minute: 18,
         personal_token_per_ip_per_minute: 19,
         personal_token_uses_per_minute: 20,
+        device_code_per_account_per_hour: 21,
     };
     let table: Vec<_> = Limit::ALL
         .iter()
@@ -203,6 +205,8 @@ fn redis_names_and_quotas_are_the_ones_in_use() {
             ("resend", Hour, Name, (3_600_000 / 16, 16)),
             ("pat", Minute, Ip, (60_000 / 19, 19)),
             ("pat_use", Minute, Name, (60_000 / 20, 20)),
+            ("device_ip", Minute, Ip, (60_000 / 11, 11)),
+            ("device_user", Hour, Name, (3_600_000 / 21, 21)),
         ]
     );
     // A quota of 0 counts as 1.
@@ -227,6 +231,7 @@ async fn every_limit_counts_per_key() {
         token_per_client_per_minute: 1,
         personal_token_per_ip_per_minute: 1,
         personal_token_uses_per_minute: 1,
+        device_code_per_account_per_hour: 1,
     };
     let t = Throttle::new(one, Clock::system());
     let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());

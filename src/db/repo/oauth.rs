@@ -1,4 +1,5 @@
-//! OAuth clients, signing keys, authorization codes and consents.
+//! OAuth clients, signing keys, authorization codes and consents (device requests:
+//! `device_codes`).
 
 use diesel::prelude::*;
 
@@ -116,6 +117,7 @@ pub fn delete_client(c: &mut AnyConnection, id: &str) -> QueryResult<bool> {
     diesel::delete(consents::table.filter(consents::client_id.eq(id))).execute(c)?;
     diesel::delete(auth_codes::table.filter(auth_codes::client_id.eq(id))).execute(c)?;
     super::pushed_requests::delete_of_client(c, id)?;
+    super::device_codes::delete_of_client(c, id)?;
     diesel::delete(oauth_clients::table.find(id))
         .execute(c)
         .map(|n| n == 1)
@@ -365,15 +367,17 @@ pub fn revoke_all_grants_of_user(
     .execute(c)
 }
 
-/// Deletes the codes of a user not yet exchanged, whatever the client: each would
-/// start a new grant.
+/// Deletes the codes of a user not yet exchanged (device approvals included), whatever
+/// the client: each would start a new grant.
 pub fn delete_unused_codes_of_user(c: &mut AnyConnection, user_id: &str) -> QueryResult<usize> {
+    let devices = super::device_codes::delete_unclaimed(c, user_id, None)?;
     diesel::delete(
         auth_codes::table
             .filter(auth_codes::user_id.eq(user_id))
             .filter(auth_codes::used_at.is_null()),
     )
     .execute(c)
+    .map(|n| n + devices)
 }
 
 /// Whether the user has a grant not revoked (an app may still hold its tokens).
@@ -451,11 +455,13 @@ pub fn revoke_jti(c: &mut AnyConnection, jti: &str, expires_at: i64) -> QueryRes
     })
 }
 
+/// Deletes a user's codes for a client not yet exchanged (device approvals included).
 pub fn delete_unused_codes(
     c: &mut AnyConnection,
     user_id: &str,
     client_id: &str,
 ) -> QueryResult<usize> {
+    let devices = super::device_codes::delete_unclaimed(c, user_id, Some(client_id))?;
     diesel::delete(
         auth_codes::table
             .filter(auth_codes::user_id.eq(user_id))
@@ -463,6 +469,7 @@ pub fn delete_unused_codes(
             .filter(auth_codes::used_at.is_null()),
     )
     .execute(c)
+    .map(|n| n + devices)
 }
 
 pub fn jti_revoked(c: &mut AnyConnection, jti: &str) -> QueryResult<bool> {
@@ -481,5 +488,6 @@ pub fn prune(c: &mut AnyConnection, now: i64) -> QueryResult<()> {
     diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(now))).execute(c)?;
     diesel::delete(auth_codes::table.filter(auth_codes::expires_at.lt(now - 3600))).execute(c)?;
     super::pushed_requests::prune(c, now)?;
+    super::device_codes::prune(c, now)?;
     Ok(())
 }

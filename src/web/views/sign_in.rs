@@ -1,5 +1,5 @@
 //! The pages of signing in and out: password, registration, setup, verification,
-//! resets, the second step, step-up, sign-out and consent.
+//! resets, the second step, step-up, sign-out, consent, and a device's code.
 
 use askama::Template;
 
@@ -119,4 +119,31 @@ pub struct ConsentPage {
     pub scopes: Vec<String>,
     /// The authorization request, carried through the form unchanged.
     pub hidden: Vec<(String, String)>,
+}
+
+/// `/device`: the code form, then the request behind a code (Allow / Deny), then
+/// the outcome.
+#[derive(Template)]
+#[template(path = "auth/device.html")]
+pub struct DevicePage {
+    pub chrome: Chrome,
+    /// What was typed, shown again with an error.
+    pub code: String,
+    pub error: Option<String>,
+    pub prompt: Option<DevicePrompt>,
+    /// The answer was recorded.
+    pub done: Option<DeviceDone>,
+}
+
+/// What the page says once the answer was recorded.
+pub struct DeviceDone {
+    pub heading: String,
+    pub message: String,
+}
+
+/// The request behind a code: which app asks for what, for which device code.
+pub struct DevicePrompt {
+    pub app: String,
+    pub scopes: Vec<String>,
+    pub user_code: String,
 }

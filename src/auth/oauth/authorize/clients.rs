@@ -23,7 +23,15 @@ pub const SCOPES: [&str; 6] = [
     "groups",
     "offline_access",
 ];
-pub const GRANTS: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+/// RFC 8628's grant type: a device (a TV, a command-line tool) shows a code that its
+/// user enters at `/device`.
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub const GRANTS: [&str; 4] = [
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    DEVICE_GRANT,
+];
 
 /// A client's settings, as the CLI and /admin/clients give them.
 pub struct NewClient {

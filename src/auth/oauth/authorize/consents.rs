@@ -5,10 +5,12 @@ use serde_json::json;
 
 use super::audited;
 use crate::auth::InternalError;
-use crate::auth::audit::AuditCtx;
+use crate::auth::audit::{AuditCtx, record};
 use crate::auth::oauth::OAuthProvider;
+use crate::db::AnyConnection;
+use crate::db::conn::write_transaction;
 use crate::db::repo::oauth as repo;
-use crate::domain::audit::AuditAction;
+use crate::domain::audit::{AuditAction, Outcome};
 
 /// An app the user let in, for /account/apps.
 pub struct GrantedApp {
@@ -77,10 +79,7 @@ impl OAuthProvider {
         let granted = db
             .run(move |c| repo::consent(c, &u, &c2).map_err(InternalError::from))
             .await?;
-        Ok(granted.is_some_and(|g| {
-            let have: Vec<&str> = g.split_whitespace().collect();
-            scope.split_whitespace().all(|s| have.contains(&s))
-        }))
+        Ok(granted.is_some_and(|have| covers(&have, scope)))
     }
 }
 
@@ -92,18 +91,49 @@ impl OAuthProvider {
         scope: &str,
         ctx: &AuditCtx,
     ) -> Result<(), InternalError> {
-        let (db, clock) = (&self.db, &self.clock);
+        let (ctx, now) = (ctx.clone(), self.clock.now());
         let (u, cl, s) = (
             user_id.to_string(),
             client_id.to_string(),
             scope.to_string(),
         );
-        let (now, event) = (clock.now(), (AuditAction::ConsentGranted, Some(u.clone())));
-        audited(db, (ctx, now), event, move |c| {
-            repo::grant(c, &u, &cl, &s, now)?;
-            Ok(Some(json!({"client_id": cl, "scope": s})))
-        })
-        .await?;
-        Ok(())
+        self.db
+            .run(move |c| {
+                write_transaction(c, |c| consent_given(c, (&ctx, now), &u, &cl, &s))
+                    .map_err(InternalError::from)
+            })
+            .await
     }
+}
+
+/// Records, in the caller's transaction, that the user let the app have `scope`
+/// (`consent.granted`), unless a consent on record already covers it (it is not
+/// narrowed).
+pub fn consent_given(
+    c: &mut AnyConnection,
+    (ctx, now): (&AuditCtx, i64),
+    user_id: &str,
+    client_id: &str,
+    scope: &str,
+) -> crate::db::QueryResult<()> {
+    if repo::consent(c, user_id, client_id)?.is_some_and(|have| covers(&have, scope)) {
+        return Ok(());
+    }
+    repo::grant(c, user_id, client_id, scope, now)?;
+    let details = json!({"client_id": client_id, "scope": scope});
+    record(
+        c,
+        ctx,
+        now,
+        AuditAction::ConsentGranted,
+        Outcome::Success,
+        Some(user_id),
+        details,
+    )
+}
+
+/// Whether a consent for `have` covers every scope in `scope`.
+fn covers(have: &str, scope: &str) -> bool {
+    let have: Vec<&str> = have.split_whitespace().collect();
+    scope.split_whitespace().all(|s| have.contains(&s))
 }

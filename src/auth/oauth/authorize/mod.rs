@@ -25,9 +25,10 @@ pub use app_grants::{
     GrantsEnd, end_app_grants, end_app_grants_now, end_personal_tokens, has_live_grant,
 };
 pub use clients::{
-    GRANTS, NewClient, SCOPES, client, client_authenticates, create_client, service_account_client,
+    DEVICE_GRANT, GRANTS, NewClient, SCOPES, client, client_authenticates, create_client,
+    service_account_client,
 };
-pub use consents::GrantedApp;
+pub use consents::{GrantedApp, consent_given};
 
 pub const CODE_TTL_SECS: i64 = 60;
 

@@ -1,14 +1,13 @@
 //! The `authorization_code` grant: a code works once; its first exchange starts a
 //! grant, a second use revokes that grant and everything it issued.
 
-use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::{Holder, Memberships, Tokens, holder, issued, replayed, s256};
+use super::{Holder, Memberships, Tokens, holder, replayed, s256};
 use crate::auth::audit::AuditCtx;
 use crate::auth::oauth::OAuthProvider;
 use crate::auth::oauth::error::{FlowError, OAuthError};
-use crate::db::repo::oauth::{self as repo, AuthCode, Client, GrantRow, RefreshRow};
+use crate::db::repo::oauth::{self as repo, AuthCode, Client, GrantRow};
 use crate::db::repo::users::User;
 use crate::domain::tokens::{generate, hash};
 
@@ -118,56 +117,34 @@ impl OAuthProvider {
             created_at: now,
             revoked_at: None,
         };
-        let (access, id_token) = self
-            .sign_for_user(
+        let ctx2 = ctx.clone();
+        let claim = move |c: &mut crate::db::AnyConnection| {
+            if repo::use_code(c, &h, now)? {
+                return Ok(true);
+            }
+            // A concurrent exchange of the same code got there first.
+            if let Some(winner) = repo::grant_of_code(c, &h)? {
+                replayed(c, &ctx2, now, &winner, "code")?;
+            }
+            Ok(false)
+        };
+        let started = self
+            .start_grant(
                 client,
                 (&user, &roles),
-                &grant,
-                &grant.scope,
+                grant,
                 row.nonce.as_deref(),
+                GRANT,
+                ctx,
+                claim,
             )
             .await?;
-        let refresh = client.allows_grant("refresh_token").then(generate);
-        let refresh_row = refresh.as_deref().map(|r| RefreshRow {
-            token_hash: hash(r),
-            grant_id: grant.id.clone(),
-            created_at: now,
-            expires_at: now + self.refresh_ttl,
-            used_at: None,
-        });
-        let (ctx, g) = (ctx.clone(), grant.clone());
-        let claimed = self
-            .transaction(move |c| {
-                if !repo::use_code(c, &h, now)? {
-                    // A concurrent exchange of the same code got there first.
-                    if let Some(winner) = repo::grant_of_code(c, &h)? {
-                        replayed(c, &ctx, now, &winner, "code")?;
-                    }
-                    return Ok(false);
-                }
-                repo::insert_grant(c, &g)?;
-                if let Some(r) = &refresh_row {
-                    repo::insert_refresh(c, r)?;
-                }
-                let details = json!({"client_id": g.client_id, "scope": g.scope, "grant_type": GRANT,
-                               "grant": g.id, "refresh_token": refresh_row.is_some()});
-                issued(c, &ctx, now, &g, details)?;
-                Ok(true)
-            })
-            .await?;
-        if !claimed {
-            self.cache.invalidate().await;
-            return Err(
-                OAuthError::InvalidGrant("code already used; what it issued is revoked").into(),
-            );
+        match started {
+            Some(tokens) => Ok(tokens),
+            None => {
+                self.cache.invalidate().await;
+                Err(OAuthError::InvalidGrant("code already used; what it issued is revoked").into())
+            }
         }
-        crate::counters::token_issued(GRANT);
-        Ok(Tokens {
-            access_token: access,
-            id_token,
-            refresh_token: refresh,
-            expires_in: self.access_ttl,
-            scope: grant.scope,
-        })
     }
 }

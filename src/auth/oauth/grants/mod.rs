@@ -1,5 +1,5 @@
-//! The token endpoint's grants: `authorization_code`, `refresh_token` and
-//! `client_credentials`, and the tokens they sign.
+//! The token endpoint's grants: `authorization_code`, `refresh_token`,
+//! `client_credentials` and RFC 8628's device code, and the tokens they sign.
 //!
 //! - An authorization code works once. Its first exchange starts a *grant* (a family);
 //!   a second use of the code revokes that grant, and with it everything it issued.
@@ -9,8 +9,9 @@
 //!   `jti`) carrying their grant's id in `gid`, so revoking the grant refuses them at
 //!   userinfo and introspection (see `introspection`).
 //!
-//! `code` and `refresh` hold those two grants; here are what they share (the user
-//! behind a grant, replays, signing) and the `client_credentials` grant.
+//! `code`, `device` and `refresh` hold the user-bound grants; here are what they share
+//! (the user behind a grant, replays, signing, starting a grant) and the
+//! `client_credentials` grant.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,13 +26,14 @@ use crate::auth::oauth::error::{FlowError, OAuthError};
 use crate::auth::oauth::signing_keys::supported;
 use crate::db::AnyConnection;
 use crate::db::conn::write_transaction;
-use crate::db::repo::oauth::{self as repo, Client, GrantRow};
+use crate::db::repo::oauth::{self as repo, Client, GrantRow, RefreshRow};
 use crate::db::repo::users::User;
 use crate::db::repo::{groups, roles, users};
 use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::tokens::generate;
 
 mod code;
+mod device;
 mod refresh;
 
 pub const ID_TOKEN_TTL_SECS: i64 = 300;
@@ -168,6 +170,64 @@ impl OAuthProvider {
         self.db
             .run(move |c| write_transaction(c, f).map_err(InternalError::from))
             .await
+    }
+
+    /// Starts a user's `grant` (from an authorization code or an approved device
+    /// request): signs its tokens (the ID token when the scope asks for `openid`, a
+    /// refresh token when the client may use that grant), then, in one transaction,
+    /// `claim`s what started it and stores the grant, its refresh token and the
+    /// `token.issued` event. `None` when the claim was lost: a concurrent exchange of
+    /// the same code won, and nothing was stored.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_grant(
+        &self,
+        client: &Client,
+        holder: (&User, &Memberships),
+        grant: GrantRow,
+        nonce: Option<&str>,
+        grant_type: &'static str,
+        ctx: &AuditCtx,
+        claim: impl FnOnce(&mut AnyConnection) -> crate::db::QueryResult<bool> + Send + 'static,
+    ) -> Result<Option<Tokens>, InternalError> {
+        let now = self.clock.now();
+        let (access, id_token) = self
+            .sign_for_user(client, holder, &grant, &grant.scope, nonce)
+            .await?;
+        let refresh = client.allows_grant("refresh_token").then(generate);
+        let refresh_row = refresh.as_deref().map(|r| RefreshRow {
+            token_hash: crate::domain::tokens::hash(r),
+            grant_id: grant.id.clone(),
+            created_at: now,
+            expires_at: now + self.refresh_ttl,
+            used_at: None,
+        });
+        let (ctx, g) = (ctx.clone(), grant.clone());
+        let claimed = self
+            .transaction(move |c| {
+                if !claim(c)? {
+                    return Ok(false);
+                }
+                repo::insert_grant(c, &g)?;
+                if let Some(r) = &refresh_row {
+                    repo::insert_refresh(c, r)?;
+                }
+                let details = json!({"client_id": g.client_id, "scope": g.scope, "grant_type": grant_type,
+                               "grant": g.id, "refresh_token": refresh_row.is_some()});
+                issued(c, &ctx, now, &g, details)?;
+                Ok(true)
+            })
+            .await?;
+        if !claimed {
+            return Ok(None);
+        }
+        crate::counters::token_issued(grant_type);
+        Ok(Some(Tokens {
+            access_token: access,
+            id_token,
+            refresh_token: refresh,
+            expires_in: self.access_ttl,
+            scope: grant.scope,
+        }))
     }
 
     /// The access token for a user's `grant` and, when `scope` asks for `openid`, the

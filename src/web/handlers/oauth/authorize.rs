@@ -149,12 +149,7 @@ async fn authorize_inner(
     } else {
         None
     };
-    let user = ctx.user.as_ref().map(|u| SignedIn {
-        user_id: u.uid.clone(),
-        auth_time: u.auth_at,
-        amr: u.amr.clone(),
-        sid: u.sid.clone(),
-    });
+    let user = ctx.user.as_ref().map(signed_in);
     let req = request_of(&ctx, &p).await?;
     let decision = ctx
         .state
@@ -206,6 +201,17 @@ async fn authorize_inner(
     })
 }
 
+/// The session's user as the provider's decisions see them.
+pub fn signed_in(u: &crate::web::session::SignedIn) -> SignedIn {
+    SignedIn {
+        user_id: u.uid.clone(),
+        auth_time: u.auth_at,
+        amr: u.amr.clone(),
+        sid: u.sid.clone(),
+    }
+}
+
+/// What a scope lets an app do, in the user's words (the consent and device pages).
 pub fn describe(scope: &str) -> String {
     match scope {
         "openid" => "Know who you are (a stable identifier)",

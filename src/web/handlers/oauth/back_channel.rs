@@ -1,4 +1,5 @@
-//! OAuth's back channel: token, revocation, introspection and userinfo.
+//! OAuth's back channel: token, device authorization (RFC 8628), revocation,
+//! introspection and userinfo.
 //!
 //! Clients authenticate with `client_secret_basic` or `client_secret_post` (public
 //! clients name themselves and rely on PKCE). Errors follow RFC 6749 section 5.2 (JSON,
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::audit::AuditCtx;
+use crate::auth::oauth::authorize::DEVICE_GRANT;
 use crate::auth::oauth::client_auth::{Credentials, Purpose};
 use crate::auth::oauth::{Client, FlowError, OAuthError};
 use crate::web::error::AppError;
@@ -29,6 +31,8 @@ pub struct TokenForm {
     redirect_uri: String,
     code_verifier: Option<String>,
     refresh_token: Option<String>,
+    /// RFC 8628's device code grant.
+    device_code: Option<String>,
     scope: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -166,6 +170,12 @@ async fn token_inner(
                 .client_credentials(&client, f.scope.as_deref(), &audit)
                 .await?
         }
+        DEVICE_GRANT => {
+            let Some(dc) = f.device_code.as_deref().filter(|c| !c.is_empty()) else {
+                return Err(OAuthError::InvalidRequest("device_code is required").into());
+            };
+            st.oauth.exchange_device_code(&client, dc, &audit).await?
+        }
         _ => return Err(OAuthError::UnsupportedGrantType.into()),
     };
     let mut body = json!({
@@ -180,6 +190,37 @@ async fn token_inner(
     if let Some(r) = t.refresh_token {
         body["refresh_token"] = json!(r);
     }
+    Ok(json_no_store(StatusCode::OK, body))
+}
+
+/// RFC 8628 section 3.1: a device asks for a device code and a user code. The client
+/// authenticates as at the token endpoint (a public one names itself).
+pub async fn device_authorization(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+    form: web::Form<TokenForm>,
+) -> Result<HttpResponse, AppError> {
+    answer(started(&req, &st, form.into_inner()).await)
+}
+
+async fn started(
+    req: &HttpRequest,
+    st: &AppState,
+    f: TokenForm,
+) -> Result<HttpResponse, FlowError> {
+    let client = authenticate(req, st, &f, Purpose::Token).await?;
+    let d = st
+        .oauth
+        .start_device_authorization(&client, f.scope.as_deref())
+        .await?;
+    let body = json!({
+        "device_code": d.device_code,
+        "user_code": d.user_code,
+        "verification_uri": d.verification_uri,
+        "verification_uri_complete": d.verification_uri_complete,
+        "expires_in": d.expires_in,
+        "interval": d.interval,
+    });
     Ok(json_no_store(StatusCode::OK, body))
 }
 

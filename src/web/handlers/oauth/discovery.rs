@@ -22,6 +22,7 @@ pub fn discovery_document(config: &Config) -> web::Bytes {
         "issuer": b,
         "authorization_endpoint": format!("{b}/oauth/authorize"),
         "token_endpoint": format!("{b}/oauth/token"),
+        "device_authorization_endpoint": format!("{b}/oauth/device_authorization"),
         "userinfo_endpoint": format!("{b}/oauth/userinfo"),
         "jwks_uri": format!("{b}/oauth/jwks"),
         "revocation_endpoint": format!("{b}/oauth/revoke"),
