@@ -71,6 +71,7 @@ async fn run() -> anyhow::Result<()> {
             open_database(&config)?;
             println!("migrations applied");
         }
+        Command::SetupLink => println!("{}", portcullis::cli::run_setup_link(&config).await?),
         Command::User(cmd) => println!("{}", portcullis::cli::run_user(&config, cmd).await?),
         Command::Audit(cmd) => println!("{}", portcullis::cli::run_audit(&config, cmd).await?),
         Command::Client(cmd) => println!("{}", portcullis::cli::run_client(&config, cmd).await?),

@@ -26,6 +26,7 @@ mod metrics;
 mod mfa;
 mod multi;
 mod oidc;
+mod operator;
 mod processes;
 mod properties;
 mod register;
