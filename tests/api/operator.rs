@@ -302,6 +302,9 @@ async fn reset_password_from_the_shell_mails_a_working_link() {
 #[tokio::test]
 async fn client_commands_list_rotate_and_delete_with_effect_at_once() {
     let app = spawn_app().await;
+    // No clients: no output at all, not even a blank line for a JSON-lines reader.
+    let (ok, out, err) = shell(&app, &["client", "list", "--json"]);
+    assert!(ok && out.is_empty(), "{out:?} {err}");
     let (ok, out, err) = shell(
         &app,
         &[
