@@ -361,7 +361,8 @@ impl BackChannelCache {
     }
 
     /// A live personal access token by the SHA-256 of its secret, trusted for as short
-    /// a time as a principal (the command line may end tokens on SQLite unseen).
+    /// a time as a principal (should a change from the command line not reach the
+    /// generation).
     pub fn personal_token(&self, generation: Option<u64>, hash: &str) -> Option<LiveToken> {
         self.current(generation)?
             .0
