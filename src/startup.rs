@@ -93,7 +93,13 @@ pub async fn session_state(
         Some(url) => StateBackend::redis(url, &config.redis_prefix)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => StateBackend::database(db.clone(), clock.clone()),
+        // The session cache (SQLite only) looks again at a state once the command
+        // line moved the generation it shares with the server.
+        None => StateBackend::database(
+            db.clone(),
+            clock.clone(),
+            crate::auth::oauth::cache::BackChannelCache::sqlite(config),
+        ),
     })
 }
 

@@ -266,6 +266,16 @@ impl BackChannelCache {
         }
     }
 
+    /// The generation when it lives in this machine's memory (in this process, or
+    /// shared with the command line on SQLite): read without waiting, for the session
+    /// store's cache. `None` for a Redis generation or no cache.
+    pub fn local_generation(&self) -> Option<u64> {
+        match &self.inner.as_ref()?.source {
+            Source::Local(n) => Some(n.get().load(Ordering::Acquire)),
+            Source::Redis { .. } => None,
+        }
+    }
+
     /// The generation from a counter value read elsewhere, in the same Redis round trip
     /// as other work (a session's load, a rate limit): what [`Self::generation`] would
     /// have answered at that moment. `None` when the cache is off, paused, or does not
