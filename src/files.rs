@@ -31,7 +31,7 @@ pub fn secure(config: &Config) -> Vec<PathBuf> {
     let mut outside = vec![config.secret_key_file.clone()];
     if backend_of(&config.database_url) == Ok(DbBackend::Sqlite) {
         let db = PathBuf::from(sqlite_path(&config.database_url));
-        for suffix in ["-wal", "-shm", "-journal"] {
+        for suffix in ["-wal", "-shm", "-journal", "-generation"] {
             let mut p = db.clone().into_os_string();
             p.push(suffix);
             outside.push(PathBuf::from(p));
@@ -121,6 +121,94 @@ fn close(path: &Path, changed: &mut Vec<PathBuf>) {
     }
 }
 
+/// A 64-bit counter kept in a small file that every process mapping it shares, for the
+/// server and the command line on one SQLite database: the command line moves it on
+/// after a change the server may have memoised, and the server sees that at its next
+/// read. A read is an atomic load from shared memory, no system call.
+///
+/// The file is the service user's alone (the umask of [`secure`]); someone able to
+/// truncate it under a running server could crash it, as they could replace its
+/// database.
+#[cfg(unix)]
+pub struct SharedCounter {
+    counter: std::ptr::NonNull<std::sync::atomic::AtomicU64>,
+}
+
+// SAFETY: the pointer is to a shared mapping that lives as long as the value and is
+// only used through `AtomicU64`, which is safe to share between threads (and processes).
+#[cfg(unix)]
+unsafe impl Send for SharedCounter {}
+#[cfg(unix)]
+unsafe impl Sync for SharedCounter {}
+
+#[cfg(unix)]
+impl SharedCounter {
+    const LEN: usize = std::mem::size_of::<u64>();
+
+    /// Maps the counter in `path`, creating the file (as zero) if needed.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        // Growing to the same length twice (two processes starting together) keeps
+        // what either wrote.
+        if file.metadata()?.len() < Self::LEN as u64 {
+            file.set_len(Self::LEN as u64)?;
+        }
+        // SAFETY: a fresh shared mapping of the file's first 8 bytes, which exist; the
+        // descriptor may be closed afterwards (the mapping keeps the file).
+        let at = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if at == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        // A mapping starts on a page boundary, so the counter is aligned.
+        let counter =
+            std::ptr::NonNull::new(at.cast()).ok_or_else(std::io::Error::last_os_error)?;
+        Ok(Self { counter })
+    }
+
+    pub fn get(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: mapped, aligned and 8 bytes long until `drop`.
+        unsafe { self.counter.as_ref() }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for SharedCounter {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `open`, unmapped once.
+        unsafe {
+            libc::munmap(self.counter.as_ptr().cast(), Self::LEN);
+        }
+    }
+}
+
+/// Where the processes on one SQLite database share their counter: beside it, as
+/// SQLite keeps its own `-wal` and `-shm` files.
+pub fn shared_counter_path(config: &Config) -> Option<PathBuf> {
+    if backend_of(&config.database_url) != Ok(DbBackend::Sqlite) {
+        return None;
+    }
+    let mut p = PathBuf::from(sqlite_path(&config.database_url)).into_os_string();
+    p.push("-generation");
+    Some(PathBuf::from(p))
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
@@ -163,5 +251,28 @@ mod tests {
         let mut again = Vec::new();
         close_tree(&data, &mut again);
         assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_shared_counter_moved_in_one_mapping_is_seen_in_another() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db-generation");
+        let (a, b) = (
+            SharedCounter::open(&path).unwrap(),
+            SharedCounter::open(&path).unwrap(),
+        );
+        assert_eq!(b.get().load(Ordering::Acquire), 0);
+        a.get().fetch_add(1, Ordering::AcqRel);
+        assert_eq!(b.get().load(Ordering::Acquire), 1);
+        drop(a);
+        assert_eq!(
+            SharedCounter::open(&path)
+                .unwrap()
+                .get()
+                .load(Ordering::Acquire),
+            1
+        );
+        assert_eq!(mode(&path), 0o600);
     }
 }

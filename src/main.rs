@@ -54,6 +54,14 @@ fn main() {
     }
 }
 
+/// A command's output on stdout; nothing at all when it has none (`user list` with no
+/// users), so a reader of JSON lines meets no blank one.
+fn say(out: String) {
+    if !out.is_empty() {
+        println!("{out}");
+    }
+}
+
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     portcullis::telemetry::init();
@@ -71,16 +79,16 @@ async fn run() -> anyhow::Result<()> {
             open_database(&config)?;
             println!("migrations applied");
         }
-        Command::User(cmd) => println!("{}", portcullis::cli::run_user(&config, cmd).await?),
-        Command::Audit(cmd) => println!("{}", portcullis::cli::run_audit(&config, cmd).await?),
-        Command::Client(cmd) => println!("{}", portcullis::cli::run_client(&config, cmd).await?),
-        Command::Policy(cmd) => println!("{}", portcullis::cli::run_policy(&config, cmd).await?),
-        Command::Token(cmd) => println!("{}", portcullis::cli::run_token(&config, cmd).await?),
-        Command::Group(cmd) => println!("{}", portcullis::cli::run_group(&config, cmd).await?),
-        Command::ServiceAccount(cmd) => println!(
-            "{}",
-            portcullis::cli::run_service_account(&config, cmd).await?
-        ),
+        Command::SetupLink => say(portcullis::cli::run_setup_link(&config).await?),
+        Command::User(cmd) => say(portcullis::cli::run_user(&config, cmd).await?),
+        Command::Audit(cmd) => say(portcullis::cli::run_audit(&config, cmd).await?),
+        Command::Client(cmd) => say(portcullis::cli::run_client(&config, cmd).await?),
+        Command::Policy(cmd) => say(portcullis::cli::run_policy(&config, cmd).await?),
+        Command::Token(cmd) => say(portcullis::cli::run_token(&config, cmd).await?),
+        Command::Group(cmd) => say(portcullis::cli::run_group(&config, cmd).await?),
+        Command::ServiceAccount(cmd) => {
+            say(portcullis::cli::run_service_account(&config, cmd).await?)
+        }
     }
     Ok(())
 }

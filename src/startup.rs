@@ -93,8 +93,32 @@ pub async fn session_state(
         Some(url) => StateBackend::redis(url, &config.redis_prefix)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => StateBackend::database(db.clone(), clock.clone()),
+        // The session cache (SQLite only) looks again at a state once the command
+        // line moved the generation it shares with the server.
+        None => StateBackend::database(
+            db.clone(),
+            clock.clone(),
+            crate::auth::oauth::cache::BackChannelCache::sqlite(config),
+        ),
     })
+}
+
+/// The OAuth provider over `db` (the server's, and the command line's for its client
+/// commands), its signing keys sealed under the master key.
+pub fn oauth_provider(
+    config: &Config,
+    db: &Db,
+    clock: &Clock,
+    master: &MasterKey,
+    cache: crate::auth::oauth::cache::BackChannelCache,
+) -> crate::auth::oauth::OAuthProvider {
+    crate::auth::oauth::OAuthProvider::new(
+        db.clone(),
+        clock.clone(),
+        crate::master_key::Sealer::new(master, "oidc-signing-keys"),
+        config,
+        cache,
+    )
 }
 
 pub fn hasher(config: &Config) -> anyhow::Result<Hasher> {
@@ -187,7 +211,8 @@ impl Application {
             }
         };
         // What the OAuth back channel may keep in memory (see auth::oauth::cache): with Redis,
-        // changes are published to every instance; alone on SQLite, in this process;
+        // changes are published to every instance; alone on SQLite, to every process on
+        // the database (the command line's changes too);
         // PostgreSQL without Redis keeps nothing (another instance's change would go
         // unseen).
         let cache = match throttle.redis_connection() {
@@ -195,7 +220,7 @@ impl Application {
                 crate::auth::oauth::cache::BackChannelCache::redis(conn, &config.redis_prefix)
             }
             None if db.backend() == crate::config::DbBackend::Sqlite => {
-                crate::auth::oauth::cache::BackChannelCache::local()
+                crate::auth::oauth::cache::BackChannelCache::sqlite(&config)
             }
             None => crate::auth::oauth::cache::BackChannelCache::disabled(),
         };
@@ -281,13 +306,7 @@ impl Application {
             groups,
             settings,
             sign_in,
-            oauth: crate::auth::oauth::OAuthProvider::new(
-                db.clone(),
-                clock.clone(),
-                crate::master_key::Sealer::new(&master, "oidc-signing-keys"),
-                &config,
-                cache.clone(),
-            ),
+            oauth: oauth_provider(&config, &db, &clock, &master, cache.clone()),
             discovery: crate::web::handlers::oauth::discovery::discovery_document(&config),
             csrf_key: master.derive::<32>("csrf"),
             access: access.clone(),

@@ -11,7 +11,8 @@ pub enum AuditCommand {
     /// Check the audit log's hash chain; exits non-zero naming the first bad event.
     Verify {
         /// A checkpoint printed by `audit checkpoint` or the server's log: also fail
-        /// when the log no longer reaches its event or the hash there differs.
+        /// when the log no longer reaches its event or the hash there differs
+        /// (default: check the chain alone).
         #[arg(long, value_name = "CHECKPOINT")]
         expect: Option<String>,
     },

@@ -1,8 +1,11 @@
-//! `client create`: registers an OAuth / OpenID Connect client.
+//! `client create|list|delete|rotate-secret`: OAuth / OpenID Connect clients, through
+//! the provider the `/admin/clients` pages use (same checks, audit and cache
+//! invalidation).
 
 use clap::Subcommand;
 
 use crate::auth::audit::AuditCtx;
+use crate::auth::oauth::{Client, ClientError, OAuthProvider};
 use crate::clock::Clock;
 use crate::config::Config;
 
@@ -10,22 +13,33 @@ use crate::config::Config;
 pub enum ClientCommand {
     /// Register a client; prints client_id=… and, for a confidential client, client_secret=… (shown once).
     Create {
+        /// The name users see on the consent page (at most 100 characters).
         #[arg(long)]
         name: String,
-        /// Where codes are sent back; needed for authorization_code (the default
-        /// grant), not for a device-only client.
-        #[arg(long = "redirect-uri")]
+        /// Where the client receives codes, matched exactly (absolute http(s) URL, no
+        /// fragment). Repeat for several; at least one for authorization_code (the
+        /// default grant), none for a client of the device or client-credentials grant.
+        #[arg(long = "redirect-uri", value_name = "URL")]
         redirect_uris: Vec<String>,
-        #[arg(long = "post-logout-redirect-uri")]
+        /// Where the client may send users after signing out (RP-initiated logout),
+        /// matched exactly. Repeat for several (default: none).
+        #[arg(long = "post-logout-redirect-uri", value_name = "URL")]
         post_logout_redirect_uris: Vec<String>,
-        /// A public client (no secret; PKCE required).
+        /// A public client (no secret; PKCE required). Default: confidential, with a
+        /// secret.
         #[arg(long)]
         public: bool,
-        #[arg(long = "scope")]
+        /// A scope the client may ask for: openid, profile, email, roles, groups or
+        /// offline_access. Repeat for several (default: openid, profile and email).
+        #[arg(long = "scope", value_name = "S")]
         scopes: Vec<String>,
-        #[arg(long = "grant")]
+        /// A grant the client may use: authorization_code, refresh_token,
+        /// client_credentials (confidential only) or
+        /// urn:ietf:params:oauth:grant-type:device_code (RFC 8628). Repeat for several
+        /// (default: authorization_code and refresh_token).
+        #[arg(long = "grant", value_name = "G")]
         grants: Vec<String>,
-        /// First-party: no consent page.
+        /// First-party: no consent page. Default: users are asked to consent.
         #[arg(long)]
         skip_consent: bool,
         /// Only members of this group (or of a group inside it) may use the app;
@@ -45,10 +59,32 @@ pub enum ClientCommand {
         #[arg(long)]
         require_par: bool,
     },
+    /// List every client, one line each: client id, name, type (confidential or
+    /// public), grants, redirect URIs, and the service account it acts as, if any.
+    List {
+        /// One JSON object per line instead: {"client_id", "name", "public", "grants",
+        /// "scopes", "redirect_uris", "service_account"} (default: tab-separated text).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client: its tokens, consents and codes stop working at once.
+    Delete {
+        /// The client's id (client_id=… as printed by `client create`).
+        #[arg(long, value_name = "ID")]
+        client_id: String,
+    },
+    /// Give a confidential client a new secret, printed once as client_secret=…; the
+    /// old one stops working at once.
+    RotateSecret {
+        /// The client's id.
+        #[arg(long, value_name = "ID")]
+        client_id: String,
+    },
 }
 
 pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<String> {
-    let db = crate::startup::open_database(config)?;
+    let oauth = operator_oauth(config).await?;
+    let ctx = AuditCtx::cli();
     match cmd {
         ClientCommand::Create {
             name,
@@ -77,19 +113,73 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
                 allowed_networks,
                 require_par,
             };
-            match crate::auth::oauth::authorize::create_client(
-                &db,
-                &Clock::system(),
-                new,
-                &AuditCtx::cli(),
-            )
-            .await
-            {
-                Ok((id, Some(secret))) => Ok(format!("client_id={id}\nclient_secret={secret}")),
-                Ok((id, None)) => Ok(format!("client_id={id}")),
-                Err(crate::auth::oauth::ClientError::Invalid(msg)) => anyhow::bail!("{msg}"),
-                Err(crate::auth::oauth::ClientError::Internal(e)) => Err(e.into()),
+            match oauth.create_client(new, &ctx).await.map_err(fail)? {
+                (id, Some(secret)) => Ok(format!("client_id={id}\nclient_secret={secret}")),
+                (id, None) => Ok(format!("client_id={id}")),
             }
         }
+        ClientCommand::List { json } => {
+            let clients = oauth.clients().await?;
+            let lines: Vec<String> = clients.iter().map(|c| listed(c, json)).collect();
+            Ok(lines.join("\n"))
+        }
+        ClientCommand::Delete { client_id } => {
+            if !oauth.delete_client(&client_id, &ctx).await? {
+                anyhow::bail!("there is no client with the id {client_id}");
+            }
+            Ok(format!("deleted client {client_id}"))
+        }
+        ClientCommand::RotateSecret { client_id } => {
+            let secret = oauth.rotate_secret(&client_id, &ctx).await.map_err(fail)?;
+            Ok(format!("client_secret={secret}"))
+        }
     }
+}
+
+fn fail(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Invalid(msg) => anyhow::anyhow!("{msg}"),
+        ClientError::Internal(e) => e.into(),
+    }
+}
+
+/// One line of `client list`: a JSON object, or tab-separated text (`-` for none).
+fn listed(c: &Client, json: bool) -> String {
+    let kind = if c.is_public() {
+        "public"
+    } else {
+        "confidential"
+    };
+    let (grants, uris) = (c.grants.split_whitespace(), c.redirect_uris());
+    if json {
+        return serde_json::json!({
+            "client_id": c.client_id, "name": c.name, "public": c.is_public(),
+            "grants": grants.collect::<Vec<_>>(),
+            "scopes": c.scopes.split_whitespace().collect::<Vec<_>>(),
+            "redirect_uris": uris, "service_account": c.service_account_id,
+        })
+        .to_string();
+    }
+    let or_none = |s: String| if s.is_empty() { "-".to_string() } else { s };
+    let fields = [
+        c.client_id.clone(),
+        super::users::shown(&c.name),
+        kind.to_string(),
+        or_none(grants.collect::<Vec<_>>().join(",")),
+        or_none(super::users::shown(&uris.join(","))),
+        or_none(c.service_account_id.clone().unwrap_or_default()),
+    ];
+    fields.join("\t")
+}
+
+/// The provider for the operator's shell, as the server builds it; its changes are
+/// published to running servers (see `auth::oauth::cache`).
+async fn operator_oauth(config: &Config) -> anyhow::Result<OAuthProvider> {
+    let master = crate::master_key::MasterKey::load_or_create(&config.secret_key_file)?;
+    let db = crate::startup::open_database_with(config, &master)?;
+    let cache = crate::auth::oauth::cache::BackChannelCache::publisher(config).await;
+    let clock = Clock::system();
+    Ok(crate::startup::oauth_provider(
+        config, &db, &clock, &master, cache,
+    ))
 }

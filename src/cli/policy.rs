@@ -9,14 +9,16 @@ use crate::config::Config;
 pub enum PolicyCommand {
     /// Print what forward auth decides for this user and request, and which rule decides.
     Check {
+        /// The email address of the account making the request.
         #[arg(long)]
         email: String,
         /// The address asked for, as the browser had it (https://app.example.com/admin).
         #[arg(long)]
         url: String,
-        #[arg(long, default_value = "GET")]
+        /// The request's HTTP method (GET, POST, …).
+        #[arg(long, value_name = "M", default_value = "GET")]
         method: String,
-        /// The client's address (default 127.0.0.1).
+        /// The client's IP address, for rules with networks.
         #[arg(long, default_value = "127.0.0.1")]
         ip: std::net::IpAddr,
     },

@@ -1,11 +1,12 @@
-//! `user create|set-role|unset-role|disable|enable`. The password comes from standard
+//! `user create|set-role|unset-role|list|disable|enable|reset-password`, each through
+//! the admin service the `/admin/users` pages use. The password comes from standard
 //! input, never from argv.
 
 use std::io::BufRead;
 
 use clap::Subcommand;
 
-use crate::auth::accounts::admin::{Actor, Admin, AdminError};
+use crate::auth::accounts::admin::{Actor, Admin, AdminError, Listed, Status};
 use crate::auth::accounts::{NewAccount, create_user};
 use crate::auth::audit::AuditCtx;
 use crate::auth::oauth::cache::BackChannelCache;
@@ -17,29 +18,46 @@ use crate::db::Db;
 pub enum UserCommand {
     /// Create a user; the password is read from standard input (one line).
     Create {
+        /// The new account's email address, which it signs in with.
         #[arg(long)]
         email: String,
+        /// The name shown on pages and in the OIDC `name` claim (default: none).
         #[arg(long)]
         name: Option<String>,
-        #[arg(long = "role")]
+        /// A role to give the account: `admin` or a role made on /admin/roles. Repeat
+        /// for several (default: none).
+        #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
-        /// Mark the email address as already verified.
+        /// Mark the email address as already confirmed (default: the account must
+        /// confirm it from the emailed link before signing in).
         #[arg(long)]
         verified: bool,
     },
     /// Give a user a role.
     SetRole {
+        /// The account's email address.
         #[arg(long)]
         email: String,
+        /// The role: `admin` or a role made on /admin/roles.
         #[arg(long)]
         role: String,
     },
-    /// Take a role from a user.
+    /// Take a role from a user (the last active administrator keeps `admin`).
     UnsetRole {
+        /// The account's email address.
         #[arg(long)]
         email: String,
+        /// The role to take away.
         #[arg(long)]
         role: String,
+    },
+    /// List every account, one line each: id, email, name, roles, status (active,
+    /// disabled or unverified) and kind (person, or service for a service account).
+    List {
+        /// One JSON object per line instead: {"id", "email", "name", "roles",
+        /// "status", "kind", "created_at"} (default: tab-separated text).
+        #[arg(long)]
+        json: bool,
     },
     /// Disable an account: it cannot sign in, and every session, app grant and token
     /// it holds ends at once (as the admin page's Disable).
@@ -50,6 +68,13 @@ pub enum UserCommand {
     },
     /// Enable a disabled account again (its ended sessions and tokens stay ended).
     Enable {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Mail the user a password reset link, the same message as "Forgot password?"
+    /// sends (earlier links stop working). Not for a disabled or service account.
+    ResetPassword {
         /// The account's email address.
         #[arg(long)]
         email: String,
@@ -120,7 +145,78 @@ pub async fn run_user(config: &Config, cmd: UserCommand) -> anyhow::Result<Strin
             set_disabled(&admin, &email, false, &ctx).await?;
             Ok(format!("{email} is enabled"))
         }
+        UserCommand::List { json } => {
+            let admin = operator_admin(config, db, clock).await?;
+            let everyone = admin.everyone().await?;
+            let lines: Vec<String> = everyone.iter().map(|l| listed(l, json)).collect();
+            Ok(lines.join("\n"))
+        }
+        UserCommand::ResetPassword { email } => {
+            let admin = &operator_admin(config, db, clock).await?;
+            let ctx = &ctx;
+            on_account(admin, &email, "", |id| async move {
+                admin.send_password_reset(&Actor::Operator, &id, ctx).await
+            })
+            .await?;
+            Ok(format!("a password reset link is on its way to {email}"))
+        }
     }
+}
+
+/// `setup-link`: a fresh one-time link to create the first administrator, the earlier
+/// ones voided; refused once an administrator exists.
+pub async fn run_setup_link(config: &Config) -> anyhow::Result<String> {
+    let db = crate::startup::open_database(config)?;
+    let renewed = crate::auth::accounts::setup::renew_link(
+        &db,
+        &Clock::system(),
+        &config.base_url(),
+        config.setup_link_ttl_secs,
+        &AuditCtx::cli(),
+    )
+    .await?;
+    renewed.ok_or_else(|| {
+        anyhow::anyhow!(
+            "an administrator exists already, so there is no setup link: sign in as one, or use `portcullis user create --role admin`"
+        )
+    })
+}
+
+/// One line of `user list`: a JSON object, or tab-separated text with `-` for none.
+/// Names and addresses come from users: the text form shows their control characters
+/// escaped, so none reaches the operator's terminal.
+fn listed(l: &Listed, json: bool) -> String {
+    let u = &l.user;
+    let status = Status::of(u).name();
+    let kind = if u.is_service() { "service" } else { "person" };
+    if json {
+        return serde_json::json!({
+            "id": u.id, "email": u.email, "name": u.display_name, "roles": l.roles,
+            "status": status, "kind": kind, "created_at": u.created_at,
+        })
+        .to_string();
+    }
+    let roles = if l.roles.is_empty() {
+        "-".to_string()
+    } else {
+        l.roles.join(",")
+    };
+    let name = u.display_name.as_deref().filter(|n| !n.is_empty());
+    let (email, name) = (shown(&u.email), shown(name.unwrap_or("-")));
+    [u.id.as_str(), &email, &name, &roles, status, kind].join("\t")
+}
+
+/// `text` with control characters (tabs and escape sequences among them) escaped.
+pub(super) fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Runs `act` as the operator on the account with address `email` (given its id) and
@@ -143,7 +239,11 @@ where
         Err(AdminError::LastAdmin) => {
             anyhow::bail!("{} is the last administrator; {first} first.", user.email)
         }
-        Err(e @ AdminError::NoSuchRole(_)) => anyhow::bail!("{e}"),
+        Err(
+            e @ (AdminError::NoSuchRole(_)
+            | AdminError::AccountDisabled
+            | AdminError::ServiceAccount),
+        ) => anyhow::bail!("{e}"),
         Err(AdminError::Internal(e)) => Err(e.into()),
         Err(_) => Err(no_user()),
     }

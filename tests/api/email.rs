@@ -9,12 +9,12 @@ use reqwest::StatusCode;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn path_of(link: &str) -> String {
+pub(crate) fn path_of(link: &str) -> String {
     let u = url::Url::parse(link).expect("absolute link");
     format!("{}?{}", u.path(), u.query().unwrap_or(""))
 }
 
-fn token_of(link: &str) -> String {
+pub(crate) fn token_of(link: &str) -> String {
     link.split("token=").nth(1).unwrap().to_string()
 }
 
@@ -27,7 +27,22 @@ fn links_to(sink: &SmtpSink, to: &str, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-async fn wait_link(sink: &SmtpSink, to: &str, prefix: &str, n: usize) -> Vec<String> {
+/// Opens a reset `link` and sets `new_password` with its form.
+pub(crate) async fn set_password_from(b: &Browser, link: &str, new_password: &str) -> Page {
+    let page = b.get(&path_of(link)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    b.post(
+        "/password/reset",
+        &[
+            ("csrf_token", &page.csrf()),
+            ("token", &token_of(link)),
+            ("new_password", new_password),
+        ],
+    )
+    .await
+}
+
+pub(crate) async fn wait_link(sink: &SmtpSink, to: &str, prefix: &str, n: usize) -> Vec<String> {
     for _ in 0..200 {
         let v = links_to(sink, to, prefix);
         if v.len() >= n {
@@ -199,17 +214,7 @@ async fn forgot_password_answers_the_same_and_resets_once() {
         .await;
     assert_eq!(weak.status, StatusCode::BAD_REQUEST);
     let new_pw = "a fresh and long passphrase 77";
-    let page = b.get(&path_of(&link)).await;
-    let ok = b
-        .post(
-            "/password/reset",
-            &[
-                ("csrf_token", &page.csrf()),
-                ("token", &token_of(&link)),
-                ("new_password", new_pw),
-            ],
-        )
-        .await;
+    let ok = set_password_from(&b, &link, new_pw).await;
     assert_redirect(&ok, "/login?reset=1");
 
     // Every session ended; not signed in by the reset itself.

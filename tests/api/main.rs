@@ -27,6 +27,7 @@ mod metrics;
 mod mfa;
 mod multi;
 mod oidc;
+mod operator;
 mod par;
 mod processes;
 mod properties;

@@ -315,6 +315,7 @@ impl Accounts {
         self.db
             .run(move |c| {
                 crate::db::conn::write_transaction(c, |c| issue_reset(c, &m, &norm, &ctx, now))
+                    .map(|_sent| ())
                     .map_err(|e: crate::db::QueryError| InternalError::from(e))
             })
             .await
@@ -323,14 +324,15 @@ impl Accounts {
 
 /// A reset link for the normalised address `norm`, in the caller's write transaction:
 /// voids the earlier ones, queues the mail, audits. A disabled or unknown account gets
-/// nothing (audited as a failure).
+/// nothing (audited as a failure). Whether a link was sent: only an administrator may
+/// be told.
 pub(crate) fn issue_reset(
     c: &mut crate::db::AnyConnection,
     m: &MailCtx,
     norm: &str,
     ctx: &AuditCtx,
     now: i64,
-) -> crate::db::QueryResult<()> {
+) -> crate::db::QueryResult<bool> {
     match users::find_by_email(c, norm)? {
         // A service account has no password to reset (and its address is not mailed).
         Some(u) if !u.disabled && !u.is_service() => {
@@ -350,7 +352,8 @@ pub(crate) fn issue_reset(
                 Outcome::Success,
                 Some(&u.id),
                 json!({}),
-            )
+            )?;
+            Ok(true)
         }
         found => record(
             c,
@@ -364,7 +367,8 @@ pub(crate) fn issue_reset(
                 Some(_) => "disabled",
                 None => "unknown address",
             }}),
-        ),
+        )
+        .map(|()| false),
     }
 }
 

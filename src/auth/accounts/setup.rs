@@ -1,6 +1,7 @@
 //! First start: with no administrator, a one-time setup link lets the operator create
 //! the first one. The link works once, expires, and several instances racing on setup
 //! still produce a single administrator (the check runs inside the transaction).
+//! `portcullis setup-link` prints a fresh one and voids the earlier ones.
 
 use serde_json::json;
 
@@ -13,7 +14,7 @@ use crate::auth::password::Hasher;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::{roles, tokens, users, users::User};
-use crate::domain::audit::AuditAction;
+use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::email::EmailAddress;
 
 pub const PURPOSE: &str = "setup";
@@ -105,7 +106,46 @@ pub async fn issue_link_if_needed(
         tokens::insert(c, &hash, PURPOSE, None, "", now, now + ttl).map_err(InternalError::from)
     })
     .await?;
-    Ok(Some(format!("{base_url}/setup?token={token}")))
+    Ok(Some(link(base_url, &token)))
+}
+
+fn link(base_url: &str, token: &str) -> String {
+    format!("{base_url}/setup?token={token}")
+}
+
+/// `setup-link`: while no administrator exists, a fresh link, every earlier one voided
+/// (a link from an old log, or one shared by mistake, stops working); `None` once an
+/// administrator exists. Under the first-administrator lock, so it cannot interleave
+/// with a setup being completed on any instance. Audited: whoever holds the link can
+/// make themselves the administrator.
+pub async fn renew_link(
+    db: &Db,
+    clock: &Clock,
+    base_url: &str,
+    ttl: i64,
+    ctx: &AuditCtx,
+) -> Result<Option<String>, InternalError> {
+    let token = crate::domain::tokens::generate();
+    let hash = crate::domain::tokens::hash(&token);
+    let (now, ctx) = (clock.now(), ctx.clone());
+    let issued = db
+        .run(move |c| {
+            crate::db::conn::write_transaction(c, |c| {
+                crate::db::conn::serialize(c, crate::db::conn::locks::FIRST_ADMIN)?;
+                if roles::holders_count(c, "admin")? > 0 {
+                    return Ok(false);
+                }
+                let voided = tokens::invalidate_all(c, PURPOSE, now)?;
+                tokens::insert(c, &hash, PURPOSE, None, "", now, now + ttl)?;
+                let details = json!({"earlier_voided": voided, "expires_at": now + ttl});
+                let (act, outcome) = (AuditAction::SetupLinkIssued, Outcome::Success);
+                crate::auth::audit::record(c, &ctx, now, act, outcome, None, details)?;
+                Ok(true)
+            })
+            .map_err(|e: crate::db::QueryError| InternalError::from(e))
+        })
+        .await?;
+    Ok(issued.then(|| link(base_url, &token)))
 }
 
 /// Whether the link can still be used (for the GET page).

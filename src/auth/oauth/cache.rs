@@ -16,7 +16,9 @@
 //! generation *before* its database read, so a cache can never be newer than what it
 //! saw. Where the generation lives decides who sees a change:
 //!
-//! - SQLite (one instance by design): an atomic in this process — no I/O at all;
+//! - SQLite (one instance by design): an atomic in a small file beside the database,
+//!   mapped into memory by the server and by the command line (`files::SharedCounter`)
+//!   — no I/O at all, and a change made from the command line is seen at once;
 //! - Redis (several instances): a Redis counter, `INCR` on change and `GET` per call —
 //!   one round trip instead of several queries, and a change on one instance is seen by
 //!   all at their next call;
@@ -27,8 +29,8 @@
 //! lost to a Redis failure outlives it by that much at most on other instances, and this
 //! instance memoises nothing for that long), a generation that cannot be read means "no
 //! cache", and unknown client ids are never memoised (a client created later by the CLI
-//! is found at once). The CLI's `user set-role` publishes through Redis when it is
-//! configured; on SQLite alone the server sees it within [`MAX_AGE`].
+//! is found at once). The command line publishes its changes ([`BackChannelCache::publisher`])
+//! through Redis when it is configured, through the shared counter on SQLite.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,9 +42,9 @@ use crate::db::repo::oauth::Client;
 use crate::domain::access::Principal;
 
 pub const MAX_AGE: Duration = Duration::from_secs(10);
-/// Forward auth's users are trusted for less: the command line on SQLite (which
-/// cannot move this process's generation) disabling a user is seen within this, as a
-/// session it ends is (`auth::sessions::store`).
+/// Forward auth's users are trusted for less: should the command line's change not
+/// reach the generation (Redis down, a counter that could not be mapped), a disabled
+/// user is still refused within this, as a session it ends is (`auth::sessions::store`).
 pub const PRINCIPAL_MAX_AGE: Duration = Duration::from_secs(2);
 /// Entries per map; a full map starts again empty (the cache is an optimisation).
 const MAX_ENTRIES: usize = 100_000;
@@ -75,11 +77,29 @@ impl Inner {
 }
 
 enum Source {
-    Local(AtomicU64),
+    Local(Counter),
     Redis {
         conn: redis::aio::ConnectionManager,
         key: String,
     },
+}
+
+/// Where a local generation lives: this process alone, or a file mapped by every
+/// process on the same SQLite database.
+enum Counter {
+    Process(AtomicU64),
+    #[cfg(unix)]
+    Shared(crate::files::SharedCounter),
+}
+
+impl Counter {
+    fn get(&self) -> &AtomicU64 {
+        match self {
+            Self::Process(n) => n,
+            #[cfg(unix)]
+            Self::Shared(n) => n.get(),
+        }
+    }
 }
 
 struct Current<'a>(std::sync::MutexGuard<'a, Maps>);
@@ -160,7 +180,27 @@ impl BackChannelCache {
 
     /// One instance alone: the generation is an atomic in this process.
     pub fn local() -> Self {
-        Self::with(Source::Local(AtomicU64::new(0)))
+        Self::with(Source::Local(Counter::Process(AtomicU64::new(0))))
+    }
+
+    /// One instance on SQLite: the generation is shared with every process on the same
+    /// database (the command line moves it); in this process alone if the shared
+    /// counter cannot be mapped, and then another process's change is seen within
+    /// [`MAX_AGE`].
+    pub fn sqlite(config: &crate::config::Config) -> Self {
+        let Some(path) = crate::files::shared_counter_path(config) else {
+            return Self::local();
+        };
+        #[cfg(unix)]
+        match crate::files::SharedCounter::open(&path) {
+            Ok(n) => return Self::with(Source::Local(Counter::Shared(n))),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot map the shared cache generation: changes from the command line are seen within {MAX_AGE:?}")
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = path;
+        Self::local()
     }
 
     /// Several instances: the generation is the counter `{prefix}:oauth:generation`.
@@ -172,11 +212,14 @@ impl BackChannelCache {
     }
 
     /// For a process that changes what servers memoise but serves nothing (the CLI):
-    /// it publishes its changes through Redis when one is configured. Without Redis a
-    /// server alone on SQLite sees such a change within [`MAX_AGE`].
+    /// it publishes its changes through Redis when one is configured, else on SQLite
+    /// through the counter it shares with the server ([`Self::sqlite`]).
     pub async fn publisher(config: &crate::config::Config) -> Self {
         let Some(url) = &config.redis_url else {
-            return Self::disabled();
+            return match config.backend() {
+                crate::config::DbBackend::Sqlite => Self::sqlite(config),
+                _ => Self::disabled(),
+            };
         };
         let connect = async {
             let client = redis::Client::open(url.as_str())?;
@@ -210,7 +253,7 @@ impl BackChannelCache {
             return None;
         }
         match &inner.source {
-            Source::Local(n) => Some(n.load(Ordering::Acquire)),
+            Source::Local(n) => Some(n.get().load(Ordering::Acquire)),
             Source::Redis { conn, key } => {
                 let mut c = conn.clone();
                 redis::cmd("GET")
@@ -220,6 +263,16 @@ impl BackChannelCache {
                     .ok()
                     .map(|v| v.unwrap_or(0))
             }
+        }
+    }
+
+    /// The generation when it lives in this machine's memory (in this process, or
+    /// shared with the command line on SQLite): read without waiting, for the session
+    /// store's cache. `None` for a Redis generation or no cache.
+    pub fn local_generation(&self) -> Option<u64> {
+        match &self.inner.as_ref()?.source {
+            Source::Local(n) => Some(n.get().load(Ordering::Acquire)),
+            Source::Redis { .. } => None,
         }
     }
 
@@ -318,7 +371,8 @@ impl BackChannelCache {
     }
 
     /// A live personal access token by the SHA-256 of its secret, trusted for as short
-    /// a time as a principal (the command line may end tokens on SQLite unseen).
+    /// a time as a principal (should a change from the command line not reach the
+    /// generation).
     pub fn personal_token(&self, generation: Option<u64>, hash: &str) -> Option<LiveToken> {
         self.current(generation)?
             .0
@@ -370,7 +424,7 @@ impl BackChannelCache {
         let Some(inner) = &self.inner else { return };
         match &inner.source {
             Source::Local(n) => {
-                n.fetch_add(1, Ordering::AcqRel);
+                n.get().fetch_add(1, Ordering::AcqRel);
             }
             Source::Redis { conn, key } => {
                 let mut c = conn.clone();

@@ -4,7 +4,9 @@
 //!
 //! A signed-in request must not touch the database: with Redis, a load is one round trip
 //! (GET and the idle-timeout extension pipelined); on SQLite the states are cached in
-//! memory (one process owns the file) and expiry extensions are written behind.
+//! memory (one server owns the file) and expiry extensions are written behind; a state
+//! is looked at again once the command line has moved the cache generation it shares
+//! with the server (it ended sessions), so its revocations count at once too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use dashmap::DashMap;
 use redis::aio::ConnectionManager;
 
 use crate::auth::InternalError;
+use crate::auth::oauth::cache::BackChannelCache;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::db::repo::session_state as repo;
@@ -27,12 +30,16 @@ pub struct Cached {
     revoked: bool,
     /// When the row was last seen in the database (`RECHECK_SECS`).
     checked_at: i64,
+    /// The cache generation shared with the command line (`oauth::cache`) read before
+    /// that: once it moves, the row is looked at again whatever the time.
+    generation: u64,
 }
 
 /// How long a cached state is trusted before the database is asked whether it is still
 /// there. This process removes states from the cache itself; another process on the
-/// same file (the command line disabling a user) can only delete the row, and the
-/// server then refuses the session within this time.
+/// same file (the command line disabling a user) can only delete the row, and then
+/// moves the cache generation they share, after which every state is looked at again
+/// at its next use. This bound is the backstop should the generation not move.
 const RECHECK_SECS: i64 = 2;
 
 /// How long a removed state stays remembered as removed: longer than any request.
@@ -53,13 +60,14 @@ fn revoked_key(prefix: &str, key_hash: &str) -> String {
 }
 
 impl Cached {
-    fn live(state: String, expires_at: i64, dirty: bool, checked_at: i64) -> Self {
+    fn live(state: String, expires_at: i64, dirty: bool, checked: (i64, u64)) -> Self {
         Self {
             state,
             expires_at,
             dirty,
             revoked: false,
-            checked_at,
+            checked_at: checked.0,
+            generation: checked.1,
         }
     }
 
@@ -70,6 +78,7 @@ impl Cached {
             dirty: false,
             revoked: true,
             checked_at: 0,
+            generation: 0,
         }
     }
 }
@@ -82,6 +91,8 @@ pub enum StateBackend {
         /// Present on SQLite only: with PostgreSQL several instances may share the
         /// database, and a per-process cache would miss another instance's revocation.
         cache: Option<Arc<DashMap<String, Cached>>>,
+        /// Where the command line's changes show (the generation shared on SQLite).
+        changes: BackChannelCache,
     },
     Redis {
         conn: ConnectionManager,
@@ -96,10 +107,17 @@ fn redis_err(e: redis::RedisError) -> InternalError {
 }
 
 impl StateBackend {
-    pub fn database(db: Db, clock: Clock) -> Self {
+    /// `changes`: the cache whose generation the command line moves after ending
+    /// sessions (`BackChannelCache::sqlite`).
+    pub fn database(db: Db, clock: Clock, changes: BackChannelCache) -> Self {
         let cache =
             (db.backend() == crate::config::DbBackend::Sqlite).then(|| Arc::new(DashMap::new()));
-        StateBackend::Db { db, clock, cache }
+        StateBackend::Db {
+            db,
+            clock,
+            cache,
+            changes,
+        }
     }
 
     pub async fn redis(url: &str, prefix: &str) -> Result<Self, InternalError> {
@@ -115,6 +133,14 @@ impl StateBackend {
             conn,
             prefix: format!("{prefix}:session:"),
         })
+    }
+
+    /// The shared cache generation now (0 where there is none).
+    fn generation(&self) -> u64 {
+        match self {
+            StateBackend::Db { changes, .. } => changes.local_generation().unwrap_or(0),
+            StateBackend::Redis { .. } => 0,
+        }
     }
 
     pub fn is_redis(&self) -> bool {
@@ -185,8 +211,15 @@ impl StateBackend {
                     .await
                     .map_err(redis_err)?
             }
-            StateBackend::Db { db, clock, cache } => {
+            StateBackend::Db {
+                db,
+                clock,
+                cache,
+                changes,
+            } => {
                 let now = clock.now();
+                // Read before the database, as the cache's own rule asks.
+                let generation = changes.local_generation().unwrap_or(0);
                 let mut recheck = false;
                 if let Some(cache) = cache
                     && let Some(mut hit) = cache.get_mut(key_hash)
@@ -195,7 +228,7 @@ impl StateBackend {
                     if hit.revoked {
                         return Ok(None);
                     }
-                    if now - hit.checked_at < RECHECK_SECS {
+                    if now - hit.checked_at < RECHECK_SECS && hit.generation == generation {
                         hit.expires_at = now + idle_secs;
                         hit.dirty = true;
                         return Ok(serde_json::from_str(&hit.state).ok());
@@ -222,6 +255,7 @@ impl StateBackend {
                         && !hit.revoked
                     {
                         hit.checked_at = now;
+                        hit.generation = generation;
                         hit.expires_at = now + idle_secs;
                         hit.dirty = true;
                         return Ok(serde_json::from_str(&hit.state).ok());
@@ -239,7 +273,7 @@ impl StateBackend {
                     Some(cache) => {
                         // A tombstone written meanwhile wins: the state was just removed.
                         let entry = cache.entry(key_hash.to_string()).or_insert_with(|| {
-                            Cached::live(state.clone(), now + idle_secs, true, now)
+                            Cached::live(state.clone(), now + idle_secs, true, (now, generation))
                         });
                         if entry.revoked {
                             return Ok(None);
@@ -280,7 +314,9 @@ impl StateBackend {
                     .await
                     .map_err(redis_err)
             }
-            StateBackend::Db { db, clock, cache } => {
+            StateBackend::Db {
+                db, clock, cache, ..
+            } => {
                 let now = clock.now();
                 let expires = now + ttl_secs;
                 let (kh, j) = (key_hash.to_string(), json.clone());
@@ -289,7 +325,7 @@ impl StateBackend {
                 if let Some(cache) = cache {
                     cache.insert(
                         key_hash.to_string(),
-                        Cached::live(json, expires, false, now),
+                        Cached::live(json, expires, false, (now, self.generation())),
                     );
                 }
                 Ok(())
@@ -375,7 +411,9 @@ impl StateBackend {
                     .map_err(redis_err)?;
                 Ok(r.is_some())
             }
-            StateBackend::Db { db, clock, cache } => {
+            StateBackend::Db {
+                db, clock, cache, ..
+            } => {
                 let now = clock.now();
                 let expires = now + ttl_secs;
                 let (kh, j) = (key_hash.to_string(), json.clone());
@@ -384,13 +422,13 @@ impl StateBackend {
                     .await?;
                 if let Some(cache) = cache {
                     if updated {
-                        let mut entry = cache
-                            .entry(key_hash.to_string())
-                            .or_insert_with(|| Cached::live(String::new(), expires, false, now));
+                        let mut entry = cache.entry(key_hash.to_string()).or_insert_with(|| {
+                            Cached::live(String::new(), expires, false, (now, self.generation()))
+                        });
                         if entry.revoked {
                             return Ok(false);
                         }
-                        *entry = Cached::live(json, expires, false, now);
+                        *entry = Cached::live(json, expires, false, (now, self.generation()));
                     } else {
                         cache.insert(key_hash.to_string(), Cached::tombstone(expires));
                     }
@@ -412,7 +450,9 @@ impl StateBackend {
                     .map(|_| ())
                     .map_err(redis_err)
             }
-            StateBackend::Db { db, clock, cache } => {
+            StateBackend::Db {
+                db, clock, cache, ..
+            } => {
                 let expires = clock.now() + ttl_secs;
                 if let Some(cache) = cache
                     && let Some(mut hit) = cache.get_mut(key_hash)
@@ -446,7 +486,9 @@ impl StateBackend {
                     .map(|_| ())
                     .map_err(redis_err)
             }
-            StateBackend::Db { db, cache, clock } => {
+            StateBackend::Db {
+                db, cache, clock, ..
+            } => {
                 // Tombstone first: from here on this process refuses the session, even
                 // if a load that read the row a moment ago finishes after us.
                 if let Some(cache) = cache {
@@ -468,7 +510,10 @@ impl StateBackend {
 
     /// Writes expiry extensions behind and forgets expired states.
     pub async fn flush(&self) -> Result<(), InternalError> {
-        let StateBackend::Db { db, clock, cache } = self else {
+        let StateBackend::Db {
+            db, clock, cache, ..
+        } = self
+        else {
             return Ok(());
         };
         let now = clock.now();

@@ -15,6 +15,29 @@ pub enum Status {
     Unverified,
 }
 
+impl Status {
+    /// A user's status as the directory filters by it: disabled first, then an
+    /// unconfirmed address, else active.
+    pub fn of(user: &User) -> Self {
+        if user.disabled {
+            Self::Disabled
+        } else if !user.email_verified {
+            Self::Unverified
+        } else {
+            Self::Active
+        }
+    }
+
+    /// The name scripts see (`user list --json`) and the directory's filter takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Unverified => "unverified",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Query {
     /// Prefix of the email or the display name, lower case.

@@ -15,6 +15,15 @@ pub fn of_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Vec<Strin
         .load(conn)
 }
 
+/// Every role assignment as (user id, role), ordered by user then role: the roles of
+/// many users in one statement (`user list`).
+pub fn assignments(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String)>> {
+    user_roles::table
+        .select((user_roles::user_id, user_roles::role))
+        .order((user_roles::user_id.asc(), user_roles::role.asc()))
+        .load(conn)
+}
+
 /// Returns true when the role was newly assigned.
 pub fn assign(conn: &mut AnyConnection, user_id: &str, role: &str, now: i64) -> QueryResult<bool> {
     let already: bool =

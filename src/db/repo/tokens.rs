@@ -90,3 +90,15 @@ pub fn invalidate(
     .set(t::used_at.eq(now))
     .execute(conn)
 }
+
+/// Voids every unused token of one purpose, whoever it is for (a new setup link
+/// replaces every earlier one).
+pub fn invalidate_all(conn: &mut AnyConnection, purpose: &str, now: i64) -> QueryResult<usize> {
+    diesel::update(
+        t::table
+            .filter(t::purpose.eq(purpose))
+            .filter(t::used_at.is_null()),
+    )
+    .set(t::used_at.eq(now))
+    .execute(conn)
+}

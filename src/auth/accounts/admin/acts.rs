@@ -160,8 +160,9 @@ impl Admin {
         .await
     }
 
-    /// Mails the user a password reset link, as `/password/forgot` would (a disabled
-    /// account gets none, and the refusal is audited there).
+    /// Mails the user a password reset link, as `/password/forgot` would: the same
+    /// message, earlier links voided. A disabled account or a service account gets none
+    /// (the refusal is audited there), and the administrator is told why.
     pub async fn send_password_reset(
         &self,
         actor: &Actor,
@@ -176,14 +177,18 @@ impl Admin {
             ctx,
             json!({}),
             move |c, t, now| {
-                crate::auth::accounts::links::issue_reset(
+                let sent = crate::auth::accounts::links::issue_reset(
                     c,
                     &mail,
                     &t.user.email_normalized,
                     &ctx2,
                     now,
                 )?;
-                Ok(Ok(()))
+                Ok(match sent {
+                    true => Ok(()),
+                    false if t.user.is_service() => Err(AdminError::ServiceAccount),
+                    false => Err(AdminError::AccountDisabled),
+                })
             },
         )
         .await

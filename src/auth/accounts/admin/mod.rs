@@ -32,7 +32,7 @@ use crate::mail::MailCtx;
 mod acts;
 mod directory;
 
-pub use self::directory::{Directory, UserDetail};
+pub use self::directory::{Directory, Listed, UserDetail};
 pub use crate::db::repo::directory::{Query as DirectoryQuery, Status};
 pub use crate::db::repo::users::User;
 use crate::domain::audit::{AuditAction, Outcome};
@@ -51,6 +51,10 @@ pub enum AdminError {
     LastAdmin,
     #[error("You cannot do that to your own account here; ask another administrator.")]
     OwnAccount,
+    #[error("This account is disabled: enable it before sending it a reset link.")]
+    AccountDisabled,
+    #[error("A service account has no password to reset.")]
+    ServiceAccount,
     #[error("Type the user's email address exactly to confirm.")]
     ConfirmationMismatch,
     #[error("You cannot change this account: it holds permissions you do not hold.")]

@@ -275,18 +275,20 @@ impl OAuthProvider {
         create_client(&self.db, &self.clock, c, ctx).await
     }
 
-    /// A new secret for a confidential client: the old one stops working at once.
-    pub async fn rotate_secret(
-        &self,
-        id: &str,
-        ctx: &AuditCtx,
-    ) -> Result<Option<String>, InternalError> {
+    /// A new secret for a confidential client: the old one stops working at once (the
+    /// cache's memo of the client goes on every instance, and on SQLite in every
+    /// process: see `cache`). Audited as `client.updated`.
+    pub async fn rotate_secret(&self, id: &str, ctx: &AuditCtx) -> Result<String, ClientError> {
         let (db, clock, cache) = (&self.db, &self.clock, &self.cache);
         let Some(existing) = client(db, id).await? else {
-            return Ok(None);
+            return Err(ClientError::Invalid(
+                "There is no client with that id.".into(),
+            ));
         };
         if existing.is_public() {
-            return Ok(None);
+            return Err(ClientError::Invalid(
+                "A public client has no secret to rotate.".into(),
+            ));
         }
         let secret = generate();
         let (h, id) = (hash(&secret), id.to_string());
@@ -297,7 +299,7 @@ impl OAuthProvider {
         })
         .await?;
         cache.invalidate().await;
-        Ok(Some(secret))
+        Ok(secret)
     }
 }
 

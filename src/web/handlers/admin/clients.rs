@@ -305,10 +305,10 @@ pub async fn rotate_secret(
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
     let (id, client) = writable(&ctx, path, &form).await?;
-    let Some(secret) = ctx.state.oauth.rotate_secret(&id, &ctx.audit()).await? else {
-        return Err(AppError::BadRequest(
-            "A public client has no secret to rotate.".into(),
-        ));
+    let secret = match ctx.state.oauth.rotate_secret(&id, &ctx.audit()).await {
+        Ok(secret) => secret,
+        Err(ClientError::Invalid(why)) => return Err(AppError::BadRequest(why)),
+        Err(ClientError::Internal(e)) => return Err(e.into()),
     };
     client_page(
         &ctx,

@@ -88,12 +88,10 @@ pub async fn users(ctx: Ctx, q: web::Query<UsersQuery>) -> Result<HttpResponse, 
     let users = found
         .into_iter()
         .map(|u| UserRow {
-            status: if u.disabled {
-                "Disabled"
-            } else if !u.email_verified {
-                "Email not confirmed"
-            } else {
-                "Active"
+            status: match Status::of(&u) {
+                Status::Disabled => "Disabled",
+                Status::Unverified => "Email not confirmed",
+                Status::Active => "Active",
             },
             created: when(u.created_at),
             name: u.display_name.unwrap_or_default(),
