@@ -7,6 +7,7 @@ mod access;
 mod account;
 mod admin;
 mod app_access;
+mod app_context;
 mod audit;
 mod cli;
 mod data_dir;

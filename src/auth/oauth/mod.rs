@@ -6,6 +6,7 @@
 //! channel's read cache, and the protocol's errors (`error`).
 
 pub mod app_access;
+pub mod app_context;
 pub mod authorize;
 pub mod cache;
 pub mod client_auth;

@@ -4,6 +4,7 @@
 use askama::Template;
 
 use super::Chrome;
+use crate::auth::oauth::app_context::AppContext;
 
 #[derive(Template)]
 #[template(path = "auth/login.html")]
@@ -16,6 +17,8 @@ pub struct LoginPage {
     pub registration_open: bool,
     /// Set when the password was right but the address still needs confirming.
     pub unverified: Option<String>,
+    /// The app this sign-in continues to (`handlers::sign_in::app_context`).
+    pub app: Option<AppContext>,
 }
 
 #[derive(Template)]
@@ -86,6 +89,7 @@ pub struct MfaPage {
     pub error: Option<String>,
     /// The account has a security key or passkey: offer it.
     pub webauthn: bool,
+    pub app: Option<AppContext>,
 }
 
 #[derive(Template)]
@@ -100,6 +104,7 @@ pub struct ReauthPage {
     /// The page that sent us wants a second factor proven (not the password alone).
     pub factor: bool,
     pub error: Option<String>,
+    pub app: Option<AppContext>,
 }
 
 #[derive(Template)]
@@ -116,6 +121,10 @@ pub struct LogoutPage {
 pub struct ConsentPage {
     pub chrome: Chrome,
     pub app: String,
+    /// The host of the redirect URI the answer goes to.
+    pub host: Option<String>,
+    /// The authorization request, for coming back to it after "Use another account".
+    pub next: String,
     pub scopes: Vec<String>,
     /// The authorization request, carried through the form unchanged.
     pub hidden: Vec<(String, String)>,

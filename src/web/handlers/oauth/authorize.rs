@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use crate::auth::oauth::app_context::host_of;
 use crate::auth::oauth::decision::{
     AuthorizeDecision, AuthorizeRequest, ConsentAnswer, SignedIn, origin_of,
 };
@@ -77,6 +78,21 @@ fn held_list(ctx: &Ctx) -> Vec<pushed::Held> {
         .ok()
         .flatten()
         .unwrap_or_default()
+}
+
+/// The pushed requests this session holds, to carry over a sign-out ([`keep_held`]).
+pub fn held_requests(ctx: &Ctx) -> Vec<pushed::Held> {
+    held_list(ctx)
+}
+
+/// Puts back the pushed requests taken with [`held_requests`].
+pub fn keep_held(ctx: &Ctx, list: Vec<pushed::Held>) {
+    if list.is_empty() {
+        return;
+    }
+    if let Err(e) = ctx.session.insert(PUSHED_KEY, list) {
+        tracing::warn!(error = %e, "pushed authorization request not kept over the sign-out");
+    }
 }
 
 /// The request to decide: the query's, or the pushed one its `request_uri` names
@@ -190,6 +206,12 @@ async fn authorize_inner(
                     &ConsentPage {
                         chrome: ctx.chrome(),
                         app,
+                        host: host_of(&req.redirect_uri),
+                        next: if ctx.path.contains('?') {
+                            ctx.path.clone()
+                        } else {
+                            as_get(&p)
+                        },
                         scopes: scopes.iter().map(|s| describe(s)).collect(),
                         hidden,
                     },

@@ -5,11 +5,13 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use crate::auth::oauth::app_context::AppContext;
 use crate::auth::sign_in::password_step::{LoginOutcome, NextStep};
 use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::{AppError, human_secs};
 use crate::web::handlers::see_other;
+use crate::web::handlers::sign_in::app_context::app_context;
 use crate::web::session::{AUTH_KEY, MfaPending, PENDING_KEY, SignedIn, sign_in_with_key};
 use crate::web::views::{LoginPage, render};
 
@@ -42,6 +44,7 @@ fn page(
     next: &str,
     error: Option<String>,
     notice: Option<String>,
+    app: &Option<AppContext>,
 ) -> LoginPage {
     LoginPage {
         chrome: ctx.chrome(),
@@ -51,6 +54,7 @@ fn page(
         notice,
         registration_open: ctx.state.config.registration_enabled,
         unverified: None,
+        app: app.clone(),
     }
 }
 
@@ -99,7 +103,8 @@ async fn form_page(ctx: Ctx, q: web::Query<LoginQuery>, next: String) -> HttpRes
     } else {
         None
     };
-    let mut p = page(&ctx, &login_hint(&ctx, &next), &next, None, notice);
+    let app = app_context(&ctx, &next).await;
+    let mut p = page(&ctx, &login_hint(&ctx, &next), &next, None, notice, &app);
     // The runtime setting (/admin/settings) decides whether to offer registration.
     p.registration_open = ctx.state.sign_in.registration_open().await;
     render(StatusCode::OK, &p)
@@ -122,6 +127,7 @@ async fn submit_inner(
     ctx.check_csrf(&form.csrf_token)?;
     let form = form.into_inner();
     let st = &ctx.state;
+    let app = app_context(&ctx, &next).await;
     let outcome = st
         .sign_in
         .password(ctx.ip, &form.email, form.password, &ctx.audit())
@@ -179,6 +185,7 @@ async fn submit_inner(
                 &next,
                 Some("Incorrect email or password.".into()),
                 None,
+                &app,
             ),
         )),
         LoginOutcome::Unverified { email } => {
@@ -188,6 +195,7 @@ async fn submit_inner(
                 &next,
                 Some("Confirm your email address first: open the link we sent you.".into()),
                 None,
+                &app,
             );
             p.unverified = Some(email);
             Ok(render(StatusCode::FORBIDDEN, &p))
@@ -200,6 +208,7 @@ async fn submit_inner(
                 &next,
                 Some("This account is disabled. Contact your administrator.".into()),
                 None,
+                &app,
             ),
         )),
         LoginOutcome::Throttled(retry) => {
@@ -209,7 +218,7 @@ async fn submit_inner(
             );
             let mut res = render(
                 StatusCode::TOO_MANY_REQUESTS,
-                &page(&ctx, &form.email, &next, Some(msg), None),
+                &page(&ctx, &form.email, &next, Some(msg), None, &app),
             );
             if let Ok(v) = HeaderValue::from_str(&retry.0.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);

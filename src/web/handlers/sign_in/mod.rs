@@ -2,6 +2,7 @@
 //! sign-in (password, second step, passkeys, step-up), sign-out, registration, email
 //! verification, password reset and the first-start setup link.
 
+pub mod app_context;
 pub mod login;
 pub mod logout;
 pub mod passkey;

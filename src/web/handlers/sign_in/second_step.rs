@@ -8,6 +8,7 @@ use crate::auth::sign_in::second_step::SecondStep;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
+use crate::web::handlers::sign_in::app_context::app_context;
 use crate::web::session::{MfaPending, PENDING_KEY, SignedIn, pending, sign_in};
 use crate::web::views::{MfaPage, render};
 
@@ -69,6 +70,7 @@ pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
                 chrome: ctx.chrome(),
                 error: None,
                 webauthn: factors.webauthn,
+                app: app_context(&ctx, &p.next).await,
             },
         ),
         targets,
@@ -98,6 +100,7 @@ async fn submit_inner(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpRespons
         .second_step_code(ctx.ip, &mut p, &form.code, &ctx.audit())
         .await?;
     let uid = p.uid.clone();
+    let app = app_context(&ctx, &p.next).await;
     if let Some(to) = settle(&ctx, p, outcome)? {
         return Ok(see_other(&to));
     }
@@ -111,6 +114,7 @@ async fn submit_inner(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpRespons
                 "That code did not work. Try the newest code from your app, or a recovery code."
                     .into(),
             ),
+            app,
         },
     ))
 }

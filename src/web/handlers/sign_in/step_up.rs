@@ -14,6 +14,7 @@ use crate::domain::redirect::safe_next;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
+use crate::web::handlers::sign_in::app_context::app_context;
 use crate::web::session::{
     Ceremony, SignedIn, WEBAUTHN_REAUTH_KEY, put_ceremony, take_ceremony, update,
 };
@@ -62,6 +63,7 @@ pub async fn form(ctx: Ctx, q: web::Query<NextQuery>) -> Result<HttpResponse, Ap
                 webauthn: factors.webauthn && ctx.state.sign_in.webauthn_available(),
                 factor: q.factor.is_some(),
                 error: None,
+                app: app_context(&ctx, &safe_next(q.next.as_deref())).await,
             },
         ),
         targets,
@@ -162,6 +164,7 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
             StatusCode::UNAUTHORIZED,
             &ReauthPage {
                 chrome: ctx.chrome(),
+                app: app_context(&ctx, &next).await,
                 next,
                 code,
                 webauthn: false,
