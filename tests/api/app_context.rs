@@ -195,3 +195,90 @@ async fn signing_out_never_returns_off_site() {
         .await;
     assert_redirect(&p, "/login?signed_out=1");
 }
+
+/// A pushed request carries only `client_id` and `request_uri` in the link: the
+/// redirect URI shown is the pushed (registered) one, whatever the link adds; and
+/// "Use another account" keeps the request for the next account.
+#[tokio::test]
+async fn a_pushed_request_is_named_and_survives_switching_accounts() {
+    let app = oidc_app_with(Default::default()).await;
+    let mut c = new_client(false);
+    c.name = "Team Wiki".into();
+    c.redirect_uris = vec![WIKI_CALLBACK.into(), "https://other.example.org/cb".into()];
+    let (id, secret) = client_with(&app, c).await;
+    app.create_user("alice@example.com", &[]).await;
+    app.create_user("bob@example.com", &[]).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/oauth/par", app.base))
+        .basic_auth(&id, secret)
+        .form(&[
+            ("response_type", "code"),
+            ("redirect_uri", WIKI_CALLBACK),
+            ("scope", "openid email"),
+            ("state", "st"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let request = format!(
+        "/oauth/authorize?client_id={id}&request_uri={}&redirect_uri={}",
+        enc(body["request_uri"].as_str().unwrap()),
+        enc("https://evil.example/cb")
+    );
+    let b = app.browser();
+    let login = sign_in_page(&b, &request).await;
+    assert_eq!(
+        login.text_of("#app-context").as_deref(),
+        Some("Sign in to continue to Team Wiki (wiki.example.com)")
+    );
+    let next = |b: &Browser, p: &Page, email: &'static str| {
+        let token = p.csrf();
+        let request = request.clone();
+        let b = b.client.clone();
+        let base = app.base.clone();
+        async move {
+            b.post(format!("{base}/login"))
+                .form(&[
+                    ("csrf_token", token.as_str()),
+                    ("email", email),
+                    ("password", PASSWORD),
+                    ("next", request.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        next(&b, &login, "alice@example.com").await,
+        StatusCode::SEE_OTHER
+    );
+    let consent = b.get(&request).await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
+    assert!(consent.body.contains("(wiki.example.com) asks to:"));
+    let csrf = consent.csrf();
+    let out = b
+        .post(
+            "/logout",
+            &[("csrf_token", csrf.as_str()), ("next", request.as_str())],
+        )
+        .await;
+    let login = b.get(&out.location().unwrap()).await;
+    assert_eq!(
+        login.text_of("#app-context").as_deref(),
+        Some("Sign in to continue to Team Wiki (wiki.example.com)")
+    );
+    assert_eq!(
+        next(&b, &login, "bob@example.com").await,
+        StatusCode::SEE_OTHER
+    );
+    let consent = b.get(&request).await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
+    let who = consent.text_of(".account-switch p").unwrap();
+    assert!(who.starts_with("Signed in as bob@example.com"), "{who}");
+}
