@@ -40,6 +40,42 @@ async fn sign_in_page(b: &Browser, request: &str) -> Page {
     page
 }
 
+/// Sends the consent page's "Use another account" form as the page has it.
+async fn use_another_account(b: &Browser, consent: &Page) -> Page {
+    let sel = scraper::Selector::parse("form.account-switch input[type=hidden]").unwrap();
+    let fields: Vec<(String, String)> = consent
+        .doc()
+        .select(&sel)
+        .map(|e| {
+            let v = e.value();
+            (
+                v.attr("name").unwrap().into(),
+                v.attr("value").unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    b.post("/logout", &refs).await
+}
+
+/// Signs in as `email` from the sign-in page `login`, continuing at `next`.
+async fn sign_in_from(b: &Browser, login: &Page, email: &str, next: &str) -> Page {
+    let token = login.csrf();
+    b.post(
+        "/login",
+        &[
+            ("csrf_token", token.as_str()),
+            ("email", email),
+            ("password", PASSWORD),
+            ("next", next),
+        ],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_sign_in_page_names_the_app_and_its_domain() {
     let app = oidc_app_with(Default::default()).await;
@@ -141,13 +177,7 @@ async fn the_consent_page_names_the_account_and_switches_to_another() {
     assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
     assert_eq!(b.get("/account").await.status, StatusCode::OK);
 
-    let csrf = consent.csrf();
-    let out = b
-        .post(
-            "/logout",
-            &[("csrf_token", csrf.as_str()), ("next", request.as_str())],
-        )
-        .await;
+    let out = use_another_account(&b, &consent).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.body);
     let back = out.location().unwrap();
     assert!(back.starts_with("/login?signed_out=1&next="), "{back}");
@@ -161,18 +191,7 @@ async fn the_consent_page_names_the_account_and_switches_to_another() {
         login.text_of("#app-context").as_deref(),
         Some("Sign in to continue to Team Wiki (wiki.example.com)")
     );
-    let token = login.csrf();
-    let p = b
-        .post(
-            "/login",
-            &[
-                ("csrf_token", token.as_str()),
-                ("email", "bob@example.com"),
-                ("password", PASSWORD),
-                ("next", request.as_str()),
-            ],
-        )
-        .await;
+    let p = sign_in_from(&b, &login, "bob@example.com", &request).await;
     assert_redirect(&p, &request);
     let consent = b.get(&request).await;
     let who = consent.text_of(".account-switch p").unwrap();
@@ -235,48 +254,19 @@ async fn a_pushed_request_is_named_and_survives_switching_accounts() {
         login.text_of("#app-context").as_deref(),
         Some("Sign in to continue to Team Wiki (wiki.example.com)")
     );
-    let next = |b: &Browser, p: &Page, email: &'static str| {
-        let token = p.csrf();
-        let request = request.clone();
-        let b = b.client.clone();
-        let base = app.base.clone();
-        async move {
-            b.post(format!("{base}/login"))
-                .form(&[
-                    ("csrf_token", token.as_str()),
-                    ("email", email),
-                    ("password", PASSWORD),
-                    ("next", request.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    };
-    assert_eq!(
-        next(&b, &login, "alice@example.com").await,
-        StatusCode::SEE_OTHER
-    );
+    let p = sign_in_from(&b, &login, "alice@example.com", &request).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
     let consent = b.get(&request).await;
     assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
     assert!(consent.body.contains("(wiki.example.com) asks to:"));
-    let csrf = consent.csrf();
-    let out = b
-        .post(
-            "/logout",
-            &[("csrf_token", csrf.as_str()), ("next", request.as_str())],
-        )
-        .await;
+    let out = use_another_account(&b, &consent).await;
     let login = b.get(&out.location().unwrap()).await;
     assert_eq!(
         login.text_of("#app-context").as_deref(),
         Some("Sign in to continue to Team Wiki (wiki.example.com)")
     );
-    assert_eq!(
-        next(&b, &login, "bob@example.com").await,
-        StatusCode::SEE_OTHER
-    );
+    let p = sign_in_from(&b, &login, "bob@example.com", &request).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
     let consent = b.get(&request).await;
     assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
     let who = consent.text_of(".account-switch p").unwrap();
