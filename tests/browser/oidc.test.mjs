@@ -162,10 +162,14 @@ test('an app sends the user to portcullis; they sign in with TOTP, consent, and 
     });
     await page.goto(app.url);
     await page.waitForURL((u) => u.pathname === '/login');
+    // The sign-in page says which app asked, and where it lives.
+    const asked = 'Sign in to continue to Loopback Notes (127.0.0.1)';
+    assert.equal(await page.locator('#app-context').innerText(), asked);
     await page.getByLabel('Email', { exact: true }).fill(email);
     await page.getByLabel('Password', { exact: true }).fill('correct horse battery staple 42');
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL((u) => u.pathname === '/login/mfa');
+    assert.equal(await page.locator('#app-context').innerText(), asked);
     // The next step's code: the enrolment used this step's, and each works once.
     await page.getByLabel('Authentication code').fill(totp(key, 1));
     await page.getByRole('button', { name: 'Verify' }).click();
@@ -173,6 +177,9 @@ test('an app sends the user to portcullis; they sign in with TOTP, consent, and 
     // Consent, in plain words.
     await page.getByRole('heading', { name: 'Allow Loopback Notes?' }).waitFor();
     assert.match(await page.locator('ul.scopes').innerText(), /See your email address/);
+    // It names the account that would answer, with a way to switch.
+    assert.match(await page.locator('.account-switch').innerText(), new RegExp(`Signed in as ${email}`));
+    await page.getByRole('button', { name: 'Use another account' }).waitFor();
     await page.getByRole('button', { name: 'Allow' }).click();
 
     // Back at the app, which exchanged the code for tokens.
