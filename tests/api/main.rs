@@ -9,6 +9,7 @@ mod admin;
 mod app_access;
 mod audit;
 mod cli;
+mod confirm;
 mod data_dir;
 mod device;
 mod email;

@@ -40,6 +40,8 @@ test('an admin finds a user, disables them, and sees it in the audit log', { tim
     assert.equal(await page.locator('tr.session').count(), 1, "Zoe's session is listed");
 
     await page.getByRole('button', { name: 'Disable' }).click();
+    await page.getByRole('heading', { name: 'Disable this account?' }).waitFor();
+    await page.getByRole('button', { name: 'Yes, disable' }).click();
     await page.getByRole('status').waitFor();
     assert.match(await page.getByRole('status').innerText(), /disabled and signed out everywhere/);
     assert.equal((await page.locator('#user-status').innerText()).trim(), 'Disabled');
