@@ -197,6 +197,7 @@ impl Ctx {
                 .user
                 .as_ref()
                 .is_some_and(|u| u.roles.iter().any(|r| r != "user")),
+            path: self.path.clone(),
         }
     }
 }

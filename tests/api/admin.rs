@@ -74,6 +74,10 @@ async fn post_action(b: &Browser, target: &str, action: &str, fields: &[(&str, &
     let token = b.get("/account").await.csrf();
     let mut all = vec![("csrf_token", token.as_str())];
     all.extend_from_slice(fields);
+    // Presses the confirmation step's button too (deleting has its own typed one).
+    if !fields.iter().any(|(k, _)| *k == "confirm") {
+        all.push(("confirm", "yes"));
+    }
     b.post(&format!("/admin/users/{target}/{action}"), &all)
         .await
 }
@@ -1023,10 +1027,10 @@ fn writes(email: &str) -> Vec<(&'static str, Vec<(&'static str, &str)>)> {
     vec![
         ("assign-role", vec![("role", "helpdesk")]),
         ("remove-role", vec![("role", "viewer")]),
-        ("disable", vec![]),
+        ("disable", vec![("confirm", "yes")]),
         ("enable", vec![]),
-        ("revoke-sessions", vec![]),
-        ("reset-second-factors", vec![]),
+        ("revoke-sessions", vec![("confirm", "yes")]),
+        ("reset-second-factors", vec![("confirm", "yes")]),
         ("send-password-reset", vec![]),
         ("delete", vec![("confirm", email)]),
     ]

@@ -216,7 +216,11 @@ async fn an_admins_revoke_sessions_ends_app_grants() {
     let admin = s.admin().await;
     let path = format!("/admin/users/{}", s.uid);
     let p = admin
-        .submit(&path, &format!("{path}/revoke-sessions"), &[])
+        .submit(
+            &path,
+            &format!("{path}/revoke-sessions"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
 
@@ -232,7 +236,9 @@ async fn an_admins_disable_ends_app_grants_for_good() {
 
     let admin = s.admin().await;
     let path = format!("/admin/users/{}", s.uid);
-    let p = admin.submit(&path, &format!("{path}/disable"), &[]).await;
+    let p = admin
+        .submit(&path, &format!("{path}/disable"), &[("confirm", "yes")])
+        .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     s.assert_ended(&t, "admin disable").await;
     s.assert_audited("user.disabled").await;
@@ -326,7 +332,11 @@ async fn sign_out_everywhere_else_ends_app_grants() {
     );
     let p = s
         .user
-        .submit("/account/sessions", "/account/sessions/revoke-others", &[])
+        .submit(
+            "/account/sessions",
+            "/account/sessions/revoke-others",
+            &[("confirm", "yes")],
+        )
         .await;
     assert_redirect(&p, "/account/sessions?done=others");
     s.assert_ended(&t, "sign out everywhere else").await;
@@ -375,7 +385,9 @@ async fn no_code_exchanged_during_a_revoke_outlives_it() {
         }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(120)).await;
-    let p = admin.post(&action, &[("csrf_token", &token)]).await;
+    let p = admin
+        .post(&action, &[("csrf_token", &token), ("confirm", "yes")])
+        .await;
     let mut results = Vec::new();
     for t in tasks {
         results.push(t.await.unwrap());

@@ -216,7 +216,7 @@ async fn a_limited_admin_cannot_manage_groups_or_reach_past_their_rank() {
     group(&app, "top", None).await;
     let p = post_form(&gus, "/admin/groups/ops/parent", &[("parent", "top")]).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
-    let p = post_form(&gus, "/admin/groups/ops/delete", &[]).await;
+    let p = post_form(&gus, "/admin/groups/ops/delete", &[("confirm", "yes")]).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     let p = post_form(
         &gus,
@@ -403,7 +403,11 @@ async fn admin_pages_nest_groups_and_refuse_cycles() {
 
     // Deleting the middle group moves its child to the top level.
     let p = b
-        .submit("/admin/groups", "/admin/groups/backend/delete", &[])
+        .submit(
+            "/admin/groups",
+            "/admin/groups/backend/delete",
+            &[("confirm", "yes")],
+        )
         .await;
     assert_redirect(&p, "/admin/groups?done=deleted");
     let db = app.state.groups.detail("db").await.unwrap().unwrap();

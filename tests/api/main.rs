@@ -10,6 +10,7 @@ mod app_access;
 mod app_context;
 mod audit;
 mod cli;
+mod confirm;
 mod data_dir;
 mod device;
 mod email;

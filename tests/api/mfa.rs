@@ -288,7 +288,10 @@ async fn sensitive_changes_ask_to_confirm_it_is_you() {
     assert_redirect(&ok, "/account/totp");
     let token = b.get("/account/totp").await.csrf();
     let p = b
-        .post("/account/totp/disable", &[("csrf_token", &token)])
+        .post(
+            "/account/totp/disable",
+            &[("csrf_token", &token), ("confirm", "yes")],
+        )
         .await;
     assert_redirect(&p, "/account/totp?done=disabled");
     assert!(

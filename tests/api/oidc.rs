@@ -1300,7 +1300,9 @@ async fn revocations_reach_tokens_already_checked_at_once() {
     let t = fresh_token().await;
     assert!(all(active_everywhere(&t).await, true));
     let path = format!("/admin/users/{uid}");
-    let p = admin.submit(&path, &format!("{path}/disable"), &[]).await;
+    let p = admin
+        .submit(&path, &format!("{path}/disable"), &[("confirm", "yes")])
+        .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     assert!(all(active_everywhere(&t).await, false), "disabled user");
     let p = admin.submit(&path, &format!("{path}/enable"), &[]).await;

@@ -249,7 +249,11 @@ async fn made_on_the_page_its_token_reaches_its_groups_sites_until_deleted() {
         "{refused:?}"
     );
     let p = b
-        .submit("/admin/groups", "/admin/groups/ops/delete", &[])
+        .submit(
+            "/admin/groups",
+            "/admin/groups/ops/delete",
+            &[("confirm", "yes")],
+        )
         .await;
     assert_eq!(p.status, StatusCode::CONFLICT);
     assert!(
@@ -264,7 +268,9 @@ async fn made_on_the_page_its_token_reaches_its_groups_sites_until_deleted() {
         ask(&app, &bearer(&second), OPS).await.status,
         StatusCode::OK
     );
-    let p = b.submit(&detail, &format!("{detail}/delete"), &[]).await;
+    let p = b
+        .submit(&detail, &format!("{detail}/delete"), &[("confirm", "yes")])
+        .await;
     assert_redirect(&p, &format!("{LIST}?done=deleted"));
     assert_eq!(
         ask(&app, &bearer(&second), OPS).await.status,
@@ -599,7 +605,9 @@ async fn client_credentials_act_as_the_account_until_it_goes() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let token = body["access_token"].as_str().unwrap().to_string();
     assert_eq!(introspect(&token).await["active"], true);
-    let p = b.submit(&detail, &format!("{detail}/delete"), &[]).await;
+    let p = b
+        .submit(&detail, &format!("{detail}/delete"), &[("confirm", "yes")])
+        .await;
     assert_redirect(&p, &format!("{LIST}?done=deleted"));
     assert_eq!(introspect(&token).await["active"], false);
     let (status, _) = get_token(&client_id, &secret).await;

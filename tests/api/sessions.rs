@@ -17,7 +17,11 @@ async fn sessions_page_lists_devices_and_signs_out_the_others() {
     assert!(p.body.contains("127.0.0.1"));
 
     let p = a
-        .submit("/account/sessions", "/account/sessions/revoke-others", &[])
+        .submit(
+            "/account/sessions",
+            "/account/sessions/revoke-others",
+            &[("confirm", "yes")],
+        )
         .await;
     assert_redirect(&p, "/account/sessions?done=others");
     assert_eq!(
@@ -72,7 +76,7 @@ async fn revoking_one_session_and_not_someone_elses() {
     let r = other
         .post(
             "/account/sessions/revoke",
-            &[("csrf_token", &ot), ("sid", &b_sid)],
+            &[("csrf_token", &ot), ("sid", &b_sid), ("confirm", "yes")],
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -81,7 +85,7 @@ async fn revoking_one_session_and_not_someone_elses() {
     let r = a
         .post(
             "/account/sessions/revoke",
-            &[("csrf_token", &token), ("sid", &b_sid)],
+            &[("csrf_token", &token), ("sid", &b_sid), ("confirm", "yes")],
         )
         .await;
     assert_redirect(&r, "/account/sessions?done=revoked");

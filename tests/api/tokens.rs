@@ -385,7 +385,9 @@ async fn tokens_end_at_disable_password_change_and_sign_out_everywhere() {
     // Disabled: refused even before the hook ran (the account is checked), and for good.
     let t = make(&app, &uid, &[], None).await;
     assert_eq!(bearer_status(&app, &t).await, StatusCode::OK);
-    let p = admin.submit(&path, &format!("{path}/disable"), &[]).await;
+    let p = admin
+        .submit(&path, &format!("{path}/disable"), &[("confirm", "yes")])
+        .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     assert_eq!(bearer_status(&app, &t).await, StatusCode::UNAUTHORIZED);
     let p = admin.submit(&path, &format!("{path}/enable"), &[]).await;
@@ -420,7 +422,11 @@ async fn tokens_end_at_disable_password_change_and_sign_out_everywhere() {
     let t = make(&app, &uid, &[], None).await;
     assert_eq!(bearer_status(&app, &t).await, StatusCode::OK);
     let p = user
-        .submit("/account/sessions", "/account/sessions/revoke-others", &[])
+        .submit(
+            "/account/sessions",
+            "/account/sessions/revoke-others",
+            &[("confirm", "yes")],
+        )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     assert_eq!(bearer_status(&app, &t).await, StatusCode::UNAUTHORIZED);
@@ -430,7 +436,11 @@ async fn tokens_end_at_disable_password_change_and_sign_out_everywhere() {
     let t = make(&app, &uid, &[], None).await;
     assert_eq!(bearer_status(&app, &t).await, StatusCode::OK);
     let p = admin
-        .submit(&path, &format!("{path}/revoke-sessions"), &[])
+        .submit(
+            &path,
+            &format!("{path}/revoke-sessions"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     assert_eq!(bearer_status(&app, &t).await, StatusCode::UNAUTHORIZED);

@@ -362,7 +362,7 @@ async fn removing_a_key_needs_a_recent_sign_in_and_sends_a_notice() {
         .submit(
             "/account/security-keys",
             "/account/security-keys/remove",
-            &[("id", &id)],
+            &[("id", &id), ("confirm", "yes")],
         )
         .await;
     assert_redirect(&p, "/account/security-keys?done=removed");
@@ -498,7 +498,7 @@ async fn a_security_key_confirms_it_is_you_instead_of_the_password() {
         .submit(
             "/account/security-keys",
             "/account/security-keys/remove",
-            &[("id", &id)],
+            &[("id", &id), ("confirm", "yes")],
         )
         .await;
     assert_redirect(&p, "/account/security-keys?done=removed");

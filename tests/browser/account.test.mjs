@@ -123,8 +123,12 @@ test('two sessions: "Sign out everywhere else" ends the other one', { timeout: T
     assert.equal(await a.locator('table.sessions tbody tr.current').count(), 1);
     assert.equal(await a.getByRole('button', { name: 'Revoke' }).count(), 1);
 
-    // A signs out everywhere else.
+    // A signs out everywhere else, after a confirmation step that changes nothing yet.
     await a.getByRole('button', { name: 'Sign out everywhere else' }).click();
+    await a.getByRole('heading', { name: 'Sign out everywhere else?' }).waitFor();
+    await b.goto(`${baseUrl}/account`);
+    assert.equal(pathOf(b), '/account', 'B is still signed in before the confirmation');
+    await a.getByRole('button', { name: 'Yes, sign out everywhere else' }).click();
     await a.waitForURL((u) => u.pathname === '/account/sessions');
     await a.waitForLoadState('load');
     await rows.first().waitFor();

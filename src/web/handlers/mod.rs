@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod confirm;
 pub mod forward;
 pub mod health;
 pub mod home;

@@ -23,6 +23,52 @@ pub struct Chrome {
     pub user: Option<String>,
     /// Show the link to /admin (a hint only: every admin route checks permissions).
     pub admin_link: bool,
+    /// This request's path, for marking the menu's current item.
+    pub path: String,
+}
+
+/// The signed-in menu, in order; the last one only for administrators.
+const MENU: [(&str, &str); 8] = [
+    ("/account", "Account"),
+    ("/account/sessions", "Sessions"),
+    ("/account/totp", "Two-step"),
+    ("/account/security-keys", "Security keys"),
+    ("/account/apps", "Apps"),
+    ("/account/tokens", "Tokens"),
+    ("/account/activity", "Activity"),
+    ("/admin", "Admin"),
+];
+
+pub struct MenuItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    /// The page shown is this item's or one beneath it (`aria-current="page"`).
+    pub current: bool,
+}
+
+impl Chrome {
+    /// The menu, the item whose path is the longest one this page's path starts with
+    /// marked current (so /admin/users marks Admin, /account/sessions marks Sessions).
+    pub fn menu(&self) -> Vec<MenuItem> {
+        let path = self.path.split(['?', '#']).next().unwrap_or_default();
+        let under = |href: &str| {
+            path.strip_prefix(href)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        let current = MENU
+            .iter()
+            .map(|(href, _)| *href)
+            .filter(|href| under(href))
+            .max_by_key(|href| href.len());
+        MENU.iter()
+            .filter(|(href, _)| self.admin_link || *href != "/admin")
+            .map(|(href, label)| MenuItem {
+                href,
+                label,
+                current: Some(*href) == current,
+            })
+            .collect()
+    }
 }
 
 /// A page that may hold a secret shown once: rendered as [`render`] does, and no cache
@@ -72,6 +118,7 @@ impl ErrorPage {
                 csrf: String::new(),
                 user: None,
                 admin_link: false,
+                path: String::new(),
             },
             heading: heading.into(),
             message: message.into(),
@@ -79,6 +126,24 @@ impl ErrorPage {
             request_id: request_id.into(),
         }
     }
+}
+
+/// The step in front of a destructive act: says what it does, and posts the same
+/// form again with `confirm=yes` (see `handlers::confirm`).
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub chrome: Chrome,
+    pub heading: String,
+    pub message: String,
+    /// The danger button's label, e.g. "Yes, disable".
+    pub yes: String,
+    /// Where the confirmed form goes: the URL the first step was posted to.
+    pub action: String,
+    /// The first step's own fields (not its token), carried to the confirmed one.
+    pub fields: Vec<(String, String)>,
+    /// Where "Cancel" leads back to.
+    pub cancel: String,
 }
 
 #[derive(Template)]

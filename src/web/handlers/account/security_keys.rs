@@ -13,6 +13,7 @@ use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential};
 use crate::auth::mfa::webauthn::{Holder, KIND_PASSKEY, WebauthnFailure};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::confirm::{self, Ask};
 use crate::web::handlers::{DoneQuery, see_other};
 use crate::web::session::{Ceremony, WEBAUTHN_REG_KEY, put_ceremony, take_ceremony};
 use crate::web::views::{KeyView, SecurityKeysPage, render, when};
@@ -43,6 +44,8 @@ pub struct RemoveForm {
     #[serde(default)]
     csrf_token: String,
     id: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 /// A refusal the user can fix becomes a 400 with its message; anything else is ours.
@@ -192,6 +195,16 @@ pub async fn rename(ctx: Ctx, form: web::Form<RenameForm>) -> Result<HttpRespons
 pub async fn remove(ctx: Ctx, form: web::Form<RemoveForm>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_recent_auth(PAGE)?.clone();
     ctx.check_csrf(&form.csrf_token)?;
+    let ask = Ask {
+        heading: "Remove this security key?",
+        message: "It will no longer sign you in or confirm your sign-in. To use it again you would add it again.",
+        yes: "Yes, remove",
+        fields: &[("id", &form.id)],
+        cancel: PAGE,
+    };
+    if let Some(page) = confirm::ask(&ctx, &form.confirm, ask) {
+        return Ok(page);
+    }
     if !ctx
         .state
         .second_factors

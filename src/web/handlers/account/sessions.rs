@@ -2,11 +2,14 @@
 
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::confirm::{self, Ask};
 use crate::web::handlers::see_other;
 use crate::web::views::{SessionView, SessionsPage, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
+
+const PAGE: &str = "/account/sessions";
 
 #[derive(Deserialize)]
 pub struct SessionsQuery {
@@ -18,12 +21,16 @@ pub struct RevokeForm {
     #[serde(default)]
     csrf_token: String,
     sid: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 #[derive(Deserialize)]
 pub struct RevokeOthersForm {
     #[serde(default)]
     csrf_token: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 pub async fn list(ctx: Ctx, q: web::Query<SessionsQuery>) -> Result<HttpResponse, AppError> {
@@ -56,6 +63,16 @@ pub async fn list(ctx: Ctx, q: web::Query<SessionsQuery>) -> Result<HttpResponse
 pub async fn revoke(ctx: Ctx, form: web::Form<RevokeForm>) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
+    let ask = Ask {
+        heading: "Sign out this device?",
+        message: "Whoever uses it will have to sign in again.",
+        yes: "Yes, sign it out",
+        fields: &[("sid", &form.sid)],
+        cancel: PAGE,
+    };
+    if let Some(page) = confirm::ask(&ctx, &form.confirm, ask) {
+        return Ok(page);
+    }
     // Only the user's own sessions: another user's sid is simply not found.
     if !ctx
         .state
@@ -74,6 +91,16 @@ pub async fn revoke_others(
 ) -> Result<HttpResponse, AppError> {
     let user = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
+    let ask = Ask {
+        heading: "Sign out everywhere else?",
+        message: "Every other device is signed out, and every app you let in must ask you to sign in again. This device stays signed in.",
+        yes: "Yes, sign out everywhere else",
+        fields: &[],
+        cancel: PAGE,
+    };
+    if let Some(page) = confirm::ask(&ctx, &form.confirm, ask) {
+        return Ok(page);
+    }
     // "Everywhere else" includes apps (see `Sessions::revoke_others`).
     ctx.state
         .sessions

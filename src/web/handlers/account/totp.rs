@@ -8,6 +8,7 @@ use crate::auth::mfa::MfaError;
 use crate::domain::totp;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::confirm::{self, Ask};
 use crate::web::handlers::see_other;
 use crate::web::session::TOTP_SETUP_KEY;
 use crate::web::views::{RecoveryCodesPage, TotpPage, render};
@@ -23,6 +24,8 @@ pub struct EnableForm {
 pub struct PlainForm {
     #[serde(default)]
     csrf_token: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +132,16 @@ pub async fn enable(ctx: Ctx, form: web::Form<EnableForm>) -> Result<HttpRespons
 pub async fn disable(ctx: Ctx, form: web::Form<PlainForm>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_recent_auth("/account/totp")?.clone();
     ctx.check_csrf(&form.csrf_token)?;
+    let ask = Ask {
+        heading: "Disable the authenticator app?",
+        message: "Its codes will no longer be asked for or accepted. Unless you have a security key or passkey, you will sign in with your password alone.",
+        yes: "Yes, disable",
+        fields: &[],
+        cancel: "/account/totp",
+    };
+    if let Some(page) = confirm::ask(&ctx, &form.confirm, ask) {
+        return Ok(page);
+    }
     let st = &ctx.state;
     st.second_factors.disable_totp(&u.uid, &ctx.audit()).await?;
     Ok(see_other("/account/totp?done=disabled"))

@@ -11,6 +11,7 @@ use crate::auth::access::permissions::Permission;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, field};
+use crate::web::handlers::confirm::{self, Ask};
 use crate::web::handlers::{DoneQuery, Shown, see_other};
 use crate::web::url_encode as enc;
 use crate::web::views::{AdminGroupPage, AdminGroupsPage, GroupView, MemberView, render};
@@ -105,6 +106,16 @@ pub async fn delete(
 ) -> Result<HttpResponse, AppError> {
     let editor = editor(&ctx, "/admin/groups").await?;
     ctx.check_csrf(field(&form, "csrf_token"))?;
+    let ask = Ask {
+        heading: "Delete this group?",
+        message: "Its members leave it and lose whatever it gave them; groups inside it no longer sit inside it.",
+        yes: "Yes, delete",
+        fields: &[],
+        cancel: "/admin/groups",
+    };
+    if let Some(page) = confirm::ask(&ctx, field(&form, "confirm"), ask) {
+        return Ok(page);
+    }
     match ctx.state.groups.delete(&editor, &path, &ctx.audit()).await {
         Ok(()) => Ok(see_other("/admin/groups?done=deleted")),
         Err(e) => list_page(&ctx, Shown::refused(group_error(e)?)).await,

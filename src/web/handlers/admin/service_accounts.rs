@@ -12,6 +12,7 @@ use crate::domain::personal_tokens::DEFAULT_SCOPE;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
+use crate::web::handlers::confirm::{self, Ask};
 use crate::web::handlers::{DoneQuery, Shown, see_other};
 use crate::web::url_encode as enc;
 use crate::web::views::{
@@ -244,6 +245,17 @@ pub async fn delete(
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
     let id = writable(&ctx, path, &form).await?;
+    let back = format!("{LIST}/{id}");
+    let ask = Ask {
+        heading: "Delete this service account?",
+        message: "Its tokens and client credentials stop working at once.",
+        yes: "Yes, delete",
+        fields: &[],
+        cancel: &back,
+    };
+    if let Some(page) = confirm::ask(&ctx, field(&form, "confirm"), ask) {
+        return Ok(page);
+    }
     let sa = &ctx.state.service_accounts;
     sa.delete(&id, &ctx.audit()).await.map_err(fail)?;
     Ok(see_other(&format!("{LIST}?done=deleted")))

@@ -10,6 +10,7 @@ use crate::auth::accounts::admin::{Actor, AdminError, DirectoryQuery, Status};
 use crate::auth::audit::NamedEvent;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
+use crate::web::handlers::confirm::{self, Ask};
 use crate::web::handlers::{DoneQuery, see_other};
 use crate::web::url_encode as enc;
 use crate::web::views::{
@@ -239,6 +240,36 @@ pub struct ActionForm {
     confirm: String,
 }
 
+/// What the confirmation step asks before an act that takes something away from the
+/// user; `None` for the acts that need none.
+fn ask_first<'a>(action: &str, back: &'a str) -> Option<Ask<'a>> {
+    let (heading, message, yes) = match action {
+        "disable" => (
+            "Disable this account?",
+            "The user is signed out everywhere, every app they let in loses access, and they cannot sign in until the account is enabled again.",
+            "Yes, disable",
+        ),
+        "revoke-sessions" => (
+            "Sign this user out everywhere?",
+            "Every session and every app they let in ends; they can sign in again.",
+            "Yes, sign out everywhere",
+        ),
+        "reset-second-factors" => (
+            "Reset this user's second factors?",
+            "Their authenticator app, security keys, passkeys and recovery codes are removed; they sign in with the password alone and enrol again.",
+            "Yes, reset",
+        ),
+        _ => return None,
+    };
+    Some(Ask {
+        heading,
+        message,
+        yes,
+        fields: &[],
+        cancel: back,
+    })
+}
+
 /// Every write on a user: `/admin/users/{id}/{action}`.
 pub async fn action(
     ctx: Ctx,
@@ -251,6 +282,12 @@ pub async fn action(
         .require_permission_recent(Permission::UsersWrite, &back)
         .await?;
     ctx.check_csrf(&form.csrf_token)?;
+    // Deleting asks for the typed email address instead (in the same `confirm` field).
+    if let Some(ask) = ask_first(&action, &back)
+        && let Some(page) = confirm::ask(&ctx, &form.confirm, ask)
+    {
+        return Ok(page);
+    }
     let (admin, audit) = (&ctx.state.admin, ctx.audit());
     let actor = Actor::User(admin_user.user.uid.clone());
     let outcome: Result<(), AdminError> = match action.as_str() {
