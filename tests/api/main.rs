@@ -29,6 +29,7 @@ mod multi;
 mod oidc;
 mod operator;
 mod par;
+mod private_key_jwt;
 mod processes;
 mod properties;
 mod register;
