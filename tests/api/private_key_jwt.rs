@@ -124,6 +124,45 @@ async fn a_signed_assertion_gets_a_token_once() {
     let (status, body) = token(&app, &jwt, &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"], "invalid_client");
+
+    // Introspection and revocation take assertions too (and refuse a replayed one).
+    let access = body_token(&app, &k, &id).await;
+    let at = |path: &str, jwt: String| {
+        let form = [
+            ("token", access.clone()),
+            ("client_assertion_type", ASSERTION_TYPE.to_string()),
+            ("client_assertion", jwt),
+        ];
+        let url = format!("{}{path}", app.base);
+        async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (
+                res.status(),
+                res.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let once = sign(&k, &claims(&app, &id));
+    let (status, seen) = at("/oauth/introspect", once.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(seen["active"], true, "{seen}");
+    let (status, _) = at("/oauth/introspect", once).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = at("/oauth/revoke", sign(&k, &claims(&app, &id))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, seen) = at("/oauth/introspect", sign(&k, &claims(&app, &id))).await;
+    assert_eq!(seen["active"], false, "revoked: {seen}");
+}
+
+async fn body_token(app: &TestApp, k: &Key, id: &str) -> String {
+    let (status, body) = token(app, &sign(k, &claims(app, id)), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().unwrap().to_string()
 }
 
 #[tokio::test]

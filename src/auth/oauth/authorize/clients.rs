@@ -336,10 +336,14 @@ impl OAuthProvider {
                 "There is no client with that id.".into(),
             ));
         };
-        if existing.secret_hash.is_none() {
+        if existing.uses_private_key_jwt() {
             return Err(ClientError::Invalid(
-                "This client has no secret to rotate (it is public, or signs with its keys)."
-                    .into(),
+                "This client signs with its keys: it has no secret to rotate.".into(),
+            ));
+        }
+        if existing.is_public() {
+            return Err(ClientError::Invalid(
+                "A public client has no secret to rotate.".into(),
             ));
         }
         let secret = generate();
