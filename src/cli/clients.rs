@@ -67,10 +67,12 @@ pub enum ClientCommand {
         #[arg(long, value_name = "M")]
         token_endpoint_auth_method: Option<String>,
         /// private_key_jwt: the client's public keys, a JWK Set as JSON
-        /// ({"keys": [...]}).
+        /// ({"keys": [...]}). Default: none (required for private_key_jwt, here or
+        /// with --jwks-file).
         #[arg(long, value_name = "JSON", conflicts_with = "jwks_file")]
         jwks: Option<String>,
-        /// private_key_jwt: a file holding the client's JWK Set (JSON).
+        /// private_key_jwt: a file holding the client's JWK Set (JSON). Default: none
+        /// (keys given with --jwks instead).
         #[arg(long, value_name = "PATH")]
         jwks_file: Option<std::path::PathBuf>,
     },
