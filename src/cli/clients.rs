@@ -9,6 +9,8 @@ use crate::auth::oauth::{Client, ClientError, OAuthProvider};
 use crate::clock::Clock;
 use crate::config::Config;
 
+// Parsed once per command line: the size of its biggest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
     /// Register a client; prints client_id=… and, for a confidential client, client_secret=… (shown once).
@@ -58,6 +60,21 @@ pub enum ClientCommand {
         /// a plain request to /oauth/authorize is refused. Default: off.
         #[arg(long)]
         require_par: bool,
+        /// How the client authenticates at the token, PAR, revocation, introspection and
+        /// device endpoints: client_secret_basic (the default for a confidential
+        /// client), client_secret_post, private_key_jwt (a JWT signed with one of its
+        /// keys, given with --jwks or --jwks-file; no secret) or none (a public client).
+        #[arg(long, value_name = "M")]
+        token_endpoint_auth_method: Option<String>,
+        /// private_key_jwt: the client's public keys, a JWK Set as JSON
+        /// ({"keys": [...]}). Default: none (required for private_key_jwt, here or
+        /// with --jwks-file).
+        #[arg(long, value_name = "JSON", conflicts_with = "jwks_file")]
+        jwks: Option<String>,
+        /// private_key_jwt: a file holding the client's JWK Set (JSON). Default: none
+        /// (keys given with --jwks instead).
+        #[arg(long, value_name = "PATH")]
+        jwks_file: Option<std::path::PathBuf>,
     },
     /// List every client, one line each: client id, name, type (confidential or
     /// public), grants, redirect URIs, and the service account it acts as, if any.
@@ -98,7 +115,17 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
             require_two_factor,
             allowed_networks,
             require_par,
+            token_endpoint_auth_method,
+            jwks,
+            jwks_file,
         } => {
+            let jwks = match jwks_file {
+                Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
+                    anyhow::anyhow!("cannot read the JWK Set {}: {e}", path.display())
+                })?),
+                None => jwks,
+            };
+            let public = public || token_endpoint_auth_method.as_deref() == Some("none");
             let new = crate::auth::oauth::authorize::NewClient {
                 name,
                 redirect_uris,
@@ -112,6 +139,8 @@ pub async fn run_client(config: &Config, cmd: ClientCommand) -> anyhow::Result<S
                 require_two_factor,
                 allowed_networks,
                 require_par,
+                auth_method: token_endpoint_auth_method,
+                jwks,
             };
             match oauth.create_client(new, &ctx).await.map_err(fail)? {
                 (id, Some(secret)) => Ok(format!("client_id={id}\nclient_secret={secret}")),

@@ -170,6 +170,7 @@ diesel::table! {
         allowed_networks -> Text,
         service_account_id -> Nullable<Text>,
         require_par -> Bool,
+        token_endpoint_auth_method -> Text,
     }
 }
 
@@ -339,5 +340,20 @@ diesel::table! {
         position -> BigInt,
         spec -> Text,
         created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    client_assertion_jtis (jti_hash) {
+        jti_hash -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    client_keys (client_id) {
+        client_id -> Text,
+        jwks_uri -> Nullable<Text>,
+        jwks -> Nullable<Text>,
     }
 }

@@ -106,6 +106,8 @@ async fn every_admin_route_is_denied_by_default() {
                 require_two_factor: false,
                 allowed_networks: Vec::new(),
                 require_par: false,
+                auth_method: None,
+                jwks: None,
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )

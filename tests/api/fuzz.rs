@@ -229,6 +229,8 @@ async fn random_forms_queries_and_cookies_never_get_a_server_error() {
                 require_two_factor: false,
                 allowed_networks: Vec::new(),
                 require_par: false,
+                auth_method: None,
+                jwks: None,
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )

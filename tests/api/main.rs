@@ -31,6 +31,7 @@ mod multi;
 mod oidc;
 mod operator;
 mod par;
+mod private_key_jwt;
 mod processes;
 mod properties;
 mod register;

@@ -76,6 +76,8 @@ async fn counters_and_gauges_follow_what_happens() {
                 require_two_factor: false,
                 allowed_networks: Vec::new(),
                 require_par: false,
+                auth_method: None,
+                jwks: None,
             },
             &portcullis::auth::audit::AuditCtx::cli(),
         )

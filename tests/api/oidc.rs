@@ -60,6 +60,8 @@ pub(crate) fn new_client(public: bool) -> NewClient {
         require_two_factor: false,
         allowed_networks: Vec::new(),
         require_par: false,
+        auth_method: None,
+        jwks: None,
     }
 }
 

@@ -14,7 +14,7 @@ use crate::smtp_sink::SmtpSink;
 
 /// Runs the binary on the app's database with the app's public URL, and its Redis
 /// (same key prefix) when it has one, as the operator of that server would.
-fn shell(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn shell(app: &TestApp, args: &[&str]) -> (bool, String, String) {
     let mut env = vec![("PORTCULLIS_PUBLIC_URL", app.config.base_url())];
     if let Some(redis) = &app.config.redis_url {
         env.push(("REDIS_URL", redis.clone()));
@@ -43,7 +43,7 @@ fn service_account(app: &TestApp, name: &str) {
 }
 
 /// `key=value` from a command's output.
-fn value(out: &str, key: &str) -> String {
+pub(crate) fn value(out: &str, key: &str) -> String {
     out.lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .unwrap_or_else(|| panic!("no {key}= in {out}"))

@@ -2,7 +2,8 @@
 //! the client is (a confidential client's secret, compared in constant time; a public
 //! client only names itself), and the rate limits that go with it: failed attempts per
 //! caller address, token requests per client. The HTTP side only reads the credentials
-//! out of the request (`client_secret_basic` or `client_secret_post`).
+//! out of the request (`client_secret_basic`, `client_secret_post`, or a
+//! `private_key_jwt` assertion, checked in `client_assertion`).
 
 use std::net::IpAddr;
 
@@ -14,6 +15,8 @@ use crate::auth::throttle::{RetryAfter, Throttle};
 pub enum Credentials {
     /// A client id, and its secret unless the client is public.
     Given(String, Option<String>),
+    /// A signed JWT (`private_key_jwt`), with the `client_id` the form named, if any.
+    Assertion(Option<String>, String),
     Missing,
     /// Two methods at once, or a malformed Authorization header.
     Bad,
@@ -42,8 +45,20 @@ impl OAuthProvider {
         ip: IpAddr,
         purpose: Purpose,
     ) -> Result<Client, FlowError> {
-        let (id, secret) = match credentials {
-            Credentials::Given(id, secret) => (id, secret),
+        let (id, secret, assertion) = match credentials {
+            Credentials::Given(id, secret) => (id, secret, None),
+            Credentials::Assertion(named, assertion) => {
+                let claimed = super::client_assertion::claimed_client(&assertion);
+                // The form's client_id, when given, must be the one the assertion
+                // names (checked against iss and sub with the signature).
+                match named.or(claimed) {
+                    Some(id) => (id, None, Some(assertion)),
+                    None => {
+                        throttle.client_auth_failed(ip).await.map_err(too_many)?;
+                        return Err(OAuthError::InvalidClient.into());
+                    }
+                }
+            }
             Credentials::Missing => return Err(OAuthError::InvalidClient.into()),
             Credentials::Bad => {
                 return Err(OAuthError::InvalidRequest(
@@ -63,6 +78,8 @@ impl OAuthProvider {
         };
         let (generation, counted) = match purpose {
             Purpose::Introspection(generation) => (generation, None),
+            // An assertion is checked against the client's keys: no shortcut.
+            Purpose::Token if assertion.is_some() => (self.generation().await, None),
             Purpose::Token => {
                 let fast = self
                     .token_fast_path(throttle, &id, secret.as_deref(), &budget)
@@ -80,9 +97,11 @@ impl OAuthProvider {
         };
         let client = self.client(generation, &id).await?;
         let confidential_only = matches!(purpose, Purpose::Introspection(_));
-        let ok = client
-            .filter(|c| client_authenticates(c, secret.as_deref()))
-            .filter(|c| !(confidential_only && c.is_public()));
+        let ok = match (client, &assertion) {
+            (Some(c), Some(jwt)) => self.assertion_accepted(&c, jwt).await?.then_some(c),
+            (client, _) => client.filter(|c| client_authenticates(c, secret.as_deref())),
+        };
+        let ok = ok.filter(|c| !(confidential_only && c.is_public()));
         let Some(client) = ok else {
             throttle.client_auth_failed(ip).await.map_err(too_many)?;
             return Err(OAuthError::InvalidClient.into());
@@ -97,6 +116,45 @@ impl OAuthProvider {
         };
         verdict.map_err(too_many)?;
         Ok(client)
+    }
+}
+
+impl OAuthProvider {
+    /// Whether `client`'s assertion checks out and its `jti` is used here for the first
+    /// time (recorded only then, so forgeries never fill the replay table).
+    async fn assertion_accepted(&self, client: &Client, jwt: &str) -> Result<bool, FlowError> {
+        let id = client.client_id.clone();
+        let now = self.clock.now();
+        let issuer = self.issuer.clone();
+        let (client, jwt) = (client.clone(), jwt.to_string());
+        // One trip to the database: the keys are read, the assertion checked, and only
+        // then is its jti recorded (so forgeries never fill the replay table).
+        let verdict = self
+            .db
+            .run(move |c| {
+                use crate::db::repo::client_assertions as repo;
+                let jwks = repo::keys(c, &client.client_id)?;
+                let token_endpoint = format!("{issuer}/oauth/token");
+                let audience = (issuer.as_str(), token_endpoint.as_str());
+                let checked =
+                    super::client_assertion::check((&client, jwks.as_deref()), &jwt, audience, now);
+                Ok::<_, crate::auth::InternalError>(match checked {
+                    Ok(a) => Ok(repo::first_use(c, &a.jti_hash, a.expires_at, now)?),
+                    Err(why) => Err(why),
+                })
+            })
+            .await?;
+        let first = match verdict {
+            Ok(first) => first,
+            Err(why) => {
+                tracing::info!(client_id = %id, "client assertion refused: {why}");
+                return Ok(false);
+            }
+        };
+        if !first {
+            tracing::warn!(client_id = %id, "client assertion replayed");
+        }
+        Ok(first)
     }
 }
 

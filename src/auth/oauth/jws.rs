@@ -33,6 +33,15 @@ fn algorithm(alg: &str) -> Option<Algorithm> {
     }
 }
 
+/// The algorithms a token may be checked with: ours, and PS256, which clients sign
+/// their assertions with (private_key_jwt) but we never sign with.
+fn verify_algorithm(alg: &str) -> Option<Algorithm> {
+    match alg {
+        "PS256" => Some(Algorithm::PS256),
+        other => algorithm(other),
+    }
+}
+
 /// A parsed private key.
 enum Private {
     Rsa(RsaKeyPair),
@@ -157,6 +166,11 @@ impl jsonwebtoken::signature::Verifier<Vec<u8>> for Public {
                     .verify(&sig::RSA_PKCS1_2048_8192_SHA256, msg, signature)
                     .is_ok()
             }
+            (Algorithm::PS256, DecodingKeyKind::RsaModulusExponent { n, e }) => {
+                sig::RsaPublicKeyComponents { n, e }
+                    .verify(&sig::RSA_PSS_2048_8192_SHA256, msg, signature)
+                    .is_ok()
+            }
             (Algorithm::ES256, DecodingKeyKind::SecretOrDer(point)) => {
                 sig::UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point)
                     .verify(msg, signature)
@@ -200,7 +214,9 @@ fn verifier_factory(
     key: &DecodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
     match alg {
-        Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA if key.family() == alg.family() => {
+        Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::EdDSA
+            if key.family() == alg.family() =>
+        {
             Ok(Box::new(Public {
                 alg: *alg,
                 key: key.clone(),
@@ -306,9 +322,10 @@ pub struct Checked {
 }
 
 impl VerifyKey {
-    /// From a published JWK; the token's `alg` must be `alg`.
+    /// From a published JWK; the token's `alg` must be `alg` (RS256, PS256, ES256 or
+    /// EdDSA).
     pub fn from_jwk(alg: &str, jwk: &str) -> Result<Self, String> {
-        let algo = algorithm(alg).ok_or_else(|| format!("unsupported algorithm {alg}"))?;
+        let algo = verify_algorithm(alg).ok_or_else(|| format!("unsupported algorithm {alg}"))?;
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_str(jwk).map_err(|e| e.to_string())?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
         if key.family() != algo.family() {
@@ -334,6 +351,13 @@ impl VerifyKey {
             typ: data.header.typ,
         })
     }
+}
+
+/// The `alg` a token's header names (one jsonwebtoken knows: never `none`), without
+/// checking anything else.
+pub fn header_alg(token: &str) -> Option<String> {
+    let alg = jsonwebtoken::decode_header(token).ok()?.alg;
+    serde_json::to_value(alg).ok()?.as_str().map(str::to_string)
 }
 
 /// The `kid` a token's header names, without checking anything else.

@@ -9,6 +9,7 @@ pub mod app_access;
 pub mod app_context;
 pub mod authorize;
 pub mod cache;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod decision;
 pub mod device;

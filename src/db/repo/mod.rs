@@ -3,6 +3,7 @@
 
 pub mod access_rules;
 pub mod audit;
+pub mod client_assertions;
 pub mod device_codes;
 pub mod directory;
 pub mod groups;

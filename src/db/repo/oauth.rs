@@ -9,6 +9,9 @@ use crate::db::schema::{
     signing_keys,
 };
 
+/// The `token_endpoint_auth_method` of clients that sign JWTs (RFC 7523).
+pub const PRIVATE_KEY_JWT: &str = "private_key_jwt";
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = oauth_clients)]
 pub struct Client {
@@ -33,6 +36,8 @@ pub struct Client {
     pub service_account_id: Option<String>,
     /// Authorization requests must be pushed (RFC 9126): a plain one is refused.
     pub require_par: bool,
+    /// client_secret_basic, client_secret_post, none (public) or private_key_jwt.
+    pub token_endpoint_auth_method: String,
 }
 
 impl Client {
@@ -57,8 +62,13 @@ impl Client {
     pub fn allows_grant(&self, grant: &str) -> bool {
         self.grants.split_whitespace().any(|g| g == grant)
     }
+    /// No secret and no keys: the client only names itself.
     pub fn is_public(&self) -> bool {
-        self.secret_hash.is_none()
+        self.secret_hash.is_none() && !self.uses_private_key_jwt()
+    }
+    /// The client proves itself with a JWT signed by one of its keys, never a secret.
+    pub fn uses_private_key_jwt(&self) -> bool {
+        self.token_endpoint_auth_method == PRIVATE_KEY_JWT
     }
 }
 
@@ -118,6 +128,7 @@ pub fn delete_client(c: &mut AnyConnection, id: &str) -> QueryResult<bool> {
     diesel::delete(auth_codes::table.filter(auth_codes::client_id.eq(id))).execute(c)?;
     super::pushed_requests::delete_of_client(c, id)?;
     super::device_codes::delete_of_client(c, id)?;
+    super::client_assertions::delete_keys(c, id)?;
     diesel::delete(oauth_clients::table.find(id))
         .execute(c)
         .map(|n| n == 1)

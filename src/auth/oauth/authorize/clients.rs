@@ -54,6 +54,48 @@ pub struct NewClient {
     pub allowed_networks: Vec<String>,
     /// Authorization requests must be pushed first (RFC 9126); plain ones are refused.
     pub require_par: bool,
+    /// How it authenticates at the back channel (`None`: client_secret_basic, or none
+    /// for a public client); private_key_jwt needs `jwks`.
+    pub auth_method: Option<String>,
+    /// private_key_jwt: the client's public keys, a JWK Set (JSON).
+    pub jwks: Option<String>,
+}
+
+/// The methods a client may register (RFC 7591's token_endpoint_auth_method).
+pub const AUTH_METHODS: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    repo::PRIVATE_KEY_JWT,
+    "none",
+];
+
+/// The client's authentication method and its stored JWK Set; a public client
+/// authenticates with `none`, a confidential one with a secret or its keys.
+fn auth_method(c: &NewClient) -> Result<(String, Option<String>), String> {
+    let default = if c.public {
+        "none"
+    } else {
+        "client_secret_basic"
+    };
+    let method = c.auth_method.as_deref().unwrap_or(default);
+    if !AUTH_METHODS.contains(&method) {
+        return Err(format!(
+            "unknown token endpoint auth method: {method} ({})",
+            AUTH_METHODS.join(", ")
+        ));
+    }
+    if c.public != (method == "none") {
+        return Err("a public client authenticates with none, and only it".into());
+    }
+    match (method == repo::PRIVATE_KEY_JWT, c.jwks.as_deref()) {
+        (true, Some(jwks)) => {
+            let jwks = crate::auth::oauth::client_assertion::registered_jwks(jwks)?;
+            Ok((method.to_string(), Some(jwks)))
+        }
+        (true, None) => Err("a private_key_jwt client needs its public keys (a JWK Set)".into()),
+        (false, Some(_)) => Err("keys are only for a private_key_jwt client".into()),
+        (false, None) => Ok((method.to_string(), None)),
+    }
 }
 
 /// The allowed networks as stored (a JSON array), each checked; `Err` names a bad one.
@@ -163,6 +205,7 @@ pub fn service_account_client(account_id: &str, name: &str, now: i64) -> (Client
         allowed_networks: "[]".into(),
         service_account_id: Some(account_id.to_string()),
         require_par: false,
+        token_endpoint_auth_method: "client_secret_basic".into(),
     };
     (row, secret)
 }
@@ -176,10 +219,13 @@ pub async fn create_client(
     ctx: &AuditCtx,
 ) -> Result<(String, Option<String>), ClientError> {
     let (scopes, grants) = settings(&c).map_err(ClientError::Invalid)?;
+    let (method, jwks) = auth_method(&c).map_err(ClientError::Invalid)?;
     let allowed = allowed_groups(db, &c.allowed_groups).await?;
     let networks = allowed_networks(&c.allowed_networks)?;
     let client_id = new_client_id();
-    let secret = (!c.public).then(generate);
+    // A private_key_jwt client proves itself with its keys: a secret would be a
+    // second, weaker way in.
+    let secret = (!c.public && jwks.is_none()).then(generate);
     let row = Client {
         client_id: client_id.clone(),
         name: c.name.trim().to_string(),
@@ -196,14 +242,19 @@ pub async fn create_client(
         allowed_networks: networks,
         service_account_id: None,
         require_par: c.require_par,
+        token_endpoint_auth_method: method,
     };
     let event = (AuditAction::ClientCreated, None);
     audited(db, (ctx, clock.now()), event, move |conn| {
         repo::insert_client(conn, &row)?;
+        if let Some(jwks) = &jwks {
+            crate::db::repo::client_assertions::insert_keys(conn, &row.client_id, jwks)?;
+        }
         Ok(Some(
             json!({"client_id": row.client_id, "name": row.name, "public": row.secret_hash.is_none(),
                    "allowed_groups": row.allowed_groups(), "require_two_factor": row.require_two_factor,
-                   "allowed_networks": row.allowed_networks(), "require_par": row.require_par}),
+                   "allowed_networks": row.allowed_networks(), "require_par": row.require_par,
+                   "token_endpoint_auth_method": row.token_endpoint_auth_method}),
         ))
     })
     .await?;
@@ -285,6 +336,11 @@ impl OAuthProvider {
                 "There is no client with that id.".into(),
             ));
         };
+        if existing.uses_private_key_jwt() {
+            return Err(ClientError::Invalid(
+                "This client signs with its keys: it has no secret to rotate.".into(),
+            ));
+        }
         if existing.is_public() {
             return Err(ClientError::Invalid(
                 "A public client has no secret to rotate.".into(),
@@ -337,8 +393,12 @@ pub async fn client(db: &Db, id: &str) -> Result<Option<Client>, InternalError> 
 }
 
 /// Client authentication at the token endpoint: the secret compared as SHA-256 in
-/// constant time. Public clients have none and must use PKCE.
+/// constant time. Public clients have none and must use PKCE. A private_key_jwt client
+/// never authenticates this way: it has no secret, and naming itself is not enough.
 pub fn client_authenticates(client: &Client, secret: Option<&str>) -> bool {
+    if client.uses_private_key_jwt() {
+        return false;
+    }
     match (&client.secret_hash, secret) {
         (Some(stored), Some(given)) => hash(given).as_bytes().ct_eq(stored.as_bytes()).into(),
         (None, None) => true,

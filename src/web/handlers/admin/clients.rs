@@ -65,6 +65,8 @@ fn form_of(c: &Client) -> ClientForm {
         require_two_factor: c.require_two_factor,
         allowed_networks: c.allowed_networks(),
         require_par: c.require_par,
+        auth_method: Some(c.token_endpoint_auth_method.clone()),
+        jwks: None,
     };
     form_from(&settings, Some(c.client_id.clone()))
 }
@@ -119,6 +121,9 @@ fn submitted(pairs: &[(String, String)]) -> NewClient {
             .map(str::to_string)
             .collect(),
         require_par: field(pairs, "require_par") == "1",
+        // The admin pages register secrets; keys are registered from the command line.
+        auth_method: None,
+        jwks: None,
     }
 }
 

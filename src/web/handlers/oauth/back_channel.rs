@@ -1,8 +1,8 @@
 //! OAuth's back channel: token, device authorization (RFC 8628), revocation,
 //! introspection and userinfo.
 //!
-//! Clients authenticate with `client_secret_basic` or `client_secret_post` (public
-//! clients name themselves and rely on PKCE). Errors follow RFC 6749 section 5.2 (JSON,
+//! Clients authenticate with `client_secret_basic`, `client_secret_post` or
+//! `private_key_jwt` (public clients name themselves and rely on PKCE). Errors follow RFC 6749 section 5.2 (JSON,
 //! `invalid_client` as 401 with `WWW-Authenticate`); responses carrying tokens are
 //! `no-store`. Token and userinfo answer browsers on other origins (CORS), since
 //! single-page apps call them directly; no cookie is ever read here.
@@ -36,20 +36,37 @@ pub struct TokenForm {
     scope: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    /// `private_key_jwt` (RFC 7523 section 2.2).
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
     // Revocation and introspection.
     token: Option<String>,
     #[allow(dead_code)]
     token_type_hint: Option<String>,
 }
 
+/// The form fields a client authenticates with.
+pub(super) struct ClientFields<'a> {
+    pub id: Option<&'a str>,
+    pub secret: Option<&'a str>,
+    pub assertion_type: Option<&'a str>,
+    pub assertion: Option<&'a str>,
+}
+
 /// `client_secret_basic` (RFC 6749 section 2.3.1: form-encoded id and secret), else
-/// `client_secret_post`, else a public client naming itself. Never two at once.
-/// `client_id` and `client_secret` are the form's.
-fn credentials(
-    req: &HttpRequest,
-    client_id: Option<&str>,
-    client_secret: Option<&str>,
-) -> Credentials {
+/// `client_secret_post`, else a `private_key_jwt` assertion, else a public client
+/// naming itself. Never two at once.
+fn credentials(req: &HttpRequest, fields: &ClientFields<'_>) -> Credentials {
+    let (client_id, client_secret) = (fields.id, fields.secret);
+    match (fields.assertion_type, fields.assertion) {
+        (None, None) => {}
+        (Some(crate::auth::oauth::client_assertion::ASSERTION_TYPE), Some(jwt))
+            if client_secret.is_none() && req.headers().get(header::AUTHORIZATION).is_none() =>
+        {
+            return Credentials::Assertion(client_id.map(str::to_string), jwt.to_string());
+        }
+        _ => return Credentials::Bad,
+    }
     let Some(auth) = req.headers().get(header::AUTHORIZATION) else {
         return match client_id {
             Some(id) => Credentials::Given(id.to_string(), client_secret.map(str::to_string)),
@@ -91,18 +108,23 @@ async fn authenticate(
     f: &TokenForm,
     purpose: Purpose,
 ) -> Result<Client, FlowError> {
-    let (id, secret) = (f.client_id.as_deref(), f.client_secret.as_deref());
-    authenticate_with(req, st, (id, secret), purpose).await
+    let fields = ClientFields {
+        id: f.client_id.as_deref(),
+        secret: f.client_secret.as_deref(),
+        assertion_type: f.client_assertion_type.as_deref(),
+        assertion: f.client_assertion.as_deref(),
+    };
+    authenticate_with(req, st, fields, purpose).await
 }
 
-/// [`authenticate`] for a form of another shape: its `client_id` and `client_secret`.
+/// [`authenticate`] for a form of another shape.
 pub(super) async fn authenticate_with(
     req: &HttpRequest,
     st: &AppState,
-    (client_id, client_secret): (Option<&str>, Option<&str>),
+    fields: ClientFields<'_>,
     purpose: Purpose,
 ) -> Result<Client, FlowError> {
-    let credentials = credentials(req, client_id, client_secret);
+    let credentials = credentials(req, &fields);
     st.oauth
         .authenticate_client(&st.throttle, credentials, peer_ip(req, st), purpose)
         .await

@@ -13,7 +13,7 @@ use crate::auth::oauth::decision::AuthorizeRequest;
 use crate::auth::oauth::{FlowError, OAuthError};
 use crate::web::error::AppError;
 use crate::web::form::Pairs;
-use crate::web::handlers::oauth::back_channel::authenticate_with;
+use crate::web::handlers::oauth::back_channel::{ClientFields, authenticate_with};
 use crate::web::handlers::oauth::error::{answer, json_no_store};
 use crate::web::state::AppState;
 
@@ -34,7 +34,12 @@ async fn push_inner(
     let client = authenticate_with(
         req,
         st,
-        (get("client_id"), get("client_secret")),
+        ClientFields {
+            id: get("client_id"),
+            secret: get("client_secret"),
+            assertion_type: get("client_assertion_type"),
+            assertion: get("client_assertion"),
+        },
         Purpose::Token,
     )
     .await?;
