@@ -15,10 +15,15 @@ pub fn first_use(
     expires_at: i64,
     now: i64,
 ) -> QueryResult<bool> {
-    // Expired rows first: they may be reused (their assertions are refused as expired
-    // anyway), and this keeps the table to the assertions still alive.
-    diesel::delete(client_assertion_jtis::table.filter(client_assertion_jtis::expires_at.le(now)))
-        .execute(c)?;
+    // This jti's own row, if it has expired: the value may be used again (the old
+    // assertion is refused as expired anyway). One row by its key, not a sweep of the
+    // table on every client authentication: `oauth::prune` sweeps the rest hourly.
+    diesel::delete(
+        client_assertion_jtis::table
+            .find(jti_hash)
+            .filter(client_assertion_jtis::expires_at.le(now)),
+    )
+    .execute(c)?;
     // A savepoint keeps PostgreSQL's transaction usable after the conflict.
     let inserted = c.transaction(|c| {
         diesel::insert_into(client_assertion_jtis::table)
@@ -61,4 +66,11 @@ pub fn keys(c: &mut AnyConnection, client_id: &str) -> QueryResult<Option<String
 
 pub fn delete_keys(c: &mut AnyConnection, client_id: &str) -> QueryResult<usize> {
     diesel::delete(client_keys::table.find(client_id)).execute(c)
+}
+
+/// Forgets the `jti`s of assertions that have expired.
+pub fn prune(c: &mut AnyConnection, now: i64) -> QueryResult<()> {
+    diesel::delete(client_assertion_jtis::table.filter(client_assertion_jtis::expires_at.le(now)))
+        .execute(c)
+        .map(|_| ())
 }

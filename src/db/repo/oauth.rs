@@ -500,5 +500,6 @@ pub fn prune(c: &mut AnyConnection, now: i64) -> QueryResult<()> {
     diesel::delete(auth_codes::table.filter(auth_codes::expires_at.lt(now - 3600))).execute(c)?;
     super::pushed_requests::prune(c, now)?;
     super::device_codes::prune(c, now)?;
+    super::client_assertions::prune(c, now)?;
     Ok(())
 }
