@@ -173,9 +173,19 @@ fn plain(raw: &str) -> Option<(String, &str)> {
         Some((p, q)) => (p, Some(q)),
         None => (path_query, None),
     };
-    let path_ok = path
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b));
+    // The parser resolves dot segments (`..`, `%2e%2e`) before the rules decode, and
+    // the rules decode before they resolve: `/a%2fa/..` is `/` to one, `/a/` to the
+    // other. Such a path goes to the parser, whose reading the rules always had.
+    let dot_segment = |seg: &str| {
+        matches!(
+            seg.to_ascii_lowercase().replace("%2e", ".").as_str(),
+            "." | ".."
+        )
+    };
+    let path_ok = !path.split('/').any(dot_segment)
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b));
     let query_ok = query.is_none_or(|q| q.bytes().all(|b| b.is_ascii_graphic() && b != b'#'));
     (path_ok && query_ok).then(|| (host.to_ascii_lowercase(), path))
 }
@@ -338,7 +348,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(20000))]
+            #![proptest_config(ProptestConfig::with_cases(100000))]
             #[test]
             fn same_host_and_path(
                 scheme in prop::sample::select(vec!["https", "HTTP", "ftp", "http"]),
@@ -375,6 +385,8 @@ mod tests {
                 "https://app.example.com/a b",
                 "https://app.example.com",
                 "https://[::1]/",
+                "https://app.example.com/a%2fa/..",
+                "https://app.example.com/a/%2E./b",
             ] {
                 assert!(plain(raw).is_none(), "{raw}");
             }
