@@ -216,10 +216,7 @@ impl Throttle {
     fn local_settle(&self, account: &str, counted_here: bool, success: Option<bool>) {
         let now = self.clock.now();
         if success == Some(false) {
-            if counted_here && let Some(mut f) = self.accounts.get_mut(account) {
-                f.in_flight = f.in_flight.saturating_sub(1);
-            }
-            self.local_failure(account, now);
+            self.local_failure(account, now, counted_here);
             return;
         }
         let Some(mut f) = self.accounts.get_mut(account) else {
@@ -242,8 +239,14 @@ impl Throttle {
     }
 
     /// Counts a failure in this process; returns the back-off that now applies.
-    fn local_failure(&self, account: &str, now: i64) -> Option<RetryAfter> {
+    /// `was_in_flight`: the guess was reserved here, and its place is given back in the
+    /// same step (under the entry's lock) as the failure is counted. In two steps, a
+    /// reservation between them would see neither and get a guess too many.
+    fn local_failure(&self, account: &str, now: i64, was_in_flight: bool) -> Option<RetryAfter> {
         let mut f = self.accounts.entry(account.to_string()).or_default();
+        if was_in_flight {
+            f.in_flight = f.in_flight.saturating_sub(1);
+        }
         // Typos spread over a day are not an attack: failures are forgotten after a
         // quiet period as long as the longest back-off.
         if now - f.last_failure > MAX_BACKOFF_SECS {
@@ -272,12 +275,9 @@ impl Throttle {
                 Ok(s) => return Some(RetryAfter(s as u64)),
                 Err(e) => tracing::warn!(error = %e, "shared back-off unavailable; per instance"),
             }
-            return self.local_failure(&h.account, now);
+            return self.local_failure(&h.account, now, false);
         }
-        if let Some(mut f) = self.accounts.get_mut(&h.account) {
-            f.in_flight = f.in_flight.saturating_sub(1);
-        }
-        self.local_failure(&h.account, now)
+        self.local_failure(&h.account, now, true)
     }
 
     /// Releases the reservations of successes this instance has not told Redis about
