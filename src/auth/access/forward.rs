@@ -38,15 +38,16 @@ pub struct ForwardAuth {
     cookie_domains: Vec<CookieDomain>,
 }
 
-/// Who asks.
+/// Who asks. A session's parts are borrowed from the request's signed-in state: a
+/// proxy asks before every request it passes.
 #[derive(Debug, Clone)]
-pub enum Caller {
+pub enum Caller<'a> {
     Anonymous,
     /// A browser session: when it was proven, and with what (`amr`).
     Session {
-        user_id: String,
+        user_id: &'a str,
         auth_at: i64,
-        amr: Vec<String>,
+        amr: &'a [String],
     },
     /// A personal access token (a script): one factor, whatever the account has.
     Token {
@@ -54,11 +55,12 @@ pub enum Caller {
     },
 }
 
-impl Caller {
+impl Caller<'_> {
     fn user_id(&self) -> Option<&str> {
         match self {
             Self::Anonymous => None,
-            Self::Session { user_id, .. } | Self::Token { user_id } => Some(user_id),
+            Self::Session { user_id, .. } => Some(user_id),
+            Self::Token { user_id } => Some(user_id),
         }
     }
 }
@@ -144,7 +146,7 @@ impl ForwardAuth {
     /// audit context of a refusal (most answers write nothing).
     pub async fn answer(
         &self,
-        caller: &Caller,
+        caller: &Caller<'_>,
         original: Option<Original>,
         ip: IpAddr,
         now: i64,
@@ -255,7 +257,7 @@ impl ForwardAuth {
     }
 
     /// A session whose second factor was proven within the configured time.
-    fn second_factor_fresh(&self, caller: &Caller, now: i64) -> bool {
+    fn second_factor_fresh(&self, caller: &Caller<'_>, now: i64) -> bool {
         match caller {
             Caller::Session { auth_at, amr, .. } => {
                 amr.iter().any(|m| m == "mfa")

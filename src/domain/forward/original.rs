@@ -176,18 +176,31 @@ fn plain(raw: &str) -> Option<(String, &str)> {
     // The parser resolves dot segments (`..`, `%2e%2e`) before the rules decode, and
     // the rules decode before they resolve: `/a%2fa/..` is `/` to one, `/a/` to the
     // other. Such a path goes to the parser, whose reading the rules always had.
-    let dot_segment = |seg: &str| {
-        matches!(
-            seg.to_ascii_lowercase().replace("%2e", ".").as_str(),
-            "." | ".."
-        )
-    };
     let path_ok = !path.split('/').any(dot_segment)
         && path
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&b));
     let query_ok = query.is_none_or(|q| q.bytes().all(|b| b.is_ascii_graphic() && b != b'#'));
     (path_ok && query_ok).then(|| (host.to_ascii_lowercase(), path))
+}
+
+/// `.` or `..`, each dot written as itself or as `%2e` (either case). Read without
+/// allocating: every segment of every address a proxy asks about passes here.
+fn dot_segment(seg: &str) -> bool {
+    let mut rest = seg.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        rest = match rest {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', e, tail @ ..] if e.eq_ignore_ascii_case(&b'e') => tail,
+            _ => return false,
+        };
+        dots += 1;
+        if dots > 2 {
+            return false;
+        }
+    }
+    dots > 0
 }
 
 /// A method token (RFC 9110), upper-cased; GET when the proxy sends none.
@@ -200,6 +213,26 @@ fn method(m: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments_are_read_in_any_spelling() {
+        for seg in [".", "..", "%2e", "%2E", ".%2e", "%2e.", "%2E%2e"] {
+            assert!(dot_segment(seg), "{seg}");
+        }
+        for seg in [
+            "",
+            "...",
+            "a",
+            ".a",
+            "%2e%2e%2e",
+            "%2",
+            "%2f",
+            "%20",
+            "..%2f",
+        ] {
+            assert!(!dot_segment(seg), "{seg}");
+        }
+    }
 
     #[test]
     fn nginx_sends_the_whole_url_and_keeps_every_query_parameter() {

@@ -52,9 +52,9 @@ pub async fn check(
         None => (
             match &ctx.user {
                 Some(u) => Caller::Session {
-                    user_id: u.uid.clone(),
+                    user_id: &u.uid,
                     auth_at: u.auth_at,
-                    amr: u.amr.clone(),
+                    amr: &u.amr,
                 },
                 None => Caller::Anonymous,
             },
@@ -104,7 +104,7 @@ async fn token_caller(
     ctx: &Ctx,
     value: &header::HeaderValue,
     original: Option<&Original>,
-) -> Result<Result<(Caller, Option<u64>), HttpResponse>, AppError> {
+) -> Result<Result<(Caller<'static>, Option<u64>), HttpResponse>, AppError> {
     let presented = value
         .to_str()
         .map(parse_authorization)
