@@ -1,5 +1,5 @@
 //! The pages under /account: the overview, sessions, security keys, TOTP and recovery
-//! codes, activity, apps and personal tokens.
+//! codes, activity, apps and personal tokens, and the data download.
 
 use askama::Template;
 
@@ -112,4 +112,10 @@ impl TokensPage {
     pub fn revoke_action(&self) -> String {
         "/account/tokens/revoke".to_string()
     }
+}
+
+#[derive(Template)]
+#[template(path = "account/data.html")]
+pub struct DataPage {
+    pub chrome: Chrome,
 }

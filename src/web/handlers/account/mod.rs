@@ -1,6 +1,7 @@
 //! `/account/*`: what a signed-in user sees and changes about their own account.
 
 pub mod apps;
+pub mod data;
 pub mod profile;
 pub mod security_keys;
 pub mod sessions;
