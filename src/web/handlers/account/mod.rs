@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod data;
+pub mod delete;
 pub mod profile;
 pub mod security_keys;
 pub mod sessions;
