@@ -298,8 +298,15 @@ impl Application {
             throttle.clone(),
             cache.clone(),
         );
+        let closing = crate::auth::accounts::closing::Closing::new(
+            db.clone(),
+            clock.clone(),
+            sign_in.clone(),
+            admin.clone(),
+        );
         let state = web::Data::new(AppState {
             accounts,
+            closing,
             second_factors,
             admin,
             roles,

@@ -65,6 +65,7 @@ pub enum AuditAction {
     AccessRuleDeleted,
     DeviceApproved,
     DeviceDenied,
+    AccountDataExported,
 }
 
 impl AuditAction {
@@ -133,6 +134,7 @@ impl AuditAction {
         Self::AccessRuleDeleted,
         Self::DeviceApproved,
         Self::DeviceDenied,
+        Self::AccountDataExported,
     ];
 
     pub fn name(self) -> &'static str {
@@ -200,6 +202,7 @@ impl AuditAction {
             Self::AccessRuleDeleted => "access_rule.deleted",
             Self::DeviceApproved => "device.approved",
             Self::DeviceDenied => "device.denied",
+            Self::AccountDataExported => "account.data_exported",
         }
     }
 }

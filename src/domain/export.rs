@@ -39,7 +39,7 @@ pub fn cell(value: &str) -> String {
     }
 }
 
-fn iso(t: i64) -> String {
+pub fn iso(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()

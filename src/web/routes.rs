@@ -4,7 +4,9 @@ use actix_web::http::{Method, header};
 use actix_web::{HttpResponse, Route, guard, web};
 
 use super::error::AppError;
-use super::handlers::account::{apps, profile, security_keys, sessions, tokens, totp};
+use super::handlers::account::{
+    apps, data, delete, profile, security_keys, sessions, tokens, totp,
+};
 use super::handlers::admin::{audit, clients, groups, policies, roles, service_accounts, users};
 use super::handlers::oauth::{
     authorize, back_channel, device, discovery, logout as rp_logout, par,
@@ -98,6 +100,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/account").route(get().to(profile::show)))
         .service(web::resource("/account/password").route(web::post().to(profile::change_pw)))
         .service(web::resource("/account/email").route(web::post().to(profile::change_email)))
+        .service(
+            web::resource("/account/data")
+                .route(get().to(data::show))
+                .route(web::post().to(data::download)),
+        )
+        .service(
+            web::resource("/account/delete")
+                .route(get().to(delete::show))
+                .route(web::post().to(delete::submit)),
+        )
         .service(
             web::resource("/verify-email")
                 .route(get().to(verify_email::show))

@@ -25,6 +25,8 @@ pub struct AppState {
     pub health: crate::auth::health::Health,
     /// Registration, emailed links, password and address changes, first-start setup.
     pub accounts: crate::auth::accounts::Accounts,
+    /// A user deleting their own account.
+    pub closing: crate::auth::accounts::closing::Closing,
     /// Enrolling and removing second factors (authenticator app, recovery codes, keys).
     pub second_factors: crate::auth::mfa::SecondFactors,
     pub sessions: Sessions,

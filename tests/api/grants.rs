@@ -1,9 +1,9 @@
 //! The events that end a user's app grants (auth::oauth::authorize::end_app_grants): a password
-//! reset, a password change that asks for it, "sign out everywhere else", and an
-//! administrator's revoke sessions, disable and delete. After each, the app's refresh
-//! token is refused with invalid_grant, and its access token answers 401 at userinfo
-//! and inactive at introspection — at once, on every instance. A password change
-//! without the option leaves the app working.
+//! reset, a password change that asks for it, "sign out everywhere else", an
+//! administrator's revoke sessions, disable and delete, and the user deleting their own
+//! account. After each, the app's refresh token is refused with invalid_grant, and its
+//! access token answers 401 at userinfo and inactive at introspection — at once, on
+//! every instance. A password change without the option leaves the app working.
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -266,6 +266,29 @@ async fn an_admins_delete_ends_app_grants() {
         .await;
     assert_redirect(&p, "/admin/users?deleted=1");
     s.assert_ended(&t, "admin delete").await;
+    s.assert_audited("user.deleted").await;
+}
+
+#[tokio::test]
+async fn deleting_ones_own_account_ends_app_grants_and_the_download_listed_them() {
+    let s = setup().await;
+    let t = s.tokens().await;
+    s.assert_working(&t, "before").await;
+
+    // The app the user let in is in their data, by name, without its tokens.
+    let p = s.user.submit("/account/data", "/account/data", &[]).await;
+    assert_eq!(p.status, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&p.body).unwrap();
+    assert_eq!(doc["apps"][0]["client_id"], s.id.as_str());
+    assert_eq!(doc["app_grants"][0]["client_id"], s.id.as_str());
+    assert!(!p.body.contains(&t.access) && !p.body.contains(&t.refresh));
+
+    let p = s
+        .user
+        .submit("/account/delete", "/account/delete", &[("proof", PASSWORD)])
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    s.assert_ended(&t, "own delete").await;
     s.assert_audited("user.deleted").await;
 }
 

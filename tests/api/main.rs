@@ -36,6 +36,7 @@ mod processes;
 mod properties;
 mod register;
 mod security;
+mod self_service;
 mod service_accounts;
 mod sessions;
 mod setup;

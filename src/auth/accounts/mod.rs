@@ -1,8 +1,12 @@
 //! Accounts: registration, creation from the shell, password change, roles, and the
-//! `Accounts` service that the account and emailed-link pages call.
+//! `Accounts` service that the account and emailed-link pages call; what the service
+//! holds about a user, for them to download (`own_data`), and deleting one's own
+//! account (`closing`).
 
 pub mod admin;
+pub mod closing;
 pub mod links;
+pub mod own_data;
 pub mod setup;
 
 use serde_json::json;

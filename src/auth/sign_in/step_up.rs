@@ -132,6 +132,59 @@ impl SignIn {
         Ok(StepUp::Raised { at: now, methods })
     }
 
+    /// For an act so drastic that it asks again at the moment of acting, even within
+    /// the step-up window (deleting the account): `proof` is the account's password or
+    /// a code of its second factor (an authenticator-app code or a recovery code, then
+    /// used up), typed into one field. Counted as one guess with the account's password
+    /// guesses before it is checked, like a step-up. `true` when it held; the act
+    /// audits its own refusal. The session is not raised: the act ends it.
+    pub async fn reprove(
+        &self,
+        ip: IpAddr,
+        who: &Who<'_>,
+        proof: String,
+        ctx: &AuditCtx,
+    ) -> Result<bool, SignInError> {
+        let reservation = self.reserve_step_up(ip, who).await?;
+        let uid = who.user_id.to_string();
+        let stored = self
+            .db
+            .run(move |c| crate::db::repo::users::find(c, &uid).map_err(InternalError::from))
+            .await?
+            .and_then(|user| user.password_hash);
+        let code = could_be_code(&proof).then(|| proof.clone());
+        // Checked even for an account without a password (against a dummy hash, which
+        // fails), so the answer takes as long either way.
+        let mut ok = matches!(
+            self.hasher.verify(stored, proof).await?,
+            Verified::Yes { .. }
+        );
+        // A password is at least 8 characters, a code is 6 digits or a recovery code:
+        // only what could be a code is tried as one (and audited as an `mfa` attempt).
+        if !ok && let Some(code) = code {
+            ok = crate::auth::mfa::verify(
+                &self.db,
+                &self.clock,
+                &self.mfa_keys,
+                &self.mail,
+                who.user_id,
+                &code,
+                ctx,
+            )
+            .await?
+            .is_some();
+        }
+        if reservation.outlived() {
+            return Err(SignInError::Throttled(RetryAfter(1)));
+        }
+        if ok {
+            reservation.succeeded().await;
+        } else {
+            let _ = reservation.failed().await;
+        }
+        Ok(ok)
+    }
+
     /// The challenge for a step-up with one of the user's security keys or passkeys;
     /// `None` when they have none.
     pub async fn step_up_key_start(
@@ -179,4 +232,12 @@ impl SignIn {
             methods: vec!["hwk", "mfa"],
         })
     }
+}
+
+/// Whether `input` has the shape of an authenticator-app code or a recovery code.
+fn could_be_code(input: &str) -> bool {
+    let digits: String = input.chars().filter(|c| !c.is_whitespace()).collect();
+    let totp =
+        digits.len() == crate::domain::totp::DIGITS && digits.bytes().all(|b| b.is_ascii_digit());
+    totp || crate::domain::recovery_codes::normalize(input).is_some()
 }

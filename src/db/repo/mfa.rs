@@ -17,6 +17,15 @@ pub fn has_totp(conn: &mut AnyConnection, user_id: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(tc::table.find(user_id))).get_result(conn)
 }
 
+/// When the user enabled their authenticator app; `None` when they have none.
+pub fn totp_enabled_at(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Option<i64>> {
+    tc::table
+        .find(user_id)
+        .select(tc::created_at)
+        .first(conn)
+        .optional()
+}
+
 pub fn insert_totp(
     conn: &mut AnyConnection,
     user_id: &str,

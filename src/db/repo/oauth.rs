@@ -401,6 +401,16 @@ pub fn has_live_grant(c: &mut AnyConnection, user_id: &str) -> QueryResult<bool>
     .get_result(c)
 }
 
+/// The user's grants not revoked (apps that may hold their tokens), oldest first.
+pub fn live_grants_of_user(c: &mut AnyConnection, user_id: &str) -> QueryResult<Vec<GrantRow>> {
+    oauth_grants::table
+        .filter(oauth_grants::user_id.eq(user_id))
+        .filter(oauth_grants::revoked_at.is_null())
+        .order((oauth_grants::created_at.asc(), oauth_grants::id.asc()))
+        .select(GrantRow::as_select())
+        .load(c)
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refresh_tokens)]
 pub struct RefreshRow {

@@ -55,6 +55,16 @@ pub fn live_of_user(
         .load(conn)
 }
 
+/// Every token row of the user, revoked and expired ones too, newest first: what the
+/// service holds about them (`/account/data`).
+pub fn all_of_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Vec<PersonalToken>> {
+    t::table
+        .filter(t::user_id.eq(user_id))
+        .order((t::created_at.desc(), t::id.asc()))
+        .select(PersonalToken::as_select())
+        .load(conn)
+}
+
 /// Revokes one token of `user_id`; false when there is no such live token of theirs
 /// (another user's id revokes nothing).
 pub fn revoke_own(

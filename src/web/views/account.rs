@@ -1,5 +1,5 @@
 //! The pages under /account: the overview, sessions, security keys, TOTP and recovery
-//! codes, activity, apps and personal tokens.
+//! codes, activity, apps and personal tokens, the data download and the deletion.
 
 use askama::Template;
 
@@ -112,4 +112,24 @@ impl TokensPage {
     pub fn revoke_action(&self) -> String {
         "/account/tokens/revoke".to_string()
     }
+}
+
+#[derive(Template)]
+#[template(path = "account/data.html")]
+pub struct DataPage {
+    pub chrome: Chrome,
+}
+
+#[derive(Template)]
+#[template(path = "account/delete.html")]
+pub struct DeletePage {
+    pub chrome: Chrome,
+    pub error: Option<String>,
+}
+
+/// Shown once the account is gone (signed out by then).
+#[derive(Template)]
+#[template(path = "account/deleted.html")]
+pub struct DeletedPage {
+    pub chrome: Chrome,
 }

@@ -202,19 +202,61 @@ impl Admin {
         confirmation: &str,
         ctx: &AuditCtx,
     ) -> Result<(), AdminError> {
+        let confirmation = confirmation.trim().to_string();
+        self.remove(actor, user_id, Deletion::ByAdmin(confirmation), ctx)
+            .await
+    }
+
+    /// The user deletes their own account (`/account/delete`); the caller has checked
+    /// that it is them (a fresh sign-in and their password or second factor). The same
+    /// act as an administrator's delete, with the user as the actor: the last active
+    /// administrator is refused here too.
+    pub async fn delete_own(&self, user_id: &str, ctx: &AuditCtx) -> Result<(), AdminError> {
+        let actor = Actor::User(user_id.to_string());
+        self.remove(&actor, user_id, Deletion::ByOwner, ctx).await
+    }
+
+    /// Deletes an account, for an administrator or for its owner: every rule about who
+    /// may delete whom is in this one place.
+    async fn remove(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        how: Deletion,
+        ctx: &AuditCtx,
+    ) -> Result<(), AdminError> {
         // First shut the account (a sign-in racing with this is refused), then end its
         // sessions while their registry rows still exist, then delete.
-        let (confirmation, ctx1) = (confirmation.trim().to_string(), ctx.clone());
+        let ctx1 = ctx.clone();
         // Both steps are the one act: a refusal at either is audited as it.
         let act = AuditAction::UserDeleted;
+        let by_owner = matches!(how, Deletion::ByOwner);
         self.act_on(actor, user_id, act, ctx, json!({}), move |c, t, now| {
-            if t.own {
-                return Ok(Err(AdminError::OwnAccount));
-            }
-            if !confirmation.eq_ignore_ascii_case(&t.user.email) {
-                return Ok(Err(AdminError::ConfirmationMismatch));
+            match &how {
+                Deletion::ByAdmin(confirmation) => {
+                    if t.own {
+                        return Ok(Err(AdminError::OwnAccount));
+                    }
+                    if !confirmation.eq_ignore_ascii_case(&t.user.email) {
+                        return Ok(Err(AdminError::ConfirmationMismatch));
+                    }
+                }
+                // `target` sets `own` from the actor; an owner's deletion of anyone
+                // else would be a bug in the caller, refused all the same.
+                Deletion::ByOwner if !t.own => return Ok(Err(AdminError::NoSuchUser)),
+                Deletion::ByOwner => {}
             }
             if is_last_admin(c, &t.user.id)? {
+                let reason = json!({"reason": "last administrator"});
+                record(
+                    c,
+                    &ctx1,
+                    now,
+                    act,
+                    Outcome::Denied,
+                    Some(&t.user.id),
+                    reason,
+                )?;
                 return Ok(Err(AdminError::LastAdmin));
             }
             directory::set_disabled(c, &t.user.id, true, now)?;
@@ -229,9 +271,18 @@ impl Admin {
         self.act_on(actor, user_id, act, ctx, json!({}), move |c, t, now| {
             // Rows of the user go with it (foreign keys cascade); audit rows stay.
             directory::delete_user(c, &t.user.id)?;
-            t.done(c, &ctx2, now, act, json!({"email": t.user.email}))?;
+            let details = json!({"email": t.user.email, "by_owner": by_owner});
+            t.done(c, &ctx2, now, act, details)?;
             Ok(Ok(()))
         })
         .await
     }
+}
+
+/// Who asked for a deletion, with what they proved.
+enum Deletion {
+    /// An administrator, with the email address they typed to confirm.
+    ByAdmin(String),
+    /// The user themself, already proven by the caller.
+    ByOwner,
 }

@@ -4,8 +4,9 @@
 //! - an actor acts on another user only if they hold every permission that user holds
 //!   (a helpdesk role cannot disable, reset or delete a full administrator);
 //! - nobody hands out or takes away a role granting a permission they do not hold;
-//! - the last active administrator cannot be demoted, disabled or deleted, even when
-//!   two administrators remove each other at the same moment on two instances.
+//! - the last active administrator cannot be demoted, disabled or deleted (by another
+//!   administrator or, from `/account/delete`, by themself), even when two
+//!   administrators remove each other at the same moment on two instances.
 //!
 //! Every write on a user goes through [`target`], the only maker of a [`Target`]: it
 //! serialises changes to the admin set, finds the user and applies the first rule,
