@@ -577,6 +577,7 @@ async fn rules_added_on_the_admin_page_apply_at_once_and_can_be_deleted() {
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     assert_eq!(forward(&cat, secret).await.status, StatusCode::FORBIDDEN);
 
+    // Delete only asks, naming the rule; it goes on refusing meanwhile.
     let p = root
         .submit(
             "/admin/policies",
@@ -584,6 +585,22 @@ async fn rules_added_on_the_admin_page_apply_at_once_and_can_be_deleted() {
             &[],
         )
         .await;
+    let form = crate::confirm::asks(&p, "Delete this access rule?", "/admin/policies");
+    let says = crate::confirm::says(&p);
+    assert!(
+        says.starts_with(
+            "The rule \"secret plans\" (domain app.example.com; path under /secret; policy deny)"
+        ),
+        "{says}"
+    );
+    assert!(p.body.contains("Yes, delete"));
+    assert_eq!(forward(&cat, secret).await.status, StatusCode::FORBIDDEN);
+    assert!(
+        !app.audit_names()
+            .await
+            .contains(&"access_rule.deleted".to_string())
+    );
+    let p = crate::confirm::press(&root, &form, false).await;
     assert_redirect(&p, "/admin/policies?done=deleted");
     assert_eq!(forward(&cat, secret).await.status, StatusCode::OK);
     assert!(
@@ -591,13 +608,15 @@ async fn rules_added_on_the_admin_page_apply_at_once_and_can_be_deleted() {
             .await
             .contains(&"access_rule.deleted".to_string())
     );
-    // Deleting it again: gone.
-    let p = root
-        .submit(
-            "/admin/policies",
-            &format!("/admin/policies/{id}/delete"),
-            &[],
-        )
-        .await;
-    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    // Deleting it again, asked or confirmed: gone.
+    for confirm in ["", "yes"] {
+        let p = root
+            .submit(
+                "/admin/policies",
+                &format!("/admin/policies/{id}/delete"),
+                &[("confirm", confirm)],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::NOT_FOUND);
+    }
 }

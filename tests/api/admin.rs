@@ -332,7 +332,24 @@ async fn admin_actions_work_take_effect_at_once_and_are_audited() {
     let e = last_event(app.audit().await, "role.assigned");
     assert_eq!(e.actor_id.as_deref(), Some(admin_id.as_str()));
     assert_eq!(e.target_id.as_deref(), Some(uid.as_str()));
-    let p = post_action(&b, &uid, "remove-role", &[("role", "admin")]).await;
+    // "Remove role admin" only asks, naming the role; the user keeps it meanwhile.
+    let user_page = format!("/admin/users/{uid}");
+    let p = post_form(
+        &b,
+        &format!("{user_page}/remove-role"),
+        &[("role", "admin")],
+    )
+    .await;
+    let form = crate::confirm::asks(&p, "Remove this role?", &user_page);
+    assert!(
+        crate::confirm::says(&p).contains("\"admin\""),
+        "{}",
+        crate::confirm::says(&p)
+    );
+    assert!(p.body.contains("Yes, remove role"));
+    assert!(form.1.contains(&("role".to_string(), "admin".to_string())));
+    assert_eq!(roles_at_the_proxy().await, "admin", "not yet");
+    let p = crate::confirm::press(&b, &form, false).await;
     assert_redirect(&p, &format!("/admin/users/{uid}?done=remove-role"));
     assert_eq!(
         roles_at_the_proxy().await,
@@ -642,7 +659,7 @@ async fn custom_roles_grant_only_what_their_editor_holds() {
     .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     assert_eq!(
-        post_form(&smith, "/admin/roles/admin/delete", &[])
+        post_form(&smith, "/admin/roles/admin/delete", &[("confirm", "yes")])
             .await
             .status,
         StatusCode::FORBIDDEN
@@ -693,7 +710,30 @@ async fn custom_roles_grant_only_what_their_editor_holds() {
     )
     .await;
     assert_redirect(&p, "/admin/roles?done=saved");
+    // Delete role only asks, naming the role and what its holders lose.
     let p = post_form(&a, "/admin/roles/viewer/delete", &[]).await;
+    let form = crate::confirm::asks(&p, "Delete this role?", "/admin/roles");
+    assert_eq!(form.0, "/admin/roles/viewer/delete");
+    assert_eq!(
+        crate::confirm::says(&p),
+        "The role \"viewer\" is deleted. No user holds it."
+    );
+    assert!(p.body.contains("Yes, delete"));
+    assert!(
+        a.get("/admin/roles")
+            .await
+            .body
+            .contains("Reads users and audit")
+    );
+    assert!(
+        !app.audit_names()
+            .await
+            .contains(&"role.deleted".to_string())
+    );
+    // A role no one made is not there to delete.
+    let p = post_form(&a, "/admin/roles/nosuch/delete", &[]).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    let p = crate::confirm::press(&a, &form, false).await;
     assert_redirect(&p, "/admin/roles?done=deleted");
     let names = app.audit_names().await;
     assert!(names.contains(&"role.updated".to_string()));
@@ -862,10 +902,31 @@ async fn clients_are_created_edited_rotated_and_deleted_on_admin_pages() {
         ],
     )
     .await;
+    // Rotate secret asks first, naming the client; the secret keeps working meanwhile.
     let p = b
         .post(
             &format!("/admin/clients/{id}/rotate-secret"),
             &[("csrf_token", &csrf)],
+        )
+        .await;
+    let form = crate::confirm::asks(
+        &p,
+        "Rotate this client's secret?",
+        &format!("/admin/clients/{id}"),
+    );
+    assert!(
+        crate::confirm::says(&p).starts_with("Billing v2 gets a new secret"),
+        "{}",
+        crate::confirm::says(&p)
+    );
+    assert!(p.body.contains("Yes, rotate"));
+    assert_eq!(p.text_of("#client-secret"), None);
+    assert_eq!(token(id.clone(), secret.clone()).await, StatusCode::OK);
+    assert_eq!(form.0, format!("/admin/clients/{id}/rotate-secret"));
+    let p = b
+        .post(
+            &format!("/admin/clients/{id}/rotate-secret"),
+            &[("csrf_token", &csrf), ("confirm", "yes")],
         )
         .await;
     assert_eq!(p.status, StatusCode::OK);
@@ -1148,7 +1209,7 @@ async fn a_role_editor_cannot_change_a_role_held_by_someone_stronger() {
         "{:?}",
         p.error()
     );
-    let p = post_form(&smith, "/admin/roles/viewer/delete", &[]).await;
+    let p = post_form(&smith, "/admin/roles/viewer/delete", &[("confirm", "yes")]).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
     let perms = app
         .db
@@ -1176,6 +1237,12 @@ async fn a_role_editor_cannot_change_a_role_held_by_someone_stronger() {
     let p = post_form(&smith, "/admin/roles/reader", &[("description", "none")]).await;
     assert_redirect(&p, "/admin/roles?done=saved");
     let p = post_form(&smith, "/admin/roles/reader/delete", &[]).await;
+    crate::confirm::asks(&p, "Delete this role?", "/admin/roles");
+    assert_eq!(
+        crate::confirm::says(&p),
+        "The role \"reader\" is deleted. One user holds it and loses its permissions at once."
+    );
+    let p = post_form(&smith, "/admin/roles/reader/delete", &[("confirm", "yes")]).await;
     assert_redirect(&p, "/admin/roles?done=deleted");
 }
 

@@ -29,8 +29,8 @@ fn yes_form(page: &Page) -> (String, Vec<(String, String)>) {
 }
 
 /// Asserts `page` is the confirmation asking `heading`, with a "Cancel" back to `cancel`,
-/// and returns its form.
-fn asks(page: &Page, heading: &str, cancel: &str) -> (String, Vec<(String, String)>) {
+/// and returns its form (for [`press`]). The tests of each page use it too.
+pub fn asks(page: &Page, heading: &str, cancel: &str) -> (String, Vec<(String, String)>) {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert_eq!(page.text_of("#confirm h1").as_deref(), Some(heading));
     let sel = scraper::Selector::parse("#confirm a").unwrap();
@@ -41,8 +41,17 @@ fn asks(page: &Page, heading: &str, cancel: &str) -> (String, Vec<(String, Strin
     yes_form(page)
 }
 
+/// What the confirmation page says will happen (its sentence, as text).
+pub fn says(page: &Page) -> String {
+    page.text_of("#confirm p").unwrap_or_default()
+}
+
 /// Posts the confirmation form, or (with `without_token`) the same without its token.
-async fn press(b: &Browser, form: &(String, Vec<(String, String)>), without_token: bool) -> Page {
+pub async fn press(
+    b: &Browser,
+    form: &(String, Vec<(String, String)>),
+    without_token: bool,
+) -> Page {
     let fields: Vec<(&str, &str)> = form
         .1
         .iter()

@@ -196,13 +196,26 @@ async fn a_limited_admin_cannot_manage_groups_or_reach_past_their_rank() {
     )
     .await;
     assert_redirect(&p, "/admin/groups/ops?done=added");
+    // Removing from the user's page asks first, naming the group; they stay in it.
+    let user_page = format!("/admin/users/{plain}");
     let p = post_form(
         &gus,
-        &format!("/admin/users/{plain}/groups"),
+        &format!("{user_page}/groups"),
         &[("op", "remove"), ("group", "ops")],
     )
     .await;
-    assert_redirect(&p, &format!("/admin/users/{plain}?done=remove-group"));
+    let form = crate::confirm::asks(&p, "Remove from this group?", &user_page);
+    assert!(
+        crate::confirm::says(&p).contains("\"ops\""),
+        "{}",
+        crate::confirm::says(&p)
+    );
+    assert!(form.1.contains(&("op".to_string(), "remove".to_string())));
+    assert!(form.1.contains(&("group".to_string(), "ops".to_string())));
+    assert_eq!(app.state.groups.list().await.unwrap()[0].members, 1);
+    let p = crate::confirm::press(&gus, &form, false).await;
+    assert_redirect(&p, &format!("{user_page}?done=remove-group"));
+    assert_eq!(app.state.groups.list().await.unwrap()[0].members, 0);
     // ...but not an administrator's, not even by deleting or moving their group.
     let p = post_form(
         &gus,
@@ -221,7 +234,7 @@ async fn a_limited_admin_cannot_manage_groups_or_reach_past_their_rank() {
     let p = post_form(
         &gus,
         "/admin/groups/ops/remove",
-        &[("email", "admin@example.com")],
+        &[("email", "admin@example.com"), ("confirm", "yes")],
     )
     .await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
@@ -391,6 +404,7 @@ async fn admin_pages_nest_groups_and_refuse_cycles() {
         app.state.groups.effective(&uid).await.unwrap(),
         vec!["eng".to_string()]
     );
+    // The member's Remove only asks, naming them and the group.
     let p = b
         .submit(
             "/admin/groups/db",
@@ -398,6 +412,18 @@ async fn admin_pages_nest_groups_and_refuse_cycles() {
             &[("email", "dee@example.com")],
         )
         .await;
+    let form = crate::confirm::asks(&p, "Remove this member?", "/admin/groups/db");
+    assert_eq!(
+        crate::confirm::says(&p),
+        "dee@example.com leaves the group \"db\" and loses whatever it gave them, from their next request."
+    );
+    assert!(p.body.contains("Yes, remove"));
+    assert_eq!(
+        b.get("/admin/groups/db").await.count("li.member"),
+        1,
+        "not yet"
+    );
+    let p = crate::confirm::press(&b, &form, false).await;
     assert_redirect(&p, "/admin/groups/db?done=removed");
     assert!(app.state.groups.effective(&dee).await.unwrap().is_empty());
 

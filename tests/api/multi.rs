@@ -285,7 +285,11 @@ async fn two_admins_removing_each_other_at_once_on_two_instances_leave_one() {
                 tasks.push(tokio::spawn(async move {
                     client
                         .post(url)
-                        .form(&[("csrf_token", token.as_str()), ("role", "admin")])
+                        .form(&[
+                            ("csrf_token", token.as_str()),
+                            ("role", "admin"),
+                            ("confirm", "yes"),
+                        ])
                         .send()
                         .await
                         .expect("POST")

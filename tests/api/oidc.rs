@@ -1114,16 +1114,20 @@ async fn a_user_sees_their_apps_and_revoking_one_ends_its_tokens() {
     let (first_id, _) = client_with(&app, first).await;
     authorize(&b, &first_id, "").await;
     assert!(b.get("/account/apps").await.body.contains("Intranet"));
-    b.submit(
-        "/account/apps",
-        "/account/apps/revoke",
-        &[("client_id", &first_id)],
-    )
-    .await;
+    // A script's post, confirmed up front, goes straight through.
+    let p = b
+        .submit(
+            "/account/apps",
+            "/account/apps/revoke",
+            &[("client_id", &first_id), ("confirm", "yes")],
+        )
+        .await;
+    assert_redirect(&p, "/account/apps?done=revoked");
 
     let page = b.get("/account/apps").await;
     assert_eq!(page.count("tr.app"), 1);
     assert!(page.body.contains("Wiki") && page.body.contains("See your email address"));
+    // The page's Revoke access only asks, naming the app; nothing ends yet.
     let p = b
         .submit(
             "/account/apps",
@@ -1131,8 +1135,34 @@ async fn a_user_sees_their_apps_and_revoking_one_ends_its_tokens() {
             &[("client_id", &id)],
         )
         .await;
+    let form = crate::confirm::asks(&p, "Revoke this app's access?", "/account/apps");
+    assert!(
+        crate::confirm::says(&p).starts_with("Wiki "),
+        "{}",
+        crate::confirm::says(&p)
+    );
+    assert!(p.body.contains("Yes, revoke access"));
+    assert_eq!(b.get("/account/apps").await.count("tr.app"), 1);
+    let (_, seen) = back_channel(
+        &app,
+        "/oauth/introspect",
+        (&id, &secret),
+        &[("token", &access)],
+    )
+    .await;
+    assert_eq!(seen["active"], true, "not yet");
+    let p = crate::confirm::press(&b, &form, false).await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
     assert_eq!(b.get("/account/apps").await.count("tr.app"), 0);
+    // An app the user never let in has nothing to revoke.
+    let p = b
+        .submit(
+            "/account/apps",
+            "/account/apps/revoke",
+            &[("client_id", &id)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
 
     let (status, body) = token_request(
         &app,
@@ -1320,7 +1350,7 @@ async fn revocations_reach_tokens_already_checked_at_once() {
         .submit(
             "/account/apps",
             "/account/apps/revoke",
-            &[("client_id", &id)],
+            &[("client_id", &id), ("confirm", "yes")],
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
@@ -1331,7 +1361,7 @@ async fn revocations_reach_tokens_already_checked_at_once() {
         .submit(
             &format!("/admin/clients/{id}"),
             &format!("/admin/clients/{id}/rotate-secret"),
-            &[],
+            &[("confirm", "yes")],
         )
         .await;
     assert!(
@@ -1416,7 +1446,7 @@ async fn userinfo_shows_profile_changes_at_once() {
         .submit(
             &path,
             &format!("{path}/remove-role"),
-            &[("role", "editors")],
+            &[("role", "editors"), ("confirm", "yes")],
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
@@ -1426,7 +1456,11 @@ async fn userinfo_shows_profile_changes_at_once() {
     assign().await;
     assert_eq!(userinfo().await["roles"], json!(["editors"]));
     let p = admin
-        .submit("/admin/roles", "/admin/roles/editors/delete", &[])
+        .submit(
+            "/admin/roles",
+            "/admin/roles/editors/delete",
+            &[("confirm", "yes")],
+        )
         .await;
     assert_redirect(&p, "/admin/roles?done=deleted");
     assert_eq!(userinfo().await["roles"], json!([]), "role deleted");

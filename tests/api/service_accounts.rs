@@ -225,6 +225,7 @@ async fn made_on_the_page_its_token_reaches_its_groups_sites_until_deleted() {
         .next()
         .and_then(|e| e.value().attr("value").map(str::to_string))
         .expect("the token's id");
+    // Revoke only asks, naming the token and its account; the token still works.
     let p = b
         .submit(
             &detail,
@@ -232,6 +233,28 @@ async fn made_on_the_page_its_token_reaches_its_groups_sites_until_deleted() {
             &[("id", &token_id)],
         )
         .await;
+    let form = crate::confirm::asks(&p, "Revoke this token?", &detail);
+    let says = crate::confirm::says(&p);
+    assert!(
+        says.contains("\"nightly\"") && says.contains("service account backup"),
+        "{says}"
+    );
+    assert!(p.body.contains("Yes, revoke"));
+    assert_eq!(
+        ask(&app, &bearer(&first), OPS).await.status,
+        StatusCode::OK,
+        "not yet"
+    );
+    // A made-up token id is not found rather than asked about.
+    let p = b
+        .submit(
+            &detail,
+            &format!("{detail}/tokens/revoke"),
+            &[("id", "nosuch")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    let p = crate::confirm::press(&b, &form, false).await;
     assert_redirect(&p, &format!("{detail}?done=revoked"));
     assert_eq!(
         ask(&app, &bearer(&first), OPS).await.status,
@@ -563,7 +586,8 @@ async fn client_credentials_act_as_the_account_until_it_goes() {
             .is_err()
     );
 
-    // Deleted on the page: its token and its secret stop working at once.
+    // Deleted on the page, after a confirmation naming the client: its token and its
+    // secret stop working at once, and not before.
     let p = b
         .submit(
             &detail,
@@ -571,19 +595,30 @@ async fn client_credentials_act_as_the_account_until_it_goes() {
             &[("client_id", &client_id)],
         )
         .await;
+    let form = crate::confirm::asks(&p, "Delete this client?", &detail);
+    let says = crate::confirm::says(&p);
+    assert!(
+        says.contains(&client_id) && says.contains("service account reporter"),
+        "{says}"
+    );
+    assert!(p.body.contains("Yes, delete"));
+    assert_eq!(introspect(&token).await["active"], true, "not yet");
+    let p = crate::confirm::press(&b, &form, false).await;
     assert_redirect(&p, &format!("{detail}?done=client-deleted"));
     assert_eq!(introspect(&token).await["active"], false);
     let (status, _) = get_token(&client_id, &secret).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // Another account's client id is not this account's to delete.
-    let p = b
-        .submit(
-            &detail,
-            &format!("{detail}/clients/delete"),
-            &[("client_id", &rs_id)],
-        )
-        .await;
-    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    for confirm in ["", "yes"] {
+        let p = b
+            .submit(
+                &detail,
+                &format!("{detail}/clients/delete"),
+                &[("client_id", &rs_id), ("confirm", confirm)],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::NOT_FOUND);
+    }
 
     // From the shell; then the account goes, and the client with it.
     let db = app.config.database_url.clone();

@@ -11,6 +11,7 @@ use portcullis::auth::audit::AuditCtx;
 use portcullis::domain::access::RuleSpec;
 use reqwest::StatusCode;
 
+use crate::confirm::{asks, press, says};
 use crate::helpers::*;
 
 const NEW_PASSWORD: &str = "a fresh and long passphrase 77";
@@ -296,6 +297,7 @@ async fn revoked_and_expired_tokens_are_refused_and_only_the_owner_revokes() {
 
     let owner = app.browser();
     owner.login_ok("bo@example.com").await;
+    // The page's Revoke only asks, naming the token; the token keeps working.
     let p = owner
         .submit(
             "/account/tokens",
@@ -303,19 +305,47 @@ async fn revoked_and_expired_tokens_are_refused_and_only_the_owner_revokes() {
             &[("id", &bo_id)],
         )
         .await;
-    assert_redirect(&p, "/account/tokens?done=revoked");
+    let form = asks(&p, "Revoke this token?", "/account/tokens");
+    assert!(says(&p).contains("\"script\""), "{}", says(&p));
+    assert!(p.body.contains("Yes, revoke"));
+    assert!(form.1.contains(&("id".to_string(), bo_id.clone())));
+    assert_eq!(bearer_status(&app, &bos).await, StatusCode::OK, "not yet");
+    assert_eq!(owner.get("/account/tokens").await.count("tr.token"), 1);
+    // The confirmed form without this session's CSRF token does nothing either.
+    assert_eq!(
+        press(&owner, &form, true).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(bearer_status(&app, &bos).await, StatusCode::OK);
+    assert!(
+        !app.audit_names()
+            .await
+            .contains(&"personal_token.revoked".to_string())
+    );
+    assert_redirect(
+        &press(&owner, &form, false).await,
+        "/account/tokens?done=revoked",
+    );
     assert_invalid_token(
         &ask(&app, Some(&format!("Bearer {bos}")), "GET", SITE).await,
         "revoked",
     );
     assert_eq!(owner.get("/account/tokens").await.count("tr.token"), 0);
     token_ended_audited(&app, "revoked").await;
-    // Twice is not found either.
+    // Twice is not found either, asked or confirmed.
     let p = owner
         .submit(
             "/account/tokens",
             "/account/tokens/revoke",
             &[("id", &bo_id)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    let p = owner
+        .submit(
+            "/account/tokens",
+            "/account/tokens/revoke",
+            &[("id", &bo_id), ("confirm", "yes")],
         )
         .await;
     assert_eq!(p.status, StatusCode::NOT_FOUND);

@@ -351,6 +351,13 @@ for (const [name, startProxy] of [['nginx', startNginx], ['Caddy', startCaddy]])
       assert.equal(await page.locator('tr.token').count(), 2);
       const row = page.locator('tr.token', { hasText: 'backup script' });
       await row.getByRole('button', { name: 'Revoke' }).click();
+      // A confirmation step first, naming the token; the token still works meanwhile.
+      await page.getByRole('heading', { name: 'Revoke this token?' }).waitFor();
+      assert.match(await page.locator('#confirm p').innerText(), /"backup script"/);
+      r = await curl(`${app}/report`, ['-H', `Authorization: Bearer ${token}`]);
+      assert.equal(r.status, 200, 'not revoked before the confirmation');
+      await page.getByRole('button', { name: 'Yes, revoke' }).click();
+      await page.waitForURL((u) => u.pathname === '/account/tokens');
       await page.locator('tr.token', { hasText: 'backup script' }).waitFor({ state: 'detached' });
       assert.equal(await page.locator('tr.token').count(), 1);
 

@@ -128,6 +128,28 @@ impl Policies {
             .clone()
     }
 
+    /// The stored rule with this id, as it is in force, so the admin page can name the
+    /// rule it is about to delete; `None` for an id no stored rule has (a configured
+    /// rule has none).
+    pub async fn stored_rule(&self, id: &str) -> Result<Option<Rule>, InternalError> {
+        self.refresh().await?;
+        if let Some(rule) = self.in_force(id) {
+            return Ok(Some(rule));
+        }
+        // Without a shared generation another instance's new rule can be up to
+        // `RELOAD_EVERY` away: read again rather than call a real rule unknown.
+        self.load_stored().await?;
+        Ok(self.in_force(id))
+    }
+
+    fn in_force(&self, id: &str) -> Option<Rule> {
+        // Both under the rules' lock, as `set_stored` writes them.
+        let compiled = self.compiled.read().unwrap_or_else(|e| e.into_inner());
+        let ids = self.stored_ids.read().unwrap_or_else(|e| e.into_inner());
+        let k = ids.iter().position(|x| x == id)?;
+        compiled.rules().get(self.configured.len() + k).cloned()
+    }
+
     /// Reads the stored rules (all of them, or none: a rule that no longer checks, say
     /// after an upgrade, keeps the previous set in force and is logged).
     pub async fn load_stored(&self) -> Result<(), InternalError> {

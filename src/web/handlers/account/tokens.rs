@@ -1,5 +1,5 @@
 //! `/account/tokens`: personal access tokens for scripts. Listing and revoking are
-//! plain forms; creating one shows its secret on the answer to the form, once (it is
+//! plain forms (revoking asks first); creating one shows its secret on the answer to the form, once (it is
 //! never stored, so it cannot be shown again).
 
 use actix_web::http::StatusCode;
@@ -11,6 +11,7 @@ use crate::domain::personal_tokens::DEFAULT_SCOPE;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
+use crate::web::handlers::confirm::{self, Ask};
 use crate::web::handlers::{DoneQuery, see_other};
 use crate::web::views::{ExpiryChoice, ScopeChoice, TokenView, TokensPage, render_secret};
 
@@ -25,6 +26,8 @@ pub struct RevokeForm {
     csrf_token: String,
     #[serde(default)]
     id: String,
+    #[serde(default)]
+    confirm: String,
 }
 
 /// What the form held, to show it again after a refusal.
@@ -124,7 +127,25 @@ pub async fn create(ctx: Ctx, form: Pairs) -> Result<HttpResponse, AppError> {
 pub async fn revoke(ctx: Ctx, form: web::Form<RevokeForm>) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?.clone();
     ctx.check_csrf(&form.csrf_token)?;
+    let tokens = ctx.state.personal_tokens.list(&u.uid).await?;
     // Another user's token is as unknown as a made-up id.
+    let Some(token) = tokens.iter().find(|t| t.id == form.id) else {
+        return Err(AppError::NotFound);
+    };
+    let message = format!(
+        "Scripts using the token \"{}\" are refused from the next request. This cannot be undone: a script needs a new token to get in again.",
+        token.name
+    );
+    let ask = Ask {
+        heading: "Revoke this token?",
+        message: &message,
+        yes: "Yes, revoke",
+        fields: &[("id", &form.id)],
+        cancel: PAGE,
+    };
+    if let Some(page) = confirm::ask(&ctx, &form.confirm, ask) {
+        return Ok(page);
+    }
     if !ctx
         .state
         .personal_tokens

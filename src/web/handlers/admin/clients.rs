@@ -1,5 +1,6 @@
 //! `/admin/clients`: OAuth / OpenID Connect clients (create, edit, rotate the secret,
 //! delete). Every route needs `clients.write`; changes also need a recent sign-in.
+//! Rotating asks first; deleting asks for the client's name typed out.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -11,6 +12,7 @@ use crate::auth::oauth::{Client, ClientError};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
+use crate::web::handlers::confirm::{self, Ask};
 use crate::web::handlers::{DoneQuery, see_other};
 use crate::web::views::{AdminClientPage, AdminClientsPage, Choice, ClientForm, ClientRow, render};
 
@@ -310,6 +312,22 @@ pub async fn rotate_secret(
     form: Pairs,
 ) -> Result<HttpResponse, AppError> {
     let (id, client) = writable(&ctx, path, &form).await?;
+    let message = format!(
+        "{} gets a new secret, shown once on the next page; the current secret stops working at once, so the app fails until it is given the new one.",
+        client.name
+    );
+    // The client was found by this id: it is a real one, safe in a link as it is.
+    let back = format!("/admin/clients/{id}");
+    let ask = Ask {
+        heading: "Rotate this client's secret?",
+        message: &message,
+        yes: "Yes, rotate",
+        fields: &[],
+        cancel: &back,
+    };
+    if let Some(page) = confirm::ask(&ctx, field(&form, "confirm"), ask) {
+        return Ok(page);
+    }
     let secret = match ctx.state.oauth.rotate_secret(&id, &ctx.audit()).await {
         Ok(secret) => secret,
         Err(ClientError::Invalid(why)) => return Err(AppError::BadRequest(why)),

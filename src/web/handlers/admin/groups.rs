@@ -1,7 +1,8 @@
 //! `/admin/groups` (the groups, their nesting, create and delete),
 //! `/admin/groups/{name}` (its members, add by email, remove, parent) and the groups
 //! section of `/admin/users/{id}`. Each needs `groups.write`; writes also a recent
-//! sign-in and a CSRF token. Who may change whom is decided by the service.
+//! sign-in and a CSRF token; deleting a group and removing a member ask first. Who
+//! may change whom is decided by the service.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -167,6 +168,22 @@ pub async fn action(
     let back = format!("/admin/groups/{}", enc(&name));
     let editor = editor(&ctx, &back).await?;
     ctx.check_csrf(field(&form, "csrf_token"))?;
+    if action == "remove" {
+        let email = field(&form, "email");
+        let message = format!(
+            "{email} leaves the group \"{name}\" and loses whatever it gave them, from their next request."
+        );
+        let ask = Ask {
+            heading: "Remove this member?",
+            message: &message,
+            yes: "Yes, remove",
+            fields: &[("email", email)],
+            cancel: &back,
+        };
+        if let Some(page) = confirm::ask(&ctx, field(&form, "confirm"), ask) {
+            return Ok(page);
+        }
+    }
     let (groups, audit) = (&ctx.state.groups, ctx.audit());
     let outcome = match action.as_str() {
         "add" | "remove" => groups
@@ -205,11 +222,28 @@ pub async fn user_groups(
     let back = format!("/admin/users/{}", enc(&id));
     let editor = editor(&ctx, &back).await?;
     ctx.check_csrf(field(&form, "csrf_token"))?;
-    let add = field(&form, "op") == "add";
+    let (add, group) = (field(&form, "op") == "add", field(&form, "group"));
+    if !add {
+        // Back to the page as `users::action` links it (the link is escaped as HTML).
+        let cancel = format!("/admin/users/{id}");
+        let message = format!(
+            "The user leaves the group \"{group}\" and loses whatever it gave them, from their next request."
+        );
+        let ask = Ask {
+            heading: "Remove from this group?",
+            message: &message,
+            yes: "Yes, remove",
+            fields: &[("op", "remove"), ("group", group)],
+            cancel: &cancel,
+        };
+        if let Some(page) = confirm::ask(&ctx, field(&form, "confirm"), ask) {
+            return Ok(page);
+        }
+    }
     match ctx
         .state
         .groups
-        .set_member_by_id(&editor, field(&form, "group"), &id, add, &ctx.audit())
+        .set_member_by_id(&editor, group, &id, add, &ctx.audit())
         .await
     {
         // The service found the account by this id: it is a real one, safe as it is.

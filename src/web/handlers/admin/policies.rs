@@ -2,7 +2,8 @@
 //! a form that tries a request against them ("would Ann reach this address?"), and,
 //! with `policies.write`, rules added after the configured ones and deleted again.
 //! Reading needs `users.read`: the answer tells who may reach what. The test changes
-//! nothing, so it is a GET; adding and deleting need a recent sign-in and CSRF.
+//! nothing, so it is a GET; adding and deleting need a recent sign-in and CSRF, and
+//! deleting asks first.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -14,6 +15,7 @@ use crate::domain::access::RuleSpec;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, field};
+use crate::web::handlers::confirm::{self, Ask};
 use crate::web::handlers::see_other;
 use crate::web::views::{AdminPoliciesPage, NewRuleView, PolicyTestView, RuleView, render};
 
@@ -171,13 +173,28 @@ pub async fn delete(
     ctx.require_permission_recent(Permission::PoliciesWrite, "/admin/policies")
         .await?;
     ctx.check_csrf(field(&form, "csrf_token"))?;
-    match ctx
-        .state
-        .forward
-        .policies
-        .delete(&path.into_inner(), &ctx.audit())
-        .await
-    {
+    let id = path.into_inner();
+    let policies = &ctx.state.forward.policies;
+    let Some(rule) = policies.stored_rule(&id).await? else {
+        return Err(AppError::NotFound);
+    };
+    let message = format!(
+        "The rule \"{}\" ({}; policy {}) stops applying from the next request: what it matched falls to the rules after it, or to the default.",
+        rule.name,
+        rule.describe(),
+        rule.policy.as_str()
+    );
+    let ask = Ask {
+        heading: "Delete this access rule?",
+        message: &message,
+        yes: "Yes, delete",
+        fields: &[],
+        cancel: "/admin/policies",
+    };
+    if let Some(page) = confirm::ask(&ctx, field(&form, "confirm"), ask) {
+        return Ok(page);
+    }
+    match policies.delete(&id, &ctx.audit()).await {
         Ok(()) => Ok(see_other("/admin/policies?done=deleted")),
         Err(RuleError::Internal(e)) => Err(e.into()),
         Err(_) => Err(AppError::NotFound),

@@ -1,4 +1,5 @@
-//! `/admin/roles` (custom roles and their permissions) and `/admin/settings`.
+//! `/admin/roles` (custom roles and their permissions; deleting one asks first) and
+//! `/admin/settings`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -9,6 +10,7 @@ use crate::auth::settings::{Registration, parse_domains};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::form::{Pairs, all_of, field};
+use crate::web::handlers::confirm::{self, Ask};
 use crate::web::handlers::{DoneQuery, see_other};
 use crate::web::views::{AdminRolesPage, AdminSettingsPage, PermissionView, RoleView, render};
 
@@ -129,6 +131,26 @@ pub async fn delete(
         .require_permission_recent(Permission::RolesWrite, "/admin/roles")
         .await?;
     ctx.check_csrf(field(&form, "csrf_token"))?;
+    let roles = ctx.state.roles.list().await?;
+    let Some(role) = roles.iter().find(|r| r.name == *path) else {
+        return Err(AppError::NotFound);
+    };
+    let holders = match role.holders {
+        0 => "No user holds it.".to_string(),
+        1 => "One user holds it and loses its permissions at once.".to_string(),
+        n => format!("{n} users hold it and lose its permissions at once."),
+    };
+    let message = format!("The role \"{}\" is deleted. {holders}", role.name);
+    let ask = Ask {
+        heading: "Delete this role?",
+        message: &message,
+        yes: "Yes, delete",
+        fields: &[],
+        cancel: "/admin/roles",
+    };
+    if let Some(page) = confirm::ask(&ctx, field(&form, "confirm"), ask) {
+        return Ok(page);
+    }
     match ctx
         .state
         .roles

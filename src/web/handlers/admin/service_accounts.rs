@@ -1,6 +1,7 @@
 //! `/admin/service-accounts` (list, create) and `/admin/service-accounts/{id}` (its
 //! tokens: create, shown once, revoke; delete the account). Each needs `users.write`;
-//! changes also a recent sign-in and a CSRF token.
+//! changes also a recent sign-in and a CSRF token, and whatever takes a credential
+//! away asks first.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -220,7 +221,29 @@ pub async fn revoke_token(
 ) -> Result<HttpResponse, AppError> {
     let id = writable(&ctx, path, &form).await?;
     let sa = &ctx.state.service_accounts;
-    let outcome = sa.revoke_token(&id, field(&form, "id"), &ctx.audit()).await;
+    let token_id = field(&form, "id");
+    let account = sa.get(&id).await?.ok_or(AppError::NotFound)?;
+    let tokens = sa.tokens(&id).await.map_err(fail)?;
+    // Another account's token is as unknown as a made-up id.
+    let Some(token) = tokens.iter().find(|t| t.id == token_id) else {
+        return Err(AppError::NotFound);
+    };
+    let message = format!(
+        "Scripts using the token \"{}\" of the service account {} are refused from the next request. This cannot be undone.",
+        token.name, account.name
+    );
+    let back = format!("{LIST}/{id}");
+    let ask = Ask {
+        heading: "Revoke this token?",
+        message: &message,
+        yes: "Yes, revoke",
+        fields: &[("id", token_id)],
+        cancel: &back,
+    };
+    if let Some(page) = confirm::ask(&ctx, field(&form, "confirm"), ask) {
+        return Ok(page);
+    }
+    let outcome = sa.revoke_token(&id, token_id, &ctx.audit()).await;
     removed(&id, outcome, "revoked")
 }
 
@@ -281,6 +304,27 @@ pub async fn delete_client(
     let id = writable(&ctx, path, &form).await?;
     let sa = &ctx.state.service_accounts;
     let client = field(&form, "client_id");
+    let account = sa.get(&id).await?.ok_or(AppError::NotFound)?;
+    let clients = sa.clients(&id).await.map_err(fail)?;
+    // Another account's client is not this account's to delete.
+    if !clients.iter().any(|c| c.client_id == client) {
+        return Err(AppError::NotFound);
+    }
+    let message = format!(
+        "The client {client} of the service account {} is deleted: its secret and the access tokens it was given stop working at once. This cannot be undone.",
+        account.name
+    );
+    let back = format!("{LIST}/{id}");
+    let ask = Ask {
+        heading: "Delete this client?",
+        message: &message,
+        yes: "Yes, delete",
+        fields: &[("client_id", client)],
+        cancel: &back,
+    };
+    if let Some(page) = confirm::ask(&ctx, field(&form, "confirm"), ask) {
+        return Ok(page);
+    }
     let outcome = sa.delete_client(&id, client, &ctx.audit()).await;
     removed(&id, outcome, "client-deleted")
 }

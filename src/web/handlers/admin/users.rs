@@ -240,9 +240,10 @@ pub struct ActionForm {
     confirm: String,
 }
 
-/// What the confirmation step asks before an act that takes something away from the
-/// user; `None` for the acts that need none.
-fn ask_first<'a>(action: &str, back: &'a str) -> Option<Ask<'a>> {
+/// What the confirmation step asks, as (heading, message, yes), before an act that
+/// takes something away from the user; `None` for the acts that need none. `role` is
+/// the role a `remove-role` takes away.
+fn ask_first(action: &str, role: &str) -> Option<(&'static str, String, &'static str)> {
     let (heading, message, yes) = match action {
         "disable" => (
             "Disable this account?",
@@ -259,15 +260,15 @@ fn ask_first<'a>(action: &str, back: &'a str) -> Option<Ask<'a>> {
             "Their authenticator app, security keys, passkeys and recovery codes are removed; they sign in with the password alone and enrol again.",
             "Yes, reset",
         ),
+        "remove-role" => {
+            let message = format!(
+                "The user loses the role \"{role}\" and what it lets them do, from their next request."
+            );
+            return Some(("Remove this role?", message, "Yes, remove role"));
+        }
         _ => return None,
     };
-    Some(Ask {
-        heading,
-        message,
-        yes,
-        fields: &[],
-        cancel: back,
-    })
+    Some((heading, message.to_string(), yes))
 }
 
 /// Every write on a user: `/admin/users/{id}/{action}`.
@@ -283,10 +284,18 @@ pub async fn action(
         .await?;
     ctx.check_csrf(&form.csrf_token)?;
     // Deleting asks for the typed email address instead (in the same `confirm` field).
-    if let Some(ask) = ask_first(&action, &back)
-        && let Some(page) = confirm::ask(&ctx, &form.confirm, ask)
-    {
-        return Ok(page);
+    if let Some((heading, message, yes)) = ask_first(&action, &form.role) {
+        let role = [("role", form.role.as_str())];
+        let ask = Ask {
+            heading,
+            message: &message,
+            yes,
+            fields: if action == "remove-role" { &role } else { &[] },
+            cancel: &back,
+        };
+        if let Some(page) = confirm::ask(&ctx, &form.confirm, ask) {
+            return Ok(page);
+        }
     }
     let (admin, audit) = (&ctx.state.admin, ctx.audit());
     let actor = Actor::User(admin_user.user.uid.clone());
