@@ -137,6 +137,9 @@ impl Application {
     }
 
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        // The brand's files first: a bad logo or stylesheet stops the start before
+        // anything is created.
+        let brand = Arc::new(crate::web::brand::Brand::load(&config)?);
         // Before anything is created (`main` did it already; embedders and tests enter
         // here).
         crate::files::secure(&config);
@@ -203,7 +206,10 @@ impl Application {
         // Browsers accept only domain names as relying-party ids: on an IP address
         // everything but WebAuthn still works.
         crate::web::metrics::handle();
-        let webauthn = match crate::auth::mfa::webauthn::relying_party(&config.public_url) {
+        let webauthn = match crate::auth::mfa::webauthn::relying_party(
+            &config.public_url,
+            &config.brand_name,
+        ) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(public_url = %config.public_url, error = %e, "security keys and passkeys are off: the public URL's host must be a domain name");
@@ -305,6 +311,7 @@ impl Application {
             admin.clone(),
         );
         let state = web::Data::new(AppState {
+            brand,
             accounts,
             closing,
             second_factors,
@@ -384,6 +391,7 @@ impl Application {
                 .wrap(from_fn(crate::web::session_store::with_generation))
                 .wrap(from_fn(crate::web::cookie_domain::middleware))
                 .wrap(from_fn(headers::middleware))
+                .wrap(from_fn(crate::web::brand::middleware))
                 .wrap(from_fn(request_id::middleware))
                 .wrap(from_fn(crate::web::metrics::middleware))
         })

@@ -3,6 +3,7 @@
 //! table into `FileConfig` (what the operator wrote), `Config` (the checked values),
 //! the environment and file readers, and the list that tests and docs iterate.
 
+use crate::domain::brand;
 use crate::domain::forward::cookie_domain::CookieDomain;
 use std::net::IpAddr;
 
@@ -149,6 +150,20 @@ config_keys! {
     /// Sender address.
     mail_from: Text = Text::new("portcullis@localhost"),
         env "PORTCULLIS_MAIL_FROM";
+    /// The product name users see: page titles and header, emails, the authenticator
+    /// app's issuer and the passkey prompt (at most 64 characters, no `:`).
+    brand_name: Text = Text::checked(brand::DEFAULT_NAME, brand::check_name),
+        env "PORTCULLIS_BRAND_NAME";
+    /// An SVG or PNG logo (at most 512 KiB) shown in the header of every page.
+    brand_logo: Unset = Unset,
+        env "PORTCULLIS_BRAND_LOGO";
+    /// The colour of buttons and links, `#rgb` or `#rrggbb`; refused below a 4.5:1
+    /// contrast ratio on white.
+    brand_accent_color: Text = Text::checked(brand::DEFAULT_ACCENT, brand::check_accent),
+        env "PORTCULLIS_BRAND_ACCENT_COLOR";
+    /// A stylesheet (at most 256 KiB) served after the built-in one.
+    custom_css: Unset = Unset,
+        env "PORTCULLIS_CUSTOM_CSS";
     /// The master key file; by default `<data dir>/secret.key`, created on first start.
     secret_key_file: InDataDir = InDataDir("secret.key"),
         env "PORTCULLIS_SECRET_KEY_FILE";

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod brand;
 pub mod email;
 pub mod export;
 pub mod forward;

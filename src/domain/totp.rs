@@ -6,16 +6,16 @@ use totp_rs::{Algorithm, TOTP};
 
 pub const STEP_SECS: u64 = 30;
 pub const DIGITS: usize = 6;
-pub const ISSUER: &str = "portcullis";
 
-fn totp(secret: &[u8], account: &str) -> Option<TOTP> {
+/// `issuer` and `account` only label the entry in the app; codes do not depend on them.
+fn totp(secret: &[u8], issuer: Option<&str>, account: &str) -> Option<TOTP> {
     TOTP::new(
         Algorithm::SHA1,
         DIGITS,
         1,
         STEP_SECS,
         secret.to_vec(),
-        Some(ISSUER.into()),
+        issuer.map(str::to_string),
         account.into(),
     )
     .ok()
@@ -51,7 +51,7 @@ pub fn grouped(b32: &str) -> String {
 
 /// The code for a given step (tests and enrolment use it).
 pub fn code_at(secret: &[u8], step: u64) -> Option<String> {
-    totp(secret, "x").map(|t| t.generate(step * STEP_SECS))
+    totp(secret, None, "x").map(|t| t.generate(step * STEP_SECS))
 }
 
 /// The step whose code matches, within ±1 step of `now` (unix seconds).
@@ -60,7 +60,7 @@ pub fn matching_step(secret: &[u8], code: &str, now: u64) -> Option<u64> {
     if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let t = totp(secret, "x")?;
+    let t = totp(secret, None, "x")?;
     let current = now / STEP_SECS;
     // Check every candidate so timing does not tell which step matched.
     let mut found = None;
@@ -72,9 +72,12 @@ pub fn matching_step(secret: &[u8], code: &str, now: u64) -> Option<u64> {
     found
 }
 
-/// `otpauth://` URL for authenticator apps.
-pub fn provisioning_url(secret: &[u8], account: &str) -> String {
-    totp(secret, account)
+/// `otpauth://` URL for authenticator apps, labelled `issuer:account` with the issuer
+/// repeated as a parameter (both percent-encoded by totp-rs), as Google Authenticator's
+/// key URI format asks. The issuer is the brand name, which the configuration keeps
+/// free of `:`.
+pub fn provisioning_url(secret: &[u8], issuer: &str, account: &str) -> String {
+    totp(secret, Some(issuer), account)
         .map(|t| t.get_url())
         .unwrap_or_default()
 }
@@ -124,6 +127,16 @@ mod tests {
         assert_eq!(b.len(), 32);
         assert_eq!(from_base32(&grouped(&b)).unwrap(), s);
         assert_eq!(grouped("ABCDEFGH"), "ABCD EFGH");
+    }
+
+    #[test]
+    fn the_issuer_is_percent_encoded_in_label_and_parameter() {
+        let url = provisioning_url(&new_secret(), "Acme & Co", "a@b.c");
+        assert!(
+            url.starts_with("otpauth://totp/Acme%20%26%20Co:a%40b.c?secret="),
+            "{url}"
+        );
+        assert!(url.ends_with("&issuer=Acme%20%26%20Co"), "{url}");
     }
 
     #[test]

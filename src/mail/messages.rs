@@ -3,6 +3,28 @@
 
 use askama::Template;
 
+/// Who the messages come from, as users see it: the brand name (in subjects, and
+/// signing every message) and the accent colour of their buttons.
+#[derive(Debug, Clone)]
+pub struct MailBrand {
+    pub name: String,
+    /// `#rrggbb`, checked at start, so safe inside a `style` attribute.
+    pub accent: String,
+}
+
+impl MailBrand {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let accent = crate::domain::brand::Rgb::parse(&config.brand_accent_color).map_or_else(
+            |_| crate::domain::brand::DEFAULT_ACCENT.to_string(),
+            |c| c.hex(),
+        );
+        Self {
+            name: config.brand_name.clone(),
+            accent,
+        }
+    }
+}
+
 pub struct Rendered {
     pub subject: String,
     pub text: String,
@@ -18,6 +40,7 @@ macro_rules! message {
         pub struct $name {
             /// The public URL, for links.
             pub base: String,
+            pub brand: MailBrand,
             /// The address the message is about (the recipient's, unless said otherwise).
             pub email: String,
             $(pub $field: $ty,)*
@@ -47,8 +70,10 @@ macro_rules! message {
                         self.inner
                     }
                 }
+                // Named like page titles: what it is about, then who sends it.
+                let subject = Subject { inner: self }.render()?;
                 Ok(Rendered {
-                    subject: Subject { inner: self }.render()?.trim().to_string(),
+                    subject: format!("{} · {}", subject.trim(), self.brand.name),
                     text: Text { inner: self }.render()?,
                     html: self.render()?,
                 })
@@ -160,13 +185,20 @@ mod tests {
     fn html_is_escaped_text_is_not_and_links_are_absolute() {
         let m = EmailChangeConfirm {
             base: "https://auth.example".into(),
+            brand: MailBrand {
+                name: "Acme <ID>".into(),
+                accent: "#112233".into(),
+            },
             email: "a@example.com".into(),
             new_email: "<b>@example.com".into(),
             link: "https://auth.example/verify-email?token=abc".into(),
             valid_for: valid_for(86400),
         };
         let r = m.render_all().unwrap();
-        assert_eq!(r.subject, "Confirm your new email address");
+        assert_eq!(r.subject, "Confirm your new email address · Acme <ID>");
+        assert!(r.text.contains("Acme <ID>"));
+        assert!(r.html.contains("Acme &#60;ID&#62;") || r.html.contains("Acme &lt;ID&gt;"));
+        assert!(r.html.contains("background:#112233"));
         assert!(r.text.contains("<b>@example.com"));
         assert!(!r.html.contains("<b>@example.com"));
         assert!(

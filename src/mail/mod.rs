@@ -106,6 +106,7 @@ mod tests {
 #[derive(Clone)]
 pub struct MailCtx {
     pub base: String,
+    pub brand: messages::MailBrand,
     /// Where messages are queued (and what wakes their delivery).
     pub outbox: outbox::Outbox,
     pub verify_ttl: i64,
@@ -116,6 +117,7 @@ impl MailCtx {
     pub fn from_config(config: &crate::config::Config, outbox: outbox::Outbox) -> Self {
         Self {
             base: config.base_url(),
+            brand: messages::MailBrand::from_config(config),
             verify_ttl: config.email_verification_ttl_secs,
             reset_ttl: config.password_reset_ttl_secs,
             outbox,

@@ -198,6 +198,7 @@ impl Ctx {
                 .as_ref()
                 .is_some_and(|u| u.roles.iter().any(|r| r != "user")),
             path: self.path.clone(),
+            brand: self.state.brand.clone(),
         }
     }
 }

@@ -51,7 +51,11 @@ pub async fn middleware(
     }
     let csp = csp_for(res.response().extensions().get::<FormTargets>());
     let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    // A response with a policy of its own keeps it: the brand's logo has a stricter one
+    // (no script, nothing loaded) than pages.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -1,5 +1,6 @@
 //! HTTP only: extract, call `auth`, render. No SQL here.
 
+pub mod brand;
 pub mod caller;
 pub mod cookie_domain;
 pub mod csrf;

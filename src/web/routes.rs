@@ -282,6 +282,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/admin/audit").route(get().to(audit::show)))
         .service(web::resource("/admin/audit/verify").route(get().to(audit::verify)))
         .service(web::resource("/admin/audit/export").route(get().to(audit::export)))
+        // Before the compiled-in files, whose pattern would take these paths too.
+        .service(web::resource("/static/brand/{file}").route(get().to(super::brand::file)))
         .service(web::resource("/static/{file:.*}").route(get().to(static_file)))
         .service(web::resource("/favicon.ico").route(get().to(favicon)))
         .default_service(web::to(not_found));
@@ -306,11 +308,10 @@ const JS: &str = include_str!("../../static/js/webauthn.js");
 /// The versions pages put in the stylesheet's and script's URLs (`?v=`): a hash of the
 /// contents (FNV-1a; a cache key, not a security hash), so that after an upgrade a page
 /// asks for the new file rather than one a browser kept.
-pub const CSS_VERSION: u32 = content_version(CSS);
-pub const JS_VERSION: u32 = content_version(JS);
+pub const CSS_VERSION: u32 = content_version(CSS.as_bytes());
+pub const JS_VERSION: u32 = content_version(JS.as_bytes());
 
-const fn content_version(s: &str) -> u32 {
-    let b = s.as_bytes();
+pub(crate) const fn content_version(b: &[u8]) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     let mut i = 0;
     while i < b.len() {
@@ -347,17 +348,20 @@ async fn static_file(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let mut res = file(&path)?;
-    // A versioned URL names one content for good; the plain one may change.
-    let cache = if req.query_string().starts_with("v=") {
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static(static_cache_control(&req)),
+    );
+    Ok(res)
+}
+
+/// A versioned URL names one content for good; the plain one may change.
+pub(crate) fn static_cache_control(req: &actix_web::HttpRequest) -> &'static str {
+    if req.query_string().starts_with("v=") {
         "public, max-age=31536000, immutable"
     } else {
         "public, max-age=3600"
-    };
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static(cache),
-    );
-    Ok(res)
+    }
 }
 
 fn file(name: &str) -> Result<HttpResponse, AppError> {

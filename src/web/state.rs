@@ -10,6 +10,8 @@ use crate::config::Config;
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
     pub config: Config,
+    /// The operator's name, logo and colours, files read at start.
+    pub brand: std::sync::Arc<crate::web::brand::Brand>,
     pub access: crate::auth::access::Access,
     /// Forward auth for reverse proxies.
     pub forward: crate::auth::access::forward::ForwardAuth,

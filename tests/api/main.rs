@@ -9,6 +9,7 @@ mod admin;
 mod app_access;
 mod app_context;
 mod audit;
+mod branding;
 mod cli;
 mod confirm;
 mod data_dir;

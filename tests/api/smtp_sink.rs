@@ -413,6 +413,53 @@ pub fn extract_link(data: &str, path_prefix: &str) -> Option<String> {
         .find_map(|text| find_url(text, path_prefix))
 }
 
+/// The message's `Subject`, its RFC 2047 encoded words (`=?utf-8?b?…?=` or `?q?`)
+/// decoded; adjacent encoded words join without the space between them.
+pub fn subject(data: &str) -> Option<String> {
+    let (headers, _) = split_entity(data);
+    let raw = header(&headers, "subject")?;
+    let mut out = String::new();
+    let mut last_encoded = false;
+    for word in raw.split_whitespace() {
+        let decoded = word
+            .strip_prefix("=?")
+            .and_then(|w| w.strip_suffix("?="))
+            .and_then(|w| {
+                let mut it = w.splitn(3, '?');
+                let (_charset, enc, text) = (it.next()?, it.next()?, it.next()?);
+                match enc {
+                    "B" | "b" => decode_base64(text),
+                    "Q" | "q" => Some(decode_quoted_printable(&text.replace('_', " "))),
+                    _ => None,
+                }
+            });
+        match decoded {
+            Some(d) => {
+                if !out.is_empty() && !last_encoded {
+                    out.push(' ');
+                }
+                out.push_str(&d);
+                last_encoded = true;
+            }
+            None => {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(word);
+                last_encoded = false;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The decoded text/plain parts, joined.
+pub fn plain_text(data: &str) -> String {
+    let (mut plain, mut other, mut html) = (Vec::new(), Vec::new(), Vec::new());
+    collect_parts(data, 0, &mut plain, &mut other, &mut html);
+    plain.join("\n")
+}
+
 /// Splits an entity (headers + body) into decoded leaf texts by content type.
 fn collect_parts(
     entity: &str,

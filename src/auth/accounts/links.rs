@@ -67,6 +67,7 @@ pub fn issue_verification(
     let token = replace_token(c, &user.id, VERIFY, "", now, m.verify_ttl)?;
     let msg = VerifyEmail {
         base: m.base.clone(),
+        brand: m.brand.clone(),
         email: user.email.clone(),
         link: format!("{}/verify-email?token={token}", m.base),
         valid_for: valid_for(m.verify_ttl),
@@ -82,6 +83,7 @@ pub fn notify_registration_attempt(
 ) -> crate::db::QueryResult<()> {
     let msg = RegistrationAttempt {
         base: m.base.clone(),
+        brand: m.brand.clone(),
         email: user.email.clone(),
     };
     send(c, m, &user.email, msg.render_all(), now)
@@ -96,6 +98,7 @@ pub fn notify_password_changed(
 ) -> crate::db::QueryResult<()> {
     let msg = PasswordChanged {
         base: m.base.clone(),
+        brand: m.brand.clone(),
         email: user.email.clone(),
         reset,
     };
@@ -253,6 +256,7 @@ impl Accounts {
                     )?;
                     let notice = EmailChanged {
                         base: m.base.clone(),
+                        brand: m.brand.clone(),
                         email: user.email.clone(),
                         new_email: new.to_string(),
                     };
@@ -339,6 +343,7 @@ pub(crate) fn issue_reset(
             let token = replace_token(c, &u.id, RESET, "", now, m.reset_ttl)?;
             let msg = PasswordReset {
                 base: m.base.clone(),
+                brand: m.brand.clone(),
                 email: u.email.clone(),
                 link: format!("{}/password/reset?token={token}", m.base),
                 valid_for: valid_for(m.reset_ttl),
@@ -497,6 +502,7 @@ impl Accounts {
                     replace_token(c, &user.id, CHANGE_EMAIL, new.as_ref(), now, m.verify_ttl)?;
                 let confirm = EmailChangeConfirm {
                     base: m.base.clone(),
+                    brand: m.brand.clone(),
                     email: user.email.clone(),
                     new_email: new.to_string(),
                     link: format!("{}/verify-email?token={token}", m.base),
@@ -505,6 +511,7 @@ impl Accounts {
                 send(c, &m, new.as_ref(), confirm.render_all(), now)?;
                 let notice = EmailChangeRequested {
                     base: m.base.clone(),
+                    brand: m.brand.clone(),
                     email: user.email.clone(),
                     new_email: new.to_string(),
                 };

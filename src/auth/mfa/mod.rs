@@ -184,6 +184,7 @@ async fn enable_totp(
             )?;
             let notice = MethodAdded {
                 base: mail.base.clone(),
+                brand: mail.brand.clone(),
                 email: user.email.clone(),
                 method: "an authenticator app".into(),
             };
@@ -245,6 +246,7 @@ pub(crate) fn factor_removed(
     let user = users::find(c, user_id)?.ok_or(crate::db::QueryError::NotFound)?;
     let notice = MethodRemoved {
         base: mail.base.clone(),
+        brand: mail.brand.clone(),
         email: user.email.clone(),
         method: method.to_string(),
     };
@@ -339,6 +341,7 @@ pub async fn verify(
                 let user = users::find(c, &uid)?.ok_or(crate::db::QueryError::NotFound)?;
                 let notice = crate::mail::messages::RecoveryCodeUsed {
                     base: mail.base.clone(),
+                    brand: mail.brand.clone(),
                     email: user.email.clone(),
                     left,
                 };

@@ -28,15 +28,16 @@ pub const KIND_PASSKEY: &str = "passkey";
 pub const KIND_SECURITY_KEY: &str = "security_key";
 
 /// The relying party: its id is the host of the public URL and can never change
-/// without invalidating every credential.
-pub fn relying_party(public_url: &Url) -> anyhow::Result<Arc<Webauthn>> {
+/// without invalidating every credential. Its name (the brand) is what browsers show
+/// in the passkey prompt, and may change freely.
+pub fn relying_party(public_url: &Url, name: &str) -> anyhow::Result<Arc<Webauthn>> {
     let host = public_url
         .host_str()
         .ok_or_else(|| anyhow::anyhow!("public_url has no host"))?;
     let local = matches!(host, "localhost" | "127.0.0.1");
     let w = WebauthnBuilder::new(host, public_url)
         .map_err(|e| anyhow::anyhow!("webauthn: {e}"))?
-        .rp_name("portcullis")
+        .rp_name(name)
         // Development and tests run on random localhost ports.
         .allow_any_port(local)
         .build()
@@ -218,6 +219,7 @@ impl SecondFactors {
                 };
                 let notice = MethodAdded {
                     base: mail.base.clone(),
+                    brand: mail.brand.clone(),
                     email: user.email.clone(),
                     method: format!("{what} named \"{}\"", row.name),
                 };

@@ -163,7 +163,9 @@ impl OAuthProvider {
         // Only a known client's registered URI is ever redirected to.
         let Some(client) = self.find_client(&req.client_id).await? else {
             return Ok(AuthorizeDecision::ErrorPage {
-                message: "This sign-in link names an application portcullis does not know.".into(),
+                message:
+                    "This sign-in link names an application this sign-in service does not know."
+                        .into(),
             });
         };
         let refuse = |error: OAuthError| self.to_client_error(req, error);

@@ -54,6 +54,8 @@ pub struct TotpPage {
     /// Inline SVG rendered by the server from our own data.
     pub qr_svg: String,
     pub manual_key: String,
+    /// The `otpauth://` link the QR code holds, for an app on the same device.
+    pub otpauth_url: String,
     pub recovery_left: i64,
     pub error: Option<String>,
     pub notice: Option<String>,

@@ -25,6 +25,8 @@ pub struct Chrome {
     pub admin_link: bool,
     /// This request's path, for marking the menu's current item.
     pub path: String,
+    /// The operator's name, logo and stylesheets.
+    pub brand: std::sync::Arc<crate::web::brand::Brand>,
 }
 
 /// The signed-in menu, in order; the last one only for administrators.
@@ -119,6 +121,8 @@ impl ErrorPage {
                 user: None,
                 admin_link: false,
                 path: String::new(),
+                // Rendered where no request is at hand: the brand of the one on this task.
+                brand: crate::web::brand::current(),
             },
             heading: heading.into(),
             message: message.into(),

@@ -148,6 +148,7 @@ impl Admin {
                 if n > 0 {
                     let notice = MethodRemoved {
                         base: mail.base.clone(),
+                        brand: mail.brand.clone(),
                         email: user.email.clone(),
                         method: "every second factor, by an administrator".into(),
                     };

@@ -54,12 +54,13 @@ async fn page(
 ) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?;
     let st = ctx.state.second_factors.status(&u.uid).await?;
-    let (qr, key) = if st.totp {
-        (String::new(), String::new())
+    let (qr, key, url) = if st.totp {
+        (String::new(), String::new(), String::new())
     } else {
         let secret = setup_secret(ctx);
-        let url = totp::provisioning_url(&secret, &u.email);
-        (totp::qr_svg(&url), totp::grouped(&totp::to_base32(&secret)))
+        let url = totp::provisioning_url(&secret, &ctx.state.config.brand_name, &u.email);
+        let (qr, key) = (totp::qr_svg(&url), totp::grouped(&totp::to_base32(&secret)));
+        (qr, key, url)
     };
     let status_code = if error.is_some() {
         StatusCode::BAD_REQUEST
@@ -73,6 +74,7 @@ async fn page(
             enabled: st.totp,
             qr_svg: qr,
             manual_key: key,
+            otpauth_url: url,
             recovery_left: st.recovery_codes_left,
             error,
             notice,
