@@ -363,3 +363,26 @@ async fn a_chain_written_before_keying_verifies_after_its_transition() {
     assert!(!ok);
     assert!(err.contains("altered at event"), "{err}");
 }
+
+/// README lists every event name an operator can meet in the log (and filter by on
+/// `/admin/audit`): the contract's names, and each one added since.
+#[test]
+fn the_readme_lists_every_event_name() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme.find("- Events: ").expect("README lists the events");
+    let end = start
+        + readme[start..]
+            .find("; outcomes")
+            .expect("then the outcomes");
+    let listed = &readme[start..end];
+    let missing: Vec<&str> = portcullis::domain::audit::AuditAction::ALL
+        .iter()
+        .map(|a| a.name())
+        .filter(|name| !listed.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in README's event list: {missing:?}"
+    );
+}

@@ -110,6 +110,24 @@ async fn stored_requests(app: &TestApp, client_id: &str) -> i64 {
         .unwrap()
 }
 
+/// The `par.refused` events so far, oldest first: (reason, the link's client_id, actor).
+async fn refusals(app: &TestApp) -> Vec<(String, String, Option<String>)> {
+    let mut v: Vec<_> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e.event == "par.refused")
+        .map(|e| {
+            assert_eq!(e.outcome, "failure");
+            let d: Value = serde_json::from_str(&e.details).unwrap();
+            let text = |k: &str| d[k].as_str().unwrap().to_string();
+            (text("reason"), text("client_id"), e.actor_id)
+        })
+        .collect();
+    v.reverse();
+    v
+}
+
 #[tokio::test]
 async fn a_relying_party_signs_a_user_in_through_a_pushed_request() {
     let app = oidc_app_with(FileConfig::default()).await;
@@ -179,6 +197,19 @@ async fn a_relying_party_signs_a_user_in_through_a_pushed_request() {
         .expect("an RFC 9126 request_uri");
     assert_eq!(random.len(), 43, "32 random bytes, base64url");
     assert_eq!(stored_requests(&app, &id).await, 1);
+    // Audited with the client and the scope, never with the request_uri: until it is
+    // used, it is what a browser redeems.
+    let events = app.audit().await;
+    let pushes: Vec<_> = events.iter().filter(|e| e.event == "par.pushed").collect();
+    assert_eq!(pushes.len(), 1, "{events:?}");
+    let details: Value = serde_json::from_str(&pushes[0].details).unwrap();
+    assert_eq!(details["client_id"], id.as_str());
+    assert!(
+        details["scope"].as_str().unwrap().contains("email"),
+        "{details}"
+    );
+    assert_eq!(pushes[0].outcome, "success");
+    assert!(!format!("{events:?}").contains(random), "{events:?}");
 
     // Parameters in the link besides client_id are not the app's: they are ignored.
     let path = format!(
@@ -249,6 +280,15 @@ async fn a_relying_party_signs_a_user_in_through_a_pushed_request() {
     other.login_ok("paz@example.com").await;
     assert_error_page(&other.get(&authorize_path(&id, &request_uri)).await);
     assert_eq!(stored_requests(&app, &id).await, 0);
+    // Each refusal is audited once, with who tried.
+    let used: Vec<_> = refusals(&app).await;
+    assert_eq!(used.len(), 2, "{used:?}");
+    assert!(
+        used.iter()
+            .all(|(why, cid, _)| why == "unknown_or_used" && *cid == id)
+    );
+    assert!(used.iter().all(|(_, _, actor)| actor.is_some()), "{used:?}");
+    assert!(!format!("{:?}", app.audit().await).contains(random));
 }
 
 #[tokio::test]
@@ -273,11 +313,31 @@ async fn a_pushed_request_works_once_within_a_minute_and_for_its_client_only() {
         &b.get(&authorize_path(&id, "https://evil.example/request"))
             .await,
     );
+    let why = |v: Vec<(String, String, Option<String>)>| -> Vec<String> {
+        v.into_iter().map(|(why, _, _)| why).collect()
+    };
+    assert_eq!(why(refusals(&app).await), ["unknown_or_used", "malformed"]);
 
     // Another client's request_uri is refused, and does not burn it.
     let uri = pushed(&app, &id, Some(&secret), "s-1").await;
     assert_error_page(&b.get(&authorize_path(&other_id, &uri)).await);
     assert_error_page(&b.get(&format!("/oauth/authorize?request_uri={uri}")).await);
+    let seen = refusals(&app).await;
+    assert_eq!(
+        seen[2..],
+        [
+            (
+                "client_mismatch".to_string(),
+                other_id.clone(),
+                seen[2].2.clone()
+            ),
+            (
+                "client_mismatch".to_string(),
+                String::new(),
+                seen[3].2.clone()
+            ),
+        ]
+    );
     let p = follow(&b, &authorize_path(&id, &uri)).await;
     let back = query(&p.location().unwrap());
     assert_eq!(back["state"], "s-1");
@@ -292,6 +352,7 @@ async fn a_pushed_request_works_once_within_a_minute_and_for_its_client_only() {
     let uri = pushed(&app, &id, Some(&secret), "s-3").await;
     app.clock.advance(61);
     assert_error_page(&b.get(&authorize_path(&id, &uri)).await);
+    assert_eq!(why(refusals(&app).await).last().unwrap(), "expired");
     let uri = pushed(&app, &id, Some(&secret), "s-4").await;
     app.clock.advance(59);
     let p = follow(&b, &authorize_path(&id, &uri)).await;
@@ -328,6 +389,8 @@ async fn two_authorizations_racing_for_one_request_uri_exactly_one_proceeds() {
         );
         let loser = if pa.location().is_some() { &pb } else { &pa };
         assert_error_page(loser);
+        // The loser's refusal is audited, once.
+        assert_eq!(refusals(&app).await.len(), round + 1);
         let (status, t) = exchange(&app, &id, &secret, &codes[0]).await;
         assert_eq!(status, StatusCode::OK, "{t}");
     }

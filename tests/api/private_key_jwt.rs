@@ -120,10 +120,25 @@ async fn a_signed_assertion_gets_a_token_once() {
     // With the form's client_id too.
     let (status, body) = token(&app, &sign(&k, &claims(&app, &id)), &[("client_id", &id)]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    // The same assertion again: a replay.
+    // The same assertion again: a replay, refused and audited with the client and a
+    // SHA-256 of the jti (not the jti, nor the assertion).
     let (status, body) = token(&app, &jwt, &[]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"], "invalid_client");
+    let replays = events_named(&app, "client_assertion.replayed").await;
+    assert_eq!(replays.len(), 1);
+    let (outcome, details) = &replays[0];
+    assert_eq!(outcome, "denied");
+    let jti = claims_of(&jwt)["jti"].as_str().unwrap().to_string();
+    assert_eq!(details["client_id"], id.as_str());
+    assert_eq!(details["jti_sha256"], sha256_hex(&jti));
+    assert!(!details.to_string().contains(&jti), "{details}");
+    assert!(
+        events_named(&app, "client.authentication_failed")
+            .await
+            .is_empty(),
+        "a replay is not a bad signature"
+    );
 
     // Introspection and revocation take assertions too (and refuse a replayed one).
     let access = body_token(&app, &k, &id).await;
@@ -153,10 +168,35 @@ async fn a_signed_assertion_gets_a_token_once() {
     assert_eq!(seen["active"], true, "{seen}");
     let (status, _) = at("/oauth/introspect", once).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        events_named(&app, "client_assertion.replayed").await.len(),
+        2,
+        "at introspection too"
+    );
     let (status, _) = at("/oauth/revoke", sign(&k, &claims(&app, &id))).await;
     assert_eq!(status, StatusCode::OK);
     let (_, seen) = at("/oauth/introspect", sign(&k, &claims(&app, &id))).await;
     assert_eq!(seen["active"], false, "revoked: {seen}");
+}
+
+/// The events named `name`, newest first: (outcome, details).
+async fn events_named(app: &TestApp, name: &str) -> Vec<(String, Value)> {
+    app.audit()
+        .await
+        .into_iter()
+        .filter(|e| e.event == name)
+        .map(|e| (e.outcome, serde_json::from_str(&e.details).unwrap()))
+        .collect()
+}
+
+/// A JWT's claims, unverified.
+fn claims_of(jwt: &str) -> Value {
+    serde_json::from_slice(&B64.decode(jwt.split('.').nth(1).unwrap()).unwrap()).unwrap()
+}
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
 async fn body_token(app: &TestApp, k: &Key, id: &str) -> String {
@@ -286,8 +326,15 @@ async fn forged_redirected_or_stale_assertions_are_refused() {
                 },
             )
         }),
+        (
+            "an unknown kid",
+            sign(&key("ES256", "k9"), &claims(&app, &id)),
+        ),
         ("not a JWT", "not.a.jwt".to_string()),
     ];
+    // Every refusal of a registered client's assertion is audited, each once; "not a
+    // JWT" names no client (an unknown one is not recorded: anyone can make those up).
+    let audited = refused.len() - 1;
     for (why, jwt) in refused {
         let (status, body) = token(&app, &jwt, &[]).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {body}");
@@ -301,6 +348,35 @@ async fn forged_redirected_or_stale_assertions_are_refused() {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let failed = events_named(&app, "client.authentication_failed").await;
+    assert_eq!(failed.len(), audited + 1, "{failed:?}");
+    for (outcome, details) in &failed {
+        assert_eq!(outcome, "failure");
+        assert_eq!(details["method"], "private_key_jwt");
+        assert!(details["reason"].is_string(), "{details}");
+    }
+    let reason_for = |client: &str| -> Vec<String> {
+        failed
+            .iter()
+            .filter(|(_, d)| d["client_id"] == client)
+            .map(|(_, d)| d["reason"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ours = reason_for(&id);
+    for reason in [
+        "a bad signature",
+        "no single key matches the kid",
+        "expired",
+    ] {
+        assert!(ours.iter().any(|r| r == reason), "{reason} in {ours:?}");
+    }
+    // Assertions naming the other client are refused as the other client's.
+    assert_eq!(reason_for(&other).len(), 3, "{failed:?}");
+    assert!(
+        events_named(&app, "client_assertion.replayed")
+            .await
+            .is_empty()
+    );
     // A good one still works after all that.
     let (status, body) = token(&app, &sign(&k, &claims(&app, &id)), &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");

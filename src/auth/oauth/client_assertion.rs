@@ -32,6 +32,8 @@ const MAX_JTI_LEN: usize = 256;
 pub struct Accepted {
     pub jti_hash: String,
     pub expires_at: i64,
+    /// The SHA-256 of the `jti` alone, as the audit log names a replayed one.
+    pub jti_sha256: String,
 }
 
 /// The client an assertion says it comes from (`sub`, which must equal `iss`), read
@@ -102,6 +104,7 @@ pub fn check(
     let jti = jti.ok_or("no usable jti")?;
     Ok(Accepted {
         jti_hash: hash(&format!("{}\n{jti}", client.client_id)),
+        jti_sha256: hash(jti),
         // Kept as long as the assertion could still pass the expiry check.
         expires_at: exp + LEEWAY_SECS,
     })

@@ -7,9 +7,13 @@
 
 use std::net::IpAddr;
 
+use serde_json::json;
+
 use super::authorize::client_authenticates;
 use super::{Client, FlowError, OAuthError, OAuthProvider};
+use crate::auth::audit::AuditCtx;
 use crate::auth::throttle::{RetryAfter, Throttle};
+use crate::domain::audit::{AuditAction, Outcome};
 
 /// The credentials a request carries.
 pub enum Credentials {
@@ -37,12 +41,14 @@ pub enum Purpose {
 
 impl OAuthProvider {
     /// The authenticated client, or the refusal. Failures count against the caller's
-    /// address `ip`; token and revocation requests against the client's own budget.
+    /// address `ip`; token and revocation requests against the client's own budget. A
+    /// refused `private_key_jwt` assertion of a registered client is audited (`ctx`:
+    /// the caller) while the address is within its budget of failures.
     pub async fn authenticate_client(
         &self,
         throttle: &Throttle,
         credentials: Credentials,
-        ip: IpAddr,
+        (ip, ctx): (IpAddr, &AuditCtx),
         purpose: Purpose,
     ) -> Result<Client, FlowError> {
         let (id, secret, assertion) = match credentials {
@@ -97,13 +103,25 @@ impl OAuthProvider {
         };
         let client = self.client(generation, &id).await?;
         let confidential_only = matches!(purpose, Purpose::Introspection(_));
+        let mut refused = None;
         let ok = match (client, &assertion) {
-            (Some(c), Some(jwt)) => self.assertion_accepted(&c, jwt).await?.then_some(c),
+            (Some(c), Some(jwt)) => match self.assertion_accepted(&c, jwt).await? {
+                Assertion::Accepted => Some(c),
+                why => {
+                    refused = Some((c.client_id, why));
+                    None
+                }
+            },
             (client, _) => client.filter(|c| client_authenticates(c, secret.as_deref())),
         };
         let ok = ok.filter(|c| !(confidential_only && c.is_public()));
         let Some(client) = ok else {
+            // Counted first: past the address's budget the refusal is not written
+            // again, so a flood of bad assertions cannot flood the audit log.
             throttle.client_auth_failed(ip).await.map_err(too_many)?;
+            if let Some((client_id, why)) = refused {
+                self.assertion_refused(ctx, &client_id, why).await?;
+            }
             return Err(OAuthError::InvalidClient.into());
         };
         if confidential_only {
@@ -119,10 +137,21 @@ impl OAuthProvider {
     }
 }
 
+/// What became of a client's `private_key_jwt` assertion.
+enum Assertion {
+    /// Signed by one of its keys, its claims in order, its `jti` new.
+    Accepted,
+    /// Why not (for the log and the audit event; the client hears `invalid_client`).
+    Refused(&'static str),
+    /// Checked out, but its `jti` was used already: a copy replayed. Carries the SHA-256
+    /// (hex) of the `jti`.
+    Replayed(String),
+}
+
 impl OAuthProvider {
     /// Whether `client`'s assertion checks out and its `jti` is used here for the first
     /// time (recorded only then, so forgeries never fill the replay table).
-    async fn assertion_accepted(&self, client: &Client, jwt: &str) -> Result<bool, FlowError> {
+    async fn assertion_accepted(&self, client: &Client, jwt: &str) -> Result<Assertion, FlowError> {
         let id = client.client_id.clone();
         let now = self.clock.now();
         let issuer = self.issuer.clone();
@@ -139,22 +168,58 @@ impl OAuthProvider {
                 let checked =
                     super::client_assertion::check((&client, jwks.as_deref()), &jwt, audience, now);
                 Ok::<_, crate::auth::InternalError>(match checked {
-                    Ok(a) => Ok(repo::first_use(c, &a.jti_hash, a.expires_at, now)?),
-                    Err(why) => Err(why),
+                    Ok(a) if repo::first_use(c, &a.jti_hash, a.expires_at, now)? => {
+                        Assertion::Accepted
+                    }
+                    Ok(a) => Assertion::Replayed(a.jti_sha256),
+                    Err(why) => Assertion::Refused(why),
                 })
             })
             .await?;
-        let first = match verdict {
-            Ok(first) => first,
-            Err(why) => {
+        match &verdict {
+            Assertion::Accepted => {}
+            Assertion::Refused(why) => {
                 tracing::info!(client_id = %id, "client assertion refused: {why}");
-                return Ok(false);
             }
-        };
-        if !first {
-            tracing::warn!(client_id = %id, "client assertion replayed");
+            Assertion::Replayed(_) => tracing::warn!(client_id = %id, "client assertion replayed"),
         }
-        Ok(first)
+        Ok(verdict)
+    }
+
+    /// Audits a refused assertion of the registered client `client_id`:
+    /// `client_assertion.replayed` for a copy of one already used (someone holds the
+    /// client's signed assertions), `client.authentication_failed` for the rest (a bad
+    /// signature, a key it never registered, wrong claims).
+    async fn assertion_refused(
+        &self,
+        ctx: &AuditCtx,
+        client_id: &str,
+        why: Assertion,
+    ) -> Result<(), FlowError> {
+        let (action, outcome, details) = match why {
+            Assertion::Accepted => return Ok(()),
+            Assertion::Refused(reason) => (
+                AuditAction::ClientAuthenticationFailed,
+                Outcome::Failure,
+                json!({"client_id": client_id, "method": "private_key_jwt", "reason": reason}),
+            ),
+            // The jti is no credential (it is worth nothing without the signed
+            // assertion around it), but it is free text of up to 256 characters chosen
+            // by whoever holds the assertion. Its SHA-256 is a fixed-size fingerprint
+            // that still matches the client's own records (`sha256(jti)`), and keeps
+            // the log as free of client-chosen text as the replay table, which holds
+            // only hashes too.
+            Assertion::Replayed(jti_sha256) => (
+                AuditAction::ClientAssertionReplayed,
+                Outcome::Denied,
+                json!({"client_id": client_id, "jti_sha256": jti_sha256}),
+            ),
+        };
+        let now = self.clock.now();
+        self.audit
+            .record(ctx, now, action, outcome, None, details)
+            .await?;
+        Ok(())
     }
 }
 

@@ -7,7 +7,8 @@
 //! Approving holds the user to what the authorization endpoint would: the app's
 //! groups and networks, its second-factor rule (`app_access`); it records consent as
 //! the consent page does. A request is answered once: approving and denying are
-//! conditional updates of a pending row.
+//! conditional updates of a pending row. A user the app's groups or networks refuse
+//! ends the request as a Deny does (the device is told `access_denied`).
 
 use std::net::IpAddr;
 
@@ -15,7 +16,7 @@ use serde_json::json;
 
 use crate::auth::InternalError;
 use crate::auth::audit::{AuditCtx, record};
-use crate::auth::oauth::app_access::{Denial, SecondFactor};
+use crate::auth::oauth::app_access::{Denial, SecondFactor, record_denied};
 use crate::auth::oauth::authorize::{DEVICE_GRANT, consent_given};
 use crate::auth::oauth::decision::{SignedIn, allowed_scope};
 use crate::auth::oauth::{Client, FlowError, OAuthError, OAuthProvider};
@@ -75,11 +76,13 @@ pub enum DeviceOutcome {
 
 impl OAuthProvider {
     /// Starts a device authorization request for an authenticated client: only a client
-    /// registered with the device grant may, and only for scopes it may have.
+    /// registered with the device grant may, and only for scopes it may have. The
+    /// request and its `device.authorization_started` event are stored together.
     pub async fn start_device_authorization(
         &self,
         client: &Client,
         scope: Option<&str>,
+        ctx: &AuditCtx,
     ) -> Result<DeviceStart, FlowError> {
         if !client.allows_grant(DEVICE_GRANT) {
             return Err(OAuthError::UnauthorizedClient(
@@ -110,10 +113,24 @@ impl OAuthProvider {
             let shown = user_code::generate();
             let normalized = user_code::normalize(&shown).unwrap_or_default();
             row.user_code_hash = hash(&normalized);
-            let r = row.clone();
+            let (r, audit) = (row.clone(), ctx.clone());
             let stored = self
                 .db
-                .run(move |c| devices::insert(c, &r).map_err(InternalError::from))
+                .run(move |c| {
+                    write_transaction(c, |c| {
+                        if !devices::insert(c, &r)? {
+                            return Ok(false);
+                        }
+                        // Neither code: the device code is a credential, and the user
+                        // code is what a person types to link an account.
+                        let details = json!({"client_id": r.client_id, "scope": r.scope});
+                        let (action, outcome) =
+                            (AuditAction::DeviceAuthorizationStarted, Outcome::Success);
+                        record(c, &audit, now, action, outcome, None, details)?;
+                        Ok(true)
+                    })
+                    .map_err(|e: crate::db::QueryError| InternalError::from(e))
+                })
                 .await?;
             if stored {
                 let uri = format!("{}{VERIFICATION_PATH}", self.issuer);
@@ -170,7 +187,10 @@ impl OAuthProvider {
         };
         let ids = (user.user_id.as_str(), client.client_id.as_str());
         if let Some(why) = self.app_admits(&client, &user.user_id, Some(ip)).await? {
-            self.app_denied_by(ids, why, "device", ctx).await?;
+            // The groups and networks are the operator's to change, not the user's: the
+            // request ends here, and the device hears `access_denied` at its next poll
+            // instead of waiting for an answer that cannot come.
+            self.refuse_device(row, user, why, ctx).await?;
             return Ok(DeviceOutcome::NoAccess(why));
         }
         match self
@@ -179,6 +199,8 @@ impl OAuthProvider {
         {
             SecondFactor::Satisfied => {}
             SecondFactor::Missing => {
+                // The user can add a second factor and come back while the request
+                // still waits (the page says so): it is left pending.
                 let why = Denial::NoSecondFactor;
                 self.app_denied_by(ids, why, "device", ctx).await?;
                 return Ok(DeviceOutcome::NoAccess(why));
@@ -202,6 +224,41 @@ impl OAuthProvider {
             (true, DeviceAnswer::Allow) => DeviceOutcome::Approved { app: client.name },
             (true, DeviceAnswer::Deny) => DeviceOutcome::Denied { app: client.name },
         })
+    }
+
+    /// Ends a pending request that the app's rules refuse `user`, as a Deny would:
+    /// `access.denied` says why, and `device.denied` (with the same `reason`) that the
+    /// request ended, both in the transaction of the conditional update. When the
+    /// request no longer waited (answered or expired meanwhile), only the refusal is
+    /// recorded.
+    async fn refuse_device(
+        &self,
+        row: DeviceCode,
+        user: &SignedIn,
+        why: Denial,
+        ctx: &AuditCtx,
+    ) -> Result<(), InternalError> {
+        let (ctx, now, uid) = (ctx.clone(), self.clock.now(), user.user_id.clone());
+        self.db
+            .run(move |c| {
+                write_transaction(c, |c| {
+                    let (h, cid) = (&row.device_code_hash, row.client_id.as_str());
+                    // The row before the chain, as `answer_device` takes them: two
+                    // transactions never wait for each other's lock.
+                    let ended = devices::answer(c, h, now, None)?;
+                    record_denied(c, &ctx, now, &uid, cid, why, "device")?;
+                    if ended {
+                        let details = json!({
+                            "client_id": cid, "scope": row.scope, "reason": why.reason(),
+                        });
+                        let (action, outcome) = (AuditAction::DeviceDenied, Outcome::Denied);
+                        record(c, &ctx, now, action, outcome, Some(&uid), details)?;
+                    }
+                    Ok(())
+                })
+                .map_err(|e: crate::db::QueryError| InternalError::from(e))
+            })
+            .await
     }
 
     /// Records the answer to a pending request with its audit event (and, when

@@ -13,10 +13,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use serde_json::json;
+
 use crate::auth::InternalError;
+use crate::auth::audit::{AuditCtx, record};
 use crate::auth::oauth::decision::{AuthorizeDecision, AuthorizeRequest, Refusal};
 use crate::auth::oauth::{Client, FlowError, OAuthError, OAuthProvider};
+use crate::db::AnyConnection;
+use crate::db::conn::write_transaction;
 use crate::db::repo::pushed_requests::{self as repo, PushedRequest};
+use crate::domain::audit::{AuditAction, Outcome};
 use crate::domain::tokens::{generate, hash};
 
 /// What every `request_uri` we issue starts with (RFC 9126 section 2.2).
@@ -27,6 +33,17 @@ pub const PUSHED_TTL_SECS: i64 = 60;
 
 /// How long the browser that took a pushed request may take to sign in and consent.
 pub const HELD_SECS: i64 = 15 * 60;
+
+/// `par.refused`'s reasons. A used request is deleted when it is taken, so it cannot
+/// be told from one never issued (or expired and pruned since).
+const UNKNOWN_OR_USED: &str = "unknown_or_used";
+const EXPIRED: &str = "expired";
+const CLIENT_MISMATCH: &str = "client_mismatch";
+/// Not a `request_uri` this server issues.
+const MALFORMED: &str = "malformed";
+
+/// The most of a link's `client_id` an audit event keeps.
+const MAX_LOGGED_CHARS: usize = 128;
 
 /// Pushed requests one session holds at once (an app opened in a few tabs); the
 /// oldest goes first.
@@ -40,12 +57,14 @@ pub struct Pushed {
 }
 
 impl OAuthProvider {
-    /// Checks and stores a pushed request of the authenticated `client`; `Err` is the
-    /// error the client is answered (nothing is stored then).
+    /// Checks and stores a pushed request of the authenticated `client`, with its
+    /// `par.pushed` event; `Err` is the error the client is answered (nothing is stored
+    /// then).
     pub async fn push(
         &self,
         client: &Client,
         mut req: AuthorizeRequest,
+        ctx: &AuditCtx,
     ) -> Result<Pushed, FlowError> {
         req.client_id = client.client_id.clone();
         req.pushed = true;
@@ -69,8 +88,18 @@ impl OAuthProvider {
             created_at: now,
             expires_at: now + PUSHED_TTL_SECS,
         };
+        // Never the request_uri: until it is used, it is what the browser redeems.
+        let details = json!({"client_id": row.client_id, "scope": req.scope});
+        let ctx = ctx.clone();
         self.db
-            .run(move |c| repo::insert(c, &row).map_err(InternalError::from))
+            .run(move |c| {
+                write_transaction(c, |c| {
+                    repo::insert(c, &row)?;
+                    let (action, outcome) = (AuditAction::ParPushed, Outcome::Success);
+                    record(c, &ctx, now, action, outcome, None, details)
+                })
+                .map_err(InternalError::from)
+            })
             .await?;
         Ok(Pushed {
             request_uri: format!("{REQUEST_URI_PREFIX}{secret}"),
@@ -79,21 +108,27 @@ impl OAuthProvider {
     }
 
     /// Takes a pushed request out, once: `None` when the `request_uri` is unknown,
-    /// expired, already taken, or another client's. The request is `client_id`'s, and
-    /// its `path` is `path` (where signing in comes back to).
+    /// expired, already taken, or another client's, which is recorded as `par.refused`
+    /// with the reason. The request is `client_id`'s, and its `path` is `path` (where
+    /// signing in comes back to).
     pub async fn take_pushed(
         &self,
         client_id: &str,
         request_uri: &str,
         path: &str,
+        ctx: &AuditCtx,
     ) -> Result<Option<AuthorizeRequest>, InternalError> {
-        let Some(secret) = request_uri.strip_prefix(REQUEST_URI_PREFIX) else {
-            return Ok(None);
-        };
-        let (h, cid, now) = (hash(secret), client_id.to_string(), self.clock.now());
+        let now = self.clock.now();
+        let (h, id) = (
+            request_uri.strip_prefix(REQUEST_URI_PREFIX).map(hash),
+            client_id.to_string(),
+        );
+        let ctx = ctx.clone();
         let params = self
             .db
-            .run(move |c| repo::take(c, &h, &cid, now).map_err(InternalError::from))
+            .run(move |c| {
+                take_or_refuse(c, h.as_deref(), &id, (&ctx, now)).map_err(InternalError::from)
+            })
             .await?;
         Ok(params
             .and_then(|p| serde_json::from_str::<AuthorizeRequest>(&p).ok())
@@ -104,6 +139,35 @@ impl OAuthProvider {
                 ..r
             }))
     }
+}
+
+/// Takes the request stored under `request_hash` (`None`: not one of ours) for
+/// `client_id`, or records why it was refused (`par.refused`).
+fn take_or_refuse(
+    c: &mut AnyConnection,
+    request_hash: Option<&str>,
+    client_id: &str,
+    (ctx, now): (&AuditCtx, i64),
+) -> crate::db::QueryResult<Option<String>> {
+    let reason = match request_hash {
+        None => MALFORMED,
+        Some(h) => match repo::take(c, h, client_id, now)? {
+            Some(params) => return Ok(Some(params)),
+            // Why: a row left behind tells expired from another client's; a used one
+            // was deleted when it was taken.
+            None => match repo::find(c, h)? {
+                None => UNKNOWN_OR_USED,
+                Some(row) if row.client_id == client_id => EXPIRED,
+                Some(_) => CLIENT_MISMATCH,
+            },
+        },
+    };
+    // The link's client_id, bounded so that a long one cannot fill the log.
+    let cid: String = client_id.chars().take(MAX_LOGGED_CHARS).collect();
+    let details = json!({"client_id": cid, "reason": reason});
+    let (action, outcome) = (AuditAction::ParRefused, Outcome::Failure);
+    record(c, ctx, now, action, outcome, None, details)?;
+    Ok(None)
 }
 
 /// A pushed request a browser took, kept in its session until the app is answered.

@@ -48,6 +48,16 @@ pub fn take(
     .optional()
 }
 
+/// The request stored under `request_hash`, expired or not (to say why a take was
+/// refused).
+pub fn find(c: &mut AnyConnection, request_hash: &str) -> QueryResult<Option<PushedRequest>> {
+    pushed_requests::table
+        .find(request_hash)
+        .select(PushedRequest::as_select())
+        .first(c)
+        .optional()
+}
+
 /// How many requests a client has stored, expired or not (what a refused push must
 /// leave unchanged).
 pub fn count_of_client(c: &mut AnyConnection, client_id: &str) -> QueryResult<i64> {

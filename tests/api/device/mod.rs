@@ -151,6 +151,23 @@ async fn a_device_gets_tokens_once_its_user_allows_it() {
     );
     assert_eq!(d["expires_in"], 600);
     assert_eq!(d["interval"], 5);
+    // Audited with the client and the scope; the refused start before it was not a
+    // start. Neither code is in the log: one is the device's credential, the other
+    // links an account to it.
+    let events = app.audit().await;
+    let starts: Vec<_> = events
+        .iter()
+        .filter(|e| e.event == "device.authorization_started")
+        .collect();
+    assert_eq!(starts.len(), 1, "{events:?}");
+    let e = starts[0];
+    assert_eq!(e.outcome, "success");
+    let details: Value = serde_json::from_str(&e.details).unwrap();
+    assert_eq!(details["client_id"], id.as_str());
+    assert_eq!(details["scope"], "openid email");
+    for code in [&device_code, &user_code, &user_code.replace('-', "")] {
+        assert!(!format!("{e:?}").contains(code.as_str()), "{e:?}");
+    }
 
     // The user has not answered: pending; polled again at once: slow down.
     let (status, t) = poll(&app, &id, &device_code).await;

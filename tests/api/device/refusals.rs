@@ -141,7 +141,7 @@ async fn wrong_codes_are_refused_and_throttled_per_account_and_per_address() {
 async fn approving_follows_the_apps_rules_and_needs_this_sites_form() {
     let app = oidc_app_with(Default::default()).await;
     app.create_user("kim@example.com", &[]).await;
-    app.create_user("lee@example.com", &[]).await;
+    let lee_id = app.create_user("lee@example.com", &[]).await;
     app.state
         .groups
         .create(&Editor::Operator, "family", "", None, &AuditCtx::cli())
@@ -165,7 +165,8 @@ async fn approving_follows_the_apps_rules_and_needs_this_sites_form() {
     let (id, _) = client_with(&app, c).await;
     let (device_code, user_code) = started(&app, &id, "openid").await;
 
-    // Lee is not in the app's group: refused on the page, recorded, the device waits.
+    // Lee is not in the app's group: refused on the page, recorded, and the request
+    // ends as a Deny would: the device is told access_denied, not to keep waiting.
     let lee = app.browser();
     lee.login_ok("lee@example.com").await;
     let p = enter(&lee, &user_code).await;
@@ -175,19 +176,41 @@ async fn approving_follows_the_apps_rules_and_needs_this_sites_form() {
         "{:?}",
         p.error()
     );
-    let denied = app.audit().await;
-    let denied = denied.iter().find(|e| e.event == "access.denied").unwrap();
+    let events = app.audit().await;
+    let denied = events.iter().find(|e| e.event == "access.denied").unwrap();
     assert!(
         denied.details.contains("\"via\":\"device\""),
         "{}",
         denied.details
     );
-    let (_, t) = poll(&app, &id, &device_code).await;
-    assert_eq!(error_of(&t), "authorization_pending");
-
-    // Kim is: but an Allow that did not come from this site's form is refused.
+    let ended = events.iter().find(|e| e.event == "device.denied").unwrap();
+    assert_eq!(ended.outcome, "denied");
+    assert_eq!(ended.target_id.as_deref(), Some(lee_id.as_str()));
+    assert!(
+        ended
+            .details
+            .contains("\"reason\":\"not_in_allowed_groups\"")
+            && ended.details.contains(&id),
+        "{}",
+        ended.details
+    );
+    let (status, t) = poll(&app, &id, &device_code).await;
+    assert_eq!(
+        (status, error_of(&t)),
+        (StatusCode::BAD_REQUEST, "access_denied")
+    );
+    // Ended: the code leads nowhere any more, even for someone the app admits.
     let kim = app.browser();
     kim.login_ok("kim@example.com").await;
+    let p = enter(&kim, &user_code).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+    app.clock.advance(10);
+    let (_, t) = poll(&app, &id, &device_code).await;
+    assert_eq!(error_of(&t), "access_denied");
+
+    // Kim is in the group: but an Allow that did not come from this site's form is
+    // refused.
+    let (device_code, user_code) = started(&app, &id, "openid").await;
     let p = kim
         .post(
             "/device",
@@ -214,7 +237,7 @@ async fn approving_follows_the_apps_rules_and_needs_this_sites_form() {
     c.grants = vec![DEVICE_GRANT.into()];
     c.require_two_factor = true;
     let (strict, _) = client_with(&app, c).await;
-    let (_, user_code) = started(&app, &strict, "openid").await;
+    let (strict_code, user_code) = started(&app, &strict, "openid").await;
     let p = enter(&kim, &user_code).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
     assert!(
@@ -222,6 +245,9 @@ async fn approving_follows_the_apps_rules_and_needs_this_sites_form() {
         "{:?}",
         p.error()
     );
+    // That one Kim can fix herself, while the device waits: the request stays open.
+    let (_, t) = poll(&app, &strict, &strict_code).await;
+    assert_eq!(error_of(&t), "authorization_pending");
 
     // The link from a device, followed signed out, comes back after signing in.
     let b = app.browser();
@@ -293,4 +319,44 @@ async fn an_app_requiring_a_second_factor_steps_a_password_session_up_first() {
     assert_eq!(status, StatusCode::OK, "{t}");
     let claims = crate::oidc::jwt_claims(t["id_token"].as_str().unwrap());
     assert_eq!(claims["acr"], "mfa");
+}
+
+#[tokio::test]
+async fn a_browser_outside_the_apps_networks_ends_the_request() {
+    let app = oidc_app_with(Default::default()).await;
+    app.create_user("nia@example.com", &[]).await;
+    let mut c = new_client(true);
+    c.redirect_uris = vec![];
+    c.grants = vec![DEVICE_GRANT.into()];
+    // The test's browser is on loopback: outside.
+    c.allowed_networks = vec!["10.0.0.0/8".into()];
+    let (id, _) = client_with(&app, c).await;
+    let (device_code, user_code) = started(&app, &id, "openid").await;
+    let b = app.browser();
+    b.login_ok("nia@example.com").await;
+    let p = b.get(&format!("/device?user_code={user_code}")).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
+    assert!(
+        p.error().unwrap().contains("certain networks"),
+        "{:?}",
+        p.error()
+    );
+    let (status, t) = poll(&app, &id, &device_code).await;
+    assert_eq!(
+        (status, error_of(&t)),
+        (StatusCode::BAD_REQUEST, "access_denied")
+    );
+    // One refusal, one ended request; entering the code again finds nothing to end.
+    let p = enter(&b, &user_code).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST, "{}", p.body);
+    let names = app.audit_names().await;
+    let count = |n: &str| names.iter().filter(|e| *e == n).count();
+    assert_eq!((count("access.denied"), count("device.denied")), (1, 1));
+    let events = app.audit().await;
+    let ended = events.iter().find(|e| e.event == "device.denied").unwrap();
+    assert!(
+        ended.details.contains("\"reason\":\"network_not_allowed\""),
+        "{}",
+        ended.details
+    );
 }

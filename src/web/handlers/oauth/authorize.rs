@@ -109,7 +109,8 @@ async fn request_of(ctx: &Ctx, p: &AuthorizeParams) -> Result<AuthorizeRequest, 
     if let Some(r) = pushed::held(&list, &p.client_id, uri, path, now) {
         return Ok(r);
     }
-    match ctx.state.oauth.take_pushed(&p.client_id, uri, path).await? {
+    let (oauth, audit) = (&ctx.state.oauth, ctx.audit());
+    match oauth.take_pushed(&p.client_id, uri, path, &audit).await? {
         Some(r) => Ok(r),
         None => Err(AppError::BadRequest(
             "This sign-in link has expired or was already used. Go back to the application and sign in from there again.".into(),

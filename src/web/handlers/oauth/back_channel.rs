@@ -125,25 +125,34 @@ pub(super) async fn authenticate_with(
     purpose: Purpose,
 ) -> Result<Client, FlowError> {
     let credentials = credentials(req, &fields);
+    let ip = peer_ip(req, st);
+    let caller = caller_ctx(req, ip, None);
     st.oauth
-        .authenticate_client(&st.throttle, credentials, peer_ip(req, st), purpose)
+        .authenticate_client(&st.throttle, credentials, (ip, &caller), purpose)
         .await
 }
 
-fn audit_ctx(req: &HttpRequest, st: &AppState, client: &Client) -> AuditCtx {
+/// Who is asking, for the audit log: the caller's address and user agent, and the
+/// authenticated client's id with the request id.
+pub(super) fn audit_ctx(req: &HttpRequest, st: &AppState, client: &Client) -> AuditCtx {
+    caller_ctx(req, peer_ip(req, st), Some(&client.client_id))
+}
+
+/// [`audit_ctx`] before the client is authenticated (no client, then).
+fn caller_ctx(req: &HttpRequest, ip: std::net::IpAddr, client_id: Option<&str>) -> AuditCtx {
+    let request_id = crate::web::request_id::current();
     AuditCtx {
         actor_id: None,
-        ip: Some(peer_ip(req, st).to_string()),
+        ip: Some(ip.to_string()),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(256).collect()),
-        request_id: Some(format!(
-            "{} client={}",
-            crate::web::request_id::current(),
-            client.client_id
-        )),
+        request_id: Some(match client_id {
+            Some(id) => format!("{request_id} client={id}"),
+            None => request_id,
+        }),
     }
 }
 
@@ -231,9 +240,10 @@ async fn started(
     f: TokenForm,
 ) -> Result<HttpResponse, FlowError> {
     let client = authenticate(req, st, &f, Purpose::Token).await?;
+    let audit = audit_ctx(req, st, &client);
     let d = st
         .oauth
-        .start_device_authorization(&client, f.scope.as_deref())
+        .start_device_authorization(&client, f.scope.as_deref(), &audit)
         .await?;
     let body = json!({
         "device_code": d.device_code,

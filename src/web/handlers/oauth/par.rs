@@ -13,7 +13,7 @@ use crate::auth::oauth::decision::AuthorizeRequest;
 use crate::auth::oauth::{FlowError, OAuthError};
 use crate::web::error::AppError;
 use crate::web::form::Pairs;
-use crate::web::handlers::oauth::back_channel::{ClientFields, authenticate_with};
+use crate::web::handlers::oauth::back_channel::{ClientFields, audit_ctx, authenticate_with};
 use crate::web::handlers::oauth::error::{answer, json_no_store};
 use crate::web::state::AppState;
 
@@ -82,7 +82,8 @@ async fn push_inner(
         path: String::new(),
         pushed: true,
     };
-    let pushed = st.oauth.push(&client, request).await?;
+    let audit = audit_ctx(req, st, &client);
+    let pushed = st.oauth.push(&client, request, &audit).await?;
     Ok(json_no_store(
         StatusCode::CREATED,
         json!({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}),
