@@ -87,14 +87,14 @@ pub enum ClientCommand {
     /// Delete a client: its tokens, consents and codes stop working at once.
     Delete {
         /// The client's id (client_id=… as printed by `client create`).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", allow_hyphen_values = true)]
         client_id: String,
     },
     /// Give a confidential client a new secret, printed once as client_secret=…; the
     /// old one stops working at once.
     RotateSecret {
         /// The client's id.
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", allow_hyphen_values = true)]
         client_id: String,
     },
 }

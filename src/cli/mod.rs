@@ -94,6 +94,17 @@ mod tests {
         assert!(missing.is_empty(), "{}", missing.join("\n"));
     }
 
+    /// Client ids made before they were kept from starting with `-` still name a
+    /// client on the command line.
+    #[test]
+    fn a_client_id_may_start_with_a_hyphen() {
+        use clap::Parser;
+        for sub in ["delete", "rotate-secret"] {
+            let parsed = Cli::try_parse_from(["portcullis", "client", sub, "--client-id", "-1abc"]);
+            assert!(parsed.is_ok(), "client {sub}: {:?}", parsed.err());
+        }
+    }
+
     fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
         if cmd.get_about().is_none() {
             missing.push(format!("{path}: says nothing about what it does"));

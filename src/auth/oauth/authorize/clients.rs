@@ -178,9 +178,15 @@ fn settings(c: &NewClient) -> Result<(Vec<String>, Vec<String>), String> {
     Ok((scopes, grants))
 }
 
-/// A fresh client id: 22 characters of a random token.
+/// A fresh client id: 22 characters of a random token, starting with a letter or a
+/// digit (an id starting with `-` reads as an option to a shell command).
 fn new_client_id() -> String {
-    generate()[..22].to_string()
+    loop {
+        let t = generate();
+        if t.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return t[..22].to_string();
+        }
+    }
 }
 
 /// The row of a service account's client credentials (`access::service_accounts`
@@ -403,5 +409,18 @@ pub fn client_authenticates(client: &Client, secret: Option<&str>) -> bool {
         (Some(stored), Some(given)) => hash(given).as_bytes().ct_eq(stored.as_bytes()).into(),
         (None, None) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// One id in 32 drawn without the check started with `-` or `_`.
+    #[test]
+    fn client_ids_start_with_a_letter_or_a_digit() {
+        for _ in 0..2000 {
+            let id = super::new_client_id();
+            assert_eq!(id.len(), 22);
+            assert!(id.starts_with(|c: char| c.is_ascii_alphanumeric()), "{id}");
+        }
     }
 }
