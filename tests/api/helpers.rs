@@ -251,8 +251,21 @@ impl Page {
         self.doc().select(&sel).count()
     }
 
+    /// The error the page shows: the message in the error summary of a form, or
+    /// else the first alert.
     pub fn error(&self) -> Option<String> {
-        self.text_of("[role=alert]")
+        self.text_of(".error-summary li")
+            .or_else(|| self.text_of("[role=alert]"))
+    }
+
+    /// An attribute of the first element matching `css`.
+    pub fn attr_of(&self, css: &str, name: &str) -> Option<String> {
+        let sel = Selector::parse(css).unwrap();
+        self.doc()
+            .select(&sel)
+            .next()
+            .and_then(|e| e.value().attr(name))
+            .map(str::to_string)
     }
 }
 

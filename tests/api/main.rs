@@ -16,6 +16,7 @@ mod data_dir;
 mod device;
 mod email;
 mod faults;
+mod field_errors;
 mod forward;
 mod fuzz;
 mod gate;

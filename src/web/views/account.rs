@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::{Chrome, EventRow, ExpiryChoice, ScopeChoice, SessionView, TokenView};
+use super::{Chrome, EventRow, ExpiryChoice, FormError, ScopeChoice, SessionView, TokenView};
 
 #[derive(Template)]
 #[template(path = "account/index.html")]
@@ -13,8 +13,8 @@ pub struct AccountPage {
     pub name: Option<String>,
     pub roles: Vec<String>,
     pub min_len: usize,
-    pub error: Option<String>,
-    pub email_error: Option<String>,
+    /// A refusal of the email change or of the password change (their fields' ids differ).
+    pub error: FormError,
     pub notice: Option<String>,
 }
 

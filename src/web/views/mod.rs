@@ -10,10 +10,12 @@ use crate::domain::personal_tokens::{EXPIRY_CHOICES, SCOPES};
 
 mod account;
 mod admin;
+mod form_error;
 mod sign_in;
 
 pub use account::*;
 pub use admin::*;
+pub use form_error::FormError;
 pub use sign_in::*;
 
 /// What the layout needs on every page.

@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::Chrome;
+use super::{Chrome, FormError};
 use crate::auth::oauth::app_context::AppContext;
 
 #[derive(Template)]
@@ -12,7 +12,7 @@ pub struct LoginPage {
     pub chrome: Chrome,
     pub email: String,
     pub next: String,
-    pub error: Option<String>,
+    pub error: FormError,
     pub notice: Option<String>,
     pub registration_open: bool,
     /// Set when the password was right but the address still needs confirming.
@@ -29,7 +29,7 @@ pub struct RegisterPage {
     pub email: String,
     pub display_name: String,
     pub min_len: usize,
-    pub error: Option<String>,
+    pub error: FormError,
 }
 
 #[derive(Template)]
@@ -40,7 +40,7 @@ pub struct SetupPage {
     pub token: String,
     pub email: String,
     pub min_len: usize,
-    pub error: Option<String>,
+    pub error: FormError,
 }
 
 #[derive(Template)]
@@ -78,7 +78,7 @@ pub struct ResetPage {
     pub token: String,
     pub usable: bool,
     pub problem: Option<String>,
-    pub error: Option<String>,
+    pub error: FormError,
     pub min_len: usize,
 }
 

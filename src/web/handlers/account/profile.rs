@@ -9,7 +9,7 @@ use crate::auth::throttle::Reservation;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
-use crate::web::views::{AccountPage, render};
+use crate::web::views::{AccountPage, FormError, render};
 
 #[derive(Deserialize)]
 pub struct AccountQuery {
@@ -37,8 +37,7 @@ pub struct EmailForm {
 
 #[derive(Default)]
 struct Messages {
-    error: Option<String>,
-    email_error: Option<String>,
+    error: FormError,
     notice: Option<String>,
 }
 
@@ -51,7 +50,6 @@ fn page(ctx: &Ctx, m: Messages) -> Result<AccountPage, AppError> {
         roles: u.roles.clone(),
         min_len: ctx.state.config.password_min_length,
         error: m.error,
-        email_error: m.email_error,
         notice: m.notice,
     })
 }
@@ -102,11 +100,24 @@ async fn settle(reservation: Reservation, result: &Result<(), AccountError>) {
     }
 }
 
-/// A refusal the user can fix, as the message for the form; anything else is ours.
-fn user_error(e: AccountError) -> Result<String, AppError> {
-    match e {
-        AccountError::Internal(e) => Err(e.into()),
-        e => Ok(e.to_string()),
+/// A refusal the user can fix, as the message by the field it is about (ids of
+/// the password form, or of the email form when `email_form`); anything else is ours.
+fn user_error(e: AccountError, email_form: bool) -> Result<FormError, AppError> {
+    let field = match (&e, email_form) {
+        (AccountError::Internal(_), _) => None,
+        (AccountError::WrongPassword, false) => Some("current_password"),
+        (AccountError::Password(_), false) => Some("new_password"),
+        (AccountError::WrongPassword, true) => Some("email_current_password"),
+        (
+            AccountError::Email(_) | AccountError::Exists | AccountError::DomainNotAllowed(_),
+            true,
+        ) => Some("new_email"),
+        _ => None,
+    };
+    match (e, field) {
+        (AccountError::Internal(e), _) => Err(e.into()),
+        (e, Some(f)) => Ok(FormError::on(f, e.to_string())),
+        (e, None) => Ok(FormError::form(e.to_string())),
     }
 }
 
@@ -142,7 +153,7 @@ pub async fn change_pw(ctx: Ctx, form: web::Form<PasswordForm>) -> Result<HttpRe
         }
         Err(e) => {
             let m = Messages {
-                error: Some(user_error(e)?),
+                error: user_error(e, false)?,
                 ..Default::default()
             };
             Ok(render(StatusCode::BAD_REQUEST, &page(&ctx, m)?))
@@ -170,7 +181,7 @@ pub async fn change_email(ctx: Ctx, form: web::Form<EmailForm>) -> Result<HttpRe
         Ok(()) => Ok(see_other("/account?done=email")),
         Err(e) => {
             let m = Messages {
-                email_error: Some(user_error(e)?),
+                error: user_error(e, true)?,
                 ..Default::default()
             };
             Ok(render(StatusCode::BAD_REQUEST, &page(&ctx, m)?))

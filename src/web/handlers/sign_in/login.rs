@@ -13,7 +13,7 @@ use crate::web::error::{AppError, human_secs};
 use crate::web::handlers::see_other;
 use crate::web::handlers::sign_in::app_context::app_context;
 use crate::web::session::{AUTH_KEY, MfaPending, PENDING_KEY, SignedIn, sign_in_with_key};
-use crate::web::views::{LoginPage, render};
+use crate::web::views::{FormError, LoginPage, render};
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
@@ -42,7 +42,7 @@ fn page(
     ctx: &Ctx,
     email: &str,
     next: &str,
-    error: Option<String>,
+    error: FormError,
     notice: Option<String>,
     app: &Option<AppContext>,
 ) -> LoginPage {
@@ -104,7 +104,14 @@ async fn form_page(ctx: Ctx, q: web::Query<LoginQuery>, next: String) -> HttpRes
         None
     };
     let app = app_context(&ctx, &next).await;
-    let mut p = page(&ctx, &login_hint(&ctx, &next), &next, None, notice, &app);
+    let mut p = page(
+        &ctx,
+        &login_hint(&ctx, &next),
+        &next,
+        FormError::none(),
+        notice,
+        &app,
+    );
     // The runtime setting (/admin/settings) decides whether to offer registration.
     p.registration_open = ctx.state.sign_in.registration_open().await;
     render(StatusCode::OK, &p)
@@ -183,7 +190,9 @@ async fn submit_inner(
                 &ctx,
                 &form.email,
                 &next,
-                Some("Incorrect email or password.".into()),
+                // One message for a wrong address and a wrong password (no
+                // enumeration); it links to the first field, where fixing starts.
+                FormError::on("email", "Incorrect email or password."),
                 None,
                 &app,
             ),
@@ -193,7 +202,7 @@ async fn submit_inner(
                 &ctx,
                 &form.email,
                 &next,
-                Some("Confirm your email address first: open the link we sent you.".into()),
+                FormError::form("Confirm your email address first: open the link we sent you."),
                 None,
                 &app,
             );
@@ -206,7 +215,7 @@ async fn submit_inner(
                 &ctx,
                 &form.email,
                 &next,
-                Some("This account is disabled. Contact your administrator.".into()),
+                FormError::form("This account is disabled. Contact your administrator."),
                 None,
                 &app,
             ),
@@ -218,7 +227,7 @@ async fn submit_inner(
             );
             let mut res = render(
                 StatusCode::TOO_MANY_REQUESTS,
-                &page(&ctx, &form.email, &next, Some(msg), None, &app),
+                &page(&ctx, &form.email, &next, FormError::form(msg), None, &app),
             );
             if let Ok(v) = HeaderValue::from_str(&retry.0.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);

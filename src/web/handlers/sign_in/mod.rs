@@ -12,3 +12,21 @@ pub mod second_step;
 pub mod setup;
 pub mod step_up;
 pub mod verify_email;
+
+use crate::web::views::FormError;
+
+/// The field of the account form (/register, /setup: ids `email`, `password`,
+/// `display_name`) a refusal is about, so the page can point at it.
+pub(crate) fn account_form_error(e: crate::auth::accounts::AccountError) -> FormError {
+    use crate::auth::accounts::AccountError as E;
+    let field = match &e {
+        E::Email(_) | E::DomainNotAllowed(_) | E::Exists => Some("email"),
+        E::Password(_) => Some("password"),
+        E::Name(_) => Some("display_name"),
+        _ => None,
+    };
+    match field {
+        Some(f) => FormError::on(f, e.to_string()),
+        None => FormError::form(e.to_string()),
+    }
+}

@@ -10,7 +10,7 @@ use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
 use crate::web::handlers::sign_in::verify_email::problem_text;
-use crate::web::views::{ForgotPage, ResetPage, render};
+use crate::web::views::{ForgotPage, FormError, ResetPage, render};
 
 #[derive(Deserialize)]
 pub struct ForgotForm {
@@ -65,7 +65,7 @@ fn reset_page(
     token: &str,
     usable: bool,
     problem: Option<&str>,
-    error: Option<String>,
+    error: FormError,
 ) -> ResetPage {
     ResetPage {
         chrome: ctx.chrome(),
@@ -81,11 +81,11 @@ pub async fn reset_form(ctx: Ctx, q: web::Query<TokenQuery>) -> Result<HttpRespo
     match ctx.state.accounts.reset_link_status(&q.token).await {
         Ok(()) => Ok(render(
             StatusCode::OK,
-            &reset_page(&ctx, &q.token, true, None, None),
+            &reset_page(&ctx, &q.token, true, None, FormError::none()),
         )),
         Err(LinkError::Unusable(p)) => Ok(render(
             StatusCode::GONE,
-            &reset_page(&ctx, "", false, Some(problem_text(p)), None),
+            &reset_page(&ctx, "", false, Some(problem_text(p)), FormError::none()),
         )),
         Err(LinkError::Internal(e)) => Err(e.into()),
     }
@@ -107,11 +107,17 @@ pub async fn reset(ctx: Ctx, form: web::Form<ResetForm>) -> Result<HttpResponse,
         }
         Err(ResetError::Link(p)) => Ok(render(
             StatusCode::GONE,
-            &reset_page(&ctx, "", false, Some(problem_text(p)), None),
+            &reset_page(&ctx, "", false, Some(problem_text(p)), FormError::none()),
         )),
         Err(ResetError::Password(msg)) => Ok(render(
             StatusCode::BAD_REQUEST,
-            &reset_page(&ctx, &form.token, true, None, Some(msg)),
+            &reset_page(
+                &ctx,
+                &form.token,
+                true,
+                None,
+                FormError::on("new_password", msg),
+            ),
         )),
         Err(ResetError::Internal(e)) => Err(e.into()),
     }

@@ -9,7 +9,8 @@ use crate::auth::accounts::{AccountError, NewAccount, Registered};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
-use crate::web::views::{RegisterPage, render};
+use crate::web::handlers::sign_in::account_form_error;
+use crate::web::views::{FormError, RegisterPage, render};
 
 #[derive(Deserialize)]
 pub struct RegisterForm {
@@ -21,7 +22,7 @@ pub struct RegisterForm {
     display_name: Option<String>,
 }
 
-fn page(ctx: &Ctx, open: bool, email: &str, name: &str, error: Option<String>) -> RegisterPage {
+fn page(ctx: &Ctx, open: bool, email: &str, name: &str, error: FormError) -> RegisterPage {
     RegisterPage {
         chrome: ctx.chrome(),
         open,
@@ -44,11 +45,14 @@ pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
                 false,
                 "",
                 "",
-                Some(AccountError::RegistrationClosed.to_string()),
+                FormError::form(AccountError::RegistrationClosed.to_string()),
             ),
         ));
     }
-    Ok(render(StatusCode::OK, &page(&ctx, true, "", "", None)))
+    Ok(render(
+        StatusCode::OK,
+        &page(&ctx, true, "", "", FormError::none()),
+    ))
 }
 
 pub async fn submit(ctx: Ctx, form: web::Form<RegisterForm>) -> Result<HttpResponse, AppError> {
@@ -73,12 +77,12 @@ pub async fn submit(ctx: Ctx, form: web::Form<RegisterForm>) -> Result<HttpRespo
         Err(AccountError::Internal(e)) => Err(e.into()),
         Err(e @ AccountError::RegistrationClosed) => Ok(render(
             StatusCode::FORBIDDEN,
-            &page(&ctx, false, &email, &name, Some(e.to_string())),
+            &page(&ctx, false, &email, &name, FormError::form(e.to_string())),
         )),
         // Any other refusal comes after the open check: registration is open.
         Err(e) => Ok(render(
             StatusCode::BAD_REQUEST,
-            &page(&ctx, true, &email, &name, Some(e.to_string())),
+            &page(&ctx, true, &email, &name, account_form_error(e)),
         )),
     }
 }

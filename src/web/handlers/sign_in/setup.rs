@@ -9,8 +9,9 @@ use crate::auth::accounts::setup::{SetupDone, SetupError};
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::see_other;
+use crate::web::handlers::sign_in::account_form_error;
 use crate::web::session::{SignedIn, sign_in};
-use crate::web::views::{SetupPage, render};
+use crate::web::views::{FormError, SetupPage, render};
 
 #[derive(Deserialize)]
 pub struct SetupQuery {
@@ -29,7 +30,7 @@ pub struct SetupForm {
     display_name: Option<String>,
 }
 
-fn page(ctx: &Ctx, usable: bool, token: &str, email: &str, error: Option<String>) -> SetupPage {
+fn page(ctx: &Ctx, usable: bool, token: &str, email: &str, error: FormError) -> SetupPage {
     SetupPage {
         chrome: ctx.chrome(),
         usable,
@@ -47,7 +48,10 @@ pub async fn form(ctx: Ctx, q: web::Query<SetupQuery>) -> Result<HttpResponse, A
     } else {
         StatusCode::GONE
     };
-    Ok(render(status, &page(&ctx, usable, &q.token, "", None)))
+    Ok(render(
+        status,
+        &page(&ctx, usable, &q.token, "", FormError::none()),
+    ))
 }
 
 pub async fn submit(ctx: Ctx, form: web::Form<SetupForm>) -> Result<HttpResponse, AppError> {
@@ -77,12 +81,13 @@ pub async fn submit(ctx: Ctx, form: web::Form<SetupForm>) -> Result<HttpResponse
         Ok(SetupDone {
             session_id: None, ..
         }) => Ok(see_other("/login")),
-        Err(SetupError::LinkInvalid) => {
-            Ok(render(StatusCode::GONE, &page(&ctx, false, "", "", None)))
-        }
+        Err(SetupError::LinkInvalid) => Ok(render(
+            StatusCode::GONE,
+            &page(&ctx, false, "", "", FormError::none()),
+        )),
         Err(SetupError::Account(e)) => Ok(render(
             StatusCode::BAD_REQUEST,
-            &page(&ctx, true, &form.token, &email, Some(e.to_string())),
+            &page(&ctx, true, &form.token, &email, account_form_error(e)),
         )),
         Err(SetupError::Internal(e)) => Err(e.into()),
     }
