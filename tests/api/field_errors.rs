@@ -232,3 +232,110 @@ async fn a_refusal_no_field_can_fix_still_titles_and_summarises_the_page() {
     assert!(last.error().unwrap().contains("Too many sign-in attempts"));
     assert_eq!(last.count("[aria-invalid]"), 0);
 }
+
+#[tokio::test]
+async fn reauth_ties_a_wrong_password_to_its_field() {
+    let app = spawn_app().await;
+    app.create_user("me@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("me@example.com").await;
+    let fresh = b.get("/login/reauth?next=/account").await;
+    assert!(!fresh.text_of("title").unwrap().starts_with("Error"));
+    assert_eq!(fresh.count("[aria-invalid]"), 0);
+
+    let p = b
+        .submit(
+            "/login/reauth?next=/account",
+            "/login/reauth",
+            &[("password", "not my password"), ("next", "/account")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    assert_field_error(&p, "password", "That did not match.");
+}
+
+#[tokio::test]
+async fn the_second_step_ties_a_wrong_code_to_its_field() {
+    let app = spawn_app().await;
+    app.create_user("twofactor@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("twofactor@example.com").await;
+    crate::mfa::enrol(&app, &b).await;
+    b.logout().await;
+
+    let p = b.login("twofactor@example.com", PASSWORD).await;
+    assert_redirect(&p, "/login/mfa");
+    let fresh = b.get("/login/mfa").await;
+    assert_eq!(fresh.count("[aria-invalid]"), 0);
+    let p = b
+        .submit("/login/mfa", "/login/mfa", &[("code", "not a code")])
+        .await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    assert_field_error(&p, "code", "That code did not work.");
+}
+
+#[tokio::test]
+async fn totp_enrolment_ties_a_wrong_code_to_its_field() {
+    let app = spawn_app().await;
+    app.create_user("me@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("me@example.com").await;
+    let fresh = b.get("/account/totp").await;
+    assert_eq!(fresh.count("[aria-invalid]"), 0);
+
+    let p = b
+        .submit("/account/totp", "/account/totp", &[("code", "not a code")])
+        .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert_field_error(&p, "code", "That code did not work.");
+}
+
+#[tokio::test]
+async fn account_deletion_ties_a_wrong_proof_to_its_field_and_keeps_the_hint() {
+    let app = spawn_app().await;
+    app.create_user("me@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("me@example.com").await;
+    let fresh = b.get("/account/delete").await;
+    assert_eq!(fresh.count("[aria-invalid]"), 0);
+    assert_eq!(
+        fresh.attr_of("#proof", "aria-describedby").as_deref(),
+        Some("proof-hint")
+    );
+
+    let p = b
+        .submit(
+            "/account/delete",
+            "/account/delete",
+            &[("proof", "not my password")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    assert_field_error(&p, "proof", "That did not match.");
+    // The hint still describes the field, after the message.
+    assert_eq!(
+        p.attr_of("#proof", "aria-describedby").as_deref(),
+        Some("proof-error proof-hint")
+    );
+}
+
+#[tokio::test]
+async fn the_device_page_ties_an_unknown_code_to_its_field() {
+    let app = spawn_app().await;
+    app.create_user("me@example.com", &[]).await;
+    let b = app.browser();
+    b.login_ok("me@example.com").await;
+    let fresh = b.get("/device").await;
+    assert_eq!(fresh.count("[aria-invalid]"), 0);
+
+    let p = b
+        .submit("/device", "/device", &[("user_code", "BCDF-GHJK")])
+        .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert_field_error(&p, "user_code", "That code is not valid");
+    // What was typed stays, so it can be corrected.
+    assert_eq!(
+        p.attr_of("#user_code", "value").as_deref(),
+        Some("BCDF-GHJK")
+    );
+}

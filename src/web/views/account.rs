@@ -57,7 +57,7 @@ pub struct TotpPage {
     /// The `otpauth://` link the QR code holds, for an app on the same device.
     pub otpauth_url: String,
     pub recovery_left: i64,
-    pub error: Option<String>,
+    pub error: FormError,
     pub notice: Option<String>,
 }
 
@@ -126,7 +126,7 @@ pub struct DataPage {
 #[template(path = "account/delete.html")]
 pub struct DeletePage {
     pub chrome: Chrome,
-    pub error: Option<String>,
+    pub error: FormError,
 }
 
 /// Shown once the account is gone (signed out by then).

@@ -86,7 +86,7 @@ pub struct ResetPage {
 #[template(path = "auth/mfa.html")]
 pub struct MfaPage {
     pub chrome: Chrome,
-    pub error: Option<String>,
+    pub error: FormError,
     /// The account has a security key or passkey: offer it.
     pub webauthn: bool,
     pub app: Option<AppContext>,
@@ -103,7 +103,7 @@ pub struct ReauthPage {
     pub webauthn: bool,
     /// The page that sent us wants a second factor proven (not the password alone).
     pub factor: bool,
-    pub error: Option<String>,
+    pub error: FormError,
     pub app: Option<AppContext>,
 }
 
@@ -138,7 +138,7 @@ pub struct DevicePage {
     pub chrome: Chrome,
     /// What was typed, shown again with an error.
     pub code: String,
-    pub error: Option<String>,
+    pub error: FormError,
     pub prompt: Option<DevicePrompt>,
     /// The answer was recorded.
     pub done: Option<DeviceDone>,

@@ -11,7 +11,7 @@ use crate::auth::sign_in::step_up::Who;
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::session::sign_out;
-use crate::web::views::{DeletePage, DeletedPage, render};
+use crate::web::views::{DeletePage, DeletedPage, FormError, render};
 
 const PAGE: &str = "/account/delete";
 
@@ -24,7 +24,7 @@ pub struct DeleteForm {
     proof: String,
 }
 
-fn page(ctx: &Ctx, status: StatusCode, error: Option<String>) -> HttpResponse {
+fn page(ctx: &Ctx, status: StatusCode, error: FormError) -> HttpResponse {
     render(
         status,
         &DeletePage {
@@ -37,7 +37,7 @@ fn page(ctx: &Ctx, status: StatusCode, error: Option<String>) -> HttpResponse {
 pub async fn show(ctx: Ctx) -> Result<HttpResponse, AppError> {
     // Confirm it is you before the form, rather than after typing into it.
     ctx.require_recent_auth(PAGE)?;
-    Ok(page(&ctx, StatusCode::OK, None))
+    Ok(page(&ctx, StatusCode::OK, FormError::none()))
 }
 
 pub async fn submit(ctx: Ctx, form: web::Form<DeleteForm>) -> Result<HttpResponse, AppError> {
@@ -64,14 +64,21 @@ pub async fn submit(ctx: Ctx, form: web::Form<DeleteForm>) -> Result<HttpRespons
         }
         Err(ClosingError::Throttled(r)) => Err(r.into()),
         Err(ClosingError::Internal(e)) => Err(e.into()),
-        Err(e @ ClosingError::LastAdmin) => {
-            Ok(page(&ctx, StatusCode::CONFLICT, Some(e.to_string())))
-        }
-        Err(e @ ClosingError::WrongProof) => {
-            Ok(page(&ctx, StatusCode::UNAUTHORIZED, Some(e.to_string())))
-        }
-        Err(e @ ClosingError::NoProof) => {
-            Ok(page(&ctx, StatusCode::BAD_REQUEST, Some(e.to_string())))
-        }
+        // No proof can fix this one: it is about the account, not what was typed.
+        Err(e @ ClosingError::LastAdmin) => Ok(page(
+            &ctx,
+            StatusCode::CONFLICT,
+            FormError::form(e.to_string()),
+        )),
+        Err(e @ ClosingError::WrongProof) => Ok(page(
+            &ctx,
+            StatusCode::UNAUTHORIZED,
+            FormError::on("proof", e.to_string()),
+        )),
+        Err(e @ ClosingError::NoProof) => Ok(page(
+            &ctx,
+            StatusCode::BAD_REQUEST,
+            FormError::on("proof", e.to_string()),
+        )),
     }
 }

@@ -11,7 +11,7 @@ use crate::web::error::AppError;
 use crate::web::handlers::confirm::{self, Ask};
 use crate::web::handlers::see_other;
 use crate::web::session::TOTP_SETUP_KEY;
-use crate::web::views::{RecoveryCodesPage, TotpPage, render};
+use crate::web::views::{FormError, RecoveryCodesPage, TotpPage, render};
 
 #[derive(Deserialize)]
 pub struct EnableForm {
@@ -49,7 +49,7 @@ fn setup_secret(ctx: &Ctx) -> Vec<u8> {
 
 async fn page(
     ctx: &Ctx,
-    error: Option<String>,
+    error: FormError,
     notice: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let u = ctx.require_user()?;
@@ -95,7 +95,7 @@ pub async fn show(ctx: Ctx, q: web::Query<DoneQuery>) -> Result<HttpResponse, Ap
         ),
         _ => None,
     };
-    page(&ctx, None, notice).await
+    page(&ctx, FormError::none(), notice).await
 }
 
 pub async fn enable(ctx: Ctx, form: web::Form<EnableForm>) -> Result<HttpResponse, AppError> {
@@ -111,7 +111,8 @@ pub async fn enable(ctx: Ctx, form: web::Form<EnableForm>) -> Result<HttpRespons
     else {
         return page(
             &ctx,
-            Some("The setup expired. Scan the new QR code and try again.".into()),
+            // A new secret, so a new QR code: no code typed for the old one can fix it.
+            FormError::form("The setup expired. Scan the new QR code and try again."),
             None,
         )
         .await;
@@ -127,7 +128,10 @@ pub async fn enable(ctx: Ctx, form: web::Form<EnableForm>) -> Result<HttpRespons
             Ok(fresh_codes_page(&ctx, codes))
         }
         Err(MfaError::Internal(e)) => Err(e.into()),
-        Err(e) => page(&ctx, Some(e.to_string()), None).await,
+        Err(e @ MfaError::WrongCode) => {
+            page(&ctx, FormError::on("code", e.to_string()), None).await
+        }
+        Err(e) => page(&ctx, FormError::form(e.to_string()), None).await,
     }
 }
 

@@ -10,7 +10,7 @@ use crate::auth::oauth::device::{DeviceAnswer, DeviceOutcome, VERIFICATION_PATH}
 use crate::web::ctx::Ctx;
 use crate::web::error::AppError;
 use crate::web::handlers::oauth::authorize::{describe, signed_in};
-use crate::web::views::{DeviceDone, DevicePage, DevicePrompt, render};
+use crate::web::views::{DeviceDone, DevicePage, DevicePrompt, FormError, render};
 
 #[derive(Deserialize, Default)]
 pub struct DeviceQuery {
@@ -35,7 +35,7 @@ pub async fn show(ctx: Ctx, q: web::Query<DeviceQuery>) -> Result<HttpResponse, 
     ctx.require_user()?;
     match q.into_inner().user_code.filter(|c| !c.trim().is_empty()) {
         Some(code) => entry(&ctx, &code, None).await,
-        None => Ok(page(&ctx, StatusCode::OK, String::new(), None)),
+        None => Ok(page(&ctx, StatusCode::OK, String::new(), FormError::none())),
     }
 }
 
@@ -75,7 +75,14 @@ async fn entry(
                 scopes: scopes.iter().map(|s| describe(s)).collect(),
                 user_code,
             };
-            render_page(ctx, StatusCode::OK, String::new(), None, Some(prompt), None)
+            render_page(
+                ctx,
+                StatusCode::OK,
+                String::new(),
+                FormError::none(),
+                Some(prompt),
+                None,
+            )
         }
         DeviceOutcome::Approved { app } => done(
             ctx,
@@ -93,14 +100,20 @@ async fn entry(
             ctx,
             StatusCode::BAD_REQUEST,
             typed,
-            Some(UNKNOWN_CODE.into()),
+            FormError::on("user_code", UNKNOWN_CODE),
         ),
         DeviceOutcome::Throttled(wait) => {
             let msg = format!(
                 "Too many codes entered. Please wait {} before trying again.",
                 crate::web::error::human_secs(wait.0)
             );
-            let mut res = page(ctx, StatusCode::TOO_MANY_REQUESTS, typed, Some(msg));
+            // Waiting fixes this, not another code.
+            let mut res = page(
+                ctx,
+                StatusCode::TOO_MANY_REQUESTS,
+                typed,
+                FormError::form(msg),
+            );
             if let Ok(v) = header::HeaderValue::from_str(&wait.0.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -120,13 +133,13 @@ async fn entry(
             ctx,
             StatusCode::FORBIDDEN,
             typed,
-            Some(why.description().into()),
+            FormError::form(why.description()),
         ),
     })
 }
 
 /// The code form, with an error when there is one.
-fn page(ctx: &Ctx, status: StatusCode, code: String, error: Option<String>) -> HttpResponse {
+fn page(ctx: &Ctx, status: StatusCode, code: String, error: FormError) -> HttpResponse {
     render_page(ctx, status, code, error, None, None)
 }
 
@@ -135,7 +148,7 @@ fn done(ctx: &Ctx, heading: &str, message: String) -> HttpResponse {
         ctx,
         StatusCode::OK,
         String::new(),
-        None,
+        FormError::none(),
         None,
         Some(DeviceDone {
             heading: heading.into(),
@@ -148,7 +161,7 @@ fn render_page(
     ctx: &Ctx,
     status: StatusCode,
     code: String,
-    error: Option<String>,
+    error: FormError,
     prompt: Option<DevicePrompt>,
     done: Option<DeviceDone>,
 ) -> HttpResponse {

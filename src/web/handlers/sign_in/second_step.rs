@@ -10,7 +10,7 @@ use crate::web::error::AppError;
 use crate::web::handlers::see_other;
 use crate::web::handlers::sign_in::app_context::app_context;
 use crate::web::session::{MfaPending, PENDING_KEY, SignedIn, pending, sign_in};
-use crate::web::views::{MfaPage, render};
+use crate::web::views::{FormError, MfaPage, render};
 
 #[derive(Deserialize)]
 pub struct CodeForm {
@@ -68,7 +68,7 @@ pub async fn form(ctx: Ctx) -> Result<HttpResponse, AppError> {
             StatusCode::OK,
             &MfaPage {
                 chrome: ctx.chrome(),
-                error: None,
+                error: FormError::none(),
                 webauthn: factors.webauthn,
                 app: app_context(&ctx, &p.next).await,
             },
@@ -110,9 +110,9 @@ async fn submit_inner(ctx: Ctx, form: web::Form<CodeForm>) -> Result<HttpRespons
         &MfaPage {
             chrome: ctx.chrome(),
             webauthn: factors.webauthn,
-            error: Some(
-                "That code did not work. Try the newest code from your app, or a recovery code."
-                    .into(),
+            error: FormError::on(
+                "code",
+                "That code did not work. Try the newest code from your app, or a recovery code.",
             ),
             app,
         },

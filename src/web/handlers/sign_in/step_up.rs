@@ -18,7 +18,7 @@ use crate::web::handlers::sign_in::app_context::app_context;
 use crate::web::session::{
     Ceremony, SignedIn, WEBAUTHN_REAUTH_KEY, put_ceremony, take_ceremony, update,
 };
-use crate::web::views::{ReauthPage, render};
+use crate::web::views::{FormError, ReauthPage, render};
 
 #[derive(Deserialize)]
 pub struct NextQuery {
@@ -62,7 +62,7 @@ pub async fn form(ctx: Ctx, q: web::Query<NextQuery>) -> Result<HttpResponse, Ap
                 code: factors.totp,
                 webauthn: factors.webauthn && ctx.state.sign_in.webauthn_available(),
                 factor: q.factor.is_some(),
-                error: None,
+                error: FormError::none(),
                 app: app_context(&ctx, &safe_next(q.next.as_deref())).await,
             },
         ),
@@ -169,7 +169,9 @@ async fn submit_inner(ctx: Ctx, form: web::Form<ReauthForm>) -> Result<HttpRespo
                 code,
                 webauthn: false,
                 factor: false,
-                error: Some("That did not match. Try again.".into()),
+                // The service does not say which of password and code was wrong; the
+                // summary leads to the first field, where the user starts again.
+                error: FormError::on("password", "That did not match. Try again."),
             },
         )),
         StepUp::Ended => {
