@@ -68,6 +68,17 @@ impl SignIn {
         .await
     }
 
+    /// The account's stored password hash (`None`: no password, or no such account),
+    /// read fresh for each check.
+    async fn password_hash_of(&self, user_id: &str) -> Result<Option<String>, InternalError> {
+        let uid = user_id.to_string();
+        Ok(self
+            .db
+            .run(move |c| crate::db::repo::users::find(c, &uid).map_err(InternalError::from))
+            .await?
+            .and_then(|user| user.password_hash))
+    }
+
     /// Step-up with the password, and `code` when the account has an authenticator app.
     pub async fn step_up_password(
         &self,
@@ -78,12 +89,7 @@ impl SignIn {
         ctx: &AuditCtx,
     ) -> Result<StepUp, SignInError> {
         let reservation = self.reserve_step_up(ip, who).await?;
-        let uid = who.user_id.to_string();
-        let stored = self
-            .db
-            .run(move |c| crate::db::repo::users::find(c, &uid).map_err(InternalError::from))
-            .await?
-            .and_then(|user| user.password_hash);
+        let stored = self.password_hash_of(who.user_id).await?;
         let verified_hash = stored.clone().unwrap_or_default();
         let verified = self.hasher.verify(stored, password).await?;
         if reservation.outlived() {
@@ -146,12 +152,7 @@ impl SignIn {
         ctx: &AuditCtx,
     ) -> Result<bool, SignInError> {
         let reservation = self.reserve_step_up(ip, who).await?;
-        let uid = who.user_id.to_string();
-        let stored = self
-            .db
-            .run(move |c| crate::db::repo::users::find(c, &uid).map_err(InternalError::from))
-            .await?
-            .and_then(|user| user.password_hash);
+        let stored = self.password_hash_of(who.user_id).await?;
         let code = could_be_code(&proof).then(|| proof.clone());
         // Checked even for an account without a password (against a dummy hash, which
         // fails), so the answer takes as long either way.
